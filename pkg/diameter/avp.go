@@ -1,0 +1,269 @@
+package diameter
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/fiorix/go-diameter/v4/diam"
+	"github.com/fiorix/go-diameter/v4/diam/avp"
+	"github.com/fiorix/go-diameter/v4/diam/datatype"
+	"github.com/fiorix/go-diameter/v4/diam/dict"
+)
+
+// Flags returns the AVP header flags (V and M bits) that the embedded
+// dictionaries define for code/vendor. Unknown AVPs get V when vendor != 0
+// and no M bit.
+func Flags(code, vendor uint32) uint8 {
+	if f, ok := avpFlags[avpKey{code, vendor}]; ok {
+		return f
+	}
+	if vendor != 0 {
+		return avp.Vbit
+	}
+	return 0
+}
+
+// NewAVP builds an AVP with the flags of the dictionaries (see Flags).
+func NewAVP(code, vendor uint32, data datatype.Type) *diam.AVP {
+	return diam.NewAVP(code, Flags(code, vendor), vendor, data)
+}
+
+// VendorAVP builds a 3GPP (vendor 10415) AVP, e.g.
+// VendorAVP(AVPPublicIdentity, datatype.UTF8String("sip:alice@ims.example")).
+func VendorAVP(code uint32, data datatype.Type) *diam.AVP {
+	return NewAVP(code, Vendor3GPP, data)
+}
+
+// BaseAVP builds an IETF (vendor 0) AVP, e.g. BaseAVP(AVPUserName, ...).
+func BaseAVP(code uint32, data datatype.Type) *diam.AVP {
+	return NewAVP(code, 0, data)
+}
+
+// Grouped builds a grouped AVP holding children.
+func Grouped(code, vendor uint32, children ...*diam.AVP) *diam.AVP {
+	return NewAVP(code, vendor, &diam.GroupedAVP{AVP: children})
+}
+
+// VendorSpecificAppID builds Vendor-Specific-Application-Id{Vendor-Id,
+// Auth-Application-Id} for app (RFC 6733 §6.11).
+func VendorSpecificAppID(app App) *diam.AVP {
+	return Grouped(AVPVendorSpecificApplicationID, 0,
+		BaseAVP(AVPVendorID, datatype.Unsigned32(app.Vendor())),
+		BaseAVP(AVPAuthApplicationID, datatype.Unsigned32(uint32(app))))
+}
+
+// ExperimentalResult builds Experimental-Result{Vendor-Id 10415,
+// Experimental-Result-Code code}.
+func ExperimentalResult(code uint32) *diam.AVP {
+	return Grouped(AVPExperimentalResult, 0,
+		BaseAVP(AVPVendorID, datatype.Unsigned32(Vendor3GPP)),
+		BaseAVP(AVPExperimentalResultCode, datatype.Unsigned32(code)))
+}
+
+// FindIn returns every AVP reached by following path (AVP codes, any vendor)
+// down grouped AVPs from avps: FindIn(m.AVP, AVPSIPAuthDataItem,
+// AVPSIPAuthenticate) gives the SIP-Authenticate of every SIP-Auth-Data-Item.
+func FindIn(avps []*diam.AVP, path ...uint32) []*diam.AVP {
+	if len(path) == 0 {
+		return nil
+	}
+	var out []*diam.AVP
+	for _, a := range avps {
+		if a == nil || a.Code != path[0] {
+			continue
+		}
+		if len(path) == 1 {
+			out = append(out, a)
+			continue
+		}
+		if g, ok := a.Data.(*diam.GroupedAVP); ok {
+			out = append(out, FindIn(g.AVP, path[1:]...)...)
+		}
+	}
+	return out
+}
+
+// Find returns the first AVP at path in m (see FindIn) or nil.
+func Find(m *diam.Message, path ...uint32) *diam.AVP {
+	if m == nil {
+		return nil
+	}
+	if r := FindIn(m.AVP, path...); len(r) > 0 {
+		return r[0]
+	}
+	return nil
+}
+
+// FindAll returns every AVP at path in m (see FindIn).
+func FindAll(m *diam.Message, path ...uint32) []*diam.AVP {
+	if m == nil {
+		return nil
+	}
+	return FindIn(m.AVP, path...)
+}
+
+// Children returns the AVPs inside a grouped AVP, or nil.
+func Children(a *diam.AVP) []*diam.AVP {
+	if a == nil {
+		return nil
+	}
+	if g, ok := a.Data.(*diam.GroupedAVP); ok {
+		return g.AVP
+	}
+	return nil
+}
+
+// AsString returns the value of a UTF8String, OctetString, DiameterIdentity
+// or DiameterURI AVP as plain text (never the library's String() rendering).
+func AsString(a *diam.AVP) (string, bool) {
+	if a == nil {
+		return "", false
+	}
+	switch v := a.Data.(type) {
+	case datatype.UTF8String:
+		return string(v), true
+	case datatype.OctetString:
+		return string(v), true
+	case datatype.DiameterIdentity:
+		return string(v), true
+	case datatype.DiameterURI:
+		return string(v), true
+	}
+	return "", false
+}
+
+// AsBytes returns the raw value of an OctetString-like AVP (see AsString).
+func AsBytes(a *diam.AVP) ([]byte, bool) {
+	s, ok := AsString(a)
+	if !ok {
+		return nil, false
+	}
+	return []byte(s), true
+}
+
+// AsUint32 returns the value of an Unsigned32, Enumerated or Integer32 AVP.
+func AsUint32(a *diam.AVP) (uint32, bool) {
+	if a == nil {
+		return 0, false
+	}
+	switch v := a.Data.(type) {
+	case datatype.Unsigned32:
+		return uint32(v), true
+	case datatype.Enumerated:
+		return uint32(v), true
+	case datatype.Integer32:
+		return uint32(v), true
+	}
+	return 0, false
+}
+
+// AsIP returns the value of an Address AVP, or of a 4/16-byte OctetString
+// (Framed-IP-Address).
+func AsIP(a *diam.AVP) (net.IP, bool) {
+	if a == nil {
+		return nil, false
+	}
+	switch v := a.Data.(type) {
+	case datatype.Address:
+		return net.IP(v), true
+	case datatype.OctetString:
+		if len(v) == 4 || len(v) == 16 {
+			return net.IP(v), true
+		}
+	}
+	return nil, false
+}
+
+// String returns the text at path in m, or "" (see AsString).
+func String(m *diam.Message, path ...uint32) string {
+	s, _ := AsString(Find(m, path...))
+	return s
+}
+
+// Uint32 returns the number at path in m (see AsUint32).
+func Uint32(m *diam.Message, path ...uint32) (uint32, bool) {
+	return AsUint32(Find(m, path...))
+}
+
+// Result returns the outcome of an answer: Result-Code (experimental=false)
+// or, when absent, Experimental-Result/Experimental-Result-Code
+// (experimental=true). ok is false when the answer carries neither.
+func Result(m *diam.Message) (code uint32, experimental, ok bool) {
+	if c, ok := Uint32(m, AVPResultCode); ok {
+		return c, false, true
+	}
+	if c, ok := Uint32(m, AVPExperimentalResult, AVPExperimentalResultCode); ok {
+		return c, true, true
+	}
+	return 0, false, false
+}
+
+// IsSuccess reports whether an answer's Result-Code or
+// Experimental-Result-Code is in the 2xxx class.
+func IsSuccess(m *diam.Message) bool {
+	c, _, ok := Result(m)
+	return ok && c >= 2000 && c < 3000
+}
+
+// ErrMalformed is wrapped by Decode errors for bytes that are not a
+// Diameter message.
+var ErrMalformed = errors.New("diameter: malformed message")
+
+// MaxMessageLength bounds accepted messages (bytes); longer ones are refused.
+const MaxMessageLength = 1 << 20
+
+// Decode parses one complete Diameter message from b with dictionary p. It
+// never panics: go-diameter v4.3.0 can panic on some inputs, which is
+// recovered and returned as an error wrapping ErrMalformed. When the header
+// is valid but the body does not decode, the partially decoded message is
+// returned with the error (its Header is usable for an error answer).
+func Decode(b []byte, p *dict.Parser) (m *diam.Message, err error) {
+	if len(b) < diam.HeaderLength {
+		return nil, fmt.Errorf("%w: %d bytes, shorter than a header", ErrMalformed, len(b))
+	}
+	if b[0] != 1 {
+		return nil, fmt.Errorf("%w: version %d", ErrMalformed, b[0])
+	}
+	l := int(binary.BigEndian.Uint32(b[0:4]) & 0xffffff)
+	if l != len(b) || l%4 != 0 {
+		return nil, fmt.Errorf("%w: length field %d, have %d bytes", ErrMalformed, l, len(b))
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("%w: decoder panic: %v", ErrMalformed, r)
+		}
+	}()
+	m, err = diam.ReadMessage(bytes.NewReader(b), p)
+	if err != nil {
+		if m == nil || m.Header == nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		return m, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return m, nil
+}
+
+// readFrame reads one message's bytes (header + body) from r.
+func readFrame(r io.Reader) ([]byte, error) {
+	var hdr [diam.HeaderLength]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	if hdr[0] != 1 {
+		return nil, fmt.Errorf("%w: version %d", ErrMalformed, hdr[0])
+	}
+	l := int(binary.BigEndian.Uint32(hdr[0:4]) & 0xffffff)
+	if l < diam.HeaderLength || l%4 != 0 || l > MaxMessageLength {
+		return nil, fmt.Errorf("%w: message length %d", ErrMalformed, l)
+	}
+	b := make([]byte, l)
+	copy(b, hdr[:])
+	if _, err := io.ReadFull(r, b[diam.HeaderLength:]); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
