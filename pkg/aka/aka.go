@@ -78,7 +78,7 @@ func ComputeOPc(k, op []byte) ([]byte, error) {
 
 // Credentials are a subscriber's AKA secrets as the HSS stores them for an
 // IMPI: K (16 bytes), exactly one of OP or OPc (16 bytes each) and AMF
-// (2 bytes, TS 33.102 §6.3.2 and Annex H; IMS typically uses 0x8000 or
+// (2 bytes, TS 33.102 §6.3.2; IMS deployments typically use 0x8000 or
 // 0x0000).
 type Credentials struct {
 	K   []byte

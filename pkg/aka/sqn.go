@@ -1,7 +1,7 @@
 package aka
 
 // SQN layout per TS 33.102 Annex C: SQN = SEQ ‖ IND, here with a 43-bit
-// SEQ and a 5-bit IND (the IND length Annex C's profile and common USIMs
+// SEQ and a 5-bit IND (the IND length commonly used by USIMs and HSSs
 // use), 48 bits in all.
 //
 // IND policy of this package: the HSS always uses IND = 0 and advances SEQ

@@ -54,12 +54,12 @@ func CheckAUTN(k, opc, rand, autn []byte) (res, ck, ik []byte, sqn uint64, err e
 //
 // Freshness is simplified: a SQN is accepted when it is greater than SQN_MS
 // (and, when MaxDelta > 0, at most SQN_MS + MaxDelta); the per-IND array of
-// Annex C.2 is not modelled. UE is safe for concurrent use.
+// Annex C is not modelled. UE is safe for concurrent use.
 type UE struct {
 	K   []byte // 16 bytes
 	OPc []byte // 16 bytes
 	// MaxDelta, when > 0, bounds how far ahead of SQN_MS an accepted SQN
-	// may be (the Δ of TS 33.102 Annex C.2.1).
+	// may be (the Δ of TS 33.102 Annex C).
 	MaxDelta uint64
 
 	mu    sync.Mutex

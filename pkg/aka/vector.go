@@ -10,7 +10,7 @@ import (
 )
 
 // Vector is one authentication vector (quintet) as the HSS returns it in
-// an MAA (TS 33.102 §6.3.2, TS 29.228 §6.3.13 SIP-Auth-Data-Item).
+// an MAA (TS 33.102 §6.3.2, TS 29.229 §6.3.13 SIP-Auth-Data-Item).
 //
 //	RAND 16 bytes   random challenge
 //	AUTN 16 bytes   (SQN ⊕ AK) ‖ AMF ‖ MAC-A
