@@ -1,0 +1,368 @@
+// Package sipproxy is the SIP transport and RFC 3261 §16 stateful proxy core
+// shared by the P-CSCF, I-CSCF and S-CSCF. It is built on
+// github.com/emiago/sipgo (transport and transaction layers).
+//
+// A Proxy listens on UDP and TCP on one host:port, plus any number of extra
+// sockets added with Listen (e.g. IPsec protected ports). Every new request
+// is handed, after RFC 3261 §16.3/§16.4 pre-processing (validation, loose
+// route pop), to the user's Handler together with a *Txn. The handler then
+//
+//   - answers as a UAS:        t.Respond(200, "OK", hdrs...)
+//   - proxies statefully:      res, err := t.Forward(ctx, opts, targets...)
+//     (inspect / edit res, try another target, then t.Relay(res))
+//   - or returns; a request left without a final response is answered with
+//     the last Forward result, or 500 if there was none.
+//
+// The Proxy also acts as a UAC with Do (NOTIFY, third-party REGISTER, ...).
+//
+// Headers other than Via, Max-Forwards, Route and Record-Route are forwarded
+// as sipgo parsed them; sipgo keeps unknown headers as raw text and
+// re-serialises Contact parameters unchanged (tested with a VoLTE REGISTER).
+package sipproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"go.uber.org/zap"
+)
+
+// Defaults for Config.
+const (
+	DefaultTimerC           = 180 * time.Second // RFC 3261 §16.6 step 11: > 3 minutes recommended; 3 min here
+	DefaultNonInviteTimeout = 32 * time.Second  // 64*T1, Timer F
+	DefaultMaxForwards      = 70
+)
+
+// Handler processes one new server transaction. It runs on its own goroutine
+// and may block; the server transaction stays open until it returns.
+// ctx is cancelled when the transaction ends, the upstream CANCELs it, or the
+// proxy closes.
+type Handler func(ctx context.Context, t *Txn)
+
+// Config configures a Proxy. The zero value of each field has a working
+// default except Handler, which is required.
+type Config struct {
+	// ListenAddr is "host:port" opened for both UDP and TCP. Port 0 picks one
+	// free port used for both. Default "127.0.0.1:5060".
+	ListenAddr string
+	// Host is the host (IP or FQDN) this proxy puts in Via sent-by and
+	// Record-Route. Default: the host of ListenAddr.
+	Host string
+	// Aliases are extra host names or IPs that mean "this proxy" when
+	// matching Route headers (RFC 3261 §16.4), e.g. "pcscf.ims.example.org".
+	Aliases []string
+	// Handler is called for each new request. Required.
+	Handler Handler
+	// Logger receives structured logs; default zap.NewNop().
+	Logger *zap.Logger
+	// TimerC bounds an INVITE branch without a final response (RFC 3261
+	// §16.6 step 11); restarted by each provisional. Default DefaultTimerC.
+	TimerC time.Duration
+	// NonInviteTimeout bounds a non-INVITE branch (the proxy's Timer F);
+	// never longer than sipgo's own Timer F (64*T1). Default 32 s.
+	NonInviteTimeout time.Duration
+}
+
+// Proxy is a SIP stateful proxy core, UAS and UAC on one set of sockets.
+// Create with New, then Start; stop with Close.
+type Proxy struct {
+	cfg Config
+	log *zap.Logger
+
+	ua  *sipgo.UserAgent
+	tp  *sip.TransportLayer
+	txl *sip.TransactionLayer
+
+	mu        sync.Mutex
+	listeners []*listener
+	closed    bool
+	baseCtx   context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // serve goroutines and handlers
+	selfHosts map[string]bool
+}
+
+type listener struct {
+	network string // "udp" or "tcp"
+	addr    *net.TCPAddr
+	closer  io.Closer
+}
+
+// ErrClosed is returned by operations on a closed Proxy.
+var ErrClosed = errors.New("sipproxy: proxy closed")
+
+// New builds a Proxy from cfg without opening sockets.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Handler == nil {
+		return nil, errors.New("sipproxy: Config.Handler is required")
+	}
+	if cfg.ListenAddr == "" {
+		cfg.ListenAddr = "127.0.0.1:5060"
+	}
+	host, _, err := net.SplitHostPort(cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("sipproxy: bad ListenAddr %q: %w", cfg.ListenAddr, err)
+	}
+	if cfg.Host == "" {
+		cfg.Host = host
+	}
+	if cfg.Host == "" || cfg.Host == "0.0.0.0" || cfg.Host == "::" {
+		return nil, fmt.Errorf("sipproxy: Config.Host is required when listening on %q", cfg.ListenAddr)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.TimerC <= 0 {
+		cfg.TimerC = DefaultTimerC
+	}
+	if cfg.NonInviteTimeout <= 0 {
+		cfg.NonInviteTimeout = DefaultNonInviteTimeout
+	}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, selfHosts: map[string]bool{}}
+	p.selfHosts[strings.ToLower(cfg.Host)] = true
+	for _, a := range cfg.Aliases {
+		p.selfHosts[strings.ToLower(a)] = true
+	}
+	slogger := slog.New(newZapSlogHandler(cfg.Logger.Named("sipgo")))
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(slogger),
+			sip.WithTransactionLayerUnhandledResponseHandler(p.handleStrayResponse),
+		),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slogger)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("sipproxy: %w", err)
+	}
+	p.ua = ua
+	p.tp = ua.TransportLayer()
+	p.txl = ua.TransactionLayer()
+	p.txl.OnRequest(p.handleRequest)
+	p.baseCtx, p.cancel = context.WithCancel(context.Background())
+	return p, nil
+}
+
+// Start opens UDP and TCP on Config.ListenAddr (same port) and serves until
+// Close or until ctx is done. It returns once the sockets are bound.
+func (p *Proxy) Start(ctx context.Context) error {
+	host, portStr, _ := net.SplitHostPort(p.cfg.ListenAddr)
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("sipproxy: bad port in %q", p.cfg.ListenAddr)
+	}
+	var lastErr error
+	for attempt := 0; attempt < 20; attempt++ {
+		udpAddr, err := p.Listen("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return err
+		}
+		_, err = p.Listen("tcp", udpAddr.String())
+		if err == nil {
+			lastErr = nil
+			break
+		}
+		lastErr = err
+		p.closeListener(udpAddr.String(), "udp")
+		if port != 0 {
+			break
+		}
+	}
+	if lastErr != nil {
+		return lastErr
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = p.Close()
+		case <-p.baseCtx.Done():
+		}
+	}()
+	return nil
+}
+
+// Listen adds a listening socket ("udp" or "tcp", addr "ip:port", port 0
+// allowed) served by the same proxy, and returns the bound address. Use it
+// for extra sockets such as IPsec protected ports; choose it for outgoing
+// requests with Target.Laddr.
+func (p *Proxy) Listen(network, addr string) (*net.TCPAddr, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	p.mu.Unlock()
+	network = strings.ToLower(network)
+	var l *listener
+	switch network {
+	case "udp":
+		ua, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("sipproxy: resolve %s: %w", addr, err)
+		}
+		c, err := net.ListenUDP("udp", ua)
+		if err != nil {
+			return nil, fmt.Errorf("sipproxy: listen udp %s: %w", addr, err)
+		}
+		la := c.LocalAddr().(*net.UDPAddr)
+		l = &listener{network: "udp", addr: &net.TCPAddr{IP: la.IP, Port: la.Port, Zone: la.Zone}, closer: c}
+		p.serve(l, func() error { return p.tp.ServeUDP(c) })
+	case "tcp":
+		ta, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("sipproxy: resolve %s: %w", addr, err)
+		}
+		c, err := net.ListenTCP("tcp", ta)
+		if err != nil {
+			return nil, fmt.Errorf("sipproxy: listen tcp %s: %w", addr, err)
+		}
+		l = &listener{network: "tcp", addr: c.Addr().(*net.TCPAddr), closer: c}
+		p.serve(l, func() error { return p.tp.ServeTCP(c) })
+	default:
+		return nil, fmt.Errorf("sipproxy: unsupported network %q (udp, tcp)", network)
+	}
+	p.log.Info("sip listening", zap.String("network", network), zap.Stringer("addr", l.addr))
+	return l.addr, nil
+}
+
+func (p *Proxy) serve(l *listener, fn func() error) {
+	p.mu.Lock()
+	p.listeners = append(p.listeners, l)
+	p.selfHosts[strings.ToLower(l.addr.IP.String())] = true
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.wg.Done()
+		if err := fn(); err != nil && !errors.Is(err, net.ErrClosed) {
+			p.log.Warn("sip listener stopped", zap.String("network", l.network), zap.Stringer("addr", l.addr), zap.Error(err))
+		}
+	}()
+}
+
+func (p *Proxy) closeListener(addr, network string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, l := range p.listeners {
+		if l.network == network && l.addr.String() == addr {
+			_ = l.closer.Close()
+			p.listeners = append(p.listeners[:i], p.listeners[i+1:]...)
+			return
+		}
+	}
+}
+
+// Addr returns the primary bound address for "udp" or "tcp" (nil before
+// Start).
+func (p *Proxy) Addr(network string) *net.TCPAddr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	network = strings.ToLower(network)
+	for _, l := range p.listeners {
+		if l.network == network {
+			return l.addr
+		}
+	}
+	return nil
+}
+
+// Host returns the advertised host (Config.Host).
+func (p *Proxy) Host() string { return p.cfg.Host }
+
+// URI returns this proxy's SIP URI for transport ("udp"/"tcp"): host, primary
+// listen port, ;transport= and ;lr. It is what Record-Route carries.
+func (p *Proxy) URI(transport string) sip.Uri {
+	tp := strings.ToLower(transport)
+	if tp == "" {
+		tp = "udp"
+	}
+	u := sip.Uri{Scheme: "sip", Host: p.cfg.Host, UriParams: sip.NewParams()}
+	if a := p.Addr(tp); a != nil {
+		u.Port = a.Port
+	}
+	u.UriParams.Add("transport", tp)
+	u.UriParams.Add("lr", "")
+	return u
+}
+
+// IsSelf reports whether u addresses this proxy: its host is Config.Host, an
+// alias, or a listening IP, and its port (5060 if absent) is a listening
+// port. Used for the RFC 3261 §16.4 Route check.
+func (p *Proxy) IsSelf(u sip.Uri) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.selfHosts[strings.ToLower(strings.Trim(u.Host, "[]"))] {
+		return false
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+		if u.Scheme == "sips" {
+			port = 5061
+		}
+	}
+	for _, l := range p.listeners {
+		if l.addr.Port == port {
+			return true
+		}
+	}
+	return false
+}
+
+// Close stops listeners, terminates transactions, waits for serve
+// goroutines and running handlers, and releases sockets. Safe to call twice.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	ls := p.listeners
+	p.listeners = nil
+	p.mu.Unlock()
+	p.cancel()
+	var errs error
+	for _, l := range ls {
+		if err := l.closer.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = errors.Join(errs, err)
+		}
+	}
+	if err := p.ua.Close(); err != nil {
+		errs = errors.Join(errs, err)
+	}
+	p.wg.Wait()
+	return errs
+}
+
+// listenPort returns the port of the first listener of network.
+func (p *Proxy) listenPort(network string) int {
+	if a := p.Addr(network); a != nil {
+		return a.Port
+	}
+	return 0
+}
+
+// MaxUDPMessageSize is what sipgo may send in one UDP datagram. sipgo
+// refuses messages larger than sip.UDPMTUSize-200 (1300 bytes by default,
+// RFC 3261 §18.1.1) with ErrUDPMTUCongestion instead of switching to TCP; a
+// VoLTE REGISTER with Security-Client, Path and P-Access-Network-Info is
+// often larger. Importing this package therefore raises sipgo's global limit
+// (at init, before any goroutine runs) so such requests can be relayed over
+// UDP like other IMS cores do, relying on IP fragmentation.
+const MaxUDPMessageSize = 65000
+
+func init() {
+	if sip.UDPMTUSize < MaxUDPMessageSize+200 {
+		sip.UDPMTUSize = MaxUDPMessageSize + 200
+	}
+}

@@ -1,0 +1,761 @@
+package sipproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"go.uber.org/zap"
+)
+
+// Errors returned by Forward together with a locally generated response.
+var (
+	ErrTimeout     = errors.New("sipproxy: no final response before timeout") // response 408
+	ErrTransport   = errors.New("sipproxy: transport failure towards target")  // response 503 (500 when selected, RFC 3261 §16.7)
+	ErrTooManyHops = errors.New("sipproxy: Max-Forwards is 0")                 // response 483
+	ErrCanceled    = errors.New("sipproxy: request canceled")                  // response 487
+)
+
+// Target is one destination of Forward (RFC 3261 §16.5/§16.6).
+type Target struct {
+	// RequestURI replaces the Request-URI (retargeting); nil keeps it.
+	RequestURI *sip.Uri
+	// Route entries pushed on top of the request's Route set, in order
+	// (e.g. Service-Route, Path, an AS with the ODI).
+	Route []sip.Uri
+	// NextHop, if set, is where the request is sent (host, port, and
+	// ;transport=), without touching Request-URI or Route (like Kamailio's
+	// $du). Otherwise the next hop is the top Route, else the Request-URI.
+	// Host names are resolved with DNS A/AAAA (then SRV, by sipgo).
+	NextHop *sip.Uri
+	// Transport "udp" or "tcp"; default: ;transport= of the next hop, else udp.
+	Transport string
+	// Laddr "ip:port" selects the local socket the request leaves from. For
+	// UDP it must be one of the proxy's UDP listeners (default: the primary
+	// one). For TCP it is the local address the connection is dialled from;
+	// it must not be a TCP listening port (see package notes).
+	Laddr string
+}
+
+// ForwardOptions tune one Forward call.
+type ForwardOptions struct {
+	// RecordRoute inserts a Record-Route with RecordRouteURI, or with
+	// p.URI(outgoing transport) (host, port, ;transport=, ;lr).
+	RecordRoute    bool
+	RecordRouteURI *sip.Uri
+	// Timeout overrides Config.TimerC (INVITE) / Config.NonInviteTimeout.
+	Timeout time.Duration
+	// OnResponse is called for every response received from a branch
+	// (provisional and final, 100 excluded) before it is relayed or
+	// returned; it may edit res. It runs on the branch goroutine.
+	OnResponse func(t Target, res *sip.Response)
+}
+
+// Txn is one server transaction handed to the Handler: the received request
+// and the means to answer it, forward it, or both. Its methods are safe for
+// concurrent use.
+type Txn struct {
+	p      *Proxy
+	origin *sip.Request // as received; owned by sipgo's server transaction
+	req    *sip.Request // working copy after §16.4 pre-processing
+	stx    *sip.ServerTx
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	finalSent bool
+	canceled  bool
+	last      *sip.Response // last Forward result not yet relayed
+	relayed   *sip.Response
+	branches  []*branch
+	dest      string
+}
+
+// Request returns the request after pre-processing (own Route popped). The
+// handler may modify it before Forward; each branch forwards a copy.
+func (t *Txn) Request() *sip.Request { return t.req }
+
+// Proxy returns the proxy that received the request.
+func (t *Txn) Proxy() *Proxy { return t.p }
+
+// Context is cancelled when the transaction ends or is CANCELed upstream.
+func (t *Txn) Context() context.Context { return t.ctx }
+
+// Canceled reports whether the upstream client CANCELed the INVITE (sipgo
+// has then already answered 200 to the CANCEL and 487 to the INVITE).
+func (t *Txn) Canceled() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.canceled
+}
+
+// NewResponse builds a response to the request (RFC 3261 §8.2.6) with extra
+// headers, for Respond-like use with edits.
+func (t *Txn) NewResponse(code int, reason string, hdrs ...sip.Header) *sip.Response {
+	res := sip.NewResponseFromRequest(t.origin, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	return res
+}
+
+// Respond answers the request as a UAS with code, reason and extra headers.
+func (t *Txn) Respond(code int, reason string, hdrs ...sip.Header) error {
+	return t.Relay(t.NewResponse(code, reason, hdrs...))
+}
+
+// Relay sends res upstream over the server transaction: a response built by
+// NewResponse, or one returned by Forward (its own Via is already removed).
+// Relaying the same response twice is a no-op; after a final response only
+// further 2xx to an INVITE are sent (forking, RFC 3261 §16.7 step 5).
+func (t *Txn) Relay(res *sip.Response) error {
+	if res == nil {
+		return errors.New("sipproxy: nil response")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.relayLocked(res)
+}
+
+func (t *Txn) relayLocked(res *sip.Response) error {
+	if res == t.relayed {
+		return nil
+	}
+	invite2xx := t.origin.IsInvite() && res.IsSuccess()
+	if t.finalSent && !invite2xx {
+		if res.IsProvisional() {
+			return nil
+		}
+		return fmt.Errorf("sipproxy: final response already sent, dropping %d", res.StatusCode)
+	}
+	if t.dest == "" {
+		t.dest = sip.NewResponseFromRequest(t.origin, 100, "Trying", nil).Destination()
+	}
+	res.SetDestination(t.dest)
+	res.SetTransport(t.origin.Transport())
+	var err error
+	if t.canceled && invite2xx {
+		// The server transaction is completed with 487; a 2xx from a
+		// branch still has to reach the caller (RFC 3261 §16.7 step 5).
+		err = t.stx.Connection().WriteMsg(res)
+	} else {
+		err = t.stx.Respond(res)
+	}
+	if !res.IsProvisional() {
+		t.finalSent = true
+		t.relayed = res
+		t.last = nil
+	}
+	return err
+}
+
+// Forward proxies the request statefully to targets in parallel (RFC 3261
+// §16.6; none given: by Route, else Request-URI) and returns the best final
+// response (§16.7), Via removed, not yet relayed, except a 2xx to an INVITE
+// which is relayed at once. The handler may edit it, forward again (next
+// target), or Relay it; if it returns without a final response, the last
+// result is relayed. Provisional responses (not 100) are relayed as they
+// come. On 2xx or 6xx the INVITE branches still pending are CANCELed.
+//
+// err is nil when the response came from downstream; otherwise the response
+// is local and err is ErrTimeout (408), ErrTransport (503/500),
+// ErrTooManyHops (483) or ErrCanceled (487; ctx done or upstream CANCEL).
+// An ACK is forwarded statelessly and Forward returns (nil, send error).
+func (t *Txn) Forward(ctx context.Context, opts ForwardOptions, targets ...Target) (*sip.Response, error) {
+	if len(targets) == 0 {
+		targets = []Target{{}}
+	}
+	if t.origin.IsAck() {
+		r, err := t.p.buildOutgoing(t.req, targets[0], &opts, ackBranch(t.req))
+		if err != nil {
+			return nil, err
+		}
+		return nil, t.p.tp.WriteMsg(r)
+	}
+	if t.Canceled() {
+		return t.local(sip.StatusRequestTerminated, "Request Terminated"), ErrCanceled
+	}
+	if mf := t.req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		return t.local(sip.StatusTooManyHops, "Too Many Hops"), ErrTooManyHops
+	}
+	invite := t.origin.IsInvite()
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = t.p.cfg.NonInviteTimeout
+		if invite {
+			timeout = t.p.cfg.TimerC
+		}
+	}
+	results := make(chan branchResult, len(targets))
+	var mine []*branch
+	for _, tg := range targets {
+		br, err := t.startBranch(tg, &opts, timeout, results)
+		if err != nil {
+			t.p.log.Info("forward failed", zap.String("method", string(t.origin.Method)), zap.Error(err))
+			results <- branchResult{res: t.local(sip.StatusServiceUnavailable, "Service Unavailable"), err: ErrTransport}
+			continue
+		}
+		mine = append(mine, br)
+	}
+	cancelOthers := func() {
+		for _, b := range mine {
+			b.cancelBranch()
+		}
+	}
+	var best branchResult
+	for pending := len(targets); pending > 0; {
+		select {
+		case r := <-results:
+			pending--
+			if r.res.IsSuccess() {
+				if invite {
+					cancelOthers()
+				}
+				return t.result(r.res), nil
+			}
+			if r.res.StatusCode >= 600 {
+				cancelOthers()
+				return t.result(r.res), nil
+			}
+			if best.res == nil || r.res.StatusCode/100 < best.res.StatusCode/100 {
+				best = r
+			}
+		case <-ctx.Done():
+			cancelOthers()
+			return t.local(sip.StatusRequestTerminated, "Request Terminated"), ErrCanceled
+		case <-t.ctx.Done():
+			cancelOthers()
+			return t.local(sip.StatusRequestTerminated, "Request Terminated"), ErrCanceled
+		}
+	}
+	if best.res.StatusCode == sip.StatusServiceUnavailable {
+		best.res.StatusCode = sip.StatusInternalServerError
+		best.res.Reason = "Server Internal Error"
+	}
+	return t.result(best.res), best.err
+}
+
+func (t *Txn) result(res *sip.Response) *sip.Response {
+	t.mu.Lock()
+	if res != t.relayed {
+		t.last = res
+	}
+	t.mu.Unlock()
+	return res
+}
+
+func (t *Txn) local(code int, reason string) *sip.Response {
+	return t.result(sip.NewResponseFromRequest(t.origin, code, reason, nil))
+}
+
+type branchResult struct {
+	res *sip.Response
+	err error
+}
+
+type branch struct {
+	t       *Txn
+	target  Target
+	req     *sip.Request
+	tx      *sip.ClientTx
+	invite  bool
+	results chan<- branchResult
+
+	mu          sync.Mutex
+	provisional bool
+	cancelWant  bool
+	cancelSent  bool
+	finished    bool
+}
+
+func (t *Txn) startBranch(tg Target, opts *ForwardOptions, timeout time.Duration, results chan<- branchResult) (*branch, error) {
+	r, err := t.p.buildOutgoing(t.req, tg, opts, "")
+	if err != nil {
+		return nil, err
+	}
+	b := &branch{t: t, target: tg, req: r, invite: r.IsInvite(), results: results}
+	cctx, cancel := context.WithTimeout(t.p.baseCtx, 10*time.Second)
+	tx, err := t.p.txl.Request(cctx, r)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	b.tx = tx
+	if b.invite {
+		// 2xx retransmissions absorbed by the client transaction are
+		// relayed upstream too (RFC 6026).
+		tx.OnRetransmission(func(res *sip.Response) {
+			if popOwnVia(t.p, res) {
+				_ = t.Relay(res)
+			}
+		})
+	}
+	t.mu.Lock()
+	t.branches = append(t.branches, b)
+	t.mu.Unlock()
+	t.p.wg.Add(1)
+	go b.run(opts, timeout)
+	return b, nil
+}
+
+func (b *branch) run(opts *ForwardOptions, timeout time.Duration) {
+	defer b.t.p.wg.Done()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	finish := func(res *sip.Response, err error) {
+		b.mu.Lock()
+		b.finished = true
+		b.mu.Unlock()
+		b.results <- branchResult{res: res, err: err}
+	}
+	for {
+		select {
+		case res := <-b.tx.Responses():
+			if !popOwnVia(b.t.p, res) {
+				continue
+			}
+			if res.IsProvisional() {
+				if res.StatusCode == 100 {
+					continue
+				}
+				b.mu.Lock()
+				b.provisional = true
+				sendCancel := b.cancelWant && !b.cancelSent
+				if sendCancel {
+					b.cancelSent = true
+				}
+				b.mu.Unlock()
+				if sendCancel {
+					b.sendCancel()
+				}
+				if b.invite {
+					if !timer.Stop() {
+						select {
+						case <-timer.C:
+						default:
+						}
+					}
+					timer.Reset(timeout)
+				}
+				if opts.OnResponse != nil {
+					opts.OnResponse(b.target, res)
+				}
+				_ = b.t.Relay(res)
+				continue
+			}
+			if opts.OnResponse != nil {
+				opts.OnResponse(b.target, res)
+			}
+			if b.invite && res.IsSuccess() {
+				if err := b.t.Relay(res); err != nil {
+					b.t.p.log.Warn("relaying 2xx failed", zap.Error(err))
+				}
+			}
+			finish(res, nil)
+			return
+		case <-b.tx.Done():
+			err := b.tx.Err()
+			if errors.Is(err, sip.ErrTransactionTimeout) {
+				finish(b.t.localQuiet(sip.StatusRequestTimeout, "Request Timeout"), ErrTimeout)
+			} else {
+				finish(b.t.localQuiet(sip.StatusServiceUnavailable, "Service Unavailable"), ErrTransport)
+			}
+			return
+		case <-timer.C:
+			b.mu.Lock()
+			prov := b.provisional
+			b.mu.Unlock()
+			if b.invite && prov {
+				// Timer C with a provisional: CANCEL and wait for the
+				// 487 a little longer, then give up (RFC 3261 §16.8).
+				b.cancelBranch()
+				timer.Reset(sip.Timer_F)
+				b.mu.Lock()
+				b.provisional = false
+				b.mu.Unlock()
+				continue
+			}
+			b.tx.Terminate()
+			finish(b.t.localQuiet(sip.StatusRequestTimeout, "Request Timeout"), ErrTimeout)
+			return
+		}
+	}
+}
+
+func (t *Txn) localQuiet(code int, reason string) *sip.Response {
+	return sip.NewResponseFromRequest(t.origin, code, reason, nil)
+}
+
+// cancelBranch CANCELs a pending INVITE branch now if it had a provisional,
+// else as soon as one arrives (RFC 3261 §9.1).
+func (b *branch) cancelBranch() {
+	if !b.invite {
+		return
+	}
+	b.mu.Lock()
+	if b.finished || b.cancelSent {
+		b.mu.Unlock()
+		return
+	}
+	b.cancelWant = true
+	send := b.provisional
+	if send {
+		b.cancelSent = true
+	}
+	b.mu.Unlock()
+	if send {
+		b.sendCancel()
+	}
+}
+
+func (b *branch) sendCancel() {
+	r := b.req
+	c := sip.NewRequest(sip.CANCEL, *r.Recipient.Clone())
+	c.AppendHeader(r.Via().Clone())
+	for _, h := range r.GetHeaders("Route") {
+		c.AppendHeader(sip.HeaderClone(h))
+	}
+	mf := sip.MaxForwardsHeader(DefaultMaxForwards)
+	c.AppendHeader(&mf)
+	if h := r.From(); h != nil {
+		c.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := r.To(); h != nil {
+		c.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := r.CallID(); h != nil {
+		c.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := r.CSeq(); h != nil {
+		c.AppendHeader(&sip.CSeqHeader{SeqNo: h.SeqNo, MethodName: sip.CANCEL})
+	}
+	c.SetBody(nil)
+	c.SetTransport(r.Transport())
+	c.SetDestination(r.Destination())
+	c.Laddr = r.Laddr
+	p := b.t.p
+	cctx, cancel := context.WithTimeout(p.baseCtx, 10*time.Second)
+	tx, err := p.txl.Request(cctx, c)
+	cancel()
+	if err != nil {
+		p.log.Info("sending CANCEL failed", zap.Error(err))
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer tx.Terminate()
+		for {
+			select {
+			case res := <-tx.Responses():
+				if !res.IsProvisional() {
+					return
+				}
+			case <-tx.Done():
+				return
+			}
+		}
+	}()
+}
+
+// popOwnVia removes the top Via of a response if it is one this proxy added
+// (sent-by host is ours); reports whether the response may go on.
+func popOwnVia(p *Proxy, res *sip.Response) bool {
+	v := res.Via()
+	if v == nil || !strings.EqualFold(v.Host, p.cfg.Host) {
+		return false
+	}
+	res.RemoveHeader("Via")
+	return res.Via() != nil
+}
+
+// buildOutgoing makes the copy of req sent to target tg: Request-URI, Route,
+// Record-Route, Max-Forwards and a new top Via; everything else untouched.
+// branchID "" generates a random branch.
+func (p *Proxy) buildOutgoing(req *sip.Request, tg Target, opts *ForwardOptions, branchID string) (*sip.Request, error) {
+	r := req.Clone()
+	if v := r.Via(); v != nil {
+		// RFC 3581 §4 / RFC 3261 §18.2.1 on the upstream Via.
+		if srcHost, srcPort, err := net.SplitHostPort(req.Source()); err == nil {
+			if rp, ok := v.Params.Get("rport"); ok && rp == "" {
+				v.Params.Add("rport", srcPort)
+				v.Params.Add("received", srcHost)
+			} else if v.Host != srcHost {
+				v.Params.Add("received", srcHost)
+			}
+		}
+	}
+	if tg.RequestURI != nil {
+		r.Recipient = *tg.RequestURI.Clone()
+	}
+	for i := len(tg.Route) - 1; i >= 0; i-- {
+		// One at a time: PrependHeader(a, b) would make sipgo's Route()
+		// return b.
+		r.PrependHeader(&sip.RouteHeader{Address: *tg.Route[i].Clone()})
+	}
+	// Max-Forwards (RFC 3261 §16.6 step 3). sipgo's Clone shares the
+	// MaxForwardsHeader pointer with the original: replace, never Dec().
+	mfv := uint32(DefaultMaxForwards)
+	if mf := r.MaxForwards(); mf != nil {
+		mfv = mf.Val() - 1
+		if mf.Val() == 0 {
+			mfv = 0
+		}
+		nmf := sip.MaxForwardsHeader(mfv)
+		r.ReplaceHeader(&nmf)
+	} else {
+		nmf := sip.MaxForwardsHeader(mfv)
+		r.PrependHeader(&nmf)
+	}
+
+	hop := &r.Recipient
+	if tg.NextHop != nil {
+		hop = tg.NextHop
+	} else if rt := r.Route(); rt != nil {
+		hop = &rt.Address
+	}
+	transport := strings.ToLower(tg.Transport)
+	if transport == "" {
+		if tp, ok := hop.UriParams.Get("transport"); ok && tp != "" {
+			transport = strings.ToLower(tp)
+		} else {
+			transport = "udp"
+		}
+	}
+	if transport != "udp" && transport != "tcp" {
+		return nil, fmt.Errorf("sipproxy: unsupported transport %q", transport)
+	}
+	if hop.Host == "" {
+		return nil, errors.New("sipproxy: next hop has no host")
+	}
+	port := hop.Port
+	if port == 0 {
+		port = 5060
+	}
+	viaPort := p.listenPort(transport)
+	var laddr sip.Addr
+	switch {
+	case tg.Laddr != "":
+		host, lp, err := sip.ParseAddr(tg.Laddr)
+		if err != nil {
+			return nil, fmt.Errorf("sipproxy: bad Laddr %q: %w", tg.Laddr, err)
+		}
+		laddr = sip.Addr{IP: net.ParseIP(host), Port: lp, Hostname: host}
+		if laddr.IP == nil {
+			return nil, fmt.Errorf("sipproxy: Laddr %q must be an IP", tg.Laddr)
+		}
+		if transport == "udp" {
+			viaPort = lp
+		}
+	case transport == "udp":
+		if a := p.Addr("udp"); a != nil {
+			laddr = sip.Addr{IP: a.IP, Port: a.Port, Hostname: a.IP.String()}
+		}
+	}
+	if opts != nil && opts.RecordRoute {
+		var u sip.Uri
+		if opts.RecordRouteURI != nil {
+			u = *opts.RecordRouteURI.Clone()
+		} else {
+			u = p.URI(transport)
+		}
+		r.PrependHeader(&sip.RecordRouteHeader{Address: u})
+	}
+	if branchID == "" {
+		branchID = sip.GenerateBranchN(16)
+	}
+	via := &sip.ViaHeader{
+		ProtocolName:    "SIP",
+		ProtocolVersion: "2.0",
+		Transport:       strings.ToUpper(transport),
+		Host:            p.cfg.Host,
+		Port:            viaPort,
+		Params:          sip.NewParams(),
+	}
+	via.Params.Add("branch", branchID)
+	r.PrependHeader(via)
+	r.SetTransport(strings.ToUpper(transport))
+	r.SetDestination(net.JoinHostPort(strings.Trim(hop.Host, "[]"), strconv.Itoa(port)))
+	r.Laddr = laddr
+	return r, nil
+}
+
+// ackBranch derives the branch of a statelessly forwarded ACK from the
+// incoming one, so retransmissions keep the same branch (RFC 3261 §16.11).
+func ackBranch(req *sip.Request) string {
+	h := fnv.New64a()
+	if v := req.Via(); v != nil {
+		b, _ := v.Params.Get("branch")
+		h.Write([]byte(b))
+	}
+	h.Write([]byte("ack"))
+	return sip.RFC3261BranchMagicCookie + "sp" + strconv.FormatUint(h.Sum64(), 36)
+}
+
+// handleRequest is sipgo's transaction-layer callback for a new server
+// transaction.
+func (p *Proxy) handleRequest(req *sip.Request, stx *sip.ServerTx) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		if !req.IsAck() {
+			_ = stx.Respond(sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, "Shutting Down", nil))
+		}
+		stx.Terminate()
+		return
+	}
+	p.wg.Add(1)
+	p.mu.Unlock()
+	defer p.wg.Done()
+
+	ctx, cancel := context.WithCancel(p.baseCtx)
+	defer cancel()
+	t := &Txn{p: p, origin: req, stx: stx, ctx: ctx, cancel: cancel}
+	stx.OnTerminate(func(string, error) { cancel() })
+	if req.IsInvite() {
+		stx.OnCancel(func(*sip.Request) {
+			// Called under sipgo's FSM lock: do not block or take t.mu here.
+			go func() {
+				t.mu.Lock()
+				t.canceled = true
+				t.finalSent = true
+				t.mu.Unlock()
+				cancel()
+			}()
+		})
+	}
+	defer func() {
+		if req.IsAck() {
+			stx.Terminate()
+		} else {
+			stx.TerminateGracefully()
+		}
+	}()
+
+	if code, reason := validate(req); code != 0 {
+		p.log.Info("bad request", zap.String("reason", reason), zap.String("source", req.Source()))
+		if !req.IsAck() {
+			_ = t.Respond(code, reason)
+		}
+		return
+	}
+	t.req = req.Clone()
+	p.preprocessRoute(t.req)
+	if req.IsCancel() {
+		// A CANCEL matching a pending INVITE is absorbed by sipgo.
+		_ = t.Respond(sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+		return
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				p.log.Error("handler panic", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			}
+		}()
+		p.cfg.Handler(ctx, t)
+	}()
+	if req.IsAck() {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.finalSent {
+		return
+	}
+	res := t.last
+	if res == nil {
+		res = sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Internal Error", nil)
+	}
+	if err := t.relayLocked(res); err != nil {
+		p.log.Info("sending final response failed", zap.Error(err))
+	}
+}
+
+// validate does the RFC 3261 §16.3 checks sipgo leaves to us. Missing Via
+// or CSeq is already answered 400 by sipgo.
+func validate(req *sip.Request) (int, string) {
+	switch {
+	case req.From() == nil:
+		return 400, "Bad Request (missing From)"
+	case req.To() == nil:
+		return 400, "Bad Request (missing To)"
+	case req.CallID() == nil:
+		return 400, "Bad Request (missing Call-ID)"
+	case req.CSeq() == nil:
+		return 400, "Bad Request (missing CSeq)"
+	case req.CSeq().MethodName != req.Method:
+		return 400, "Bad Request (CSeq method does not match)"
+	case req.Recipient.Host == "" && (req.Recipient.Scheme == "sip" || req.Recipient.Scheme == "sips"):
+		return 400, "Bad Request (Request-URI without host)"
+	case req.SipVersion != "SIP/2.0":
+		return 505, "Version Not Supported"
+	}
+	return 0, ""
+}
+
+// preprocessRoute implements RFC 3261 §16.4: a Request-URI that is our own
+// Record-Route value (strict-routing upstream) is replaced by the last Route;
+// then a top Route pointing at this proxy is removed.
+func (p *Proxy) preprocessRoute(r *sip.Request) {
+	if routes := r.GetHeaders("Route"); len(routes) > 0 && p.IsSelf(r.Recipient) && r.Recipient.UriParams.Has("lr") {
+		if last, ok := routes[len(routes)-1].(*sip.RouteHeader); ok {
+			r.Recipient = *last.Address.Clone()
+			removeLastRoute(r)
+		}
+	}
+	if rt := r.Route(); rt != nil && p.IsSelf(rt.Address) {
+		r.RemoveHeader("Route")
+	}
+}
+
+func removeLastRoute(r *sip.Request) {
+	hs := r.Headers()
+	idx := -1
+	for i, h := range hs {
+		if h.Name() == "Route" {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return
+	}
+	keep := make([]sip.Header, 0, len(hs)-1)
+	keep = append(keep, hs[:idx]...)
+	keep = append(keep, hs[idx+1:]...)
+	for range hs {
+		if !r.RemoveHeader("Route") {
+			break
+		}
+	}
+	for _, h := range keep {
+		if h.Name() == "Route" {
+			// re-append preserves relative order of the other headers only
+			// approximately; Route headers are rewritten anyway.
+			r.AppendHeader(h)
+		}
+	}
+}
+
+// handleStrayResponse forwards statelessly a response matching no client
+// transaction (e.g. a 2xx retransmission after the transaction ended) when
+// its top Via is ours (RFC 3261 §16.7 / §16.11).
+func (p *Proxy) handleStrayResponse(res *sip.Response) {
+	if !popOwnVia(p, res) {
+		return
+	}
+	v := res.Via()
+	res.SetTransport(v.Transport)
+	res.SetDestination("")
+	res.SetDestination(res.Destination())
+	if err := p.tp.WriteMsg(res); err != nil {
+		p.log.Debug("stateless response relay failed", zap.Error(err))
+	}
+}
