@@ -1,0 +1,99 @@
+// Package pgtest gives tests throw-away PostgreSQL databases on the server
+// named by DATABASE_URL (default DefaultURL). A test that cannot reach
+// PostgreSQL fails; it is never skipped (CI installs and starts it).
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imscore/imscore/migrations"
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultURL is the server used when DATABASE_URL is unset.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// ServerURL returns DATABASE_URL or DefaultURL.
+func ServerURL() string {
+	if u := os.Getenv("DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultURL
+}
+
+// NewDB creates an empty database with a random name (pgtest_<hex>) on the
+// server of ServerURL and returns its DSN. The database is dropped WITH
+// (FORCE) when the test ends. DATABASE_URL must be a URL (postgres://...).
+func NewDB(t testing.TB) string {
+	t.Helper()
+	admin := ServerURL()
+	u, err := url.Parse(admin)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Fatalf("pgtest: DATABASE_URL %q is not a postgres:// URL", admin)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	name := "pgtest_" + hex.EncodeToString(b[:])
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("pgtest: PostgreSQL at %s is unreachable (set DATABASE_URL, start the server): %v", redact(u), err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("pgtest: create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			t.Errorf("pgtest: drop %s: %v", name, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: drop %s: %v", name, err)
+		}
+	})
+	nu := *u
+	nu.Path = "/" + name
+	return nu.String()
+}
+
+// Migrated is NewDB followed by the project migrations (package
+// migrations). It returns the DSN and one open connection to the new
+// database, closed when the test ends; open a store.Pool on dsn for
+// concurrent use.
+func Migrated(t testing.TB) (dsn string, conn *pgx.Conn) {
+	t.Helper()
+	dsn = NewDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("pgtest: connect %s: %v", dsn, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if err := migrations.Migrate(ctx, conn); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return dsn, conn
+}
+
+func redact(u *url.URL) string {
+	c := *u
+	if _, ok := c.User.Password(); ok {
+		c.User = url.UserPassword(c.User.Username(), "xxx")
+	}
+	return strings.TrimSpace(c.String())
+}
