@@ -1,8 +1,8 @@
 package aka
 
 // SQN layout per TS 33.102 Annex C: SQN = SEQ ‖ IND, here with a 43-bit
-// SEQ and a 5-bit IND (the IND length commonly used by USIMs and HSSs
-// use), 48 bits in all.
+// SEQ and a 5-bit IND (the IND length commonly used by USIMs and HSSs),
+// 48 bits in all.
 //
 // IND policy of this package: the HSS always uses IND = 0 and advances SEQ
 // by one per vector, i.e. SQN steps by 32 (1 << INDBits). A USIM that
@@ -10,12 +10,11 @@ package aka
 // which is the strict "SEQ must increase" behaviour; it costs nothing
 // because the HSS hands vectors to one S-CSCF at a time.
 const (
-	INDBits = 5                    // bits of IND at the low end of SQN
-	SEQBits = 48 - INDBits         // 43 bits of SEQ
-	SQNMax  = 1<<48 - 1            // largest 48-bit SQN
-	seqMask = 1<<SEQBits - 1       // mask of SEQ after the shift
-	indMask = 1<<INDBits - 1       // mask of IND
-	sqnStep = uint64(1) << INDBits // SQN distance between two SEQs
+	INDBits = 5              // bits of IND at the low end of SQN
+	SEQBits = 48 - INDBits   // 43 bits of SEQ
+	SQNMax  = 1<<48 - 1      // largest 48-bit SQN
+	seqMask = 1<<SEQBits - 1 // mask of SEQ after the shift
+	indMask = 1<<INDBits - 1 // mask of IND
 )
 
 // SEQ returns the 43-bit SEQ part of a 48-bit SQN (TS 33.102 Annex C).
