@@ -1,0 +1,572 @@
+package diameter
+
+// Why not go-diameter's sm.StateMachine / diam.Server: with
+// Server.MaxConcurrentHandlers > 0 (needed so one slow HSS lookup does not
+// block a connection) the library dispatches every message in its own
+// goroutine, and its CER handler writes the CEA *before* it stores the peer
+// metadata in the connection context. A request sent right after the CEA can
+// therefore be dispatched before that store, fails sm's "handshake done"
+// check and is dropped without an answer. Its client side also cannot
+// receive requests (RTR/PPR/ASR) on the connection it opened. This package
+// therefore runs its own connection loop: one reader per connection handles
+// CER/CEA, DWR and DPR in order, then hands other requests to goroutines
+// (bounded per connection); answers are matched by Hop-by-Hop id. go-diameter
+// is used for the dictionaries and for message encoding/decoding.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fiorix/go-diameter/v4/diam"
+	"github.com/fiorix/go-diameter/v4/diam/datatype"
+	"github.com/fiorix/go-diameter/v4/diam/dict"
+	"go.uber.org/zap"
+)
+
+// Config configures a Node.
+type Config struct {
+	OriginHost  string   // our Diameter identity (FQDN), required
+	OriginRealm string   // our realm, required
+	HostIPs     []net.IP // Host-IP-Address in CER/CEA; default: the connection's local address
+	VendorID    uint32   // Vendor-Id in CER/CEA; default 0 (none)
+	ProductName string   // Product-Name; default "imscore"
+	Apps        []App    // applications served and advertised; at least one
+
+	// AllowedPeers lists the Origin-Host values accepted on inbound
+	// connections (case-insensitive). Others get CEA 3010
+	// DIAMETER_UNKNOWN_PEER and are closed, unless AcceptAnyPeer is set.
+	AllowedPeers  []string
+	AcceptAnyPeer bool
+
+	WatchdogInterval time.Duration // Tw (RFC 3539); default 30s
+	CETimeout        time.Duration // wait for CER/CEA; default 10s
+	ReconnectMin     time.Duration // first back-off after a lost peer; default 500ms
+	ReconnectMax     time.Duration // back-off ceiling; default 30s
+	// MaxConcurrentRequests bounds requests handled at once per connection;
+	// the reader waits when it is reached. Default 256.
+	MaxConcurrentRequests int
+	Logger                *zap.Logger // default zap.NewNop()
+}
+
+// HandlerFunc serves one request received from peer c and returns the answer
+// (build it with Node.Answer). The node fills missing Session-Id,
+// Origin-Host/Realm, Auth-Session-State, Vendor-Specific-Application-Id and
+// Proxy-Info. A returned *MissingAVPError becomes 5005 DIAMETER_MISSING_AVP
+// with Failed-AVP, a *ResultError its own Result-Code, any other error (and
+// a panic) 5012 DIAMETER_UNABLE_TO_COMPLY. ctx ends when the connection does.
+type HandlerFunc func(ctx context.Context, c *Conn, req *diam.Message) (*diam.Message, error)
+
+// MissingAVPError reports a mandatory AVP missing from a request (answered
+// 5005 with Failed-AVP holding a zero-filled example, RFC 6733 §7.5).
+type MissingAVPError struct{ Code, Vendor uint32 }
+
+func (e *MissingAVPError) Error() string {
+	return fmt.Sprintf("diameter: missing AVP %d (vendor %d)", e.Code, e.Vendor)
+}
+
+// MissingAVP returns a *MissingAVPError for a handler to return.
+func MissingAVP(code, vendor uint32) error { return &MissingAVPError{Code: code, Vendor: vendor} }
+
+// ResultError makes the node answer with Result-Code (or, when Experimental
+// is set, Experimental-Result with vendor 10415) and optional Failed-AVP and
+// Error-Message.
+type ResultError struct {
+	Code         uint32
+	Experimental bool
+	FailedAVP    *diam.AVP
+	Message      string
+}
+
+func (e *ResultError) Error() string {
+	return fmt.Sprintf("diameter: result %d: %s", e.Code, e.Message)
+}
+
+// Errors of Send.
+var (
+	ErrNoRoute    = errors.New("diameter: no open peer for destination")
+	ErrConnClosed = errors.New("diameter: connection closed")
+	ErrNodeClosed = errors.New("diameter: node closed")
+)
+
+type cmdKey struct{ app, cmd uint32 }
+
+// Node is a Diameter node: it listens for peers, connects to peers, answers
+// requests with registered handlers and sends requests to any open peer.
+type Node struct {
+	cfg  Config
+	dict *dict.Parser
+	log  *zap.Logger
+	apps map[uint32]bool
+
+	hmu      sync.RWMutex
+	handlers map[cmdKey]HandlerFunc
+
+	mu        sync.Mutex
+	conns     map[*Conn]struct{}
+	peers     []*Peer
+	listeners []net.Listener
+	closed    bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	stateID   uint32
+	sessionHi uint32
+	sessionLo atomic.Uint32
+	e2e       atomic.Uint32
+}
+
+// New validates cfg and returns a Node with a dictionary holding base plus
+// cfg.Apps only.
+func New(cfg Config) (*Node, error) {
+	if cfg.OriginHost == "" || cfg.OriginRealm == "" {
+		return nil, errors.New("diameter: OriginHost and OriginRealm are required")
+	}
+	if len(cfg.Apps) == 0 {
+		return nil, errors.New("diameter: at least one application is required")
+	}
+	p, err := NewParser(cfg.Apps...)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ProductName == "" {
+		cfg.ProductName = "imscore"
+	}
+	if cfg.WatchdogInterval <= 0 {
+		cfg.WatchdogInterval = 30 * time.Second
+	}
+	if cfg.CETimeout <= 0 {
+		cfg.CETimeout = 10 * time.Second
+	}
+	if cfg.ReconnectMin <= 0 {
+		cfg.ReconnectMin = 500 * time.Millisecond
+	}
+	if cfg.ReconnectMax < cfg.ReconnectMin {
+		cfg.ReconnectMax = 30 * time.Second
+	}
+	if cfg.MaxConcurrentRequests <= 0 {
+		cfg.MaxConcurrentRequests = 256
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	now := uint32(time.Now().Unix())
+	n := &Node{
+		cfg: cfg, dict: p, log: cfg.Logger.Named("diameter"),
+		apps: map[uint32]bool{}, handlers: map[cmdKey]HandlerFunc{},
+		conns: map[*Conn]struct{}{}, ctx: ctx, cancel: cancel,
+		stateID: now, sessionHi: now,
+	}
+	n.sessionLo.Store(rand.Uint32())
+	n.e2e.Store((now&0xfff)<<20 | rand.Uint32()&0xfffff)
+	for _, a := range cfg.Apps {
+		n.apps[uint32(a)] = true
+	}
+	return n, nil
+}
+
+// Dictionary returns the node's dictionary parser.
+func (n *Node) Dictionary() *dict.Parser { return n.dict }
+
+// Config returns the node's configuration with defaults applied.
+func (n *Node) Config() Config { return n.cfg }
+
+// Handle registers h for requests with command code cmd of application app
+// (replacing an earlier one). Requests without a handler are answered 3001
+// DIAMETER_COMMAND_UNSUPPORTED.
+func (n *Node) Handle(cmd uint32, app App, h HandlerFunc) {
+	n.hmu.Lock()
+	n.handlers[cmdKey{uint32(app), cmd}] = h
+	n.hmu.Unlock()
+}
+
+func (n *Node) handler(app, cmd uint32) HandlerFunc {
+	n.hmu.RLock()
+	defer n.hmu.RUnlock()
+	return n.handlers[cmdKey{app, cmd}]
+}
+
+// NewSessionID returns a Session-Id "<origin-host>;<hi32>;<lo32>"
+// (RFC 6733 §8.8): hi is the node start time, lo a counter.
+func (n *Node) NewSessionID() string {
+	return fmt.Sprintf("%s;%d;%d", n.cfg.OriginHost, n.sessionHi, n.sessionLo.Add(1))
+}
+
+// NewRequest builds a request of application app: Session-Id, then for Cx and
+// Sh Vendor-Specific-Application-Id and Auth-Session-State
+// NO_STATE_MAINTAINED (TS 29.229 §5.3), for Rx Auth-Application-Id, then
+// Origin-Host, Origin-Realm, Destination-Host (if not empty) and
+// Destination-Realm. Callers append the command's own AVPs.
+func (n *Node) NewRequest(cmd uint32, app App, destRealm, destHost string) *diam.Message {
+	m := diam.NewMessage(cmd, diam.RequestFlag|diam.ProxiableFlag, uint32(app), 0, n.e2e.Add(1), n.dict)
+	m.AddAVP(BaseAVP(AVPSessionID, datatype.UTF8String(n.NewSessionID())))
+	switch app {
+	case AppCx, AppSh:
+		m.AddAVP(VendorSpecificAppID(app))
+		m.AddAVP(BaseAVP(AVPAuthSessionState, datatype.Enumerated(NoStateMaintained)))
+	default:
+		m.AddAVP(BaseAVP(AVPAuthApplicationID, datatype.Unsigned32(uint32(app))))
+	}
+	m.AddAVP(BaseAVP(AVPOriginHost, datatype.DiameterIdentity(n.cfg.OriginHost)))
+	m.AddAVP(BaseAVP(AVPOriginRealm, datatype.DiameterIdentity(n.cfg.OriginRealm)))
+	if destHost != "" {
+		m.AddAVP(BaseAVP(AVPDestinationHost, datatype.DiameterIdentity(destHost)))
+	}
+	m.AddAVP(BaseAVP(AVPDestinationRealm, datatype.DiameterIdentity(destRealm)))
+	return m
+}
+
+// Answer builds the answer to req with Result-Code code: Session-Id echo,
+// Vendor-Specific-Application-Id and Auth-Session-State echo (when in req),
+// Result-Code, Origin-Host, Origin-Realm. The E bit is set for 3xxx codes.
+func (n *Node) Answer(req *diam.Message, code uint32) *diam.Message {
+	a := n.answerHead(req)
+	a.AddAVP(BaseAVP(AVPResultCode, datatype.Unsigned32(code)))
+	if code >= 3000 && code < 4000 {
+		a.Header.CommandFlags |= diam.ErrorFlag
+	}
+	n.addOrigin(a)
+	return a
+}
+
+// AnswerExperimental is Answer with Experimental-Result (vendor 10415,
+// code) instead of Result-Code, e.g. DiameterFirstRegistration or
+// DiameterErrorUserUnknown.
+func (n *Node) AnswerExperimental(req *diam.Message, code uint32) *diam.Message {
+	a := n.answerHead(req)
+	a.AddAVP(ExperimentalResult(code))
+	n.addOrigin(a)
+	return a
+}
+
+func (n *Node) answerHead(req *diam.Message) *diam.Message {
+	a := diam.NewMessage(req.Header.CommandCode, req.Header.CommandFlags&diam.ProxiableFlag,
+		req.Header.ApplicationID, req.Header.HopByHopID, req.Header.EndToEndID, n.dict)
+	if s := Find(req, AVPSessionID); s != nil {
+		a.AddAVP(BaseAVP(AVPSessionID, s.Data))
+	}
+	if v := Find(req, AVPVendorSpecificApplicationID); v != nil {
+		a.AddAVP(VendorSpecificAppID(App(req.Header.ApplicationID)))
+	}
+	if s := Find(req, AVPAuthSessionState); s != nil {
+		a.AddAVP(BaseAVP(AVPAuthSessionState, s.Data))
+	}
+	return a
+}
+
+func (n *Node) addOrigin(a *diam.Message) {
+	a.AddAVP(BaseAVP(AVPOriginHost, datatype.DiameterIdentity(n.cfg.OriginHost)))
+	a.AddAVP(BaseAVP(AVPOriginRealm, datatype.DiameterIdentity(n.cfg.OriginRealm)))
+}
+
+// completeAnswer adds what a handler's answer lacks (see HandlerFunc).
+func (n *Node) completeAnswer(req, a *diam.Message) {
+	a.Header.HopByHopID = req.Header.HopByHopID
+	a.Header.EndToEndID = req.Header.EndToEndID
+	a.Header.CommandCode = req.Header.CommandCode
+	a.Header.ApplicationID = req.Header.ApplicationID
+	a.Header.CommandFlags &^= diam.RequestFlag
+	if s := Find(req, AVPSessionID); s != nil && Find(a, AVPSessionID) == nil {
+		a.InsertAVP(BaseAVP(AVPSessionID, s.Data))
+	}
+	if Find(a, AVPOriginHost) == nil {
+		a.AddAVP(BaseAVP(AVPOriginHost, datatype.DiameterIdentity(n.cfg.OriginHost)))
+	}
+	if Find(a, AVPOriginRealm) == nil {
+		a.AddAVP(BaseAVP(AVPOriginRealm, datatype.DiameterIdentity(n.cfg.OriginRealm)))
+	}
+	for _, p := range FindAll(req, AVPProxyInfo) {
+		a.AddAVP(p)
+	}
+	if c, exp, ok := Result(a); ok && !exp && c >= 3000 && c < 4000 {
+		a.Header.CommandFlags |= diam.ErrorFlag
+	}
+}
+
+// errorAnswer builds an answer for err returned by a handler or found by
+// validation.
+func (n *Node) errorAnswer(req *diam.Message, err error) *diam.Message {
+	var miss *MissingAVPError
+	var rerr *ResultError
+	switch {
+	case errors.As(err, &miss):
+		a := n.Answer(req, DiameterMissingAVP)
+		a.AddAVP(BaseAVP(AVPFailedAVP, &diam.GroupedAVP{AVP: []*diam.AVP{n.exampleAVP(req.Header.ApplicationID, miss.Code, miss.Vendor)}}))
+		return a
+	case errors.As(err, &rerr):
+		var a *diam.Message
+		if rerr.Experimental {
+			a = n.AnswerExperimental(req, rerr.Code)
+		} else {
+			a = n.Answer(req, rerr.Code)
+		}
+		if rerr.Message != "" {
+			a.AddAVP(BaseAVP(AVPErrorMessage, datatype.UTF8String(rerr.Message)))
+		}
+		if rerr.FailedAVP != nil {
+			a.AddAVP(BaseAVP(AVPFailedAVP, &diam.GroupedAVP{AVP: []*diam.AVP{rerr.FailedAVP}}))
+		}
+		return a
+	}
+	return n.Answer(req, DiameterUnableToComply)
+}
+
+// exampleAVP is a zero-filled AVP of minimum length for Failed-AVP.
+func (n *Node) exampleAVP(app, code, vendor uint32) *diam.AVP {
+	var data datatype.Type = datatype.OctetString("")
+	if d, err := n.dict.FindAVPWithVendor(app, code, vendor); err == nil {
+		switch d.Data.Type {
+		case datatype.Unsigned32Type, datatype.EnumeratedType, datatype.Integer32Type:
+			data = datatype.Unsigned32(0)
+		case datatype.Unsigned64Type, datatype.Integer64Type:
+			data = datatype.Unsigned64(0)
+		case datatype.AddressType:
+			data = datatype.Address(net.IPv4zero.To4())
+		case datatype.GroupedType:
+			data = &diam.GroupedAVP{}
+		case datatype.TimeType:
+			data = datatype.Time(time.Unix(0, 0))
+		}
+	}
+	return NewAVP(code, vendor, data)
+}
+
+// validate reports the first mandatory top-level AVP (required="true" in the
+// dictionary) missing from req.
+func (n *Node) validate(req *diam.Message) error {
+	cmd, err := n.dict.FindCommand(req.Header.ApplicationID, req.Header.CommandCode)
+	if err != nil {
+		return nil
+	}
+	for _, r := range cmd.Request.Rule {
+		if !r.Required {
+			continue
+		}
+		d, err := n.dict.FindAVP(req.Header.ApplicationID, r.AVP)
+		if err != nil {
+			continue
+		}
+		if Find(req, d.Code) == nil {
+			return &MissingAVPError{Code: d.Code, Vendor: d.VendorID}
+		}
+	}
+	return nil
+}
+
+// Listen accepts peers on network ("tcp", "tcp4" or "tcp6") and
+// addr until ctx ends or Close; it returns the bound address (useful with
+// port 0).
+func (n *Node) Listen(ctx context.Context, network, addr string) (net.Addr, error) {
+	// SCTP is not supported yet (go-diameter's SCTP listener returns a
+	// non-nil unusable listener with its error on kernels without SCTP).
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("diameter: listen %s %s: %w", network, addr, err)
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		l.Close()
+		return nil, ErrNodeClosed
+	}
+	n.listeners = append(n.listeners, l)
+	n.mu.Unlock()
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-n.ctx.Done():
+		}
+		l.Close()
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.acceptLoop(l)
+	}()
+	n.log.Info("listening", zap.String("network", network), zap.Stringer("addr", l.Addr()))
+	return l.Addr(), nil
+}
+
+func (n *Node) acceptLoop(l net.Listener) {
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return
+		}
+		delay = 0
+		c := n.newConn(nc, false)
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := c.serverHandshake(); err != nil {
+				n.log.Info("inbound capabilities exchange failed", zap.Stringer("remote", nc.RemoteAddr()), zap.Error(err))
+				c.close(err)
+				return
+			}
+			c.run()
+		}()
+	}
+}
+
+func (n *Node) register(c *Conn) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.conns[c] = struct{}{}
+	return true
+}
+
+func (n *Node) unregister(c *Conn) {
+	n.mu.Lock()
+	delete(n.conns, c)
+	n.mu.Unlock()
+}
+
+// Conns returns the open connections (capabilities exchanged).
+func (n *Node) Conns() []*Conn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*Conn, 0, len(n.conns))
+	for c := range n.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Send routes req and waits for its answer: to the open peer whose
+// Origin-Host equals req's Destination-Host if there is one, otherwise to an
+// open peer of Destination-Realm that shares req's application. Errors:
+// ErrNoRoute, ErrConnClosed, ctx.Err() on timeout.
+func (n *Node) Send(ctx context.Context, req *diam.Message) (*diam.Message, error) {
+	c := n.route(req)
+	if c == nil {
+		return nil, fmt.Errorf("%w (host %q realm %q app %d)", ErrNoRoute,
+			String(req, AVPDestinationHost), String(req, AVPDestinationRealm), req.Header.ApplicationID)
+	}
+	return c.Send(ctx, req)
+}
+
+func (n *Node) route(req *diam.Message) *Conn {
+	host := strings.ToLower(String(req, AVPDestinationHost))
+	realm := strings.ToLower(String(req, AVPDestinationRealm))
+	app := req.Header.ApplicationID
+	conns := n.Conns()
+	if host != "" {
+		for _, c := range conns {
+			if strings.ToLower(c.PeerHost()) == host && c.Supports(app) {
+				return c
+			}
+		}
+	}
+	var cands []*Conn
+	for _, c := range conns {
+		if (realm == "" || strings.ToLower(c.PeerRealm()) == realm) && c.Supports(app) {
+			cands = append(cands, c)
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	return cands[rand.IntN(len(cands))]
+}
+
+// Ready reports whether every peer added with Connect is open (true when
+// there are none). Use it for /readyz.
+func (n *Node) Ready() bool {
+	n.mu.Lock()
+	peers := append([]*Peer(nil), n.peers...)
+	n.mu.Unlock()
+	for _, p := range peers {
+		if p.State() != PeerOpen {
+			return false
+		}
+	}
+	return true
+}
+
+// PeerStatus describes one connection or configured peer for status pages.
+type PeerStatus struct {
+	Host    string    `json:"host"`
+	Realm   string    `json:"realm"`
+	Addr    string    `json:"addr"`
+	State   string    `json:"state"`
+	Inbound bool      `json:"inbound"`
+	Apps    []uint32  `json:"apps,omitempty"`
+	Since   time.Time `json:"since"`
+}
+
+// Status lists configured outbound peers and inbound connections.
+func (n *Node) Status() []PeerStatus {
+	n.mu.Lock()
+	peers := append([]*Peer(nil), n.peers...)
+	n.mu.Unlock()
+	var out []PeerStatus
+	for _, p := range peers {
+		st := PeerStatus{Host: p.cfg.Host, Realm: p.cfg.Realm, Addr: p.cfg.Addr, State: p.State().String()}
+		if c := p.Conn(); c != nil {
+			st.Host, st.Realm, st.Apps, st.Since = c.PeerHost(), c.PeerRealm(), c.Apps(), c.since
+		}
+		out = append(out, st)
+	}
+	for _, c := range n.Conns() {
+		if c.inbound {
+			out = append(out, PeerStatus{Host: c.PeerHost(), Realm: c.PeerRealm(), Addr: c.RemoteAddr().String(),
+				State: PeerOpen.String(), Inbound: true, Apps: c.Apps(), Since: c.since})
+		}
+	}
+	return out
+}
+
+// Close stops listening and reconnecting, sends DPR (DO_NOT_WANT_TO_TALK_TO_YOU
+// ... REBOOTING) on every open connection, waits up to ctx for the DPAs and
+// closes everything.
+func (n *Node) Close(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	conns := make([]*Conn, 0, len(n.conns))
+	for c := range n.conns {
+		conns = append(conns, c)
+	}
+	n.mu.Unlock()
+	n.cancel()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Disconnect(ctx, DisconnectRebooting)
+		}()
+	}
+	wg.Wait()
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
