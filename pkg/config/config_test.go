@@ -1,0 +1,83 @@
+package config
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+func testFunction(ran *bool) Function {
+	return Function{
+		Name: "testfn", Prefix: "TESTFN", AdminAddr: "127.0.0.1:0",
+		Flags: []cli.Flag{
+			String("TESTFN", "sip-listen", "127.0.0.1:5060", "SIP address"),
+			DatabaseURL("TESTFN"),
+		},
+		Validate: func(c *cli.Context) error {
+			if c.String("sip-listen") == "" {
+				return cli.Exit("--sip-listen is empty", 2)
+			}
+			return nil
+		},
+		Run: func(ctx context.Context, rt *Runtime) error {
+			*ran = true
+			return nil
+		},
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	if got := Env("pcscf", "sip-listen"); got != "PCSCF_SIP_LISTEN" {
+		t.Fatalf("Env = %q", got)
+	}
+}
+
+func TestCheckPrintsConfigFromEnvAndExits(t *testing.T) {
+	t.Setenv("TESTFN_SIP_LISTEN", "127.0.0.9:5999")
+	t.Setenv("DATABASE_URL", "postgres://ims:secretpw@db:5432/ims")
+	var ran bool
+	app := testFunction(&ran).App()
+	var out bytes.Buffer
+	app.Writer = &out
+	if err := app.Run([]string{"testfn", "--check"}); err != nil {
+		t.Fatal(err)
+	}
+	if ran {
+		t.Error("--check must not run the function")
+	}
+	s := out.String()
+	for _, want := range []string{"sip-listen = 127.0.0.9:5999", "configuration OK", "ims:xxxxx@db"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("--check output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "secretpw") {
+		t.Errorf("--check printed the database password:\n%s", s)
+	}
+}
+
+func TestRunStartsAdminAndReturns(t *testing.T) {
+	var ran bool
+	app := testFunction(&ran).App()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := app.RunContext(ctx, []string{"testfn", "--log-level", "error"}); err != nil {
+		t.Fatal(err)
+	}
+	if !ran {
+		t.Error("Run was not called")
+	}
+}
+
+func TestBadLogLevelIsAnError(t *testing.T) {
+	var ran bool
+	app := testFunction(&ran).App()
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	if err := app.Run([]string{"testfn", "--log-level", "loud", "--check"}); err == nil {
+		t.Fatal("want an error for --log-level loud")
+	}
+}
