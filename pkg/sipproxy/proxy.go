@@ -216,7 +216,11 @@ func (p *Proxy) Listen(network, addr string) (*net.TCPAddr, error) {
 		}
 		la := c.LocalAddr().(*net.UDPAddr)
 		l = &listener{network: "udp", addr: &net.TCPAddr{IP: la.IP, Port: la.Port, Zone: la.Zone}, closer: c}
-		p.serve(l, func() error { return p.tp.ServeUDP(c) })
+		rc := &readyPacketConn{PacketConn: c, ready: make(chan struct{})}
+		p.serve(l, func() error { return p.tp.ServeUDP(rc) })
+		// sipgo registers the socket in its pool just before the first
+		// read; only then can Target.Laddr select it.
+		<-rc.ready
 	case "tcp":
 		ta, err := net.ResolveTCPAddr("tcp", addr)
 		if err != nil {
@@ -227,7 +231,9 @@ func (p *Proxy) Listen(network, addr string) (*net.TCPAddr, error) {
 			return nil, fmt.Errorf("sipproxy: listen tcp %s: %w", addr, err)
 		}
 		l = &listener{network: "tcp", addr: c.Addr().(*net.TCPAddr), closer: c}
-		p.serve(l, func() error { return p.tp.ServeTCP(c) })
+		rl := &readyListener{Listener: c, ready: make(chan struct{})}
+		p.serve(l, func() error { return p.tp.ServeTCP(rl) })
+		<-rl.ready
 	default:
 		return nil, fmt.Errorf("sipproxy: unsupported network %q (udp, tcp)", network)
 	}
@@ -365,4 +371,29 @@ func init() {
 	if sip.UDPMTUSize < MaxUDPMessageSize+200 {
 		sip.UDPMTUSize = MaxUDPMessageSize + 200
 	}
+}
+
+// readyPacketConn closes ready on the first ReadFrom, which sipgo's UDP
+// transport calls right after adding the socket to its connection pool.
+type readyPacketConn struct {
+	net.PacketConn
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (c *readyPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	c.once.Do(func() { close(c.ready) })
+	return c.PacketConn.ReadFrom(b)
+}
+
+// readyListener closes ready on the first Accept.
+type readyListener struct {
+	net.Listener
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (l *readyListener) Accept() (net.Conn, error) {
+	l.once.Do(func() { close(l.ready) })
+	return l.Listener.Accept()
 }

@@ -19,9 +19,9 @@ import (
 // Errors returned by Forward together with a locally generated response.
 var (
 	ErrTimeout     = errors.New("sipproxy: no final response before timeout") // response 408
-	ErrTransport   = errors.New("sipproxy: transport failure towards target")  // response 503 (500 when selected, RFC 3261 §16.7)
-	ErrTooManyHops = errors.New("sipproxy: Max-Forwards is 0")                 // response 483
-	ErrCanceled    = errors.New("sipproxy: request canceled")                  // response 487
+	ErrTransport   = errors.New("sipproxy: transport failure towards target") // response 503 (500 when selected, RFC 3261 §16.7)
+	ErrTooManyHops = errors.New("sipproxy: Max-Forwards is 0")                // response 483
+	ErrCanceled    = errors.New("sipproxy: request canceled")                 // response 487
 )
 
 // Target is one destination of Forward (RFC 3261 §16.5/§16.6).
