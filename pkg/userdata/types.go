@@ -38,8 +38,11 @@ type ServiceProfile struct {
 //
 // Marshal writes the chain as
 //
-//	Extension{IdentityType, WildcardedPSI, DisplayName,
-//	          Extension{AliasIdentityGroupID, Extension{WildcardedIMPU}}}
+//	Extension{IdentityType, WildcardedPSI,
+//	          Extension{DisplayName, AliasIdentityGroupID, Extension{WildcardedIMPU}}}
+//
+// The first level is tPublicIdentityExtension and the second
+// tPublicIdentityExtension2 of the Annex E schema.
 //
 // leaving out levels that would be empty. Parse accepts each of these
 // elements at any depth of the chain (the outermost occurrence wins),
@@ -58,7 +61,7 @@ type PublicIdentity struct {
 	IdentityType IdentityType `xml:"-"`
 	// WildcardedPSI is Extension/WildcardedPSI (only with IdentityWildcardedPSI).
 	WildcardedPSI string `xml:"-"`
-	// DisplayName is Extension/DisplayName, the display name the S-CSCF may
+	// DisplayName is Extension/Extension/DisplayName, the display name the S-CSCF may
 	// put into P-Asserted-Identity (TS 29.228 Annex B).
 	DisplayName string `xml:"-"`
 	// AliasIdentityGroupID is Extension/Extension/AliasIdentityGroupID; it
@@ -244,22 +247,22 @@ func (p PublicIdentity) MarshalXML(e *xml.Encoder, start xml.StartElement) error
 		ext3 = &publicIdentityExt{WildcardedIMPU: &p.WildcardedIMPU}
 	}
 	var ext2 *publicIdentityExt
-	if p.AliasIdentityGroupID != "" || ext3 != nil {
+	if p.DisplayName != "" || p.AliasIdentityGroupID != "" || ext3 != nil {
 		ext2 = &publicIdentityExt{Extension: ext3}
+		if p.DisplayName != "" {
+			ext2.DisplayName = &p.DisplayName
+		}
 		if p.AliasIdentityGroupID != "" {
 			ext2.AliasIdentityGroupID = &p.AliasIdentityGroupID
 		}
 	}
-	if p.IdentityType != IdentityPublicUser || p.WildcardedPSI != "" || p.DisplayName != "" || ext2 != nil {
+	if p.IdentityType != IdentityPublicUser || p.WildcardedPSI != "" || ext2 != nil {
 		ext1 := &publicIdentityExt{Extension: ext2}
 		if p.IdentityType != IdentityPublicUser {
 			ext1.IdentityType = &p.IdentityType
 		}
 		if p.WildcardedPSI != "" {
 			ext1.WildcardedPSI = &p.WildcardedPSI
-		}
-		if p.DisplayName != "" {
-			ext1.DisplayName = &p.DisplayName
 		}
 		out.Extension = ext1
 	}

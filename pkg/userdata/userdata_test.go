@@ -107,7 +107,7 @@ func TestRoundTrip(t *testing.T) {
 		`<ConditionTypeCNF>1</ConditionTypeCNF>`,
 		`<ConditionNegated>1</ConditionNegated>`,
 		`<Extension><IdentityType>0</IdentityType>`, // not written: IdentityType 0 is the default
-		`<Extension><DisplayName>Alice Example</DisplayName><Extension><AliasIdentityGroupID>alias-1</AliasIdentityGroupID></Extension></Extension>`,
+		`<Extension><Extension><DisplayName>Alice Example</DisplayName><AliasIdentityGroupID>alias-1</AliasIdentityGroupID></Extension></Extension>`,
 		`<Extension><IncludeRegisterRequest></IncludeRegisterRequest><IncludeRegisterResponse></IncludeRegisterResponse></Extension>`,
 		`<Extension><SharedIFCSetID>3</SharedIFCSetID></Extension></ServiceProfile>`,
 		`<Method>REGISTER</Method><Extension><RegistrationType>0</RegistrationType></Extension></SPT>`,
