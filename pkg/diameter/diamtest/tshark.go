@@ -1,0 +1,129 @@
+// Package diamtest holds test helpers for Diameter code: capturing a
+// loopback exchange with tshark and checking that Wireshark's dissector
+// finds nothing malformed in it.
+package diamtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TSharkPath is the tshark binary used by the helpers.
+var TSharkPath = "tshark"
+
+func tshark(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath(TSharkPath)
+	if err != nil {
+		t.Skipf("tshark not available (%v): install the tshark package to run this test", err)
+	}
+	return p
+}
+
+// Capture starts tshark on the loopback interface for TCP port and waits
+// until it is capturing. Call the returned stop function after the exchange:
+// it stops tshark and returns the pcap path (in t.TempDir()). The test is
+// skipped when tshark is missing or cannot capture (no permission).
+func Capture(t testing.TB, port int) (stop func() (pcapPath string)) {
+	t.Helper()
+	bin := tshark(t)
+	pcap := filepath.Join(t.TempDir(), fmt.Sprintf("diameter-%d.pcap", port))
+	cmd := exec.Command(bin, "-i", "lo", "-f", fmt.Sprintf("tcp port %d", port), "-w", pcap)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot start tshark: %v", err)
+	}
+	ready := make(chan error, 1)
+	var log bytes.Buffer
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		signalled := false
+		for sc.Scan() {
+			line := sc.Text()
+			log.WriteString(line + "\n")
+			if !signalled && strings.HasPrefix(line, "Capturing on") {
+				signalled = true
+				ready <- nil
+			}
+		}
+		if !signalled {
+			ready <- fmt.Errorf("tshark exited before capturing")
+		}
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			cmd.Wait()
+			t.Skipf("tshark cannot capture on lo: %v\n%s", err, log.String())
+		}
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Skipf("tshark did not start capturing within 15s")
+	}
+	// The "Capturing on" line comes when the capture starts; give the
+	// kernel filter a moment before traffic flows.
+	time.Sleep(300 * time.Millisecond)
+	stopped := false
+	stopFn := func() string {
+		if stopped {
+			return pcap
+		}
+		stopped = true
+		time.Sleep(300 * time.Millisecond) // let the last packets be written
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		return pcap
+	}
+	t.Cleanup(func() { stopFn() })
+	return stopFn
+}
+
+// Read runs tshark on pcap decoding TCP port as Diameter with extra
+// arguments (e.g. "-V", or "-Y", filter) and returns its standard output.
+func Read(t testing.TB, pcap string, port int, args ...string) string {
+	t.Helper()
+	bin := tshark(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	all := append([]string{"-r", pcap, "-d", fmt.Sprintf("tcp.port==%d,diameter", port)}, args...)
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, all...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("tshark %s: %v\n%s", strings.Join(all, " "), err, errb.String())
+	}
+	return out.String()
+}
+
+// AssertNoMalformed fails the test when Wireshark's dissector reports a
+// malformed packet or an error-severity expert item in pcap, or when the
+// capture holds no Diameter message at all.
+func AssertNoMalformed(t testing.TB, pcap string, port int) {
+	t.Helper()
+	if n := strings.TrimSpace(Read(t, pcap, port, "-Y", "diameter")); n == "" {
+		t.Errorf("capture %s holds no Diameter message", pcap)
+	}
+	if out := Read(t, pcap, port, "-Y", "_ws.malformed || _ws.expert.severity == error"); strings.TrimSpace(out) != "" {
+		t.Errorf("tshark reports malformed/error packets:\n%s\nfull decode:\n%s", out,
+			Read(t, pcap, port, "-V", "-Y", "_ws.malformed || _ws.expert.severity == error"))
+	}
+}
