@@ -19,13 +19,13 @@ import (
 // Errors returned by Store methods.
 var (
 	// ErrNotFound: the IMPI, IMPU, AS or data asked for does not exist.
-	ErrNotFound = errors.New("hss/store: not found")
+	ErrNotFound = errors.New("not found")
 	// ErrNoAKA: the IMPI has no K/OP (it authenticates with digest only).
-	ErrNoAKA = errors.New("hss/store: IMPI has no AKA credentials")
+	ErrNoAKA = errors.New("IMPI has no AKA credentials")
 	// ErrOutOfSync: a Sh-Update of repository data carried the wrong
 	// sequence number (TS 29.328 §6.1.2.1,
 	// DIAMETER_ERROR_TRANSPARENT_DATA_OUT_OF_SYNC 5105).
-	ErrOutOfSync = errors.New("hss/store: repository data sequence number out of sync")
+	ErrOutOfSync = errors.New("repository data sequence number out of sync")
 )
 
 // Store runs the HSS queries on a connection pool. It is safe for
