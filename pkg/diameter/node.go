@@ -536,8 +536,8 @@ func (n *Node) Status() []PeerStatus {
 	return out
 }
 
-// Close stops listening and reconnecting, sends DPR (DO_NOT_WANT_TO_TALK_TO_YOU
-// ... REBOOTING) on every open connection, waits up to ctx for the DPAs and
+// Close stops listening and reconnecting, sends DPR (Disconnect-Cause
+// REBOOTING) on every open connection, waits up to ctx for the DPAs and
 // closes everything.
 func (n *Node) Close(ctx context.Context) error {
 	n.mu.Lock()

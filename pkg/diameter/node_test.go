@@ -213,10 +213,7 @@ func TestUARAnswered(t *testing.T) {
 	if code, exp, _ := Result(a); code != DiameterErrorUserUnknown || !exp {
 		t.Errorf("unknown user: %d experimental=%v", code, exp)
 	}
-	// Routing by Destination-Host to an unknown host falls back to the realm;
-	// an unknown realm has no route.
-	req = newUAR(icscf, testIMPU)
-	req.AVP = req.AVP[:len(req.AVP)]
+	// An unknown realm has no route.
 	bad := icscf.NewRequest(CmdUserAuthorization, AppCx, "other.example.net", "")
 	if _, err := icscf.Send(context.Background(), bad); !errors.Is(err, ErrNoRoute) {
 		t.Errorf("unknown realm: %v, want ErrNoRoute", err)
