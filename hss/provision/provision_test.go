@@ -1,0 +1,261 @@
+package provision_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imscore/imscore/hss/provision"
+	"github.com/imscore/imscore/pkg/pgtest"
+	"github.com/jackc/pgx/v5"
+)
+
+const (
+	k   = "465b5ce8b199b49faa5f0a2ee238a6bc"
+	op  = "cdc202d5123e20f62b6d676ac72cb318"
+	sqn = "281044218590727" // 0xff9bb4d0b607
+)
+
+func imsctl(dsn string, args ...string) (string, error) {
+	var out bytes.Buffer
+	err := provision.Run(append([]string{"imsctl", "--database-url", dsn}, args...), &out)
+	return out.String(), err
+}
+
+// counts returns the row count of every table of the schema.
+func counts(t *testing.T, conn *pgx.Conn) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := conn.Query(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, n := range names {
+		var c int64
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{n}.Sanitize()).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		out[n] = c
+	}
+	return out
+}
+
+func sameCounts(t *testing.T, what string, a, b map[string]int64) {
+	t.Helper()
+	for k, v := range a {
+		if b[k] != v {
+			t.Errorf("%s changed table %s: %d → %d rows", what, k, v, b[k])
+		}
+	}
+}
+
+func TestAddAndShowTS35208(t *testing.T) {
+	dsn, _ := pgtest.Migrated(t)
+	out, err := imsctl(dsn, "subscriber", "add", "--impi", "alice@ims.example", "--impu", "sip:alice@ims.example",
+		"--impu", "tel:+15551234", "--k", k, "--op", op, "--amf", "8000", "--sqn", sqn)
+	if err != nil || !strings.Contains(out, "added IMPI alice@ims.example with 2 IMPU(s)") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err = imsctl(dsn, "subscriber", "show", "tel:+15551234")
+	if err != nil || !strings.Contains(out, "SQN 281044218590727 (0xff9bb4d0b607)") || !strings.Contains(out, "AMF 8000") ||
+		!strings.Contains(out, "IMPU sip:alice@ims.example") || strings.Contains(out, k) {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err = imsctl(dsn, "subscriber", "show", "alice@ims.example", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var infos []provision.SubscriberInfo
+	if err := json.Unmarshal([]byte(out), &infos); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	in := infos[0]
+	if in.OPType != "op" || !in.HasK || in.SQN != 0xff9bb4d0b607 || len(in.IMPUs) != 2 || in.IMPUs[0].IRS != in.IMPUs[1].IRS ||
+		in.AuthSchemes[0] != "aka" || in.IMPUs[0].Profile != "default" {
+		t.Fatalf("%+v", in)
+	}
+	// An MD5 softphone user with a password.
+	if out, err := imsctl(dsn, "subscriber", "add", "--impi", "bob@ims.example", "--impu", "sip:bob@ims.example", "--password", "secret"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	out, err = imsctl(dsn, "subscriber", "list", "--json")
+	if err != nil || !strings.Contains(out, `"md5"`) || !strings.Contains(out, `"digest_realm": "ims.example"`) {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err = imsctl(dsn, "subscriber", "delete", "alice@ims.example")
+	if err != nil || !strings.Contains(out, "2 IMPU(s)") {
+		t.Fatalf("%v %s", err, out)
+	}
+	if _, err := imsctl(dsn, "subscriber", "show", "alice@ims.example"); err == nil {
+		t.Fatal("deleted subscriber still shown")
+	}
+}
+
+func TestErrorsWriteNothing(t *testing.T) {
+	dsn, conn := pgtest.Migrated(t)
+	if _, err := imsctl(dsn, "subscriber", "add", "--impi", "dup@ims", "--impu", "sip:dup@ims", "--password", "x"); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"subscriber", "add", "--impi", "new@ims", "--impu", "sip:new@ims"}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--k", "zz5b5ce8b199b49faa5f0a2ee238a6bc", "--op", op}, "--k is not hexadecimal"},
+		{[]string{"--k", k[:30], "--op", op}, "--k must be 16 bytes (32 hex digits), got 15"},
+		{[]string{"--k", k, "--op", op, "--opc", op}, "either --op or --opc, not both"},
+		{[]string{"--k", k, "--op", op, "--amf", "80"}, "--amf must be 2 bytes"},
+		{[]string{"--k", k}, "--k needs --op or --opc"},
+		{[]string{"--password", "x", "--profile", "gold"}, "service profile gold does not exist"},
+		{[]string{"--password", "x", "--impu", "mailto:x@y"}, "must be a sip:, sips: or tel: URI"},
+		{[]string{"--password", "x", "--impu", "sip:dup@ims"}, "IMPU sip:dup@ims already exists"},
+		{[]string{"--password", "x", "--auth-schemes", "aka"}, "auth scheme aka needs --k"},
+		{[]string{"--password", "x", "--barred", "sip:new@ims"}, "every IMPU is barred"},
+		{[]string{}, "give --k with --op/--opc (AKA) or --password"},
+	}
+	for _, c := range cases {
+		before := counts(t, conn)
+		_, err := imsctl(dsn, append(append([]string{}, base...), c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: got %v, want %q", c.args, err, c.want)
+		}
+		sameCounts(t, strings.Join(c.args, " "), before, counts(t, conn))
+	}
+	before := counts(t, conn)
+	_, err := imsctl(dsn, "subscriber", "add", "--impi", "dup@ims", "--impu", "sip:other@ims", "--password", "x")
+	if err == nil || err.Error() != "IMPI dup@ims already exists" {
+		t.Errorf("duplicate IMPI: %v", err)
+	}
+	sameCounts(t, "duplicate IMPI", before, counts(t, conn))
+	_, err = imsctl(dsn, "ifc", "add", "f", "--as", "nope", "--method", "INVITE")
+	if err == nil || !strings.Contains(err.Error(), "application server nope does not exist") {
+		t.Errorf("ifc with unknown AS: %v", err)
+	}
+	sameCounts(t, "ifc add", before, counts(t, conn))
+}
+
+func TestImportCSV(t *testing.T) {
+	dsn, conn := pgtest.Migrated(t)
+	dir := t.TempDir()
+	good := "impi,impu,k,op,amf,sqn,password\n" +
+		"u1@ims,sip:u1@ims tel:+1001," + k + "," + op + ",8000,0,\n" +
+		"u2@ims,sip:u2@ims,,,,,pw2\n"
+	bad := "impi,impu,k,op,password\n" +
+		"u3@ims,sip:u3@ims,,,pw\n" +
+		"u4@ims,sip:u4@ims," + k[:31] + "," + op + ",\n"
+	os.WriteFile(filepath.Join(dir, "good.csv"), []byte(good), 0o600)
+	os.WriteFile(filepath.Join(dir, "bad.csv"), []byte(bad), 0o600)
+	before := counts(t, conn)
+	_, err := imsctl(dsn, "subscriber", "import", filepath.Join(dir, "bad.csv"))
+	if err == nil || !strings.Contains(err.Error(), "line 3:") || !strings.Contains(err.Error(), "nothing was imported") {
+		t.Fatalf("bad CSV: %v", err)
+	}
+	sameCounts(t, "bad CSV", before, counts(t, conn))
+	out, err := imsctl(dsn, "subscriber", "import", filepath.Join(dir, "good.csv"))
+	if err != nil || !strings.Contains(out, "imported 2 subscriber(s)") {
+		t.Fatalf("%v %s", err, out)
+	}
+	if c := counts(t, conn); c["impi"] != 2 || c["impu"] != 3 || c["implicit_registration_set"] != 2 {
+		t.Fatalf("after import %v", c)
+	}
+}
+
+func TestDeregisterNotifies(t *testing.T) {
+	dsn, conn := pgtest.Migrated(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := imsctl(dsn, "subscriber", "add", "--impi", "d@ims", "--impu", "sip:d@ims", "--password", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "LISTEN hss_commands"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := imsctl(dsn, "deregister", "sip:d@ims", "--reason", "operator")
+	if err != nil || !strings.Contains(out, "queued RTR") {
+		t.Fatalf("%v %s", err, out)
+	}
+	n, err := conn.WaitForNotification(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kind, impu, reason string
+	if err := conn.QueryRow(ctx, `SELECT kind, impu, reason FROM hss_command WHERE id = $1::bigint AND done_at IS NULL`, n.Payload).Scan(&kind, &impu, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if kind != "rtr" || impu != "sip:d@ims" || reason != "operator" {
+		t.Fatal(kind, impu, reason)
+	}
+	if _, err := imsctl(dsn, "deregister", "sip:nobody@ims"); err == nil {
+		t.Fatal("deregister of an unknown IMPU succeeded")
+	}
+}
+
+func TestTriggerSyntax(t *testing.T) {
+	spts, err := provision.TriggerInput{Methods: []string{"0:INVITE", "1:!MESSAGE"}, SessionCases: []string{"0:term-unreg"}, DNF: true}.Parse()
+	if err != nil || len(spts) != 3 || spts[1].Group != 1 || !spts[1].Negated || spts[2].Value != "2" || spts[2].Group != 0 {
+		t.Fatalf("%+v %v", spts, err)
+	}
+	for _, in := range []provision.TriggerInput{
+		{Methods: []string{"0:INVITE", "MESSAGE"}},
+		{RequestURIs: []string{"sip:(x"}},
+		{SessionCases: []string{"sideways"}},
+		{RegistrationTypes: []string{"initial"}, Methods: []string{"INVITE"}},
+		{Headers: []string{"=x"}},
+	} {
+		if _, err := in.Parse(); err == nil {
+			t.Errorf("%+v accepted", in)
+		}
+	}
+}
+
+// Build the imsctl binary and run it against a fresh database.
+func TestImsctlBinary(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	bin := filepath.Join(t.TempDir(), "imsctl")
+	build := exec.Command("go", "build", "-o", bin, "github.com/imscore/imscore/cmd/imsctl")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	runBin := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for i, want := range []string{"migrated schema from version 0 to 1", "schema is up to date (version 1)"} {
+		if out, err := runBin("db", "migrate"); err != nil || !strings.Contains(out, want) {
+			t.Fatalf("migrate %d: %v %s", i, err, out)
+		}
+	}
+	if out, err := runBin("as", "add", "mmtel", "--server-name", "sip:mmtel.ims:5090"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if out, err := runBin("ifc", "add", "mmtel-orig", "--as", "mmtel", "--method", "INVITE", "--session-case", "orig", "--profile", "default"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if out, err := runBin("subscriber", "add", "--impi", "alice@ims", "--impu", "sip:alice@ims", "--k", k, "--op", op); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	out, err := runBin("ifc", "show", "mmtel-orig")
+	if err != nil || !strings.Contains(out, "(method=INVITE) AND (session-case=originating)") {
+		t.Fatalf("%v %s", err, out)
+	}
+	out, err = runBin("subscriber", "add", "--impi", "alice@ims", "--impu", "sip:alice2@ims", "--password", "x")
+	if err == nil || !strings.Contains(out, "imsctl: IMPI alice@ims already exists") {
+		t.Fatalf("duplicate: %v %s", err, out)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit status %v", err)
+	}
+}
