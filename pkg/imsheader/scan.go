@@ -66,6 +66,9 @@ func scanQuoted(header, s string, i int) (int, error) {
 			if i+1 >= len(s) {
 				return 0, perr(header, start, "unterminated quoted string")
 			}
+			if s[i+1] == '\r' || s[i+1] == '\n' {
+				return 0, perr(header, i+1, "line break inside quoted string")
+			}
 			i += 2
 			continue
 		case '"':
