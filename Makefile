@@ -47,3 +47,12 @@ bench:
 
 clean:
 	rm -rf bin .lab
+
+## lab: the loopback lab without Docker (logs and PID files in .lab/).
+.PHONY: lab lab-down lab-status
+lab:
+	scripts/lab.sh up
+lab-down:
+	scripts/lab.sh down
+lab-status:
+	scripts/lab.sh status
