@@ -70,9 +70,8 @@ func isSess(alg string) (bool, error) {
 
 // ExpectedResponse computes the response the credentials should carry, from
 // the HA1 of the user (HA1(username, realm, password)); method is the SIP
-// method and body the message body (used only for qop=auth-int). It uses
-// the credentials' own username-independent fields: nonce, uri, nc, cnonce,
-// qop and algorithm. Missing nonce or uri, a qop without nc/cnonce, or an
+// method and body the message body (used only for qop=auth-int). It takes
+// nonce, uri, nc, cnonce, qop and algorithm from the credentials. Missing nonce or uri, a qop without nc/cnonce, or an
 // unknown algorithm or qop is an error.
 func ExpectedResponse(cred *Header, method, ha1 string, body []byte) (string, error) {
 	if !cred.Has("nonce") {

@@ -120,7 +120,8 @@ func (m SecurityMechanism) PortS() (uint16, bool) {
 	return uint16(n), ok
 }
 
-// SetQ sets q, formatted with at most three decimals (RFC 3261 qvalue).
+// SetQ sets q (0..1, RFC 3329 §2.2) in its shortest decimal form; keep it
+// to at most three decimals as RFC 3261 qvalue asks.
 func (m *SecurityMechanism) SetQ(q float64) {
 	m.Params.Set("q", strconv.FormatFloat(q, 'f', -1, 64))
 }
