@@ -1,33 +1,97 @@
-// Package icscf is the I-CSCF of the IMS core.
+// Package icscf is the I-CSCF of the IMS core (TS 24.229 §5.3): it routes
+// REGISTER requests to an S-CSCF chosen with a Cx UAR (TS 29.228 §6.1.1)
+// and terminating requests to the user's S-CSCF found with a Cx LIR (TS
+// 29.228 §6.1.4). It holds no registration state. See docs/icscf.md.
 package icscf
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/urfave/cli/v2"
-	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/pkg/config"
 )
 
+const prefix = "ICSCF"
+
 // Function returns the command-line definition of the icscf binary.
-//
-// At this stage the binary validates its configuration, serves the admin
-// HTTP port and waits for SIGTERM; its SIP logic lands with its own issue.
 func Function() config.Function {
 	return config.Function{
 		Name:      "icscf",
-		Prefix:    "ICSCF",
+		Prefix:    prefix,
 		Usage:     "I-CSCF: the home network's entry point, S-CSCF selection via Cx UAR/LIR, TS 24.229 §5.3",
 		AdminAddr: "127.0.0.1:9070",
 		Flags: []cli.Flag{
-			config.String("ICSCF", "sip-listen", "127.0.0.1:5070", "SIP listen address (UDP and TCP)"),
-			config.String("ICSCF", "domain", config.DefaultDomain, "home domain and Diameter realm"),
+			config.String(prefix, "sip-listen", DefaultSIPListen, "SIP listen address (UDP and TCP)"),
+			config.String(prefix, "sip-host", "", "host written in Via and used as Warning agent (default: the host of --sip-listen)"),
+			config.Strings(prefix, "sip-alias", nil, "further host names meaning this I-CSCF in Route headers (the origin host always is one)"),
+			config.String(prefix, "domain", config.DefaultDomain, "home domain and Diameter realm"),
+			config.String(prefix, "origin-host", "", "Diameter Origin-Host (default icscf.<domain>)"),
+			config.String(prefix, "hss-addr", DefaultHSSAddr, "HSS Diameter address host:port (TCP)"),
+			config.String(prefix, "hss-host", "", "HSS Diameter identity expected in its CEA (default hss.<domain>)"),
+			config.Strings(prefix, "scscf", []string{DefaultSCSCF}, "S-CSCF to select from, repeatable, in preference order: <sip-uri>[;caps=<n>[+<n>...]]"),
+			config.Strings(prefix, "resolve", []string{DefaultResolve}, "name→address override instead of DNS, repeatable: <name>[:<port>]=<ip>[:<port>]"),
+			config.Duration(prefix, "cx-timeout", DefaultCxTimeout, "how long to wait for a UAA/LIA"),
+			config.Duration(prefix, "sip-timeout", DefaultSIPTimeout, "how long a non-INVITE forwarded to an S-CSCF may stay unanswered before the next S-CSCF is tried"),
+		},
+		Validate: func(c *cli.Context) error {
+			_, err := configFromCLI(c)
+			return err
 		},
 		Run: func(ctx context.Context, rt *config.Runtime) error {
-			rt.Log.Info("configured", zap.String("sip-listen", rt.CLI.String("sip-listen")), zap.String("domain", rt.CLI.String("domain")))
+			cfg, err := configFromCLI(rt.CLI)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = rt.Log
+			cfg.Registerer = rt.Admin.Registry
+			s, err := New(cfg)
+			if err != nil {
+				return err
+			}
+			if err := s.Start(ctx); err != nil {
+				return err
+			}
+			defer s.Close()
+			rt.Admin.AddReadyCheck("hss", s.Ready)
 			<-ctx.Done()
 			return nil
 		},
 	}
+}
+
+// configFromCLI builds a Config from the flags and checks it.
+func configFromCLI(c *cli.Context) (Config, error) {
+	cfg := Config{
+		SIPListen:  c.String("sip-listen"),
+		SIPHost:    c.String("sip-host"),
+		Aliases:    c.StringSlice("sip-alias"),
+		Domain:     c.String("domain"),
+		OriginHost: c.String("origin-host"),
+		HSSAddr:    c.String("hss-addr"),
+		HSSHost:    c.String("hss-host"),
+		CxTimeout:  c.Duration("cx-timeout"),
+		SIPTimeout: c.Duration("sip-timeout"),
+	}
+	for _, v := range c.StringSlice("scscf") {
+		sc, err := ParseSCSCF(v)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.SCSCFs = append(cfg.SCSCFs, sc)
+	}
+	r, err := ParseResolve(c.StringSlice("resolve"))
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Resolve = r
+	if cfg.CxTimeout <= 0 || cfg.SIPTimeout <= 0 {
+		return cfg, fmt.Errorf("icscf: timeouts must be positive")
+	}
+	check := cfg
+	if err := check.setDefaults(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
 }

@@ -1,0 +1,61 @@
+package icscf
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	cxResults   *prometheus.CounterVec   // command, result
+	cxDuration  *prometheus.HistogramVec // command
+	sipResults  *prometheus.CounterVec   // method, code
+	sipDuration *prometheus.HistogramVec // method
+	failovers   prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		cxResults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "icscf_cx_answers_total",
+			Help: "Cx answers by command (UAR, LIR) and result: Result-Code, e<Experimental-Result-Code>, timeout or unreachable.",
+		}, []string{"command", "result"}),
+		cxDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "icscf_cx_request_duration_seconds",
+			Help:    "Time from sending a UAR/LIR to its answer or failure.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"command"}),
+		sipResults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "icscf_sip_responses_total",
+			Help: "Final SIP responses sent upstream by method and status code.",
+		}, []string{"method", "code"}),
+		sipDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "icscf_sip_request_duration_seconds",
+			Help:    "Time from receiving a request to sending its final response.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"method"}),
+		failovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "icscf_scscf_failovers_total",
+			Help: "S-CSCFs given up on (timeout, transport failure or 5xx) before trying another (TS 24.229 §5.3.1.3).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.cxResults, m.cxDuration, m.sipResults, m.sipDuration, m.failovers)
+	}
+	return m
+}
+
+var knownMethods = map[string]bool{
+	"REGISTER": true, "INVITE": true, "MESSAGE": true, "SUBSCRIBE": true, "NOTIFY": true,
+	"OPTIONS": true, "BYE": true, "UPDATE": true, "PRACK": true, "INFO": true, "REFER": true,
+	"PUBLISH": true, "CANCEL": true, "ACK": true,
+}
+
+func methodLabel(m string) string {
+	if knownMethods[m] {
+		return m
+	}
+	return "other"
+}
+
+func codeLabel(c int) string { return strconv.Itoa(c) }
