@@ -4,7 +4,11 @@ package hss
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
@@ -21,12 +25,75 @@ func Function() config.Function {
 		Flags: []cli.Flag{
 			config.String("HSS", "diameter-listen", "127.0.0.1:3868", "Diameter listen address (TCP)"),
 			config.String("HSS", "domain", config.DefaultDomain, "home domain and Diameter realm"),
+			config.String("HSS", "origin-host", "", "Diameter Origin-Host (default hss.<domain>)"),
+			config.Strings("HSS", "peer", nil, "Diameter Origin-Host allowed to connect (repeatable; default icscf., scscf., pcscf.<domain>)"),
+			config.Strings("HSS", "as-peer", nil, "Sh application server Origin-Host allowed to connect (repeatable)"),
+			config.Bool("HSS", "accept-any-peer", false, "accept every Diameter peer (labs only)"),
 			config.DatabaseURL("HSS"),
+			config.Int("HSS", "db-conns", 16, "PostgreSQL connections in the pool"),
+			config.Int("HSS", "max-auth-items", 5, "most authentication vectors returned by one MAR (1..64)"),
+			config.Duration("HSS", "request-timeout", 2*time.Second, "database budget per Diameter request; beyond it the answer is 5012"),
+			config.Duration("HSS", "command-poll", 5*time.Second, "how often pending hss_command rows (RTR/PPR) are re-examined"),
 		},
-		Run: func(ctx context.Context, rt *config.Runtime) error {
-			rt.Log.Info("configured", zap.String("diameter-listen", rt.CLI.String("diameter-listen")))
-			<-ctx.Done()
+		Validate: func(c *cli.Context) error {
+			if n := c.Int("max-auth-items"); n < 1 || n > 64 {
+				return fmt.Errorf("--max-auth-items %d: want 1..64", n)
+			}
+			if c.String("domain") == "" {
+				return fmt.Errorf("--domain is empty")
+			}
+			if _, err := pgx.ParseConfig(c.String("database-url")); err != nil {
+				return fmt.Errorf("--database-url: %v", err)
+			}
 			return nil
 		},
+		Run: run,
 	}
+}
+
+// DefaultPeers are the lab's I-/S-/P-CSCF identities for domain.
+func DefaultPeers(domain string) []string {
+	return []string{"icscf." + domain, "scscf." + domain, "pcscf." + domain}
+}
+
+func run(ctx context.Context, rt *config.Runtime) error {
+	c := rt.CLI
+	domain := c.String("domain")
+	peers := c.StringSlice("peer")
+	if len(peers) == 0 {
+		peers = DefaultPeers(domain)
+	}
+	peers = append(peers, c.StringSlice("as-peer")...)
+	s, err := New(Config{
+		DiameterListen: c.String("diameter-listen"),
+		OriginHost:     c.String("origin-host"),
+		Realm:          domain,
+		AllowedPeers:   peers,
+		AcceptAnyPeer:  c.Bool("accept-any-peer"),
+		DatabaseURL:    c.String("database-url"),
+		DBConns:        c.Int("db-conns"),
+		MaxAuthItems:   c.Int("max-auth-items"),
+		RequestTimeout: c.Duration("request-timeout"),
+		PollInterval:   c.Duration("command-poll"),
+		Logger:         rt.Log,
+		Registry:       rt.Admin.Registry,
+	})
+	if err != nil {
+		return err
+	}
+	rt.Admin.AddReadyCheck("hss", s.Ready)
+	addr, err := s.Start(ctx)
+	if err != nil {
+		return err
+	}
+	rt.Log.Info("serving Cx and Sh", zap.String("diameter", addr.String()),
+		zap.String("origin-host", s.Node.Config().OriginHost), zap.String("peers", strings.Join(peers, ",")))
+	if err := s.Ready(ctx); err != nil {
+		rt.Log.Warn("database not ready yet; Cx/Sh answer 5012 until it is", zap.Error(err))
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.Close(sctx)
+	return nil
 }
