@@ -1,4 +1,7 @@
-// Package scscf is the S-CSCF of the IMS core.
+// Package scscf is the S-CSCF of the IMS core: the registrar and
+// authentication (TS 24.229 §5.4.1, TS 29.228 §6.1.2/§6.3, TS 33.203).
+// Session control (iFC, originating/terminating routing) comes later and
+// hangs off Server.Lookup, Server.Profile and Config.OnRegistrationChange.
 package scscf
 
 import (
@@ -11,23 +14,65 @@ import (
 )
 
 // Function returns the command-line definition of the scscf binary.
-//
-// At this stage the binary validates its configuration, serves the admin
-// HTTP port and waits for SIGTERM; its SIP logic lands with its own issue.
 func Function() config.Function {
+	const p = "SCSCF"
 	return config.Function{
 		Name:      "scscf",
-		Prefix:    "SCSCF",
+		Prefix:    p,
 		Usage:     "S-CSCF: registrar, authentication and session control, TS 24.229 §5.4",
 		AdminAddr: "127.0.0.1:9080",
 		Flags: []cli.Flag{
-			config.String("SCSCF", "sip-listen", "127.0.0.1:5080", "SIP listen address (UDP and TCP)"),
-			config.String("SCSCF", "domain", config.DefaultDomain, "home domain and Diameter realm"),
+			config.String(p, "sip-listen", "127.0.0.1:5080", "SIP listen address (UDP and TCP)"),
+			config.String(p, "sip-host", "", "host in Via, Service-Route and Warning (default: host of --sip-listen)"),
+			config.String(p, "domain", config.DefaultDomain, "home domain, digest realm and Diameter realm"),
+			config.String(p, "server-name", "", "Server-Name in MAR/SAR (default sip:scscf.<domain>:<sip port>); must match the HSS/I-CSCF"),
+			config.String(p, "origin-host", "", "Diameter Origin-Host (default scscf.<domain>)"),
+			config.String(p, "hss-addr", "127.0.0.1:3868", "HSS Diameter address (TCP)"),
+			config.String(p, "hss-host", "", "HSS Diameter Origin-Host (default hss.<domain>)"),
+			config.Duration(p, "hss-timeout", 5e9, "timeout of one MAR/SAR"),
+			config.DatabaseURL(p),
+			config.Duration(p, "min-expires", 60e9, "shortest registration accepted (shorter: 423 with Min-Expires)"),
+			config.Duration(p, "max-expires", 3600e9, "longest registration granted (longer requests are lowered)"),
+			config.Duration(p, "default-expires", 600e9, "registration time when the REGISTER names none"),
+			config.Int(p, "vectors-per-mar", 2, "SIP-Number-Auth-Items per MAR (1..16); spare vectors are cached per IMPI, each used once"),
+			config.Duration(p, "nonce-lifetime", 60e9, "how long a challenge's nonce is accepted"),
+			config.Duration(p, "challenge-timeout", 30e9, "unanswered challenge age that triggers SAR AUTHENTICATION_TIMEOUT"),
+			config.Duration(p, "vector-lifetime", 300e9, "how long unused vectors stay cached"),
+			config.String(p, "reauth-protected", ReauthRegistered, `integrity-protected re-REGISTER policy: "registered" (no new challenge when the IMPI and its contacts are registered) or "always"`),
+		},
+		Validate: func(c *cli.Context) error {
+			_, err := New(configFrom(c))
+			return err
 		},
 		Run: func(ctx context.Context, rt *config.Runtime) error {
-			rt.Log.Info("configured", zap.String("sip-listen", rt.CLI.String("sip-listen")), zap.String("domain", rt.CLI.String("domain")))
+			cfg := configFrom(rt.CLI)
+			cfg.Logger = rt.Log
+			cfg.Registry = rt.Admin.Registry
+			s, err := New(cfg)
+			if err != nil {
+				return err
+			}
+			if err := s.Start(ctx); err != nil {
+				return err
+			}
+			rt.Admin.AddReadyCheck("hss", s.Ready)
+			rt.Admin.HandleJSON("/status/registrar", s.Status)
+			rt.Log.Info("ready to serve", zap.String("sip-listen", s.SIPAddr().String()))
 			<-ctx.Done()
-			return nil
+			return s.Close()
 		},
+	}
+}
+
+func configFrom(c *cli.Context) Config {
+	return Config{
+		SIPListen: c.String("sip-listen"), SIPHost: c.String("sip-host"), Domain: c.String("domain"),
+		ServerName: c.String("server-name"), OriginHost: c.String("origin-host"),
+		HSSAddr: c.String("hss-addr"), HSSHost: c.String("hss-host"), HSSTimeout: c.Duration("hss-timeout"),
+		DatabaseURL: c.String("database-url"),
+		MinExpires:  c.Duration("min-expires"), MaxExpires: c.Duration("max-expires"), DefaultExpires: c.Duration("default-expires"),
+		VectorsPerMAR: c.Int("vectors-per-mar"), NonceLifetime: c.Duration("nonce-lifetime"),
+		ChallengeTimeout: c.Duration("challenge-timeout"), VectorLifetime: c.Duration("vector-lifetime"),
+		ReauthProtected: c.String("reauth-protected"),
 	}
 }

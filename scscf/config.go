@@ -1,0 +1,173 @@
+package scscf
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Re-authentication policies for REGISTER requests the P-CSCF marks as
+// integrity protected (TS 24.229 §5.4.1.2.1: the S-CSCF "may" skip the
+// challenge for an already registered UE).
+const (
+	// ReauthAlways challenges every REGISTER, protected or not.
+	ReauthAlways = "always"
+	// ReauthRegistered accepts a REGISTER with integrity-protected "yes",
+	// "ipsec-3gpp", "tls-yes" or "ip-assoc-yes" without a new challenge when
+	// the IMPI already has a binding for the To IMPU and every Contact of
+	// the request is already bound (or the request only de-registers).
+	ReauthRegistered = "registered"
+)
+
+// Config configures a Server. Zero values take the documented defaults
+// (see WithDefaults), which fit the loopback lab of DESIGN.md.
+type Config struct {
+	// SIPListen is the SIP "ip:port" for UDP and TCP. Default 127.0.0.1:5080.
+	SIPListen string
+	// SIPHost is the host written in Via, Service-Route and Warning.
+	// Default: the host of SIPListen.
+	SIPHost string
+	// Domain is the home domain, digest realm and Diameter realm.
+	Domain string
+	// ServerName is the SIP URI sent as Server-Name in MAR/SAR (TS 29.229
+	// §6.3.4); it must be what the HSS/I-CSCF know this S-CSCF by.
+	// Default "sip:scscf.<domain>:<port of SIPListen>".
+	ServerName string
+	// OriginHost is the Diameter identity. Default "scscf.<domain>".
+	OriginHost string
+	// HSSAddr is the HSS Diameter "host:port". Default 127.0.0.1:3868.
+	HSSAddr string
+	// HSSHost is the HSS Origin-Host, used as Destination-Host. Default
+	// "hss.<domain>".
+	HSSHost string
+	// HSSTimeout bounds one MAR/SAR exchange. Default 5s.
+	HSSTimeout time.Duration
+	// DatabaseURL is the PostgreSQL DSN for the S-CSCF's own tables
+	// (scscf_*); "" keeps bindings in memory only.
+	DatabaseURL string
+
+	// MinExpires, MaxExpires, DefaultExpires bound registration lifetimes
+	// (RFC 3261 §10.2.8, §10.3 step 7). Defaults 60s, 3600s, 600s.
+	MinExpires, MaxExpires, DefaultExpires time.Duration
+	// VectorsPerMAR is SIP-Number-Auth-Items of each MAR (1..16). Default 2.
+	VectorsPerMAR int
+	// NonceLifetime is how long a 401's nonce is accepted. Default 60s.
+	NonceLifetime time.Duration
+	// ChallengeTimeout is how long an unanswered challenge waits before
+	// SAR AUTHENTICATION_TIMEOUT (TS 29.228 §6.1.2). Default 30s.
+	ChallengeTimeout time.Duration
+	// VectorLifetime bounds how long unused cached vectors are kept.
+	// Default 5m.
+	VectorLifetime time.Duration
+	// ReauthProtected is ReauthRegistered (default) or ReauthAlways.
+	ReauthProtected string
+	// SweepInterval is the period of the expiry/challenge timer. Default 1s.
+	SweepInterval time.Duration
+
+	// OnRegistrationChange, if set, is called after every change of a
+	// registration (see RegistrationEvent); it runs on the goroutine that
+	// made the change, after the change is stored, and must not block long.
+	// The reg-event package (RFC 3680) hangs off this hook.
+	OnRegistrationChange func(RegistrationEvent)
+
+	Logger   *zap.Logger           // default zap.NewNop()
+	Registry prometheus.Registerer // default: a private registry
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.SIPListen == "" {
+		c.SIPListen = "127.0.0.1:5080"
+	}
+	host, port, _ := net.SplitHostPort(c.SIPListen)
+	if c.SIPHost == "" {
+		c.SIPHost = host
+	}
+	if c.Domain == "" {
+		c.Domain = "ims.mnc001.mcc001.3gppnetwork.org"
+	}
+	if c.ServerName == "" {
+		c.ServerName = fmt.Sprintf("sip:scscf.%s:%s", c.Domain, port)
+	}
+	if c.OriginHost == "" {
+		c.OriginHost = "scscf." + c.Domain
+	}
+	if c.HSSAddr == "" {
+		c.HSSAddr = "127.0.0.1:3868"
+	}
+	if c.HSSHost == "" {
+		c.HSSHost = "hss." + c.Domain
+	}
+	if c.HSSTimeout == 0 {
+		c.HSSTimeout = 5 * time.Second
+	}
+	if c.MinExpires == 0 {
+		c.MinExpires = 60 * time.Second
+	}
+	if c.MaxExpires == 0 {
+		c.MaxExpires = 3600 * time.Second
+	}
+	if c.DefaultExpires == 0 {
+		c.DefaultExpires = 600 * time.Second
+	}
+	if c.VectorsPerMAR == 0 {
+		c.VectorsPerMAR = 2
+	}
+	if c.NonceLifetime == 0 {
+		c.NonceLifetime = 60 * time.Second
+	}
+	if c.ChallengeTimeout == 0 {
+		c.ChallengeTimeout = 30 * time.Second
+	}
+	if c.VectorLifetime == 0 {
+		c.VectorLifetime = 5 * time.Minute
+	}
+	if c.ReauthProtected == "" {
+		c.ReauthProtected = ReauthRegistered
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	return c
+}
+
+// Validate checks a configuration after WithDefaults.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.SIPListen); err != nil {
+		errs = append(errs, fmt.Errorf("sip-listen %q: %v", c.SIPListen, err))
+	}
+	if _, _, err := net.SplitHostPort(c.HSSAddr); err != nil {
+		errs = append(errs, fmt.Errorf("hss-addr %q: %v", c.HSSAddr, err))
+	}
+	if !strings.HasPrefix(strings.ToLower(c.ServerName), "sip:") {
+		errs = append(errs, fmt.Errorf("server-name %q must be a sip: URI", c.ServerName))
+	}
+	if c.MinExpires <= 0 || c.MaxExpires < c.MinExpires {
+		errs = append(errs, fmt.Errorf("need 0 < min-expires (%v) <= max-expires (%v)", c.MinExpires, c.MaxExpires))
+	}
+	if c.DefaultExpires < c.MinExpires || c.DefaultExpires > c.MaxExpires {
+		errs = append(errs, fmt.Errorf("default-expires %v outside [min-expires, max-expires]", c.DefaultExpires))
+	}
+	if c.VectorsPerMAR < 1 || c.VectorsPerMAR > 16 {
+		errs = append(errs, fmt.Errorf("vectors-per-mar %d: want 1..16", c.VectorsPerMAR))
+	}
+	if c.NonceLifetime <= 0 || c.ChallengeTimeout <= 0 || c.VectorLifetime <= 0 || c.SweepInterval <= 0 || c.HSSTimeout <= 0 {
+		errs = append(errs, errors.New("durations must be positive"))
+	}
+	if c.ReauthProtected != ReauthAlways && c.ReauthProtected != ReauthRegistered {
+		errs = append(errs, fmt.Errorf("reauth-protected %q: want %q or %q", c.ReauthProtected, ReauthRegistered, ReauthAlways))
+	}
+	return errors.Join(errs...)
+}
