@@ -1,0 +1,169 @@
+package icscf
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imscore/imscore/pkg/pgtest"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds cmd/hss and cmd/imsctl once per test run.
+func binaries(t *testing.T) (hss, imsctl string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "icscf-bin-")
+		if buildErr != nil {
+			return
+		}
+		for _, b := range []string{"hss", "imsctl"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, b), "github.com/imscore/imscore/cmd/"+b).CombinedOutput()
+			if err != nil {
+				buildErr = &buildError{b, err, out}
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "hss"), filepath.Join(binDir, "imsctl")
+}
+
+type buildError struct {
+	bin string
+	err error
+	out []byte
+}
+
+func (e *buildError) Error() string {
+	return "go build " + e.bin + ": " + e.err.Error() + "\n" + string(e.out)
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := l.Addr().String()
+	_ = l.Close()
+	return a
+}
+
+// TestWithRealHSS runs the I-CSCF against the hss binary on a throw-away
+// PostgreSQL database provisioned with imsctl.
+func TestWithRealHSS(t *testing.T) {
+	hssBin, imsctl := binaries(t)
+	dsn, _ := pgtest.Migrated(t)
+	s1 := newTestSCSCF(t, "scscf1", nil) // lacks mandatory capability 1
+	s2 := newTestSCSCF(t, "scscf2", nil)
+	ctl := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command(imsctl, append([]string{"--database-url", dsn}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("imsctl %v: %v\n%s", args, err, out)
+		}
+	}
+	ctl("scscf", "add", s2.name, "--mandatory", "1", "--optional", "2")
+	ctl("subscriber", "add", "--impi", "alice@ims.test", "--impu", "sip:alice@ims.test", "--password", "secret")
+	ctl("subscriber", "add", "--impi", "bob@ims.test", "--impu", "sip:bob@ims.test", "--password", "secret")
+
+	hssAddr := freePort(t)
+	var logs bytes.Buffer
+	cmd := exec.Command(hssBin, "--diameter-listen", hssAddr, "--domain", testDomain,
+		"--accept-any-peer", "--database-url", dsn, "--admin-listen", "127.0.0.1:0", "--log-level", "debug")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("hss output:\n%s", logs.String())
+		}
+	})
+
+	ic, _ := startICSCF(t, hssAddr, []string{s1.spec(2), s2.spec(1, 2)})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := ic.WaitReady(ctx); err != nil {
+		t.Fatalf("HSS never became a Cx peer: %v", err)
+	}
+	c := newUAC(t)
+
+	t.Run("first REGISTER by capabilities", func(t *testing.T) {
+		res := do(t, c, register(ic, header("Authorization", `Digest username="alice@ims.test", realm="ims.test", uri="sip:ims.test", nonce="", response=""`)))
+		if res.StatusCode != 200 {
+			t.Fatalf("got %d %s %v", res.StatusCode, res.Reason, res.GetHeader("Warning"))
+		}
+		checkToSCSCF(t, s2.next(t), s2, "sip:ims.test")
+		s1.none(t)
+	})
+	t.Run("unknown user is 403 with Warning", func(t *testing.T) {
+		req := newRequest(ic, sip.REGISTER, "sip:"+testDomain, "sip:mallory@"+testDomain)
+		res := do(t, c, req)
+		if res.StatusCode != 403 {
+			t.Fatalf("got %d %s", res.StatusCode, res.Reason)
+		}
+		if w := res.GetHeader("Warning"); w == nil || !strings.Contains(w.Value(), "5001") {
+			t.Errorf("Warning = %v", w)
+		}
+	})
+	t.Run("identities don't match", func(t *testing.T) {
+		// alice's IMPU with bob's IMPI.
+		res := do(t, c, register(ic, header("Authorization", `Digest username="bob@ims.test", realm="ims.test", uri="sip:ims.test", nonce="", response=""`)))
+		if res.StatusCode != 403 {
+			t.Fatalf("got %d %s %v", res.StatusCode, res.Reason, res.GetHeader("Warning"))
+		}
+		if w := res.GetHeader("Warning"); w == nil || !strings.Contains(w.Value(), "5002") {
+			t.Errorf("Warning = %v", w)
+		}
+	})
+	t.Run("LIR unknown is 404", func(t *testing.T) {
+		res := do(t, c, newRequest(ic, sip.MESSAGE, "sip:nobody@ims.test", "sip:nobody@ims.test"))
+		if res.StatusCode != 404 {
+			t.Fatalf("got %d %s %v", res.StatusCode, res.Reason, res.GetHeader("Warning"))
+		}
+	})
+	t.Run("LIR for a known IMPU is not a back-end error", func(t *testing.T) {
+		res := do(t, c, newRequest(ic, sip.MESSAGE, "sip:alice@ims.test", "sip:alice@ims.test"))
+		// Not registered: 480 (5003), or forwarded to an S-CSCF for
+		// unregistered services (the test S-CSCF answers 200).
+		if res.StatusCode != 480 && res.StatusCode != 200 {
+			t.Fatalf("got %d %s %v", res.StatusCode, res.Reason, res.GetHeader("Warning"))
+		}
+		t.Logf("LIR for unregistered alice: %d %s", res.StatusCode, res.Reason)
+	})
+}
