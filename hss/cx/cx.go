@@ -85,22 +85,19 @@ func vstr(code uint32, v string) *diam.AVP {
 // checkPair looks up impi and impu and their association: 5001 when either
 // is unknown, 5002 when they do not belong together.
 func (s *Server) checkPair(ctx context.Context, impi, impu string) (store.IMPI, store.IMPU, error) {
-	p, err := s.Store.LookupIMPI(ctx, impi)
+	pi, err := s.pair(ctx, impi, impu)
+	return pi.IMPI, pi.IMPU, err
+}
+
+func (s *Server) pair(ctx context.Context, impi, impu string) (store.PairInfo, error) {
+	pi, err := s.Store.Pair(ctx, impi, impu)
 	if err != nil {
-		return p, store.IMPU{}, lookupErr(err)
+		return pi, lookupErr(err)
 	}
-	u, err := s.Store.LookupIMPU(ctx, impu)
-	if err != nil {
-		return p, u, lookupErr(err)
+	if !pi.Associated {
+		return pi, exp(diameter.DiameterErrorIdentitiesDontMatch)
 	}
-	ok, err := s.Store.IMPIHasIMPU(ctx, impi, impu)
-	if err != nil {
-		return p, u, lookupErr(err)
-	}
-	if !ok {
-		return p, u, exp(diameter.DiameterErrorIdentitiesDontMatch)
-	}
-	return p, u, nil
+	return pi, nil
 }
 
 // serverCapabilities builds Server-Capabilities (TS 29.229 §6.3.4) from the
@@ -257,15 +254,16 @@ func (s *Server) MAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	if a := diameter.Find(req, diameter.AVPSIPAuthDataItem, diameter.AVPSIPAuthorization); a != nil {
 		authz, _ = diameter.AsBytes(a)
 	}
-	p, _, err := s.checkPair(ctx, impi, impuS)
+	pi, err := s.pair(ctx, impi, impuS)
 	if err != nil {
 		return nil, err
 	}
+	p := pi.IMPI
 	internal, answerScheme, err := resolveScheme(p, requested)
 	if err != nil {
 		return nil, err
 	}
-	if serverName != "" {
+	if serverName != "" && serverName != pi.SCSCFName {
 		if _, err := s.Store.SetPendingAssignment(ctx, impuS, serverName, diameter.String(req, diameter.AVPOriginHost), impi); err != nil {
 			return nil, lookupErr(err)
 		}

@@ -1,0 +1,98 @@
+package hss_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fiorix/go-diameter/v4/diam"
+	"go.uber.org/zap"
+
+	"github.com/imscore/imscore/hss"
+	"github.com/imscore/imscore/hss/provision"
+	"github.com/imscore/imscore/pkg/diameter"
+	"github.com/imscore/imscore/pkg/pgtest"
+)
+
+// BenchmarkCx drives MAR + SAR + UAR (one op = the three requests) from
+// several concurrent S-CSCF clients over loopback TCP against an HSS on
+// PostgreSQL, each client on its own subscriber. It reports requests/s,
+// p50/p99 latency per request and allocs/op (whole process).
+func BenchmarkCx(b *testing.B) {
+	const clients, subs = 8, 64
+	dsn, db := pgtest.Migrated(b)
+	ctx := context.Background()
+	for i := 0; i < subs; i++ {
+		if _, err := provision.AddSubscriber(ctx, db, provision.Subscriber{
+			IMPI: fmt.Sprintf("u%d@%s", i, realm), IMPUs: []string{fmt.Sprintf("sip:u%d@%s", i, realm)}, K: testK, OP: testOP,
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s, err := hss.New(hss.Config{DiameterListen: "127.0.0.1:0", Realm: realm, AcceptAnyPeer: true, DatabaseURL: dsn,
+		DBConns: 16, Logger: zap.NewNop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr, err := s.Start(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close(ctx)
+	nodes := make([]*diameter.Node, clients)
+	for i := range nodes {
+		nodes[i] = dial(b, addr.String(), fmt.Sprintf("scscf%d.%s", i, realm))
+	}
+	var next atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	per := (b.N + clients - 1) / clients
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(n *diameter.Node) {
+			defer wg.Done()
+			local := make([]time.Duration, 0, per*3)
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					break
+				}
+				u := i % subs
+				impi, impu := fmt.Sprintf("u%d@%s", u, realm), fmt.Sprintf("sip:u%d@%s", u, realm)
+				for _, req := range []func() *diam.Message{
+					func() *diam.Message { return mar(n, impi, impu, "Digest-AKAv1-MD5", 1, nil) },
+					func() *diam.Message { return sar(n, impi, impu, diameter.SATReRegistration, 0) },
+					func() *diam.Message { return uar(n, impi, impu, diameter.UATRegistration) },
+				} {
+					t0 := time.Now()
+					a, err := n.Send(context.Background(), req())
+					local = append(local, time.Since(t0))
+					if err != nil || !diameter.IsSuccess(a) {
+						b.Errorf("request failed: %v %v", err, a)
+						return
+					}
+				}
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}(nodes[c])
+	}
+	wg.Wait()
+	el := time.Since(start)
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	if len(lat) > 0 {
+		b.ReportMetric(float64(len(lat))/el.Seconds(), "req/s")
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+}
