@@ -1,0 +1,328 @@
+// Package contacts is the P-CSCF contact store (after Kamailio's
+// ims_usrloc_pcscf): one entry per registered UE contact and flow, keyed
+// by the Contact URI plus the address, port and transport the REGISTER
+// was received from. An entry holds the IMPUs of the implicit
+// registration set (P-Associated-URI), the Service-Route, the expiry,
+// the IPsec SA set when sec-agree was used, and the Rx sessions of the
+// contact's calls. Entries can be written through to PostgreSQL (own
+// tables pcscf_*) and reloaded at start-up.
+package contacts
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imscore/imscore/pcscf/ipsec"
+)
+
+// Flow is where a UE's requests come from (RFC 5626 sense, simplified):
+// transport ("udp"/"tcp"), source IP and port.
+type Flow struct {
+	Transport string `json:"transport"`
+	Host      string `json:"host"`
+	Port      int    `json:"port"`
+}
+
+// String formats "udp:1.2.3.4:5060".
+func (f Flow) String() string {
+	return f.Transport + ":" + net.JoinHostPort(f.Host, strconv.Itoa(f.Port))
+}
+
+// Contact is one registered UE contact.
+type Contact struct {
+	// AOR is the Contact URI of the REGISTER (without header params).
+	AOR string `json:"aor"`
+	// Flow is the source the REGISTER arrived from.
+	Flow Flow `json:"flow"`
+	// IMPUs from P-Associated-URI of the 200 (first is the default
+	// identity for P-Asserted-Identity); the registered To IMPU first
+	// when P-Associated-URI is absent.
+	IMPUs []string `json:"impus"`
+	// ServiceRoute entries (URIs) of the 200, in order.
+	ServiceRoute []string `json:"service_route"`
+	// Expires is when the registration ends.
+	Expires time.Time `json:"expires"`
+	// Registered is when the first successful REGISTER was seen.
+	Registered time.Time `json:"registered"`
+	// SA is the IPsec SA set in use (nil without sec-agree).
+	SA *ipsec.SecAssoc `json:"sa,omitempty"`
+	// SecurityServer is what the P-CSCF offered (for Security-Verify).
+	SecurityServer string `json:"security_server,omitempty"`
+	// RxSessions are the Diameter Session-Ids of the contact's Rx sessions.
+	RxSessions []string `json:"rx_sessions,omitempty"`
+	// RegSubscription is the Call-ID of the reg-event SUBSCRIBE dialog.
+	RegSubscription string `json:"reg_subscription,omitempty"`
+}
+
+// Key is the store key: AOR + flow.
+func (c *Contact) Key() string { return Key(c.AOR, c.Flow) }
+
+// Key builds a store key.
+func Key(aor string, f Flow) string {
+	return strings.ToLower(aor) + "|" + strings.ToLower(f.String())
+}
+
+// Clone returns a deep copy.
+func (c *Contact) Clone() *Contact {
+	d := *c
+	d.IMPUs = append([]string(nil), c.IMPUs...)
+	d.ServiceRoute = append([]string(nil), c.ServiceRoute...)
+	d.RxSessions = append([]string(nil), c.RxSessions...)
+	if c.SA != nil {
+		sa := *c.SA
+		d.SA = &sa
+	}
+	return &d
+}
+
+// Persister stores contacts durably (see PG).
+type Persister interface {
+	Save(ctx context.Context, c *Contact) error
+	Delete(ctx context.Context, key string) error
+	LoadAll(ctx context.Context) ([]*Contact, error)
+}
+
+// Store is the in-memory contact table, safe for concurrent use.
+type Store struct {
+	mu      sync.RWMutex
+	byKey   map[string]*Contact
+	persist Persister
+	now     func() time.Time
+}
+
+// New returns an empty store; p may be nil (memory only).
+func New(p Persister) *Store {
+	return &Store{byKey: map[string]*Contact{}, persist: p, now: time.Now}
+}
+
+// Load reads every stored contact from the persister (expired ones are
+// returned too, so the caller can clean them up) and fills the store.
+func (s *Store) Load(ctx context.Context) ([]*Contact, error) {
+	if s.persist == nil {
+		return nil, nil
+	}
+	all, err := s.persist.LoadAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	for _, c := range all {
+		s.byKey[c.Key()] = c.Clone()
+	}
+	s.mu.Unlock()
+	return all, nil
+}
+
+// Put inserts or replaces c (a copy is stored) and writes it through.
+func (s *Store) Put(ctx context.Context, c *Contact) error {
+	s.mu.Lock()
+	s.byKey[c.Key()] = c.Clone()
+	s.mu.Unlock()
+	if s.persist != nil {
+		if err := s.persist.Save(ctx, c); err != nil {
+			return fmt.Errorf("contacts: persist %s: %w", c.Key(), err)
+		}
+	}
+	return nil
+}
+
+// Update applies fn to the stored contact under key and writes it
+// through; false when there is none.
+func (s *Store) Update(ctx context.Context, key string, fn func(c *Contact)) (bool, error) {
+	s.mu.Lock()
+	c, ok := s.byKey[key]
+	if !ok {
+		s.mu.Unlock()
+		return false, nil
+	}
+	fn(c)
+	cp := c.Clone()
+	s.mu.Unlock()
+	if s.persist != nil {
+		if err := s.persist.Save(ctx, cp); err != nil {
+			return true, fmt.Errorf("contacts: persist %s: %w", key, err)
+		}
+	}
+	return true, nil
+}
+
+// Delete removes the contact under key and returns it (nil when absent).
+func (s *Store) Delete(ctx context.Context, key string) (*Contact, error) {
+	s.mu.Lock()
+	c := s.byKey[key]
+	delete(s.byKey, key)
+	s.mu.Unlock()
+	if s.persist != nil && c != nil {
+		if err := s.persist.Delete(ctx, key); err != nil {
+			return c, fmt.Errorf("contacts: persist delete %s: %w", key, err)
+		}
+	}
+	return c, nil
+}
+
+// Get returns a copy of the contact under key, nil when absent.
+func (s *Store) Get(key string) *Contact {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if c := s.byKey[key]; c != nil {
+		return c.Clone()
+	}
+	return nil
+}
+
+// BySource finds an unexpired contact whose requests may come from
+// transport/host/port: its registration flow, or, when it has an SA,
+// the UE's protected ports (port-c, and port-s for TCP replies are not
+// requests). The most recently registered match wins.
+func (s *Store) BySource(transport, host string, port int) *Contact {
+	now := s.now()
+	return s.find(func(c *Contact) bool {
+		if !c.Expires.After(now) || !sameIP(c.Flow.Host, host) {
+			return false
+		}
+		if c.SA != nil {
+			return int(c.SA.UE.PortC) == port || int(c.SA.UE.PortS) == port
+		}
+		return strings.EqualFold(c.Flow.Transport, transport) && c.Flow.Port == port
+	})
+}
+
+// ByURI finds an unexpired contact addressed by a Request-URI: its
+// Contact URI, or a URI whose host:port is the contact's flow or the
+// UE's protected server port.
+func (s *Store) ByURI(user, host string, port int, full string) *Contact {
+	now := s.now()
+	full = strings.ToLower(full)
+	return s.find(func(c *Contact) bool {
+		if !c.Expires.After(now) {
+			return false
+		}
+		if strings.EqualFold(c.AOR, full) {
+			return true
+		}
+		u, h, p := splitURI(c.AOR)
+		if strings.EqualFold(u, user) && sameIP(h, host) && p == port {
+			return true
+		}
+		if sameIP(c.Flow.Host, host) && (c.Flow.Port == port || (c.SA != nil && int(c.SA.UE.PortS) == port)) {
+			return true
+		}
+		return false
+	})
+}
+
+// ByIMPU lists unexpired contacts registered with impu.
+func (s *Store) ByIMPU(impu string) []*Contact {
+	now := s.now()
+	var out []*Contact
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, c := range s.byKey {
+		if !c.Expires.After(now) {
+			continue
+		}
+		for _, i := range c.IMPUs {
+			if strings.EqualFold(i, impu) {
+				out = append(out, c.Clone())
+				break
+			}
+		}
+	}
+	return out
+}
+
+func (s *Store) find(match func(*Contact) bool) *Contact {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var best *Contact
+	for _, c := range s.byKey {
+		if match(c) && (best == nil || c.Registered.After(best.Registered)) {
+			best = c
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return best.Clone()
+}
+
+// All returns copies of every contact ordered by key.
+func (s *Store) All() []*Contact {
+	s.mu.RLock()
+	out := make([]*Contact, 0, len(s.byKey))
+	for _, c := range s.byKey {
+		out = append(out, c.Clone())
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	return out
+}
+
+// Expired removes and returns the contacts whose Expires is not after now.
+func (s *Store) Expired(ctx context.Context) ([]*Contact, error) {
+	now := s.now()
+	s.mu.Lock()
+	var out []*Contact
+	for k, c := range s.byKey {
+		if !c.Expires.After(now) {
+			out = append(out, c)
+			delete(s.byKey, k)
+		}
+	}
+	s.mu.Unlock()
+	var first error
+	if s.persist != nil {
+		for _, c := range out {
+			if err := s.persist.Delete(ctx, c.Key()); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return out, first
+}
+
+// Len returns the number of contacts (expired ones not yet swept included).
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.byKey)
+}
+
+func sameIP(a, b string) bool {
+	a, b = strings.Trim(a, "[]"), strings.Trim(b, "[]")
+	if ia, ib := net.ParseIP(a), net.ParseIP(b); ia != nil && ib != nil {
+		return ia.Equal(ib)
+	}
+	return strings.EqualFold(a, b)
+}
+
+// splitURI extracts user, host and port (5060 default) from a sip: URI
+// string without parsing parameters precisely.
+func splitURI(u string) (user, host string, port int) {
+	s := u
+	if i := strings.IndexByte(s, ':'); i >= 0 && !strings.Contains(s[:i], "@") {
+		s = s[i+1:]
+	}
+	if i := strings.IndexAny(s, ";?>"); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		user, s = s[:i], s[i+1:]
+	}
+	port = 5060
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		host = h
+		if n, err := strconv.Atoi(p); err == nil {
+			port = n
+		}
+	} else {
+		host = strings.Trim(s, "[]")
+	}
+	return user, host, port
+}

@@ -1,0 +1,107 @@
+package contacts
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/imscore/imscore/pcscf/ipsec"
+	"github.com/imscore/imscore/pkg/pgtest"
+)
+
+func sample(port int, exp time.Duration) *Contact {
+	return &Contact{
+		AOR:          "sip:alice@127.0.0.1:" + itoa(port),
+		Flow:         Flow{Transport: "udp", Host: "127.0.0.1", Port: port},
+		IMPUs:        []string{"sip:alice@ims.test", "tel:+15551234"},
+		ServiceRoute: []string{"sip:orig@127.0.0.1:5080;lr"},
+		Expires:      time.Now().Add(exp).Truncate(time.Microsecond),
+		Registered:   time.Now().Truncate(time.Microsecond),
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestStoreLookups(t *testing.T) {
+	s := New(nil)
+	ctx := context.Background()
+	a := sample(40000, time.Hour)
+	b := sample(40002, time.Hour)
+	b.SA = &ipsec.SecAssoc{UE: ipsec.Endpoint{IP: net.ParseIP("127.0.0.1"), PortC: 40010, PortS: 40011}}
+	for _, c := range []*Contact{a, b} {
+		if err := s.Put(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := s.BySource("udp", "127.0.0.1", 40000); c == nil || c.AOR != a.AOR {
+		t.Fatalf("BySource flow: %+v", c)
+	}
+	if c := s.BySource("tcp", "127.0.0.1", 40000); c != nil {
+		t.Fatal("transport ignored")
+	}
+	if c := s.BySource("tcp", "127.0.0.1", 40010); c == nil || c.AOR != b.AOR {
+		t.Fatalf("BySource SA port-c: %+v", c)
+	}
+	if c := s.BySource("udp", "127.0.0.1", 40002); c != nil {
+		t.Fatal("SA contact accepted outside its protected ports")
+	}
+	if c := s.ByURI("alice", "127.0.0.1", 40000, "sip:alice@127.0.0.1:40000"); c == nil || c.AOR != a.AOR {
+		t.Fatalf("ByURI: %+v", c)
+	}
+	if got := s.ByIMPU("tel:+15551234"); len(got) != 2 {
+		t.Fatalf("ByIMPU: %d", len(got))
+	}
+	c := sample(40004, -time.Second)
+	_ = s.Put(ctx, c)
+	if s.BySource("udp", "127.0.0.1", 40004) != nil {
+		t.Fatal("expired contact found")
+	}
+	exp, err := s.Expired(ctx)
+	if err != nil || len(exp) != 1 || exp[0].AOR != c.AOR || s.Len() != 2 {
+		t.Fatalf("Expired: %v %v len %d", exp, err, s.Len())
+	}
+}
+
+func TestPGPersistence(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t)
+	pg, err := OpenPG(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	// Migrating twice changes nothing.
+	pg2, err := OpenPG(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg2.Close()
+	s := New(pg)
+	a := sample(41000, time.Hour)
+	a.SA = &ipsec.SecAssoc{UE: ipsec.Endpoint{IP: net.ParseIP("127.0.0.1"), PortC: 1, PortS: 2, SPIC: 3, SPIS: 4}, Alg: "hmac-md5-96", IK: make([]byte, 16)}
+	if err := s.Put(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, a.Key(), func(c *Contact) { c.RxSessions = append(c.RxSessions, "pcscf;1;2") }); err != nil {
+		t.Fatal(err)
+	}
+	b := sample(41002, time.Hour)
+	_ = s.Put(ctx, b)
+	if _, err := s.Delete(ctx, b.Key()); err != nil {
+		t.Fatal(err)
+	}
+	s2 := New(pg)
+	all, err := s2.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 || s2.Len() != 1 {
+		t.Fatalf("reloaded %d", len(all))
+	}
+	got := s2.Get(a.Key())
+	if got == nil || got.SA == nil || got.SA.UE.SPIS != 4 || len(got.RxSessions) != 1 || !got.Expires.Equal(a.Expires) || got.IMPUs[1] != "tel:+15551234" {
+		t.Fatalf("reloaded %+v", got)
+	}
+}
