@@ -56,3 +56,8 @@ lab-down:
 	scripts/lab.sh down
 lab-status:
 	scripts/lab.sh status
+
+## bench-hss: Cx load benchmark of the HSS (MAR+SAR+UAR, 8 clients, PostgreSQL at DATABASE_URL).
+.PHONY: bench-hss
+bench-hss:
+	$(GO) test -run '^$$' -bench BenchmarkCx -benchtime 5000x -benchmem ./hss/
