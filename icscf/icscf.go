@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/pkg/diameter"
+	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/sipproxy"
 )
@@ -433,66 +434,17 @@ func registrationType(req *sip.Request) uint32 {
 }
 
 // authUsername returns the username parameter of the first Digest
-// Authorization header, "" if none.
-//
-// TODO: use pkg/digest.GetAuthorization once that package is committed;
-// this reads only the username parameter.
+// Authorization header (the IMPI, TS 24.229 §5.3.1.2), "" if none or when
+// the header does not parse.
 func authUsername(req *sip.Request) string {
-	for _, h := range req.GetHeaders("Authorization") {
-		v := strings.TrimSpace(h.Value())
-		scheme, params, _ := strings.Cut(v, " ")
-		if !strings.EqualFold(scheme, "Digest") {
-			continue
-		}
-		if u, ok := authParam(params, "username"); ok && u != "" {
+	hs, err := digest.GetAll(req, digest.HeaderAuthorization)
+	if err != nil {
+		return ""
+	}
+	for _, h := range hs {
+		if u := h.Username(); u != "" {
 			return u
 		}
 	}
 	return ""
-}
-
-// authParam finds name in a comma-separated auth-param list (RFC 3261
-// §25.1), unquoting a quoted-string value.
-func authParam(params, name string) (string, bool) {
-	i := 0
-	for i < len(params) {
-		for i < len(params) && (params[i] == ' ' || params[i] == '\t' || params[i] == ',') {
-			i++
-		}
-		start := i
-		for i < len(params) && params[i] != '=' && params[i] != ',' {
-			i++
-		}
-		key := strings.TrimSpace(params[start:i])
-		val := ""
-		if i < len(params) && params[i] == '=' {
-			i++
-			for i < len(params) && (params[i] == ' ' || params[i] == '\t') {
-				i++
-			}
-			if i < len(params) && params[i] == '"' {
-				i++
-				var b strings.Builder
-				for i < len(params) && params[i] != '"' {
-					if params[i] == '\\' && i+1 < len(params) {
-						i++
-					}
-					b.WriteByte(params[i])
-					i++
-				}
-				i++ // closing quote
-				val = b.String()
-			} else {
-				vs := i
-				for i < len(params) && params[i] != ',' {
-					i++
-				}
-				val = strings.TrimSpace(params[vs:i])
-			}
-		}
-		if strings.EqualFold(key, name) {
-			return val, true
-		}
-	}
-	return "", false
 }
