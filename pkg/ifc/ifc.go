@@ -46,7 +46,7 @@
 //
 // # Order
 //
-// iFCs are tried in ascending Priority (TS 23.218 §6.5). After an AS
+// iFCs are tried in ascending Priority (TS 23.218 §6). After an AS
 // returns the request, the S-CSCF resumes with the iFCs whose Priority is
 // strictly greater than the last one used (see Evaluator.Next). Equal
 // priorities, which pkg/userdata rejects, keep slice order and are
@@ -164,7 +164,7 @@ func (e *Evaluator) Check(ifcs []userdata.InitialFilterCriteria) error {
 }
 
 // Next returns the first iFC, in ascending Priority, with Priority strictly
-// greater than after that matches req (TS 23.218 §6.5: after an AS returns
+// greater than after that matches req (TS 23.218 §6: after an AS returns
 // the request, evaluation resumes after the iFC that sent it there). The
 // pointer aliases ifcs. Errors go to OnError; an iFC with an error does not
 // match.

@@ -30,7 +30,7 @@ type SDPLine struct {
 }
 
 // Request is what service point triggers look at in an initial request
-// (TS 29.228 Annex B.2.2, TS 23.218 §6.4). Build one with FromSIP, or
+// (TS 29.228 Annex B.2.2, TS 23.218 §6). Build one with FromSIP, or
 // fill the fields directly.
 type Request struct {
 	// Method is the SIP method, compared case-sensitively (RFC 3261 §7.1).
