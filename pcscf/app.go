@@ -1,33 +1,113 @@
-// Package pcscf is the P-CSCF of the IMS core.
+// Package pcscf is the P-CSCF of the IMS core (TS 24.229 §5.2): the UE's
+// first contact point on Gm. It adds itself to Path on REGISTER and
+// forwards to the I-CSCF, runs the TS 33.203 sec-agree (IPsec ESP SAs set
+// up from the ik/ck of the S-CSCF's 401), stores the registered contacts
+// (pcscf/contacts, PostgreSQL write-through), admits requests only from
+// registered flows and asserts their identity, routes them along the
+// Service-Route, delivers terminating requests to the UE's flow, follows
+// the reg event of its users, and asks the PCRF for media resources over
+// Rx (pcscf/rx). See docs/pcscf.md.
 package pcscf
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
-	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pcscf/rx"
 	"github.com/imscore/imscore/pkg/config"
 )
 
+const prefix = "PCSCF"
+
 // Function returns the command-line definition of the pcscf binary.
-//
-// At this stage the binary validates its configuration, serves the admin
-// HTTP port and waits for SIGTERM; its SIP logic lands with its own issue.
 func Function() config.Function {
 	return config.Function{
 		Name:      "pcscf",
-		Prefix:    "PCSCF",
+		Prefix:    prefix,
 		Usage:     "P-CSCF: the UE's first contact point (Gm), TS 24.229 §5.2",
 		AdminAddr: "127.0.0.1:9060",
 		Flags: []cli.Flag{
-			config.String("PCSCF", "sip-listen", "127.0.0.1:5060", "SIP listen address (UDP and TCP)"),
-			config.String("PCSCF", "domain", config.DefaultDomain, "home domain and Diameter realm"),
+			config.String(prefix, "sip-listen", DefaultSIPListen, "SIP listen address (UDP and TCP)"),
+			config.String(prefix, "sip-host", "", "host written in Via/Path/Record-Route (default: host of --sip-listen)"),
+			config.Strings(prefix, "sip-alias", nil, "further names of this P-CSCF in Route headers"),
+			config.String(prefix, "domain", config.DefaultDomain, "home domain and Diameter realm"),
+			config.String(prefix, "icscf", DefaultICSCF, "I-CSCF URI REGISTER requests are sent to"),
+			config.String(prefix, "visited-network-id", "", "P-Visited-Network-ID value (default: the domain)"),
+			config.String(prefix, "ipsec", IPsecAuto, "IPsec sec-agree: on (required), auto (when offered and the kernel has ESP), off"),
+			config.Int(prefix, "port-c", DefaultPortC, "protected client port of the P-CSCF"),
+			config.Int(prefix, "port-s", DefaultPortS, "protected server port of the P-CSCF"),
+			config.Int(prefix, "spi-min", DefaultSPIMin, "lowest SPI the P-CSCF allocates"),
+			config.Int(prefix, "spi-max", DefaultSPIMax, "highest SPI the P-CSCF allocates"),
+			config.Strings(prefix, "alg", []string{"hmac-sha-1-96", "hmac-md5-96"}, "integrity algorithms in preference order"),
+			config.Strings(prefix, "ealg", []string{"null", "aes-cbc"}, "encryption algorithms in preference order"),
+			config.DatabaseURL(prefix),
+			config.Bool(prefix, "persist", true, "write contacts through to PostgreSQL (--database-url) and reload them at start"),
+			config.Duration(prefix, "timer-interval", DefaultTimer, "how often expired contacts are removed"),
+			config.String(prefix, "rx", "off", "Rx towards a PCRF: on or off"),
+			config.String(prefix, "pcrf-addr", "127.0.0.1:3869", "PCRF Diameter address host:port"),
+			config.String(prefix, "pcrf-host", "", "PCRF Diameter identity expected in its CEA (default pcrf.<domain>)"),
+			config.String(prefix, "pcrf-realm", "", "PCRF realm (default: the domain)"),
+			config.String(prefix, "origin-host", "", "Diameter Origin-Host (default pcscf.<domain>)"),
+		},
+		Validate: func(c *cli.Context) error {
+			cfg, err := configFromCLI(c)
+			if err != nil {
+				return err
+			}
+			return cfg.setDefaults()
 		},
 		Run: func(ctx context.Context, rt *config.Runtime) error {
-			rt.Log.Info("configured", zap.String("sip-listen", rt.CLI.String("sip-listen")), zap.String("domain", rt.CLI.String("domain")))
+			cfg, err := configFromCLI(rt.CLI)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = rt.Log
+			cfg.Registerer = rt.Admin.Registry
+			p, err := New(cfg)
+			if err != nil {
+				return err
+			}
+			if err := p.Start(ctx); err != nil {
+				return err
+			}
+			defer p.Close()
+			rt.Admin.AddReadyCheck("pcrf", p.Ready)
+			rt.Admin.HandleJSON("/status/contacts", func(context.Context) (any, error) { return p.Status(), nil })
 			<-ctx.Done()
 			return nil
 		},
 	}
+}
+
+func configFromCLI(c *cli.Context) (Config, error) {
+	cfg := Config{
+		SIPListen: c.String("sip-listen"), SIPHost: c.String("sip-host"), Aliases: c.StringSlice("sip-alias"),
+		Domain: c.String("domain"), ICSCF: c.String("icscf"), VisitedNetworkID: c.String("visited-network-id"),
+		IPsec: c.String("ipsec"), PortC: c.Int("port-c"), PortS: c.Int("port-s"),
+		SPIMin: uint32(c.Int("spi-min")), SPIMax: uint32(c.Int("spi-max")),
+		Algs: c.StringSlice("alg"), EAlgs: c.StringSlice("ealg"),
+		TimerInterval: c.Duration("timer-interval"),
+	}
+	if c.Bool("persist") {
+		cfg.DatabaseURL = c.String("database-url")
+	}
+	switch strings.ToLower(c.String("rx")) {
+	case "on":
+		host := c.String("origin-host")
+		if host == "" {
+			host = "pcscf." + cfg.Domain
+		}
+		ph := c.String("pcrf-host")
+		if ph == "" {
+			ph = "pcrf." + cfg.Domain
+		}
+		cfg.Rx = &rx.Config{OriginHost: host, OriginRealm: cfg.Domain, PCRFAddr: c.String("pcrf-addr"), PCRFHost: ph, PCRFRealm: c.String("pcrf-realm")}
+	case "off", "":
+	default:
+		return cfg, fmt.Errorf("pcscf: --rx must be on or off")
+	}
+	return cfg, nil
 }

@@ -1,0 +1,157 @@
+package pcscf
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/imscore/imscore/pcscf/ipsec"
+	"github.com/imscore/imscore/pcscf/rx"
+)
+
+// Defaults of the loopback lab.
+const (
+	DefaultSIPListen    = "127.0.0.1:5060"
+	DefaultICSCF        = "sip:127.0.0.1:5070"
+	DefaultPortC        = 5100
+	DefaultPortS        = 5101
+	DefaultSPIMin       = 0x1000
+	DefaultSPIMax       = 0x0fffffff
+	DefaultTimer        = 5 * time.Second
+	DefaultPendingSAAge = 4 * time.Minute
+)
+
+// IPsec modes of --ipsec.
+const (
+	IPsecOn   = "on"   // sec-agree required: a UE without ipsec-3gpp gets 421
+	IPsecAuto = "auto" // IPsec when the UE offers it and the kernel can do ESP
+	IPsecOff  = "off"  // never: Security-Client is removed and ignored
+)
+
+// Config configures a P-CSCF.
+type Config struct {
+	SIPListen string   // host:port for UDP and TCP (Gm and Mw)
+	SIPHost   string   // host in Via/Path/Record-Route; default host of SIPListen
+	Aliases   []string // other names of this P-CSCF in Route headers
+	Domain    string   // home domain (orig-ioi, visited network default)
+	// ICSCF is where REGISTER requests go (TS 24.229 §5.2.2.1).
+	ICSCF string
+	// VisitedNetworkID is written in P-Visited-Network-ID; default Domain.
+	VisitedNetworkID string
+
+	IPsec        string // on, auto (default), off
+	PortC, PortS int    // protected ports of the P-CSCF
+	SPIMin       uint32
+	SPIMax       uint32
+	Algs, EAlgs  []string // preference lists (alg, ealg)
+	// IPsecBackend installs SAs; nil means the kernel (XFRM) backend of the
+	// current network namespace, probed once at start.
+	IPsecBackend ipsec.Backend
+
+	// DatabaseURL enables write-through persistence of contacts ("" =
+	// memory only).
+	DatabaseURL string
+	// TimerInterval is how often expired contacts and pending SAs are swept.
+	TimerInterval time.Duration
+	// PendingSAAge bounds how long SAs set up on a 401 wait for the
+	// protected REGISTER.
+	PendingSAAge time.Duration
+	// RegSubscribeExpires is the Expires of the reg-event SUBSCRIBE
+	// (0: 600000 s, TS 24.229 §5.2.3).
+	RegSubscribeExpires int
+
+	// Rx (nil: no Rx).
+	Rx *rx.Config
+
+	Logger     *zap.Logger
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) setDefaults() error {
+	if c.SIPListen == "" {
+		c.SIPListen = DefaultSIPListen
+	}
+	host, _, err := net.SplitHostPort(c.SIPListen)
+	if err != nil {
+		return fmt.Errorf("pcscf: bad sip-listen %q: %w", c.SIPListen, err)
+	}
+	if c.SIPHost == "" {
+		c.SIPHost = host
+	}
+	if c.Domain == "" {
+		return errors.New("pcscf: domain is required")
+	}
+	if c.ICSCF == "" {
+		c.ICSCF = DefaultICSCF
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(c.ICSCF, &u); err != nil || u.Host == "" {
+		return fmt.Errorf("pcscf: bad icscf URI %q", c.ICSCF)
+	}
+	if c.VisitedNetworkID == "" {
+		c.VisitedNetworkID = c.Domain
+	}
+	switch c.IPsec = strings.ToLower(c.IPsec); c.IPsec {
+	case "":
+		c.IPsec = IPsecAuto
+	case IPsecOn, IPsecAuto, IPsecOff:
+	default:
+		return fmt.Errorf("pcscf: --ipsec must be on, auto or off, not %q", c.IPsec)
+	}
+	if c.PortC == 0 {
+		c.PortC = DefaultPortC
+	}
+	if c.PortS == 0 {
+		c.PortS = DefaultPortS
+	}
+	if c.PortC == c.PortS || c.PortC < 1 || c.PortC > 65535 || c.PortS < 1 || c.PortS > 65535 {
+		return fmt.Errorf("pcscf: protected ports must differ and be 1..65535 (port-c %d, port-s %d)", c.PortC, c.PortS)
+	}
+	if c.SPIMin == 0 {
+		c.SPIMin = DefaultSPIMin
+	}
+	if c.SPIMax == 0 {
+		c.SPIMax = DefaultSPIMax
+	}
+	if c.SPIMax < c.SPIMin || c.SPIMin < 256 {
+		return fmt.Errorf("pcscf: bad SPI range %d-%d (min ≥ 256)", c.SPIMin, c.SPIMax)
+	}
+	if len(c.Algs) == 0 {
+		c.Algs = ipsec.DefaultAlgs
+	}
+	if len(c.EAlgs) == 0 {
+		c.EAlgs = ipsec.DefaultEAlgs
+	}
+	for _, a := range c.Algs {
+		if !ipsec.SupportedAlg(a) {
+			return fmt.Errorf("pcscf: unsupported alg %q (hmac-md5-96, hmac-sha-1-96)", a)
+		}
+	}
+	for _, e := range c.EAlgs {
+		if !ipsec.SupportedEAlg(e) {
+			return fmt.Errorf("pcscf: unsupported ealg %q (null, aes-cbc)", e)
+		}
+	}
+	if c.TimerInterval <= 0 {
+		c.TimerInterval = DefaultTimer
+	}
+	if c.PendingSAAge <= 0 {
+		c.PendingSAAge = DefaultPendingSAAge
+	}
+	if c.RegSubscribeExpires <= 0 {
+		c.RegSubscribeExpires = 600000
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	return nil
+}

@@ -1,0 +1,362 @@
+package pcscf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"go.uber.org/zap"
+
+	"github.com/imscore/imscore/pcscf/contacts"
+	"github.com/imscore/imscore/pcscf/ipsec"
+	"github.com/imscore/imscore/pcscf/rx"
+	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/sipproxy"
+)
+
+// TermUser is the user part of the P-CSCF's Path entry: Path
+// <sip:term@host:port;lr> marks requests routed back to a UE.
+const TermUser = "term"
+
+// regEventUser is the user part of the Contact of the reg-event
+// subscription; NOTIFYs arrive with it in the Request-URI.
+const regEventUser = "pcscf-reginfo"
+
+// UDPSizeLimit is the size above which a request to a UE that can be
+// reached over TCP (its own TCP flow, or its protected server port over
+// the SA) goes over TCP (RFC 3261 §18.1.1).
+const UDPSizeLimit = 1300
+
+// PCSCF is the P-CSCF: a stateful proxy between UEs (Gm) and the home
+// network (Mw), with a contact store, IPsec sec-agree and Rx.
+type PCSCF struct {
+	cfg     Config
+	log     *zap.Logger
+	proxy   *sipproxy.Proxy
+	store   *contacts.Store
+	pg      *contacts.PG
+	backend ipsec.Backend
+	ipsecOK bool // SAs can be installed
+	spis    *ipsec.SPIAllocator
+	rx      *rx.Client
+	m       *metrics
+	icscf   sip.Uri
+
+	mu      sync.Mutex
+	pending map[string]*pendingSA // by UE ip + UE port-c
+	calls   map[string]*call      // by Call-ID (Rx)
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+}
+
+// pendingSA is a SA set installed on a 401, waiting for the protected
+// REGISTER (TS 33.203 §7.4).
+type pendingSA struct {
+	sa      ipsec.SecAssoc
+	server  []imsheader.SecurityMechanism
+	created time.Time
+}
+
+// New validates cfg and builds a P-CSCF (no sockets yet).
+func New(cfg Config) (*PCSCF, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &PCSCF{cfg: cfg, log: cfg.Logger, pending: map[string]*pendingSA{}, calls: map[string]*call{}}
+	_ = sip.ParseUri(cfg.ICSCF, &s.icscf)
+	var err error
+	s.spis, err = ipsec.NewSPIAllocator(cfg.SPIMin, cfg.SPIMax)
+	if err != nil {
+		return nil, err
+	}
+	s.m = newMetrics(cfg.Registerer)
+	s.proxy, err = sipproxy.New(sipproxy.Config{
+		ListenAddr: cfg.SIPListen, Host: cfg.SIPHost, Aliases: cfg.Aliases,
+		Handler: s.handle, Logger: cfg.Logger.Named("sip"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Proxy returns the SIP proxy core (tests: addresses).
+func (s *PCSCF) Proxy() *sipproxy.Proxy { return s.proxy }
+
+// Store returns the contact store.
+func (s *PCSCF) Store() *contacts.Store { return s.store }
+
+// IPsecActive reports whether SAs are set up for UEs that offer them.
+func (s *PCSCF) IPsecActive() bool { return s.ipsecOK }
+
+// Start probes IPsec, opens the database, reloads contacts (re-installing
+// their SAs), opens the SIP sockets and protected ports, connects Rx and
+// starts the expiry timer.
+func (s *PCSCF) Start(ctx context.Context) error {
+	if err := s.setupIPsec(); err != nil {
+		return err
+	}
+	var p contacts.Persister
+	if s.cfg.DatabaseURL != "" {
+		pg, err := contacts.OpenPG(ctx, s.cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		s.pg, p = pg, pg
+	}
+	s.store = contacts.New(p)
+	if err := s.proxy.Start(ctx); err != nil {
+		return err
+	}
+	if s.ipsecOK {
+		host := s.proxy.Addr("udp").IP.String()
+		for _, l := range []struct {
+			net  string
+			port int
+		}{{"udp", s.cfg.PortS}, {"tcp", s.cfg.PortS}, {"udp", s.cfg.PortC}} {
+			if _, err := s.proxy.Listen(l.net, net.JoinHostPort(host, strconv.Itoa(l.port))); err != nil {
+				_ = s.proxy.Close()
+				return fmt.Errorf("pcscf: protected port: %w", err)
+			}
+		}
+	}
+	if err := s.reload(ctx); err != nil {
+		_ = s.proxy.Close()
+		return err
+	}
+	if s.cfg.Rx != nil {
+		rc := *s.cfg.Rx
+		if rc.Logger == nil {
+			rc.Logger = s.log.Named("rx")
+		}
+		c, err := rx.New(rc, s.onAbort, s.m.rxResult)
+		if err != nil {
+			_ = s.proxy.Close()
+			return err
+		}
+		if err := c.Start(ctx); err != nil {
+			_ = s.proxy.Close()
+			return err
+		}
+		s.rx = c
+	}
+	tctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go s.timer(tctx)
+	return nil
+}
+
+// Ready reports whether Rx (when enabled) has its PCRF peer open.
+func (s *PCSCF) Ready(ctx context.Context) error {
+	if s.rx != nil && !s.rx.Ready() {
+		return errors.New("PCRF not connected")
+	}
+	return nil
+}
+
+// Close stops everything. Installed SAs stay (they are re-used after a
+// restart from the stored contacts).
+func (s *PCSCF) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	err := s.proxy.Close()
+	s.wg.Wait()
+	if s.rx != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = s.rx.Close(ctx)
+		cancel()
+	}
+	if s.pg != nil {
+		s.pg.Close()
+	}
+	return err
+}
+
+func (s *PCSCF) setupIPsec() error {
+	if s.cfg.IPsec == IPsecOff {
+		s.log.Info("ipsec off: Security-Client is ignored, UEs register with plain digest")
+		return nil
+	}
+	if s.cfg.IPsecBackend != nil {
+		s.backend, s.ipsecOK = s.cfg.IPsecBackend, true
+		return nil
+	}
+	k, err := ipsec.NewKernel(nil)
+	if err == nil {
+		err = k.Probe()
+	}
+	if err != nil {
+		if s.cfg.IPsec == IPsecOn {
+			return fmt.Errorf("pcscf: --ipsec on but IPsec is unusable: %w", err)
+		}
+		s.log.Warn("ipsec auto: IPsec disabled, UEs offering ipsec-3gpp are served without SAs", zap.Error(err))
+		return nil
+	}
+	s.log.Info("ipsec: kernel installs ESP transport SAs")
+	s.backend, s.ipsecOK = k, true
+	return nil
+}
+
+// reload fills the store from PostgreSQL and re-installs SAs/policies of
+// the contacts still registered; expired ones are dropped.
+func (s *PCSCF) reload(ctx context.Context) error {
+	all, err := s.store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("pcscf: reload contacts: %w", err)
+	}
+	n := 0
+	for _, c := range all {
+		if c.SA != nil {
+			s.spis.Reserve(c.SA.PCSCF.SPIC)
+			s.spis.Reserve(c.SA.PCSCF.SPIS)
+			if s.backend != nil && c.Expires.After(time.Now()) {
+				if err := s.backend.Install(*c.SA); err != nil {
+					s.log.Warn("re-install SA of reloaded contact", zap.String("aor", c.AOR), zap.Error(err))
+				} else {
+					s.m.sas.Inc()
+				}
+			}
+		}
+		n++
+	}
+	if n > 0 {
+		s.log.Info("contacts reloaded", zap.Int("count", n))
+	}
+	s.sweep(ctx)
+	s.updateGauges()
+	return nil
+}
+
+func (s *PCSCF) timer(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.TimerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.sweep(ctx)
+		}
+	}
+}
+
+// sweep removes expired contacts (and their SAs and Rx sessions) and old
+// pending SAs.
+func (s *PCSCF) sweep(ctx context.Context) {
+	exp, err := s.store.Expired(ctx)
+	if err != nil {
+		s.log.Warn("expire contacts", zap.Error(err))
+	}
+	for _, c := range exp {
+		s.log.Info("contact expired", zap.String("aor", c.AOR), zap.Stringer("flow", c.Flow))
+		s.m.expired.Inc()
+		s.dropContactState(ctx, c)
+	}
+	s.mu.Lock()
+	var old []*pendingSA
+	for k, p := range s.pending {
+		if time.Since(p.created) > s.cfg.PendingSAAge {
+			old = append(old, p)
+			delete(s.pending, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range old {
+		s.removeSA(p.sa)
+	}
+	s.updateGauges()
+}
+
+// dropContactState removes the SA and Rx sessions of a removed contact.
+func (s *PCSCF) dropContactState(ctx context.Context, c *contacts.Contact) {
+	if c.SA != nil && !s.saInUse(*c.SA) {
+		s.removeSA(*c.SA)
+	}
+	if s.rx != nil {
+		for _, sid := range c.RxSessions {
+			_ = s.rx.STR(ctx, sid)
+		}
+	}
+}
+
+// saInUse reports whether another stored contact still uses sa (same SPIs).
+func (s *PCSCF) saInUse(sa ipsec.SecAssoc) bool {
+	for _, c := range s.store.All() {
+		if c.SA != nil && c.SA.PCSCF.SPIS == sa.PCSCF.SPIS && c.SA.PCSCF.SPIC == sa.PCSCF.SPIC {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *PCSCF) removeSA(sa ipsec.SecAssoc) {
+	if s.backend != nil {
+		if err := s.backend.Remove(sa); err != nil {
+			s.log.Warn("remove SA", zap.Error(err))
+		}
+		s.m.sas.Dec()
+	}
+	s.spis.Free(sa.PCSCF.SPIC)
+	s.spis.Free(sa.PCSCF.SPIS)
+}
+
+func (s *PCSCF) updateGauges() {
+	all := s.store.All()
+	impus := map[string]bool{}
+	for _, c := range all {
+		for _, i := range c.IMPUs {
+			impus[strings.ToLower(i)] = true
+		}
+	}
+	s.m.contacts.Set(float64(len(all)))
+	s.m.impus.Set(float64(len(impus)))
+}
+
+// handle dispatches one new request.
+func (s *PCSCF) handle(ctx context.Context, t *sipproxy.Txn) {
+	req := t.Request()
+	switch {
+	case req.Method == sip.REGISTER:
+		s.handleRegister(ctx, t)
+		return
+	case req.Method == sip.NOTIFY && strings.EqualFold(req.Recipient.User, regEventUser) && s.proxy.IsSelf(req.Recipient):
+		s.handleRegNotify(ctx, t)
+		return
+	}
+	src := flowOf(req)
+	if c := s.store.BySource(src.Transport, src.Host, src.Port); c != nil {
+		s.originating(ctx, t, c)
+		return
+	}
+	if c := s.store.ByURI(req.Recipient.User, req.Recipient.Host, portOr(req.Recipient.Port), req.Recipient.String()); c != nil {
+		s.terminating(ctx, t, c)
+		return
+	}
+	if req.IsAck() {
+		return
+	}
+	s.m.rejected.WithLabelValues("not_registered").Inc()
+	s.log.Info("request from an unregistered flow", zap.String("method", string(req.Method)), zap.Stringer("flow", src))
+	_ = t.Respond(sip.StatusForbidden, "Forbidden - Not Registered", sip.NewHeader("Warning", `399 `+s.cfg.SIPHost+` "sender is not registered at this P-CSCF"`))
+}
+
+func flowOf(req *sip.Request) contacts.Flow {
+	host, port, _ := sip.ParseAddr(req.Source())
+	return contacts.Flow{Transport: strings.ToLower(req.Transport()), Host: host, Port: port}
+}
+
+func portOr(p int) int {
+	if p == 0 {
+		return 5060
+	}
+	return p
+}

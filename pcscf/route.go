@@ -1,0 +1,147 @@
+package pcscf
+
+import (
+	"context"
+	"net"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+	"go.uber.org/zap"
+
+	"github.com/imscore/imscore/pcscf/contacts"
+	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/sipproxy"
+)
+
+func parseIP(h string) net.IP { return net.ParseIP(strings.Trim(h, "[]")) }
+
+// ueFacingURI is the Record-Route entry the UE sees: the protected
+// server port when the contact uses IPsec, else the main address.
+func (s *PCSCF) ueFacingURI(c *contacts.Contact, transport string) *sip.Uri {
+	u := s.proxy.URI(transport)
+	if c.SA != nil {
+		u.Port = s.cfg.PortS
+	}
+	return &u
+}
+
+// originating handles a request from a registered UE (TS 24.229 §5.2.6.3).
+func (s *PCSCF) originating(ctx context.Context, t *sipproxy.Txn, c *contacts.Contact) {
+	req := t.Request()
+	initial := req.To() == nil || !req.To().Params.Has("tag")
+	if initial && !req.IsAck() {
+		// Asserted identity from the preferred one when it belongs to
+		// the registration set, else the default IMPU.
+		id := imsheader.NameAddr{URI: c.IMPUs[0]}
+		if pp, err := imsheader.GetPPreferredIdentity(req); err == nil {
+			for _, p := range pp {
+				if containsFold(c.IMPUs, p.URI) {
+					id = imsheader.NameAddr{URI: p.URI, DisplayName: p.DisplayName}
+					break
+				}
+			}
+		}
+		imsheader.RemoveHeaders(req, imsheader.HeaderPPreferredIdentity)
+		imsheader.SetPAssertedIdentity(req, id)
+		pcv := imsheader.NewPChargingVector(imsheader.NewICID(), s.cfg.SIPHost)
+		pcv.SetOrigIOI(s.cfg.Domain)
+		imsheader.SetPChargingVector(req, pcv)
+		// Preloaded route = Service-Route (§5.2.6.3.3: replace whatever
+		// the UE put).
+		for req.RemoveHeader("Route") {
+		}
+		var tg sipproxy.Target
+		for _, r := range c.ServiceRoute {
+			var u sip.Uri
+			if err := sip.ParseUri(r, &u); err == nil {
+				tg.Route = append(tg.Route, u)
+			}
+		}
+		opts := sipproxy.ForwardOptions{}
+		if req.Method != sip.MESSAGE && req.Method != sip.OPTIONS && req.Method != sip.PUBLISH {
+			opts.RecordRoute = true
+			opts.RecordRouteURI = s.ueFacingURI(c, "udp")
+		}
+		s.forward(ctx, t, c, opts, tg, true)
+		return
+	}
+	imsheader.RemoveHeaders(req, imsheader.HeaderPPreferredIdentity)
+	imsheader.RemoveHeaders(req, imsheader.HeaderPAssertedIdentity)
+	s.forward(ctx, t, c, sipproxy.ForwardOptions{}, sipproxy.Target{}, true)
+}
+
+// terminating delivers a request from the core to the UE's stored flow
+// (TS 24.229 §5.2.6.4).
+func (s *PCSCF) terminating(ctx context.Context, t *sipproxy.Txn, c *contacts.Contact) {
+	req := t.Request()
+	initial := req.To() == nil || !req.To().Params.Has("tag")
+	tg := s.ueTarget(c, req)
+	opts := sipproxy.ForwardOptions{}
+	if initial && req.Method != sip.MESSAGE && req.Method != sip.OPTIONS && !req.IsAck() {
+		opts.RecordRoute = true
+		opts.RecordRouteURI = s.ueFacingURI(c, tg.Transport)
+	}
+	s.forward(ctx, t, c, opts, tg, false)
+}
+
+// ueTarget is where a request to the UE goes: its flow, or over the SA
+// from our port-c to its port-s. Large requests use TCP when possible
+// (RFC 3261 §18.1.1): over the SA (the UE listens on TCP port-s, TS
+// 33.203 §7.1) or on a TCP flow of the same UE.
+func (s *PCSCF) ueTarget(c *contacts.Contact, req *sip.Request) sipproxy.Target {
+	big := len(req.String()) > UDPSizeLimit
+	local := s.proxy.Addr("udp").IP.String()
+	if c.SA != nil {
+		tr := c.Flow.Transport
+		if big {
+			tr = "tcp"
+		}
+		hop := sip.Uri{Scheme: "sip", Host: c.SA.UE.IP.String(), Port: int(c.SA.UE.PortS)}
+		return sipproxy.Target{NextHop: &hop, Transport: tr, Laddr: joinHostPort(local, s.cfg.PortC)}
+	}
+	flow := c.Flow
+	if big && flow.Transport == "udp" {
+		for _, o := range s.store.All() {
+			if o.Flow.Transport == "tcp" && sameHost(o.Flow.Host, flow.Host) && o.AOR == c.AOR {
+				flow = o.Flow
+				s.log.Debug("request larger than UDP limit: using the UE's TCP flow", zap.Int("size", len(req.String())))
+				break
+			}
+		}
+	}
+	hop := sip.Uri{Scheme: "sip", Host: flow.Host, Port: flow.Port}
+	// No Laddr for TCP: sipgo re-uses the UE's connection (keyed by its
+	// address); a TCP Laddr would dial a new one.
+	return sipproxy.Target{NextHop: &hop, Transport: flow.Transport}
+}
+
+// forward proxies with Rx hooks and relays the result.
+func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contact, opts sipproxy.ForwardOptions, tg sipproxy.Target, orig bool) {
+	req := t.Request()
+	if s.rx != nil {
+		s.rxBefore(ctx, req, c, orig)
+		opts.OnResponse = func(_ sipproxy.Target, res *sip.Response) { s.rxOnResponse(req, res, c, orig) }
+	}
+	res, err := t.Forward(ctx, opts, tg)
+	if req.IsAck() {
+		return
+	}
+	if err != nil {
+		s.log.Info("forward failed", zap.String("method", string(req.Method)), zap.Error(err))
+	}
+	if s.rx != nil && res != nil && res.StatusCode >= 300 && req.IsInvite() {
+		s.rxEnd(context.Background(), req.CallID().Value())
+	}
+	if res != nil {
+		_ = t.Relay(res)
+	}
+}
+
+func containsFold(list []string, v string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, v) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,267 @@
+// Package rx is the P-CSCF's (AF's) Rx client (TS 29.214, application
+// 16777236) on pkg/diameter: AAR with Media-Component-Descriptions derived
+// from an SDP offer/answer (TS 29.214 annex B / TS 29.213 §6), STR when a
+// session ends, and ASR from the PCRF answered with ASA and reported to
+// the caller, which tears the call down.
+package rx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fiorix/go-diameter/v4/diam"
+	"github.com/fiorix/go-diameter/v4/diam/datatype"
+	"go.uber.org/zap"
+
+	"github.com/imscore/imscore/pkg/diameter"
+)
+
+// Config of the Rx client.
+type Config struct {
+	OriginHost  string // e.g. pcscf.<domain>
+	OriginRealm string
+	PCRFAddr    string // host:port (TCP)
+	PCRFHost    string // expected Origin-Host of the PCRF ("" any)
+	PCRFRealm   string // Destination-Realm
+	Timeout     time.Duration
+	Logger      *zap.Logger
+}
+
+// Client sends AAR/STR and serves ASR.
+type Client struct {
+	cfg     Config
+	node    *diameter.Node
+	peer    *diameter.Peer
+	onAbort func(sessionID string)
+	count   func(cmd, result string)
+}
+
+// Specific-Action values (TS 29.214 §5.3.13).
+const (
+	ActionChargingCorrelationExchange = 1
+	ActionIndicationOfLossOfBearer    = 2
+	ActionIndicationOfRecoveryBearer  = 3
+	ActionIndicationOfReleaseOfBearer = 4
+)
+
+// Subscription-Id-Type END_USER_SIP_URI (RFC 4006 §8.47).
+const subscriptionSIPURI = 2
+
+// New builds a client; onAbort is called (on its own goroutine) with the
+// Session-Id of each ASR; count (may be nil) counts results.
+func New(cfg Config, onAbort func(string), count func(cmd, result string)) (*Client, error) {
+	if cfg.PCRFAddr == "" || cfg.OriginHost == "" || cfg.OriginRealm == "" {
+		return nil, errors.New("rx: PCRF address, origin host and realm are required")
+	}
+	if cfg.PCRFRealm == "" {
+		cfg.PCRFRealm = cfg.OriginRealm
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if count == nil {
+		count = func(string, string) {}
+	}
+	n, err := diameter.New(diameter.Config{
+		OriginHost: cfg.OriginHost, OriginRealm: cfg.OriginRealm,
+		Apps: []diameter.App{diameter.AppRx}, Logger: cfg.Logger, VendorID: diameter.Vendor3GPP,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, node: n, onAbort: onAbort, count: count}
+	n.Handle(diameter.CmdAbortSession, diameter.AppRx, c.handleASR)
+	return c, nil
+}
+
+// Start connects to the PCRF in the background.
+func (c *Client) Start(ctx context.Context) error {
+	p, err := c.node.Connect(context.Background(), diameter.PeerConfig{Addr: c.cfg.PCRFAddr, Host: c.cfg.PCRFHost, Realm: c.cfg.PCRFRealm})
+	if err != nil {
+		return err
+	}
+	c.peer = p
+	return nil
+}
+
+// WaitOpen waits for the PCRF connection.
+func (c *Client) WaitOpen(ctx context.Context) error { return c.peer.WaitOpen(ctx) }
+
+// Ready reports whether the PCRF peer is open.
+func (c *Client) Ready() bool { return c.node.Ready() }
+
+// Close disconnects.
+func (c *Client) Close(ctx context.Context) error { return c.node.Close(ctx) }
+
+func (c *Client) handleASR(ctx context.Context, conn *diameter.Conn, req *diam.Message) (*diam.Message, error) {
+	sid := diameter.String(req, diameter.AVPSessionID)
+	c.count("ASR", "received")
+	if c.onAbort != nil {
+		go c.onAbort(sid)
+	}
+	return c.node.Answer(req, diameter.DiameterSuccess), nil
+}
+
+// Session describes one SIP session for an AAR.
+type Session struct {
+	ICID  string // AF-Charging-Identifier
+	IMPU  string // Subscription-Id (END_USER_SIP_URI)
+	UEIP  net.IP // Framed-IP-Address
+	Offer *SDP
+	// Answer is the SDP answer; the UE's side is Offer when UEOffered.
+	Answer    *SDP
+	UEOffered bool
+}
+
+// AAR sends an initial AA-Request for s and returns its Session-Id. An
+// answer other than 2xxx is an error.
+func (c *Client) AAR(ctx context.Context, s Session) (string, error) {
+	req := c.node.NewRequest(diameter.CmdAA, diameter.AppRx, c.cfg.PCRFRealm, c.cfg.PCRFHost)
+	sid := diameter.String(req, diameter.AVPSessionID)
+	for _, a := range BuildAAR(s) {
+		req.AddAVP(a)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	ans, err := c.node.Send(ctx, req)
+	if err != nil {
+		c.count("AAR", "error")
+		return "", fmt.Errorf("rx: AAR: %w", err)
+	}
+	code, _, _ := diameter.Result(ans)
+	c.count("AAR", strconv.Itoa(int(code)))
+	if !diameter.IsSuccess(ans) {
+		return sid, fmt.Errorf("rx: AAA result %d", code)
+	}
+	return sid, nil
+}
+
+// STR ends the Rx session sid (Termination-Cause DIAMETER_LOGOUT).
+func (c *Client) STR(ctx context.Context, sid string) error {
+	req := c.node.NewRequest(diameter.CmdSessionTermination, diameter.AppRx, c.cfg.PCRFRealm, c.cfg.PCRFHost)
+	replaceSessionID(req, sid)
+	req.AddAVP(diameter.BaseAVP(diameter.AVPTerminationCause, datatype.Enumerated(diameter.TerminationDiameterLogout)))
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	ans, err := c.node.Send(ctx, req)
+	if err != nil {
+		c.count("STR", "error")
+		return fmt.Errorf("rx: STR: %w", err)
+	}
+	code, _, _ := diameter.Result(ans)
+	c.count("STR", strconv.Itoa(int(code)))
+	return nil
+}
+
+func replaceSessionID(m *diam.Message, sid string) {
+	for _, a := range m.AVP {
+		if a.Code == diameter.AVPSessionID {
+			a.Data = datatype.UTF8String(sid)
+			return
+		}
+	}
+}
+
+// BuildAAR returns the Rx-specific AVPs of an initial AAR for s.
+func BuildAAR(s Session) []*diam.AVP {
+	v := diameter.VendorAVP
+	var out []*diam.AVP
+	out = append(out, v(diameter.AVPAFApplicationIdentifier, datatype.OctetString("IMS Services")))
+	if s.ICID != "" {
+		out = append(out, v(diameter.AVPAFChargingIdentifier, datatype.OctetString(s.ICID)))
+	}
+	ue, other := s.Offer, s.Answer
+	if !s.UEOffered {
+		ue, other = s.Answer, s.Offer
+	}
+	if ue != nil && other != nil {
+		n := len(ue.Media)
+		if len(other.Media) < n {
+			n = len(other.Media)
+		}
+		for i := 0; i < n; i++ {
+			out = append(out, mediaComponent(i, ue, other, s))
+		}
+	}
+	if s.IMPU != "" {
+		out = append(out, diameter.Grouped(diameter.AVPSubscriptionID, 0,
+			diameter.BaseAVP(diameter.AVPSubscriptionIDType, datatype.Enumerated(subscriptionSIPURI)),
+			diameter.BaseAVP(diameter.AVPSubscriptionIDData, datatype.UTF8String(s.IMPU))))
+	}
+	if ip := s.UEIP.To4(); ip != nil {
+		out = append(out, diameter.BaseAVP(diameter.AVPFramedIPAddress, datatype.OctetString(ip)))
+	}
+	for _, a := range []uint32{ActionChargingCorrelationExchange, ActionIndicationOfLossOfBearer, ActionIndicationOfRecoveryBearer, ActionIndicationOfReleaseOfBearer} {
+		out = append(out, v(diameter.AVPSpecificAction, datatype.Enumerated(a)))
+	}
+	out = append(out, v(diameter.AVPServiceInfoStatus, datatype.Enumerated(0))) // FINAL_SERVICE_INFORMATION
+	return out
+}
+
+func mediaType(m string) uint32 {
+	switch strings.ToLower(m) {
+	case "audio":
+		return diameter.MediaAudio
+	case "video":
+		return diameter.MediaVideo
+	case "text":
+		return diameter.MediaText
+	case "message":
+		return diameter.MediaMessage
+	case "application":
+		return 3
+	}
+	return diameter.MediaData
+}
+
+// mediaComponent builds Media-Component-Description i: downlink
+// bandwidth from the UE's b=AS (what it receives), uplink from the
+// peer's; flows of RTP and RTCP (port+1) in both directions.
+func mediaComponent(i int, ue, other *SDP, s Session) *diam.AVP {
+	v := diameter.VendorAVP
+	um, om := ue.Media[i], other.Media[i]
+	uip, oip := ue.MediaAddr(i), other.MediaAddr(i)
+	status := diameter.FlowEnabled
+	if um.Port == 0 || om.Port == 0 {
+		status = diameter.FlowRemoved
+	}
+	kids := []*diam.AVP{
+		v(diameter.AVPMediaComponentNumber, datatype.Unsigned32(i+1)),
+		v(diameter.AVPMediaType, datatype.Enumerated(mediaType(um.Type))),
+	}
+	if om.BandwidthAS > 0 {
+		kids = append(kids, v(diameter.AVPMaxRequestedBandwidthUL, datatype.Unsigned32(om.BandwidthAS*1000)))
+	}
+	if um.BandwidthAS > 0 {
+		kids = append(kids, v(diameter.AVPMaxRequestedBandwidthDL, datatype.Unsigned32(um.BandwidthAS*1000)))
+	}
+	kids = append(kids, v(diameter.AVPFlowStatus, datatype.Enumerated(status)))
+	offer, answer := "uplink\noffer\n", "downlink\nanswer\n"
+	if !s.UEOffered {
+		offer, answer = "downlink\noffer\n", "uplink\nanswer\n"
+	}
+	offerSDP, answerSDP := s.Offer, s.Answer
+	kids = append(kids,
+		v(diameter.AVPCodecData, datatype.OctetString(offer+offerSDP.Media[i].Text())),
+		v(diameter.AVPCodecData, datatype.OctetString(answer+answerSDP.Media[i].Text())))
+	for f, ports := range [][2]int{{um.Port, om.Port}, {um.Port + 1, om.Port + 1}} {
+		sub := []*diam.AVP{
+			v(diameter.AVPFlowNumber, datatype.Unsigned32(f+1)),
+			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit out 17 from %s %d to %s %d", oip, ports[1], uip, ports[0]))),
+			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit out 17 from %s %d to %s %d", uip, ports[0], oip, ports[1]))),
+		}
+		if f == 1 {
+			sub = append(sub, v(diameter.AVPFlowUsage, datatype.Enumerated(1))) // RTCP
+		}
+		kids = append(kids, diameter.Grouped(diameter.AVPMediaSubComponent, diameter.Vendor3GPP, sub...))
+	}
+	return diameter.Grouped(diameter.AVPMediaComponentDescription, diameter.Vendor3GPP, kids...)
+}

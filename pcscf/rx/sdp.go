@@ -1,0 +1,84 @@
+package rx
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// SDP is the part of an SDP body (RFC 4566) Rx needs.
+type SDP struct {
+	Conn  string // session-level c= address
+	Media []Media
+}
+
+// Media is one m= section.
+type Media struct {
+	Type        string // audio, video...
+	Port        int
+	Proto       string
+	Formats     []string
+	Conn        string // media-level c= address
+	BandwidthAS int    // b=AS in kbit/s
+	Lines       []string
+}
+
+// Text returns the m= line and its attribute lines, newline separated
+// (the Codec-Data payload after its two header lines, TS 29.214 §5.3.16).
+func (m Media) Text() string { return strings.Join(m.Lines, "\n") + "\n" }
+
+// MediaAddr returns the connection address of media i.
+func (s *SDP) MediaAddr(i int) string {
+	if s.Media[i].Conn != "" {
+		return s.Media[i].Conn
+	}
+	return s.Conn
+}
+
+// ParseSDP parses body; a body without m= lines is an error.
+func ParseSDP(body []byte) (*SDP, error) {
+	s := &SDP{}
+	var cur *Media
+	for _, line := range strings.Split(strings.ReplaceAll(string(body), "\r\n", "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if len(line) < 2 || line[1] != '=' {
+			continue
+		}
+		val := line[2:]
+		switch line[0] {
+		case 'm':
+			f := strings.Fields(val)
+			if len(f) < 3 {
+				return nil, errors.New("rx: bad m= line")
+			}
+			port, err := strconv.Atoi(strings.SplitN(f[1], "/", 2)[0])
+			if err != nil {
+				return nil, errors.New("rx: bad m= port")
+			}
+			s.Media = append(s.Media, Media{Type: f[0], Port: port, Proto: f[2], Formats: f[3:]})
+			cur = &s.Media[len(s.Media)-1]
+		case 'c':
+			f := strings.Fields(val)
+			if len(f) < 3 {
+				return nil, errors.New("rx: bad c= line")
+			}
+			addr := strings.SplitN(f[2], "/", 2)[0]
+			if cur != nil {
+				cur.Conn = addr
+			} else {
+				s.Conn = addr
+			}
+		case 'b':
+			if cur != nil && strings.HasPrefix(val, "AS:") {
+				cur.BandwidthAS, _ = strconv.Atoi(val[3:])
+			}
+		}
+		if cur != nil && (line[0] == 'm' || line[0] == 'a' || line[0] == 'b') {
+			cur.Lines = append(cur.Lines, line)
+		}
+	}
+	if len(s.Media) == 0 {
+		return nil, errors.New("rx: SDP without media")
+	}
+	return s, nil
+}
