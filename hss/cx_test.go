@@ -67,9 +67,11 @@ func TestCxRegistrationFlow(t *testing.T) {
 	if n, _ := diameter.Uint32(a, diameter.AVPSIPNumberAuthItems); n != 3 {
 		t.Errorf("SIP-Number-Auth-Items %d", n)
 	}
-	// Pending assignment: UAR now names the S-CSCF (still first registration).
+	// Pending assignment: UAR now names the S-CSCF. TS 29.228 §6.1.1.1
+	// step 5: not registered but an S-CSCF name stored →
+	// DIAMETER_SUBSEQUENT_REGISTRATION + that name.
 	a = send(t, icscf, uar(icscf, aliceIMPI, aliceIMPU, diameter.UATRegistration))
-	wantResult(t, a, diameter.DiameterFirstRegistration, true)
+	wantResult(t, a, diameter.DiameterSubsequentRegistration, true)
 	if diameter.String(a, diameter.AVPServerName) != scscfName {
 		t.Fatalf("UAA after MAR lacks Server-Name: %v", a)
 	}
@@ -156,7 +158,7 @@ func TestCxRegistrationFlow(t *testing.T) {
 	// Timeout de-registration storing the server name keeps it.
 	wantResult(t, send(t, scscf, sar(scscf, aliceIMPI, aliceIMPU, diameter.SATTimeoutDeregistrationStoreServerName, 0)), diameter.DiameterSuccess, false)
 	a = send(t, icscf, uar(icscf, aliceIMPI, aliceIMPU, diameter.UATRegistration))
-	wantResult(t, a, diameter.DiameterFirstRegistration, true)
+	wantResult(t, a, diameter.DiameterSubsequentRegistration, true)
 	if diameter.String(a, diameter.AVPServerName) != scscfName {
 		t.Errorf("stored server name not returned")
 	}
@@ -209,6 +211,23 @@ func TestCxErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantResult(t, send(t, c, uar(c, aliceIMPI, aliceTel, 0)), diameter.DiameterAuthorizationRejected, false)
+	wantResult(t, send(t, c, uar(c, aliceIMPI, aliceTel, diameter.UATRegistrationAndCapabilities)), diameter.DiameterAuthorizationRejected, false)
+	// A PSI never registers (TS 29.228 §6.1.1.1 step 3): REGISTRATION and
+	// REGISTRATION_AND_CAPABILITIES → 5003 AUTHORIZATION_REJECTED; a
+	// DE_REGISTRATION query is not an authorisation: IDENTITY_NOT_REGISTERED.
+	if _, err := e.db.Exec(ctx, `UPDATE impu SET can_register = true, type = 'distinct_psi' WHERE identity = $1`, aliceTel); err != nil {
+		t.Fatal(err)
+	}
+	wantResult(t, send(t, c, uar(c, aliceIMPI, aliceTel, diameter.UATRegistration)), diameter.DiameterAuthorizationRejected, false)
+	wantResult(t, send(t, c, uar(c, aliceIMPI, aliceTel, diameter.UATRegistrationAndCapabilities)), diameter.DiameterAuthorizationRejected, false)
+	wantResult(t, send(t, c, uar(c, aliceIMPI, aliceTel, diameter.UATDeRegistration)), diameter.DiameterErrorIdentityNotRegistered, true)
+	// REGISTRATION_AND_CAPABILITIES for a not-registered user: 2001
+	// DIAMETER_SUCCESS (Result-Code) + Server-Capabilities, no Server-Name.
+	a := send(t, c, uar(c, aliceIMPI, aliceIMPU, diameter.UATRegistrationAndCapabilities))
+	wantResult(t, a, diameter.DiameterSuccess, false)
+	if diameter.Find(a, diameter.AVPServerCapabilities) == nil || diameter.Find(a, diameter.AVPServerName) != nil {
+		t.Fatalf("REGISTRATION_AND_CAPABILITIES: %v", a)
+	}
 
 	// Roaming: a visited network not allowed for the subscription.
 	r := rebuild(c, uar(c, aliceIMPI, aliceIMPU, 0), func(x *diam.AVP) *diam.AVP {
@@ -226,7 +245,7 @@ func TestCxErrors(t *testing.T) {
 		}
 		return x
 	})
-	a := send(t, c, r)
+	a = send(t, c, r)
 	wantResult(t, a, diameter.DiameterMissingAVP, false)
 	if diameter.Find(a, diameter.AVPFailedAVP, diameter.AVPPublicIdentity) == nil {
 		t.Errorf("5005 without Failed-AVP/Public-Identity: %v", a)
@@ -326,13 +345,33 @@ func TestMARResync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Corrupted AUTS: rejected, no vectors, SQN untouched.
+	// Corrupted AUTS (MAC-S fails): TS 29.228 §6.3.1 / TS 33.102 §6.3.5 —
+	// DIAMETER_SUCCESS with fresh vectors from the counter as it was (no
+	// reset to SQN_MS).
 	bad := append(append([]byte{}, rnd...), auts...)
 	bad[len(bad)-1] ^= 1
 	a = send(t, c, mar(c, aliceIMPI, aliceIMPU, "Digest-AKAv1-MD5", 1, bad))
-	wantResult(t, a, diameter.DiameterAuthorizationRejected, false)
-	if diameter.Find(a, diameter.AVPSIPAuthDataItem) != nil {
-		t.Fatal("vectors after a bad AUTS")
+	wantResult(t, a, diameter.DiameterSuccess, false)
+	got := checkVectors(t, a, items(t, a))
+	if len(got) != 1 || got[0] >= sqnMS {
+		t.Fatalf("SQNs %#x after a bad AUTS: the counter was reset towards SQN_MS %#x", got, uint64(sqnMS))
+	}
+	// Malformed SIP-Authorization (not RAND||AUTS): 5004 INVALID_AVP_VALUE.
+	a = send(t, c, mar(c, aliceIMPI, aliceIMPU, "Digest-AKAv1-MD5", 1, []byte("short")))
+	wantResult(t, a, diameter.DiameterInvalidAVPValue, false)
+	// Resync from an S-CSCF other than the stored one: 5012, the stored
+	// name is not overwritten (§6.3.1, §8.1), the SQN is not reset.
+	other := rebuild(c, mar(c, aliceIMPI, aliceIMPU, "Digest-AKAv1-MD5", 1, append(append([]byte{}, rnd...), auts...)), func(x *diam.AVP) *diam.AVP {
+		if x.Code == diameter.AVPServerName {
+			return vs(diameter.AVPServerName, "sip:other-scscf."+realm)
+		}
+		return x
+	})
+	wantResult(t, send(t, c, other), diameter.DiameterUnableToComply, false)
+	icscf := e.client("icscf." + realm)
+	ua := send(t, icscf, uar(icscf, aliceIMPI, aliceIMPU, diameter.UATRegistration))
+	if diameter.String(ua, diameter.AVPServerName) != scscfName {
+		t.Fatalf("resync from another S-CSCF overwrote the stored name: %v", ua)
 	}
 	// Good AUTS: fresh vectors above SQN_MS.
 	a = send(t, c, mar(c, aliceIMPI, aliceIMPU, "Digest-AKAv1-MD5", 2, append(append([]byte{}, rnd...), auts...)))

@@ -82,13 +82,8 @@ func vstr(code uint32, v string) *diam.AVP {
 	return diameter.VendorAVP(code, datatype.UTF8String(v))
 }
 
-// checkPair looks up impi and impu and their association: 5001 when either
-// is unknown, 5002 when they do not belong together.
-func (s *Server) checkPair(ctx context.Context, impi, impu string) (store.IMPI, store.IMPU, error) {
-	pi, err := s.pair(ctx, impi, impu)
-	return pi.IMPI, pi.IMPU, err
-}
-
+// pair looks up impi and impu and their association with one query: 5001
+// when either is unknown, 5002 when they do not belong together.
 func (s *Server) pair(ctx context.Context, impi, impu string) (store.PairInfo, error) {
 	pi, err := s.Store.Pair(ctx, impi, impu)
 	if err != nil {
@@ -144,18 +139,19 @@ func (s *Server) UAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 		return nil, &diameter.ResultError{Code: diameter.DiameterInvalidAVPValue,
 			FailedAVP: diameter.Find(req, diameter.AVPUserAuthorizationType)}
 	}
-	p, u, err := s.checkPair(ctx, impi, impuS)
+	pi, err := s.pair(ctx, impi, impuS)
 	if err != nil {
 		return nil, err
 	}
+	p, u := pi.IMPI, pi.IMPU
 	if uat != diameter.UATDeRegistration {
 		// Step 3: barring, and identities that may not register at all
 		// (PSIs, can-register false) → DIAMETER_AUTHORIZATION_REJECTED.
 		if u.Barring || !u.CanRegister || u.Type == store.DistinctPSI || u.Type == store.WildcardedPSI {
 			return nil, res(diameter.DiameterAuthorizationRejected)
 		}
-		// Step 4: roaming.
-		allowed, err := s.Store.VisitedNetworkAllowed(ctx, impi, visited)
+		// Step 4: roaming (no query for the home network).
+		allowed, err := s.Store.VisitedNetworkAllowedIMSU(ctx, p.IMSUID, impi, visited)
 		if err != nil {
 			return nil, lookupErr(err)
 		}
@@ -163,19 +159,19 @@ func (s *Server) UAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 			return nil, exp(diameter.DiameterErrorRoamingNotAllowed)
 		}
 	}
-	a, err := s.Store.Assignment(ctx, impuS)
-	if err != nil {
-		return nil, lookupErr(err)
-	}
+	state, scscf := u.State, pi.SCSCFName
 	switch uat {
 	case diameter.UATDeRegistration:
-		if a.State == store.NotRegistered || a.SCSCFName == "" {
+		if state == store.NotRegistered || scscf == "" {
 			return nil, exp(diameter.DiameterErrorIdentityNotRegistered)
 		}
 		ans := s.Node.Answer(req, diameter.DiameterSuccess)
-		ans.AddAVP(vstr(diameter.AVPServerName, a.SCSCFName))
+		ans.AddAVP(vstr(diameter.AVPServerName, scscf))
 		return ans, nil
 	case diameter.UATRegistrationAndCapabilities:
+		// Step 5: the I-CSCF wants to select an S-CSCF anew (the assigned
+		// one did not answer): capabilities whatever the state, Result-Code
+		// DIAMETER_SUCCESS, no Server-Name.
 		caps, err := s.serverCapabilities(ctx)
 		if err != nil {
 			return nil, err
@@ -184,24 +180,27 @@ func (s *Server) UAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 		ans.AddAVP(caps)
 		return ans, nil
 	}
-	if a.State != store.NotRegistered && a.SCSCFName != "" {
+	// REGISTRATION. Step 5: registered, unregistered (S-CSCF kept for
+	// unregistered services), or not registered with an S-CSCF name
+	// stored (pending after MAR, or kept by *_STORE_SERVER_NAME) →
+	// DIAMETER_SUBSEQUENT_REGISTRATION + that name.
+	if scscf != "" {
 		ans := s.Node.AnswerExperimental(req, diameter.DiameterSubsequentRegistration)
-		ans.AddAVP(vstr(diameter.AVPServerName, a.SCSCFName))
+		ans.AddAVP(vstr(diameter.AVPServerName, scscf))
 		return ans, nil
 	}
+	// No S-CSCF name stored → DIAMETER_FIRST_REGISTRATION with the
+	// subscription's preferred S-CSCF, else Server-Capabilities.
 	ans := s.Node.AnswerExperimental(req, diameter.DiameterFirstRegistration)
-	switch {
-	case a.SCSCFName != "": // pending (MAR) or kept after *_STORE_SERVER_NAME
-		ans.AddAVP(vstr(diameter.AVPServerName, a.SCSCFName))
-	case p.PreferredSCSCF != "":
+	if p.PreferredSCSCF != "" {
 		ans.AddAVP(vstr(diameter.AVPServerName, p.PreferredSCSCF))
-	default:
-		caps, err := s.serverCapabilities(ctx)
-		if err != nil {
-			return nil, err
-		}
-		ans.AddAVP(caps)
+		return ans, nil
 	}
+	caps, err := s.serverCapabilities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ans.AddAVP(caps)
 	return ans, nil
 }
 
@@ -263,7 +262,18 @@ func (s *Server) MAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	if err != nil {
 		return nil, err
 	}
-	if serverName != "" && serverName != pi.SCSCFName {
+	resync := len(authz) > 0 && internal != "md5"
+	switch {
+	case serverName == "" || serverName == pi.SCSCFName:
+	case resync && pi.SCSCFName != "":
+		// TS 29.228 §6.3.1 / §8.1: on a synchronisation failure the HSS
+		// compares the S-CSCF names and does not overwrite a different
+		// stored one; it cannot process the AUTS for another S-CSCF.
+		return nil, &diameter.ResultError{Code: diameter.DiameterUnableToComply,
+			Message: "resynchronisation from an S-CSCF other than the stored one"}
+	default:
+		// §6.3.1, §8.1: the name is stored (overwritten) while the
+		// registration is pending.
 		if _, err := s.Store.SetPendingAssignment(ctx, impuS, serverName, diameter.String(req, diameter.AVPOriginHost), impi); err != nil {
 			return nil, lookupErr(err)
 		}
@@ -271,8 +281,8 @@ func (s *Server) MAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	if internal == "md5" {
 		return s.digestMAA(req, p, answerScheme)
 	}
-	if len(authz) > 0 {
-		if err := s.resync(ctx, impi, authz); err != nil {
+	if resync {
+		if err := s.resync(ctx, impi, authz, req); err != nil {
 			return nil, err
 		}
 	}
@@ -329,14 +339,18 @@ func credentials(cr store.AKACredentials) aka.Credentials {
 	return c
 }
 
-// resync handles SIP-Authorization = RAND ‖ AUTS (TS 33.102 §6.3.5, TS
-// 29.228 §6.3.1): a valid AUTS resets the SQN to SQN_MS; an AUTS whose
-// MAC-S does not verify (or a malformed one) is answered
-// DIAMETER_AUTHORIZATION_REJECTED without vectors, and the SQN is kept.
-func (s *Server) resync(ctx context.Context, impi string, authz []byte) error {
+// resync handles SIP-Authorization = RAND ‖ AUTS (TS 29.228 §6.3.1: the
+// HSS processes AUTS as TS 33.203 / TS 33.102 §6.3.5 say and returns the
+// requested vectors with DIAMETER_SUCCESS). A valid AUTS resets the SQN to
+// SQN_MS; an AUTS whose MAC-S does not verify leaves the SQN as it is
+// (§6.3.5 step 5) and the fresh vectors that follow are taken from the
+// unchanged counter (step 6) — no error, no reset. A SIP-Authorization
+// that is not 16+14 octets is DIAMETER_INVALID_AVP_VALUE (5004).
+func (s *Server) resync(ctx context.Context, impi string, authz []byte, req *diam.Message) error {
 	rnd, auts, err := aka.SplitSIPAuthorization(authz)
 	if err != nil {
-		return &diameter.ResultError{Code: diameter.DiameterAuthorizationRejected, Message: "malformed RAND||AUTS"}
+		return &diameter.ResultError{Code: diameter.DiameterInvalidAVPValue, Message: "SIP-Authorization is not RAND||AUTS",
+			FailedAVP: diameter.Find(req, diameter.AVPSIPAuthDataItem)}
 	}
 	cr, err := s.Store.Credentials(ctx, impi)
 	if errors.Is(err, store.ErrNoAKA) {
@@ -351,8 +365,8 @@ func (s *Server) resync(ctx context.Context, impi string, authz []byte) error {
 	}
 	sqnMS, err := aka.VerifyAUTS(cr.K[:], opc, rnd, auts)
 	if err != nil {
-		s.log().Info("MAR resync rejected", zap.String("impi", impi), zap.Error(err))
-		return &diameter.ResultError{Code: diameter.DiameterAuthorizationRejected, Message: "AUTS verification failed"}
+		s.log().Warn("MAR resync: AUTS does not verify (MAC-S), SQN kept", zap.String("impi", impi), zap.Error(err))
+		return nil
 	}
 	return lookupErr(s.Store.ResyncSQN(ctx, impi, sqnMS))
 }

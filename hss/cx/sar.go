@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/fiorix/go-diameter/v4/diam"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/imscore/imscore/hss/store"
 	"github.com/imscore/imscore/pkg/diameter"
+	"github.com/imscore/imscore/pkg/userdata"
 )
 
 // SAR answers a Server-Assignment-Request (TS 29.228 §6.1.2.1, TS 29.229
@@ -49,47 +51,80 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 			return nil, exp(diameter.DiameterErrorUserUnknown)
 		}
 	}
-	for _, u := range impus {
+	// One look-up per IMPU (pair with the IMPI when there is one): 5001 /
+	// 5002, the IRS, the assigned S-CSCF and the state.
+	var irss []int64 // distinct IRSs, in request order
+	var impiID int64
+	var a store.Assignment // of the primary (first) IMPU
+	var primaryIRS int64
+	for i, u := range impus {
+		var info store.IMPU
 		if impi != "" {
-			if _, _, err := s.checkPair(ctx, impi, u); err != nil {
+			pi, err := s.pair(ctx, impi, u)
+			if err != nil {
 				return nil, err
 			}
-		} else if _, err := s.Store.LookupIMPU(ctx, u); err != nil {
-			return nil, lookupErr(err)
+			info, impiID = pi.IMPU, pi.IMPI.ID
+			if i == 0 {
+				a = store.Assignment{IMPU: pi.IMPU.Identity, SCSCFName: pi.SCSCFName, DiameterHost: pi.DiameterHost, State: pi.IMPU.State}
+			}
+		} else {
+			var err error
+			if info, err = s.Store.LookupIMPU(ctx, u); err != nil {
+				return nil, lookupErr(err)
+			}
+			if i == 0 {
+				if a, err = s.Store.Assignment(ctx, u); err != nil {
+					return nil, lookupErr(err)
+				}
+			}
+		}
+		if i == 0 {
+			primaryIRS = info.IRSID
+		}
+		if !slices.Contains(irss, info.IRSID) {
+			irss = append(irss, info.IRSID)
 		}
 	}
 	primary := impus[0]
-	a, err := s.Store.Assignment(ctx, primary)
-	if err != nil {
-		return nil, lookupErr(err)
-	}
 	withData := func(ans *diam.Message, state store.UserState) (*diam.Message, error) {
 		if impi != "" {
 			ans.AddAVP(vstr(diameter.AVPUserName, impi))
 		}
 		if udaa == diameter.UserDataAlreadyAvailable {
+			// TS 29.228 §6.1.2.1: the S-CSCF has the profile; the HSS
+			// need not build it again.
 			return ans, nil
 		}
-		data, charging, err := s.UserData(ctx, impi, primary)
-		if err != nil {
-			return nil, err
-		}
-		ans.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString(data)))
-		if charging != nil {
-			ans.AddAVP(charging)
-		}
-		if impi != "" && state == store.Registered {
-			others, err := s.Store.AssociatedIMPIs(ctx, impi)
+		if impi == "" {
+			data, charging, err := s.UserData(ctx, impi, primary)
 			if err != nil {
 				return nil, err
 			}
-			if len(others) > 0 {
-				var kids []*diam.AVP
-				for _, o := range others {
-					kids = append(kids, diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(o)))
-				}
-				ans.AddAVP(diameter.Grouped(diameter.AVPAssociatedIdentities, diameter.Vendor3GPP, kids...))
+			ans.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString(data)))
+			if charging != nil {
+				ans.AddAVP(charging)
 			}
+			return ans, nil
+		}
+		sub, others, err := s.Store.SubscriptionIRS(ctx, impi, primaryIRS)
+		if err != nil {
+			return nil, lookupErr(err)
+		}
+		data, err := userdata.Marshal(BuildSubscription(sub))
+		if err != nil {
+			return nil, fmt.Errorf("cx: user data of %s: %w", primary, err)
+		}
+		ans.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString(data)))
+		if charging := chargingAVP(sub.Charging); charging != nil {
+			ans.AddAVP(charging)
+		}
+		if state == store.Registered && len(others) > 0 {
+			kids := make([]*diam.AVP, 0, len(others))
+			for _, o := range others {
+				kids = append(kids, diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(o)))
+			}
+			ans.AddAVP(diameter.Grouped(diameter.AVPAssociatedIdentities, diameter.Vendor3GPP, kids...))
 		}
 		return ans, nil
 	}
@@ -108,8 +143,11 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 		if impi == "" {
 			return nil, diameter.MissingAVP(diameter.AVPUserName, 0)
 		}
-		for _, u := range impus {
-			if _, err := s.Store.SetAssignment(ctx, u, serverName, origin, impi, store.Registered); err != nil {
+		if serverName == "" {
+			return nil, diameter.MissingAVP(diameter.AVPServerName, diameter.Vendor3GPP)
+		}
+		for _, irs := range irss {
+			if err := s.Store.AssignIRS(ctx, irs, serverName, origin, impiID, store.Registered); err != nil {
 				return nil, lookupErr(err)
 			}
 		}
@@ -124,8 +162,11 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 		if a.State == store.Registered {
 			return withData(ok(), a.State)
 		}
-		for _, u := range impus {
-			if _, err := s.Store.SetAssignment(ctx, u, serverName, origin, "", store.Unregistered); err != nil {
+		if serverName == "" {
+			return nil, diameter.MissingAVP(diameter.AVPServerName, diameter.Vendor3GPP)
+		}
+		for _, irs := range irss {
+			if err := s.Store.AssignIRS(ctx, irs, serverName, origin, 0, store.Unregistered); err != nil {
 				return nil, lookupErr(err)
 			}
 		}

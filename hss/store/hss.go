@@ -1,8 +1,7 @@
 package store
 
 // Queries the running HSS needs beyond the provisioning-oriented ones in
-// the other files: a pool that may start while PostgreSQL is down, the
-// MAR "registration pending" assignment, LIR's unregistered-services test,
+// the other files: the MAR "registration pending" assignment, LIR's unregistered-services test,
 // SAA Associated-Identities and the hss_command queue (RTR/PPR requests).
 
 import (
@@ -14,37 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 )
-
-// NewLazyPool is NewPool without the initial connection: it only parses
-// dsn, so the HSS can start (and answer 5012) while the database is down.
-// Connections are opened on first use.
-func NewLazyPool(dsn string, max int) (*Pool, error) {
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("hss/store: parse DSN: %w", err)
-	}
-	if max < 1 {
-		max = 8
-	}
-	if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > 5*time.Second {
-		cfg.ConnectTimeout = 5 * time.Second
-	}
-	return &Pool{cfg: cfg, sem: make(chan struct{}, max)}, nil
-}
-
-// OpenLazy is Open with NewLazyPool: it never fails because the server is
-// unreachable, only for a malformed dsn.
-func OpenLazy(dsn string, maxConns int) (*Store, error) {
-	p, err := NewLazyPool(dsn, maxConns)
-	if err != nil {
-		return nil, err
-	}
-	return &Store{pool: p}, nil
-}
-
-// ConnConfig returns a copy of the pool's connection configuration (for a
-// dedicated LISTEN connection).
-func (s *Store) ConnConfig() *pgx.ConnConfig { return s.pool.cfg.Copy() }
 
 // SetPendingAssignment stores scscfName (Diameter host diameterHost) as the
 // S-CSCF of impu's implicit registration set without changing the user
@@ -214,35 +182,4 @@ func (s *Store) IMPIsOfIMPU(ctx context.Context, impu string) (out []string, err
 		return err
 	})
 	return out, err
-}
-
-// PairInfo is what Cx needs about an IMPI/IMPU pair in one look-up.
-type PairInfo struct {
-	IMPI       IMPI
-	IMPU       IMPU
-	Associated bool   // the IMPI may use the IMPU (TS 29.228 §6.1.1 step 2)
-	SCSCFName  string // assigned S-CSCF of the IMPU, "" when none
-}
-
-// Pair looks up impi and impu, their association and the IMPU's assigned
-// S-CSCF on one connection with two or three queries (the hot path of UAR,
-// MAR and SAR). ErrNotFound when either identity is unknown.
-func (s *Store) Pair(ctx context.Context, impi, impu string) (pi PairInfo, err error) {
-	err = s.conn(ctx, "Pair", func(c *pgx.Conn) error {
-		u, err := lookupIMPU(ctx, c, impu, false)
-		if err != nil {
-			return err
-		}
-		pi.IMPU = u
-		p := &pi.IMPI
-		return c.QueryRow(ctx, `SELECT i.id, i.identity, i.imsu_id, s.name, coalesce(s.preferred_scscf, ''),
-				i.auth_schemes, coalesce(i.default_scheme, ''), i.k IS NOT NULL,
-				coalesce(i.digest_realm, ''), coalesce(i.digest_ha1, ''), i.password, i.line_identifiers,
-				EXISTS (SELECT 1 FROM impi_impu x WHERE x.impi_id = i.id AND x.impu_id = $2),
-				coalesce((SELECT a.scscf_name FROM scscf_assignment a WHERE a.impu_id = $2), '')
-			FROM impi i JOIN imsu s ON s.id = i.imsu_id WHERE i.identity = $1`, impi, u.ID).Scan(
-			&p.ID, &p.Identity, &p.IMSUID, &p.IMSU, &p.PreferredSCSCF, &p.AuthSchemes, &p.DefaultScheme,
-			&p.HasAKA, &p.DigestRealm, &p.DigestHA1, &p.Password, &p.LineIdentifiers, &pi.Associated, &pi.SCSCFName)
-	})
-	return pi, err
 }

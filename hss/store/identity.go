@@ -311,6 +311,20 @@ func (s *Store) VisitedNetworkAllowed(ctx context.Context, impi, visitedNetwork 
 	return ok, err
 }
 
+// VisitedNetworkAllowedIMSU is VisitedNetworkAllowed for an IMPI already
+// looked up (imsuID its subscription): the home realm answers without a
+// query.
+func (s *Store) VisitedNetworkAllowedIMSU(ctx context.Context, imsuID int64, impi, visitedNetwork string) (ok bool, err error) {
+	if realmOf(impi) != "" && strings.EqualFold(realmOf(impi), visitedNetwork) {
+		return true, nil
+	}
+	err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM visited_network v
+		LEFT JOIN imsu_visited_network x ON x.visited_network_id = v.id AND x.imsu_id = $2
+		WHERE lower(v.identity) = lower($1) AND (v.allowed_for_all OR x.imsu_id IS NOT NULL))`,
+		visitedNetwork, imsuID).Scan(&ok)
+	return ok, wrap("VisitedNetworkAllowedIMSU", err)
+}
+
 func realmOf(impi string) string {
 	for i := len(impi) - 1; i >= 0; i-- {
 		if impi[i] == '@' {

@@ -12,8 +12,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Errors returned by Store methods.
@@ -28,32 +30,85 @@ var (
 	ErrOutOfSync = errors.New("repository data sequence number out of sync")
 )
 
-// Store runs the HSS queries on a connection pool. It is safe for
-// concurrent use.
+// Store runs the HSS queries on a pgxpool connection pool. It is safe for
+// concurrent use. Every connection caches its prepared statements
+// (pgx.QueryExecModeCacheStatement, the default), so the hot Cx queries are
+// parsed and planned once per connection.
 type Store struct {
-	pool *Pool
+	pool *pgxpool.Pool
+}
+
+// DefaultMaxConns is the pool size used when Open/OpenLazy get maxConns < 1.
+const DefaultMaxConns = 8
+
+// PoolConfig parses dsn (a libpq URL or key=value string) into a pgxpool
+// configuration of at most maxConns connections (values < 1 mean
+// DefaultMaxConns), a connect timeout of at most 5 s and a health check of
+// idle connections every 30 s. Nothing is dialled.
+func PoolConfig(dsn string, maxConns int) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("hss/store: parse DSN: %w", err)
+	}
+	if maxConns < 1 {
+		maxConns = DefaultMaxConns
+	}
+	cfg.MaxConns = int32(maxConns)
+	cfg.MinConns = 0
+	cfg.HealthCheckPeriod = 30 * time.Second
+	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > 5*time.Second {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	return cfg, nil
 }
 
 // Open connects to dsn with a pool of at most maxConns connections
-// (values < 1 mean 8). The schema must already be migrated
+// (values < 1 mean DefaultMaxConns) and pings the server once, so that an
+// unreachable database fails here. The schema must already be migrated
 // (migrations.Migrate / "imsctl db migrate").
 func Open(ctx context.Context, dsn string, maxConns int) (*Store, error) {
-	p, err := NewPool(ctx, dsn, maxConns)
+	s, err := OpenLazy(dsn, maxConns)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenLazy is Open without the initial connection: it only parses dsn
+// (pgxpool dials on first use), so the HSS can start, and answer 5012,
+// while the database is down. It fails only for a malformed dsn.
+func OpenLazy(dsn string, maxConns int) (*Store, error) {
+	cfg, err := PoolConfig(dsn, maxConns)
+	if err != nil {
+		return nil, err
+	}
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("hss/store: pool: %w", err)
 	}
 	return &Store{pool: p}, nil
 }
 
-// New returns a Store using p.
-func New(p *Pool) *Store { return &Store{pool: p} }
+// New returns a Store using p (which the Store then owns: Close closes it).
+func New(p *pgxpool.Pool) *Store { return &Store{pool: p} }
 
-// Close closes the pool.
+// Pool returns the underlying pool.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// ConnConfig returns a copy of the connection configuration (for a
+// dedicated LISTEN connection outside the pool).
+func (s *Store) ConnConfig() *pgx.ConnConfig { return s.pool.Config().ConnConfig.Copy() }
+
+// Close closes the pool; it waits for acquired connections to be released.
 func (s *Store) Close() { s.pool.Close() }
 
 // Ping checks the database answers (for /readyz).
 func (s *Store) Ping(ctx context.Context) error {
-	return s.conn(ctx, "Ping", func(c *pgx.Conn) error { return c.Ping(ctx) })
+	return wrap("Ping", s.pool.Ping(ctx))
 }
 
 // conn runs fn on a pooled connection; errors other than ErrNotFound /
@@ -63,8 +118,8 @@ func (s *Store) conn(ctx context.Context, op string, fn func(*pgx.Conn) error) e
 	if err != nil {
 		return fmt.Errorf("hss/store: %s: %w", op, err)
 	}
-	defer s.pool.Release(c)
-	return wrap(op, fn(c))
+	defer c.Release()
+	return wrap(op, fn(c.Conn()))
 }
 
 // tx runs fn in one transaction on a pooled connection, committing when fn

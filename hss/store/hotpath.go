@@ -1,0 +1,301 @@
+package store
+
+// The Cx hot path (UAR, MAR, SAR on every registration and re-registration)
+// in as few round trips as possible: each method below is one SQL
+// statement, atomic on its own, so none needs an explicit transaction.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/imscore/imscore/pkg/aka"
+	"github.com/jackc/pgx/v5"
+)
+
+// pairSQL finds the IMPU (exact identity first, else the most specific
+// matching wildcarded IMPU/PSI: the second branch of the UNION only runs
+// when the first returns nothing), the IMPI with its IMSU, their
+// association and the IMPU's assigned S-CSCF. No row: either identity is
+// unknown.
+const pairSQL = `WITH u (id, identity, type, barring, can_register, display_name, user_state, service_profile_id,
+		profile_name, irs_id, psi_activation, wildcard_pattern, msisdn, wild) AS (
+	(SELECT ` + impuCols + `, false` + impuFrom + `WHERE u.identity = $2)
+	UNION ALL
+	(SELECT ` + impuCols + `, true` + impuFrom + `WHERE u.wildcard_pattern IS NOT NULL AND $2 ~ u.wildcard_pattern
+		ORDER BY length(u.identity) DESC, u.id LIMIT 1)
+	LIMIT 1)
+SELECT u.id, u.identity, u.type, u.barring, u.can_register, u.display_name, u.user_state, u.service_profile_id,
+	u.profile_name, u.irs_id, u.psi_activation, u.wildcard_pattern, u.msisdn, u.wild,
+	i.id, i.identity, i.imsu_id, s.name, coalesce(s.preferred_scscf, ''),
+	i.auth_schemes, coalesce(i.default_scheme, ''), i.k IS NOT NULL,
+	coalesce(i.digest_realm, ''), coalesce(i.digest_ha1, ''), i.password, i.line_identifiers,
+	EXISTS (SELECT 1 FROM impi_impu x WHERE x.impi_id = i.id AND x.impu_id = u.id),
+	coalesce(a.scscf_name, ''), coalesce(a.diameter_host, '')
+FROM u CROSS JOIN impi i JOIN imsu s ON s.id = i.imsu_id
+	LEFT JOIN scscf_assignment a ON a.impu_id = u.id
+WHERE i.identity = $1`
+
+// Pair looks up impi and impu (wildcard matching as LookupIMPU), their
+// association (TS 29.228 §6.1.1.1 steps 1-2, §6.3.1, §6.1.2.1) and the
+// IMPU's assigned S-CSCF with one SQL statement: the hot path of UAR, MAR
+// and SAR. ErrNotFound when either identity is unknown
+// (DIAMETER_ERROR_USER_UNKNOWN).
+func (s *Store) Pair(ctx context.Context, impi, impu string) (pi PairInfo, err error) {
+	u, p := &pi.IMPU, &pi.IMPI
+	var typ, st string
+	err = s.pool.QueryRow(ctx, pairSQL, impi, impu).Scan(
+		&u.ID, &u.Identity, &typ, &u.Barring, &u.CanRegister, &u.DisplayName, &st, &u.ServiceProfileID,
+		&u.ServiceProfile, &u.IRSID, &u.PSIActivation, &u.WildcardPattern, &u.MSISDN, &u.MatchedByWildcard,
+		&p.ID, &p.Identity, &p.IMSUID, &p.IMSU, &p.PreferredSCSCF, &p.AuthSchemes, &p.DefaultScheme,
+		&p.HasAKA, &p.DigestRealm, &p.DigestHA1, &p.Password, &p.LineIdentifiers, &pi.Associated,
+		&pi.SCSCFName, &pi.DiameterHost)
+	u.Type, u.State = IdentityType(typ), UserState(st)
+	return pi, wrap("Pair", err)
+}
+
+// PairInfo is what Cx needs about an IMPI/IMPU pair in one look-up.
+type PairInfo struct {
+	IMPI         IMPI
+	IMPU         IMPU   // State is the IMPU's registration state
+	Associated   bool   // the IMPI may use the IMPU (TS 29.228 §6.1.1 step 2)
+	SCSCFName    string // assigned (or pending) S-CSCF of the IMPU, "" when none
+	DiameterHost string // that S-CSCF's Diameter host, "" when none
+}
+
+// seqMask43 keeps SEQ (the top 43 bits of a 48-bit SQN, IND = 5 bits) as
+// aka.NextSQN does.
+const seqMask43 = 1<<43 - 1
+
+// reserveSQL takes n SQNs in one statement: the CTE locks the IMPI row
+// (FOR UPDATE re-reads the newest version after waiting for a concurrent
+// reservation), the UPDATE stores ((SEQ + n) mod 2^43) << 5, which is n
+// applications of aka.NextSQN, and RETURNING gives the SQN before and the
+// secrets.
+const reserveSQL = `WITH o AS (
+	SELECT id, sqn FROM impi WHERE identity = $1 AND k IS NOT NULL AND op IS NOT NULL AND op_type IS NOT NULL
+	FOR UPDATE)
+UPDATE impi i SET sqn = (((o.sqn >> 5) + $2::bigint) & 8796093022207) << 5
+FROM o WHERE i.id = o.id
+RETURNING o.sqn, i.sqn, i.k, i.op, i.op_type, i.amf`
+
+// ReserveSQNs hands out n fresh sequence numbers for MAR
+// (TS 29.228 §6.3, SIP-Number-Auth-Items; TS 33.102 §6.3.2 and Annex C)
+// with one atomic UPDATE … RETURNING: n successive SQNs as aka.NextSQN
+// gives them (SEQ + 1 each, IND = 0, i.e. +32, SEQ modulo 2^43), the last
+// one stored. Concurrent callers never receive the same SQN (the row lock
+// serialises them). n must be 1..64. ErrNotFound for an unknown IMPI,
+// ErrNoAKA when it has no K/OP.
+func (s *Store) ReserveSQNs(ctx context.Context, impi string, n int) (cr AKACredentials, sqns []uint64, err error) {
+	if n < 1 || n > 64 {
+		return cr, nil, fmt.Errorf("hss/store: ReserveSQNs: n = %d, want 1..64", n)
+	}
+	var k, op, amf []byte
+	var opType string
+	var before, after int64
+	err = s.pool.QueryRow(ctx, reserveSQL, impi, int64(n)).Scan(&before, &after, &k, &op, &opType, &amf)
+	if errors.Is(err, pgx.ErrNoRows) {
+		var exists bool
+		if err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM impi WHERE identity = $1)`, impi).Scan(&exists); err == nil {
+			err = ErrNoAKA
+			if !exists {
+				err = pgx.ErrNoRows
+			}
+		}
+	}
+	if err != nil {
+		return AKACredentials{}, nil, wrap("ReserveSQNs", err)
+	}
+	if len(k) != 16 || len(op) != 16 || len(amf) != 2 {
+		return AKACredentials{}, nil, wrap("ReserveSQNs", ErrNoAKA)
+	}
+	cr = AKACredentials{IMPI: impi, OPIsOPc: opType == "opc", SQN: uint64(before)}
+	copy(cr.K[:], k)
+	copy(cr.OP[:], op)
+	copy(cr.AMF[:], amf)
+	cur := uint64(before)
+	sqns = make([]uint64, n)
+	for i := range sqns {
+		cur = aka.NextSQN(cur)
+		sqns[i] = cur
+	}
+	if cur != uint64(after) {
+		return AKACredentials{}, nil, fmt.Errorf("hss/store: ReserveSQNs: stored SQN %#x, computed %#x", after, cur)
+	}
+	return cr, sqns, nil
+}
+
+// assignSQL records the S-CSCF for every IMPU of an implicit registration
+// set and sets their state, in one statement. Rows that already hold the
+// same values are not rewritten (a re-registration writes nothing).
+const assignSQL = `WITH a AS (
+	INSERT INTO scscf_assignment (impu_id, scscf_name, diameter_host, impi_id)
+	SELECT id, $2, nullif($3, ''), $4 FROM impu WHERE implicit_set_id = $1 ORDER BY id
+	ON CONFLICT (impu_id) DO UPDATE SET scscf_name = EXCLUDED.scscf_name,
+		diameter_host = EXCLUDED.diameter_host, impi_id = EXCLUDED.impi_id,
+		assigned_at = CASE WHEN scscf_assignment.scscf_name = EXCLUDED.scscf_name
+			THEN scscf_assignment.assigned_at ELSE now() END
+	WHERE (scscf_assignment.scscf_name, scscf_assignment.diameter_host, scscf_assignment.impi_id)
+		IS DISTINCT FROM (EXCLUDED.scscf_name, EXCLUDED.diameter_host, EXCLUDED.impi_id)
+	RETURNING impu_id)
+UPDATE impu SET user_state = $5 WHERE implicit_set_id = $1 AND user_state <> $5`
+
+// AssignIRS records that S-CSCF scscfName (Diameter host diameterHost)
+// serves every IMPU of implicit registration set irsID, registered by the
+// IMPI with id impiID (0 for unregistered services), in state Registered
+// or Unregistered, with one atomic statement (SAR REGISTRATION,
+// RE_REGISTRATION, UNREGISTERED_USER; TS 29.228 §6.1.2.1 applies the SAR
+// to the implicit set). The assignment is persisted; an unknown irsID
+// changes nothing.
+func (s *Store) AssignIRS(ctx context.Context, irsID int64, scscfName, diameterHost string, impiID int64, state UserState) error {
+	if state != Registered && state != Unregistered {
+		return fmt.Errorf("hss/store: AssignIRS: state %q, want registered or unregistered", state)
+	}
+	if scscfName == "" {
+		return fmt.Errorf("hss/store: AssignIRS: empty S-CSCF name")
+	}
+	var id *int64
+	if impiID != 0 {
+		id = &impiID
+	}
+	_, err := s.pool.Exec(ctx, assignSQL, irsID, scscfName, diameterHost, id, string(state))
+	return wrap("AssignIRS", err)
+}
+
+// subscriptionSQL gathers the user data of one implicit registration set
+// ($1) as JSON in one statement: the service profiles of its IMPUs with
+// their public identities, iFCs (trigger points, SPTs, application
+// servers) and shared iFC sets; the charging functions (of the IMSU of
+// IMPI $2, else of the first profile that has some); the other IMPIs of
+// that IMSU (Associated-Identities); and whether IMPI $2 exists.
+const subscriptionSQL = `WITH m AS (
+	SELECT id, identity, type, barring, coalesce(display_name, '') AS display_name, service_profile_id
+	FROM impu WHERE implicit_set_id = $1
+), prof AS (
+	SELECT p.id, p.name, p.subscribed_media_profile_id, p.charging_function_id
+	FROM service_profile p WHERE p.id IN (SELECT service_profile_id FROM m)
+), me AS (
+	SELECT i.id, i.imsu_id, s.charging_function_id FROM impi i JOIN imsu s ON s.id = i.imsu_id WHERE i.identity = $2
+), cf AS (
+	SELECT c.* FROM charging_function c WHERE c.id = coalesce((SELECT charging_function_id FROM me),
+		(SELECT charging_function_id FROM prof WHERE charging_function_id IS NOT NULL ORDER BY id LIMIT 1))
+)
+SELECT
+	(SELECT json_agg(json_build_object(
+		'id', p.id, 'name', p.name, 'smp', p.subscribed_media_profile_id,
+		'pis', (SELECT json_agg(json_build_object('identity', m.identity, 'type', m.type, 'barring', m.barring,
+				'display', m.display_name) ORDER BY m.id) FROM m WHERE m.service_profile_id = p.id),
+		'ifcs', (SELECT json_agg(json_build_object('id', f.id, 'name', f.name, 'prio', coalesce(x.priority, f.priority),
+				'ppi', f.profile_part_indicator, 'cnf', f.condition_type_cnf,
+				'as', json_build_object('id', a.id, 'name', a.name, 'server', a.server_name, 'dh', a.default_handling,
+					'info', coalesce(a.service_info, ''), 'req', a.include_register_request,
+					'resp', a.include_register_response, 'host', coalesce(a.diameter_host, '')),
+				'spts', (SELECT json_agg(json_build_object('g', t.group_id, 'neg', t.condition_negated, 'type', t.type,
+						'v', t.value, 'c', coalesce(t.content, ''), 'rt', t.registration_types) ORDER BY t.group_id, t.id)
+					FROM spt t WHERE t.ifc_id = f.id))
+			ORDER BY coalesce(x.priority, f.priority), f.id)
+			FROM service_profile_ifc x JOIN ifc f ON f.id = x.ifc_id JOIN application_server a ON a.id = f.application_server_id
+			WHERE x.service_profile_id = p.id),
+		'shared', (SELECT json_agg(z.shared_ifc_set_id ORDER BY z.shared_ifc_set_id)
+			FROM service_profile_shared_ifc_set z WHERE z.service_profile_id = p.id)
+	) ORDER BY p.id) FROM prof p),
+	EXISTS (SELECT 1 FROM me),
+	(SELECT coalesce(array_agg(o.identity ORDER BY o.id), '{}') FROM me JOIN impi o ON o.imsu_id = me.imsu_id AND o.id <> me.id),
+	EXISTS (SELECT 1 FROM cf),
+	coalesce((SELECT primary_ccf FROM cf), ''), coalesce((SELECT secondary_ccf FROM cf), ''),
+	coalesce((SELECT primary_ecf FROM cf), ''), coalesce((SELECT secondary_ecf FROM cf), '')`
+
+type jsonProfile struct {
+	ID     int64   `json:"id"`
+	Name   string  `json:"name"`
+	SMP    *int32  `json:"smp"`
+	Shared []int32 `json:"shared"`
+	PIs    []struct {
+		Identity string `json:"identity"`
+		Type     string `json:"type"`
+		Barring  bool   `json:"barring"`
+		Display  string `json:"display"`
+	} `json:"pis"`
+	IFCs []struct {
+		ID   int64  `json:"id"`
+		Name string `json:"name"`
+		Prio int32  `json:"prio"`
+		PPI  *int16 `json:"ppi"`
+		CNF  bool   `json:"cnf"`
+		AS   struct {
+			ID     int64  `json:"id"`
+			Name   string `json:"name"`
+			Server string `json:"server"`
+			DH     int16  `json:"dh"`
+			Info   string `json:"info"`
+			Req    bool   `json:"req"`
+			Resp   bool   `json:"resp"`
+			Host   string `json:"host"`
+		} `json:"as"`
+		SPTs []struct {
+			G    int32   `json:"g"`
+			Neg  bool    `json:"neg"`
+			Type string  `json:"type"`
+			V    string  `json:"v"`
+			C    string  `json:"c"`
+			RT   []int16 `json:"rt"`
+		} `json:"spts"`
+	} `json:"ifcs"`
+}
+
+// SubscriptionIRS is SubscriptionData for implicit registration set irsID
+// in one SQL statement, plus the other IMPIs of impi's subscription
+// (Associated-Identities of SAA, TS 29.229 §6.3.33). impi is the IMPI to
+// report ("" for none); ErrNotFound when a non-empty impi is unknown or
+// the set has no IMPU.
+func (s *Store) SubscriptionIRS(ctx context.Context, impi string, irsID int64) (sub *Subscription, associated []string, err error) {
+	sub, associated, err = subscriptionIRS(ctx, s.pool, impi, irsID)
+	return sub, associated, wrap("SubscriptionIRS", err)
+}
+
+func subscriptionIRS(ctx context.Context, q querier, impi string, irsID int64) (*Subscription, []string, error) {
+	var raw []byte
+	var impiOK, hasCF bool
+	var others []string
+	var ci ChargingInfo
+	if err := q.QueryRow(ctx, subscriptionSQL, irsID, impi).Scan(&raw, &impiOK, &others, &hasCF,
+		&ci.PrimaryCCF, &ci.SecondaryCCF, &ci.PrimaryECF, &ci.SecondaryECF); err != nil {
+		return nil, nil, err
+	}
+	if raw == nil || (impi != "" && !impiOK) {
+		return nil, nil, pgx.ErrNoRows
+	}
+	var profiles []jsonProfile
+	if err := json.Unmarshal(raw, &profiles); err != nil {
+		return nil, nil, fmt.Errorf("decode user data of IRS %d: %w", irsID, err)
+	}
+	sub := &Subscription{PrivateID: impi, IRSID: irsID, Profiles: make([]ServiceProfile, 0, len(profiles))}
+	if hasCF {
+		sub.Charging = &ci
+	}
+	for _, jp := range profiles {
+		sp := ServiceProfile{ID: jp.ID, Name: jp.Name, SubscribedMediaProfileID: jp.SMP, SharedIFCSetIDs: jp.Shared}
+		for _, x := range jp.PIs {
+			t := IdentityType(x.Type)
+			sp.PublicIdentities = append(sp.PublicIdentities, PublicIdentity{Identity: x.Identity, Type: t,
+				Barring: x.Barring, DisplayName: x.Display, Wildcarded: t == WildcardedPSI || t == WildcardedIMPU})
+		}
+		for _, x := range jp.IFCs {
+			f := IFC{ID: x.ID, Name: x.Name, Priority: x.Prio, ProfilePartIndicator: x.PPI,
+				ApplicationServer: ApplicationServer{ID: x.AS.ID, Name: x.AS.Name, ServerName: x.AS.Server,
+					DefaultHandling: x.AS.DH, ServiceInfo: x.AS.Info, IncludeRegisterRequest: x.AS.Req,
+					IncludeRegisterResponse: x.AS.Resp, DiameterHost: x.AS.Host}}
+			if len(x.SPTs) > 0 {
+				f.TriggerPoint = &TriggerPoint{ConditionTypeCNF: x.CNF, SPTs: make([]SPT, 0, len(x.SPTs))}
+				for _, t := range x.SPTs {
+					f.TriggerPoint.SPTs = append(f.TriggerPoint.SPTs, SPT{Group: t.G, ConditionNegated: t.Neg,
+						Type: SPTType(t.Type), Value: t.V, Content: t.C, RegistrationTypes: t.RT})
+				}
+			}
+			sp.IFCs = append(sp.IFCs, f)
+		}
+		sub.Profiles = append(sub.Profiles, sp)
+	}
+	return sub, others, nil
+}
