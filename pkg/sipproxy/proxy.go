@@ -5,7 +5,9 @@
 // A Proxy listens on UDP and TCP on one host:port, plus any number of extra
 // sockets added with Listen (e.g. IPsec protected ports). Every new request
 // is handed, after RFC 3261 §16.3/§16.4 pre-processing (validation, loose
-// route pop), to the user's Handler together with a *Txn. The handler then
+// route pop; the popped own Route stays readable with Txn.RemovedRoute, e.g.
+// for a Path marker), to the user's Handler together with a *Txn. The
+// handler then
 //
 //   - answers as a UAS:        t.Respond(200, "OK", hdrs...)
 //   - proxies statefully:      res, err := t.Forward(ctx, opts, targets...)

@@ -644,3 +644,71 @@ func TestOnResponseEdits(t *testing.T) {
 		t.Fatalf("got %s", res)
 	}
 }
+
+func TestRemovedRoute(t *testing.T) {
+	type seen struct {
+		removed *sip.Uri
+		routes  int
+	}
+	got := make(chan seen, 4)
+	uas := newUAS(t, func(s *sipgo.Server) {
+		s.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		})
+	})
+	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
+		got <- seen{tx.RemovedRoute(), len(tx.Request().GetHeaders("Route"))}
+		_, _ = tx.Forward(ctx, ForwardOptions{}, uas.target("udp"))
+	})
+	c := newClient(t)
+	send := func(routes ...string) seen {
+		t.Helper()
+		req := proxyReq(sip.MESSAGE, p, "udp", "bob")
+		for _, r := range routes {
+			req.AppendHeader(sip.NewHeader("Route", r))
+		}
+		msg, err := sip.ParseMessage([]byte(req.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req = msg.(*sip.Request)
+		req.SetDestination("127.0.0.1:" + portStr(p.Addr("udp").Port))
+		if res := doReq(t, c, req); res.StatusCode != 200 {
+			t.Fatalf("got %d", res.StatusCode)
+		}
+		return <-got
+	}
+	own := "<sip:term@127.0.0.1:" + portStr(p.Addr("udp").Port) + ";lr;x=1>"
+	s := send(own, "<sip:127.0.0.1:"+portStr(uas.udp.Port)+";lr>")
+	if s.removed == nil || s.removed.User != "term" || s.removed.Port != p.Addr("udp").Port || !s.removed.UriParams.Has("lr") {
+		t.Fatalf("RemovedRoute = %v, want the term@ entry", s.removed)
+	}
+	if v, _ := s.removed.UriParams.Get("x"); v != "1" {
+		t.Errorf("RemovedRoute lost a parameter: %v", s.removed)
+	}
+	if s.routes != 1 {
+		t.Errorf("%d Route headers left, want 1", s.routes)
+	}
+	// The accessor hands out copies.
+	s.removed.User = "changed"
+	// No Route, and a foreign top Route: nothing removed.
+	if s := send(); s.removed != nil {
+		t.Errorf("RemovedRoute = %v without Route", s.removed)
+	}
+	if s := send("<sip:127.0.0.1:" + portStr(uas.udp.Port) + ";lr>"); s.removed != nil || s.routes != 1 {
+		t.Errorf("RemovedRoute = %v (routes %d) with a foreign Route", s.removed, s.routes)
+	}
+}
+
+func TestRemovedRouteCopy(t *testing.T) {
+	u := sip.Uri{Scheme: "sip", User: "term", Host: "127.0.0.1", Port: 5060}
+	tx := &Txn{popped: &u}
+	r := tx.RemovedRoute()
+	r.User = "x"
+	if tx.RemovedRoute().User != "term" {
+		t.Fatal("RemovedRoute returned the stored URI, not a copy")
+	}
+	if (&Txn{}).RemovedRoute() != nil {
+		t.Fatal("RemovedRoute of a request without own Route is not nil")
+	}
+}

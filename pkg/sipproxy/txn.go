@@ -66,6 +66,7 @@ type Txn struct {
 	p      *Proxy
 	origin *sip.Request // as received; owned by sipgo's server transaction
 	req    *sip.Request // working copy after §16.4 pre-processing
+	popped *sip.Uri     // own Route entry removed by §16.4 pre-processing
 	stx    *sip.ServerTx
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -82,6 +83,20 @@ type Txn struct {
 // Request returns the request after pre-processing (own Route popped). The
 // handler may modify it before Forward; each branch forwards a copy.
 func (t *Txn) Request() *sip.Request { return t.req }
+
+// RemovedRoute returns a copy of the Route entry addressing this proxy that
+// RFC 3261 §16.4 pre-processing took off the request before the handler ran
+// (user part and parameters as received, e.g. the "term" marker of a
+// P-CSCF's Path entry <sip:term@pcscf;lr>), or nil when no Route was
+// removed. When an upstream strict router put our Record-Route value in the
+// Request-URI (§16.4 first step), that Request-URI is what was removed and
+// is returned. The returned URI may be modified by the caller.
+func (t *Txn) RemovedRoute() *sip.Uri {
+	if t.popped == nil {
+		return nil
+	}
+	return t.popped.Clone()
+}
 
 // Proxy returns the proxy that received the request.
 func (t *Txn) Proxy() *Proxy { return t.p }
@@ -648,7 +663,7 @@ func (p *Proxy) handleRequest(req *sip.Request, stx *sip.ServerTx) {
 		return
 	}
 	t.req = req.Clone()
-	p.preprocessRoute(t.req)
+	t.popped = p.preprocessRoute(t.req)
 	if req.IsCancel() {
 		// A CANCEL matching a pending INVITE is absorbed by sipgo.
 		_ = t.Respond(sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
@@ -703,17 +718,22 @@ func validate(req *sip.Request) (int, string) {
 
 // preprocessRoute implements RFC 3261 §16.4: a Request-URI that is our own
 // Record-Route value (strict-routing upstream) is replaced by the last Route;
-// then a top Route pointing at this proxy is removed.
-func (p *Proxy) preprocessRoute(r *sip.Request) {
+// then a top Route pointing at this proxy is removed. It returns the removed
+// own URI (the top Route, else the replaced Request-URI), or nil.
+func (p *Proxy) preprocessRoute(r *sip.Request) *sip.Uri {
+	var popped *sip.Uri
 	if routes := r.GetHeaders("Route"); len(routes) > 0 && p.IsSelf(r.Recipient) && r.Recipient.UriParams.Has("lr") {
 		if last, ok := routes[len(routes)-1].(*sip.RouteHeader); ok {
+			popped = r.Recipient.Clone()
 			r.Recipient = *last.Address.Clone()
 			removeLastRoute(r)
 		}
 	}
 	if rt := r.Route(); rt != nil && p.IsSelf(rt.Address) {
+		popped = rt.Address.Clone()
 		r.RemoveHeader("Route")
 	}
+	return popped
 }
 
 func removeLastRoute(r *sip.Request) {
