@@ -52,11 +52,11 @@ func Function() config.Function {
 			if err != nil {
 				return err
 			}
+			rt.Admin.AddReadyCheck("hss", s.Ready)
+			rt.Admin.HandleJSON("/status/registrar", s.Status)
 			if err := s.Start(ctx); err != nil {
 				return err
 			}
-			rt.Admin.AddReadyCheck("hss", s.Ready)
-			rt.Admin.HandleJSON("/status/registrar", s.Status)
 			rt.Log.Info("ready to serve", zap.String("sip-listen", s.SIPAddr().String()))
 			<-ctx.Done()
 			return s.Close()

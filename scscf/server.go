@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fiorix/go-diameter/v4/diam"
@@ -34,10 +35,11 @@ type Server struct {
 	metrics  *metrics
 	hostport string
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	bg     sync.WaitGroup
-	closed sync.Once
+	ctx     context.Context
+	cancel  context.CancelFunc
+	bg      sync.WaitGroup
+	closed  sync.Once
+	started atomic.Bool
 }
 
 type metrics struct {
@@ -143,6 +145,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.hostport = net.JoinHostPort(s.cfg.SIPHost, strconv.Itoa(port))
 	s.bg.Add(1)
 	go s.sweeper()
+	s.started.Store(true)
 	s.log.Info("S-CSCF started", zap.String("sip", s.hostport), zap.String("server-name", s.cfg.ServerName),
 		zap.String("hss", s.cfg.HSSAddr), zap.Bool("database", s.store != nil))
 	return nil
@@ -177,7 +180,10 @@ func (s *Server) Config() Config { return s.cfg }
 
 // Ready reports nil when the HSS connection is open.
 func (s *Server) Ready(context.Context) error {
-	if s.hss == nil || s.hss.State() != diameter.PeerOpen {
+	if !s.started.Load() {
+		return errors.New("starting")
+	}
+	if !s.node.Ready() {
 		return errors.New("HSS peer not open")
 	}
 	return nil
