@@ -1,0 +1,201 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Printable AKA keys for the benchmark: sipp takes injected aka_K/aka_OP
+// values as raw bytes, so they must be printable (no NUL, '[', ';', LF).
+const (
+	benchK   = "0123456789abcdef"
+	benchOP  = "fedcba9876543210"
+	benchAMF = "AA" // 0x4141
+)
+
+// TestBenchRegister is the registration benchmark behind
+// `make bench-register`: sipp registers BENCH_REGISTER_N distinct AKA
+// subscribers (imported with `imsctl subscriber import`) through
+// I-CSCF → S-CSCF → HSS at BENCH_REGISTER_RATE calls/s, then the test
+// prints registrations/s, p50/p99 time to 200 OK and CPU/RSS per process.
+// Skipped unless BENCH_REGISTER_N is set.
+func TestBenchRegister(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("BENCH_REGISTER_N"))
+	if n <= 0 {
+		t.Skip("set BENCH_REGISTER_N (and BENCH_REGISTER_RATE) to run; see make bench-register")
+	}
+	rate, _ := strconv.Atoi(os.Getenv("BENCH_REGISTER_RATE"))
+	if rate <= 0 {
+		rate = 1000
+	}
+	sipp := needSipp(t)
+	l := newLab(t)
+	dir := t.TempDir()
+
+	// Subscribers: CSV import for the HSS, injection file for sipp.
+	var csv, inf strings.Builder
+	csv.WriteString("impi,impu,k,op,amf\n")
+	inf.WriteString("SEQUENTIAL\n")
+	hexOf := func(s string) string { return fmt.Sprintf("%x", s) }
+	for i := 0; i < n; i++ {
+		user := fmt.Sprintf("bench%06d", i)
+		fmt.Fprintf(&csv, "%s@%s,sip:%s@%s,%s,%s,%s\n", user, domain, user, domain, hexOf(benchK), hexOf(benchOP), hexOf(benchAMF))
+		fmt.Fprintf(&inf, "%s;[authentication username=%s@%s aka_K=\"%s\" aka_OP=\"%s\" aka_AMF=\"%s\"]\n", user, user, domain, benchK, benchOP, benchAMF)
+	}
+	csvPath, infPath := filepath.Join(dir, "subs.csv"), filepath.Join(dir, "users.csv")
+	if err := os.WriteFile(csvPath, []byte(csv.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(infPath, []byte(inf.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	l.imsctl("subscriber", "import", csvPath)
+	t.Logf("imported %d subscribers in %v", n, time.Since(start).Round(time.Millisecond))
+
+	before := map[string]procSample{}
+	for name, p := range l.procs {
+		before[name] = sampleProc(t, p.cmd.Process.Pid)
+	}
+	pgBefore := postgresTicks()
+	cmd := exec.Command(sipp, fmt.Sprintf("127.0.0.1:%d", l.icscf),
+		"-sf", filepath.Join("testdata", "bench_register_aka.xml"), "-inf", infPath,
+		"-key", "domain", domain, "-key", "expires", "3600", "-auth_uri", domain,
+		"-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-t", "u1",
+		"-m", fmt.Sprint(n), "-r", fmt.Sprint(rate), "-l", "5000", "-nostdin", "-timeout", "300s",
+		"-trace_rtt", "-rtt_freq", "1", "-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
+		"-trace_stat", "-stf", filepath.Join(dir, "stat.csv"))
+	cmd.Dir = dir
+	// sipp writes its rtt file next to the scenario name in the working dir.
+	scen, _ := filepath.Abs(filepath.Join("testdata", "bench_register_aka.xml"))
+	cmd.Args[3] = scen
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	elapsed := time.Since(t0)
+	after := map[string]procSample{}
+	for name, p := range l.procs {
+		after[name] = sampleProc(t, p.cmd.Process.Pid)
+	}
+	pgAfter := postgresTicks()
+	ok := l.metric("scscf", `scscf_registrations_total{type="initial"}`)
+	failed := l.metric("scscf", `scscf_auth_failures_total{cause="wrong_response"}`)
+	if err != nil {
+		t.Logf("sipp exit: %v (failed calls are expected: sipp's zero-byte RES bug)\n%s", err, tail(string(out), 1500))
+	}
+	rtts := readRTT(t, dir)
+	p50, p99 := percentile(rtts, 0.50), percentile(rtts, 0.99)
+	var b strings.Builder
+	fmt.Fprintf(&b, "bench-register: %d subscribers offered at %d/s in %.2f s\n", n, rate, elapsed.Seconds())
+	fmt.Fprintf(&b, "  completed AKA registrations: %.0f (%.0f/s over the sipp run); 403 by wrong response: %.0f\n", ok, ok/elapsed.Seconds(), failed)
+	fmt.Fprintf(&b, "  time to 200 OK (first REGISTER sent → 200): p50 %.1f ms, p99 %.1f ms over %d calls\n", p50, p99, len(rtts))
+	for _, cmd := range []string{"MAR", "SAR"} {
+		sum := l.metric("scscf", `scscf_cx_request_duration_seconds_sum{command="`+cmd+`"}`)
+		cnt := l.metric("scscf", `scscf_cx_request_duration_seconds_count{command="`+cmd+`"}`)
+		if cnt > 0 {
+			fmt.Fprintf(&b, "  S-CSCF %s: %.0f sent, mean %.1f ms to the answer\n", cmd, cnt, sum/cnt*1000)
+		}
+	}
+	for _, name := range []string{"icscf", "scscf", "hss"} {
+		bs, as := before[name], after[name]
+		cpu := (as.cpuTicks - bs.cpuTicks) / clkTck / elapsed.Seconds() * 100
+		fmt.Fprintf(&b, "  %-5s CPU %5.1f %% of one core, RSS %d MiB (peak %d MiB)\n", name, cpu, as.rssKB/1024, as.hwmKB/1024)
+	}
+	fmt.Fprintf(&b, "  postgres (all backends) CPU %5.1f %% of one core\n", (pgAfter-pgBefore)/clkTck/elapsed.Seconds()*100)
+	t.Log("\n" + b.String())
+	fmt.Print(b.String())
+	if ok == 0 {
+		t.Fatalf("no registration completed:\n%s", tail(string(out), 3000))
+	}
+}
+
+const clkTck = 100.0 // USER_HZ on Linux
+
+// postgresTicks sums utime+stime of every process named postgres.
+func postgresTicks() float64 {
+	ents, _ := os.ReadDir("/proc")
+	var sum float64
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if strings.TrimSpace(string(comm)) == "postgres" {
+			sum += sampleProc(nil, pid).cpuTicks
+		}
+	}
+	return sum
+}
+
+type procSample struct {
+	cpuTicks     float64
+	rssKB, hwmKB int
+}
+
+func sampleProc(t testing.TB, pid int) procSample {
+	var s procSample
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s
+	}
+	// Fields after the ")" of comm: state is field 3; utime 14, stime 15.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) > 12 {
+		u, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		s.cpuTicks = u + st
+	}
+	st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(st), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) >= 2 && fs[0] == "VmRSS:" {
+			s.rssKB, _ = strconv.Atoi(fs[1])
+		}
+		if len(fs) >= 2 && fs[0] == "VmHWM:" {
+			s.hwmKB, _ = strconv.Atoi(fs[1])
+		}
+	}
+	return s
+}
+
+// readRTT reads sipp's -trace_rtt file(s): "Date_ms;response_time_ms;rtd_no".
+func readRTT(t testing.TB, dir string) []float64 {
+	files, _ := filepath.Glob(filepath.Join(dir, "*_rtt.csv"))
+	var out []float64
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			parts := strings.Split(sc.Text(), ";")
+			if len(parts) < 3 {
+				continue
+			}
+			v, err := strconv.ParseFloat(parts[1], 64)
+			if err == nil {
+				out = append(out, v)
+			}
+		}
+		fh.Close()
+	}
+	sort.Float64s(out)
+	return out
+}
+
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p)
+	return sorted[i]
+}
