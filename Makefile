@@ -61,3 +61,13 @@ lab-status:
 .PHONY: bench-hss
 bench-hss:
 	$(GO) test -run '^$$' -bench BenchmarkCx -benchtime 5000x -benchmem ./hss/
+
+## bench-register: end-to-end AKA registrations with sipp through I-CSCF → S-CSCF → HSS
+## (real binaries, throw-away PostgreSQL database at DATABASE_URL).
+## BENCH_REGISTER_N subscribers offered at BENCH_REGISTER_RATE REGISTER flows/s.
+BENCH_REGISTER_N    ?= 5000
+BENCH_REGISTER_RATE ?= 1000
+.PHONY: bench-register
+bench-register:
+	BENCH_REGISTER_N=$(BENCH_REGISTER_N) BENCH_REGISTER_RATE=$(BENCH_REGISTER_RATE) \
+	  $(GO) test -count=1 -run '^TestBenchRegister$$' -v -timeout 30m ./e2e/ | grep -A10 '^bench-register:'
