@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,9 +25,9 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestAdminEndpoints(t *testing.T) {
 	s := New(nil)
-	peerUp := false
+	var peerUp atomic.Bool
 	s.AddReadyCheck("diameter", func(context.Context) error {
-		if !peerUp {
+		if !peerUp.Load() {
 			return errors.New("peer hss.example down")
 		}
 		return nil
@@ -49,7 +50,7 @@ func TestAdminEndpoints(t *testing.T) {
 	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "peer hss.example down") {
 		t.Errorf("/readyz while down = %d %q", code, body)
 	}
-	peerUp = true
+	peerUp.Store(true)
 	if code, body := get(t, base+"/readyz"); code != 200 || !strings.Contains(body, `"ready":true`) {
 		t.Errorf("/readyz while up = %d %q", code, body)
 	}

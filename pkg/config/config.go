@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -112,6 +114,16 @@ func (f Function) App() *cli.App {
 		Usage:   f.Usage,
 		Version: version.Version,
 		Flags:   flags,
+		Commands: []*cli.Command{{
+			Name:  "healthcheck",
+			Usage: "exit 0 when the running " + f.Name + " answers /readyz on --admin-listen (for container health checks)",
+			Action: func(c *cli.Context) error {
+				if err := Probe(c.Context, c.String("admin-listen")); err != nil {
+					return cli.Exit(fmt.Sprintf("%s: not ready: %v", f.Name, err), 1)
+				}
+				return nil
+			},
+		}},
 		Action: func(c *cli.Context) error {
 			log, err := logging.New(c.String("log-format"), c.String("log-level"))
 			if err != nil {
@@ -181,4 +193,33 @@ func PrintConfig(w io.Writer, c *cli.Context) {
 		}
 		fmt.Fprintf(w, "%s = %s\n", n, v)
 	}
+}
+
+// Probe asks the admin server at addr ("0.0.0.0:9868" means this host) for
+// /readyz and returns nil only on 200 OK; the error carries the body, which
+// names the failing readiness checks.
+func Probe(ctx context.Context, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("admin address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", res.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
 }

@@ -3,11 +3,16 @@ package config
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/imscore/imscore/pkg/admin"
 )
 
 func testFunction(ran *bool) Function {
@@ -79,5 +84,31 @@ func TestBadLogLevelIsAnError(t *testing.T) {
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	if err := app.Run([]string{"testfn", "--log-level", "loud", "--check"}); err == nil {
 		t.Fatal("want an error for --log-level loud")
+	}
+}
+
+func TestProbe(t *testing.T) {
+	adm := admin.New(nil)
+	var ready atomic.Bool
+	adm.AddReadyCheck("hss", func(context.Context) error {
+		if !ready.Load() {
+			return errors.New("peer hss down")
+		}
+		return nil
+	})
+	if err := adm.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Shutdown(context.Background())
+	_, port, _ := net.SplitHostPort(adm.Addr())
+	if err := Probe(context.Background(), "0.0.0.0:"+port); err == nil || !strings.Contains(err.Error(), "peer hss down") {
+		t.Fatalf("Probe while not ready = %v, want an error naming the check", err)
+	}
+	ready.Store(true)
+	if err := Probe(context.Background(), "0.0.0.0:"+port); err != nil {
+		t.Fatalf("Probe while ready = %v", err)
+	}
+	if err := Probe(context.Background(), "no-port"); err == nil {
+		t.Fatal("Probe accepted an address without a port")
 	}
 }
