@@ -50,7 +50,8 @@ type PCSCF struct {
 
 	mu      sync.Mutex
 	pending map[string]*pendingSA // by UE ip + UE port-c
-	calls   map[string]*call      // by Call-ID (Rx)
+	calls   map[string]*call      // by callKey (Rx)
+	subs    map[string]*regSub    // reg-event subscriptions by Call-ID
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 }
@@ -68,7 +69,7 @@ func New(cfg Config) (*PCSCF, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &PCSCF{cfg: cfg, log: cfg.Logger, pending: map[string]*pendingSA{}, calls: map[string]*call{}}
+	s := &PCSCF{cfg: cfg, log: cfg.Logger, pending: map[string]*pendingSA{}, calls: map[string]*call{}, subs: map[string]*regSub{}}
 	_ = sip.ParseUri(cfg.ICSCF, &s.icscf)
 	var err error
 	s.spis, err = ipsec.NewSPIAllocator(cfg.SPIMin, cfg.SPIMax)
@@ -337,6 +338,10 @@ func (s *PCSCF) handle(ctx context.Context, t *sipproxy.Txn) {
 		s.originating(ctx, t, c)
 		return
 	}
+	// Terminating: our Path entry (term marker) was the top Route, or the
+	// Request-URI is a registered contact (in-dialog requests follow our
+	// Record-Route, which carries no marker).
+	term := isTermRoute(t.RemovedRoute())
 	if c := s.store.ByURI(req.Recipient.User, req.Recipient.Host, portOr(req.Recipient.Port), req.Recipient.String()); c != nil {
 		s.terminating(ctx, t, c)
 		return
@@ -344,9 +349,22 @@ func (s *PCSCF) handle(ctx context.Context, t *sipproxy.Txn) {
 	if req.IsAck() {
 		return
 	}
+	if term {
+		s.m.rejected.WithLabelValues("term_not_registered").Inc()
+		s.log.Info("terminating request for a contact not registered here", zap.String("method", string(req.Method)), zap.String("ruri", req.Recipient.String()))
+		_ = t.Respond(sip.StatusNotFound, "Not Found - Terminating user not registered")
+		return
+	}
 	s.m.rejected.WithLabelValues("not_registered").Inc()
 	s.log.Info("request from an unregistered flow", zap.String("method", string(req.Method)), zap.Stringer("flow", src))
 	_ = t.Respond(sip.StatusForbidden, "Forbidden - Not Registered", sip.NewHeader("Warning", `399 `+s.cfg.SIPHost+` "sender is not registered at this P-CSCF"`))
+}
+
+// isTermRoute reports whether u, the own Route entry sipproxy removed, is
+// this P-CSCF's Path entry <sip:term@host:port;lr> (TS 24.229 §5.2.6.4:
+// requests the S-CSCF routes to a UE along the Path).
+func isTermRoute(u *sip.Uri) bool {
+	return u != nil && strings.EqualFold(u.User, TermUser)
 }
 
 func flowOf(req *sip.Request) contacts.Flow {

@@ -129,8 +129,9 @@ func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contac
 	if err != nil {
 		s.log.Info("forward failed", zap.String("method", string(req.Method)), zap.Error(err))
 	}
-	if s.rx != nil && res != nil && res.StatusCode >= 300 && req.IsInvite() {
-		s.rxEnd(context.Background(), req.CallID().Value())
+	if s.rx != nil && res != nil && res.StatusCode >= 300 && req.IsInvite() && (req.To() == nil || !req.To().Params.Has("tag")) {
+		// Failed or CANCELed (487) initial INVITE: end its Rx session.
+		s.rxEnd(context.Background(), callKey(req.CallID().Value(), orig))
 	}
 	if res != nil {
 		_ = t.Relay(res)

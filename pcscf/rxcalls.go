@@ -22,9 +22,21 @@ type call struct {
 	offer   *rx.SDP
 	ok      *sip.Response
 	sid     string
+	aarSent bool // an AAR for this call is out or done
 	icid    string
 }
 
+// callKey keys s.calls: the Call-ID and the side of the UE, since both
+// the caller and the callee may be registered at this P-CSCF.
+func callKey(callID string, orig bool) string {
+	if orig {
+		return callID + "|orig"
+	}
+	return callID + "|term"
+}
+
+// rxBefore remembers the SDP offer of an initial INVITE, and ends the Rx
+// sessions of a dialog on BYE.
 func (s *PCSCF) rxBefore(ctx context.Context, req *sip.Request, c *contacts.Contact, orig bool) {
 	switch {
 	case req.IsInvite() && (req.To() == nil || !req.To().Params.Has("tag")):
@@ -37,29 +49,43 @@ func (s *PCSCF) rxBefore(ctx context.Context, req *sip.Request, c *contacts.Cont
 			icid = p.ICID()
 		}
 		s.mu.Lock()
-		s.calls[req.CallID().Value()] = &call{callID: req.CallID().Value(), orig: orig, contact: c, invite: req.Clone(), offer: sdp, icid: icid}
+		s.calls[callKey(req.CallID().Value(), orig)] = &call{callID: req.CallID().Value(), orig: orig, contact: c, invite: req.Clone(), offer: sdp, icid: icid}
 		s.mu.Unlock()
 	case req.Method == sip.BYE:
-		s.rxEnd(ctx, req.CallID().Value())
+		s.rxEnd(ctx, callKey(req.CallID().Value(), true))
+		s.rxEnd(ctx, callKey(req.CallID().Value(), false))
 	}
 }
 
+// rxOnResponse sends the AAR when the SDP answer arrives: in the first
+// reliable provisional or 2xx response to the initial INVITE that carries
+// SDP (TS 24.229 §5.2.7.2/§5.2.7.3, TS 29.214 §4.4.1), and keeps the 2xx
+// for a release on ASR.
 func (s *PCSCF) rxOnResponse(req *sip.Request, res *sip.Response, c *contacts.Contact, orig bool) {
-	if !req.IsInvite() || res.StatusCode < 200 || res.StatusCode >= 300 {
+	if !req.IsInvite() || res.StatusCode <= 100 || res.StatusCode >= 300 {
 		return
 	}
+	key := callKey(req.CallID().Value(), orig)
 	s.mu.Lock()
-	cl := s.calls[req.CallID().Value()]
-	if cl == nil || cl.sid != "" {
+	cl := s.calls[key]
+	if cl == nil {
 		s.mu.Unlock()
 		return
 	}
-	cl.ok = res.Clone()
-	s.mu.Unlock()
-	ans, err := rx.ParseSDP(res.Body())
-	if err != nil {
+	if res.IsSuccess() && cl.ok == nil {
+		cl.ok = res.Clone()
+	}
+	if cl.sid != "" || cl.aarSent {
+		s.mu.Unlock()
 		return
 	}
+	ans, err := rx.ParseSDP(res.Body())
+	if err != nil {
+		s.mu.Unlock()
+		return
+	}
+	cl.aarSent = true
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	sid, err := s.rx.AAR(ctx, rx.Session{
@@ -74,21 +100,26 @@ func (s *PCSCF) rxOnResponse(req *sip.Request, res *sip.Response, c *contacts.Co
 	}
 	s.mu.Lock()
 	cl.sid = sid
+	ended := s.calls[key] != cl // the call failed or ended while the AAR was out
 	s.mu.Unlock()
+	if ended {
+		if err := s.rx.STR(ctx, sid); err != nil {
+			s.log.Warn("Rx STR failed", zap.Error(err))
+		}
+		return
+	}
 	_, _ = s.store.Update(ctx, c.Key(), func(x *contacts.Contact) { x.RxSessions = append(x.RxSessions, sid) })
 }
 
-// rxEnd sends STR for the call's Rx session and forgets the call.
-func (s *PCSCF) rxEnd(ctx context.Context, callID string) {
+// rxEnd sends STR for the Rx session of the call under key (see callKey)
+// and forgets the call.
+func (s *PCSCF) rxEnd(ctx context.Context, key string) {
 	s.mu.Lock()
-	cl := s.calls[callID]
-	delete(s.calls, callID)
+	cl := s.calls[key]
+	delete(s.calls, key)
 	s.mu.Unlock()
 	if cl == nil || cl.sid == "" {
 		return
-	}
-	if err := s.rx.STR(ctx, cl.sid); err != nil {
-		s.log.Warn("Rx STR failed", zap.Error(err))
 	}
 	_, _ = s.store.Update(ctx, cl.contact.Key(), func(x *contacts.Contact) {
 		for i, v := range x.RxSessions {
@@ -98,6 +129,9 @@ func (s *PCSCF) rxEnd(ctx context.Context, callID string) {
 			}
 		}
 	})
+	if err := s.rx.STR(ctx, cl.sid); err != nil {
+		s.log.Warn("Rx STR failed", zap.Error(err))
+	}
 }
 
 // onAbort handles an ASR: BYE towards the UE and towards the network,
@@ -111,8 +145,14 @@ func (s *PCSCF) onAbort(sid string) {
 		}
 	}
 	s.mu.Unlock()
-	if cl == nil || cl.ok == nil {
+	if cl == nil {
 		s.log.Info("ASR for an unknown Rx session", zap.String("session-id", sid))
+		return
+	}
+	if cl.ok == nil {
+		// Early dialog: no 2xx yet to build BYEs from; end the session.
+		s.log.Info("ASR before the call was answered: Rx session ended, call left to its timers", zap.String("call-id", cl.callID))
+		s.rxEnd(context.Background(), callKey(cl.callID, cl.orig))
 		return
 	}
 	s.log.Info("ASR: releasing the call", zap.String("call-id", cl.callID))
@@ -167,6 +207,7 @@ func (s *PCSCF) onAbort(sid string) {
 	fromTag, _ := inv.From().Params.Get("tag")
 	toTag, _ := ok.To().Params.Get("tag")
 	if callerContact == nil || calleeContact == nil {
+		s.rxEnd(ctx, callKey(cl.callID, cl.orig))
 		return
 	}
 	// BYE to the caller as if from the callee, and vice versa.
@@ -190,5 +231,5 @@ func (s *PCSCF) onAbort(sid string) {
 		send(toCallerReq, false)
 		send(toCalleeReq, true)
 	}
-	s.rxEnd(ctx, cl.callID)
+	s.rxEnd(ctx, callKey(cl.callID, cl.orig))
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fiorix/go-diameter/v4/diam"
@@ -39,6 +40,9 @@ type Client struct {
 	peer    *diameter.Peer
 	onAbort func(sessionID string)
 	count   func(cmd, result string)
+
+	mu       sync.Mutex
+	sessions map[string]bool // Session-Ids with a successful AAA and no STR yet
 }
 
 // Specific-Action values (TS 29.214 §5.3.13).
@@ -77,7 +81,7 @@ func New(cfg Config, onAbort func(string), count func(cmd, result string)) (*Cli
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, node: n, onAbort: onAbort, count: count}
+	c := &Client{cfg: cfg, node: n, onAbort: onAbort, count: count, sessions: map[string]bool{}}
 	n.Handle(diameter.CmdAbortSession, diameter.AppRx, c.handleASR)
 	return c, nil
 }
@@ -101,8 +105,18 @@ func (c *Client) Ready() bool { return c.node.Ready() }
 // Close disconnects.
 func (c *Client) Close(ctx context.Context) error { return c.node.Close(ctx) }
 
+// handleASR answers an Abort-Session-Request (TS 29.214 §4.4.4, §5.6.7):
+// ASA 2001 for an open session, whose release is then reported to
+// onAbort; 5002 DIAMETER_UNKNOWN_SESSION_ID otherwise.
 func (c *Client) handleASR(ctx context.Context, conn *diameter.Conn, req *diam.Message) (*diam.Message, error) {
 	sid := diameter.String(req, diameter.AVPSessionID)
+	c.mu.Lock()
+	known := c.sessions[sid]
+	c.mu.Unlock()
+	if !known {
+		c.count("ASR", "unknown_session")
+		return c.node.Answer(req, diameter.DiameterUnknownSessionID), nil
+	}
 	c.count("ASR", "received")
 	if c.onAbort != nil {
 		go c.onAbort(sid)
@@ -141,11 +155,18 @@ func (c *Client) AAR(ctx context.Context, s Session) (string, error) {
 	if !diameter.IsSuccess(ans) {
 		return sid, fmt.Errorf("rx: AAA result %d", code)
 	}
+	c.mu.Lock()
+	c.sessions[sid] = true
+	c.mu.Unlock()
 	return sid, nil
 }
 
-// STR ends the Rx session sid (Termination-Cause DIAMETER_LOGOUT).
+// STR ends the Rx session sid (Termination-Cause DIAMETER_LOGOUT, TS
+// 29.214 §4.4.4). An STA other than 2xxx is an error.
 func (c *Client) STR(ctx context.Context, sid string) error {
+	c.mu.Lock()
+	delete(c.sessions, sid)
+	c.mu.Unlock()
 	req := c.node.NewRequest(diameter.CmdSessionTermination, diameter.AppRx, c.cfg.PCRFRealm, c.cfg.PCRFHost)
 	replaceSessionID(req, sid)
 	req.AddAVP(diameter.BaseAVP(diameter.AVPTerminationCause, datatype.Enumerated(diameter.TerminationDiameterLogout)))
@@ -158,6 +179,9 @@ func (c *Client) STR(ctx context.Context, sid string) error {
 	}
 	code, _, _ := diameter.Result(ans)
 	c.count("STR", strconv.Itoa(int(code)))
+	if !diameter.IsSuccess(ans) {
+		return fmt.Errorf("rx: STA result %d", code)
+	}
 	return nil
 }
 
@@ -222,14 +246,28 @@ func mediaType(m string) uint32 {
 	return diameter.MediaData
 }
 
-// mediaComponent builds Media-Component-Description i: downlink
-// bandwidth from the UE's b=AS (what it receives), uplink from the
-// peer's; flows of RTP and RTCP (port+1) in both directions.
+// mediaComponent builds Media-Component-Description i (TS 29.214 §5.3.7,
+// derivation of TS 29.213 §6.2): Max-Requested-Bandwidth-DL from the b=AS
+// of the UE's SDP (what the UE asks to receive), -UL from the remote
+// side's, both in bit/s; Flow-Status from the direction attribute of the
+// UE's media line; two Media-Sub-Components, RTP (flow 1, the m= ports)
+// and RTCP (flow 2, ports+1), each with a downlink filter "permit out 17
+// from <remote ip> <remote port> to <UE ip> <UE port>" and an uplink one
+// "permit in 17 from <UE ip> <UE port> to <remote ip> <remote port>"
+// (TS 29.214 §5.3.8: "out" is downlink, "in" uplink).
 func mediaComponent(i int, ue, other *SDP, s Session) *diam.AVP {
 	v := diameter.VendorAVP
 	um, om := ue.Media[i], other.Media[i]
 	uip, oip := ue.MediaAddr(i), other.MediaAddr(i)
 	status := diameter.FlowEnabled
+	switch ue.MediaDirection(i) {
+	case "sendonly":
+		status = diameter.FlowEnabledUplink
+	case "recvonly":
+		status = diameter.FlowEnabledDownlink
+	case "inactive":
+		status = diameter.FlowDisabled
+	}
 	if um.Port == 0 || om.Port == 0 {
 		status = diameter.FlowRemoved
 	}
@@ -256,7 +294,7 @@ func mediaComponent(i int, ue, other *SDP, s Session) *diam.AVP {
 		sub := []*diam.AVP{
 			v(diameter.AVPFlowNumber, datatype.Unsigned32(f+1)),
 			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit out 17 from %s %d to %s %d", oip, ports[1], uip, ports[0]))),
-			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit out 17 from %s %d to %s %d", uip, ports[0], oip, ports[1]))),
+			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit in 17 from %s %d to %s %d", uip, ports[0], oip, ports[1]))),
 		}
 		if f == 1 {
 			sub = append(sub, v(diameter.AVPFlowUsage, datatype.Enumerated(1))) // RTCP

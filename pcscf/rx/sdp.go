@@ -8,8 +8,9 @@ import (
 
 // SDP is the part of an SDP body (RFC 4566) Rx needs.
 type SDP struct {
-	Conn  string // session-level c= address
-	Media []Media
+	Conn      string // session-level c= address
+	Direction string // session-level sendrecv/sendonly/recvonly/inactive, "" when absent
+	Media     []Media
 }
 
 // Media is one m= section.
@@ -20,7 +21,20 @@ type Media struct {
 	Formats     []string
 	Conn        string // media-level c= address
 	BandwidthAS int    // b=AS in kbit/s
+	Direction   string // media-level sendrecv/sendonly/recvonly/inactive, "" when absent
 	Lines       []string
+}
+
+// MediaDirection returns the direction attribute in force for media i (RFC
+// 4566 §6: media level, else session level, else sendrecv).
+func (s *SDP) MediaDirection(i int) string {
+	if d := s.Media[i].Direction; d != "" {
+		return d
+	}
+	if s.Direction != "" {
+		return s.Direction
+	}
+	return "sendrecv"
 }
 
 // Text returns the m= line and its attribute lines, newline separated
@@ -67,6 +81,15 @@ func ParseSDP(body []byte) (*SDP, error) {
 				cur.Conn = addr
 			} else {
 				s.Conn = addr
+			}
+		case 'a':
+			switch val {
+			case "sendrecv", "sendonly", "recvonly", "inactive":
+				if cur != nil {
+					cur.Direction = val
+				} else {
+					s.Direction = val
+				}
 			}
 		case 'b':
 			if cur != nil && strings.HasPrefix(val, "AS:") {
