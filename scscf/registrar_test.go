@@ -310,11 +310,24 @@ func TestDeregistration(t *testing.T) {
 	if _, ok := s.Lookup(u.impu); ok {
 		t.Error("still registered")
 	}
-	mu.Lock()
-	if last.Kind != EventDeregistered || len(last.Changed) != 1 || len(last.After.Contacts) != 0 {
-		t.Errorf("event %+v", last)
+	// The hook runs after the change is stored, which may be after the SAR
+	// went out: wait for it rather than sampling once.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		mu.Lock()
+		ev := last
+		mu.Unlock()
+		if ev.Kind == EventDeregistered {
+			if len(ev.Changed) != 1 || len(ev.After.Contacts) != 0 {
+				t.Errorf("event %+v", ev)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no deregistered event; last %v", ev.Kind)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	mu.Unlock()
 	// Contact: * with Expires: 0 removes every binding.
 	u.registerAKA(t, s, 600)
 	u2 := *u
