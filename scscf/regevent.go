@@ -1,0 +1,904 @@
+package scscf
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/reginfo"
+	"github.com/imscore/imscore/pkg/sipproxy"
+	"github.com/imscore/imscore/pkg/userdata"
+)
+
+// Subscriber kinds a reg-event subscription is authorised as (TS 24.229
+// §5.4.2.1.1).
+const (
+	RegSubscriberUE    = "ue"    // P-Asserted-Identity is an IMPU of the set
+	RegSubscriberPCSCF = "pcscf" // P-Asserted-Identity host is the host of a Path entry of a binding
+	RegSubscriberAS    = "as"    // P-Asserted-Identity host is the host of an iFC ApplicationServer
+)
+
+// RegEventConfig tunes the reg event notifier. Zero values take the
+// defaults given per field.
+type RegEventConfig struct {
+	// MinExpires: a SUBSCRIBE asking for less (but not 0) gets 423 with
+	// Min-Expires. Default 60s.
+	MinExpires time.Duration
+	// MaxExpires: longer requests are granted this. Default 600000s (what
+	// VoLTE P-CSCFs and UEs ask for).
+	MaxExpires time.Duration
+	// DefaultExpires applies when the SUBSCRIBE has no Expires header.
+	// Default 3761s (RFC 3680 §4.1).
+	DefaultExpires time.Duration
+	// NotifyTimeout bounds one NOTIFY transaction. Default 10s.
+	NotifyTimeout time.Duration
+	// SweepInterval is the period of the subscription expiry timer.
+	// Default 1s.
+	SweepInterval time.Duration
+	// RTREvent is the contact event sent for bindings removed by an HSS
+	// RTR: reginfo.EventRejected (default: the UE is not expected to
+	// register again, TS 24.229 §5.4.2.1.2) or reginfo.EventDeactivated.
+	RTREvent reginfo.Event
+}
+
+func (c RegEventConfig) withDefaults() RegEventConfig {
+	if c.MinExpires == 0 {
+		c.MinExpires = 60 * time.Second
+	}
+	if c.MaxExpires == 0 {
+		c.MaxExpires = 600000 * time.Second
+	}
+	if c.DefaultExpires == 0 {
+		c.DefaultExpires = 3761 * time.Second
+	}
+	if c.NotifyTimeout == 0 {
+		c.NotifyTimeout = 10 * time.Second
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = time.Second
+	}
+	if c.RTREvent == "" {
+		c.RTREvent = reginfo.EventRejected
+	}
+	return c
+}
+
+// RegSubscription is one reg-event subscription (a SUBSCRIBE dialog,
+// RFC 6665 §4.1) as stored in scscf_reg_subscription.
+type RegSubscription struct {
+	CallID     string    `json:"call_id"`
+	LocalTag   string    `json:"local_tag"`  // our To tag
+	RemoteTag  string    `json:"remote_tag"` // subscriber's From tag
+	IMPU       string    `json:"impu"`       // subscribed IMPU, canonical
+	AOR        string    `json:"aor"`        // registration set AOR at subscribe time, canonical
+	LocalURI   string    `json:"local_uri"`  // To URI of the SUBSCRIBE
+	RemoteURI  string    `json:"remote_uri"` // From URI of the SUBSCRIBE
+	Subscriber string    `json:"subscriber"` // authorised P-Asserted-Identity
+	Kind       string    `json:"kind"`       // RegSubscriberUE, RegSubscriberPCSCF, RegSubscriberAS
+	Target     string    `json:"target"`     // remote target (Contact URI)
+	RouteSet   []string  `json:"route_set"`  // Record-Route URIs of the SUBSCRIBE, in order
+	Event      string    `json:"-"`          // Event header value to echo (not stored: always "reg" + id)
+	CSeq       uint32    `json:"cseq"`       // CSeq of the last NOTIFY sent
+	Version    int       `json:"version"`    // reginfo version of the next NOTIFY
+	Expires    time.Time `json:"expires"`
+}
+
+func (r *RegSubscription) key() string { return r.CallID + "\x00" + r.LocalTag }
+
+// regSub is a subscription with its NOTIFY queue; guarded by
+// RegEventNotifier.mu.
+type regSub struct {
+	RegSubscription
+	queue []notifyJob
+	busy  bool // a goroutine drains queue
+	final bool // the terminating NOTIFY is queued; nothing is added after it
+}
+
+// notifyJob is one NOTIFY to send. A full job builds the whole state
+// of the set when it is sent; a partial one carries the registrations
+// that changed.
+type notifyJob struct {
+	full       bool
+	regs       []reginfo.Registration
+	terminated bool   // Subscription-State: terminated
+	reason     string // its reason (RFC 6665 §4.1.3)
+}
+
+// RegEventNotifier is the S-CSCF's notifier of the reg event package
+// (RFC 3680, TS 24.229 §5.4.2.1): it serves SUBSCRIBE with Event: reg for
+// registered IMPUs, keeps the subscriptions (in PostgreSQL when the server
+// has a database) and sends NOTIFYs in the subscription dialogs on every
+// registration change reported to OnRegistrationChange.
+type RegEventNotifier struct {
+	s   *Server
+	cfg RegEventConfig
+	log *zap.Logger
+
+	mu    sync.Mutex
+	subs  map[string]*regSub
+	known map[string]map[string]bool // canonical AOR -> keys of the active bindings seen
+	pool  *pgxpool.Pool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed sync.Once
+
+	notifies *prometheus.CounterVec
+}
+
+// NewRegEventNotifier builds the notifier of s and starts its expiry
+// timer; Close stops it. Call it after New (s.cfg and the logger are
+// read); it registers scscf_regevent_subscriptions and
+// scscf_regevent_notifies_total{result} with s's Registry.
+func NewRegEventNotifier(s *Server, cfg RegEventConfig) (*RegEventNotifier, error) {
+	cfg = cfg.withDefaults()
+	if cfg.MinExpires > cfg.MaxExpires || cfg.DefaultExpires < cfg.MinExpires {
+		return nil, errors.New("scscf: reg event: need MinExpires <= DefaultExpires and MinExpires <= MaxExpires")
+	}
+	if cfg.RTREvent != reginfo.EventRejected && cfg.RTREvent != reginfo.EventDeactivated {
+		return nil, fmt.Errorf("scscf: reg event: RTREvent %q is neither rejected nor deactivated", cfg.RTREvent)
+	}
+	n := &RegEventNotifier{s: s, cfg: cfg, log: s.log.Named("regevent"), subs: map[string]*regSub{}, known: map[string]map[string]bool{}}
+	n.notifies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scscf_regevent_notifies_total",
+		Help: "reg-event NOTIFYs sent, by result (ok, error_response, no_answer, not_sent)."}, []string{"result"})
+	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "scscf_regevent_subscriptions",
+		Help: "Active reg-event subscriptions."}, func() float64 {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return float64(len(n.subs))
+	})
+	for _, c := range []prometheus.Collector{n.notifies, gauge} {
+		if err := s.cfg.Registry.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.wg.Add(1)
+	go n.sweeper()
+	return n, nil
+}
+
+// Close stops the expiry timer and waits for NOTIFYs in flight. The
+// subscriptions stay in the database.
+func (n *RegEventNotifier) Close() {
+	n.closed.Do(func() {
+		n.cancel()
+		n.wg.Wait()
+	})
+}
+
+// Subscriptions returns a copy of the active subscriptions.
+func (n *RegEventNotifier) Subscriptions() []RegSubscription {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]RegSubscription, 0, len(n.subs))
+	for _, s := range n.subs {
+		c := s.RegSubscription
+		c.RouteSet = append([]string(nil), s.RouteSet...)
+		out = append(out, c)
+	}
+	return out
+}
+
+// IsRegEvent reports whether req is a SUBSCRIBE for the reg event
+// package (Event: reg, with or without parameters).
+func IsRegEvent(req *sip.Request) bool {
+	if req.Method != sip.SUBSCRIBE {
+		return false
+	}
+	h := req.GetHeader("Event")
+	if h == nil {
+		h = req.GetHeader("o")
+	}
+	return h != nil && eventPackage(h.Value()) == "reg"
+}
+
+func eventPackage(v string) string {
+	return strings.ToLower(strings.TrimSpace(strings.SplitN(v, ";", 2)[0]))
+}
+
+// Handles reports whether the SUBSCRIBE req is for this notifier: Event:
+// reg and either in one of its dialogs (To tag known) or, outside a
+// dialog, for an IMPU registered here. The session router calls it first
+// and passes such requests to HandleSubscribe.
+func (n *RegEventNotifier) Handles(req *sip.Request) bool {
+	if !IsRegEvent(req) {
+		return false
+	}
+	if tag := toTag(req); tag != "" {
+		if req.CallID() == nil {
+			return false
+		}
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		_, ok := n.subs[req.CallID().Value()+"\x00"+tag]
+		return ok || n.s.proxy.IsSelf(req.Recipient)
+	}
+	_, ok := n.s.Lookup(req.Recipient.String())
+	return ok
+}
+
+func toTag(req *sip.Request) string {
+	if to := req.To(); to != nil && to.Params != nil {
+		if v, ok := to.Params.Get("tag"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func fromTag(req *sip.Request) string {
+	if f := req.From(); f != nil && f.Params != nil {
+		if v, ok := f.Params.Get("tag"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// HandleSubscribe serves a SUBSCRIBE with Event: reg (RFC 3680 §4,
+// TS 24.229 §5.4.2.1.1):
+//   - 489 for another event package, 406 when Accept excludes
+//     application/reginfo+xml, 400 without Contact/From tag or with a bad
+//     Expires, 423 (Min-Expires) for a non-zero Expires below MinExpires;
+//   - outside a dialog: the Request-URI is the IMPU; 480 when it is not
+//     registered here; 403 unless a P-Asserted-Identity is an IMPU of the
+//     set (the user), has the host of a Path entry of one of the set's
+//     bindings (its P-CSCF), or has the host of an ApplicationServer of
+//     the set's iFCs (an AS); 500 when the subscription cannot be stored;
+//   - in a dialog: 481 for an unknown one; a refresh (target refreshed);
+//   - 200 with Expires (clamped to MaxExpires), To tag and Contact, then a
+//     NOTIFY with the full state; Expires 0 ends the subscription with a
+//     NOTIFY "Subscription-State: terminated;reason=timeout".
+func (n *RegEventNotifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn) {
+	req := t.Request()
+	if !IsRegEvent(req) {
+		_ = t.Respond(489, "Bad Event", sip.NewHeader("Allow-Events", "reg"))
+		return
+	}
+	if !acceptsReginfo(req) {
+		_ = t.Respond(406, "Not Acceptable", sip.NewHeader("Accept", reginfo.ContentType))
+		return
+	}
+	if req.CallID() == nil || req.From() == nil || req.To() == nil || fromTag(req) == "" {
+		_ = t.Respond(400, "Bad Request - missing Call-ID, From tag or To")
+		return
+	}
+	expires := n.cfg.DefaultExpires
+	if h := req.GetHeader("Expires"); h != nil {
+		v, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
+		if err != nil {
+			_ = t.Respond(400, "Bad Request - bad Expires")
+			return
+		}
+		expires = time.Duration(v) * time.Second
+	}
+	if expires > 0 && expires < n.cfg.MinExpires {
+		_ = t.Respond(423, "Interval Too Brief", sip.NewHeader("Min-Expires", strconv.Itoa(int(n.cfg.MinExpires/time.Second))))
+		return
+	}
+	if expires > n.cfg.MaxExpires {
+		expires = n.cfg.MaxExpires
+	}
+	target := ""
+	if c := req.Contact(); c != nil {
+		target = c.Address.String()
+	}
+	if tag := toTag(req); tag != "" {
+		n.refresh(t, req, tag, target, expires)
+		return
+	}
+	if target == "" {
+		_ = t.Respond(400, "Bad Request - no Contact")
+		return
+	}
+	impu := canonURI(req.Recipient.String())
+	reg, ok := n.s.Lookup(impu)
+	if !ok {
+		_ = t.Respond(480, "Temporarily Unavailable - "+impu+" not registered")
+		return
+	}
+	profile, _ := n.s.Profile(impu)
+	kind, who, ok := authorizeRegSubscriber(req, reg, profile)
+	if !ok {
+		n.log.Info("reg-event SUBSCRIBE refused", zapStr("impu", impu), zapStr("pai", strings.Join(imsheader.Values(req, "P-Asserted-Identity"), ", ")))
+		_ = t.Respond(403, "Forbidden - not authorised for the reg event of "+impu)
+		return
+	}
+	sub := &regSub{RegSubscription: RegSubscription{
+		CallID: req.CallID().Value(), LocalTag: sip.GenerateTagN(16), RemoteTag: fromTag(req),
+		IMPU: impu, AOR: canonURI(reg.AOR), LocalURI: req.To().Address.String(), RemoteURI: req.From().Address.String(),
+		Subscriber: who, Kind: kind, Target: target, RouteSet: recordRoutes(req), Event: req.GetHeader("Event").Value(),
+		Expires: time.Now().Add(expires),
+	}}
+	res := n.okResponse(t, req, sub.LocalTag, expires)
+	if expires == 0 { // fetch: one NOTIFY, no state kept (RFC 6665 §4.4.3)
+		sub.final, sub.busy = true, true
+		sub.queue = []notifyJob{{full: true, terminated: true, reason: "timeout"}}
+		_ = t.Relay(res)
+		n.startDrain(sub)
+		return
+	}
+	if err := n.save(ctx, &sub.RegSubscription); err != nil {
+		n.log.Error("storing reg-event subscription", zapStr("impu", impu), zap.Error(err))
+		_ = t.Respond(500, "Server Internal Error", n.s.warning("subscription store failed"))
+		return
+	}
+	n.mu.Lock()
+	sub.busy = true // held until the 200 is sent: the full NOTIFY goes first
+	sub.queue = []notifyJob{{full: true}}
+	n.subs[sub.key()] = sub
+	n.mu.Unlock()
+	n.log.Info("reg-event subscription", zapStr("impu", impu), zapStr("subscriber", who), zapStr("kind", kind),
+		zap.Duration("expires", expires), zapStr("call-id", sub.CallID))
+	_ = t.Relay(res)
+	n.startDrain(sub)
+}
+
+// refresh serves a SUBSCRIBE inside an existing dialog (RFC 6665
+// §4.2.1.2/§4.2.1.4).
+func (n *RegEventNotifier) refresh(t *sipproxy.Txn, req *sip.Request, tag, target string, expires time.Duration) {
+	n.mu.Lock()
+	sub := n.subs[req.CallID().Value()+"\x00"+tag]
+	if sub == nil || sub.final || sub.RemoteTag != fromTag(req) {
+		n.mu.Unlock()
+		_ = t.Respond(481, "Subscription Does Not Exist")
+		return
+	}
+	if target != "" {
+		sub.Target = target
+	}
+	job := notifyJob{full: true}
+	if expires == 0 {
+		job.terminated, job.reason = true, "timeout"
+		sub.Expires = time.Now()
+	} else {
+		sub.Expires = time.Now().Add(expires)
+	}
+	snap := sub.RegSubscription
+	n.mu.Unlock()
+	if expires > 0 {
+		if err := n.save(t.Context(), &snap); err != nil {
+			n.log.Error("storing reg-event subscription", zapStr("impu", snap.IMPU), zap.Error(err))
+		}
+	}
+	_ = t.Relay(n.okResponse(t, req, "", expires))
+	n.enqueue(sub, job)
+}
+
+func (n *RegEventNotifier) okResponse(t *sipproxy.Txn, req *sip.Request, tag string, expires time.Duration) *sip.Response {
+	res := t.NewResponse(200, "OK", sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))),
+		&sip.ContactHeader{Address: n.contactURI(req.Transport()), Params: sip.NewParams()})
+	if tag != "" {
+		if to := res.To(); to != nil {
+			nt := &sip.ToHeader{DisplayName: to.DisplayName, Address: to.Address, Params: to.Params.Clone()}
+			nt.Params.Add("tag", tag)
+			res.ReplaceHeader(nt)
+		}
+	}
+	return res
+}
+
+// contactURI is the Contact of the 200 and of NOTIFYs: this S-CSCF's
+// SIP address with the transport the SUBSCRIBE came over.
+func (n *RegEventNotifier) contactURI(transport string) sip.Uri {
+	u := sip.Uri{Scheme: "sip", Host: n.s.cfg.SIPHost, UriParams: sip.NewParams()}
+	if p := n.s.proxy; p != nil {
+		a := p.Addr("udp")
+		u.Port = a.Port
+	}
+	if tr := strings.ToLower(transport); tr != "" && tr != "udp" {
+		u.UriParams.Add("transport", tr)
+	}
+	return u
+}
+
+func acceptsReginfo(req *sip.Request) bool {
+	hs := req.GetHeaders("Accept")
+	if len(hs) == 0 {
+		return true
+	}
+	for _, h := range hs {
+		for _, v := range strings.Split(h.Value(), ",") {
+			mt := strings.ToLower(strings.TrimSpace(strings.SplitN(v, ";", 2)[0]))
+			if mt == reginfo.ContentType || mt == "*/*" || mt == "application/*" || mt == "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// recordRoutes returns the Record-Route URIs of a request in order: the
+// route set of the UAS side of the dialog (RFC 3261 §12.1.1).
+func recordRoutes(req *sip.Request) []string {
+	var out []string
+	for _, h := range req.GetHeaders("Record-Route") {
+		list, err := imsheader.ParseNameAddrList(h.Value())
+		if err != nil {
+			continue
+		}
+		for _, e := range list {
+			out = append(out, e.URI)
+		}
+	}
+	return out
+}
+
+// authorizeRegSubscriber applies TS 24.229 §5.4.2.1.1 to the
+// P-Asserted-Identity entries of req: an IMPU of the registration set
+// (the user itself), the host of a Path entry of one of its bindings (the
+// P-CSCF that registered it: its P-Asserted-Identity carries its own SIP
+// URI, whose host equals its Path entry's), or the host of the
+// ServerName of an iFC of the user's profile (an AS). Ports are not
+// compared. Without P-Asserted-Identity nobody is authorised.
+func authorizeRegSubscriber(req *sip.Request, reg Registration, prof *userdata.IMSSubscription) (kind, who string, ok bool) {
+	ids, err := imsheader.GetPAssertedIdentity(req)
+	if err != nil || len(ids) == 0 {
+		return "", "", false
+	}
+	impus := map[string]bool{}
+	for _, u := range reg.IMPUs {
+		impus[canonURI(u)] = true
+	}
+	pathHosts := map[string]bool{}
+	for _, c := range reg.Contacts {
+		for _, p := range c.Path {
+			list, err := imsheader.ParsePath(p)
+			if err != nil {
+				continue
+			}
+			for _, e := range list {
+				if h := uriHost(e.URI); h != "" {
+					pathHosts[h] = true
+				}
+			}
+		}
+	}
+	asHosts := map[string]bool{}
+	if prof != nil {
+		for _, sp := range prof.ServiceProfiles {
+			for _, f := range sp.InitialFilterCriteria {
+				if h := uriHost(f.ApplicationServer.ServerName); h != "" {
+					asHosts[h] = true
+				}
+			}
+		}
+	}
+	for _, id := range ids {
+		if impus[canonURI(id.URI)] {
+			return RegSubscriberUE, id.URI, true
+		}
+		h := uriHost(id.URI)
+		if h == "" {
+			continue
+		}
+		if pathHosts[h] {
+			return RegSubscriberPCSCF, id.URI, true
+		}
+		if asHosts[h] {
+			return RegSubscriberAS, id.URI, true
+		}
+	}
+	return "", "", false
+}
+
+// uriHost is the lower-case host of a sip:/sips: URI, "" otherwise.
+func uriHost(s string) string {
+	var u sip.Uri
+	s = strings.TrimSpace(s)
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
+	if err := sip.ParseUri(s, &u); err != nil {
+		return ""
+	}
+	if u.Scheme != "sip" && u.Scheme != "sips" {
+		return ""
+	}
+	return strings.ToLower(strings.Trim(u.Host, "[]"))
+}
+
+// OnRegistrationChange turns a registration change into partial
+// NOTIFYs (version+1) for every subscription of the set (TS 24.229
+// §5.4.2.1.2): contacts registered/refreshed (active), unregistered
+// (user de-registration), expired, RTREvent (RTR); profile-updated is
+// ignored. When no binding is left, the NOTIFY carries
+// "Subscription-State: terminated" (reason noresource; rejected after an
+// RTR with RTREvent rejected) and the subscriptions are removed. It
+// does not block: NOTIFYs are sent by goroutines, in order per
+// subscription.
+func (n *RegEventNotifier) OnRegistrationChange(ev RegistrationEvent) {
+	if ev.Kind == EventProfileUpdated {
+		return
+	}
+	aor := canonURI(ev.After.AOR)
+	now := time.Now()
+	active := map[string]*Contact{}
+	for i := range ev.After.Contacts {
+		active[ev.After.Contacts[i].key()] = &ev.After.Contacts[i]
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	seen, haveSeen := n.known[aor]
+	var changed []reginfo.Contact
+	for i := range ev.Changed {
+		c := ev.Changed[i]
+		k := c.key()
+		if a := active[k]; a != nil {
+			e := reginfo.EventRefreshed
+			switch {
+			case ev.Kind == EventRegistered:
+				e = reginfo.EventRegistered
+			case haveSeen && !seen[k]:
+				e = reginfo.EventRegistered
+			case !haveSeen && now.Sub(a.Registered) < 2*time.Second: // not seen since start
+				e = reginfo.EventRegistered
+			}
+			changed = append(changed, reginfoContact(*a, reginfo.ContactActive, e, now))
+			continue
+		}
+		e := reginfo.EventUnregistered
+		switch ev.Kind {
+		case EventExpired:
+			e = reginfo.EventExpired
+		case EventTerminated:
+			e = n.cfg.RTREvent
+		}
+		changed = append(changed, reginfoContact(c, reginfo.ContactTerminated, e, now))
+	}
+	if len(ev.After.Contacts) == 0 {
+		delete(n.known, aor)
+	} else {
+		m := make(map[string]bool, len(active))
+		for k := range active {
+			m[k] = true
+		}
+		n.known[aor] = m
+	}
+	if len(changed) == 0 {
+		return
+	}
+	terminal := len(ev.After.Contacts) == 0
+	regState := reginfo.RegActive
+	if terminal {
+		regState = reginfo.RegTerminated
+	}
+	members := map[string]bool{aor: true}
+	for _, u := range ev.After.IMPUs {
+		members[canonURI(u)] = true
+	}
+	var regs []reginfo.Registration
+	for _, u := range visibleIMPUs(ev.After) {
+		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: regState, Contacts: changed})
+	}
+	reason := "noresource"
+	if ev.Kind == EventTerminated && n.cfg.RTREvent == reginfo.EventRejected {
+		reason = "rejected"
+	}
+	for _, sub := range n.subs {
+		if sub.final || !(members[sub.IMPU] || sub.AOR == aor) {
+			continue
+		}
+		n.enqueueLocked(sub, notifyJob{regs: regs, terminated: terminal, reason: reason})
+	}
+}
+
+// visibleIMPUs are the IMPUs of a registration reported in reginfo: the
+// set without its barred members (TS 24.229 §5.4.2.1.2), the AOR first.
+func visibleIMPUs(r Registration) []string {
+	barred := map[string]bool{}
+	for _, b := range r.Barred {
+		barred[canonURI(b)] = true
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, u := range append([]string{r.AOR}, r.IMPUs...) {
+		k := canonURI(u)
+		if u == "" || seen[k] || barred[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, u)
+	}
+	return out
+}
+
+// regID and contactID are stable ids of a registration (per IMPU) and a
+// contact (per binding key) across NOTIFYs and restarts.
+func regID(impu string) string { return "r" + shortHash(canonURI(impu)) }
+
+func contactID(c *Contact) string { return "c" + shortHash(c.key()) }
+
+func shortHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:6])
+}
+
+// reginfoContact maps a binding to a reginfo contact element: URI,
+// call-id, cseq, q, remaining expiry (0 when terminated), registered
+// duration, and every Contact header parameter other than q and expires
+// as unknown-param (quoted values unquoted, e.g. +sip.instance).
+func reginfoContact(c Contact, st reginfo.ContactState, ev reginfo.Event, now time.Time) reginfo.Contact {
+	exp := 0
+	if st == reginfo.ContactActive {
+		exp = int(c.Expires.Sub(now).Round(time.Second) / time.Second)
+		if exp < 0 {
+			exp = 0
+		}
+	}
+	dur := int(now.Sub(c.Registered) / time.Second)
+	if dur < 0 || c.Registered.IsZero() {
+		dur = 0
+	}
+	cseq := c.CSeq
+	out := reginfo.Contact{ID: contactID(&c), State: st, Event: ev, Expires: &exp, DurationRegistered: &dur,
+		CallID: c.CallID, CSeq: &cseq, URI: c.URI}
+	var u sip.Uri
+	params := sip.NewParams()
+	if _, err := sip.ParseAddressValue(c.Value, &u, &params); err == nil {
+		for _, kv := range params {
+			switch strings.ToLower(kv.K) {
+			case "q":
+				out.Q = kv.V
+			case "expires":
+			default:
+				out.UnknownParams = append(out.UnknownParams, reginfo.UnknownParam{Name: kv.K, Value: imsheader.Unquote(kv.V)})
+			}
+		}
+	}
+	if out.Q == "" {
+		out.Q = c.Q
+	}
+	if out.Q != "" {
+		if _, err := strconv.ParseFloat(out.Q, 64); err != nil {
+			out.Q = ""
+		}
+	}
+	return out
+}
+
+// fullRegistrations is the full state of the set holding impu (RFC 3680
+// §5.3): one registration element per visible IMPU, each with every
+// binding (active, event registered). ok is false when impu is no longer
+// registered; the element is then in state init.
+func (n *RegEventNotifier) fullRegistrations(impu string) ([]reginfo.Registration, bool) {
+	reg, ok := n.s.Lookup(impu)
+	if !ok || len(reg.Contacts) == 0 {
+		return []reginfo.Registration{{AOR: impu, ID: regID(impu), State: reginfo.RegInit}}, false
+	}
+	now := time.Now()
+	var cs []reginfo.Contact
+	for _, c := range reg.Contacts {
+		cs = append(cs, reginfoContact(c, reginfo.ContactActive, reginfo.EventRegistered, now))
+	}
+	var regs []reginfo.Registration
+	for _, u := range visibleIMPUs(reg) {
+		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: reginfo.RegActive, Contacts: cs})
+	}
+	return regs, true
+}
+
+func (n *RegEventNotifier) enqueue(sub *regSub, job notifyJob) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.enqueueLocked(sub, job)
+}
+
+// enqueueLocked adds job to sub's queue and starts its drain goroutine if
+// none runs. A terminating job removes sub from the active set at once.
+func (n *RegEventNotifier) enqueueLocked(sub *regSub, job notifyJob) {
+	if sub.final {
+		return
+	}
+	sub.queue = append(sub.queue, job)
+	if job.terminated {
+		sub.final = true
+		delete(n.subs, sub.key())
+	}
+	if !sub.busy {
+		sub.busy = true
+		n.wg.Add(1)
+		go n.drain(sub)
+	}
+}
+
+// startDrain starts the drain goroutine of a sub created busy.
+func (n *RegEventNotifier) startDrain(sub *regSub) {
+	n.wg.Add(1)
+	go n.drain(sub)
+}
+
+func (n *RegEventNotifier) drain(sub *regSub) {
+	defer n.wg.Done()
+	for {
+		n.mu.Lock()
+		if len(sub.queue) == 0 {
+			sub.busy = false
+			n.mu.Unlock()
+			return
+		}
+		job := sub.queue[0]
+		sub.queue = sub.queue[1:]
+		sub.CSeq++
+		version := sub.Version
+		sub.Version++
+		snap := sub.RegSubscription
+		snap.RouteSet = append([]string(nil), sub.RouteSet...)
+		n.mu.Unlock()
+
+		drop := n.send(snap, version, job)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		switch {
+		case job.terminated || drop:
+			if err := n.delete(ctx, &snap); err != nil {
+				n.log.Warn("deleting reg-event subscription", zapStr("impu", snap.IMPU), zap.Error(err))
+			}
+		default:
+			if err := n.saveState(ctx, &snap); err != nil {
+				n.log.Warn("storing reg-event subscription state", zapStr("impu", snap.IMPU), zap.Error(err))
+			}
+		}
+		cancel()
+		if drop && !job.terminated {
+			n.mu.Lock()
+			sub.final = true
+			sub.queue = nil
+			delete(n.subs, sub.key())
+			n.mu.Unlock()
+		}
+	}
+}
+
+// send sends one NOTIFY in the dialog of sub (RFC 6665 §4.2.2, RFC 3680
+// §4.5). It reports whether the subscription must be removed: the
+// subscriber answered 481, or the NOTIFY timed out / could not be sent
+// (RFC 6665 §4.2.2).
+func (n *RegEventNotifier) send(sub RegSubscription, version int, job notifyJob) (drop bool) {
+	regs, state := job.regs, reginfo.StatePartial
+	terminated, reason := job.terminated, job.reason
+	if job.full {
+		var ok bool
+		regs, ok = n.fullRegistrations(sub.IMPU)
+		state = reginfo.StateFull
+		if !ok && !terminated { // the set went away before the first NOTIFY
+			terminated, reason = true, "noresource"
+			drop = true
+		}
+	}
+	doc := &reginfo.Reginfo{Version: version, State: state, Registrations: regs}
+	body, err := reginfo.Marshal(doc)
+	if err != nil {
+		n.log.Error("reginfo document", zapStr("impu", sub.IMPU), zap.Error(err))
+		n.notifies.WithLabelValues("not_sent").Inc()
+		return drop
+	}
+	subState := "active;expires=" + strconv.Itoa(max(0, int(time.Until(sub.Expires).Round(time.Second)/time.Second)))
+	if terminated {
+		subState = "terminated"
+		if reason != "" {
+			subState += ";reason=" + reason
+		}
+	}
+	req, tg, err := n.buildNotify(sub, subState, body)
+	if err != nil {
+		n.log.Warn("reg-event NOTIFY not built", zapStr("impu", sub.IMPU), zap.Error(err))
+		n.notifies.WithLabelValues("not_sent").Inc()
+		return true
+	}
+	if !n.s.started.Load() {
+		n.log.Warn("reg-event NOTIFY before the SIP layer started; dropped", zapStr("impu", sub.IMPU))
+		n.notifies.WithLabelValues("not_sent").Inc()
+		return drop
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.NotifyTimeout)
+	defer cancel()
+	res, err := n.s.proxy.Do(ctx, req, tg)
+	if err != nil {
+		n.notifies.WithLabelValues("no_answer").Inc()
+		n.log.Info("reg-event NOTIFY not answered; subscription removed", zapStr("impu", sub.IMPU), zapStr("target", sub.Target), zap.Error(err))
+		return true
+	}
+	if res.StatusCode >= 300 {
+		n.notifies.WithLabelValues("error_response").Inc()
+		n.log.Info("reg-event NOTIFY refused", zapStr("impu", sub.IMPU), zap.Int("status", res.StatusCode))
+		return drop || res.StatusCode == 481
+	}
+	n.notifies.WithLabelValues("ok").Inc()
+	return drop
+}
+
+// buildNotify builds the in-dialog NOTIFY: Request-URI the remote target
+// with the route set as Route (loose routing), or, when the first route
+// is a strict router, Request-URI that route and the target appended
+// (RFC 3261 §12.2.1.1); From the SUBSCRIBE's To with our tag, To its
+// From with the subscriber's tag.
+func (n *RegEventNotifier) buildNotify(sub RegSubscription, subState string, body []byte) (*sip.Request, sipproxy.Target, error) {
+	var target sip.Uri
+	if err := sip.ParseUri(sub.Target, &target); err != nil {
+		return nil, sipproxy.Target{}, fmt.Errorf("remote target %q: %w", sub.Target, err)
+	}
+	var routes []sip.Uri
+	for _, r := range sub.RouteSet {
+		var u sip.Uri
+		if err := sip.ParseUri(r, &u); err != nil {
+			return nil, sipproxy.Target{}, fmt.Errorf("route %q: %w", r, err)
+		}
+		routes = append(routes, u)
+	}
+	ruri := target
+	if len(routes) > 0 && (routes[0].UriParams == nil || !routes[0].UriParams.Has("lr")) {
+		ruri = routes[0]
+		routes = append(routes[1:], target)
+	}
+	var local, remote sip.Uri
+	if err := sip.ParseUri(sub.LocalURI, &local); err != nil {
+		return nil, sipproxy.Target{}, fmt.Errorf("local URI %q: %w", sub.LocalURI, err)
+	}
+	if err := sip.ParseUri(sub.RemoteURI, &remote); err != nil {
+		return nil, sipproxy.Target{}, fmt.Errorf("remote URI %q: %w", sub.RemoteURI, err)
+	}
+	req := sip.NewRequest(sip.NOTIFY, ruri)
+	fp := sip.NewParams()
+	fp.Add("tag", sub.LocalTag)
+	req.AppendHeader(&sip.FromHeader{Address: local, Params: fp})
+	tp := sip.NewParams()
+	tp.Add("tag", sub.RemoteTag)
+	req.AppendHeader(&sip.ToHeader{Address: remote, Params: tp})
+	cid := sip.CallIDHeader(sub.CallID)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: sub.CSeq, MethodName: sip.NOTIFY})
+	transport := ""
+	if v, ok := target.UriParams.Get("transport"); ok {
+		transport = v
+	}
+	req.AppendHeader(&sip.ContactHeader{Address: n.contactURI(transport), Params: sip.NewParams()})
+	ev := sub.Event
+	if ev == "" {
+		ev = "reg"
+	}
+	req.AppendHeader(sip.NewHeader("Event", ev))
+	req.AppendHeader(sip.NewHeader("Subscription-State", subState))
+	ct := sip.ContentTypeHeader(reginfo.ContentType)
+	req.AppendHeader(&ct)
+	req.SetBody(body)
+	return req, sipproxy.Target{Route: routes}, nil
+}
+
+// sweeper ends expired subscriptions with a NOTIFY
+// "Subscription-State: terminated;reason=timeout" (RFC 6665 §4.2.2).
+func (n *RegEventNotifier) sweeper() {
+	defer n.wg.Done()
+	tick := time.NewTicker(n.cfg.SweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !n.s.started.Load() {
+			continue
+		}
+		now := time.Now()
+		n.mu.Lock()
+		for _, sub := range n.subs {
+			if !sub.final && !sub.Expires.After(now) {
+				n.log.Info("reg-event subscription expired", zapStr("impu", sub.IMPU), zapStr("call-id", sub.CallID))
+				n.enqueueLocked(sub, notifyJob{full: true, terminated: true, reason: "timeout"})
+			}
+		}
+		n.mu.Unlock()
+	}
+}

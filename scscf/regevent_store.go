@@ -1,0 +1,100 @@
+package scscf
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+)
+
+// LoadSubscriptions attaches the notifier to the server's database (table
+// scscf_reg_subscription, migration 002) and reloads the stored
+// subscriptions; expired ones are ended by the next sweep (a terminated
+// NOTIFY, reason timeout). Call it from Server.Start once the store is
+// open (without a database it does nothing and subscriptions live in
+// memory only). The NOTIFYs of reloaded subscriptions continue their
+// CSeq and version.
+func (n *RegEventNotifier) LoadSubscriptions(ctx context.Context) error {
+	if n.s.store == nil {
+		return nil
+	}
+	pool := n.s.store.pool
+	n.mu.Lock()
+	n.pool = pool
+	n.mu.Unlock()
+	rows, err := pool.Query(ctx, `SELECT call_id, local_tag, remote_tag, impu, aor, local_uri, remote_uri, subscriber, kind,
+		target, route_set, local_cseq, version, expires FROM scscf_reg_subscription`)
+	if err != nil {
+		return fmt.Errorf("scscf: loading reg-event subscriptions: %w", err)
+	}
+	defer rows.Close()
+	var loaded []*regSub
+	for rows.Next() {
+		var r RegSubscription
+		var cseq int64
+		if err := rows.Scan(&r.CallID, &r.LocalTag, &r.RemoteTag, &r.IMPU, &r.AOR, &r.LocalURI, &r.RemoteURI, &r.Subscriber,
+			&r.Kind, &r.Target, &r.RouteSet, &cseq, &r.Version, &r.Expires); err != nil {
+			return fmt.Errorf("scscf: loading reg-event subscriptions: %w", err)
+		}
+		r.CSeq = uint32(cseq)
+		loaded = append(loaded, &regSub{RegSubscription: r})
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("scscf: loading reg-event subscriptions: %w", err)
+	}
+	n.mu.Lock()
+	for _, s := range loaded {
+		n.subs[s.key()] = s
+	}
+	n.mu.Unlock()
+	n.log.Info("reg-event subscriptions reloaded", zap.Int("subscriptions", len(loaded)))
+	return nil
+}
+
+func (n *RegEventNotifier) db() *pgxpool.Pool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.pool
+}
+
+// save inserts or replaces a subscription row.
+func (n *RegEventNotifier) save(ctx context.Context, r *RegSubscription) error {
+	p := n.db()
+	if p == nil {
+		return nil
+	}
+	routes := r.RouteSet
+	if routes == nil {
+		routes = []string{}
+	}
+	_, err := p.Exec(ctx, `INSERT INTO scscf_reg_subscription (call_id, local_tag, remote_tag, impu, aor, local_uri, remote_uri,
+			subscriber, kind, target, route_set, local_cseq, version, expires, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now())
+		ON CONFLICT (call_id, local_tag) DO UPDATE SET target = EXCLUDED.target, route_set = EXCLUDED.route_set,
+			expires = EXCLUDED.expires, updated_at = now()`,
+		r.CallID, r.LocalTag, r.RemoteTag, r.IMPU, r.AOR, r.LocalURI, r.RemoteURI, r.Subscriber, r.Kind, r.Target, routes,
+		int64(r.CSeq), r.Version, r.Expires.UTC().Truncate(time.Microsecond))
+	return err
+}
+
+// saveState records the CSeq and version after a NOTIFY.
+func (n *RegEventNotifier) saveState(ctx context.Context, r *RegSubscription) error {
+	p := n.db()
+	if p == nil {
+		return nil
+	}
+	_, err := p.Exec(ctx, `UPDATE scscf_reg_subscription SET local_cseq = GREATEST(local_cseq, $3), version = GREATEST(version, $4),
+		updated_at = now() WHERE call_id = $1 AND local_tag = $2`, r.CallID, r.LocalTag, int64(r.CSeq), r.Version)
+	return err
+}
+
+func (n *RegEventNotifier) delete(ctx context.Context, r *RegSubscription) error {
+	p := n.db()
+	if p == nil {
+		return nil
+	}
+	_, err := p.Exec(ctx, `DELETE FROM scscf_reg_subscription WHERE call_id = $1 AND local_tag = $2`, r.CallID, r.LocalTag)
+	return err
+}
