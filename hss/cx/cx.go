@@ -204,6 +204,21 @@ func (s *Server) UAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	return ans, nil
 }
 
+// akaScheme maps a requested SIP-Authentication-Scheme to the store's AKA
+// scheme for PairReserve ("aka", "akav2", "" for Unknown/absent); false
+// for digest schemes.
+func akaScheme(requested string) (string, bool) {
+	switch strings.TrimSpace(requested) {
+	case SchemeAKAv1:
+		return "aka", true
+	case SchemeAKAv2:
+		return "akav2", true
+	case SchemeUnknown, "":
+		return "", true
+	}
+	return "", false
+}
+
 // resolveScheme maps the requested SIP-Authentication-Scheme to the store's
 // scheme name ("aka", "akav2", "md5") and the name to answer with; 5006
 // when the IMPI may not use it.
@@ -253,8 +268,41 @@ func (s *Server) MAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	if a := diameter.Find(req, diameter.AVPSIPAuthDataItem, diameter.AVPSIPAuthorization); a != nil {
 		authz, _ = diameter.AsBytes(a)
 	}
-	pi, err := s.pair(ctx, impi, impuS)
-	if err != nil {
+	max := s.MaxAuthItems
+	if max <= 0 {
+		max = 5
+	}
+	if max > 64 {
+		max = 64
+	}
+	count := int(n)
+	if count < 1 {
+		count = 1
+	}
+	if count > max {
+		count = max
+	}
+	// Hot path: an AKA MAR without AUTS looks the pair up and reserves the
+	// SQNs in one round trip; the reservation is made only when the
+	// checks below will pass (an SQN taken for a request answered with an
+	// error is simply never used: SQNs stay unique).
+	var (
+		pi       store.PairInfo
+		cr       store.AKACredentials
+		sqns     []uint64
+		reserved bool
+		err      error
+	)
+	speculative, ok := akaScheme(requested)
+	if ok && len(authz) == 0 {
+		pi, cr, sqns, reserved, err = s.Store.PairReserve(ctx, impi, impuS, speculative, count)
+		if err == nil && !pi.Associated {
+			err = exp(diameter.DiameterErrorIdentitiesDontMatch)
+		}
+		if err != nil {
+			return nil, lookupErr(err)
+		}
+	} else if pi, err = s.pair(ctx, impi, impuS); err != nil {
 		return nil, err
 	}
 	p := pi.IMPI
@@ -286,26 +334,14 @@ func (s *Server) MAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 			return nil, err
 		}
 	}
-	max := s.MaxAuthItems
-	if max <= 0 {
-		max = 5
-	}
-	if max > 64 {
-		max = 64
-	}
-	count := int(n)
-	if count < 1 {
-		count = 1
-	}
-	if count > max {
-		count = max
-	}
-	cr, sqns, err := s.Store.ReserveSQNs(ctx, impi, count)
-	if errors.Is(err, store.ErrNoAKA) {
-		return nil, exp(diameter.DiameterErrorAuthSchemeNotSupported)
-	}
-	if err != nil {
-		return nil, lookupErr(err)
+	if !reserved {
+		cr, sqns, err = s.Store.ReserveSQNs(ctx, impi, count)
+		if errors.Is(err, store.ErrNoAKA) {
+			return nil, exp(diameter.DiameterErrorAuthSchemeNotSupported)
+		}
+		if err != nil {
+			return nil, lookupErr(err)
+		}
 	}
 	creds := credentials(cr)
 	ans := s.Node.Answer(req, diameter.DiameterSuccess)

@@ -51,6 +51,25 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 			return nil, exp(diameter.DiameterErrorUserUnknown)
 		}
 	}
+	if len(impus) == 1 && impi != "" && serverName != "" &&
+		(sat == diameter.SATRegistration || sat == diameter.SATReRegistration) {
+		// Hot path: look-up, IRS-wide assignment and user data in one
+		// round trip; nothing is written unless the pair holds.
+		pi, sub, others, err := s.Store.PairAssignSubscription(ctx, impi, impus[0], serverName, origin,
+			store.Registered, udaa != diameter.UserDataAlreadyAvailable)
+		if err != nil {
+			return nil, lookupErr(err)
+		}
+		if !pi.Associated {
+			return nil, exp(diameter.DiameterErrorIdentitiesDontMatch)
+		}
+		ans := s.Node.Answer(req, diameter.DiameterSuccess)
+		ans.AddAVP(vstr(diameter.AVPUserName, impi))
+		if udaa == diameter.UserDataAlreadyAvailable {
+			return ans, nil
+		}
+		return s.addUserData(ans, impus[0], sub, others, store.Registered)
+	}
 	// One look-up per IMPU (pair with the IMPI when there is one): 5001 /
 	// 5002, the IRS, the assigned S-CSCF and the state.
 	var irss []int64 // distinct IRSs, in request order
@@ -111,22 +130,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 		if err != nil {
 			return nil, lookupErr(err)
 		}
-		data, err := userdata.Marshal(BuildSubscription(sub))
-		if err != nil {
-			return nil, fmt.Errorf("cx: user data of %s: %w", primary, err)
-		}
-		ans.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString(data)))
-		if charging := chargingAVP(sub.Charging); charging != nil {
-			ans.AddAVP(charging)
-		}
-		if state == store.Registered && len(others) > 0 {
-			kids := make([]*diam.AVP, 0, len(others))
-			for _, o := range others {
-				kids = append(kids, diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(o)))
-			}
-			ans.AddAVP(diameter.Grouped(diameter.AVPAssociatedIdentities, diameter.Vendor3GPP, kids...))
-		}
-		return ans, nil
+		return s.addUserData(ans, primary, sub, others, state)
 	}
 	ok := func() *diam.Message { return s.Node.Answer(req, diameter.DiameterSuccess) }
 	foreign := a.SCSCFName != "" && serverName != "" && !strings.EqualFold(a.SCSCFName, serverName)
@@ -145,6 +149,17 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 		}
 		if serverName == "" {
 			return nil, diameter.MissingAVP(diameter.AVPServerName, diameter.Vendor3GPP)
+		}
+		if udaa != diameter.UserDataAlreadyAvailable {
+			// Assignment and user data in one round trip.
+			sub, others, err := s.Store.AssignIRSAndSubscription(ctx, irss, serverName, origin, impiID,
+				store.Registered, impi, primaryIRS)
+			if err != nil {
+				return nil, lookupErr(err)
+			}
+			ans := ok()
+			ans.AddAVP(vstr(diameter.AVPUserName, impi))
+			return s.addUserData(ans, primary, sub, others, store.Registered)
 		}
 		for _, irs := range irss {
 			if err := s.Store.AssignIRS(ctx, irs, serverName, origin, impiID, store.Registered); err != nil {
@@ -232,6 +247,28 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	}
 	return nil, &diameter.ResultError{Code: diameter.DiameterInvalidAVPValue,
 		FailedAVP: diameter.Find(req, diameter.AVPServerAssignmentType)}
+}
+
+// addUserData adds User-Data (TS 29.228 Annex E), Charging-Information and,
+// for a registered user, Associated-Identities (the other IMPIs of the
+// subscription, TS 29.229 §6.3.33) to a SAA.
+func (s *Server) addUserData(ans *diam.Message, impu string, sub *store.Subscription, others []string, state store.UserState) (*diam.Message, error) {
+	data, err := userdata.Marshal(BuildSubscription(sub))
+	if err != nil {
+		return nil, fmt.Errorf("cx: user data of %s: %w", impu, err)
+	}
+	ans.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString(data)))
+	if charging := chargingAVP(sub.Charging); charging != nil {
+		ans.AddAVP(charging)
+	}
+	if state == store.Registered && len(others) > 0 {
+		kids := make([]*diam.AVP, 0, len(others))
+		for _, o := range others {
+			kids = append(kids, diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(o)))
+		}
+		ans.AddAVP(diameter.Grouped(diameter.AVPAssociatedIdentities, diameter.Vendor3GPP, kids...))
+	}
+	return ans, nil
 }
 
 // LIR answers a Location-Info-Request (TS 29.228 §6.1.4.1).

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/imscore/imscore/pkg/aka"
 	"github.com/jackc/pgx/v5"
@@ -43,16 +44,21 @@ WHERE i.identity = $1`
 // and SAR. ErrNotFound when either identity is unknown
 // (DIAMETER_ERROR_USER_UNKNOWN).
 func (s *Store) Pair(ctx context.Context, impi, impu string) (pi PairInfo, err error) {
+	pi, err = scanPair(s.pool.QueryRow(ctx, pairSQL, impi, impu))
+	return pi, wrap("Pair", err)
+}
+
+func scanPair(r pgx.Row) (pi PairInfo, err error) {
 	u, p := &pi.IMPU, &pi.IMPI
 	var typ, st string
-	err = s.pool.QueryRow(ctx, pairSQL, impi, impu).Scan(
+	err = r.Scan(
 		&u.ID, &u.Identity, &typ, &u.Barring, &u.CanRegister, &u.DisplayName, &st, &u.ServiceProfileID,
 		&u.ServiceProfile, &u.IRSID, &u.PSIActivation, &u.WildcardPattern, &u.MSISDN, &u.MatchedByWildcard,
 		&p.ID, &p.Identity, &p.IMSUID, &p.IMSU, &p.PreferredSCSCF, &p.AuthSchemes, &p.DefaultScheme,
 		&p.HasAKA, &p.DigestRealm, &p.DigestHA1, &p.Password, &p.LineIdentifiers, &pi.Associated,
 		&pi.SCSCFName, &pi.DiameterHost)
 	u.Type, u.State = IdentityType(typ), UserState(st)
-	return pi, wrap("Pair", err)
+	return pi, err
 }
 
 // PairInfo is what Cx needs about an IMPI/IMPU pair in one look-up.
@@ -107,37 +113,28 @@ func (s *Store) ReserveSQNs(ctx context.Context, impi string, n int) (cr AKACred
 	if err != nil {
 		return AKACredentials{}, nil, wrap("ReserveSQNs", err)
 	}
-	if len(k) != 16 || len(op) != 16 || len(amf) != 2 {
-		return AKACredentials{}, nil, wrap("ReserveSQNs", ErrNoAKA)
-	}
-	cr = AKACredentials{IMPI: impi, OPIsOPc: opType == "opc", SQN: uint64(before)}
-	copy(cr.K[:], k)
-	copy(cr.OP[:], op)
-	copy(cr.AMF[:], amf)
-	cur := uint64(before)
-	sqns = make([]uint64, n)
-	for i := range sqns {
-		cur = aka.NextSQN(cur)
-		sqns[i] = cur
-	}
-	if cur != uint64(after) {
-		return AKACredentials{}, nil, fmt.Errorf("hss/store: ReserveSQNs: stored SQN %#x, computed %#x", after, cur)
+	cr, sqns, err = reservation(impi, before, after, k, op, opType, amf, n)
+	if err != nil {
+		return AKACredentials{}, nil, wrap("ReserveSQNs", err)
 	}
 	return cr, sqns, nil
 }
 
 // assignSQL records the S-CSCF for every IMPU of an implicit registration
-// set and sets their state, in one statement. Rows that already hold the
-// same values are not rewritten (a re-registration writes nothing).
+// set and sets their state, in one statement. IMPUs whose assignment
+// already holds these values are filtered out before the upsert, and the
+// state UPDATE skips IMPUs already in the state, so a re-registration
+// neither writes nor locks a row (no WAL flush at commit).
 const assignSQL = `WITH a AS (
 	INSERT INTO scscf_assignment (impu_id, scscf_name, diameter_host, impi_id)
-	SELECT id, $2, nullif($3, ''), $4 FROM impu WHERE implicit_set_id = $1 ORDER BY id
+	SELECT u.id, $2, nullif($3, ''), $4 FROM impu u LEFT JOIN scscf_assignment x ON x.impu_id = u.id
+	WHERE u.implicit_set_id = $1 AND (x.impu_id IS NULL OR
+		(x.scscf_name, x.diameter_host, x.impi_id) IS DISTINCT FROM ($2, nullif($3, ''), $4::bigint))
+	ORDER BY u.id
 	ON CONFLICT (impu_id) DO UPDATE SET scscf_name = EXCLUDED.scscf_name,
 		diameter_host = EXCLUDED.diameter_host, impi_id = EXCLUDED.impi_id,
 		assigned_at = CASE WHEN scscf_assignment.scscf_name = EXCLUDED.scscf_name
 			THEN scscf_assignment.assigned_at ELSE now() END
-	WHERE (scscf_assignment.scscf_name, scscf_assignment.diameter_host, scscf_assignment.impi_id)
-		IS DISTINCT FROM (EXCLUDED.scscf_name, EXCLUDED.diameter_host, EXCLUDED.impi_id)
 	RETURNING impu_id)
 UPDATE impu SET user_state = $5 WHERE implicit_set_id = $1 AND user_state <> $5`
 
@@ -155,12 +152,222 @@ func (s *Store) AssignIRS(ctx context.Context, irsID int64, scscfName, diameterH
 	if scscfName == "" {
 		return fmt.Errorf("hss/store: AssignIRS: empty S-CSCF name")
 	}
+	_, err := s.pool.Exec(ctx, assignSQL, assignArgs(irsID, scscfName, diameterHost, impiID, state)...)
+	return wrap("AssignIRS", err)
+}
+
+func assignArgs(irsID int64, scscfName, diameterHost string, impiID int64, state UserState) []any {
 	var id *int64
 	if impiID != 0 {
 		id = &impiID
 	}
-	_, err := s.pool.Exec(ctx, assignSQL, irsID, scscfName, diameterHost, id, string(state))
-	return wrap("AssignIRS", err)
+	return []any{irsID, scscfName, diameterHost, id, string(state)}
+}
+
+// AssignIRSAndSubscription is AssignIRS for each set in irsIDs followed
+// by SubscriptionIRS(impi, profileIRS), pipelined in one round trip (one
+// implicit transaction): SAR REGISTRATION / RE_REGISTRATION. impi must not
+// be empty.
+func (s *Store) AssignIRSAndSubscription(ctx context.Context, irsIDs []int64, scscfName, diameterHost string, impiID int64,
+	state UserState, impi string, profileIRS int64) (sub *Subscription, associated []string, err error) {
+	if state != Registered && state != Unregistered {
+		return nil, nil, fmt.Errorf("hss/store: AssignIRSAndSubscription: state %q, want registered or unregistered", state)
+	}
+	if scscfName == "" || impi == "" {
+		return nil, nil, fmt.Errorf("hss/store: AssignIRSAndSubscription: empty S-CSCF name or IMPI")
+	}
+	b := &pgx.Batch{}
+	for _, irs := range irsIDs {
+		b.Queue(assignSQL, assignArgs(irs, scscfName, diameterHost, impiID, state)...)
+	}
+	b.Queue(subscriptionSQL, profileIRS, impi)
+	br := s.pool.SendBatch(ctx, b)
+	for range irsIDs {
+		if _, err = br.Exec(); err != nil {
+			br.Close()
+			return nil, nil, wrap("AssignIRSAndSubscription", err)
+		}
+	}
+	sub, associated, err = subscriptionIRS(ctx, batchRow{br}, impi, profileIRS)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, nil, wrap("AssignIRSAndSubscription", err)
+	}
+	return sub, associated, nil
+}
+
+// impuIRSCTE resolves IMPU $IMPU (as pairSQL) to its id and IRS.
+const impuIRSCTE = `ux (id, irs) AS (
+	(SELECT id, implicit_set_id FROM impu WHERE identity = $IMPU)
+	UNION ALL
+	(SELECT id, implicit_set_id FROM impu WHERE wildcard_pattern IS NOT NULL AND $IMPU ~ wildcard_pattern
+		ORDER BY length(identity) DESC, id LIMIT 1)
+	LIMIT 1)`
+
+// assignIfSQL is assignSQL for the IRS of IMPU $4, made only when IMPI $5
+// exists and is associated with that IMPU; the IMPI recorded is $5's id.
+// $1 S-CSCF name, $2 Diameter host, $3 state.
+var assignIfSQL = `WITH ` + strings.ReplaceAll(impuIRSCTE, "$IMPU", "$4") + `,
+ok (impi_id) AS (
+	SELECT i.id FROM impi i JOIN ux ON true
+	WHERE i.identity = $5 AND EXISTS (SELECT 1 FROM impi_impu x WHERE x.impi_id = i.id AND x.impu_id = ux.id)),
+a AS (
+	INSERT INTO scscf_assignment (impu_id, scscf_name, diameter_host, impi_id)
+	SELECT u.id, $1, nullif($2, ''), ok.impi_id FROM ok, impu u LEFT JOIN scscf_assignment x ON x.impu_id = u.id
+	WHERE u.implicit_set_id = (SELECT irs FROM ux) AND (x.impu_id IS NULL OR
+		(x.scscf_name, x.diameter_host, x.impi_id) IS DISTINCT FROM ($1, nullif($2, ''), ok.impi_id))
+	ORDER BY u.id
+	ON CONFLICT (impu_id) DO UPDATE SET scscf_name = EXCLUDED.scscf_name,
+		diameter_host = EXCLUDED.diameter_host, impi_id = EXCLUDED.impi_id,
+		assigned_at = CASE WHEN scscf_assignment.scscf_name = EXCLUDED.scscf_name
+			THEN scscf_assignment.assigned_at ELSE now() END
+	RETURNING impu_id)
+UPDATE impu SET user_state = $3
+WHERE implicit_set_id = (SELECT irs FROM ux) AND user_state <> $3 AND EXISTS (SELECT 1 FROM ok)`
+
+// subscriptionByIMPUSQL is subscriptionSQL for the IRS of IMPU $1 ($2 the
+// IMPI).
+var subscriptionByIMPUSQL = strings.Replace(
+	strings.Replace(subscriptionSQL, "WITH m AS (", "WITH "+strings.ReplaceAll(impuIRSCTE, "$IMPU", "$1")+", m AS (", 1),
+	"FROM impu WHERE implicit_set_id = $1", "FROM impu WHERE implicit_set_id = (SELECT irs FROM ux)", 1)
+
+// PairAssignSubscription is the SAR REGISTRATION / RE_REGISTRATION hot
+// path for one Public-Identity in one round trip (one pipelined implicit
+// transaction): Pair(impi, impu); AssignIRS of impu's IRS to scscfName
+// in state, made only when impi is associated with impu; and, when
+// withProfile, SubscriptionIRS(impi, that IRS). The caller answers from
+// pi (5001/5002 when the pair does not hold: nothing was written then).
+func (s *Store) PairAssignSubscription(ctx context.Context, impi, impu, scscfName, diameterHost string, state UserState,
+	withProfile bool) (pi PairInfo, sub *Subscription, associated []string, err error) {
+	if state != Registered && state != Unregistered {
+		return pi, nil, nil, fmt.Errorf("hss/store: PairAssignSubscription: state %q, want registered or unregistered", state)
+	}
+	if scscfName == "" || impi == "" {
+		return pi, nil, nil, fmt.Errorf("hss/store: PairAssignSubscription: empty S-CSCF name or IMPI")
+	}
+	b := &pgx.Batch{}
+	b.Queue(pairSQL, impi, impu)
+	b.Queue(assignIfSQL, scscfName, diameterHost, string(state), impu, impi)
+	if withProfile {
+		b.Queue(subscriptionByIMPUSQL, impu, impi)
+	}
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	pi, pairErr := scanPair(br.QueryRow())
+	if pairErr != nil && !errors.Is(pairErr, pgx.ErrNoRows) {
+		return pi, nil, nil, wrap("PairAssignSubscription", pairErr)
+	}
+	if _, err = br.Exec(); err != nil {
+		return pi, nil, nil, wrap("PairAssignSubscription", err)
+	}
+	if withProfile {
+		sub, associated, err = subscriptionIRS(ctx, batchRow{br}, impi, pi.IMPU.IRSID)
+		if err != nil && (pairErr == nil && pi.Associated) {
+			return pi, nil, nil, wrap("PairAssignSubscription", err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return pi, nil, nil, wrap("PairAssignSubscription", err)
+	}
+	if pairErr != nil {
+		return pi, nil, nil, wrap("PairAssignSubscription", pairErr)
+	}
+	return pi, sub, associated, nil
+}
+
+// batchRow lets subscriptionIRS read the next result of a batch.
+type batchRow struct{ br pgx.BatchResults }
+
+func (b batchRow) QueryRow(context.Context, string, ...any) pgx.Row { return b.br.QueryRow() }
+func (b batchRow) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	return b.br.Query()
+}
+
+// reserveIfSQL is reserveSQL that only reserves when the IMPI is
+// associated with the IMPU ($2, resolved as in pairSQL) and may use the
+// AKA scheme $4 (empty: its default, else its first scheme, must be AKA).
+const reserveIfSQL = `WITH u (id) AS (
+	(SELECT id FROM impu WHERE identity = $2)
+	UNION ALL
+	(SELECT id FROM impu WHERE wildcard_pattern IS NOT NULL AND $2 ~ wildcard_pattern
+		ORDER BY length(identity) DESC, id LIMIT 1)
+	LIMIT 1
+), o AS (
+	SELECT i.id, i.sqn FROM impi i
+	WHERE i.identity = $1 AND i.k IS NOT NULL AND i.op IS NOT NULL AND i.op_type IS NOT NULL
+		AND EXISTS (SELECT 1 FROM impi_impu x JOIN u ON u.id = x.impu_id WHERE x.impi_id = i.id)
+		AND CASE WHEN $4::text = '' THEN coalesce(i.default_scheme, i.auth_schemes[1]) IN ('aka', 'akav2')
+			ELSE $4::text = ANY (i.auth_schemes) END
+	FOR UPDATE OF i)
+UPDATE impi i SET sqn = (((o.sqn >> 5) + $3::bigint) & 8796093022207) << 5
+FROM o WHERE i.id = o.id
+RETURNING o.sqn, i.sqn, i.k, i.op, i.op_type, i.amf`
+
+// PairReserve is Pair and, in the same round trip (one pipelined implicit
+// transaction), a reservation of n SQNs as ReserveSQNs does — made only
+// when the IMPI is associated with the IMPU, has K/OP and may use AKA
+// scheme ("aka", "akav2", or "" for its default scheme). reserved tells
+// whether SQNs were taken; when it is false the caller decides with the
+// PairInfo and calls ReserveSQNs itself. SQNs stay unique either way.
+// The MAR hot path (TS 29.228 §6.3.1).
+func (s *Store) PairReserve(ctx context.Context, impi, impu, scheme string, n int) (pi PairInfo, cr AKACredentials, sqns []uint64, reserved bool, err error) {
+	if n < 1 || n > 64 {
+		return pi, cr, nil, false, fmt.Errorf("hss/store: PairReserve: n = %d, want 1..64", n)
+	}
+	b := &pgx.Batch{}
+	b.Queue(pairSQL, impi, impu)
+	b.Queue(reserveIfSQL, impi, impu, int64(n), scheme)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	pi, err = scanPair(br.QueryRow())
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return pi, cr, nil, false, wrap("PairReserve", err)
+	}
+	pairErr := err
+	var k, op, amf []byte
+	var opType string
+	var before, after int64
+	err = br.QueryRow().Scan(&before, &after, &k, &op, &opType, &amf)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return pi, cr, nil, false, wrap("PairReserve", err)
+	default:
+		cr, sqns, err = reservation(impi, before, after, k, op, opType, amf, n)
+		if err != nil {
+			return pi, cr, nil, false, wrap("PairReserve", err)
+		}
+		reserved = true
+	}
+	if err := br.Close(); err != nil {
+		return pi, cr, nil, false, wrap("PairReserve", err)
+	}
+	if pairErr != nil {
+		return pi, cr, nil, false, wrap("PairReserve", pairErr)
+	}
+	return pi, cr, sqns, reserved, nil
+}
+
+func reservation(impi string, before, after int64, k, op []byte, opType string, amf []byte, n int) (cr AKACredentials, sqns []uint64, err error) {
+	if len(k) != 16 || len(op) != 16 || len(amf) != 2 {
+		return cr, nil, ErrNoAKA
+	}
+	cr = AKACredentials{IMPI: impi, OPIsOPc: opType == "opc", SQN: uint64(before)}
+	copy(cr.K[:], k)
+	copy(cr.OP[:], op)
+	copy(cr.AMF[:], amf)
+	cur := uint64(before)
+	sqns = make([]uint64, n)
+	for i := range sqns {
+		cur = aka.NextSQN(cur)
+		sqns[i] = cur
+	}
+	if cur != uint64(after) {
+		return AKACredentials{}, nil, fmt.Errorf("stored SQN %#x, computed %#x", after, cur)
+	}
+	return cr, sqns, nil
 }
 
 // subscriptionSQL gathers the user data of one implicit registration set

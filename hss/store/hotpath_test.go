@@ -1,0 +1,161 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imscore/imscore/hss/provision"
+	"github.com/imscore/imscore/hss/store"
+	"github.com/imscore/imscore/pkg/aka"
+)
+
+const (
+	bobIMPI = "bob@ims.mnc001.mcc001.3gppnetwork.org"
+	bobIMPU = "sip:bob@ims.mnc001.mcc001.3gppnetwork.org"
+)
+
+func sqnOf(t *testing.T, st *store.Store, impi string) uint64 {
+	t.Helper()
+	cr, err := st.Credentials(context.Background(), impi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cr.SQN
+}
+
+func TestPairReserve(t *testing.T) {
+	ctx := context.Background()
+	_, conn, st := setup(t)
+	if _, err := provision.AddSubscriber(ctx, conn, provision.Subscriber{IMPI: bobIMPI, IMPUs: []string{bobIMPU}, Password: "pw"}); err != nil {
+		t.Fatal(err)
+	}
+	pi, cr, sqns, reserved, err := st.PairReserve(ctx, impi, impu2, "aka", 3)
+	if err != nil || !reserved || !pi.Associated || pi.IMPU.Identity != impu2 || pi.IMPI.Identity != impi {
+		t.Fatalf("PairReserve: %+v reserved %v %v", pi, reserved, err)
+	}
+	want := uint64(sqn0)
+	for i, s := range sqns {
+		want = aka.NextSQN(want)
+		if s != want {
+			t.Fatalf("sqn[%d] = %#x, want %#x", i, s, want)
+		}
+	}
+	if cr.SQN != sqn0 || sqnOf(t, st, impi) != want {
+		t.Fatalf("stored SQN %#x (before %#x), want %#x", sqnOf(t, st, impi), cr.SQN, want)
+	}
+	// Not associated, unknown IMPU, digest-only IMPI, a scheme the IMPI
+	// lacks: nothing reserved, SQN unchanged.
+	for _, c := range []struct{ impi, impu, scheme string }{
+		{impi, bobIMPU, "aka"}, {impi, "sip:nobody@x", "aka"}, {bobIMPI, bobIMPU, ""}, {impi, impu1, "akav2"},
+	} {
+		pi, _, _, reserved, err := st.PairReserve(ctx, c.impi, c.impu, c.scheme, 1)
+		if reserved {
+			t.Fatalf("%+v: reserved", c)
+		}
+		if c.impu == "sip:nobody@x" != errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		if err == nil && c.impu == bobIMPU && c.impi == impi && pi.Associated {
+			t.Fatalf("%+v: associated", c)
+		}
+	}
+	if sqnOf(t, st, impi) != want {
+		t.Fatal("SQN moved without a reservation")
+	}
+	// Concurrent MAR hot path: all SQNs distinct, the stored SQN is the
+	// highest handed out.
+	var mu sync.Mutex
+	seen := map[uint64]bool{}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				_, _, sqns, reserved, err := st.PairReserve(ctx, impi, impu1, "", 2)
+				if err != nil || !reserved {
+					t.Errorf("PairReserve: %v %v", reserved, err)
+					return
+				}
+				mu.Lock()
+				for _, s := range sqns {
+					if seen[s] {
+						t.Errorf("SQN %#x handed out twice", s)
+					}
+					seen[s] = true
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 8*20*2 {
+		t.Fatalf("%d SQNs", len(seen))
+	}
+	last := sqnOf(t, st, impi)
+	for s := range seen {
+		if s > last {
+			t.Fatalf("SQN %#x above the stored %#x", s, last)
+		}
+	}
+}
+
+func TestPairAssignSubscription(t *testing.T) {
+	ctx := context.Background()
+	_, conn, st := setup(t)
+	if _, err := provision.AddSubscriber(ctx, conn, provision.Subscriber{IMPI: bobIMPI, IMPUs: []string{bobIMPU}, Password: "pw"}); err != nil {
+		t.Fatal(err)
+	}
+	// Not associated: answered from pi, nothing written.
+	pi, _, _, err := st.PairAssignSubscription(ctx, bobIMPI, impu1, "sip:s1", "s1", store.Registered, true)
+	if err != nil || pi.Associated {
+		t.Fatalf("bob/alice: %+v %v", pi, err)
+	}
+	if a, _ := st.Assignment(ctx, impu1); a.SCSCFName != "" || a.State != store.NotRegistered {
+		t.Fatalf("written for a pair that does not hold: %+v", a)
+	}
+	if _, _, _, err := st.PairAssignSubscription(ctx, impi, "sip:nobody@x", "sip:s1", "s1", store.Registered, true); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown IMPU: %v", err)
+	}
+	// Associated: the whole IRS is assigned and registered, user data of the IRS.
+	pi, sub, _, err := st.PairAssignSubscription(ctx, impi, impu2, "sip:s1", "s1", store.Registered, true)
+	if err != nil || !pi.Associated || sub == nil || len(sub.Profiles) != 1 || len(sub.Profiles[0].PublicIdentities) != 2 {
+		t.Fatalf("alice: %+v %+v %v", pi, sub, err)
+	}
+	old, err := st.SubscriptionData(ctx, impi, impu1)
+	if err != nil || len(old.Profiles) != len(sub.Profiles) || old.IRSID != sub.IRSID {
+		t.Fatalf("SubscriptionData %+v vs %+v: %v", old, sub, err)
+	}
+	first := map[string]time.Time{}
+	for _, u := range []string{impu1, impu2} {
+		a, err := st.Assignment(ctx, u)
+		if err != nil || a.SCSCFName != "sip:s1" || a.DiameterHost != "s1" || a.IMPI != impi || a.State != store.Registered {
+			t.Fatalf("%s: %+v %v", u, a, err)
+		}
+		first[u] = a.AssignedAt
+	}
+	// Re-registration: nothing changes (assigned_at kept); without profile.
+	if _, sub, _, err := st.PairAssignSubscription(ctx, impi, impu1, "sip:s1", "s1", store.Registered, false); err != nil || sub != nil {
+		t.Fatalf("re-registration: %+v %v", sub, err)
+	}
+	for _, u := range []string{impu1, impu2} {
+		if a, _ := st.Assignment(ctx, u); !a.AssignedAt.Equal(first[u]) || a.State != store.Registered {
+			t.Fatalf("re-registration rewrote %s: %+v", u, a)
+		}
+	}
+	// Another S-CSCF: overwritten IRS-wide, and AssignIRS back to unregistered.
+	if _, _, _, err := st.PairAssignSubscription(ctx, impi, impu1, "sip:s2", "s2", store.Registered, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AssignIRS(ctx, pi.IMPU.IRSID, "sip:s2", "s2", 0, store.Unregistered); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{impu1, impu2} {
+		if a, _ := st.Assignment(ctx, u); a.SCSCFName != "sip:s2" || a.IMPI != "" || a.State != store.Unregistered {
+			t.Fatalf("%s after AssignIRS: %+v", u, a)
+		}
+	}
+}
