@@ -1,7 +1,8 @@
 // Package scscf is the S-CSCF of the IMS core: the registrar and
-// authentication (TS 24.229 §5.4.1, TS 29.228 §6.1.2/§6.3, TS 33.203).
-// Session control (iFC, originating/terminating routing) comes later and
-// hangs off Server.Lookup, Server.Profile and Config.OnRegistrationChange.
+// authentication (TS 24.229 §5.4.1, TS 29.228 §6.1.2/§6.3, TS 33.203) and
+// session routing (TS 24.229 §5.4.3: originating and terminating requests,
+// iFC evaluation and ISC routing to application servers with ODI tokens,
+// TS 23.218 §6, RFC 5502 P-Served-User).
 package scscf
 
 import (
@@ -38,6 +39,13 @@ func Function() config.Function {
 			config.Duration(p, "nonce-lifetime", 60e9, "how long a challenge's nonce is accepted"),
 			config.Duration(p, "challenge-timeout", 30e9, "unanswered challenge age that triggers SAR AUTHENTICATION_TIMEOUT"),
 			config.Duration(p, "vector-lifetime", 300e9, "how long unused vectors stay cached"),
+			config.String(p, "icscf", "sip:127.0.0.1:5070", "I-CSCF URI (loose Route) for originating requests to home-domain targets"),
+			config.String(p, "breakout", "", "URI (loose Route) for targets in other domains (BGCF/IBCF); empty: 404"),
+			config.String(p, "tel-uris", TelHome, `routing of tel: targets: "home" (I-CSCF, LIR) or "breakout"`),
+			config.String(p, "shared-ifc-sets", "", "file of shared iFC sets (XML, see docs/scscf.md); empty: none"),
+			config.Bool(p, "orig-identity-from-header", false, "serve originating requests without P-Asserted-Identity as their From identity (labs without a P-CSCF)"),
+			config.Duration(p, "as-timeout", 2e9, "silence of an AS after which its iFC's default handling applies"),
+			config.Duration(p, "odi-lifetime", 200e9, "how long an ODI token routes a request from an AS back into the iFC chain"),
 			config.String(p, "reauth-protected", ReauthRegistered, `integrity-protected re-REGISTER policy: "registered" (no new challenge when the IMPI and its contacts are registered) or "always"`),
 		},
 		Validate: func(c *cli.Context) error {
@@ -74,5 +82,8 @@ func configFrom(c *cli.Context) Config {
 		VectorsPerMAR: c.Int("vectors-per-mar"), NonceLifetime: c.Duration("nonce-lifetime"),
 		ChallengeTimeout: c.Duration("challenge-timeout"), VectorLifetime: c.Duration("vector-lifetime"),
 		ReauthProtected: c.String("reauth-protected"),
+		ICSCF:           c.String("icscf"), Breakout: c.String("breakout"), TelURIs: c.String("tel-uris"),
+		SharedIFCSetsFile: c.String("shared-ifc-sets"), OrigIdentityFromHeader: c.Bool("orig-identity-from-header"),
+		ASTimeout: c.Duration("as-timeout"), ODILifetime: c.Duration("odi-lifetime"),
 	}
 }

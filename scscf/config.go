@@ -69,6 +69,33 @@ type Config struct {
 	// SweepInterval is the period of the expiry/challenge timer. Default 1s.
 	SweepInterval time.Duration
 
+	// Session routing (TS 24.229 §5.4.3; see session.go).
+
+	// ICSCF is where originating requests for home-domain targets go
+	// (a sip: URI, pushed as a loose Route). Default "sip:127.0.0.1:5070".
+	ICSCF string
+	// Breakout is where requests for other domains go (a sip: URI pushed as
+	// a loose Route, e.g. a BGCF or IBCF); "" answers them 404.
+	Breakout string
+	// TelURIs says how tel: targets (and sip: URIs with user=phone) are
+	// routed: TelHome (default) sends them to the I-CSCF, which asks the
+	// HSS (LIR); TelBreakout sends them to Breakout (404 without one).
+	TelURIs string
+	// SharedIFCSetsFile names the file of shared iFC sets (TS 29.228
+	// §6.6.3) referenced by SharedIFCSetID in profiles; "" means none.
+	SharedIFCSetsFile string
+	// OrigIdentityFromHeader lets an originating request without
+	// P-Asserted-Identity be served as its From identity (labs without a
+	// P-CSCF). Default false: such requests get 403.
+	OrigIdentityFromHeader bool
+	// ASTimeout is how long an AS may stay silent (no response other than
+	// 100 and no request back on the ODI route) before its iFC's
+	// DefaultHandling applies. Default 2s.
+	ASTimeout time.Duration
+	// ODILifetime is how long an ODI token routes a request back into the
+	// iFC chain. Default 200s (Timer C + margin).
+	ODILifetime time.Duration
+
 	// OnRegistrationChange, if set, is called after every change of a
 	// registration (see RegistrationEvent); it runs on the goroutine that
 	// made the change, after the change is stored, and must not block long.
@@ -133,6 +160,18 @@ func (c Config) WithDefaults() Config {
 	if c.SweepInterval == 0 {
 		c.SweepInterval = time.Second
 	}
+	if c.ICSCF == "" {
+		c.ICSCF = "sip:127.0.0.1:5070"
+	}
+	if c.TelURIs == "" {
+		c.TelURIs = TelHome
+	}
+	if c.ASTimeout == 0 {
+		c.ASTimeout = 2 * time.Second
+	}
+	if c.ODILifetime == 0 {
+		c.ODILifetime = 200 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -169,5 +208,25 @@ func (c Config) Validate() error {
 	if c.ReauthProtected != ReauthAlways && c.ReauthProtected != ReauthRegistered {
 		errs = append(errs, fmt.Errorf("reauth-protected %q: want %q or %q", c.ReauthProtected, ReauthRegistered, ReauthAlways))
 	}
+	if _, err := routeURI(c.ICSCF); err != nil {
+		errs = append(errs, fmt.Errorf("icscf: %v", err))
+	}
+	if c.Breakout != "" {
+		if _, err := routeURI(c.Breakout); err != nil {
+			errs = append(errs, fmt.Errorf("breakout: %v", err))
+		}
+	}
+	if c.TelURIs != TelHome && c.TelURIs != TelBreakout {
+		errs = append(errs, fmt.Errorf("tel-uris %q: want %q or %q", c.TelURIs, TelHome, TelBreakout))
+	}
+	if c.ASTimeout <= 0 || c.ODILifetime <= 0 {
+		errs = append(errs, errors.New("as-timeout and odi-lifetime must be positive"))
+	}
 	return errors.Join(errs...)
 }
+
+// Values of Config.TelURIs.
+const (
+	TelHome     = "home"
+	TelBreakout = "breakout"
+)

@@ -52,6 +52,7 @@ type testSub struct {
 	scheme   string // "aka" or "md5"
 	password string // md5
 	sqn      uint64
+	ifcs     []userdata.InitialFilterCriteria
 }
 
 type cxReq struct {
@@ -237,13 +238,22 @@ func (h *testHSS) sar(ctx context.Context, c *diameter.Conn, req *diam.Message) 
 		return h.node.AnswerExperimental(req, h.sarFail), nil
 	}
 	s := h.subs[r.impi]
+	if s == nil && r.impi == "" { // UNREGISTERED_USER: by IMPU
+		for _, sub := range h.subs {
+			for _, u := range sub.impus {
+				if u == r.impu {
+					s = sub
+				}
+			}
+		}
+	}
 	if s == nil {
 		return h.node.AnswerExperimental(req, diameter.DiameterErrorUserUnknown), nil
 	}
 	a := h.node.Answer(req, diameter.DiameterSuccess)
-	a.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(r.impi)))
+	a.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(s.impi)))
 	switch r.sat {
-	case diameter.SATRegistration, diameter.SATReRegistration:
+	case diameter.SATRegistration, diameter.SATReRegistration, diameter.SATUnregisteredUser:
 		if !h.noSAR {
 			a.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString(userDataFor(h.t, s))))
 		}
@@ -256,6 +266,7 @@ func userDataFor(t testing.TB, s *testSub) []byte {
 	for _, u := range s.impus {
 		sp.PublicIdentities = append(sp.PublicIdentities, userdata.PublicIdentity{Identity: u, BarringIndication: userdata.Bool(s.barred[u])})
 	}
+	sp.InitialFilterCriteria = s.ifcs
 	b, err := userdata.Marshal(&userdata.IMSSubscription{PrivateID: s.impi, ServiceProfiles: []userdata.ServiceProfile{sp}})
 	if err != nil {
 		t.Fatal(err)

@@ -19,19 +19,14 @@ import (
 	"github.com/imscore/imscore/pkg/userdata"
 )
 
-// handle is the sipproxy handler: REGISTER goes to the registrar; other
-// requests are not served yet (session control is the next issue).
+// handle is the sipproxy handler: REGISTER goes to the registrar, every
+// other request to session routing (session.go).
 func (s *Server) handle(ctx context.Context, t *sipproxy.Txn) {
-	req := t.Request()
-	switch req.Method {
-	case sip.REGISTER:
+	if t.Request().Method == sip.REGISTER {
 		s.handleRegister(ctx, t)
-	case sip.ACK:
-	case sip.OPTIONS:
-		_ = t.Respond(200, "OK", sip.NewHeader("Allow", "REGISTER, OPTIONS"))
-	default:
-		_ = t.Respond(501, "Not Implemented", sip.NewHeader("Allow", "REGISTER, OPTIONS"))
+		return
 	}
+	s.handleSession(ctx, t)
 }
 
 // reqContact is one Contact of a REGISTER with its requested expiry.

@@ -124,6 +124,12 @@ func TestAKARegistration(t *testing.T) {
 	}
 	// A third: the cache is empty, a new MAR.
 	u.registerAKA(t, s, 600)
+	// The event is emitted right after the 200 is sent.
+	waitFor(t, "three registration events", func() bool {
+		evMu.Lock()
+		defer evMu.Unlock()
+		return len(events) >= 3
+	})
 	evMu.Lock()
 	defer evMu.Unlock()
 	if len(events) != 3 || events[0].Kind != EventRegistered || events[1].Kind != EventRefreshed {
@@ -442,7 +448,9 @@ func TestPPRReplacesProfile(t *testing.T) {
 	s := newTestServer(t, h, "", nil)
 	u := newTestUE(t, "mia")
 	u.registerAKA(t, s, 600)
+	h.mu.Lock() // the scripted HSS writes sub.sqn
 	newSub := *sub
+	h.mu.Unlock()
 	newSub.impus = append([]string{}, sub.impus...)
 	newSub.impus = append(newSub.impus, "tel:+4930123")
 	ppr := h.node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, testDomain, s.cfg.OriginHost)

@@ -34,6 +34,11 @@ type Server struct {
 	locks    keyedMutex
 	metrics  *metrics
 	hostport string
+	sess     *session
+
+	// regEvent, when set with SetRegEventHandler, is asked first about
+	// every request other than REGISTER (RFC 3680 SUBSCRIBEs).
+	regEvent RegEventHandler
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -97,6 +102,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if s.sess, err = newSession(cfg, cfg.Logger, cfg.Registry); err != nil {
+		return nil, err
+	}
 	node, err := diameter.New(diameter.Config{
 		OriginHost: cfg.OriginHost, OriginRealm: cfg.Domain, Apps: []diameter.App{diameter.AppCx},
 		AllowedPeers: []string{cfg.HSSHost}, Logger: cfg.Logger.Named("diameter"),
@@ -321,6 +329,7 @@ func (s *Server) sweeper() {
 }
 
 func (s *Server) sweep(now time.Time) {
+	s.sess.odi.sweep(now)
 	for _, c := range s.auth.sweep(now, s.cfg.ChallengeTimeout, s.cfg.NonceLifetime, s.cfg.VectorLifetime) {
 		s.metrics.auth.WithLabelValues("timeout").Inc()
 		s.log.Info("challenge unanswered", zapStr("impi", c.impi), zapStr("impu", c.impu))
