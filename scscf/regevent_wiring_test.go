@@ -54,7 +54,10 @@ func newRegLab(t *testing.T, h *testHSS, dsn string, deregister func(impu, reaso
 			if tp != nil {
 				tp.OnRegistrationChange(ev)
 			}
-			l.evCh <- ev
+			select {
+			case l.evCh <- ev:
+			default:
+			}
 		}
 	})
 	n, err := NewRegEventNotifier(l.s, RegEventConfig{SweepInterval: 50 * time.Millisecond, NotifyTimeout: 3 * time.Second})
@@ -103,19 +106,33 @@ func (l *regLab) handle(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
 	switch {
 	case req.Method == sip.REGISTER:
-		for len(l.evCh) > 0 {
-			<-l.evCh
-		}
 		a := l.s.SIPAddr()
 		res, err := t.Forward(ctx, sipproxy.ForwardOptions{}, sipproxy.Target{NextHop: &sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: a.Port}})
 		if err != nil || res.StatusCode != 200 {
 			return
 		}
+		// The event of this REGISTER: registered/refreshed/deregistered for
+		// the set of its To (events of other users' network-side changes
+		// may be queued too).
 		var ev *RegistrationEvent
-		select {
-		case e := <-l.evCh:
-			ev = &e
-		case <-time.After(500 * time.Millisecond):
+		impu := canonURI(req.To().Address.String())
+		timeout := time.After(time.Second)
+	wait:
+		for {
+			select {
+			case e := <-l.evCh:
+				if e.Kind != EventRegistered && e.Kind != EventRefreshed && e.Kind != EventDeregistered {
+					continue
+				}
+				for _, u := range append([]string{e.After.AOR}, e.After.IMPUs...) {
+					if canonURI(u) == impu {
+						ev = &e
+						break wait
+					}
+				}
+			case <-timeout:
+				break wait
+			}
 		}
 		_ = t.Relay(res)
 		if ev != nil {

@@ -302,7 +302,7 @@ func (tp *ThirdPartyRegistrar) send(j tpSend) {
 		}
 		return
 	}
-	tp.log.Info("third-party REGISTER failed (SESSION_CONTINUED)", zapStr("as", j.as.ServerName), zapStr("impu", j.impu), zapStr("failure", failure))
+	tp.log.Info("third-party REGISTER failed", zapStr("default-handling", j.as.Handling().String()), zapStr("type", rtLabel(j.rt)), zapStr("as", j.as.ServerName), zapStr("impu", j.impu), zapStr("failure", failure))
 }
 
 // build makes the third-party REGISTER of j.

@@ -1,0 +1,228 @@
+package scscf
+
+import (
+	"bytes"
+	"io"
+	"mime"
+	"mime/multipart"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imscore/imscore/pkg/diameter"
+	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/userdata"
+)
+
+type part struct {
+	contentType string
+	body        []byte
+}
+
+// bodyParts splits a third-party REGISTER body into its parts.
+func bodyParts(t *testing.T, req *sip.Request) []part {
+	t.Helper()
+	ct := req.ContentType()
+	if ct == nil {
+		return nil
+	}
+	mt, params, err := mime.ParseMediaType(ct.Value())
+	if err != nil {
+		t.Fatalf("Content-Type %q: %v", ct.Value(), err)
+	}
+	if mt != "multipart/mixed" {
+		return []part{{mt, req.Body()}}
+	}
+	r := multipart.NewReader(bytes.NewReader(req.Body()), params["boundary"])
+	var out []part
+	for {
+		p, err := r.NextPart()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("multipart body: %v\n%s", err, req.Body())
+		}
+		b, _ := io.ReadAll(p)
+		out = append(out, part{p.Header.Get("Content-Type"), b})
+	}
+}
+
+func TestThirdPartyRegister(t *testing.T) {
+	h := newTestHSS(t)
+	h.add(akaSub("alice"))
+	as := newTestPeer(t, 200)
+	other := newTestPeer(t, 200)
+	invite := "INVITE"
+	serveProfiles(t, h, func(s *testSub) *userdata.IMSSubscription {
+		return profileWith(s,
+			registerIFC(10, userdata.ApplicationServer{ServerName: "sip:" + as.hostport(),
+				ServiceInfo: "plan=gold & <vip>", IncludeRegisterRequest: true}),
+			userdata.InitialFilterCriteria{Priority: 20,
+				TriggerPoint:      &userdata.TriggerPoint{SPTs: []userdata.SPT{{Groups: []uint32{0}, Method: &invite}}},
+				ApplicationServer: userdata.ApplicationServer{ServerName: "sip:" + other.hostport()}})
+	})
+	l := newRegLab(t, h, "", nil)
+	u := newTestUE(t, "alice")
+	pcv := sip.NewHeader("P-Charging-Vector", "icid-value=abc123;orig-ioi=visited.example.net")
+	res := u.send(t, l.shim, 600, u.initialAuthz(), pcv)
+	res = u.send(t, l.shim, 600, u.answer(t, res, true), pcv)
+	if res.StatusCode != 200 {
+		t.Fatalf("REGISTER %d", res.StatusCode)
+	}
+
+	r := as.next(3 * time.Second)
+	if r.Method != sip.REGISTER || r.Recipient.Host != "127.0.0.1" || r.Recipient.Port != as.p.Addr("udp").Port {
+		t.Fatalf("third-party request %s", r.StartLine())
+	}
+	if got := canonURI(r.To().Address.String()); got != u.impu {
+		t.Errorf("To %s", got)
+	}
+	if r.From().Address.String() != l.s.cfg.ServerName || r.Contact() == nil || r.Contact().Address.String() != l.s.cfg.ServerName {
+		t.Errorf("From %s Contact %v, want %s", r.From().Address.String(), r.Contact(), l.s.cfg.ServerName)
+	}
+	if e := r.GetHeader("Expires"); e == nil || (e.Value() != "600" && e.Value() != "599") {
+		t.Errorf("Expires %v", e)
+	}
+	v, err := imsheader.GetPChargingVector(r)
+	if err != nil || v == nil || v.ICID() != "abc123" || v.OrigIOI() != testDomain || v.TermIOI() != "" {
+		t.Errorf("P-Charging-Vector %v %v", v, err)
+	}
+	parts := bodyParts(t, r)
+	if len(parts) != 2 || parts[0].contentType != ContentType3GPPIMSXML || parts[1].contentType != ContentTypeMessageSIP {
+		t.Fatalf("parts %+v", parts)
+	}
+	if !strings.Contains(string(parts[0].body), `<ims-3gpp version="1"><service-info>plan=gold &amp; &lt;vip&gt;</service-info></ims-3gpp>`) {
+		t.Errorf("service info body %s", parts[0].body)
+	}
+	inc, err := sip.ParseMessage(parts[1].body)
+	if err != nil {
+		t.Fatalf("message/sip: %v\n%s", err, parts[1].body)
+	}
+	ireq, ok := inc.(*sip.Request)
+	if !ok || ireq.Method != sip.REGISTER || ireq.CallID().Value() != u.callID || ireq.CSeq().SeqNo != u.cseq || ireq.GetHeader("Authorization") == nil {
+		t.Errorf("included REGISTER:\n%s", parts[1].body)
+	}
+	callID, cseq := r.CallID().Value(), r.CSeq().SeqNo
+
+	// Re-registration: same Call-ID, next CSeq.
+	u.registerAKA(t, l.shim, 600)
+	r = as.next(3 * time.Second)
+	if r.CallID().Value() != callID || r.CSeq().SeqNo != cseq+1 {
+		t.Errorf("re-registration: Call-ID %s CSeq %d", r.CallID().Value(), r.CSeq().SeqNo)
+	}
+	// De-registration: Expires 0.
+	u.registerAKA(t, l.shim, 0)
+	r = as.next(3 * time.Second)
+	if e := r.GetHeader("Expires"); e == nil || e.Value() != "0" {
+		t.Errorf("de-registration Expires %v", e)
+	}
+	other.none(300 * time.Millisecond)
+	as.none(100 * time.Millisecond)
+}
+
+func TestThirdPartyRegistrationTypesAndResponse(t *testing.T) {
+	h := newTestHSS(t)
+	h.add(akaSub("bob"))
+	as := newTestPeer(t, 200)
+	serveProfiles(t, h, func(s *testSub) *userdata.IMSSubscription {
+		return profileWith(s, registerIFC(1, userdata.ApplicationServer{ServerName: "sip:" + as.hostport(), IncludeRegisterResponse: true},
+			userdata.RegistrationInitial))
+	})
+	l := newRegLab(t, h, "", nil)
+	u := newTestUE(t, "bob")
+	u.registerAKA(t, l.shim, 600)
+	r := as.next(3 * time.Second)
+	parts := bodyParts(t, r)
+	if len(parts) != 1 || parts[0].contentType != ContentTypeMessageSIP {
+		t.Fatalf("parts %+v", parts)
+	}
+	m, err := sip.ParseMessage(parts[0].body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, ok := m.(*sip.Response); !ok || res.StatusCode != 200 || res.GetHeader("Service-Route") == nil {
+		t.Errorf("included response:\n%s", parts[0].body)
+	}
+	// Only INITIAL_REGISTRATION matches: nothing for re- or de-registration.
+	u.registerAKA(t, l.shim, 600)
+	u.registerAKA(t, l.shim, 0)
+	as.none(500 * time.Millisecond)
+}
+
+func TestThirdPartyFailingAS(t *testing.T) {
+	h := newTestHSS(t)
+	h.add(akaSub("carol"))
+	h.add(akaSub("dave"))
+	h.add(akaSub("erin"))
+	broken := newTestPeer(t, 503)
+	silent := newTestPeer(t, 0)
+	tolerant := newTestPeer(t, 500)
+	serveProfiles(t, h, func(s *testSub) *userdata.IMSSubscription {
+		term, cont := userdata.SessionTerminated, userdata.SessionContinued
+		switch s.impi {
+		case "carol@" + testDomain:
+			return profileWith(s, registerIFC(1, userdata.ApplicationServer{ServerName: "sip:" + broken.hostport(), DefaultHandling: &term}))
+		case "dave@" + testDomain:
+			return profileWith(s, registerIFC(1, userdata.ApplicationServer{ServerName: "sip:" + silent.hostport(), DefaultHandling: &term}))
+		default:
+			return profileWith(s, registerIFC(1, userdata.ApplicationServer{ServerName: "sip:" + tolerant.hostport(), DefaultHandling: &cont}))
+		}
+	})
+	type dereg struct{ impu, reason string }
+	got := make(chan dereg, 10)
+	var l *regLab
+	l = newRegLab(t, h, "", func(impu, reason string) {
+		got <- dereg{impu, reason}
+		l.s.NetworkDeregister(impu, reason)
+	})
+
+	// 503 from an AS with SESSION_TERMINATED: the user is de-registered.
+	c := newTestUE(t, "carol")
+	c.registerAKA(t, l.shim, 600)
+	broken.next(3 * time.Second)
+	select {
+	case d := <-got:
+		if d.impu != c.impu || !strings.Contains(d.reason, "503") {
+			t.Errorf("deregister(%q, %q)", d.impu, d.reason)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no de-registration after a 503 from a SESSION_TERMINATED AS")
+	}
+	h.waitSAR(t, diameter.SATAdministrativeDeregistration, 3*time.Second)
+	if _, ok := l.s.Lookup(c.impu); ok {
+		t.Error("carol still registered")
+	}
+	// The network-initiated de-registration reaches the AS too (Expires 0).
+	r := broken.next(3 * time.Second)
+	if e := r.GetHeader("Expires"); e == nil || e.Value() != "0" {
+		t.Errorf("de-registration to the AS: Expires %v", e)
+	}
+
+	// No answer at all (timeout): the same.
+	d := newTestUE(t, "dave")
+	d.registerAKA(t, l.shim, 600)
+	select {
+	case x := <-got:
+		if x.impu != d.impu {
+			t.Errorf("deregister(%q)", x.impu)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no de-registration after an AS timeout")
+	}
+
+	// SESSION_CONTINUED: logged only.
+	e := newTestUE(t, "erin")
+	e.registerAKA(t, l.shim, 600)
+	tolerant.next(3 * time.Second)
+	select {
+	case x := <-got:
+		t.Errorf("deregister(%q) for SESSION_CONTINUED", x.impu)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if _, ok := l.s.Lookup(e.impu); !ok {
+		t.Error("erin de-registered")
+	}
+}
