@@ -159,3 +159,32 @@ func TestPairAssignSubscription(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenLazyAndOpen(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Nothing listens on port 1: OpenLazy succeeds (pgxpool dials on
+	// first use), Ping and Open fail; a malformed URL fails at once.
+	dsn := "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"
+	st, err := store.OpenLazy(dsn, 4)
+	if err != nil {
+		t.Fatalf("OpenLazy: %v", err)
+	}
+	defer st.Close()
+	if st.Pool().Config().MaxConns != 4 || st.ConnConfig().Port != 1 {
+		t.Fatalf("config: max %d port %d", st.Pool().Config().MaxConns, st.ConnConfig().Port)
+	}
+	if err := st.Ping(ctx); err == nil {
+		t.Fatal("Ping succeeded without a server")
+	}
+	if _, err := store.Open(ctx, dsn, 4); err == nil {
+		t.Fatal("Open succeeded without a server")
+	}
+	if _, err := store.OpenLazy("postgres://%zz", 4); err == nil {
+		t.Fatal("OpenLazy accepted a malformed URL")
+	}
+	cfg, err := store.PoolConfig("postgres://postgres@127.0.0.1:5432/x?connect_timeout=60", 0)
+	if err != nil || cfg.MaxConns != store.DefaultMaxConns || cfg.ConnConfig.ConnectTimeout != 5*time.Second {
+		t.Fatalf("PoolConfig: %+v %v", cfg, err)
+	}
+}
