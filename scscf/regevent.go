@@ -135,13 +135,14 @@ type RegEventNotifier struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed sync.Once
+	swept  sync.Once
 
 	notifies *prometheus.CounterVec
 }
 
-// NewRegEventNotifier builds the notifier of s and starts its expiry
-// timer; Close stops it. Call it after New (s.cfg and the logger are
-// read); it registers scscf_regevent_subscriptions and
+// NewRegEventNotifier builds the notifier of s; LoadSubscriptions starts
+// its expiry timer and Close stops it. Call it after New, before Start
+// (s.cfg and the logger are read); it registers scscf_regevent_subscriptions and
 // scscf_regevent_notifies_total{result} with s's Registry.
 func NewRegEventNotifier(s *Server, cfg RegEventConfig) (*RegEventNotifier, error) {
 	cfg = cfg.withDefaults()
@@ -166,8 +167,6 @@ func NewRegEventNotifier(s *Server, cfg RegEventConfig) (*RegEventNotifier, erro
 		}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.wg.Add(1)
-	go n.sweeper()
 	return n, nil
 }
 

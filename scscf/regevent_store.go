@@ -9,14 +9,20 @@ import (
 	"go.uber.org/zap"
 )
 
-// LoadSubscriptions attaches the notifier to the server's database (table
-// scscf_reg_subscription, migration 002) and reloads the stored
-// subscriptions; expired ones are ended by the next sweep (a terminated
-// NOTIFY, reason timeout). Call it from Server.Start once the store is
-// open (without a database it does nothing and subscriptions live in
-// memory only). The NOTIFYs of reloaded subscriptions continue their
-// CSeq and version.
+// LoadSubscriptions starts the subscription expiry timer, attaches the
+// notifier to the server's database (table scscf_reg_subscription,
+// migration 002) and reloads the stored subscriptions; expired ones are
+// ended by the next sweep (a terminated NOTIFY, reason timeout). Call it
+// from Server.Start once the store is open, with or without a database
+// (without, subscriptions live in memory only). The NOTIFYs of reloaded
+// subscriptions continue their CSeq and version.
 func (n *RegEventNotifier) LoadSubscriptions(ctx context.Context) error {
+	n.swept.Do(func() {
+		if n.ctx.Err() == nil {
+			n.wg.Add(1)
+			go n.sweeper()
+		}
+	})
 	if n.s.store == nil {
 		return nil
 	}
