@@ -192,6 +192,13 @@ func (l *lab) startHSS() {
 func (l *lab) startSCSCF() {
 	args := []string{"--sip-listen", fmt.Sprintf("127.0.0.1:%d", l.scscf), "--domain", domain,
 		"--server-name", l.scscfServerName(), "--hss-addr", fmt.Sprintf("127.0.0.1:%d", l.hssPort)}
+	hasICSCF := false
+	for _, a := range l.scscfArg {
+		hasICSCF = hasICSCF || a == "--icscf"
+	}
+	if !hasICSCF { // session routing: home targets go to this lab's I-CSCF
+		args = append(args, "--icscf", fmt.Sprintf("sip:127.0.0.1:%d", l.icscf))
+	}
 	l.start("scscf", append(args, l.scscfArg...)...)
 }
 
