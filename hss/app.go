@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/hss/store"
 	"github.com/imscore/imscore/pkg/config"
 )
 
@@ -32,12 +33,16 @@ func Function() config.Function {
 			config.DatabaseURL("HSS"),
 			config.Int("HSS", "db-conns", 16, "PostgreSQL connections in the pool"),
 			config.Int("HSS", "max-auth-items", 5, "most authentication vectors returned by one MAR (1..64)"),
+			config.Int("HSS", "sqn-block", DefaultSQNBlock, "SQNs reserved per IMPI with one durable write, the unused ones kept in memory (1..1024; 1: one write per MAR); a restart skips at most this many SEQ values"),
 			config.Duration("HSS", "request-timeout", 2*time.Second, "database budget per Diameter request; beyond it the answer is 5012"),
 			config.Duration("HSS", "command-poll", 5*time.Second, "how often pending hss_command rows (RTR/PPR) are re-examined"),
 		},
 		Validate: func(c *cli.Context) error {
 			if n := c.Int("max-auth-items"); n < 1 || n > 64 {
 				return fmt.Errorf("--max-auth-items %d: want 1..64", n)
+			}
+			if n := c.Int("sqn-block"); n < 1 || n > store.MaxSQNBlock {
+				return fmt.Errorf("--sqn-block %d: want 1..%d", n, store.MaxSQNBlock)
 			}
 			if c.String("domain") == "" {
 				return fmt.Errorf("--domain is empty")
@@ -73,6 +78,7 @@ func run(ctx context.Context, rt *config.Runtime) error {
 		DatabaseURL:    c.String("database-url"),
 		DBConns:        c.Int("db-conns"),
 		MaxAuthItems:   c.Int("max-auth-items"),
+		SQNBlock:       c.Int("sqn-block"),
 		RequestTimeout: c.Duration("request-timeout"),
 		PollInterval:   c.Duration("command-poll"),
 		Logger:         rt.Log,

@@ -28,13 +28,21 @@ type Config struct {
 	AllowedPeers   []string // Origin-Hosts accepted (I-/S-CSCF, Sh ASes)
 	AcceptAnyPeer  bool     // lab mode: accept every peer
 	DatabaseURL    string
-	DBConns        int           // pool size, default 16
-	MaxAuthItems   int           // cap of SIP-Number-Auth-Items, default 5
+	DBConns        int // pool size, default 16
+	MaxAuthItems   int // cap of SIP-Number-Auth-Items, default 5
+	// SQNBlock is the number of SQNs reserved per IMPI with one durable
+	// write (store.EnableSQNBlocks); 0 means DefaultSQNBlock, 1 one write
+	// per MAR.
+	SQNBlock       int
+	SQNCacheIMPIs  int           // IMPIs whose unused SQNs are kept, default store.DefaultSQNCacheIMPIs
 	RequestTimeout time.Duration // per request database budget, default 2s
 	PollInterval   time.Duration // hss_command poll period, default 5s
 	Logger         *zap.Logger
 	Registry       prometheus.Registerer // nil: metrics not registered
 }
+
+// DefaultSQNBlock is the default of Config.SQNBlock and --sqn-block.
+const DefaultSQNBlock = 16
 
 // Server is a running HSS: a Diameter node serving Cx and Sh on the store,
 // plus the hss_command worker that sends RTR and PPR.
@@ -83,8 +91,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.SQNBlock == 0 {
+		cfg.SQNBlock = DefaultSQNBlock
+	}
 	st, err := store.OpenLazy(cfg.DatabaseURL, cfg.DBConns)
 	if err != nil {
+		return nil, err
+	}
+	if err := st.EnableSQNBlocks(cfg.SQNBlock, cfg.SQNCacheIMPIs); err != nil {
+		st.Close()
 		return nil, err
 	}
 	node, err := diameter.New(diameter.Config{

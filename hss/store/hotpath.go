@@ -33,10 +33,23 @@ SELECT u.id, u.identity, u.type, u.barring, u.can_register, u.display_name, u.us
 	i.auth_schemes, coalesce(i.default_scheme, ''), i.k IS NOT NULL,
 	coalesce(i.digest_realm, ''), coalesce(i.digest_ha1, ''), i.password, i.line_identifiers,
 	EXISTS (SELECT 1 FROM impi_impu x WHERE x.impi_id = i.id AND x.impu_id = u.id),
-	coalesce(a.scscf_name, ''), coalesce(a.diameter_host, '')
+	coalesce(a.scscf_name, ''), coalesce(a.diameter_host, '')` + pairFromSQL
+
+const pairFromSQL = `
 FROM u CROSS JOIN impi i JOIN imsu s ON s.id = i.imsu_id
 	LEFT JOIN scscf_assignment a ON a.impu_id = u.id
 WHERE i.identity = $1`
+
+// pairAKASQL is pairSQL plus, read without a lock, the IMPI's stored SQN,
+// its row version (xmin) and AKA secrets, and whether the IMPI may use AKA
+// scheme $3 (as reserveIfSQL decides): the MAR look-up when the SQN block
+// cache already holds the SQNs (sqnblock.go). Read-only, so nothing waits
+// for a WAL flush.
+var pairAKASQL = strings.TrimSuffix(pairSQL, pairFromSQL) + `,
+	i.sqn, i.xmin::text::bigint, i.k, i.op, coalesce(i.op_type, ''), i.amf,
+	(i.k IS NOT NULL AND i.op IS NOT NULL AND i.op_type IS NOT NULL
+		AND CASE WHEN $3::text = '' THEN coalesce(i.default_scheme, i.auth_schemes[1]) IN ('aka', 'akav2')
+			ELSE $3::text = ANY (i.auth_schemes) END)` + pairFromSQL
 
 // Pair looks up impi and impu (wildcard matching as LookupIMPU), their
 // association (TS 29.228 §6.1.1.1 steps 1-2, §6.3.1, §6.1.2.1) and the
@@ -48,15 +61,17 @@ func (s *Store) Pair(ctx context.Context, impi, impu string) (pi PairInfo, err e
 	return pi, wrap("Pair", err)
 }
 
-func scanPair(r pgx.Row) (pi PairInfo, err error) {
+// scanPair scans a pairSQL row; extra receives the columns that follow
+// (pairAKASQL).
+func scanPair(r pgx.Row, extra ...any) (pi PairInfo, err error) {
 	u, p := &pi.IMPU, &pi.IMPI
 	var typ, st string
-	err = r.Scan(
+	err = r.Scan(append([]any{
 		&u.ID, &u.Identity, &typ, &u.Barring, &u.CanRegister, &u.DisplayName, &st, &u.ServiceProfileID,
 		&u.ServiceProfile, &u.IRSID, &u.PSIActivation, &u.WildcardPattern, &u.MSISDN, &u.MatchedByWildcard,
 		&p.ID, &p.Identity, &p.IMSUID, &p.IMSU, &p.PreferredSCSCF, &p.AuthSchemes, &p.DefaultScheme,
 		&p.HasAKA, &p.DigestRealm, &p.DigestHA1, &p.Password, &p.LineIdentifiers, &pi.Associated,
-		&pi.SCSCFName, &pi.DiameterHost)
+		&pi.SCSCFName, &pi.DiameterHost}, extra...)...)
 	u.Type, u.State = IdentityType(typ), UserState(st)
 	return pi, err
 }
@@ -84,7 +99,7 @@ const reserveSQL = `WITH o AS (
 	FOR UPDATE)
 UPDATE impi i SET sqn = (((o.sqn >> 5) + $2::bigint) & 8796093022207) << 5
 FROM o WHERE i.id = o.id
-RETURNING o.sqn, i.sqn, i.k, i.op, i.op_type, i.amf`
+RETURNING o.sqn, i.sqn, i.k, i.op, i.op_type, i.amf, i.id, i.xmin::text::bigint`
 
 // ReserveSQNs hands out n fresh sequence numbers for MAR
 // (TS 29.228 §6.3, SIP-Number-Auth-Items; TS 33.102 §6.3.2 and Annex C)
@@ -92,15 +107,29 @@ RETURNING o.sqn, i.sqn, i.k, i.op, i.op_type, i.amf`
 // gives them (SEQ + 1 each, IND = 0, i.e. +32, SEQ modulo 2^43), the last
 // one stored. Concurrent callers never receive the same SQN (the row lock
 // serialises them). n must be 1..64. ErrNotFound for an unknown IMPI,
-// ErrNoAKA when it has no K/OP.
+// ErrNoAKA when it has no K/OP. With EnableSQNBlocks the SQNs come from
+// the IMPI's cached block when the stored counter still matches it, else a
+// new block is reserved (sqnblock.go); cr.SQN is then the SQN before the
+// first one returned.
 func (s *Store) ReserveSQNs(ctx context.Context, impi string, n int) (cr AKACredentials, sqns []uint64, err error) {
 	if n < 1 || n > 64 {
 		return cr, nil, fmt.Errorf("hss/store: ReserveSQNs: n = %d, want 1..64", n)
 	}
+	if s.sqn != nil {
+		return s.reserveSQNsBlock(ctx, impi, n)
+	}
+	cr, sqns, _, err = s.reserveDB(ctx, impi, n)
+	return cr, sqns, err
+}
+
+// reserveDB reserves n SQNs (n ≥ 1) with reserveSQL; ver identifies the
+// row version the reservation wrote.
+func (s *Store) reserveDB(ctx context.Context, impi string, n int) (cr AKACredentials, sqns []uint64, ver sqnVersion, err error) {
 	var k, op, amf []byte
 	var opType string
 	var before, after int64
-	err = s.pool.QueryRow(ctx, reserveSQL, impi, int64(n)).Scan(&before, &after, &k, &op, &opType, &amf)
+	err = s.pool.QueryRow(ctx, reserveSQL, impi, int64(n)).Scan(&before, &after, &k, &op, &opType, &amf, &ver.id, &ver.xmin)
+	ver.sqn = uint64(after)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var exists bool
 		if err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM impi WHERE identity = $1)`, impi).Scan(&exists); err == nil {
@@ -111,13 +140,13 @@ func (s *Store) ReserveSQNs(ctx context.Context, impi string, n int) (cr AKACred
 		}
 	}
 	if err != nil {
-		return AKACredentials{}, nil, wrap("ReserveSQNs", err)
+		return AKACredentials{}, nil, ver, wrap("ReserveSQNs", err)
 	}
 	cr, sqns, err = reservation(impi, before, after, k, op, opType, amf, n)
 	if err != nil {
-		return AKACredentials{}, nil, wrap("ReserveSQNs", err)
+		return AKACredentials{}, nil, ver, wrap("ReserveSQNs", err)
 	}
-	return cr, sqns, nil
+	return cr, sqns, ver, nil
 }
 
 // assignSQL records the S-CSCF for every IMPU of an implicit registration
@@ -303,7 +332,7 @@ const reserveIfSQL = `WITH u (id) AS (
 	FOR UPDATE OF i)
 UPDATE impi i SET sqn = (((o.sqn >> 5) + $3::bigint) & 8796093022207) << 5
 FROM o WHERE i.id = o.id
-RETURNING o.sqn, i.sqn, i.k, i.op, i.op_type, i.amf`
+RETURNING o.sqn, i.sqn, i.k, i.op, i.op_type, i.amf, i.id, i.xmin::text::bigint`
 
 // PairReserve is Pair and, in the same round trip (one pipelined implicit
 // transaction), a reservation of n SQNs as ReserveSQNs does — made only
@@ -311,11 +340,23 @@ RETURNING o.sqn, i.sqn, i.k, i.op, i.op_type, i.amf`
 // scheme ("aka", "akav2", or "" for its default scheme). reserved tells
 // whether SQNs were taken; when it is false the caller decides with the
 // PairInfo and calls ReserveSQNs itself. SQNs stay unique either way.
-// The MAR hot path (TS 29.228 §6.3.1).
+// The MAR hot path (TS 29.228 §6.3.1). With EnableSQNBlocks, when the
+// IMPI's cached block holds n SQNs for the stored counter, the round trip
+// is a read-only look-up (pairAKASQL) and the SQNs come from memory.
 func (s *Store) PairReserve(ctx context.Context, impi, impu, scheme string, n int) (pi PairInfo, cr AKACredentials, sqns []uint64, reserved bool, err error) {
 	if n < 1 || n > 64 {
 		return pi, cr, nil, false, fmt.Errorf("hss/store: PairReserve: n = %d, want 1..64", n)
 	}
+	if s.sqn != nil {
+		return s.pairReserveBlock(ctx, impi, impu, scheme, n)
+	}
+	pi, cr, sqns, reserved, _, err = s.pairReserveDB(ctx, impi, impu, scheme, n)
+	return pi, cr, sqns, reserved, err
+}
+
+// pairReserveDB is PairReserve reserving n (≥ 1) SQNs in the database;
+// ver identifies the row version the reservation wrote.
+func (s *Store) pairReserveDB(ctx context.Context, impi, impu, scheme string, n int) (pi PairInfo, cr AKACredentials, sqns []uint64, reserved bool, ver sqnVersion, err error) {
 	b := &pgx.Batch{}
 	b.Queue(pairSQL, impi, impu)
 	b.Queue(reserveIfSQL, impi, impu, int64(n), scheme)
@@ -323,31 +364,32 @@ func (s *Store) PairReserve(ctx context.Context, impi, impu, scheme string, n in
 	defer br.Close()
 	pi, err = scanPair(br.QueryRow())
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return pi, cr, nil, false, wrap("PairReserve", err)
+		return pi, cr, nil, false, ver, wrap("PairReserve", err)
 	}
 	pairErr := err
 	var k, op, amf []byte
 	var opType string
 	var before, after int64
-	err = br.QueryRow().Scan(&before, &after, &k, &op, &opType, &amf)
+	err = br.QueryRow().Scan(&before, &after, &k, &op, &opType, &amf, &ver.id, &ver.xmin)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
-		return pi, cr, nil, false, wrap("PairReserve", err)
+		return pi, cr, nil, false, ver, wrap("PairReserve", err)
 	default:
 		cr, sqns, err = reservation(impi, before, after, k, op, opType, amf, n)
 		if err != nil {
-			return pi, cr, nil, false, wrap("PairReserve", err)
+			return pi, cr, nil, false, ver, wrap("PairReserve", err)
 		}
 		reserved = true
+		ver.sqn = uint64(after)
 	}
 	if err := br.Close(); err != nil {
-		return pi, cr, nil, false, wrap("PairReserve", err)
+		return pi, cr, nil, false, ver, wrap("PairReserve", err)
 	}
 	if pairErr != nil {
-		return pi, cr, nil, false, wrap("PairReserve", pairErr)
+		return pi, cr, nil, false, ver, wrap("PairReserve", pairErr)
 	}
-	return pi, cr, sqns, reserved, nil
+	return pi, cr, sqns, reserved, ver, nil
 }
 
 func reservation(impi string, before, after int64, k, op []byte, opType string, amf []byte, n int) (cr AKACredentials, sqns []uint64, err error) {

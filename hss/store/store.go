@@ -36,6 +36,7 @@ var (
 // parsed and planned once per connection.
 type Store struct {
 	pool *pgxpool.Pool
+	sqn  *sqnCache // nil: one reservation per MAR (EnableSQNBlocks)
 }
 
 // DefaultMaxConns is the pool size used when Open/OpenLazy get maxConns < 1.
