@@ -9,6 +9,9 @@ import (
 // TS 29.228 Annex B/E IMSSubscription carried in the User-Data AVP of SAA
 // and PPR. iFC priorities that collide inside one profile (the schema wants
 // them unique) are moved up to the next free value, keeping the order.
+// Negative numbers (which the schema's CHECKs exclude) become 0. The
+// result is not validated: userdata.Marshal does that. This is the only
+// store → userdata conversion (Sh uses BuildIFC).
 func BuildSubscription(sub *store.Subscription) *userdata.IMSSubscription {
 	out := &userdata.IMSSubscription{PrivateID: sub.PrivateID}
 	for _, sp := range sub.Profiles {
@@ -29,7 +32,7 @@ func BuildSubscription(sub *store.Subscription) *userdata.IMSSubscription {
 			p.PublicIdentities = append(p.PublicIdentities, x)
 		}
 		if sp.SubscribedMediaProfileID != nil {
-			v := uint32(*sp.SubscribedMediaProfileID)
+			v := uint32(max(*sp.SubscribedMediaProfileID, 0))
 			p.CoreNetworkServicesAuthorization = &userdata.CoreNetworkServicesAuthorization{SubscribedMediaProfileID: &v}
 		}
 		used := map[int]bool{}
@@ -37,7 +40,7 @@ func BuildSubscription(sub *store.Subscription) *userdata.IMSSubscription {
 			p.InitialFilterCriteria = append(p.InitialFilterCriteria, BuildIFC(f, used))
 		}
 		for _, id := range sp.SharedIFCSetIDs {
-			p.SharedIFCSetIDs = append(p.SharedIFCSetIDs, uint32(id))
+			p.SharedIFCSetIDs = append(p.SharedIFCSetIDs, uint32(max(id, 0)))
 		}
 		out.ServiceProfiles = append(out.ServiceProfiles, p)
 	}
@@ -80,7 +83,7 @@ func BuildIFC(f store.IFC, used map[int]bool) userdata.InitialFilterCriteria {
 }
 
 func buildSPT(s store.SPT) userdata.SPT {
-	out := userdata.SPT{ConditionNegated: userdata.Bool(s.ConditionNegated), Groups: []uint32{uint32(s.Group)}}
+	out := userdata.SPT{ConditionNegated: userdata.Bool(s.ConditionNegated), Groups: []uint32{uint32(max(s.Group, 0))}}
 	var content *string
 	if s.Content != "" {
 		c := s.Content

@@ -13,7 +13,6 @@ import (
 	"github.com/imscore/imscore/hss/store"
 	"github.com/imscore/imscore/pkg/aka"
 	"github.com/imscore/imscore/pkg/pgtest"
-	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -368,35 +367,5 @@ func TestRepositoryData(t *testing.T) {
 	}
 	if subs, _ := st.Subscribers(ctx, impu1, store.IMSUserState, ""); len(subs) != 0 {
 		t.Fatalf("after unsubscribe %+v", subs)
-	}
-}
-
-func TestBuildIMSSubscription(t *testing.T) {
-	ctx := context.Background()
-	dsn, _, st := setup(t)
-	run(t, dsn, "as", "add", "mmtel", "--server-name", "sip:mmtel.ims:5090", "--include-register-response")
-	run(t, dsn, "ifc", "add", "mmtel-orig", "--as", "mmtel", "--priority", "10", "--method", "INVITE",
-		"--session-case", "originating", "--header", "Accept-Contact=.*mmtel.*", "--profile", "default")
-	sub, err := st.SubscriptionData(ctx, impi, impu1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	us := store.BuildIMSSubscription(sub)
-	raw, err := userdata.Marshal(us)
-	if err != nil {
-		t.Fatalf("marshal: %v", err)
-	}
-	back, err := userdata.Parse(raw)
-	if err != nil {
-		t.Fatalf("parse own output: %v\n%s", err, raw)
-	}
-	if len(back.ServiceProfiles) != 1 || len(back.ServiceProfiles[0].PublicIdentities) != 2 ||
-		len(back.ServiceProfiles[0].InitialFilterCriteria) != 1 || len(back.ServiceProfiles[0].InitialFilterCriteria[0].TriggerPoint.SPTs) != 3 {
-		t.Fatalf("round trip:\n%s", raw)
-	}
-	for _, want := range []string{"<PrivateID>" + impi + "</PrivateID>", "<Method>INVITE</Method>", "<SessionCase>0</SessionCase>", "IncludeRegisterResponse"} {
-		if !bytes.Contains(raw, []byte(want)) {
-			t.Errorf("missing %s in\n%s", want, raw)
-		}
 	}
 }
