@@ -3,7 +3,9 @@ package hss_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,7 +24,8 @@ import (
 // several concurrent S-CSCF clients over loopback TCP against an HSS on
 // PostgreSQL, each client on its own 8 of the 64 subscribers. It reports
 // requests/s, p50/p99 latency per request, the p50 of each command and
-// allocs/op (whole process).
+// allocs/op (whole process). The HSS reserves SQNs in blocks of
+// hss.DefaultSQNBlock unless BENCH_SQN_BLOCK says otherwise.
 func BenchmarkCx(b *testing.B) {
 	const clients, subs = 8, 64
 	dsn, db := pgtest.Migrated(b)
@@ -34,8 +37,17 @@ func BenchmarkCx(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	// BENCH_SQN_BLOCK sets Config.SQNBlock (default hss.DefaultSQNBlock;
+	// 1 = one durable SQN write per MAR) to compare both in one binary.
+	block := 0
+	if v := os.Getenv("BENCH_SQN_BLOCK"); v != "" {
+		var err error
+		if block, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("BENCH_SQN_BLOCK=%q: %v", v, err)
+		}
+	}
 	s, err := hss.New(hss.Config{DiameterListen: "127.0.0.1:0", Realm: realm, AcceptAnyPeer: true, DatabaseURL: dsn,
-		DBConns: 16, Logger: zap.NewNop()})
+		DBConns: 16, Logger: zap.NewNop(), SQNBlock: block})
 	if err != nil {
 		b.Fatal(err)
 	}
