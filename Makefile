@@ -71,3 +71,13 @@ BENCH_REGISTER_RATE ?= 1000
 bench-register:
 	BENCH_REGISTER_N=$(BENCH_REGISTER_N) BENCH_REGISTER_RATE=$(BENCH_REGISTER_RATE) \
 	  $(GO) test -count=1 -run '^TestBenchRegister$$' -v -timeout 30m ./e2e/ | grep -A10 '^bench-register:'
+
+## bench-call: sipp calls A→B (INVITE/180/200/ACK/BYE) through S-CSCF (orig) → I-CSCF →
+## S-CSCF (term), registered users, no AS (real binaries, throw-away PostgreSQL at DATABASE_URL).
+## BENCH_CALL_N calls offered at BENCH_CALL_RATE calls/s.
+BENCH_CALL_N    ?= 5000
+BENCH_CALL_RATE ?= 500
+.PHONY: bench-call
+bench-call:
+	BENCH_CALL_N=$(BENCH_CALL_N) BENCH_CALL_RATE=$(BENCH_CALL_RATE) \
+	  $(GO) test -count=1 -run '^TestBenchCall$$' -v -timeout 30m ./e2e/ | grep -A10 '^bench-call:'
