@@ -369,3 +369,76 @@ func (u *baresipUA) eventCount() int {
 
 // sipTrace returns what baresip printed, including its SIP trace (-s).
 func (u *baresipUA) sipTrace() string { return u.out.String() }
+
+// captureUDPRange captures UDP on lo between ports lo and hi with tshark
+// (skipping the test when tshark cannot capture) and returns a function
+// that stops it and counts the packets from ports [fromLo, fromHi] to
+// ports [toLo, toHi].
+func captureUDPRange(t testing.TB, lo, hi int) (stopAndCount func(fromLo, fromHi, toLo, toHi int) int) {
+	t.Helper()
+	bin, err := exec.LookPath("tshark")
+	if err != nil {
+		t.Skip("tshark not installed")
+	}
+	pcap := filepath.Join(t.TempDir(), "rtp.pcap")
+	cmd := exec.Command(bin, "-i", "lo", "-f", fmt.Sprintf("udp portrange %d-%d", lo, hi), "-w", pcap)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot start tshark: %v", err)
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		signalled := false
+		for sc.Scan() {
+			if !signalled && strings.HasPrefix(sc.Text(), "Capturing on") {
+				signalled = true
+				ready <- true
+			}
+		}
+		if !signalled {
+			ready <- false
+		}
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			_ = cmd.Wait()
+			t.Skip("tshark cannot capture on lo")
+		}
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Skip("tshark did not start capturing within 15s")
+	}
+	time.Sleep(300 * time.Millisecond) // let the capture filter settle
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			time.Sleep(300 * time.Millisecond)
+			_ = cmd.Process.Signal(os.Interrupt)
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return func(fromLo, fromHi, toLo, toHi int) int {
+		t.Helper()
+		stop()
+		filter := fmt.Sprintf("udp.srcport >= %d && udp.srcport <= %d && udp.dstport >= %d && udp.dstport <= %d", fromLo, fromHi, toLo, toHi)
+		out, err := exec.Command(bin, "-r", pcap, "-Y", filter, "-T", "fields", "-e", "frame.number").Output()
+		if err != nil {
+			t.Fatalf("tshark -r %s: %v", pcap, err)
+		}
+		return len(strings.Fields(string(out)))
+	}
+}

@@ -265,6 +265,9 @@ func TestLabPCSCF(t *testing.T) {
 		}
 
 		t.Run("call with media", func(t *testing.T) {
+			// An independent count of the media: UDP between the two RTP
+			// port ranges, captured on lo.
+			count := captureUDPRange(t, min(a.rtpMin, b.rtpMin), max(a.rtpMax, b.rtpMax))
 			ia, ib := a.eventCount(), b.eventCount()
 			if res := a.command(t, "dial", bob); !res.OK {
 				t.Fatalf("dial: %+v", res)
@@ -296,6 +299,12 @@ func TestLabPCSCF(t *testing.T) {
 			}
 			a.waitEvent(t, ia, "CALL_CLOSED", 5*time.Second, nil)
 			b.waitEvent(t, ib, "CALL_CLOSED", 5*time.Second, nil)
+			// 5 s of 20 ms G.711 packets is about 250 each way.
+			ab, ba := count(a.rtpMin, a.rtpMax, b.rtpMin, b.rtpMax), count(b.rtpMin, b.rtpMax, a.rtpMin, a.rtpMax)
+			t.Logf("captured RTP/RTCP packets: alice→bob %d, bob→alice %d", ab, ba)
+			if ab < 100 || ba < 100 {
+				t.Errorf("too little media on the wire: alice→bob %d, bob→alice %d packets", ab, ba)
+			}
 
 			// The INVITE reached bob through P-CSCF → S-CSCF → I-CSCF →
 			// S-CSCF → P-CSCF (one Via each), the BYE along the Record-Route.
