@@ -42,7 +42,7 @@ func TestBenchCall(t *testing.T) {
 		// -m well above n: sipp's UAS sometimes counts more incoming calls
 		// than INVITEs it got (seen with 100 Trying from the proxy); it is
 		// killed at the end anyway.
-		"-m", fmt.Sprint(10*n), "-nostdin", "-timeout", "600s", "-trace_err", "-error_file", filepath.Join(udir, "errors.log"))
+		"-m", fmt.Sprint(10*n), "-buff_size", "4194304", "-nostdin", "-timeout", "600s", "-trace_err", "-error_file", filepath.Join(udir, "errors.log"))
 	if os.Getenv("BENCH_CALL_TRACE") != "" { // a directory for both message traces
 		uas.Args = append(uas.Args, "-trace_msg", "-message_file", filepath.Join(os.Getenv("BENCH_CALL_TRACE"), "uas_messages.log"))
 	}
@@ -66,10 +66,11 @@ func TestBenchCall(t *testing.T) {
 	}
 	pgBefore := postgresTicks()
 	load0, _ := os.ReadFile("/proc/loadavg")
+	drops0 := udpRcvbufErrors()
 	uac := exec.Command(sipp, fmt.Sprintf("127.0.0.1:%d", l.scscf), "-sf", scenarioCopy(t, cdir, "call_uac.xml"),
 		"-key", "domain", domain, "-key", "caller", "alice", "-key", "callee", "bob",
 		"-i", "127.0.0.1", "-p", fmt.Sprint(alicePort), "-t", "u1", "-m", fmt.Sprint(n), "-r", fmt.Sprint(rate), "-l", "5000",
-		"-nostdin", "-timeout", "600s", "-trace_rtt", "-rtt_freq", "1",
+		"-buff_size", "4194304", "-nostdin", "-timeout", "600s", "-recv_timeout", "40000", "-trace_rtt", "-rtt_freq", "1",
 		"-trace_err", "-error_file", filepath.Join(cdir, "errors.log"))
 	if os.Getenv("BENCH_CALL_TRACE") != "" {
 		uac.Args = append(uac.Args, "-trace_msg", "-message_file", filepath.Join(os.Getenv("BENCH_CALL_TRACE"), "uac_messages.log"))
@@ -84,6 +85,7 @@ func TestBenchCall(t *testing.T) {
 	}
 	pgAfter := postgresTicks()
 	load1, _ := os.ReadFile("/proc/loadavg")
+	drops1 := udpRcvbufErrors()
 	if err != nil {
 		errs, _ := os.ReadFile(filepath.Join(cdir, "errors.log"))
 		t.Logf("caller sipp exit: %v\n%s\nfirst errors:\n%s", err, tail(string(out), 2500), head(string(errs), 3000))
@@ -104,6 +106,7 @@ func TestBenchCall(t *testing.T) {
 		fmt.Fprintf(&b, "  %-5s CPU %5.1f %% of one core, RSS %d MiB (peak %d MiB)\n", name, cpu, as.rssKB/1024, as.hwmKB/1024)
 	}
 	fmt.Fprintf(&b, "  postgres (all backends) CPU %5.1f %% of one core\n", (pgAfter-pgBefore)/clkTck/elapsed.Seconds()*100)
+	fmt.Fprintf(&b, "  UDP datagrams dropped by full receive buffers (host-wide RcvbufErrors): %d\n", drops1-drops0)
 	fmt.Fprintf(&b, "  load average before: %s  after: %s", strings.TrimSpace(string(load0)), load1)
 	t.Log("\n" + b.String())
 	fmt.Print(b.String())
@@ -156,4 +159,27 @@ func head(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// udpRcvbufErrors is the host's Udp RcvbufErrors counter (/proc/net/snmp).
+func udpRcvbufErrors() int64 {
+	b, _ := os.ReadFile("/proc/net/snmp")
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "Udp: ") {
+			continue
+		}
+		f := strings.Fields(line)[1:]
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.ParseInt(f[i], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
 }
