@@ -278,6 +278,17 @@ func userDataFor(t testing.TB, s *testSub) []byte {
 // "" creates one).
 func newTestServer(t *testing.T, h *testHSS, dsn string, mod func(*Config)) *Server {
 	t.Helper()
+	return startTestServer(t, h, dsn, mod, nil)
+}
+
+// newTestServerWith is newTestServer with before run between New and Start.
+func newTestServerWith(t *testing.T, h *testHSS, before func(*Server)) *Server {
+	t.Helper()
+	return startTestServer(t, h, "", nil, before)
+}
+
+func startTestServer(t *testing.T, h *testHSS, dsn string, mod func(*Config), before func(*Server)) *Server {
+	t.Helper()
 	if dsn == "" {
 		dsn = pgtest.NewDB(t)
 	}
@@ -289,6 +300,9 @@ func newTestServer(t *testing.T, h *testHSS, dsn string, mod func(*Config)) *Ser
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(s)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -436,8 +436,10 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 			}
 		}
 		s.metrics.deregistrations.WithLabelValues("user").Add(float64(len(removed)))
-		s.respondOK(t, snap, nil)
-		s.emit(RegistrationEvent{Kind: EventDeregistered, After: snap, Changed: removed})
+		res := s.respondOK(t, snap, nil)
+		ev := RegistrationEvent{Kind: EventDeregistered, After: snap, Changed: removed}
+		s.emit(ev)
+		s.afterRegister(ev, req, res)
 		return
 	}
 
@@ -562,8 +564,10 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 	if removedN > 0 {
 		s.metrics.deregistrations.WithLabelValues("user").Add(float64(removedN))
 	}
-	s.respondOK(t, snap, path)
-	s.emit(RegistrationEvent{Kind: kind, After: snap, Changed: changed})
+	res := s.respondOK(t, snap, path)
+	ev := RegistrationEvent{Kind: kind, After: snap, Changed: changed}
+	s.emit(ev)
+	s.afterRegister(ev, req, res)
 }
 
 func sameStrings(a, b []string) bool {
@@ -622,7 +626,7 @@ func (s *Server) setContacts(ctx context.Context, rec *record, keep []*Contact) 
 // respondOK sends the 200 to REGISTER (TS 24.229 §5.4.1.2.2):
 // Contact with granted expiries, Service-Route, P-Associated-URI (the
 // non-barred IMPUs, the registered one first), Path echoed and Require: path.
-func (s *Server) respondOK(t *sipproxy.Txn, snap Registration, path []string) {
+func (s *Server) respondOK(t *sipproxy.Txn, snap Registration, path []string) *sip.Response {
 	now := time.Now()
 	var hdrs []sip.Header
 	for _, c := range snap.Contacts {
@@ -652,7 +656,9 @@ func (s *Server) respondOK(t *sipproxy.Txn, snap Registration, path []string) {
 		}
 		hdrs = append(hdrs, sip.NewHeader("Require", "path"), sip.NewHeader("Supported", "path"))
 	}
-	_ = t.Respond(200, "OK", hdrs...)
+	res := t.NewResponse(200, "OK", hdrs...)
+	_ = t.Relay(res)
+	return res
 }
 
 // ServiceRoute returns the URI this S-CSCF puts in Service-Route:

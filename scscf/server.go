@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/fiorix/go-diameter/v4/diam"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -39,6 +40,10 @@ type Server struct {
 	// regEvent, when set with SetRegEventHandler, is asked first about
 	// every request other than REGISTER (RFC 3680 SUBSCRIBEs).
 	regEvent RegEventHandler
+	// listeners and answered: see AddRegistrationListener,
+	// AddRegisterAnsweredHook.
+	listeners []func(RegistrationEvent)
+	answered  []func(RegistrationEvent, *sip.Request, *sip.Response)
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -261,6 +266,31 @@ func (s *Server) Status(context.Context) (any, error) {
 func (s *Server) emit(ev RegistrationEvent) {
 	if s.cfg.OnRegistrationChange != nil {
 		s.cfg.OnRegistrationChange(ev)
+	}
+	for _, f := range s.listeners {
+		f(ev)
+	}
+}
+
+// AddRegistrationListener adds f to the functions called after every
+// registration change, after Config.OnRegistrationChange and in the order
+// added (e.g. the reg-event notifier's and the third-party registrar's
+// OnRegistrationChange). Call it before Start; it is not synchronised.
+func (s *Server) AddRegistrationListener(f func(RegistrationEvent)) {
+	s.listeners = append(s.listeners, f)
+}
+
+// AddRegisterAnsweredHook adds f to the functions called after the
+// registrar answered a REGISTER with 200 and emitted ev (registered,
+// refreshed or deregistered): req is the REGISTER as received, res the 200
+// sent (e.g. ThirdPartyRegistrar.AfterRegister). Call it before Start.
+func (s *Server) AddRegisterAnsweredHook(f func(ev RegistrationEvent, req *sip.Request, res *sip.Response)) {
+	s.answered = append(s.answered, f)
+}
+
+func (s *Server) afterRegister(ev RegistrationEvent, req *sip.Request, res *sip.Response) {
+	for _, f := range s.answered {
+		f(ev, req, res)
 	}
 }
 
