@@ -34,6 +34,7 @@ func Function() config.Function {
 			config.Int("HSS", "db-conns", 16, "PostgreSQL connections in the pool"),
 			config.Int("HSS", "max-auth-items", 5, "most authentication vectors returned by one MAR (1..64)"),
 			config.Int("HSS", "sqn-block", DefaultSQNBlock, "SQNs reserved per IMPI with one durable write, the unused ones kept in memory (1..1024; 1: one write per MAR); a restart skips at most this many SEQ values"),
+			config.Int("HSS", "userdata-cache", store.DefaultUserDataCacheEntries, "IMPI/IMPU pairs whose assembled SAR user data is cached, emptied on every NOTIFY hss_userdata (0: off)"),
 			config.Duration("HSS", "request-timeout", 2*time.Second, "database budget per Diameter request; beyond it the answer is 5012"),
 			config.Duration("HSS", "command-poll", 5*time.Second, "how often pending hss_command rows (RTR/PPR) are re-examined"),
 		},
@@ -43,6 +44,9 @@ func Function() config.Function {
 			}
 			if n := c.Int("sqn-block"); n < 1 || n > store.MaxSQNBlock {
 				return fmt.Errorf("--sqn-block %d: want 1..%d", n, store.MaxSQNBlock)
+			}
+			if n := c.Int("userdata-cache"); n < 0 {
+				return fmt.Errorf("--userdata-cache %d: want 0 (off) or more", n)
 			}
 			if c.String("domain") == "" {
 				return fmt.Errorf("--domain is empty")
@@ -79,6 +83,7 @@ func run(ctx context.Context, rt *config.Runtime) error {
 		DBConns:        c.Int("db-conns"),
 		MaxAuthItems:   c.Int("max-auth-items"),
 		SQNBlock:       c.Int("sqn-block"),
+		UserDataCache:  userDataCache(c.Int("userdata-cache")),
 		RequestTimeout: c.Duration("request-timeout"),
 		PollInterval:   c.Duration("command-poll"),
 		Logger:         rt.Log,
@@ -102,4 +107,13 @@ func run(ctx context.Context, rt *config.Runtime) error {
 	defer cancel()
 	_ = s.Close(sctx)
 	return nil
+}
+
+// userDataCache maps --userdata-cache (0: off) to Config.UserDataCache
+// (< 0: off).
+func userDataCache(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

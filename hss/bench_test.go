@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,7 +26,10 @@ import (
 // PostgreSQL, each client on its own 8 of the 64 subscribers. It reports
 // requests/s, p50/p99 latency per request, the p50 of each command and
 // allocs/op (whole process). The HSS reserves SQNs in blocks of
-// hss.DefaultSQNBlock unless BENCH_SQN_BLOCK says otherwise.
+// hss.DefaultSQNBlock unless BENCH_SQN_BLOCK says otherwise, and caches
+// user data unless BENCH_USERDATA_CACHE=-1. go-cpu-us/req and
+// pg-cpu-us/req are the CPU time of this process (HSS and clients) and of
+// all postgres processes during the timed part, per request.
 func BenchmarkCx(b *testing.B) {
 	const clients, subs = 8, 64
 	dsn, db := pgtest.Migrated(b)
@@ -46,8 +50,17 @@ func BenchmarkCx(b *testing.B) {
 			b.Fatalf("BENCH_SQN_BLOCK=%q: %v", v, err)
 		}
 	}
+	// BENCH_USERDATA_CACHE sets Config.UserDataCache (default on; -1 =
+	// off: every SAR reads the profile from the database).
+	udc := 0
+	if v := os.Getenv("BENCH_USERDATA_CACHE"); v != "" {
+		var err error
+		if udc, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("BENCH_USERDATA_CACHE=%q: %v", v, err)
+		}
+	}
 	s, err := hss.New(hss.Config{DiameterListen: "127.0.0.1:0", Realm: realm, AcceptAnyPeer: true, DatabaseURL: dsn,
-		DBConns: 16, Logger: zap.NewNop(), SQNBlock: block})
+		DBConns: 16, Logger: zap.NewNop(), SQNBlock: block, UserDataCache: udc})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -66,6 +79,7 @@ func BenchmarkCx(b *testing.B) {
 	var perCmd [3][]time.Duration // MAR, SAR, UAR
 	b.ReportAllocs()
 	b.ResetTimer()
+	goCPU0, pgCPU0 := cpuSeconds()
 	start := time.Now()
 	var wg sync.WaitGroup
 	per := (b.N + clients - 1) / clients
@@ -110,12 +124,17 @@ func BenchmarkCx(b *testing.B) {
 	}
 	wg.Wait()
 	el := time.Since(start)
+	goCPU1, pgCPU1 := cpuSeconds()
 	b.StopTimer()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	if len(lat) > 0 {
 		b.ReportMetric(float64(len(lat))/el.Seconds(), "req/s")
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		if goCPU1 > 0 {
+			b.ReportMetric((goCPU1-goCPU0)*1e6/float64(len(lat)), "go-cpu-us/req")
+			b.ReportMetric((pgCPU1-pgCPU0)*1e6/float64(len(lat)), "pg-cpu-us/req")
+		}
 	}
 	for k, name := range []string{"mar", "sar", "uar"} {
 		l := perCmd[k]
@@ -124,4 +143,48 @@ func BenchmarkCx(b *testing.B) {
 			b.ReportMetric(float64(l[len(l)/2].Microseconds())/1000, name+"-p50-ms")
 		}
 	}
+}
+
+// cpuSeconds returns the CPU time (user + system) used so far by this
+// process and by all processes named postgres on the machine (every
+// database of the server, other users' included), read from /proc; 0, 0
+// where /proc is not available. Back ends that exit between two calls are
+// not counted: the benchmark's pool keeps its connections.
+func cpuSeconds() (self, postgres float64) {
+	const hz = 100 // USER_HZ on Linux
+	read := func(pid string) (comm string, sec float64, ok bool) {
+		b, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return "", 0, false
+		}
+		s := string(b)
+		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if i < 0 || j < i {
+			return "", 0, false
+		}
+		f := strings.Fields(s[j+1:])
+		if len(f) < 13 {
+			return "", 0, false
+		}
+		u, _ := strconv.ParseFloat(f[11], 64)
+		k, _ := strconv.ParseFloat(f[12], 64)
+		return s[i+1 : j], (u + k) / hz, true
+	}
+	_, self, ok := read("self")
+	if !ok {
+		return 0, 0
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, 0
+	}
+	for _, e := range ents {
+		if c := e.Name()[0]; c < '0' || c > '9' {
+			continue
+		}
+		if comm, sec, ok := read(e.Name()); ok && comm == "postgres" {
+			postgres += sec
+		}
+	}
+	return self, postgres
 }

@@ -33,8 +33,12 @@ type Config struct {
 	// SQNBlock is the number of SQNs reserved per IMPI with one durable
 	// write (store.EnableSQNBlocks); 0 means DefaultSQNBlock, 1 one write
 	// per MAR.
-	SQNBlock       int
-	SQNCacheIMPIs  int           // IMPIs whose unused SQNs are kept, default store.DefaultSQNCacheIMPIs
+	SQNBlock      int
+	SQNCacheIMPIs int // IMPIs whose unused SQNs are kept, default store.DefaultSQNCacheIMPIs
+	// UserDataCache is the number of IMPI/IMPU pairs whose assembled user
+	// data SAR keeps (store.EnableUserDataCache, invalidated through
+	// LISTEN/NOTIFY); 0 means store.DefaultUserDataCacheEntries, < 0 off.
+	UserDataCache  int
 	RequestTimeout time.Duration // per request database budget, default 2s
 	PollInterval   time.Duration // hss_command poll period, default 5s
 	Logger         *zap.Logger
@@ -101,6 +105,9 @@ func New(cfg Config) (*Server, error) {
 	if err := st.EnableSQNBlocks(cfg.SQNBlock, cfg.SQNCacheIMPIs); err != nil {
 		st.Close()
 		return nil, err
+	}
+	if cfg.UserDataCache >= 0 {
+		st.EnableUserDataCache(cfg.UserDataCache)
 	}
 	node, err := diameter.New(diameter.Config{
 		OriginHost: cfg.OriginHost, OriginRealm: cfg.Realm, ProductName: "imscore-hss", VendorID: diameter.Vendor3GPP,
@@ -248,13 +255,52 @@ func (s *Server) listenOnce(ctx context.Context) error {
 		return err
 	}
 	s.Kick() // catch up on anything queued while we were not listening
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+	if s.cfg.UserDataCache >= 0 {
+		// The user data cache is used only while this connection
+		// listens and the database sends the notifications (migration
+		// 002); any change made while it was down is then behind us.
+		var triggers bool
+		if _, err := conn.Exec(ctx, "LISTEN "+store.UserDataChannel); err != nil {
 			return err
 		}
-		s.Kick()
+		if err := conn.QueryRow(ctx, `SELECT to_regproc('hss_userdata_notify') IS NOT NULL`).Scan(&triggers); err != nil {
+			return err
+		}
+		if triggers {
+			s.Store.SetUserDataCacheLive(true)
+			defer s.Store.SetUserDataCacheLive(false)
+		} else {
+			s.log.Warn("database lacks the hss_userdata triggers (migration 002): user data cache off")
+		}
+	}
+	for {
+		wctx, cancel := context.WithTimeout(ctx, listenCheck)
+		n, err := conn.WaitForNotification(wctx)
+		quiet := err != nil && ctx.Err() == nil && wctx.Err() != nil
+		cancel()
+		switch {
+		case err == nil && n.Channel == store.UserDataChannel:
+			s.Store.InvalidateUserData()
+		case err == nil:
+			s.Kick()
+		case quiet && !conn.IsClosed():
+			// Quiet for listenCheck: make sure the connection still
+			// answers, so that a dead one turns the cache off.
+			pctx, cancel := context.WithTimeout(ctx, listenCheck)
+			err = conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return err
+			}
+		default:
+			return err
+		}
 	}
 }
+
+// listenCheck is how long the LISTEN connection may stay silent before it
+// is pinged (and the longest a ping may take).
+const listenCheck = 5 * time.Second
 
 // commandLoop runs pending hss_command rows at start, on notification and
 // every PollInterval.

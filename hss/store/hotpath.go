@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/imscore/imscore/pkg/aka"
 	"github.com/jackc/pgx/v5"
@@ -268,6 +269,9 @@ var subscriptionByIMPUSQL = strings.Replace(
 // in state, made only when impi is associated with impu; and, when
 // withProfile, SubscriptionIRS(impi, that IRS). The caller answers from
 // pi (5001/5002 when the pair does not hold: nothing was written then).
+// With EnableUserDataCache the profile may come from the cache
+// (userdatacache.go): sub and associated are then shared with other
+// callers and must not be modified.
 func (s *Store) PairAssignSubscription(ctx context.Context, impi, impu, scscfName, diameterHost string, state UserState,
 	withProfile bool) (pi PairInfo, sub *Subscription, associated []string, err error) {
 	if state != Registered && state != Unregistered {
@@ -276,10 +280,22 @@ func (s *Store) PairAssignSubscription(ctx context.Context, impi, impu, scscfNam
 	if scscfName == "" || impi == "" {
 		return pi, nil, nil, fmt.Errorf("hss/store: PairAssignSubscription: empty S-CSCF name or IMPI")
 	}
+	// With the user data cache (userdatacache.go) a cached profile is
+	// used instead of the profile query; gen/cacheable tell whether the
+	// profile read now may be stored.
+	var cached *udEntry
+	var gen uint64
+	var cacheable bool
+	key := udKey{impi, impu}
+	sent := time.Now()
+	if withProfile && s.ud != nil {
+		cached, gen, cacheable = s.ud.lookup(key)
+	}
 	b := &pgx.Batch{}
 	b.Queue(pairSQL, impi, impu)
 	b.Queue(assignIfSQL, scscfName, diameterHost, string(state), impu, impi)
-	if withProfile {
+	readProfile := withProfile && cached == nil
+	if readProfile {
 		b.Queue(subscriptionByIMPUSQL, impu, impi)
 	}
 	br := s.pool.SendBatch(ctx, b)
@@ -291,7 +307,7 @@ func (s *Store) PairAssignSubscription(ctx context.Context, impi, impu, scscfNam
 	if _, err = br.Exec(); err != nil {
 		return pi, nil, nil, wrap("PairAssignSubscription", err)
 	}
-	if withProfile {
+	if readProfile {
 		sub, associated, err = subscriptionIRS(ctx, batchRow{br}, impi, pi.IMPU.IRSID)
 		if err != nil && (pairErr == nil && pi.Associated) {
 			return pi, nil, nil, wrap("PairAssignSubscription", err)
@@ -302,6 +318,24 @@ func (s *Store) PairAssignSubscription(ctx context.Context, impi, impu, scscfNam
 	}
 	if pairErr != nil {
 		return pi, nil, nil, wrap("PairAssignSubscription", pairErr)
+	}
+	if !withProfile || !pi.Associated {
+		return pi, nil, nil, nil
+	}
+	if cached != nil {
+		if cached.irs == pi.IMPU.IRSID {
+			return pi, cached.sub, cached.associated, nil
+		}
+		// The IMPU moved to another set and the notification is not
+		// handled yet: read the profile (second round trip), do not store.
+		sub, associated, err = subscriptionIRS(ctx, s.pool, impi, pi.IMPU.IRSID)
+		if err != nil {
+			return pi, nil, nil, wrap("PairAssignSubscription", err)
+		}
+		return pi, sub, associated, nil
+	}
+	if cacheable && sub != nil {
+		s.ud.store(gen, sent, &udEntry{key: key, irs: pi.IMPU.IRSID, sub: sub, associated: associated})
 	}
 	return pi, sub, associated, nil
 }

@@ -37,6 +37,7 @@ var (
 type Store struct {
 	pool *pgxpool.Pool
 	sqn  *sqnCache // nil: one reservation per MAR (EnableSQNBlocks)
+	ud   *udCache  // nil: no user data cache (EnableUserDataCache)
 }
 
 // DefaultMaxConns is the pool size used when Open/OpenLazy get maxConns < 1.
