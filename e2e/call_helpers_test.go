@@ -157,10 +157,17 @@ func (p *sippProc) wait(within time.Duration) (bool, string) {
 // port; repl are replacements applied to the scenario text.
 func (l *lab) sippUAC(t testing.TB, scenario, caller, callee string, port int, repl ...string) (bool, string) {
 	t.Helper()
+	return sippUACTo(t, l.scscf, scenario, caller, callee, port, repl...)
+}
+
+// sippUACTo is sippUAC sending to 127.0.0.1:remote (e.g. a P-CSCF, which
+// replaces the scenario's Route and P-Asserted-Identity).
+func sippUACTo(t testing.TB, remote int, scenario, caller, callee string, port int, repl ...string) (bool, string) {
+	t.Helper()
 	sipp := needSipp(t)
 	dir := t.TempDir()
 	sf := scenarioCopy(t, dir, scenario, repl...)
-	cmd := exec.Command(sipp, fmt.Sprintf("127.0.0.1:%d", l.scscf), "-sf", sf,
+	cmd := exec.Command(sipp, fmt.Sprintf("127.0.0.1:%d", remote), "-sf", sf,
 		"-key", "domain", domain, "-key", "caller", caller, "-key", "callee", callee,
 		"-i", "127.0.0.1", "-p", fmt.Sprint(port), "-t", "u1", "-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error",
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"), "-trace_msg", "-message_file", filepath.Join(dir, "messages.log"))

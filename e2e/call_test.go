@@ -215,3 +215,47 @@ func hdrOf(r *sip.Request, name string) string {
 	}
 	return ""
 }
+
+// TestCallPCSCF puts the P-CSCF in front: sipp UAs register with AKA
+// through it (its Path marks the terminating leg) and call through it
+// (it asserts the identity and routes along the Service-Route):
+// UE-A → P-CSCF → S-CSCF (orig) → I-CSCF → S-CSCF (term) → P-CSCF → UE-B.
+func TestCallPCSCF(t *testing.T) {
+	needSipp(t)
+	l := newPCSCFLab(t, freePort(t))
+	l.addAKA("alice")
+	l.addAKA("bob")
+	alicePort, bobPort := freePort(t), freePort(t)
+	l.sippAKAPCSCF(t, "alice", alicePort, 600)
+	l.sippAKAPCSCF(t, "bob", bobPort, 600)
+
+	t.Run("INVITE 180 200 ACK BYE", func(t *testing.T) {
+		uas := sippUAS(t, "call_uas.xml", bobPort, 1)
+		ok, out := sippUACTo(t, l.pcscf, "call_uac.xml", "alice", "bob", alicePort)
+		if !ok {
+			_, uout := uas.wait(time.Second)
+			t.Fatalf("caller:\n%s\ncallee:\n%s", tail(out, 4000), tail(uout, 3000))
+		}
+		uok, uout := uas.wait(10 * time.Second)
+		if !uok {
+			t.Fatalf("callee:\n%s", tail(uout, 6000))
+		}
+		for _, want := range []string{fmt.Sprintf("Record-Route: <sip:127.0.0.1:%d;", l.pcscf), fmt.Sprintf("Record-Route: <sip:127.0.0.1:%d;", l.scscf),
+			"P-Asserted-Identity: <sip:alice@" + domain + ">"} {
+			if !strings.Contains(uout, want) {
+				t.Errorf("callee trace lacks %q:\n%s", want, tail(uout, 4000))
+			}
+		}
+	})
+	t.Run("MESSAGE", func(t *testing.T) {
+		uas := sippUAS(t, "call_uas_message.xml", bobPort, 1)
+		ok, out := sippUACTo(t, l.pcscf, "call_uac_message.xml", "alice", "bob", alicePort)
+		if !ok {
+			_, uout := uas.wait(time.Second)
+			t.Fatalf("caller:\n%s\ncallee:\n%s", tail(out, 4000), tail(uout, 3000))
+		}
+		if uok, uout := uas.wait(10 * time.Second); !uok {
+			t.Fatalf("callee:\n%s", tail(uout, 6000))
+		}
+	})
+}
