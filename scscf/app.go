@@ -62,7 +62,16 @@ func Function() config.Function {
 			}
 			rt.Admin.AddReadyCheck("hss", s.Ready)
 			rt.Admin.HandleJSON("/status/registrar", s.Status)
+			sv, err := attachServices(s)
+			if err != nil {
+				return err
+			}
+			defer sv.close()
 			if err := s.Start(ctx); err != nil {
+				return err
+			}
+			if err := sv.start(ctx); err != nil {
+				_ = s.Close()
 				return err
 			}
 			rt.Log.Info("ready to serve", zap.String("sip-listen", s.SIPAddr().String()))

@@ -1,0 +1,41 @@
+package scscf
+
+import "context"
+
+// services are the parts of the S-CSCF built on top of the registrar: the
+// reg event notifier (RFC 3680, TS 24.229 §5.4.2.1) and third-party
+// registration towards application servers (TS 24.229 §5.4.1.7).
+type services struct {
+	notifier   *RegEventNotifier
+	thirdParty *ThirdPartyRegistrar
+}
+
+// attachServices builds the notifier and the third-party registrar and
+// hooks them into s. Call it after New and before Start; then call
+// start after s.Start (it reloads persisted subscriptions) and close on
+// shutdown.
+func attachServices(s *Server) (*services, error) {
+	n, err := NewRegEventNotifier(s, RegEventConfig{})
+	if err != nil {
+		return nil, err
+	}
+	tp, err := NewThirdPartyRegistrar(s, ThirdPartyConfig{}, s.NetworkDeregister)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	s.SetRegEventHandler(n)
+	s.AddRegistrationListener(n.OnRegistrationChange)
+	s.AddRegistrationListener(tp.OnRegistrationChange)
+	s.AddRegisterAnsweredHook(tp.AfterRegister)
+	return &services{notifier: n, thirdParty: tp}, nil
+}
+
+// start reloads the reg event subscriptions persisted before a restart.
+func (sv *services) start(ctx context.Context) error { return sv.notifier.LoadSubscriptions(ctx) }
+
+// close stops the notifier's timers and pending third-party REGISTERs.
+func (sv *services) close() {
+	sv.thirdParty.Close()
+	sv.notifier.Close()
+}
