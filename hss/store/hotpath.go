@@ -21,14 +21,20 @@ import (
 // when the first returns nothing), the IMPI with its IMSU, their
 // association and the IMPU's assigned S-CSCF. No row: either identity is
 // unknown.
-const pairSQL = `WITH u (id, identity, type, barring, can_register, display_name, user_state, service_profile_id,
+const pairSQL = pairCTE + `
+` + pairSelectSQL
+
+// pairCTE resolves IMPU $2 as u (the first part of pairSQL).
+const pairCTE = `WITH u (id, identity, type, barring, can_register, display_name, user_state, service_profile_id,
 		profile_name, irs_id, psi_activation, wildcard_pattern, msisdn, wild) AS (
 	(SELECT ` + impuCols + `, false` + impuFrom + `WHERE u.identity = $2)
 	UNION ALL
 	(SELECT ` + impuCols + `, true` + impuFrom + `WHERE u.wildcard_pattern IS NOT NULL AND $2 ~ u.wildcard_pattern
 		ORDER BY length(u.identity) DESC, u.id LIMIT 1)
-	LIMIT 1)
-SELECT u.id, u.identity, u.type, u.barring, u.can_register, u.display_name, u.user_state, u.service_profile_id,
+	LIMIT 1)`
+
+// pairSelectSQL is the SELECT of pairSQL, on u.
+const pairSelectSQL = `SELECT u.id, u.identity, u.type, u.barring, u.can_register, u.display_name, u.user_state, u.service_profile_id,
 	u.profile_name, u.irs_id, u.psi_activation, u.wildcard_pattern, u.msisdn, u.wild,
 	i.id, i.identity, i.imsu_id, s.name, coalesce(s.preferred_scscf, ''),
 	i.auth_schemes, coalesce(i.default_scheme, ''), i.k IS NOT NULL,
@@ -236,26 +242,33 @@ const impuIRSCTE = `ux (id, irs) AS (
 		ORDER BY length(identity) DESC, id LIMIT 1)
 	LIMIT 1)`
 
-// assignIfSQL is assignSQL for the IRS of IMPU $4, made only when IMPI $5
-// exists and is associated with that IMPU; the IMPI recorded is $5's id.
-// $1 S-CSCF name, $2 Diameter host, $3 state.
-var assignIfSQL = `WITH ` + strings.ReplaceAll(impuIRSCTE, "$IMPU", "$4") + `,
-ok (impi_id) AS (
-	SELECT i.id FROM impi i JOIN ux ON true
-	WHERE i.identity = $5 AND EXISTS (SELECT 1 FROM impi_impu x WHERE x.impi_id = i.id AND x.impu_id = ux.id)),
+// pairAssignSQL is pairSQL and the IRS-wide assignment in one statement
+// (SAR REGISTRATION / RE_REGISTRATION): it returns the pair row as read before
+// the assignment (a statement's SELECT does not see its own CTEs' writes)
+// and, when IMPI $1 is associated with IMPU $2, assigns $2's IRS to
+// S-CSCF $3 (Diameter host $4) in state $5, writing only rows whose values
+// change, as assignSQL.
+const pairAssignSQL = pairCTE + `,
+ok (impi_id, irs) AS (
+	SELECT i.id, u.irs_id FROM u JOIN impi i ON i.identity = $1
+	WHERE EXISTS (SELECT 1 FROM impi_impu x WHERE x.impi_id = i.id AND x.impu_id = u.id)),
 a AS (
 	INSERT INTO scscf_assignment (impu_id, scscf_name, diameter_host, impi_id)
-	SELECT u.id, $1, nullif($2, ''), ok.impi_id FROM ok, impu u LEFT JOIN scscf_assignment x ON x.impu_id = u.id
-	WHERE u.implicit_set_id = (SELECT irs FROM ux) AND (x.impu_id IS NULL OR
-		(x.scscf_name, x.diameter_host, x.impi_id) IS DISTINCT FROM ($1, nullif($2, ''), ok.impi_id))
-	ORDER BY u.id
+	SELECT m.id, $3, nullif($4, ''), ok.impi_id FROM ok JOIN impu m ON m.implicit_set_id = ok.irs
+		LEFT JOIN scscf_assignment x ON x.impu_id = m.id
+	WHERE x.impu_id IS NULL OR
+		(x.scscf_name, x.diameter_host, x.impi_id) IS DISTINCT FROM ($3, nullif($4, ''), ok.impi_id)
+	ORDER BY m.id
 	ON CONFLICT (impu_id) DO UPDATE SET scscf_name = EXCLUDED.scscf_name,
 		diameter_host = EXCLUDED.diameter_host, impi_id = EXCLUDED.impi_id,
 		assigned_at = CASE WHEN scscf_assignment.scscf_name = EXCLUDED.scscf_name
 			THEN scscf_assignment.assigned_at ELSE now() END
-	RETURNING impu_id)
-UPDATE impu SET user_state = $3
-WHERE implicit_set_id = (SELECT irs FROM ux) AND user_state <> $3 AND EXISTS (SELECT 1 FROM ok)`
+	RETURNING impu_id),
+st AS (
+	UPDATE impu SET user_state = $5
+	WHERE implicit_set_id = (SELECT irs FROM ok) AND user_state <> $5
+	RETURNING id)
+` + pairSelectSQL
 
 // subscriptionByIMPUSQL is subscriptionSQL for the IRS of IMPU $1 ($2 the
 // IMPI).
@@ -265,9 +278,10 @@ var subscriptionByIMPUSQL = strings.Replace(
 
 // PairAssignSubscription is the SAR REGISTRATION / RE_REGISTRATION hot
 // path for one Public-Identity in one round trip (one pipelined implicit
-// transaction): Pair(impi, impu); AssignIRS of impu's IRS to scscfName
-// in state, made only when impi is associated with impu; and, when
-// withProfile, SubscriptionIRS(impi, that IRS). The caller answers from
+// transaction): Pair(impi, impu) and AssignIRS of impu's IRS to scscfName
+// in state, made only when impi is associated with impu, in one statement
+// (pairAssignSQL); and, when withProfile and the profile is not cached,
+// SubscriptionIRS(impi, that IRS). The caller answers from
 // pi (5001/5002 when the pair does not hold: nothing was written then).
 // With EnableUserDataCache the profile may come from the cache
 // (userdatacache.go): sub and associated are then shared with other
@@ -292,8 +306,7 @@ func (s *Store) PairAssignSubscription(ctx context.Context, impi, impu, scscfNam
 		cached, gen, cacheable = s.ud.lookup(key)
 	}
 	b := &pgx.Batch{}
-	b.Queue(pairSQL, impi, impu)
-	b.Queue(assignIfSQL, scscfName, diameterHost, string(state), impu, impi)
+	b.Queue(pairAssignSQL, impi, impu, scscfName, diameterHost, string(state))
 	readProfile := withProfile && cached == nil
 	if readProfile {
 		b.Queue(subscriptionByIMPUSQL, impu, impi)
@@ -303,9 +316,6 @@ func (s *Store) PairAssignSubscription(ctx context.Context, impi, impu, scscfNam
 	pi, pairErr := scanPair(br.QueryRow())
 	if pairErr != nil && !errors.Is(pairErr, pgx.ErrNoRows) {
 		return pi, nil, nil, wrap("PairAssignSubscription", pairErr)
-	}
-	if _, err = br.Exec(); err != nil {
-		return pi, nil, nil, wrap("PairAssignSubscription", err)
 	}
 	if readProfile {
 		sub, associated, err = subscriptionIRS(ctx, batchRow{br}, impi, pi.IMPU.IRSID)
