@@ -188,3 +188,49 @@ func TestOpenLazyAndOpen(t *testing.T) {
 		t.Fatalf("PoolConfig: %+v %v", cfg, err)
 	}
 }
+
+// The hot path statements are prepared once per connection and then
+// executed by name (pgx QueryExecModeCacheStatement): PostgreSQL lists
+// them in pg_prepared_statements with every execution counted, and after
+// the first five it plans them no more (generic plan).
+func TestHotPathStatementsPrepared(t *testing.T) {
+	ctx := context.Background()
+	dsn, _, _ := setup(t)
+	st, err := store.Open(ctx, dsn, 1) // one connection: every call on it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const n = 12
+	for i := 0; i < n; i++ {
+		if _, err := st.Pair(ctx, impi, impu1); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := st.PairAssignSubscription(ctx, impi, impu1, "sip:s1", "s1", store.Registered, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := st.Pool().Query(ctx, `SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements
+		WHERE statement LIKE 'WITH u (%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	for rows.Next() {
+		var sql string
+		var generic, custom int64
+		if err := rows.Scan(&sql, &generic, &custom); err != nil {
+			t.Fatal(err)
+		}
+		got++
+		if generic+custom != n || generic < n-5 {
+			t.Errorf("%d generic + %d custom plans for %.60q…, want %d executions, ≥ %d generic", generic, custom, sql, n, n-5)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got != 2 {
+		t.Fatalf("%d prepared hot path statements, want 2 (pair, pair+assignment)", got)
+	}
+}
