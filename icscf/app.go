@@ -30,8 +30,8 @@ func Function() config.Function {
 			config.String(prefix, "origin-host", "", "Diameter Origin-Host (default icscf.<domain>)"),
 			config.String(prefix, "hss-addr", DefaultHSSAddr, "HSS Diameter address host:port (TCP)"),
 			config.String(prefix, "hss-host", "", "HSS Diameter identity expected in its CEA (default hss.<domain>)"),
-			config.Strings(prefix, "scscf", []string{DefaultSCSCF}, "S-CSCF to select from, repeatable, in preference order: <sip-uri>[;caps=<n>[+<n>...]]"),
-			config.Strings(prefix, "resolve", []string{DefaultResolve}, "name→address override instead of DNS, repeatable: <name>[:<port>]=<ip>[:<port>]"),
+			config.Strings(prefix, "scscf", nil, "S-CSCF to select from, repeatable, in preference order: <sip-uri>[;caps=<n>[+<n>...]] (default sip:scscf.<domain>:5080, the lab's)"),
+			config.Strings(prefix, "resolve", nil, "name→address override instead of DNS, repeatable: <name>[:<port>]=<ip>[:<port>] (default scscf.<domain>=127.0.0.1 while --scscf is the default)"),
 			config.Duration(prefix, "cx-timeout", DefaultCxTimeout, "how long to wait for a UAA/LIA"),
 			config.Duration(prefix, "sip-timeout", DefaultSIPTimeout, "how long a non-INVITE forwarded to an S-CSCF may stay unanswered before the next S-CSCF is tried"),
 		},
@@ -74,14 +74,23 @@ func configFromCLI(c *cli.Context) (Config, error) {
 		CxTimeout:  c.Duration("cx-timeout"),
 		SIPTimeout: c.Duration("sip-timeout"),
 	}
-	for _, v := range c.StringSlice("scscf") {
+	scscfs, resolve := c.StringSlice("scscf"), c.StringSlice("resolve")
+	if len(scscfs) == 0 {
+		// The lab's S-CSCF, named in the configured home domain so that one
+		// --domain (IMS_DOMAIN) changes every function consistently.
+		scscfs = []string{LabSCSCF(cfg.Domain)}
+		if len(resolve) == 0 {
+			resolve = []string{LabResolve(cfg.Domain)}
+		}
+	}
+	for _, v := range scscfs {
 		sc, err := ParseSCSCF(v)
 		if err != nil {
 			return cfg, err
 		}
 		cfg.SCSCFs = append(cfg.SCSCFs, sc)
 	}
-	r, err := ParseResolve(c.StringSlice("resolve"))
+	r, err := ParseResolve(resolve)
 	if err != nil {
 		return cfg, err
 	}

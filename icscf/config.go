@@ -19,11 +19,14 @@ const (
 	DefaultHSSAddr    = "127.0.0.1:3868"
 	DefaultCxTimeout  = 2 * time.Second
 	DefaultSIPTimeout = 4 * time.Second
-	// DefaultSCSCF is the lab's S-CSCF: its Server-Name and capabilities.
-	DefaultSCSCF = "sip:scscf.ims.mnc001.mcc001.3gppnetwork.org:5080"
-	// DefaultResolve makes the lab's S-CSCF name resolve to loopback.
-	DefaultResolve = "scscf.ims.mnc001.mcc001.3gppnetwork.org=127.0.0.1"
 )
+
+// LabSCSCF is the loopback lab's S-CSCF in the home domain: the
+// Server-Name the S-CSCF uses by default (sip:scscf.<domain>:5080).
+func LabSCSCF(domain string) string { return "sip:scscf." + domain + ":5080" }
+
+// LabResolve makes LabSCSCF(domain) resolve to loopback without DNS.
+func LabResolve(domain string) string { return "scscf." + domain + "=127.0.0.1" }
 
 // Config configures an I-CSCF. Zero values of optional fields take the
 // defaults documented on each field.

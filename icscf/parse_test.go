@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/urfave/cli/v2"
 
 	"github.com/imscore/imscore/pkg/diameter"
 )
@@ -18,7 +19,7 @@ func TestParseSCSCF(t *testing.T) {
 	if s.Name != "sip:scscf.ims.example.org:5080;transport=tcp" || !slices.Equal(s.Caps, []uint32{1, 2, 30}) {
 		t.Errorf("got %+v", s)
 	}
-	if s, err := ParseSCSCF(DefaultSCSCF); err != nil || s.Name != DefaultSCSCF || len(s.Caps) != 0 {
+	if s, err := ParseSCSCF(LabSCSCF("ims.test")); err != nil || s.Name != "sip:scscf.ims.test:5080" || len(s.Caps) != 0 {
 		t.Errorf("default: %+v %v", s, err)
 	}
 	for _, bad := range []string{"", "2", "tel:+123", "sip:x.example;caps=a", "sip:x.example;caps=1,2", "http://x"} {
@@ -187,4 +188,25 @@ func parse(t *testing.T, s string) sip.Uri {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// One --domain must move the default S-CSCF with it: the S-CSCF's default
+// Server-Name is sip:scscf.<domain>:5080.
+func TestDefaultSCSCFFollowsDomain(t *testing.T) {
+	var got Config
+	app := &cli.App{Flags: Function().Flags, Action: func(c *cli.Context) error {
+		var err error
+		got, err = configFromCLI(c)
+		return err
+	}}
+	if err := app.Run([]string{"icscf", "--domain", "ims.example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.SCSCFs) != 1 || got.SCSCFs[0].Name != "sip:scscf.ims.example.org:5080" {
+		t.Errorf("default S-CSCFs %+v", got.SCSCFs)
+	}
+	hop := got.Resolve.NextHop(sip.Uri{Scheme: "sip", Host: "scscf.ims.example.org", Port: 5080})
+	if hop == nil || hop.Host != "127.0.0.1" || hop.Port != 5080 {
+		t.Errorf("default resolve of scscf.ims.example.org: %v", hop)
+	}
 }
