@@ -29,7 +29,8 @@ import (
 // hss.DefaultSQNBlock unless BENCH_SQN_BLOCK says otherwise, and caches
 // user data unless BENCH_USERDATA_CACHE=-1. go-cpu-us/req and
 // pg-cpu-us/req are the CPU time of this process (HSS and clients) and of
-// all postgres processes during the timed part, per request;
+// the PostgreSQL back ends of the benchmark's database during the timed
+// part, per request;
 // rows-impi/op and rows-other/op the rows inserted, updated or deleted per
 // operation in impi (SQN blocks) and in every other table (expected 0).
 func BenchmarkCx(b *testing.B) {
@@ -95,7 +96,11 @@ func BenchmarkCx(b *testing.B) {
 	other0, impi0 := written()
 	b.ReportAllocs()
 	b.ResetTimer()
-	goCPU0, pgCPU0 := cpuSeconds()
+	dbName := dsn[strings.LastIndexByte(dsn, '/')+1:]
+	if i := strings.IndexByte(dbName, '?'); i >= 0 {
+		dbName = dbName[:i]
+	}
+	goCPU0, pgCPU0 := cpuSeconds(dbName)
 	start := time.Now()
 	var wg sync.WaitGroup
 	per := (b.N + clients - 1) / clients
@@ -140,7 +145,7 @@ func BenchmarkCx(b *testing.B) {
 	}
 	wg.Wait()
 	el := time.Since(start)
-	goCPU1, pgCPU1 := cpuSeconds()
+	goCPU1, pgCPU1 := cpuSeconds(dbName)
 	b.StopTimer()
 	other1, impi1 := written()
 	b.ReportMetric((other1-other0)/float64(b.N), "rows-other/op")
@@ -165,31 +170,32 @@ func BenchmarkCx(b *testing.B) {
 }
 
 // cpuSeconds returns the CPU time (user + system) used so far by this
-// process and by all processes named postgres on the machine (every
-// database of the server, other users' included), read from /proc; 0, 0
-// where /proc is not available. Back ends that exit between two calls are
-// not counted: the benchmark's pool keeps its connections.
-func cpuSeconds() (self, postgres float64) {
+// process and by the PostgreSQL back ends connected to database db (their
+// process title names it; other databases of the server are not counted),
+// read from /proc; 0, 0 where /proc is not available. Back ends that exit
+// between two calls are not counted: the benchmark's pool keeps its
+// connections.
+func cpuSeconds(db string) (self, postgres float64) {
 	const hz = 100 // USER_HZ on Linux
-	read := func(pid string) (comm string, sec float64, ok bool) {
+	read := func(pid string) (sec float64, ok bool) {
 		b, err := os.ReadFile("/proc/" + pid + "/stat")
 		if err != nil {
-			return "", 0, false
+			return 0, false
 		}
 		s := string(b)
-		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if i < 0 || j < i {
-			return "", 0, false
+		j := strings.LastIndexByte(s, ')')
+		if j < 0 {
+			return 0, false
 		}
 		f := strings.Fields(s[j+1:])
 		if len(f) < 13 {
-			return "", 0, false
+			return 0, false
 		}
 		u, _ := strconv.ParseFloat(f[11], 64)
 		k, _ := strconv.ParseFloat(f[12], 64)
-		return s[i+1 : j], (u + k) / hz, true
+		return (u + k) / hz, true
 	}
-	_, self, ok := read("self")
+	self, ok := read("self")
 	if !ok {
 		return 0, 0
 	}
@@ -201,7 +207,11 @@ func cpuSeconds() (self, postgres float64) {
 		if c := e.Name()[0]; c < '0' || c > '9' {
 			continue
 		}
-		if comm, sec, ok := read(e.Name()); ok && comm == "postgres" {
+		title, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !strings.HasPrefix(string(title), "postgres: ") || !strings.Contains(string(title), " "+db+" ") {
+			continue
+		}
+		if sec, ok := read(e.Name()); ok {
 			postgres += sec
 		}
 	}
