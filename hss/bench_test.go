@@ -27,7 +27,8 @@ import (
 // requests/s, p50/p99 latency per request, the p50 of each command and
 // allocs/op (whole process). The HSS reserves SQNs in blocks of
 // hss.DefaultSQNBlock unless BENCH_SQN_BLOCK says otherwise, and caches
-// user data unless BENCH_USERDATA_CACHE=-1. go-cpu-us/req and
+// user data unless BENCH_USERDATA_CACHE=-1; BENCH_DB_CONNS sets the pool
+// size (default 16). go-cpu-us/req and
 // pg-cpu-us/req are the CPU time of this process (HSS and clients) and of
 // the PostgreSQL back ends of the benchmark's database during the timed
 // part, per request;
@@ -62,8 +63,16 @@ func BenchmarkCx(b *testing.B) {
 			b.Fatalf("BENCH_USERDATA_CACHE=%q: %v", v, err)
 		}
 	}
+	// BENCH_DB_CONNS sets Config.DBConns (default 16, the HSS default).
+	conns := 16
+	if v := os.Getenv("BENCH_DB_CONNS"); v != "" {
+		var err error
+		if conns, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("BENCH_DB_CONNS=%q: %v", v, err)
+		}
+	}
 	s, err := hss.New(hss.Config{DiameterListen: "127.0.0.1:0", Realm: realm, AcceptAnyPeer: true, DatabaseURL: dsn,
-		DBConns: 16, Logger: zap.NewNop(), SQNBlock: block, UserDataCache: udc})
+		DBConns: conns, Logger: zap.NewNop(), SQNBlock: block, UserDataCache: udc})
 	if err != nil {
 		b.Fatal(err)
 	}
