@@ -25,15 +25,15 @@ import (
 // several concurrent S-CSCF clients over loopback TCP against an HSS on
 // PostgreSQL, each client on its own 8 of the 64 subscribers. It reports
 // requests/s, p50/p99 latency per request, the p50 of each command and
-// allocs/op (whole process). The HSS reserves SQNs in blocks of
-// hss.DefaultSQNBlock unless BENCH_SQN_BLOCK says otherwise, and caches
-// user data unless BENCH_USERDATA_CACHE=-1; BENCH_DB_CONNS sets the pool
-// size (default 16). go-cpu-us/req and
-// pg-cpu-us/req are the CPU time of this process (HSS and clients) and of
-// the PostgreSQL back ends of the benchmark's database during the timed
-// part, per request;
-// rows-impi/op and rows-other/op the rows inserted, updated or deleted per
-// operation in impi (SQN blocks) and in every other table (expected 0).
+// allocs/op (whole process); go-cpu-us/req and pg-cpu-us/req, the CPU
+// time of this process (HSS and clients) and of the PostgreSQL back ends
+// of the benchmark's database during the timed part, per request; and
+// rows-impi/op and rows-other/op, the rows inserted, updated or deleted
+// per operation in impi (SQN blocks) and in every other table (the first
+// SAR of each subscriber only: re-registrations write nothing).
+// Environment: BENCH_SQN_BLOCK sets the SQN block (default
+// hss.DefaultSQNBlock), BENCH_USERDATA_CACHE=-1 turns the user data cache
+// off, BENCH_DB_CONNS sets the pool size (default 16).
 func BenchmarkCx(b *testing.B) {
 	const clients, subs = 8, 64
 	dsn, db := pgtest.Migrated(b)
