@@ -31,7 +31,7 @@ func Function() config.Function {
 			config.Strings("HSS", "as-peer", nil, "Sh application server Origin-Host allowed to connect (repeatable)"),
 			config.Bool("HSS", "accept-any-peer", false, "accept every Diameter peer (labs only)"),
 			config.DatabaseURL("HSS"),
-			config.Int("HSS", "db-conns", 16, "PostgreSQL connections in the pool"),
+			config.Int("HSS", "db-conns", 0, "PostgreSQL connections in the pool (0: two per CPU core)"),
 			config.Int("HSS", "max-auth-items", 5, "most authentication vectors returned by one MAR (1..64)"),
 			config.Int("HSS", "sqn-block", DefaultSQNBlock, "SQNs reserved per IMPI with one durable write, the unused ones kept in memory (1..1024; 1: one write per MAR); a restart skips at most this many SEQ values"),
 			config.Int("HSS", "userdata-cache", store.DefaultUserDataCacheEntries, "IMPI/IMPU pairs whose assembled SAR user data is cached, emptied on every NOTIFY hss_userdata (0: off)"),

@@ -33,7 +33,7 @@ import (
 // SAR of each subscriber only: re-registrations write nothing).
 // Environment: BENCH_SQN_BLOCK sets the SQN block (default
 // hss.DefaultSQNBlock), BENCH_USERDATA_CACHE=-1 turns the user data cache
-// off, BENCH_DB_CONNS sets the pool size (default 16).
+// off, BENCH_DB_CONNS sets the pool size (default: the HSS default, two per CPU core).
 func BenchmarkCx(b *testing.B) {
 	const clients, subs = 8, 64
 	dsn, db := pgtest.Migrated(b)
@@ -63,8 +63,8 @@ func BenchmarkCx(b *testing.B) {
 			b.Fatalf("BENCH_USERDATA_CACHE=%q: %v", v, err)
 		}
 	}
-	// BENCH_DB_CONNS sets Config.DBConns (default 16, the HSS default).
-	conns := 16
+	// BENCH_DB_CONNS sets Config.DBConns (default 0: the HSS default, two per CPU core).
+	conns := 0
 	if v := os.Getenv("BENCH_DB_CONNS"); v != "" {
 		var err error
 		if conns, err = strconv.Atoi(v); err != nil {

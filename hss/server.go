@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -28,7 +29,7 @@ type Config struct {
 	AllowedPeers   []string // Origin-Hosts accepted (I-/S-CSCF, Sh ASes)
 	AcceptAnyPeer  bool     // lab mode: accept every peer
 	DatabaseURL    string
-	DBConns        int // pool size, default 16
+	DBConns        int // pool size; 0 means DefaultDBConns()
 	MaxAuthItems   int // cap of SIP-Number-Auth-Items, default 5
 	// SQNBlock is the number of SQNs reserved per IMPI with one durable
 	// write (store.EnableSQNBlocks); 0 means DefaultSQNBlock, 1 one write
@@ -84,7 +85,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.OriginHost = "hss." + cfg.Realm
 	}
 	if cfg.DBConns <= 0 {
-		cfg.DBConns = 16
+		cfg.DBConns = DefaultDBConns()
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 2 * time.Second
@@ -356,3 +357,9 @@ func (s *Server) runCommands(ctx context.Context) {
 		cancel()
 	}
 }
+
+// DefaultDBConns is the PostgreSQL pool size when none is configured: two
+// connections per CPU core. Measured on the 2-core lab machine
+// (docs/performance.md), 4 connections sustained the Cx benchmark better
+// than 16: every extra backend competes for the same cores.
+func DefaultDBConns() int { return 2 * runtime.NumCPU() }
