@@ -26,6 +26,9 @@ const (
 // subscribers (imported with `imsctl subscriber import`) through
 // I-CSCF → S-CSCF → HSS at BENCH_REGISTER_RATE calls/s, then the test
 // prints registrations/s, p50/p99 time to 200 OK and CPU/RSS per process.
+// With BENCH_VIA_PCSCF=1 (`make bench-register-pcscf`) sipp sends to a
+// P-CSCF in front of the I-CSCF instead (no IPsec: sipp offers no
+// Security-Client; Rx off), the whole chain of `make lab`.
 // Skipped unless BENCH_REGISTER_N is set.
 func TestBenchRegister(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("BENCH_REGISTER_N"))
@@ -37,7 +40,7 @@ func TestBenchRegister(t *testing.T) {
 		rate = 1000
 	}
 	sipp := needSipp(t)
-	l := newLab(t)
+	l, entry, names, chain := benchLab(t, nil)
 	dir := t.TempDir()
 
 	// Subscribers: CSV import for the HSS, injection file for sipp.
@@ -66,7 +69,9 @@ func TestBenchRegister(t *testing.T) {
 		before[name] = sampleProc(t, p.cmd.Process.Pid)
 	}
 	pgBefore := postgresTicks()
-	cmd := exec.Command(sipp, fmt.Sprintf("127.0.0.1:%d", l.icscf),
+	load0, _ := os.ReadFile("/proc/loadavg")
+	drops0 := udpRcvbufErrors()
+	cmd := exec.Command(sipp, fmt.Sprintf("127.0.0.1:%d", entry),
 		"-sf", filepath.Join("testdata", "bench_register_aka.xml"), "-inf", infPath,
 		"-key", "domain", domain, "-key", "expires", "3600", "-auth_uri", domain,
 		"-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-t", "u1",
@@ -85,6 +90,8 @@ func TestBenchRegister(t *testing.T) {
 		after[name] = sampleProc(t, p.cmd.Process.Pid)
 	}
 	pgAfter := postgresTicks()
+	load1, _ := os.ReadFile("/proc/loadavg")
+	drops1 := udpRcvbufErrors()
 	ok := l.metric("scscf", `scscf_registrations_total{type="initial"}`)
 	failed := l.metric("scscf", `scscf_auth_failures_total{cause="wrong_response"}`)
 	if err != nil {
@@ -93,7 +100,7 @@ func TestBenchRegister(t *testing.T) {
 	rtts := readRTT(t, dir)
 	p50, p99 := percentile(rtts, 0.50), percentile(rtts, 0.99)
 	var b strings.Builder
-	fmt.Fprintf(&b, "bench-register: %d subscribers offered at %d/s in %.2f s\n", n, rate, elapsed.Seconds())
+	fmt.Fprintf(&b, "bench-register: %d subscribers offered at %d/s in %.2f s (%s)\n", n, rate, elapsed.Seconds(), chain)
 	fmt.Fprintf(&b, "  completed AKA registrations: %.0f (%.0f/s over the sipp run); 403 by wrong response: %.0f\n", ok, ok/elapsed.Seconds(), failed)
 	fmt.Fprintf(&b, "  time to 200 OK (first REGISTER sent → 200): p50 %.1f ms, p99 %.1f ms over %d calls\n", p50, p99, len(rtts))
 	for _, cmd := range []string{"MAR", "SAR"} {
@@ -103,17 +110,34 @@ func TestBenchRegister(t *testing.T) {
 			fmt.Fprintf(&b, "  S-CSCF %s: %.0f sent, mean %.1f ms to the answer\n", cmd, cnt, sum/cnt*1000)
 		}
 	}
-	for _, name := range []string{"icscf", "scscf", "hss"} {
+	for _, name := range names {
 		bs, as := before[name], after[name]
 		cpu := (as.cpuTicks - bs.cpuTicks) / clkTck / elapsed.Seconds() * 100
 		fmt.Fprintf(&b, "  %-5s CPU %5.1f %% of one core, RSS %d MiB (peak %d MiB)\n", name, cpu, as.rssKB/1024, as.hwmKB/1024)
 	}
 	fmt.Fprintf(&b, "  postgres (all backends) CPU %5.1f %% of one core\n", (pgAfter-pgBefore)/clkTck/elapsed.Seconds()*100)
+	fmt.Fprintf(&b, "  UDP datagrams dropped by full receive buffers (host-wide RcvbufErrors): %d\n", drops1-drops0)
+	fmt.Fprintf(&b, "  load average before: %s  after: %s", strings.TrimSpace(string(load0)), load1)
 	t.Log("\n" + b.String())
 	fmt.Print(b.String())
 	if ok == 0 {
 		t.Fatalf("no registration completed:\n%s", tail(string(out), 3000))
 	}
+}
+
+// benchLab starts the lab of a benchmark: HSS, S-CSCF (with scscfArgs)
+// and I-CSCF, plus a P-CSCF in front when BENCH_VIA_PCSCF is set (no
+// IPsec for UEs that offer none, Rx off; same extra flags as the
+// S-CSCF). It returns the SIP port the UEs send to, the processes to
+// report and the chain's description.
+func benchLab(t *testing.T, scscfArgs []string) (l *lab, entry int, names []string, chain string) {
+	t.Helper()
+	if v := os.Getenv("BENCH_VIA_PCSCF"); v != "" && v != "0" {
+		pl := newPCSCFLabArgs(t, freePort(t), scscfArgs, scscfArgs)
+		return pl.lab, pl.pcscf, []string{"pcscf", "icscf", "scscf", "hss"}, "via P-CSCF, no IPsec, Rx off"
+	}
+	l = newLab(t, scscfArgs...)
+	return l, l.icscf, []string{"icscf", "scscf", "hss"}, "no P-CSCF"
 }
 
 const clkTck = 100.0 // USER_HZ on Linux

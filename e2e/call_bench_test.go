@@ -18,8 +18,11 @@ import (
 // one registered user to another through S-CSCF (orig) → I-CSCF (LIR) →
 // S-CSCF (term), no AS, at BENCH_CALL_RATE calls/s; a second sipp answers
 // them. It prints calls/s, p50/p99 INVITE→180 and INVITE→200 (sipp rtd
-// timers, -trace_rtt) and CPU/RSS per process. Skipped unless BENCH_CALL_N
-// is set.
+// timers, -trace_rtt) and CPU/RSS per process. With BENCH_VIA_PCSCF=1
+// (`make bench-call-pcscf`) both users are AKA subscribers registered
+// through a P-CSCF (no IPsec, Rx off) and the calls enter and leave
+// through it: P-CSCF → S-CSCF (orig) → I-CSCF → S-CSCF (term) → P-CSCF.
+// Skipped unless BENCH_CALL_N is set.
 func TestBenchCall(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("BENCH_CALL_N"))
 	if n <= 0 {
@@ -30,12 +33,21 @@ func TestBenchCall(t *testing.T) {
 		rate = 500
 	}
 	sipp := needSipp(t)
-	l := newLab(t, "--log-level", "warn")
-	l.addMD5("alice", "pw-alice")
-	l.addMD5("bob", "pw-bob")
+	l, entry, names, chain := benchLab(t, []string{"--log-level", "warn"})
 	alicePort, bobPort := freePort(t), freePort(t)
-	l.md5Register(t, "alice", "pw-alice", alicePort)
-	l.md5Register(t, "bob", "pw-bob", bobPort)
+	if entry == l.icscf { // no P-CSCF: MD5 users registered at the I-CSCF, calls sent to the S-CSCF
+		entry = l.scscf
+		l.addMD5("alice", "pw-alice")
+		l.addMD5("bob", "pw-bob")
+		l.md5Register(t, "alice", "pw-alice", alicePort)
+		l.md5Register(t, "bob", "pw-bob", bobPort)
+	} else {
+		pl := &pcscfLab{lab: l, pcscf: entry}
+		l.addAKA("alice")
+		l.addAKA("bob")
+		pl.sippAKAPCSCF(t, "alice", alicePort, 3600)
+		pl.sippAKAPCSCF(t, "bob", bobPort, 3600)
+	}
 
 	udir, cdir := t.TempDir(), t.TempDir()
 	uas := exec.Command(sipp, "-sf", scenarioCopy(t, udir, "call_uas.xml"), "-i", "127.0.0.1", "-p", fmt.Sprint(bobPort), "-t", "u1",
@@ -67,7 +79,7 @@ func TestBenchCall(t *testing.T) {
 	pgBefore := postgresTicks()
 	load0, _ := os.ReadFile("/proc/loadavg")
 	drops0 := udpRcvbufErrors()
-	uac := exec.Command(sipp, fmt.Sprintf("127.0.0.1:%d", l.scscf), "-sf", scenarioCopy(t, cdir, "call_uac.xml"),
+	uac := exec.Command(sipp, fmt.Sprintf("127.0.0.1:%d", entry), "-sf", scenarioCopy(t, cdir, "call_uac.xml"),
 		"-key", "domain", domain, "-key", "caller", "alice", "-key", "callee", "bob",
 		"-i", "127.0.0.1", "-p", fmt.Sprint(alicePort), "-t", "u1", "-m", fmt.Sprint(n), "-r", fmt.Sprint(rate), "-l", "5000",
 		"-buff_size", "4194304", "-nostdin", "-timeout", "600s", "-recv_timeout", "40000", "-trace_rtt", "-rtt_freq", "1",
@@ -94,13 +106,13 @@ func TestBenchCall(t *testing.T) {
 	ringing, answered := rtd["1"], rtd["2"]
 	window := last.Sub(first).Seconds()
 	var b strings.Builder
-	fmt.Fprintf(&b, "bench-call: %d calls offered at %d/s in %.2f s (INVITE/180/200/ACK/BYE, S-CSCF orig → I-CSCF → S-CSCF term, no AS)\n", n, rate, elapsed.Seconds())
+	fmt.Fprintf(&b, "bench-call: %d calls offered at %d/s in %.2f s (INVITE/180/200/ACK/BYE, S-CSCF orig → I-CSCF → S-CSCF term, no AS; %s)\n", n, rate, elapsed.Seconds(), chain)
 	fmt.Fprintf(&b, "  answered calls: %d; %.0f calls/s between the first and the last measured response (%.2f s), %.0f calls/s over the whole sipp run\n",
 		len(answered), float64(len(rtd["2"]))/window, window, float64(len(answered))/elapsed.Seconds())
 	fmt.Fprintf(&b, "  calls whose 180 was not seen (reordered after the 200, see call_uac.xml): %d\n", len(answered)-len(ringing))
 	fmt.Fprintf(&b, "  INVITE → 180: p50 %.0f ms, p99 %.0f ms; INVITE → 200: p50 %.0f ms, p99 %.0f ms (sipp rtd, 1 ms resolution)\n",
 		percentile(ringing, .5), percentile(ringing, .99), percentile(answered, .5), percentile(answered, .99))
-	for _, name := range []string{"icscf", "scscf", "hss"} {
+	for _, name := range names {
 		bs, as := before[name], after[name]
 		cpu := (as.cpuTicks - bs.cpuTicks) / clkTck / elapsed.Seconds() * 100
 		fmt.Fprintf(&b, "  %-5s CPU %5.1f %% of one core, RSS %d MiB (peak %d MiB)\n", name, cpu, as.rssKB/1024, as.hwmKB/1024)

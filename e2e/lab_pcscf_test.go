@@ -50,10 +50,17 @@ type pcscfLab struct {
 // that offer no ipsec-3gpp, or a kernel without ESP, get no SAs).
 func newPCSCFLab(t testing.TB, hssPort int) *pcscfLab {
 	t.Helper()
+	return newPCSCFLabArgs(t, hssPort, nil, nil)
+}
+
+// newPCSCFLabArgs is newPCSCFLab with extra flags for the S-CSCF and the
+// P-CSCF (e.g. --log-level warn for the benchmarks).
+func newPCSCFLabArgs(t testing.TB, hssPort int, scscfArgs, pcscfArgs []string) *pcscfLab {
+	t.Helper()
 	buildPCSCF(t)
-	l := &pcscfLab{lab: newLabOnHSSPort(t, hssPort), pcscf: freePort(t)}
+	l := &pcscfLab{lab: newLabOnHSSPort(t, hssPort, scscfArgs...), pcscf: freePort(t)}
 	l.routeHomeTargetsToICSCF()
-	l.startPCSCF()
+	l.startPCSCF(pcscfArgs...)
 	return l
 }
 
@@ -70,12 +77,12 @@ func (l *pcscfLab) routeHomeTargetsToICSCF() {
 	l.waitReady("scscf", 15*time.Second)
 }
 
-func (l *pcscfLab) startPCSCF() {
+func (l *pcscfLab) startPCSCF(extra ...string) {
 	l.t.Helper()
 	portC, portS := freePort(l.t), freePort(l.t)
-	l.start("pcscf", "--sip-listen", fmt.Sprintf("127.0.0.1:%d", l.pcscf), "--domain", domain,
+	l.start("pcscf", append([]string{"--sip-listen", fmt.Sprintf("127.0.0.1:%d", l.pcscf), "--domain", domain,
 		"--icscf", fmt.Sprintf("sip:127.0.0.1:%d", l.icscf), "--ipsec", "auto", "--rx", "off",
-		"--port-c", fmt.Sprint(portC), "--port-s", fmt.Sprint(portS))
+		"--port-c", fmt.Sprint(portC), "--port-s", fmt.Sprint(portS)}, extra...)...)
 	l.waitReady("pcscf", 15*time.Second)
 }
 
