@@ -291,12 +291,9 @@ func (s *PCSCF) dropContactState(ctx context.Context, c *contacts.Contact) {
 
 // saInUse reports whether another stored contact still uses sa (same SPIs).
 func (s *PCSCF) saInUse(sa ipsec.SecAssoc) bool {
-	for _, c := range s.store.All() {
-		if c.SA != nil && c.SA.PCSCF.SPIS == sa.PCSCF.SPIS && c.SA.PCSCF.SPIC == sa.PCSCF.SPIC {
-			return true
-		}
-	}
-	return false
+	return s.store.Any(func(c *contacts.Contact) bool {
+		return c.SA != nil && c.SA.PCSCF.SPIS == sa.PCSCF.SPIS && c.SA.PCSCF.SPIC == sa.PCSCF.SPIC
+	})
 }
 
 func (s *PCSCF) removeSA(sa ipsec.SecAssoc) {
@@ -311,15 +308,9 @@ func (s *PCSCF) removeSA(sa ipsec.SecAssoc) {
 }
 
 func (s *PCSCF) updateGauges() {
-	all := s.store.All()
-	impus := map[string]bool{}
-	for _, c := range all {
-		for _, i := range c.IMPUs {
-			impus[strings.ToLower(i)] = true
-		}
-	}
-	s.m.contacts.Set(float64(len(all)))
-	s.m.impus.Set(float64(len(impus)))
+	n, impus := s.store.Counts()
+	s.m.contacts.Set(float64(n))
+	s.m.impus.Set(float64(impus))
 }
 
 // handle dispatches one new request.

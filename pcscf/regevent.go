@@ -93,13 +93,11 @@ func (s *PCSCF) regSubscription(callID string) *regSub {
 	if sub != nil {
 		return sub
 	}
-	for _, c := range s.store.All() {
-		if c.RegSubscription == callID {
-			s.trackRegSubscription(callID)
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return s.subs[callID]
-		}
+	if s.store.Any(func(c *contacts.Contact) bool { return c.RegSubscription == callID }) {
+		s.trackRegSubscription(callID)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.subs[callID]
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -92,13 +93,53 @@ type Persister interface {
 type Store struct {
 	mu      sync.RWMutex
 	byKey   map[string]*Contact
+	impus   map[string]int // lower-case IMPU -> number of contacts holding it
 	persist Persister
 	now     func() time.Time
 }
 
 // New returns an empty store; p may be nil (memory only).
 func New(p Persister) *Store {
-	return &Store{byKey: map[string]*Contact{}, persist: p, now: time.Now}
+	return &Store{byKey: map[string]*Contact{}, impus: map[string]int{}, persist: p, now: time.Now}
+}
+
+// set stores c under key (s.mu held), keeping the IMPU counts.
+func (s *Store) set(key string, c *Contact) {
+	s.unset(key)
+	s.byKey[key] = c
+	s.count(c, 1)
+}
+
+// unset removes key (s.mu held) and returns what it held.
+func (s *Store) unset(key string) *Contact {
+	old := s.byKey[key]
+	if old != nil {
+		delete(s.byKey, key)
+		s.count(old, -1)
+	}
+	return old
+}
+
+func (s *Store) count(c *Contact, d int) {
+	for i, impu := range c.IMPUs {
+		impu = strings.ToLower(impu)
+		if slices.ContainsFunc(c.IMPUs[:i], func(o string) bool { return strings.EqualFold(o, impu) }) {
+			continue // listed twice: counted once
+		}
+		if n := s.impus[impu] + d; n > 0 {
+			s.impus[impu] = n
+		} else {
+			delete(s.impus, impu)
+		}
+	}
+}
+
+// Counts returns the number of contacts and of distinct IMPUs (compared
+// case-insensitively) they hold, expired ones not yet removed included.
+func (s *Store) Counts() (contacts, impus int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.byKey), len(s.impus)
 }
 
 // Load reads every stored contact from the persister (expired ones are
@@ -113,7 +154,7 @@ func (s *Store) Load(ctx context.Context) ([]*Contact, error) {
 	}
 	s.mu.Lock()
 	for _, c := range all {
-		s.byKey[c.Key()] = c.Clone()
+		s.set(c.Key(), c.Clone())
 	}
 	s.mu.Unlock()
 	return all, nil
@@ -122,7 +163,7 @@ func (s *Store) Load(ctx context.Context) ([]*Contact, error) {
 // Put inserts or replaces c (a copy is stored) and writes it through.
 func (s *Store) Put(ctx context.Context, c *Contact) error {
 	s.mu.Lock()
-	s.byKey[c.Key()] = c.Clone()
+	s.set(c.Key(), c.Clone())
 	s.mu.Unlock()
 	if s.persist != nil {
 		if err := s.persist.Save(ctx, c); err != nil {
@@ -141,7 +182,9 @@ func (s *Store) Update(ctx context.Context, key string, fn func(c *Contact)) (bo
 		s.mu.Unlock()
 		return false, nil
 	}
+	s.count(c, -1)
 	fn(c)
+	s.count(c, 1)
 	cp := c.Clone()
 	s.mu.Unlock()
 	if s.persist != nil {
@@ -155,8 +198,7 @@ func (s *Store) Update(ctx context.Context, key string, fn func(c *Contact)) (bo
 // Delete removes the contact under key and returns it (nil when absent).
 func (s *Store) Delete(ctx context.Context, key string) (*Contact, error) {
 	s.mu.Lock()
-	c := s.byKey[key]
-	delete(s.byKey, key)
+	c := s.unset(key)
 	s.mu.Unlock()
 	if s.persist != nil && c != nil {
 		if err := s.persist.Delete(ctx, key); err != nil {
@@ -252,16 +294,50 @@ func (s *Store) find(match func(*Contact) bool) *Contact {
 	return best.Clone()
 }
 
-// All returns copies of every contact ordered by key.
+// All returns copies of every contact ordered by key. It copies the whole
+// table: per-request code uses Matching or Any.
 func (s *Store) All() []*Contact {
 	s.mu.RLock()
-	out := make([]*Contact, 0, len(s.byKey))
-	for _, c := range s.byKey {
-		out = append(out, c.Clone())
+	keys := make([]string, 0, len(s.byKey))
+	for k := range s.byKey {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]*Contact, len(keys))
+	for i, k := range keys {
+		out[i] = s.byKey[k].Clone()
 	}
 	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
 	return out
+}
+
+// Matching returns copies of the contacts (expired ones included) for
+// which match is true, in no particular order. match runs under the
+// store's read lock and must not call the store.
+func (s *Store) Matching(match func(*Contact) bool) []*Contact {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*Contact
+	for _, c := range s.byKey {
+		if match(c) {
+			out = append(out, c.Clone())
+		}
+	}
+	return out
+}
+
+// Any reports whether match is true for a contact (expired ones
+// included); match runs under the store's read lock and must not modify
+// the contact or call the store.
+func (s *Store) Any(match func(*Contact) bool) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, c := range s.byKey {
+		if match(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // Expired removes and returns the contacts whose Expires is not after now.
@@ -272,7 +348,7 @@ func (s *Store) Expired(ctx context.Context) ([]*Contact, error) {
 	for k, c := range s.byKey {
 		if !c.Expires.After(now) {
 			out = append(out, c)
-			delete(s.byKey, k)
+			s.unset(k)
 		}
 	}
 	s.mu.Unlock()

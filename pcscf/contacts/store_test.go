@@ -105,3 +105,42 @@ func TestPGPersistence(t *testing.T) {
 		t.Fatalf("reloaded %+v", got)
 	}
 }
+
+// TestCountsAndMatching: the contact and distinct-IMPU counts follow Put,
+// Update, Delete and Expired; Matching and Any see the stored contacts.
+func TestCountsAndMatching(t *testing.T) {
+	ctx := context.Background()
+	s := New(nil)
+	now := time.Now()
+	a := &Contact{AOR: "sip:a@1.2.3.4:5060", Flow: Flow{Transport: "udp", Host: "1.2.3.4", Port: 5060}, IMPUs: []string{"sip:A@x", "tel:+1", "sip:a@x"}, Expires: now.Add(time.Hour)}
+	b := &Contact{AOR: "sip:b@1.2.3.5:5060", Flow: Flow{Transport: "udp", Host: "1.2.3.5", Port: 5060}, IMPUs: []string{"sip:a@x", "sip:b@x"}, Expires: now.Add(-time.Second)}
+	check := func(wantC, wantI int) {
+		t.Helper()
+		if c, i := s.Counts(); c != wantC || i != wantI {
+			t.Errorf("Counts() = %d, %d; want %d, %d", c, i, wantC, wantI)
+		}
+	}
+	check(0, 0)
+	_ = s.Put(ctx, a)
+	check(1, 2)
+	_ = s.Put(ctx, a) // replace: no double count
+	check(1, 2)
+	_ = s.Put(ctx, b)
+	check(2, 3)
+	if got := s.Matching(func(c *Contact) bool { return c.AOR == b.AOR }); len(got) != 1 || got[0].Key() != b.Key() {
+		t.Errorf("Matching: %+v", got)
+	}
+	if !s.Any(func(c *Contact) bool { return c.Flow.Port == 5060 }) || s.Any(func(c *Contact) bool { return c.Flow.Port == 1 }) {
+		t.Error("Any")
+	}
+	if ok, _ := s.Update(ctx, a.Key(), func(c *Contact) { c.IMPUs = []string{"sip:c@x"} }); !ok {
+		t.Fatal("Update: not found")
+	}
+	check(2, 3) // a: c@x; b: a@x, b@x
+	if ex, _ := s.Expired(ctx); len(ex) != 1 {
+		t.Fatalf("Expired: %d", len(ex))
+	}
+	check(1, 1)
+	_, _ = s.Delete(ctx, a.Key())
+	check(0, 0)
+}
