@@ -74,7 +74,18 @@ type Config struct {
 	// NonInviteTimeout bounds a non-INVITE branch (the proxy's Timer F);
 	// never longer than sipgo's own Timer F (64*T1). Default 32 s.
 	NonInviteTimeout time.Duration
+	// UDPBufferBytes is the SO_RCVBUF and SO_SNDBUF asked for on every UDP
+	// socket (Linux caps it at net.core.rmem_max / wmem_max and doubles
+	// it). A burst of datagrams larger than the receive buffer is dropped
+	// by the kernel (Udp RcvbufErrors in /proc/net/snmp) and each drop
+	// costs a 500 ms retransmission; the kernel default (rmem_default,
+	// often 208 KiB) holds about 200 REGISTERs. Default
+	// DefaultUDPBufferBytes; negative keeps the kernel default.
+	UDPBufferBytes int
 }
+
+// DefaultUDPBufferBytes is the default Config.UDPBufferBytes (4 MiB).
+const DefaultUDPBufferBytes = 4 << 20
 
 // Proxy is a SIP stateful proxy core, UAS and UAC on one set of sockets.
 // Create with New, then Start; stop with Close.
@@ -130,6 +141,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.NonInviteTimeout <= 0 {
 		cfg.NonInviteTimeout = DefaultNonInviteTimeout
+	}
+	if cfg.UDPBufferBytes == 0 {
+		cfg.UDPBufferBytes = DefaultUDPBufferBytes
 	}
 	p := &Proxy{cfg: cfg, log: cfg.Logger, selfHosts: map[string]bool{}}
 	p.selfHosts[strings.ToLower(cfg.Host)] = true
@@ -215,6 +229,16 @@ func (p *Proxy) Listen(network, addr string) (*net.TCPAddr, error) {
 		c, err := net.ListenUDP("udp", ua)
 		if err != nil {
 			return nil, fmt.Errorf("sipproxy: listen udp %s: %w", addr, err)
+		}
+		if n := p.cfg.UDPBufferBytes; n > 0 {
+			// Best effort: the kernel silently caps the size; an error
+			// here only means the default buffer stays.
+			if err := c.SetReadBuffer(n); err != nil {
+				p.log.Warn("cannot set UDP receive buffer", zap.Int("bytes", n), zap.Error(err))
+			}
+			if err := c.SetWriteBuffer(n); err != nil {
+				p.log.Warn("cannot set UDP send buffer", zap.Int("bytes", n), zap.Error(err))
+			}
 		}
 		la := c.LocalAddr().(*net.UDPAddr)
 		l = &listener{network: "udp", addr: &net.TCPAddr{IP: la.IP, Port: la.Port, Zone: la.Zone}, closer: c}
