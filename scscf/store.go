@@ -33,6 +33,7 @@ func openStore(ctx context.Context, dsn string) (*store, error) {
 	if cfg.MaxConns < 8 {
 		cfg.MaxConns = 8
 	}
+	relaxCommit(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("scscf: database: %w", err)
@@ -42,6 +43,21 @@ func openStore(ctx context.Context, dsn string) (*store, error) {
 		return nil, err
 	}
 	return &store{pool: pool}, nil
+}
+
+// relaxCommit sets synchronous_commit = off on the S-CSCF's own
+// connections unless the DSN chooses a value (`&synchronous_commit=on`).
+// Each registration's upsert still reaches PostgreSQL before the 200 OK is
+// sent (write-through, visible to every reader, crash-safe at the WAL
+// writer's next flush, 200 ms by default); it just no longer waits for the
+// fsync of its commit record. A database crash can thus lose the bindings
+// of the last fraction of a second, which the UEs re-create by
+// re-registering; nothing of the HSS (SQN, assignments) is affected, it
+// uses its own connections.
+func relaxCommit(cfg *pgxpool.Config) {
+	if _, set := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; !set {
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	}
 }
 
 func migrateDB(ctx context.Context, pool *pgxpool.Pool) error {
