@@ -91,6 +91,10 @@ type RegistrationEvent struct {
 	Changed []Contact
 	// Reason is the Reason-Info of an RTR, or "" otherwise.
 	Reason string
+
+	// profile is After.UserData already parsed (read-only, shared with
+	// the record), when the emitter had it; nil otherwise.
+	profile *userdata.IMSSubscription
 }
 
 // record is the in-memory registration; guarded by registrar.mu.

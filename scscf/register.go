@@ -565,7 +565,7 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 		s.metrics.deregistrations.WithLabelValues("user").Add(float64(removedN))
 	}
 	res := s.respondOK(t, snap, path)
-	ev := RegistrationEvent{Kind: kind, After: snap, Changed: changed}
+	ev := RegistrationEvent{Kind: kind, After: snap, Changed: changed, profile: profile}
 	s.emit(ev)
 	s.afterRegister(ev, req, res)
 }

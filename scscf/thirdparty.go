@@ -163,8 +163,8 @@ type tpSend struct {
 }
 
 func (tp *ThirdPartyRegistrar) dispatch(ev RegistrationEvent, impu string, rt userdata.RegistrationType, req *sip.Request, res *sip.Response) {
-	var prof *userdata.IMSSubscription
-	if len(ev.After.UserData) > 0 {
+	prof := ev.profile // parsed by the registrar: no second XML parse per REGISTER
+	if prof == nil && len(ev.After.UserData) > 0 {
 		p, err := userdata.Parse(ev.After.UserData)
 		if err != nil {
 			tp.log.Warn("User-Data of the registration does not parse; no third-party REGISTER", zapStr("impu", impu), zap.Error(err))
