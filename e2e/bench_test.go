@@ -95,7 +95,9 @@ func TestBenchRegister(t *testing.T) {
 	ok := l.metric("scscf", `scscf_registrations_total{type="initial"}`)
 	failed := l.metric("scscf", `scscf_auth_failures_total{cause="wrong_response"}`)
 	if err != nil {
-		t.Logf("sipp exit: %v (failed calls are expected: sipp's zero-byte RES bug)\n%s", err, tail(string(out), 1500))
+		errs, _ := os.ReadFile(filepath.Join(dir, "errors.log"))
+		t.Logf("sipp exit: %v (failed calls are expected: sipp's zero-byte RES bug)\n%s\nsipp errors by kind: %v\nfirst errors:\n%s",
+			err, tail(string(out), 1500), sippErrorKinds(string(errs)), head(string(errs), 3000))
 	}
 	rtts := readRTT(t, dir)
 	p50, p99 := percentile(rtts, 0.50), percentile(rtts, 0.99)
@@ -138,6 +140,30 @@ func benchLab(t *testing.T, scscfArgs []string) (l *lab, entry int, names []stri
 	}
 	l = newLab(t, scscfArgs...)
 	return l, l.icscf, []string{"icscf", "scscf", "hss"}, "no P-CSCF"
+}
+
+// sippErrorKinds counts the events of a sipp -trace_err file by kind: the
+// status line of an unexpected response ("unexpected 403 Forbidden - ..."),
+// dead calls, timeouts, and other lines.
+func sippErrorKinds(errs string) map[string]int {
+	out := map[string]int{}
+	for _, line := range strings.Split(errs, "\n") {
+		switch {
+		case strings.Contains(line, "Aborting call on unexpected message"):
+			k := "unexpected"
+			if i := strings.Index(line, "received '"); i >= 0 {
+				k += " " + strings.TrimSpace(strings.TrimPrefix(line[i+len("received '"):], "SIP/2.0 "))
+			}
+			out[k]++
+		case strings.Contains(line, "Dead call"):
+			out["dead call (late message)"]++
+		case strings.Contains(strings.ToLower(line), "timeout"):
+			out["timeout"]++
+		case strings.Contains(line, "\t") && strings.Contains(line, ": "):
+			out["other"]++
+		}
+	}
+	return out
 }
 
 const clkTck = 100.0 // USER_HZ on Linux

@@ -185,8 +185,11 @@ func (p *proc) stop() {
 	}
 }
 
+// startHSS starts the HSS; BENCH_HSS_ARGS (space-separated flags, e.g.
+// "--db-conns 8") is appended, for benchmark experiments.
 func (l *lab) startHSS() {
-	l.start("hss", "--diameter-listen", fmt.Sprintf("127.0.0.1:%d", l.hssPort), "--domain", domain)
+	l.start("hss", append([]string{"--diameter-listen", fmt.Sprintf("127.0.0.1:%d", l.hssPort), "--domain", domain},
+		strings.Fields(os.Getenv("BENCH_HSS_ARGS"))...)...)
 }
 
 func (l *lab) startSCSCF() {
