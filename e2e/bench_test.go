@@ -112,6 +112,7 @@ func TestBenchRegister(t *testing.T) {
 			fmt.Fprintf(&b, "  S-CSCF %s: %.0f sent, mean %.1f ms to the answer\n", cmd, cnt, sum/cnt*1000)
 		}
 	}
+	fmt.Fprintf(&b, "  HSS answered (count, mean time inside the HSS):%s\n", l.hssCommands())
 	for _, name := range names {
 		bs, as := before[name], after[name]
 		cpu := (as.cpuTicks - bs.cpuTicks) / clkTck / elapsed.Seconds() * 100
@@ -140,6 +141,20 @@ func benchLab(t *testing.T, scscfArgs []string) (l *lab, entry int, names []stri
 	}
 	l = newLab(t, scscfArgs...)
 	return l, l.icscf, []string{"icscf", "scscf", "hss"}, "no P-CSCF"
+}
+
+// hssCommands summarises hss_diameter_request_seconds per command as
+// " UAR 4000 / 1.2 ms, ...".
+func (l *lab) hssCommands() string {
+	var out strings.Builder
+	for _, cmd := range []string{"UAR", "MAR", "SAR", "LIR"} {
+		sum := l.metric("hss", `hss_diameter_request_seconds_sum{command="`+cmd+`"}`)
+		cnt := l.metric("hss", `hss_diameter_request_seconds_count{command="`+cmd+`"}`)
+		if cnt > 0 {
+			fmt.Fprintf(&out, " %s %.0f / %.1f ms", cmd, cnt, sum/cnt*1000)
+		}
+	}
+	return out.String()
 }
 
 // sippErrorKinds counts the events of a sipp -trace_err file by kind: the
