@@ -46,7 +46,7 @@ func Function() config.Function {
 			config.DatabaseURL(prefix),
 			config.Bool(prefix, "persist", true, "write contacts through to PostgreSQL (--database-url) and reload them at start"),
 			config.Duration(prefix, "timer-interval", DefaultTimer, "how often expired contacts are removed"),
-			config.String(prefix, "rx", "off", "Rx towards a PCRF: on or off"),
+			config.String(prefix, "rx", RxOff, "Rx towards a PCRF: off, best-effort (AAR failures are logged, calls go on; 'on' is an alias) or required (a PCRF rejection or an absent PCRF fails the call with 503)"),
 			config.String(prefix, "pcrf-addr", "127.0.0.1:3869", "PCRF Diameter address host:port"),
 			config.String(prefix, "pcrf-host", "", "PCRF Diameter identity expected in its CEA (default pcrf.<domain>)"),
 			config.String(prefix, "pcrf-realm", "", "PCRF realm (default: the domain)"),
@@ -94,8 +94,9 @@ func configFromCLI(c *cli.Context) (Config, error) {
 	if c.Bool("persist") {
 		cfg.DatabaseURL = c.String("database-url")
 	}
-	switch strings.ToLower(c.String("rx")) {
-	case "on":
+	switch pol := strings.ToLower(c.String("rx")); pol {
+	case RxBestEffort, RxRequired, rxOnAlias:
+		cfg.RxPolicy = pol
 		host := c.String("origin-host")
 		if host == "" {
 			host = "pcscf." + cfg.Domain
@@ -105,9 +106,9 @@ func configFromCLI(c *cli.Context) (Config, error) {
 			ph = "pcrf." + cfg.Domain
 		}
 		cfg.Rx = &rx.Config{OriginHost: host, OriginRealm: cfg.Domain, PCRFAddr: c.String("pcrf-addr"), PCRFHost: ph, PCRFRealm: c.String("pcrf-realm")}
-	case "off", "":
+	case RxOff, "":
 	default:
-		return cfg, fmt.Errorf("pcscf: --rx must be on or off")
+		return cfg, fmt.Errorf("pcscf: --rx must be off, best-effort or required (on = best-effort), not %q", pol)
 	}
 	return cfg, nil
 }

@@ -34,6 +34,14 @@ const (
 	IPsecOff  = "off"  // never: Security-Client is removed and ignored
 )
 
+// Rx policies of --rx (TS 29.214; what a failed AAR does to the call).
+const (
+	RxOff        = "off"         // no Rx
+	RxBestEffort = "best-effort" // AAR sent; a rejection or an absent PCRF is logged, the call goes on
+	RxRequired   = "required"    // a rejection or an absent PCRF fails the call with 503 + Warning
+	rxOnAlias    = "on"          // accepted for compatibility: best-effort
+)
+
 // Config configures a P-CSCF.
 type Config struct {
 	SIPListen string   // host:port for UDP and TCP (Gm and Mw)
@@ -68,6 +76,9 @@ type Config struct {
 
 	// Rx (nil: no Rx).
 	Rx *rx.Config
+	// RxPolicy is RxBestEffort (default when Rx is set; "on" is an alias)
+	// or RxRequired; RxOff (or Rx nil) disables Rx.
+	RxPolicy string
 
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer
@@ -137,6 +148,18 @@ func (c *Config) setDefaults() error {
 		if !ipsec.SupportedEAlg(e) {
 			return fmt.Errorf("pcscf: unsupported ealg %q (null, aes-cbc)", e)
 		}
+	}
+	switch c.RxPolicy = strings.ToLower(c.RxPolicy); c.RxPolicy {
+	case "", rxOnAlias:
+		c.RxPolicy = RxBestEffort
+	case RxBestEffort, RxRequired:
+	case RxOff:
+		c.Rx = nil
+	default:
+		return fmt.Errorf("pcscf: --rx must be off, best-effort or required (on = best-effort), not %q", c.RxPolicy)
+	}
+	if c.Rx == nil {
+		c.RxPolicy = RxOff
 	}
 	if c.TimerInterval <= 0 {
 		c.TimerInterval = DefaultTimer

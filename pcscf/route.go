@@ -118,20 +118,64 @@ func (s *PCSCF) ueTarget(c *contacts.Contact, req *sip.Request) sipproxy.Target 
 // forward proxies with Rx hooks and relays the result.
 func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contact, opts sipproxy.ForwardOptions, tg sipproxy.Target, orig bool) {
 	req := t.Request()
+	initialInvite := req.IsInvite() && (req.To() == nil || !req.To().Params.Has("tag"))
+	fctx := ctx
+	var key string
 	if s.rx != nil {
-		s.rxBefore(ctx, req, c, orig)
+		var abort context.CancelFunc
+		if initialInvite && s.cfg.RxPolicy == RxRequired {
+			if !s.rx.Ready() {
+				// --rx required and no PCRF: fail before anything is
+				// set up downstream (TS 24.229 §5.2.7.2: 503).
+				s.log.Warn("Rx required but the PCRF is not connected: INVITE rejected", zap.String("call-id", req.CallID().Value()))
+				s.m.rejected.WithLabelValues("rx_required").Inc()
+				_ = t.Respond(sip.StatusServiceUnavailable, "Service Unavailable", s.rxWarning("PCRF not connected"))
+				return
+			}
+			var cancel context.CancelFunc
+			fctx, cancel = context.WithCancel(ctx)
+			defer cancel()
+			abort = cancel
+		}
+		s.rxBefore(ctx, req, c, orig, abort)
 		opts.OnResponse = func(_ sipproxy.Target, res *sip.Response) { s.rxOnResponse(req, res, c, orig) }
+		key = callKey(req.CallID().Value(), orig)
 	}
-	res, err := t.Forward(ctx, opts, tg)
+	var cl *call
+	if key != "" && initialInvite {
+		s.mu.Lock()
+		cl = s.calls[key]
+		s.mu.Unlock()
+	}
+	res, err := t.Forward(fctx, opts, tg)
 	if req.IsAck() {
 		return
 	}
 	if err != nil {
 		s.log.Info("forward failed", zap.String("method", string(req.Method)), zap.Error(err))
 	}
-	if s.rx != nil && res != nil && res.StatusCode >= 300 && req.IsInvite() && (req.To() == nil || !req.To().Params.Has("tag")) {
+	failed := ""
+	if cl != nil {
+		s.mu.Lock()
+		failed = cl.failed
+		s.mu.Unlock()
+	}
+	if s.rx != nil && res != nil && res.StatusCode >= 300 && initialInvite {
 		// Failed or CANCELed (487) initial INVITE: end its Rx session.
-		s.rxEnd(context.Background(), callKey(req.CallID().Value(), orig))
+		s.rxEnd(context.Background(), key)
+	}
+	if failed != "" && res != nil {
+		s.m.rejected.WithLabelValues("rx_required").Inc()
+		if res.IsSuccess() {
+			// The 2xx is relayed already (a proxy cannot turn it into a
+			// failure): release the dialog both ways.
+			go s.releaseCall(cl, "Rx required, AAR failed", "Rx: "+failed)
+			return
+		}
+		if !t.Canceled() {
+			_ = t.Respond(sip.StatusServiceUnavailable, "Service Unavailable", s.rxWarning(failed))
+			return
+		}
 	}
 	if res != nil {
 		_ = t.Relay(res)

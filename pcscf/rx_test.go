@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,6 +80,8 @@ type testPCRF struct {
 	node *diameter.Node
 	port int
 	reqs chan *diam.Message
+	// aaResult is the Result-Code of AAAs (0: 2001).
+	aaResult atomic.Uint32
 }
 
 func newTestPCRF(t *testing.T) *testPCRF {
@@ -93,7 +96,11 @@ func newTestPCRF(t *testing.T) *testPCRF {
 	p := &testPCRF{node: n, reqs: make(chan *diam.Message, 32)}
 	h := func(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
 		p.reqs <- req
-		a := n.Answer(req, diameter.DiameterSuccess)
+		code := diameter.DiameterSuccess
+		if v := p.aaResult.Load(); v != 0 && req.Header.CommandCode == diameter.CmdAA {
+			code = v
+		}
+		a := n.Answer(req, code)
 		a.NewAVP(diameter.AVPAuthApplicationID, diameter.Flags(diameter.AVPAuthApplicationID, 0), 0, datatype.Unsigned32(diameter.AppRx))
 		return a, nil
 	}
@@ -159,15 +166,24 @@ func (p *testPCRF) asr(t *testing.T, sid string) *diam.Message {
 // startRxPCSCF starts a P-CSCF with --rx on towards pcrf, waits for the
 // Rx connection and registers a UE (IMPUs sip:alice@ims.test, tel:+15550001).
 func startRxPCSCF(t *testing.T, pcrf *testPCRF) (*PCSCF, *udpPeer, *udpPeer) {
+	return startRxPCSCFPolicy(t, pcrf.port, "", true)
+}
+
+// startRxPCSCFPolicy is startRxPCSCF with --rx policy towards the PCRF
+// at pcrfPort, waiting for the Rx connection when wait is set.
+func startRxPCSCFPolicy(t *testing.T, pcrfPort int, policy string, wait bool) (*PCSCF, *udpPeer, *udpPeer) {
 	t.Helper()
 	core := newPeer(t, "")
 	p := startPCSCF(t, core, func(c *Config) {
-		c.Rx = &rx.Config{OriginHost: pcscfHost, OriginRealm: testDomain, PCRFAddr: fmt.Sprintf("127.0.0.1:%d", pcrf.port), PCRFHost: pcrfHost, PCRFRealm: testDomain}
+		c.Rx = &rx.Config{OriginHost: pcscfHost, OriginRealm: testDomain, PCRFAddr: fmt.Sprintf("127.0.0.1:%d", pcrfPort), PCRFHost: pcrfHost, PCRFRealm: testDomain, Timeout: time.Second}
+		c.RxPolicy = policy
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := p.rx.WaitOpen(ctx); err != nil {
-		t.Fatalf("Rx peer: %v", err)
+	if wait {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.rx.WaitOpen(ctx); err != nil {
+			t.Fatalf("Rx peer: %v", err)
+		}
 	}
 	ue := newPeer(t, "")
 	register(ue, p.addr(), "rx-reg", 1, 600, "")

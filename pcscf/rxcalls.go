@@ -2,6 +2,9 @@ package pcscf
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -24,6 +27,25 @@ type call struct {
 	sid     string
 	aarSent bool // an AAR for this call is out or done
 	icid    string
+	// --rx required: abort cancels the forwarding of the initial INVITE
+	// (CANCEL downstream); failed is the Warning text once the AAR failed.
+	abort  context.CancelFunc
+	failed string
+}
+
+// rxWarning is the Warning header of a call failed by Rx (RFC 3261
+// §20.43, code 399 "miscellaneous warning"; text names Rx and the reason).
+func (s *PCSCF) rxWarning(reason string) sip.Header {
+	return sip.NewHeader("Warning", fmt.Sprintf(`399 %s "Rx: %s"`, s.cfg.SIPHost, strings.ReplaceAll(reason, `"`, `'`)))
+}
+
+// rxFailReason describes an AAR failure for logs and Warning headers.
+func rxFailReason(err error) string {
+	var rej *rx.RejectedError
+	if errors.As(err, &rej) {
+		return fmt.Sprintf("PCRF rejected the service information (AAA %d)", rej.Code)
+	}
+	return "PCRF unreachable (no AAA)"
 }
 
 // callKey keys s.calls: the Call-ID and the side of the UE, since both
@@ -37,7 +59,7 @@ func callKey(callID string, orig bool) string {
 
 // rxBefore remembers the SDP offer of an initial INVITE, and ends the Rx
 // sessions of a dialog on BYE.
-func (s *PCSCF) rxBefore(ctx context.Context, req *sip.Request, c *contacts.Contact, orig bool) {
+func (s *PCSCF) rxBefore(ctx context.Context, req *sip.Request, c *contacts.Contact, orig bool, abort context.CancelFunc) {
 	switch {
 	case req.IsInvite() && (req.To() == nil || !req.To().Params.Has("tag")):
 		sdp, err := rx.ParseSDP(req.Body())
@@ -49,7 +71,7 @@ func (s *PCSCF) rxBefore(ctx context.Context, req *sip.Request, c *contacts.Cont
 			icid = p.ICID()
 		}
 		s.mu.Lock()
-		s.calls[callKey(req.CallID().Value(), orig)] = &call{callID: req.CallID().Value(), orig: orig, contact: c, invite: req.Clone(), offer: sdp, icid: icid}
+		s.calls[callKey(req.CallID().Value(), orig)] = &call{callID: req.CallID().Value(), orig: orig, contact: c, invite: req.Clone(), offer: sdp, icid: icid, abort: abort}
 		s.mu.Unlock()
 	case req.Method == sip.BYE:
 		s.rxEnd(ctx, callKey(req.CallID().Value(), true))
@@ -86,6 +108,12 @@ func (s *PCSCF) rxOnResponse(req *sip.Request, res *sip.Response, c *contacts.Co
 	}
 	cl.aarSent = true
 	s.mu.Unlock()
+	if !s.rx.Ready() && s.cfg.RxPolicy != RxRequired {
+		// best-effort: no AAR while the PCRF is away (it would hold the
+		// response for the Diameter timeout).
+		s.log.Warn("Rx: PCRF not connected, no AAR (best-effort)", zap.String("call-id", cl.callID))
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	sid, err := s.rx.AAR(ctx, rx.Session{
@@ -93,10 +121,18 @@ func (s *PCSCF) rxOnResponse(req *sip.Request, res *sip.Response, c *contacts.Co
 		Offer: cl.offer, Answer: ans, UEOffered: orig,
 	})
 	if err != nil {
-		s.log.Warn("Rx AAR failed", zap.String("call-id", cl.callID), zap.Error(err))
-		if sid == "" {
-			return
+		// A rejected AAR opens no session at the PCRF: nothing to STR.
+		reason := rxFailReason(err)
+		s.log.Warn("Rx AAR failed", zap.String("call-id", cl.callID), zap.String("policy", s.cfg.RxPolicy), zap.String("reason", reason), zap.Error(err))
+		if s.cfg.RxPolicy == RxRequired {
+			s.mu.Lock()
+			cl.failed = reason
+			s.mu.Unlock()
+			if cl.abort != nil && !res.IsSuccess() {
+				cl.abort() // CANCEL downstream; forward answers the UE 503
+			}
 		}
+		return
 	}
 	s.mu.Lock()
 	cl.sid = sid
@@ -137,6 +173,12 @@ func (s *PCSCF) rxEnd(ctx context.Context, key string) {
 // onAbort handles an ASR: BYE towards the UE and towards the network,
 // then STR (TS 29.214 §4.4.6, TS 24.229 §5.2.8).
 func (s *PCSCF) onAbort(sid string) {
+	s.releaseBySession(sid, "ASR", "Rx session aborted")
+}
+
+// releaseBySession releases the call of Rx session sid (why: ASR, RAR
+// loss of bearer...; text goes in the Reason header).
+func (s *PCSCF) releaseBySession(sid, why, text string) {
 	s.mu.Lock()
 	var cl *call
 	for _, c := range s.calls {
@@ -146,16 +188,23 @@ func (s *PCSCF) onAbort(sid string) {
 	}
 	s.mu.Unlock()
 	if cl == nil {
-		s.log.Info("ASR for an unknown Rx session", zap.String("session-id", sid))
+		s.log.Info(why+" for an unknown Rx session", zap.String("session-id", sid))
 		return
 	}
 	if cl.ok == nil {
 		// Early dialog: no 2xx yet to build BYEs from; end the session.
-		s.log.Info("ASR before the call was answered: Rx session ended, call left to its timers", zap.String("call-id", cl.callID))
+		s.log.Info(why+" before the call was answered: Rx session ended, call left to its timers", zap.String("call-id", cl.callID))
 		s.rxEnd(context.Background(), callKey(cl.callID, cl.orig))
 		return
 	}
-	s.log.Info("ASR: releasing the call", zap.String("call-id", cl.callID))
+	s.releaseCall(cl, why, text)
+}
+
+// releaseCall sends BYE to the UE and to the network side of an answered
+// call (dialog from the INVITE and its 2xx, Reason Q.850 cause 47 with
+// text), then ends its Rx session (STR when there is one).
+func (s *PCSCF) releaseCall(cl *call, why, text string) {
+	s.log.Info(why+": releasing the call", zap.String("call-id", cl.callID))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	inv, ok := cl.invite, cl.ok
@@ -201,7 +250,7 @@ func (s *PCSCF) onAbort(sid string) {
 		for _, r := range route {
 			b.AppendHeader(&sip.RouteHeader{Address: r})
 		}
-		b.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=47;text="Rx session aborted"`))
+		b.AppendHeader(sip.NewHeader("Reason", fmt.Sprintf(`Q.850;cause=47;text="%s"`, strings.ReplaceAll(text, `"`, `'`))))
 		return b
 	}
 	fromTag, _ := inv.From().Params.Get("tag")
@@ -219,9 +268,9 @@ func (s *PCSCF) onAbort(sid string) {
 			tg = s.ueTarget(cl.contact, r)
 		}
 		if res, err := s.proxy.Do(ctx, r, tg); err != nil {
-			s.log.Info("BYE after ASR failed", zap.Error(err))
+			s.log.Info("BYE after "+why+" failed", zap.Error(err))
 		} else {
-			s.log.Info("BYE after ASR answered", zap.Int("status", res.StatusCode), zap.String("to", r.Recipient.String()))
+			s.log.Info("BYE after "+why+" answered", zap.Int("status", res.StatusCode), zap.String("to", r.Recipient.String()))
 		}
 	}
 	if cl.orig {

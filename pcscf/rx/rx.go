@@ -135,8 +135,22 @@ type Session struct {
 	UEOffered bool
 }
 
+// RejectedError is the error of an AAR whose AAA carries a result other
+// than 2xxx: the PCRF refused the service information (TS 29.214 §4.4.1),
+// as opposed to a transport failure or timeout (PCRF absent/unreachable).
+type RejectedError struct {
+	Command      string // "AAR"
+	Code         uint32 // Result-Code or Experimental-Result-Code
+	Experimental bool
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("rx: %s rejected by the PCRF (result %d)", e.Command, e.Code)
+}
+
 // AAR sends an initial AA-Request for s and returns its Session-Id. An
-// answer other than 2xxx is an error.
+// answer other than 2xxx is a *RejectedError (the Session-Id is still
+// returned; the PCRF holds no session for it); no answer is another error.
 func (c *Client) AAR(ctx context.Context, s Session) (string, error) {
 	req := c.node.NewRequest(diameter.CmdAA, diameter.AppRx, c.cfg.PCRFRealm, c.cfg.PCRFHost)
 	sid := diameter.String(req, diameter.AVPSessionID)
@@ -150,10 +164,10 @@ func (c *Client) AAR(ctx context.Context, s Session) (string, error) {
 		c.count("AAR", "error")
 		return "", fmt.Errorf("rx: AAR: %w", err)
 	}
-	code, _, _ := diameter.Result(ans)
+	code, exp, _ := diameter.Result(ans)
 	c.count("AAR", strconv.Itoa(int(code)))
 	if !diameter.IsSuccess(ans) {
-		return sid, fmt.Errorf("rx: AAA result %d", code)
+		return sid, &RejectedError{Command: "AAR", Code: code, Experimental: exp}
 	}
 	c.mu.Lock()
 	c.sessions[sid] = true
