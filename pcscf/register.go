@@ -312,7 +312,7 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 			Expires: time.Now().Add(time.Duration(exp) * time.Second), Registered: time.Now(),
 		}
 		if prev != nil {
-			c.Registered, c.RxSessions, c.RegSubscription, c.SA, c.SecurityServer = prev.Registered, prev.RxSessions, prev.RegSubscription, prev.SA, prev.SecurityServer
+			c.Registered, c.RxSessions, c.RxSignalling, c.RegSubscription, c.SA, c.SecurityServer = prev.Registered, prev.RxSessions, prev.RxSignalling, prev.RegSubscription, prev.SA, prev.SecurityServer
 		}
 		var oldSA *ipsec.SecAssoc
 		if usedSA != nil {
@@ -344,6 +344,10 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 		s.log.Info("contact registered", zap.String("aor", aor), zap.Stringer("flow", src), zap.Strings("impus", impus), zap.Int("expires", exp), zap.Bool("ipsec", c.SA != nil))
 		if c.RegSubscription == "" && len(impus) > 0 {
 			s.subscribeRegEvent(key, c)
+		}
+		if s.rx != nil && c.RxSignalling == "" {
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); s.rxRegister(key) }()
 		}
 	}
 	if pend != nil {

@@ -82,6 +82,9 @@ type testPCRF struct {
 	reqs chan *diam.Message
 	// aaResult is the Result-Code of AAAs (0: 2001).
 	aaResult atomic.Uint32
+	// sig is the AAR for the signalling flows of the last registration
+	// made by startRxPCSCF.
+	sig *diam.Message
 }
 
 func newTestPCRF(t *testing.T) *testPCRF {
@@ -165,13 +168,16 @@ func (p *testPCRF) asr(t *testing.T, sid string) *diam.Message {
 
 // startRxPCSCF starts a P-CSCF with --rx on towards pcrf, waits for the
 // Rx connection and registers a UE (IMPUs sip:alice@ims.test, tel:+15550001).
+// The AAR for the registration's signalling flows is taken off the PCRF's
+// queue into pcrf.sig.
 func startRxPCSCF(t *testing.T, pcrf *testPCRF) (*PCSCF, *udpPeer, *udpPeer) {
-	return startRxPCSCFPolicy(t, pcrf.port, "", true)
+	return startRxPCSCFPolicy(t, pcrf, pcrf.port, "")
 }
 
 // startRxPCSCFPolicy is startRxPCSCF with --rx policy towards the PCRF
-// at pcrfPort, waiting for the Rx connection when wait is set.
-func startRxPCSCFPolicy(t *testing.T, pcrfPort int, policy string, wait bool) (*PCSCF, *udpPeer, *udpPeer) {
+// at pcrfPort; pcrf nil means no PCRF listens there (no wait, no AAR).
+func startRxPCSCFPolicy(t *testing.T, pcrf *testPCRF, pcrfPort int, policy string) (*PCSCF, *udpPeer, *udpPeer) {
+	wait := pcrf != nil
 	t.Helper()
 	core := newPeer(t, "")
 	p := startPCSCF(t, core, func(c *Config) {
@@ -192,6 +198,9 @@ func startRxPCSCFPolicy(t *testing.T, pcrfPort int, policy string, wait bool) (*
 		t.Fatalf("register: %d", r.StatusCode)
 	}
 	core.respond(core.nextRequest(5*time.Second), 489, "Bad Event") // reg SUBSCRIBE
+	if pcrf != nil {
+		pcrf.sig = pcrf.next(t, diameter.CmdAA)
+	}
 	return p, ue, core
 }
 
@@ -521,8 +530,8 @@ Content-Length: 0
 	if code, _, _ := diameter.Result(pcrf.asr(t, sid4)); code != diameter.DiameterUnknownSessionID {
 		t.Errorf("ASA for an ended session: %d, want 5002", code)
 	}
-	if rs := p.Status().Contacts[0].RxSessions; len(rs) != 0 {
-		t.Errorf("Rx sessions left on the contact: %v", rs)
+	if rs := p.Status().Contacts[0].RxSessions; len(rs) != 1 || rs[0] != diameter.String(pcrf.sig, diameter.AVPSessionID) {
+		t.Errorf("Rx sessions left on the contact: %v, want only the signalling one", rs)
 	}
 
 	pcap := stop()

@@ -188,6 +188,9 @@ func (s *PCSCF) releaseBySession(sid, why, text string) {
 	}
 	s.mu.Unlock()
 	if cl == nil {
+		if s.releaseSignalling(sid, why) {
+			return
+		}
 		s.log.Info(why+" for an unknown Rx session", zap.String("session-id", sid))
 		return
 	}
@@ -281,4 +284,61 @@ func (s *PCSCF) releaseCall(cl *call, why, text string) {
 		send(toCalleeReq, true)
 	}
 	s.rxEnd(ctx, callKey(cl.callID, cl.orig))
+}
+
+// rxRegister sends the AAR for the signalling flows of the contact under
+// key after a successful registration (TS 29.214 §4.4.5a) and stores its
+// Session-Id with the contact. It never affects the registration: a
+// failure (any --rx policy) is logged. The session ends with STR when the
+// contact is removed (de-registration, expiry: dropContactState).
+func (s *PCSCF) rxRegister(key string) {
+	c := s.store.Get(key)
+	if c == nil || c.RxSignalling != "" || len(c.IMPUs) == 0 {
+		return
+	}
+	if !s.rx.Ready() {
+		s.log.Warn("Rx: PCRF not connected, no AAR for the signalling flows", zap.String("aor", c.AOR))
+		return
+	}
+	local := s.proxy.Addr("udp").IP.String()
+	var flows []rx.SignallingFlow
+	if c.SA != nil {
+		ue := c.SA.UE.IP.String()
+		flows = append(flows,
+			rx.SignallingFlow{UEIP: ue, UEPort: int(c.SA.UE.PortC), PCSCFIP: local, PCSCFPort: s.cfg.PortS, Transport: c.Flow.Transport},
+			rx.SignallingFlow{UEIP: ue, UEPort: int(c.SA.UE.PortS), PCSCFIP: local, PCSCFPort: s.cfg.PortC, Transport: c.Flow.Transport})
+	} else {
+		port := s.proxy.Addr("udp").Port
+		flows = append(flows, rx.SignallingFlow{UEIP: strings.Trim(c.Flow.Host, "[]"), UEPort: c.Flow.Port, PCSCFIP: local, PCSCFPort: port, Transport: c.Flow.Transport})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sid, err := s.rx.AARSignalling(ctx, rx.SignallingSession{IMPU: c.IMPUs[0], UEIP: parseIP(c.Flow.Host), Flows: flows})
+	if err != nil {
+		s.log.Warn("Rx AAR for the signalling flows failed; registration kept", zap.String("aor", c.AOR), zap.String("reason", rxFailReason(err)), zap.Error(err))
+		return
+	}
+	found, _ := s.store.Update(ctx, key, func(x *contacts.Contact) {
+		x.RxSignalling = sid
+		x.RxSessions = append(x.RxSessions, sid)
+	})
+	if !found { // de-registered while the AAR was out
+		_ = s.rx.STR(ctx, sid)
+	}
+}
+
+// releaseSignalling handles an ASR (or a release decided on RAR) for the
+// signalling session of a contact: the registration is removed (contact,
+// SAs; STR for its Rx sessions), TS 29.214 §4.4.6 / TS 24.229 §5.2.8.
+// It reports whether sid was a signalling session.
+func (s *PCSCF) releaseSignalling(sid, why string) bool {
+	cs := s.store.Matching(func(c *contacts.Contact) bool { return c.RxSignalling == sid })
+	if len(cs) == 0 {
+		return false
+	}
+	for _, c := range cs {
+		s.log.Info(why+" for the signalling session: registration removed", zap.String("aor", c.AOR), zap.Stringer("flow", c.Flow))
+		s.deregister(context.Background(), c.Key())
+	}
+	return true
 }

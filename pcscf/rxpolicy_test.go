@@ -52,7 +52,7 @@ func TestRxPolicyConfig(t *testing.T) {
 // TestRxRequiredNoPCRF: --rx required with the PCRF absent rejects an
 // initial INVITE with 503 + Warning before anything goes downstream.
 func TestRxRequiredNoPCRF(t *testing.T) {
-	p, ue, core := startRxPCSCFPolicy(t, closedPort(t), RxRequired, false)
+	p, ue, core := startRxPCSCFPolicy(t, nil, closedPort(t), RxRequired)
 	if p.Ready(t.Context()) == nil {
 		t.Fatal("ready without a PCRF")
 	}
@@ -81,7 +81,7 @@ func TestRxRequiredNoPCRF(t *testing.T) {
 // TestRxBestEffortNoPCRF: --rx best-effort with the PCRF absent lets the
 // call through.
 func TestRxBestEffortNoPCRF(t *testing.T) {
-	p, ue, core := startRxPCSCFPolicy(t, closedPort(t), RxBestEffort, false)
+	p, ue, core := startRxPCSCFPolicy(t, nil, closedPort(t), RxBestEffort)
 	invite(ue, p.addr(), "rx-be-absent", ueOffer)
 	inv := waitRequest(t, core, sip.INVITE)
 	respondSDP(core, inv, 200, "OK", coreAnswer)
@@ -100,7 +100,7 @@ func TestRxPolicyRejected(t *testing.T) {
 	stop := diamtest.Capture(t, pcrf.port)
 
 	// best-effort
-	p, ue, core := startRxPCSCFPolicy(t, pcrf.port, "on", true)
+	p, ue, core := startRxPCSCFPolicy(t, pcrf, pcrf.port, "on")
 	invite(ue, p.addr(), "rx-be-rej", ueOffer)
 	inv := waitRequest(t, core, sip.INVITE)
 	respondSDP(core, inv, 200, "OK", coreAnswer)
@@ -116,7 +116,7 @@ func TestRxPolicyRejected(t *testing.T) {
 	pcrf.none(t, 300*time.Millisecond) // no STR for a rejected AAR
 
 	// required, rejection on a 183
-	p, ue, core = startRxPCSCFPolicy(t, pcrf.port, RxRequired, true)
+	p, ue, core = startRxPCSCFPolicy(t, pcrf, pcrf.port, RxRequired)
 	invite(ue, p.addr(), "rx-req-183", ueOffer)
 	inv = waitRequest(t, core, sip.INVITE)
 	respondSDP(core, inv, 183, "Session Progress", coreAnswer)

@@ -57,6 +57,9 @@ type Contact struct {
 	SecurityServer string `json:"security_server,omitempty"`
 	// RxSessions are the Diameter Session-Ids of the contact's Rx sessions.
 	RxSessions []string `json:"rx_sessions,omitempty"`
+	// RxSignalling is the Session-Id of the Rx session for the contact's
+	// SIP signalling flows (TS 29.214 §4.4.5a); it is in RxSessions too.
+	RxSignalling string `json:"rx_signalling,omitempty"`
 	// RegSubscription is the Call-ID of the reg-event SUBSCRIBE dialog.
 	RegSubscription string `json:"reg_subscription,omitempty"`
 }

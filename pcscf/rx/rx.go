@@ -152,9 +152,13 @@ func (e *RejectedError) Error() string {
 // answer other than 2xxx is a *RejectedError (the Session-Id is still
 // returned; the PCRF holds no session for it); no answer is another error.
 func (c *Client) AAR(ctx context.Context, s Session) (string, error) {
+	return c.sendAAR(ctx, BuildAAR(s))
+}
+
+func (c *Client) sendAAR(ctx context.Context, avps []*diam.AVP) (string, error) {
 	req := c.node.NewRequest(diameter.CmdAA, diameter.AppRx, c.cfg.PCRFRealm, c.cfg.PCRFHost)
 	sid := diameter.String(req, diameter.AVPSessionID)
-	for _, a := range BuildAAR(s) {
+	for _, a := range avps {
 		req.AddAVP(a)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
@@ -197,6 +201,72 @@ func (c *Client) STR(ctx context.Context, sid string) error {
 		return fmt.Errorf("rx: STA result %d", code)
 	}
 	return nil
+}
+
+// SignallingFlow is one SIP signalling flow between the UE and the
+// P-CSCF (addresses and ports of both ends, transport "udp" or "tcp").
+type SignallingFlow struct {
+	UEIP      string
+	UEPort    int
+	PCSCFIP   string
+	PCSCFPort int
+	Transport string
+}
+
+// SignallingSession describes a registered contact for an AAR about its
+// signalling flows.
+type SignallingSession struct {
+	IMPU  string // Subscription-Id (END_USER_SIP_URI)
+	UEIP  net.IP // Framed-IP-Address
+	Flows []SignallingFlow
+}
+
+// AF-Signalling-Protocol SIP and Flow-Usage AF_SIGNALLING (TS 29.214
+// §5.3.26, §5.3.12).
+const (
+	signallingProtocolSIP = 1
+	flowUsageAFSignalling = 2
+)
+
+// BuildSignallingAAR returns the Rx-specific AVPs of an AAR for the SIP
+// signalling of a registered UE (TS 29.214 §4.4.5a): one
+// Media-Component-Description with Media-Component-Number 0 and, per
+// flow, a Media-Sub-Component (Flow-Number 1.., Flow-Usage AF_SIGNALLING,
+// AF-Signalling-Protocol SIP) with "permit out <proto> from <P-CSCF ip>
+// <port> to <UE ip> <port>" (downlink) and "permit in <proto> from <UE ip>
+// <port> to <P-CSCF ip> <port>" (uplink); then Subscription-Id and
+// Framed-IP-Address.
+func BuildSignallingAAR(s SignallingSession) []*diam.AVP {
+	v := diameter.VendorAVP
+	kids := []*diam.AVP{v(diameter.AVPMediaComponentNumber, datatype.Unsigned32(0))}
+	for i, f := range s.Flows {
+		proto := 17
+		if strings.EqualFold(f.Transport, "tcp") {
+			proto = 6
+		}
+		kids = append(kids, diameter.Grouped(diameter.AVPMediaSubComponent, diameter.Vendor3GPP,
+			v(diameter.AVPFlowNumber, datatype.Unsigned32(i+1)),
+			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit out %d from %s %d to %s %d", proto, f.PCSCFIP, f.PCSCFPort, f.UEIP, f.UEPort))),
+			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit in %d from %s %d to %s %d", proto, f.UEIP, f.UEPort, f.PCSCFIP, f.PCSCFPort))),
+			v(diameter.AVPFlowUsage, datatype.Enumerated(flowUsageAFSignalling)),
+			v(diameter.AVPAFSignallingProtocol, datatype.Enumerated(signallingProtocolSIP))))
+	}
+	out := []*diam.AVP{diameter.Grouped(diameter.AVPMediaComponentDescription, diameter.Vendor3GPP, kids...)}
+	if s.IMPU != "" {
+		out = append(out, diameter.Grouped(diameter.AVPSubscriptionID, 0,
+			diameter.BaseAVP(diameter.AVPSubscriptionIDType, datatype.Enumerated(subscriptionSIPURI)),
+			diameter.BaseAVP(diameter.AVPSubscriptionIDData, datatype.UTF8String(s.IMPU))))
+	}
+	if ip := s.UEIP.To4(); ip != nil {
+		out = append(out, diameter.BaseAVP(diameter.AVPFramedIPAddress, datatype.OctetString(ip)))
+	}
+	return out
+}
+
+// AARSignalling sends an AAR for the signalling flows of a registered UE
+// (TS 29.214 §4.4.5a) and returns its Session-Id; errors as AAR.
+func (c *Client) AARSignalling(ctx context.Context, s SignallingSession) (string, error) {
+	return c.sendAAR(ctx, BuildSignallingAAR(s))
 }
 
 func replaceSessionID(m *diam.Message, sid string) {

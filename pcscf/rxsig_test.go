@@ -1,0 +1,124 @@
+package pcscf
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fiorix/go-diameter/v4/diam/datatype"
+
+	"github.com/imscore/imscore/pkg/diameter"
+	"github.com/imscore/imscore/pkg/diameter/diamtest"
+)
+
+// TestRxSignalling: after a registration the P-CSCF sends an AAR for the
+// UE's signalling flow (TS 29.214 §4.4.5a) and stores its Session-Id with
+// the contact; de-registration sends STR; an ASR for the session of a new
+// registration is answered 2001 and removes the registration (then STR).
+func TestRxSignalling(t *testing.T) {
+	pcrf := newTestPCRF(t)
+	stop := diamtest.Capture(t, pcrf.port)
+	p, ue, core := startRxPCSCF(t, pcrf)
+	sig := pcrf.sig
+	sid := diameter.String(sig, diameter.AVPSessionID)
+	a := sig.AVP
+	mcds := diameter.FindIn(a, diameter.AVPMediaComponentDescription)
+	if len(mcds) != 1 {
+		t.Fatalf("%d Media-Component-Description, want 1", len(mcds))
+	}
+	mcd := diameter.Children(mcds[0])
+	if n := avpUint(t, mcd, diameter.AVPMediaComponentNumber); n != 0 {
+		t.Errorf("Media-Component-Number %d, want 0", n)
+	}
+	subs := diameter.FindIn(mcd, diameter.AVPMediaSubComponent)
+	if len(subs) != 1 {
+		t.Fatalf("%d Media-Sub-Component, want 1", len(subs))
+	}
+	kids := diameter.Children(subs[0])
+	if v := avpUint(t, kids, diameter.AVPFlowUsage); v != 2 {
+		t.Errorf("Flow-Usage %d, want AF_SIGNALLING (2)", v)
+	}
+	if v := avpUint(t, kids, diameter.AVPAFSignallingProtocol); v != 1 {
+		t.Errorf("AF-Signalling-Protocol %d, want SIP (1)", v)
+	}
+	pport := p.Proxy().Addr("udp").Port
+	want := []string{
+		fmt.Sprintf("permit out 17 from 127.0.0.1 %d to 127.0.0.1 %d", pport, ue.port()),
+		fmt.Sprintf("permit in 17 from 127.0.0.1 %d to 127.0.0.1 %d", ue.port(), pport),
+	}
+	var fds []string
+	for _, f := range diameter.FindIn(kids, diameter.AVPFlowDescription) {
+		r, _ := f.Data.(datatype.IPFilterRule)
+		fds = append(fds, string(r))
+	}
+	if fmt.Sprint(fds) != fmt.Sprint(want) {
+		t.Errorf("Flow-Description %q, want %q", fds, want)
+	}
+	if got := avpString(t, a, diameter.AVPSubscriptionID, diameter.AVPSubscriptionIDData); got != "sip:alice@ims.test" {
+		t.Errorf("Subscription-Id-Data %q", got)
+	}
+	waitRxSessions(t, p, sid)
+
+	// Re-registration: no new AAR.
+	register(ue, p.addr(), "rx-reg", 2, 600, "")
+	coreAnswerRegister(t, core, false)
+	if r := ue.nextResponse(5 * time.Second); r.StatusCode != 200 {
+		t.Fatalf("re-register: %d", r.StatusCode)
+	}
+	pcrf.none(t, 300*time.Millisecond)
+
+	// De-registration: STR.
+	register(ue, p.addr(), "rx-reg", 3, 0, "")
+	coreAnswerRegister(t, core, false)
+	if r := ue.nextResponse(5 * time.Second); r.StatusCode != 200 {
+		t.Fatalf("de-register: %d", r.StatusCode)
+	}
+	checkSTR(t, pcrf.next(t, diameter.CmdSessionTermination), sid)
+
+	// New registration, then ASR: registration removed, STR.
+	register(ue, p.addr(), "rx-reg2", 1, 600, "")
+	coreAnswerRegister(t, core, false)
+	if r := ue.nextResponse(5 * time.Second); r.StatusCode != 200 {
+		t.Fatalf("register: %d", r.StatusCode)
+	}
+	sid2 := diameter.String(pcrf.next(t, diameter.CmdAA), diameter.AVPSessionID)
+	waitRxSessions(t, p, sid2)
+	if code, _, _ := diameter.Result(pcrf.asr(t, sid2)); code != diameter.DiameterSuccess {
+		t.Fatalf("ASA %d", code)
+	}
+	checkSTR(t, pcrf.next(t, diameter.CmdSessionTermination), sid2)
+	if n := len(p.Status().Contacts); n != 0 {
+		t.Errorf("%d contacts after ASR, want 0", n)
+	}
+	// A call from the removed UE is refused now (not registered).
+	invite(ue, p.addr(), "rx-after-asr", ueOffer)
+	if r := waitFinal(t, ue, "rx-after-asr"); r.StatusCode < 400 {
+		t.Errorf("INVITE after ASR: %d", r.StatusCode)
+	}
+
+	pcap := stop()
+	diamtest.AssertNoMalformed(t, pcap, pcrf.port)
+	v := diamtest.Read(t, pcap, pcrf.port, "-V")
+	for _, w := range []string{"AF_SIGNALLING", "AF-Signalling-Protocol", "Abort-Session"} {
+		if !strings.Contains(v, w) {
+			t.Errorf("tshark -V lacks %q", w)
+		}
+	}
+}
+
+// waitRxSessions waits until the only contact's Rx sessions are want.
+func waitRxSessions(t *testing.T, p *PCSCF, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := p.Status().Contacts
+		if len(st) == 1 && fmt.Sprint(st[0].RxSessions) == fmt.Sprint(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("contacts %+v, want one with Rx sessions %v", st, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
