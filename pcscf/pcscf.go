@@ -141,6 +141,7 @@ func (s *PCSCF) Start(ctx context.Context) error {
 			_ = s.proxy.Close()
 			return err
 		}
+		c.OnReAuth(s.onReAuth)
 		if err := c.Start(ctx); err != nil {
 			_ = s.proxy.Close()
 			return err

@@ -147,6 +147,29 @@ func (p *testPCRF) none(t *testing.T, d time.Duration) {
 	}
 }
 
+// rar sends a Re-Auth-Request for sid with Specific-Actions and returns
+// the RAA.
+func (p *testPCRF) rar(t *testing.T, sid string, actions ...uint32) *diam.Message {
+	t.Helper()
+	req := p.node.NewRequest(diameter.CmdReAuth, diameter.AppRx, testDomain, pcscfHost)
+	for _, a := range req.AVP {
+		if a.Code == diameter.AVPSessionID { // same length only: the header length is not recomputed
+			a.Data = datatype.UTF8String(sid)
+		}
+	}
+	req.AddAVP(diameter.BaseAVP(diameter.AVPReAuthRequestType, datatype.Enumerated(0))) // AUTHORIZE_ONLY
+	for _, a := range actions {
+		req.AddAVP(diameter.VendorAVP(diameter.AVPSpecificAction, datatype.Enumerated(a)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a, err := p.node.Send(ctx, req)
+	if err != nil {
+		t.Fatalf("RAR: %v", err)
+	}
+	return a
+}
+
 // asr sends an Abort-Session-Request for sid and returns the ASA.
 func (p *testPCRF) asr(t *testing.T, sid string) *diam.Message {
 	t.Helper()

@@ -342,3 +342,31 @@ func (s *PCSCF) releaseSignalling(sid, why string) bool {
 	}
 	return true
 }
+
+// onReAuth handles a RAR (answered 2001 by the client): its
+// Specific-Actions are logged; INDICATION_OF_LOSS_OF_BEARER or
+// INDICATION_OF_RELEASE_OF_BEARER for a call's session releases the call
+// as on ASR (TS 29.214 §4.4.6.2: the AF may end the session; TS 24.229
+// §5.2.8). For the signalling session they are only logged.
+func (s *PCSCF) onReAuth(sid string, actions []uint32) {
+	names := make([]string, len(actions))
+	lost := false
+	for i, a := range actions {
+		names[i] = rx.ActionName(a)
+		if a == rx.ActionIndicationOfLossOfBearer || a == rx.ActionIndicationOfReleaseOfBearer {
+			lost = true
+		}
+	}
+	s.mu.Lock()
+	var cl *call
+	for _, c := range s.calls {
+		if c.sid == sid {
+			cl = c
+		}
+	}
+	s.mu.Unlock()
+	s.log.Info("Rx RAR", zap.String("session-id", sid), zap.Strings("specific-action", names), zap.Bool("call", cl != nil))
+	if lost && cl != nil {
+		s.releaseBySession(sid, "RAR "+strings.Join(names, ","), "Rx: bearer lost")
+	}
+}

@@ -39,6 +39,7 @@ type Client struct {
 	node    *diameter.Node
 	peer    *diameter.Peer
 	onAbort func(sessionID string)
+	onRAR   func(sessionID string, actions []uint32)
 	count   func(cmd, result string)
 
 	mu       sync.Mutex
@@ -83,7 +84,53 @@ func New(cfg Config, onAbort func(string), count func(cmd, result string)) (*Cli
 	}
 	c := &Client{cfg: cfg, node: n, onAbort: onAbort, count: count, sessions: map[string]bool{}}
 	n.Handle(diameter.CmdAbortSession, diameter.AppRx, c.handleASR)
+	n.Handle(diameter.CmdReAuth, diameter.AppRx, c.handleRAR)
 	return c, nil
+}
+
+// OnReAuth sets the function called (on its own goroutine) with the
+// Session-Id and the Specific-Action values of each RAR for an open
+// session. Set it before Start.
+func (c *Client) OnReAuth(f func(sessionID string, actions []uint32)) { c.onRAR = f }
+
+// handleRAR answers a Re-Auth-Request (TS 29.214 §4.4.6.x, §5.6.3):
+// RAA 2001 for an open session, whose Specific-Actions are then reported
+// to OnReAuth's function; 5002 DIAMETER_UNKNOWN_SESSION_ID otherwise.
+func (c *Client) handleRAR(ctx context.Context, conn *diameter.Conn, req *diam.Message) (*diam.Message, error) {
+	sid := diameter.String(req, diameter.AVPSessionID)
+	c.mu.Lock()
+	known := c.sessions[sid]
+	c.mu.Unlock()
+	if !known {
+		c.count("RAR", "unknown_session")
+		return c.node.Answer(req, diameter.DiameterUnknownSessionID), nil
+	}
+	var actions []uint32
+	for _, a := range diameter.FindIn(req.AVP, diameter.AVPSpecificAction) {
+		if v, ok := diameter.AsUint32(a); ok {
+			actions = append(actions, v)
+		}
+	}
+	c.count("RAR", "received")
+	if c.onRAR != nil {
+		go c.onRAR(sid, actions)
+	}
+	return c.node.Answer(req, diameter.DiameterSuccess), nil
+}
+
+// ActionName names a Specific-Action value (TS 29.214 §5.3.13).
+func ActionName(a uint32) string {
+	switch a {
+	case ActionChargingCorrelationExchange:
+		return "CHARGING_CORRELATION_EXCHANGE"
+	case ActionIndicationOfLossOfBearer:
+		return "INDICATION_OF_LOSS_OF_BEARER"
+	case ActionIndicationOfRecoveryBearer:
+		return "INDICATION_OF_RECOVERY_OF_BEARER"
+	case ActionIndicationOfReleaseOfBearer:
+		return "INDICATION_OF_RELEASE_OF_BEARER"
+	}
+	return strconv.Itoa(int(a))
 }
 
 // Start connects to the PCRF in the background.
