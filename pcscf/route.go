@@ -121,6 +121,7 @@ func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contac
 	initialInvite := req.IsInvite() && (req.To() == nil || !req.To().Params.Has("tag"))
 	fctx := ctx
 	var key string
+	var upd *mediaUpdate
 	if s.rx != nil {
 		var abort context.CancelFunc
 		if initialInvite && s.cfg.RxPolicy == RxRequired {
@@ -139,6 +140,11 @@ func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contac
 		}
 		s.rxBefore(ctx, req, c, orig, abort)
 		opts.OnResponse = func(_ sipproxy.Target, res *sip.Response) { s.rxOnResponse(req, res, c, orig) }
+		if !initialInvite && (req.IsInvite() || req.Method == sip.UPDATE) {
+			if upd = s.rxUpdateStart(req, c, orig); upd != nil {
+				opts.OnResponse = func(_ sipproxy.Target, res *sip.Response) { s.rxUpdateOnResponse(upd, res) }
+			}
+		}
 		key = callKey(req.CallID().Value(), orig)
 	}
 	var cl *call
@@ -153,6 +159,26 @@ func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contac
 	}
 	if err != nil {
 		s.log.Info("forward failed", zap.String("method", string(req.Method)), zap.Error(err))
+	}
+	if upd != nil {
+		s.mu.Lock()
+		failed := upd.failed
+		s.mu.Unlock()
+		if failed != "" {
+			// --rx required and the AAR for the media change failed:
+			// relay the answer, then release the call both ways (as for
+			// a failed AAR on the initial 2xx).
+			s.m.rejected.WithLabelValues("rx_required").Inc()
+			if res != nil && !(req.IsInvite() && res.IsSuccess()) {
+				_ = t.Relay(res)
+			}
+			if upd.cl.ok != nil {
+				go s.releaseCall(upd.cl, "Rx required, AAR for the media change failed", "Rx: "+failed)
+			} else {
+				go s.rxEnd(context.Background(), callKey(upd.cl.callID, upd.cl.orig))
+			}
+			return
+		}
 	}
 	failed := ""
 	if cl != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,10 +24,15 @@ type call struct {
 	contact *contacts.Contact
 	invite  *sip.Request
 	offer   *rx.SDP
-	ok      *sip.Response
-	sid     string
-	aarSent bool // an AAR for this call is out or done
-	icid    string
+	// answer and ueOffered: the offer/answer in force (initial, then
+	// each completed re-INVITE/UPDATE exchange); ueOffered: the UE sent
+	// offer.
+	answer    *rx.SDP
+	ueOffered bool
+	ok        *sip.Response
+	sid       string
+	aarSent   bool // an AAR for this call is out or done
+	icid      string
 	// --rx required: abort cancels the forwarding of the initial INVITE
 	// (CANCEL downstream); failed is the Warning text once the AAR failed.
 	abort  context.CancelFunc
@@ -107,6 +113,7 @@ func (s *PCSCF) rxOnResponse(req *sip.Request, res *sip.Response, c *contacts.Co
 		return
 	}
 	cl.aarSent = true
+	cl.answer, cl.ueOffered = ans, orig
 	s.mu.Unlock()
 	if !s.rx.Ready() && s.cfg.RxPolicy != RxRequired {
 		// best-effort: no AAR while the PCRF is away (it would hold the
@@ -368,5 +375,114 @@ func (s *PCSCF) onReAuth(sid string, actions []uint32) {
 	s.log.Info("Rx RAR", zap.String("session-id", sid), zap.Strings("specific-action", names), zap.Bool("call", cl != nil))
 	if lost && cl != nil {
 		s.releaseBySession(sid, "RAR "+strings.Join(names, ","), "Rx: bearer lost")
+	}
+}
+
+// mediaUpdate is a re-INVITE or UPDATE with an SDP offer in the dialog of
+// a call with an Rx session (TS 24.229 §5.2.7.4, TS 29.214 §4.4.1).
+type mediaUpdate struct {
+	cl        *call
+	offer     *rx.SDP
+	ueOffered bool // the request comes from the UE
+	method    string
+	// under s.mu:
+	sent                  bool // an AAR went out for this exchange's answer
+	prevOffer, prevAnswer *rx.SDP
+	prevUEOffered         bool
+	failed                string // --rx required: the update AAR failed
+}
+
+// rxUpdateStart returns the media update of req, an INVITE or UPDATE
+// within a dialog from (fromUE) or to the UE of contact c, when it
+// carries an SDP offer and the dialog's call has an Rx session; nil
+// otherwise. (An offer in the 2xx with the answer in the ACK is not
+// followed.)
+func (s *PCSCF) rxUpdateStart(req *sip.Request, c *contacts.Contact, fromUE bool) *mediaUpdate {
+	offer, err := rx.ParseSDP(req.Body())
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, orig := range []bool{true, false} {
+		cl := s.calls[callKey(req.CallID().Value(), orig)]
+		if cl != nil && cl.sid != "" && cl.contact.Key() == c.Key() {
+			return &mediaUpdate{cl: cl, offer: offer, ueOffered: fromUE, method: string(req.Method)}
+		}
+	}
+	return nil
+}
+
+// rxUpdateOnResponse sends the AAR on the call's existing Rx session when
+// the answer to u's offer arrives (first 18x or 2xx with SDP; TS 29.214
+// §4.4.1: modified service information, same Session-Id). A failure
+// final response after an AAR sent for an 18x answer restores the
+// previous offer/answer with another AAR (RFC 6141 §3.4: a failed
+// re-INVITE leaves the session as it was); one without answer sends
+// nothing.
+func (s *PCSCF) rxUpdateOnResponse(u *mediaUpdate, res *sip.Response) {
+	cl := u.cl
+	if res.StatusCode >= 300 {
+		s.mu.Lock()
+		revert := u.sent && s.calls[callKey(cl.callID, cl.orig)] == cl
+		if revert {
+			cl.offer, cl.answer, cl.ueOffered = u.prevOffer, u.prevAnswer, u.prevUEOffered
+		}
+		sess := s.rxSession(cl)
+		s.mu.Unlock()
+		if revert {
+			s.rxUpdateSend(u, sess, "restored after "+strconv.Itoa(res.StatusCode))
+		}
+		return
+	}
+	if res.StatusCode <= 100 {
+		return
+	}
+	ans, err := rx.ParseSDP(res.Body())
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	if u.sent || s.calls[callKey(cl.callID, cl.orig)] != cl {
+		s.mu.Unlock()
+		return
+	}
+	u.sent = true
+	u.prevOffer, u.prevAnswer, u.prevUEOffered = cl.offer, cl.answer, cl.ueOffered
+	cl.offer, cl.answer, cl.ueOffered = u.offer, ans, u.ueOffered
+	sess := s.rxSession(cl)
+	s.mu.Unlock()
+	s.rxUpdateSend(u, sess, u.method)
+}
+
+// rxSession is the service information of cl (s.mu held).
+func (s *PCSCF) rxSession(cl *call) rx.Session {
+	return rx.Session{
+		ICID: cl.icid, IMPU: cl.contact.IMPUs[0], UEIP: parseIP(cl.contact.Flow.Host),
+		Offer: cl.offer, Answer: cl.answer, UEOffered: cl.ueOffered,
+	}
+}
+
+// rxUpdateSend sends the update AAR; a failure is logged and, under --rx
+// required, recorded in u.failed (forward then releases the call).
+func (s *PCSCF) rxUpdateSend(u *mediaUpdate, sess rx.Session, why string) {
+	cl := u.cl
+	if !s.rx.Ready() && s.cfg.RxPolicy != RxRequired {
+		s.log.Warn("Rx: PCRF not connected, no AAR for the media change (best-effort)", zap.String("call-id", cl.callID))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.rx.AARUpdate(ctx, cl.sid, sess)
+	if err == nil {
+		s.log.Debug("Rx AAR for a media change", zap.String("call-id", cl.callID), zap.String("why", why), zap.String("session-id", cl.sid))
+		return
+	}
+	reason := rxFailReason(err)
+	s.log.Warn("Rx AAR for a media change failed", zap.String("call-id", cl.callID), zap.String("why", why), zap.String("policy", s.cfg.RxPolicy), zap.String("reason", reason), zap.Error(err))
+	if s.cfg.RxPolicy == RxRequired {
+		s.mu.Lock()
+		u.failed = reason
+		s.mu.Unlock()
 	}
 }

@@ -199,12 +199,28 @@ func (e *RejectedError) Error() string {
 // answer other than 2xxx is a *RejectedError (the Session-Id is still
 // returned; the PCRF holds no session for it); no answer is another error.
 func (c *Client) AAR(ctx context.Context, s Session) (string, error) {
-	return c.sendAAR(ctx, BuildAAR(s))
+	return c.sendAAR(ctx, "", BuildAAR(s))
 }
 
-func (c *Client) sendAAR(ctx context.Context, avps []*diam.AVP) (string, error) {
+// AARUpdate sends an AA-Request on the existing Rx session sid with the
+// service information of s, after the media of the session changed
+// (re-INVITE/UPDATE offer/answer; TS 29.214 §4.4.1, TS 24.229 §5.2.7).
+// Errors as AAR; a rejected update leaves sid open (the PCRF keeps the
+// session: ending it is the caller's decision, with STR).
+func (c *Client) AARUpdate(ctx context.Context, sid string, s Session) error {
+	_, err := c.sendAAR(ctx, sid, BuildAAR(s))
+	return err
+}
+
+// sendAAR sends an AAR with avps on session sid ("" for a new session)
+// and returns its Session-Id.
+func (c *Client) sendAAR(ctx context.Context, sid string, avps []*diam.AVP) (string, error) {
 	req := c.node.NewRequest(diameter.CmdAA, diameter.AppRx, c.cfg.PCRFRealm, c.cfg.PCRFHost)
-	sid := diameter.String(req, diameter.AVPSessionID)
+	if sid != "" {
+		replaceSessionID(req, sid)
+	} else {
+		sid = diameter.String(req, diameter.AVPSessionID)
+	}
 	for _, a := range avps {
 		req.AddAVP(a)
 	}
@@ -313,13 +329,14 @@ func BuildSignallingAAR(s SignallingSession) []*diam.AVP {
 // AARSignalling sends an AAR for the signalling flows of a registered UE
 // (TS 29.214 §4.4.5a) and returns its Session-Id; errors as AAR.
 func (c *Client) AARSignalling(ctx context.Context, s SignallingSession) (string, error) {
-	return c.sendAAR(ctx, BuildSignallingAAR(s))
+	return c.sendAAR(ctx, "", BuildSignallingAAR(s))
 }
 
 func replaceSessionID(m *diam.Message, sid string) {
 	for _, a := range m.AVP {
 		if a.Code == diameter.AVPSessionID {
 			a.Data = datatype.UTF8String(sid)
+			m.Header.MessageLength = uint32(m.Len()) // sid may differ in length
 			return
 		}
 	}
