@@ -12,6 +12,7 @@ package pcscf
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -76,6 +77,9 @@ func Function() config.Function {
 			defer p.Close()
 			rt.Admin.AddReadyCheck("pcrf", p.Ready)
 			rt.Admin.HandleJSON("/status/contacts", func(context.Context) (any, error) { return p.Status(), nil })
+			rt.Admin.Handle("POST /status/contacts/reset-expired", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				fmt.Fprintf(w, "{\"expired_contacts\": %d}\n", p.ResetExpired())
+			}))
 			<-ctx.Done()
 			return nil
 		},

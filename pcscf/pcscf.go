@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -47,6 +48,9 @@ type PCSCF struct {
 	rx      *rx.Client
 	m       *metrics
 	icscf   sip.Uri
+	// expired counts contacts removed by the expiry timer since start or
+	// the last ResetExpired (the resettable statistic of ulpcscf).
+	expired atomic.Int64
 
 	mu      sync.Mutex
 	pending map[string]*pendingSA // by UE ip + UE port-c
@@ -261,6 +265,7 @@ func (s *PCSCF) sweep(ctx context.Context) {
 	for _, c := range exp {
 		s.log.Info("contact expired", zap.String("aor", c.AOR), zap.Stringer("flow", c.Flow))
 		s.m.expired.Inc()
+		s.expired.Add(1)
 		s.dropContactState(ctx, c)
 	}
 	s.mu.Lock()

@@ -211,6 +211,17 @@ func TestContactExpiryAndReload(t *testing.T) {
 	if r := ue2.nextResponse(5 * time.Second); r.StatusCode != 403 {
 		t.Fatalf("expired UE: %d", r.StatusCode)
 	}
+	// The expiry timer counts the contact in the resettable statistic.
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Status().ExpiredContacts != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("expired_contacts = %d, want 1", p.Status().ExpiredContacts)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := p.ResetExpired(); n != 1 || p.Status().ExpiredContacts != 0 {
+		t.Fatalf("ResetExpired = %d, then %d", n, p.Status().ExpiredContacts)
+	}
 	_ = p.Close()
 
 	// A new P-CSCF on the same database knows the UE without re-registration.

@@ -34,6 +34,9 @@ type Status struct {
 	IMPUs    int             `json:"impus"`
 	SAs      int             `json:"sas"`
 	Pending  int             `json:"pending_sas"`
+	// ExpiredContacts: contacts removed by the expiry timer since start or
+	// the last reset (POST /status/contacts/reset-expired).
+	ExpiredContacts int64 `json:"expired_contacts"`
 }
 
 // Status returns the contact store's state.
@@ -50,6 +53,7 @@ func (s *PCSCF) Status() Status {
 		}
 	}
 	st.IMPUs = len(impus)
+	st.ExpiredContacts = s.expired.Load()
 	s.mu.Lock()
 	st.Pending = len(s.pending)
 	s.mu.Unlock()
@@ -65,3 +69,8 @@ func contactStatus(c *contacts.Contact) ContactStatus {
 	}
 	return cs
 }
+
+// ResetExpired sets the expired-contacts statistic of Status back to zero
+// and returns the value it had. The Prometheus counter
+// pcscf_expired_contacts_total is not reset (counters only grow).
+func (s *PCSCF) ResetExpired() int64 { return s.expired.Swap(0) }
