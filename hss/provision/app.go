@@ -56,6 +56,8 @@ func App(out io.Writer) *cli.App {
 			subscriberCmd(), profileCmd(), ifcCmd(), asCmd(), scscfCmd(),
 			{Name: "deregister", Usage: "ask the HSS to de-register IMPU (RTR)", ArgsUsage: "IMPU",
 				Flags: []cli.Flag{str("reason", "Reason-Info text sent in the RTR")}, Action: deregister},
+			{Name: "push-profile", Usage: "ask the HSS to send the current user profile (PPR) for IMPU, or for every assigned implicit set using --profile NAME",
+				ArgsUsage: "[IMPU]", Flags: []cli.Flag{str("profile", "service profile whose assigned users get a PPR")}, Action: pushProfile},
 		},
 	}
 }
@@ -315,10 +317,65 @@ func deregister(c *cli.Context) error {
 	return nil
 }
 
-// Deregister records a request for the HSS to send RTR for impu
-// (TS 29.228 §6.2.1) in hss_command; the insert trigger NOTIFYs channel
-// hss_commands with the command id. The IMPU must exist.
-func Deregister(ctx context.Context, conn *pgx.Conn, impu, reason string) (id int64, err error) {
+func pushProfile(c *cli.Context) error {
+	conn, err := connect(c)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	var ids []int64
+	switch name := c.String("profile"); {
+	case name != "" && c.NArg() == 0:
+		ids, err = PushProfileOf(c.Context, conn, name)
+	case name == "" && c.NArg() == 1:
+		var id int64
+		id, err = PushProfile(c.Context, conn, c.Args().First())
+		ids = []int64{id}
+	default:
+		return userErr("push-profile takes either one IMPU or --profile NAME")
+	}
+	if err != nil {
+		return friendly(err)
+	}
+	fmt.Fprintf(c.App.Writer, "queued %d PPR command(s) (the running HSS sends them)\n", len(ids))
+	return nil
+}
+
+// PushProfile records a request for the HSS to send PPR with the current
+// user data of impu's implicit registration set (TS 29.228 §6.2.2) in
+// hss_command. The IMPU must exist; the HSS skips it when no S-CSCF is
+// assigned.
+func PushProfile(ctx context.Context, conn *pgx.Conn, impu string) (id int64, err error) {
+	return queueCommand(ctx, conn, "ppr", impu, "")
+}
+
+// PushProfileOf queues one PPR per implicit registration set that uses the
+// service profile name and has an S-CSCF assigned (after the profile or its
+// iFCs changed). It returns the command ids; none when nobody is assigned.
+func PushProfileOf(ctx context.Context, conn *pgx.Conn, name string) ([]int64, error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM service_profile WHERE name = $1)`, name).Scan(&exists); err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, userErr("service profile %s does not exist", name)
+	}
+	rows, err := conn.Query(ctx, `
+		INSERT INTO hss_command (kind, impu, reason)
+		SELECT DISTINCT ON (u.implicit_set_id) 'ppr', u.identity, 'profile ' || $1
+		  FROM impu u
+		  JOIN service_profile p ON p.id = u.service_profile_id
+		  JOIN scscf_assignment a ON a.impu_id = u.id
+		 WHERE p.name = $1
+		 ORDER BY u.implicit_set_id, u.id
+		RETURNING id`, name)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+func queueCommand(ctx context.Context, conn *pgx.Conn, kind, impu, reason string) (id int64, err error) {
 	var exists bool
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM impu WHERE identity = $1)`, impu).Scan(&exists); err != nil {
 		return 0, err
@@ -326,6 +383,13 @@ func Deregister(ctx context.Context, conn *pgx.Conn, impu, reason string) (id in
 	if !exists {
 		return 0, userErr("IMPU %s does not exist", impu)
 	}
-	err = conn.QueryRow(ctx, `INSERT INTO hss_command (kind, impu, reason) VALUES ('rtr', $1, $2) RETURNING id`, impu, reason).Scan(&id)
+	err = conn.QueryRow(ctx, `INSERT INTO hss_command (kind, impu, reason) VALUES ($1, $2, $3) RETURNING id`, kind, impu, reason).Scan(&id)
 	return id, err
+}
+
+// Deregister records a request for the HSS to send RTR for impu
+// (TS 29.228 §6.2.1) in hss_command; the insert trigger NOTIFYs channel
+// hss_commands with the command id. The IMPU must exist.
+func Deregister(ctx context.Context, conn *pgx.Conn, impu, reason string) (id int64, err error) {
+	return queueCommand(ctx, conn, "rtr", impu, reason)
 }

@@ -259,3 +259,42 @@ func TestImsctlBinary(t *testing.T) {
 		t.Fatalf("exit status %v", err)
 	}
 }
+
+func TestPushProfileQueuesPPR(t *testing.T) {
+	dsn, conn := pgtest.Migrated(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for u, tel := range map[string]string{"e": "tel:+15550001", "f": "tel:+15550002"} {
+		if _, err := imsctl(dsn, "subscriber", "add", "--impi", u+"@ims", "--impu", "sip:"+u+"@ims", "--impu", tel, "--password", "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Only e is assigned to an S-CSCF (as after its SAR).
+	if _, err := conn.Exec(ctx, `INSERT INTO scscf_assignment (impu_id, scscf_name) SELECT id, 'sip:scscf.ims:5080' FROM impu WHERE identity IN ('sip:e@ims')`); err != nil {
+		t.Fatal(err)
+	}
+	out, err := imsctl(dsn, "push-profile", "--profile", "default")
+	if err != nil || !strings.Contains(out, "queued 1 PPR") {
+		t.Fatalf("push-profile --profile: %v %s", err, out)
+	}
+	out, err = imsctl(dsn, "push-profile", "sip:f@ims")
+	if err != nil || !strings.Contains(out, "queued 1 PPR") {
+		t.Fatalf("push-profile IMPU: %v %s", err, out)
+	}
+	rows, err := conn.Query(ctx, `SELECT impu FROM hss_command WHERE kind = 'ppr' AND done_at IS NULL ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	impus, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(impus) != 2 || impus[0] != "sip:e@ims" || impus[1] != "sip:f@ims" {
+		t.Fatalf("queued PPRs for %v", impus)
+	}
+	for _, bad := range [][]string{{"push-profile", "sip:nobody@ims"}, {"push-profile", "--profile", "nosuch"}, {"push-profile"}} {
+		if out, err := imsctl(dsn, bad...); err == nil {
+			t.Errorf("imsctl %v succeeded: %s", bad, out)
+		}
+	}
+}
