@@ -153,6 +153,12 @@ func (f Function) App() *cli.App {
 			}()
 			log.Info("starting", zap.String("function", f.Name), zap.String("version", version.Version))
 			err = f.Run(ctx, &Runtime{CLI: c, Log: log, Admin: adm})
+			if err != nil && ctx.Err() != nil {
+				// SIGTERM while starting (e.g. during migrations) cuts the
+				// start-up short: that is a requested stop, not a failure.
+				log.Info("stopped while starting", zap.Error(err))
+				err = nil
+			}
 			if err != nil && !errors.Is(err, context.Canceled) {
 				log.Error("stopped with error", zap.Error(err))
 				return cli.Exit(err.Error(), 1)

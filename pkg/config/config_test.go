@@ -112,3 +112,25 @@ func TestProbe(t *testing.T) {
 		t.Fatal("Probe accepted an address without a port")
 	}
 }
+
+// A stop requested while the function is still starting is a clean exit,
+// even when the interrupted start-up returns an error.
+func TestStopDuringStartIsClean(t *testing.T) {
+	fn := Function{Name: "testfn", Prefix: "TESTFN", AdminAddr: "127.0.0.1:0",
+		Run: func(ctx context.Context, rt *Runtime) error {
+			<-ctx.Done()
+			return errors.New("migrations: conn closed")
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := fn.App().RunContext(ctx, []string{"testfn", "--log-level", "error"}); err != nil {
+		t.Fatalf("stop during start-up: %v", err)
+	}
+	// Without a stop request the same error is a failure.
+	fn.Run = func(context.Context, *Runtime) error { return errors.New("migrations: conn closed") }
+	app := fn.App()
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	if err := app.Run([]string{"testfn", "--log-level", "error"}); err == nil {
+		t.Fatal("a start-up error without a stop request was swallowed")
+	}
+}
