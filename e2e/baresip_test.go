@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -203,18 +202,7 @@ func startBaresip(t testing.TB, user, password string, pcscfPort int, peers ...s
 
 // stop ends baresip with SIGTERM (it de-registers first) and waits.
 func (u *baresipUA) stop() {
-	select {
-	case <-u.done:
-		return
-	default:
-	}
-	_ = u.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-u.done:
-	case <-time.After(5 * time.Second):
-		_ = u.cmd.Process.Kill()
-		<-u.done
-	}
+	terminate(u.cmd, u.done, 5*time.Second)
 	if u.conn != nil {
 		u.conn.Close()
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/imscore/imscore/pkg/aka"
 	"github.com/imscore/imscore/pkg/digest"
+	"github.com/imscore/imscore/pkg/siptest"
 )
 
 // goUE is a phone written with sipgo and pkg/aka, for what sipp cannot do
@@ -28,15 +29,7 @@ type goUE struct {
 
 func newGoUE(t *testing.T, user string, sqnMS uint64) *goUE {
 	t.Helper()
-	ua, err := sipgo.NewUA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := sipgo.NewClient(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ua.Close() })
+	c := siptest.NewClient(t)
 	k, _ := hex.DecodeString(set1K)
 	op, _ := hex.DecodeString(set1OP)
 	opc, _ := aka.ComputeOPc(k, op)

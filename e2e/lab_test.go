@@ -170,18 +170,22 @@ func (l *lab) start(name string, args ...string) *proc {
 	return p
 }
 
-func (p *proc) stop() {
+func (p *proc) stop() { terminate(p.cmd, p.done, 5*time.Second) }
+
+// terminate stops a started command the way a user would: SIGTERM, then
+// SIGKILL if it has not exited (done closed) within grace.
+func terminate(cmd *exec.Cmd, done <-chan struct{}, grace time.Duration) {
 	select {
-	case <-p.done:
+	case <-done:
 		return
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
 	}
 }
 

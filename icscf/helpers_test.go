@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/imscore/imscore/pkg/diameter"
+	"github.com/imscore/imscore/pkg/siptest"
 )
 
 const (
@@ -334,15 +335,7 @@ func waitReady(t *testing.T, s *Server) {
 
 func newUAC(t *testing.T) *sipgo.Client {
 	t.Helper()
-	ua, err := sipgo.NewUA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := sipgo.NewClient(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ua.Close() })
+	c := siptest.NewClient(t)
 	return c
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/pgtest"
+	"github.com/imscore/imscore/pkg/siptest"
 	"github.com/imscore/imscore/pkg/userdata"
 )
 
@@ -333,15 +334,7 @@ type testUE struct {
 
 func newTestUE(t *testing.T, user string) *testUE {
 	t.Helper()
-	ua, err := sipgo.NewUA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := sipgo.NewClient(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ua.Close() })
+	c := siptest.NewClient(t)
 	opc, _ := aka.ComputeOPc(set1K, set1OP)
 	usim, err := aka.NewUE(set1K, opc, 0)
 	if err != nil {

@@ -65,13 +65,9 @@ func (s *Store) SetAssignment(ctx context.Context, impu, scscfName, diameterHost
 		if err != nil {
 			return err
 		}
-		var impiID *int64
-		if impi != "" {
-			var id int64
-			if err := tx.QueryRow(ctx, `SELECT id FROM impi WHERE identity = $1`, impi).Scan(&id); err != nil {
-				return err
-			}
-			impiID = &id
+		impiID, err := impiIDOf(ctx, tx, impi)
+		if err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO scscf_assignment (impu_id, scscf_name, diameter_host, impi_id)
 			SELECT id, $2, nullif($3, ''), $4 FROM impu WHERE implicit_set_id = $1
@@ -175,4 +171,17 @@ func (s *Store) SCSCFCapabilities(ctx context.Context) (out []SCSCF, err error) 
 		return rows.Err()
 	})
 	return out, err
+}
+
+// impiIDOf returns the row id of impi, nil for "" (an assignment without an
+// IMPI, e.g. unregistered-state service); pgx.ErrNoRows when unknown.
+func impiIDOf(ctx context.Context, tx pgx.Tx, impi string) (*int64, error) {
+	if impi == "" {
+		return nil, nil
+	}
+	var id int64
+	if err := tx.QueryRow(ctx, `SELECT id FROM impi WHERE identity = $1`, impi).Scan(&id); err != nil {
+		return nil, err
+	}
+	return &id, nil
 }

@@ -36,13 +36,9 @@ func (s *Store) SetPendingAssignment(ctx context.Context, impu, scscfName, diame
 		if previous == scscfName {
 			return nil
 		}
-		var impiID *int64
-		if impi != "" {
-			var id int64
-			if err := tx.QueryRow(ctx, `SELECT id FROM impi WHERE identity = $1`, impi).Scan(&id); err != nil {
-				return err
-			}
-			impiID = &id
+		impiID, err := impiIDOf(ctx, tx, impi)
+		if err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO scscf_assignment (impu_id, scscf_name, diameter_host, impi_id)
 			SELECT id, $2, nullif($3, ''), $4 FROM impu WHERE implicit_set_id = $1

@@ -3,6 +3,7 @@ package sipproxy
 import (
 	"bytes"
 	"context"
+	"github.com/imscore/imscore/pkg/siptest"
 	"net"
 	"strconv"
 	"testing"
@@ -92,15 +93,7 @@ func (u *testUAS) target(transport string) Target {
 
 func newClient(t testing.TB) *sipgo.Client {
 	t.Helper()
-	ua, err := sipgo.NewUA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := sipgo.NewClient(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ua.Close() })
+	c := siptest.NewClient(t)
 	return c
 }
 

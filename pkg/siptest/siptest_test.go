@@ -1,0 +1,33 @@
+package siptest
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// The client sends a real request over UDP: a datagram reaches a socket.
+func TestNewClientSends(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	c := NewClient(t)
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: port})
+	if err := c.WriteRequest(req); err != nil {
+		t.Fatal(err)
+	}
+	_ = pc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 4096)
+	n, _, err := pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no datagram: %v", err)
+	}
+	if got := string(buf[:n]); len(got) < 7 || got[:7] != "OPTIONS" {
+		t.Fatalf("received %q", got)
+	}
+}
