@@ -70,14 +70,14 @@ BENCH_REGISTER_RATE ?= 1000
 .PHONY: bench-register
 bench-register:
 	BENCH_REGISTER_N=$(BENCH_REGISTER_N) BENCH_REGISTER_RATE=$(BENCH_REGISTER_RATE) \
-	  $(GO) test -count=1 -run '^TestBenchRegister$$' -v -timeout 30m ./e2e/ | grep -A12 '^bench-register:'
+	  $(GO) test -count=1 -run '^TestBenchRegister$$' -v -timeout 30m ./e2e/ | grep -A17 '^bench-register:'
 
 ## bench-register-pcscf: the same, entering through a P-CSCF (no IPsec, Rx off):
 ## sipp → P-CSCF → I-CSCF → S-CSCF → HSS.
 .PHONY: bench-register-pcscf
 bench-register-pcscf:
 	BENCH_VIA_PCSCF=1 BENCH_REGISTER_N=$(BENCH_REGISTER_N) BENCH_REGISTER_RATE=$(BENCH_REGISTER_RATE) \
-	  $(GO) test -count=1 -run '^TestBenchRegister$$' -v -timeout 30m ./e2e/ | grep -A13 '^bench-register:'
+	  $(GO) test -count=1 -run '^TestBenchRegister$$' -v -timeout 30m ./e2e/ | grep -A17 '^bench-register:'
 
 ## bench-call: sipp calls A→B (INVITE/180/200/ACK/BYE) through S-CSCF (orig) → I-CSCF →
 ## S-CSCF (term), registered users, no AS (real binaries, throw-away PostgreSQL at DATABASE_URL).

@@ -6,7 +6,7 @@ package cmd_test
 import (
 	"bytes"
 	"fmt"
-	"net"
+	"github.com/imscore/imscore/pkg/siptest"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -30,15 +30,7 @@ func build(t *testing.T, name string) string {
 	return bin
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return siptest.FreePort(t) }
 
 func TestBinariesCheckAndStopOnSIGTERM(t *testing.T) {
 	for _, name := range functions {

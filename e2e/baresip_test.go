@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/imscore/imscore/pkg/siptest"
 	"io"
 	"net"
 	"os"
@@ -99,19 +100,7 @@ func freePortPair(t testing.TB) int {
 	return 0
 }
 
-func portFree(p int) bool {
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-	if err != nil {
-		return false
-	}
-	u.Close()
-	return true
-}
+func portFree(p int) bool { return siptest.PortFree(p) }
 
 // freeRTPRange returns n consecutive free UDP ports (an even first one).
 func freeRTPRange(t testing.TB, n int) (int, int) {

@@ -2,15 +2,22 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Printable AKA keys for the benchmark: sipp takes injected aka_K/aka_OP
@@ -63,12 +70,20 @@ func TestBenchRegister(t *testing.T) {
 	start := time.Now()
 	l.imsctl("subscriber", "import", csvPath)
 	t.Logf("imported %d subscribers in %v", n, time.Since(start).Round(time.Millisecond))
+	// A provisioned database has been vacuumed and analysed long before
+	// its subscribers register: do it now for the subscriber tables, so
+	// that autovacuum's pass over them is not measured as registration
+	// cost. The runtime tables (scscf_assignment, the S-CSCF's) are left
+	// as a fresh system has them: analysing them while empty would make
+	// the planner seq-scan them until the next autovacuum analysis.
+	vacuumAnalyze(t, l.dsn, "imsu", "impi", "impu", "impi_impu", "implicit_registration_set", "service_profile")
 
 	before := map[string]procSample{}
 	for name, p := range l.procs {
 		before[name] = sampleProc(t, p.cmd.Process.Pid)
 	}
 	pgBefore := postgresTicks()
+	host0 := hostTicks()
 	load0, _ := os.ReadFile("/proc/loadavg")
 	drops0 := udpRcvbufErrors()
 	cmd := exec.Command(sipp, fmt.Sprintf("127.0.0.1:%d", entry),
@@ -83,13 +98,16 @@ func TestBenchRegister(t *testing.T) {
 	scen, _ := filepath.Abs(filepath.Join("testdata", "bench_register_aka.xml"))
 	cmd.Args[3] = scen
 	t0 := time.Now()
+	profiled := l.profileDuring(t)
 	out, err := cmd.CombinedOutput()
 	elapsed := time.Since(t0)
+	profiled()
 	after := map[string]procSample{}
 	for name, p := range l.procs {
 		after[name] = sampleProc(t, p.cmd.Process.Pid)
 	}
 	pgAfter := postgresTicks()
+	host1 := hostTicks()
 	load1, _ := os.ReadFile("/proc/loadavg")
 	drops1 := udpRcvbufErrors()
 	ok := l.metric("scscf", `scscf_registrations_total{type="initial"}`)
@@ -104,6 +122,8 @@ func TestBenchRegister(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "bench-register: %d subscribers offered at %d/s in %.2f s (%s)\n", n, rate, elapsed.Seconds(), chain)
 	fmt.Fprintf(&b, "  completed AKA registrations: %.0f (%.0f/s over the sipp run); 403 by wrong response: %.0f\n", ok, ok/elapsed.Seconds(), failed)
+	fmt.Fprintf(&b, "  refused by the I-CSCF's admission control (503): %.0f initial, %.0f challenge answers\n",
+		l.metric("icscf", `icscf_overload_rejections_total{kind="initial"}`), l.metric("icscf", `icscf_overload_rejections_total{kind="challenge_answer"}`))
 	fmt.Fprintf(&b, "  time to 200 OK (first REGISTER sent → 200): p50 %.1f ms, p99 %.1f ms over %d calls\n", p50, p99, len(rtts))
 	for _, cmd := range []string{"MAR", "SAR"} {
 		sum := l.metric("scscf", `scscf_cx_request_duration_seconds_sum{command="`+cmd+`"}`)
@@ -119,6 +139,20 @@ func TestBenchRegister(t *testing.T) {
 		fmt.Fprintf(&b, "  %-5s CPU %5.1f %% of one core, RSS %d MiB (peak %d MiB)\n", name, cpu, as.rssKB/1024, as.hwmKB/1024)
 	}
 	fmt.Fprintf(&b, "  postgres (all backends) CPU %5.1f %% of one core\n", (pgAfter-pgBefore)/clkTck/elapsed.Seconds()*100)
+	if ps := cmd.ProcessState; ps != nil {
+		fmt.Fprintf(&b, "  sipp  CPU %5.1f %% of one core\n", (ps.UserTime()+ps.SystemTime()).Seconds()/elapsed.Seconds()*100)
+	}
+	busy, total := host1.busy-host0.busy, host1.total-host0.total
+	if total > 0 {
+		fmt.Fprintf(&b, "  host CPU busy %.0f %% of %d cores (softirq %.0f %%)\n", busy/total*100, runtime.NumCPU(), (host1.softirq-host0.softirq)/total*100)
+		if ok > 0 {
+			// Host CPU time per completed registration: the capacity of
+			// this machine is about NumCPU seconds divided by it.
+			perReg := busy / clkTck / ok * 1000
+			fmt.Fprintf(&b, "  host CPU per completed registration %.2f ms (capacity ≈ %.0f reg/s at 100 %% of %d cores)\n",
+				perReg, float64(runtime.NumCPU())*1000/perReg, runtime.NumCPU())
+		}
+	}
 	fmt.Fprintf(&b, "  UDP datagrams dropped by full receive buffers (host-wide RcvbufErrors): %d\n", drops1-drops0)
 	fmt.Fprintf(&b, "  load average before: %s  after: %s", strings.TrimSpace(string(load0)), load1)
 	t.Log("\n" + b.String())
@@ -141,6 +175,41 @@ func benchLab(t *testing.T, scscfArgs []string) (l *lab, entry int, names []stri
 	}
 	l = newLab(t, scscfArgs...)
 	return l, l.icscf, []string{"icscf", "scscf", "hss"}, "no P-CSCF"
+}
+
+// profileDuring, when BENCH_PROFILE_DIR is set, takes a CPU profile of
+// every process of the lab (their --admin-pprof endpoint) from 2 s into
+// the run for BENCH_PROFILE_SECONDS (default 5) and writes NAME.pprof
+// there; the returned func waits for them. Read with
+// `go tool pprof -top bin/NAME DIR/NAME.pprof`.
+func (l *lab) profileDuring(t *testing.T) (wait func()) {
+	dir := os.Getenv("BENCH_PROFILE_DIR")
+	if dir == "" {
+		return func() {}
+	}
+	secs, _ := strconv.Atoi(os.Getenv("BENCH_PROFILE_SECONDS"))
+	if secs <= 0 {
+		secs = 5
+	}
+	var wg sync.WaitGroup
+	for name, p := range l.procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(2 * time.Second)
+			res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.admin, secs))
+			if err != nil {
+				t.Logf("profile %s: %v", name, err)
+				return
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			if err := os.WriteFile(filepath.Join(dir, name+".pprof"), body, 0o644); err != nil {
+				t.Logf("profile %s: %v", name, err)
+			}
+		}()
+	}
+	return wg.Wait
 }
 
 // hssCommands summarises hss_diameter_request_seconds per command as
@@ -182,6 +251,42 @@ func sippErrorKinds(errs string) map[string]int {
 }
 
 const clkTck = 100.0 // USER_HZ on Linux
+
+// vacuumAnalyze runs VACUUM ANALYZE on tables of the database at dsn.
+func vacuumAnalyze(t *testing.T, dsn string, tables ...string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "VACUUM ANALYZE "+strings.Join(tables, ", ")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cpuTicks are the host-wide counters of /proc/stat's "cpu" line.
+type cpuTicks struct{ busy, softirq, total float64 }
+
+// hostTicks reads /proc/stat: busy is everything but idle and iowait.
+func hostTicks() cpuTicks {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var c cpuTicks
+	for i := 1; i < len(f); i++ {
+		v, _ := strconv.ParseFloat(f[i], 64)
+		c.total += v
+		if i != 4 && i != 5 { // idle, iowait
+			c.busy += v
+		}
+		if i == 7 {
+			c.softirq = v
+		}
+	}
+	return c
+}
 
 // postgresTicks sums utime+stime of every process named postgres.
 func postgresTicks() float64 {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/imscore/imscore/pkg/siptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/sipproxy"
@@ -191,7 +191,7 @@ type testAS struct {
 func newTestAS(t *testing.T, name string) *testAS {
 	t.Helper()
 	a := &testAS{}
-	p, err := sipproxy.New(sipproxy.Config{ListenAddr: "127.0.0.1:0", Logger: zaptest.NewLogger(t).Named(name),
+	p, err := sipproxy.New(sipproxy.Config{ListenAddr: "127.0.0.1:0", Logger: siptest.Logger(t).Named(name),
 		Handler: func(ctx context.Context, tx *sipproxy.Txn) {
 			req := tx.Request()
 			if to := req.To(); to != nil && !req.IsAck() {

@@ -8,8 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/imscore/imscore/pkg/siptest"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,24 +55,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		// The SIP ports need UDP too.
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return port
-	}
-}
+func freePort(t testing.TB) int { return siptest.FreePort(t) }
 
 // proc is one running binary.
 type proc struct {
@@ -154,7 +137,7 @@ func (l *lab) scscfServerName() string { return fmt.Sprintf("sip:scscf.%s:%d", d
 func (l *lab) start(name string, args ...string) *proc {
 	l.t.Helper()
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(l.t))
-	args = append([]string{"--admin-listen", admin, "--log-level", "info"}, args...)
+	args = append([]string{"--admin-listen", admin, "--admin-pprof", "--log-level", "info"}, args...)
 	cmd := exec.Command(filepath.Join(binDir, name), args...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+l.dsn)
 	p := &proc{name: name, cmd: cmd, admin: admin, logs: &syncBuffer{}, done: make(chan struct{})}

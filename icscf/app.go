@@ -34,6 +34,8 @@ func Function() config.Function {
 			config.Strings(prefix, "resolve", nil, "name→address override instead of DNS, repeatable: <name>[:<port>]=<ip>[:<port>] (default scscf.<domain>=127.0.0.1 while --scscf is the default)"),
 			config.Duration(prefix, "cx-timeout", DefaultCxTimeout, "how long to wait for a UAA/LIA"),
 			config.Duration(prefix, "sip-timeout", DefaultSIPTimeout, "how long a non-INVITE forwarded to an S-CSCF may stay unanswered before the next S-CSCF is tried"),
+			config.Int(prefix, "max-pending-register", DefaultMaxPendingRegister, "REGISTER transactions in progress from which a new initial REGISTER is answered 503 at once; challenge answers and de-registrations are admitted up to twice as many (0: no limit)"),
+			config.Int(prefix, "overload-retry-after", DefaultOverloadRetryAfter, "Retry-After in seconds of the 503 sent to REGISTERs refused by --max-pending-register (at least 1)"),
 		},
 		Validate: func(c *cli.Context) error {
 			_, err := configFromCLI(c)
@@ -97,6 +99,18 @@ func configFromCLI(c *cli.Context) (Config, error) {
 	cfg.Resolve = r
 	if cfg.CxTimeout <= 0 || cfg.SIPTimeout <= 0 {
 		return cfg, fmt.Errorf("icscf: timeouts must be positive")
+	}
+	switch n := c.Int("max-pending-register"); {
+	case n < 0:
+		return cfg, fmt.Errorf("icscf: --max-pending-register %d: want 0 (no limit) or more", n)
+	case n == 0:
+		cfg.MaxPendingRegister = -1 // Config's "no limit"
+	default:
+		cfg.MaxPendingRegister = n
+	}
+	cfg.OverloadRetryAfter = c.Int("overload-retry-after")
+	if cfg.OverloadRetryAfter < 1 {
+		return cfg, fmt.Errorf("icscf: --overload-retry-after %d: want at least 1 (seconds)", cfg.OverloadRetryAfter)
 	}
 	check := cfg
 	if err := check.setDefaults(); err != nil {

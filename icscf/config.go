@@ -19,6 +19,11 @@ const (
 	DefaultHSSAddr    = "127.0.0.1:3868"
 	DefaultCxTimeout  = 2 * time.Second
 	DefaultSIPTimeout = 4 * time.Second
+	// DefaultMaxPendingRegister is the number of REGISTER transactions in
+	// progress from which initial REGISTERs are refused with 503.
+	DefaultMaxPendingRegister = 64
+	// DefaultOverloadRetryAfter is the Retry-After, in seconds, of those 503s.
+	DefaultOverloadRetryAfter = 5
 )
 
 // LabSCSCF is the loopback lab's S-CSCF in the home domain: the
@@ -60,6 +65,15 @@ type Config struct {
 	// one is tried; default DefaultSIPTimeout. INVITEs use Timer C
 	// (sipproxy.DefaultTimerC).
 	SIPTimeout time.Duration
+	// MaxPendingRegister is the admission limit of REGISTERs (docs/icscf.md,
+	// "Overload"): an initial REGISTER arriving while this many REGISTER
+	// transactions are in progress is answered 503 at once; challenge
+	// answers and de-registrations get twice as many. 0 takes
+	// DefaultMaxPendingRegister; negative means no limit.
+	MaxPendingRegister int
+	// OverloadRetryAfter is the Retry-After of those 503s in seconds;
+	// default DefaultOverloadRetryAfter.
+	OverloadRetryAfter int
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger
 	// Registerer receives the Prometheus collectors; nil registers nothing.
@@ -100,6 +114,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.SIPTimeout <= 0 {
 		c.SIPTimeout = DefaultSIPTimeout
+	}
+	if c.MaxPendingRegister == 0 {
+		c.MaxPendingRegister = DefaultMaxPendingRegister
+	}
+	if c.OverloadRetryAfter == 0 {
+		c.OverloadRetryAfter = DefaultOverloadRetryAfter
+	}
+	if c.OverloadRetryAfter < 0 {
+		return fmt.Errorf("icscf: overload Retry-After %d s: must be at least 1", c.OverloadRetryAfter)
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -15,7 +15,6 @@ import (
 	"github.com/fiorix/go-diameter/v4/diam"
 	"github.com/fiorix/go-diameter/v4/diam/datatype"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/siptest"
@@ -286,6 +285,7 @@ type icscfOpt func(*Config)
 func startICSCF(t *testing.T, hssAddr string, scscfs []string, opts ...icscfOpt) (*Server, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
+	logger := siptest.Logger(t) // before s.Close's clean-up: closes after it
 	cfg := Config{
 		SIPListen:  "127.0.0.1:0",
 		Domain:     testDomain,
@@ -293,7 +293,7 @@ func startICSCF(t *testing.T, hssAddr string, scscfs []string, opts ...icscfOpt)
 		HSSHost:    testHSSHost,
 		CxTimeout:  time.Second,
 		SIPTimeout: 500 * time.Millisecond,
-		Logger:     zaptest.NewLogger(t),
+		Logger:     logger,
 		Registerer: reg,
 	}
 	var resolve []string

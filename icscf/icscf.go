@@ -32,6 +32,7 @@ type Server struct {
 	metrics   *metrics
 	warnAgent string
 	started   sync.Map // *sipproxy.Txn → time.Time the request arrived
+	admission admission
 
 	mu     sync.Mutex
 	peer   *diameter.Peer
@@ -45,7 +46,11 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer)}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if cfg.MaxPendingRegister > 0 {
+		s.admission.limit = int64(cfg.MaxPendingRegister)
+	}
+	s.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(s.admission.pending.Load()) })
 	node, err := diameter.New(diameter.Config{
 		OriginHost:   cfg.OriginHost,
 		OriginRealm:  cfg.Domain,
@@ -167,6 +172,18 @@ func (s *Server) handle(ctx context.Context, t *sipproxy.Txn) {
 	}
 	s.started.Store(t, time.Now())
 	defer s.started.Delete(t)
+	if req.Method == sip.REGISTER {
+		// Admission control (docs/icscf.md, "Overload"): the slot is held
+		// until the handler returns, i.e. after the final response was
+		// sent, and released on every path, a recovered panic included.
+		kind := registerKind(req)
+		release, pending, ok := s.admission.admitRegister(kind)
+		if !ok {
+			s.refuseOverload(t, kind, pending)
+			return
+		}
+		defer release()
+	}
 	s.dispatch(ctx, t)
 }
 
@@ -179,6 +196,12 @@ func (s *Server) dispatch(ctx context.Context, t *sipproxy.Txn) int {
 		return s.forwardAsIs(ctx, t)
 	case req.Method == sip.REGISTER:
 		return s.register(ctx, t)
+	case hasToTag(req) && req.Recipient.User == "" &&
+		(strings.EqualFold(req.Recipient.Host, s.cfg.Domain) || t.Proxy().IsSelf(req.Recipient)):
+		// In-dialog request aimed at the home domain or at us with no
+		// route set: it belongs to no dialog anything here holds (e.g. a
+		// UA's BYE after a failed REGISTER). Forwarding would loop.
+		return s.relay(t, t.NewResponse(481, "Call/Transaction Does Not Exist"))
 	case hasToTag(req):
 		// In-dialog request without a route set: to its Request-URI.
 		return s.forwardAsIs(ctx, t)
@@ -225,12 +248,18 @@ func (s *Server) relay(t *sipproxy.Txn, res *sip.Response) int {
 func (s *Server) reply(t *sipproxy.Txn, e *sipError) int {
 	var hdrs []sip.Header
 	if e.warning != "" {
-		hdrs = append(hdrs, sip.NewHeader("Warning", "399 "+s.warnAgent+" "+imsheader.Quote(e.warning)))
+		hdrs = append(hdrs, s.warning(e.warning))
 	}
 	req := t.Request()
 	s.log.Info("request refused", zap.String("method", string(req.Method)),
 		zap.String("ruri", req.Recipient.String()), zap.Int("code", e.code), zap.String("why", e.warning))
 	return s.relay(t, t.NewResponse(e.code, e.reason, hdrs...))
+}
+
+// warning is "Warning: 399 <agent> "text"" (RFC 3261 §20.43), the agent
+// being --sip-host, else the Diameter origin host.
+func (s *Server) warning(text string) sip.Header {
+	return sip.NewHeader("Warning", "399 "+s.warnAgent+" "+imsheader.Quote(text))
 }
 
 func (s *Server) target(c candidate) sipproxy.Target {

@@ -447,3 +447,23 @@ func TestOptionsToSelf(t *testing.T) {
 		t.Error("OPTIONS to the I-CSCF caused a Cx request")
 	}
 }
+
+// TestInDialogToSelf: a request with a To tag, no Route and the I-CSCF's
+// own domain as Request-URI belongs to no dialog the I-CSCF could route
+// (e.g. a UA's BYE after a failed REGISTER): 481, not a forwarding loop
+// and not a 5xx (RFC 3261 §12.2.2).
+func TestInDialogToSelf(t *testing.T) {
+	hss := newTestHSS(t, func(r cxSeen, n int) cxReply { return cxReply{code: diameter.DiameterUnableToComply} })
+	s1 := newTestSCSCF(t, "scscf1", nil)
+	ic, _ := startICSCF(t, hss.addr, []string{s1.spec()})
+	req := newRequest(ic, sip.BYE, "sip:"+testDomain, "sip:alice@"+testDomain)
+	req.To().Params.Add("tag", "t1")
+	res := do(t, newUAC(t), req)
+	if res.StatusCode != 481 {
+		t.Fatalf("got %d %s", res.StatusCode, res.Reason)
+	}
+	if len(hss.requests()) != 0 {
+		t.Error("a Cx request for an in-dialog request")
+	}
+	s1.none(t)
+}

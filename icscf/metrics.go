@@ -12,9 +12,14 @@ type metrics struct {
 	sipResults  *prometheus.CounterVec   // method, code
 	sipDuration *prometheus.HistogramVec // method
 	failovers   prometheus.Counter
+
+	overloadRejections *prometheus.CounterVec // kind
+	pendingRegister    prometheus.GaugeFunc
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics builds the collectors; pendingRegister reads the number of
+// REGISTER transactions in progress.
+func newMetrics(reg prometheus.Registerer, pendingRegister func() float64) *metrics {
 	m := &metrics{
 		cxResults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "icscf_cx_answers_total",
@@ -38,9 +43,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "icscf_scscf_failovers_total",
 			Help: "S-CSCFs given up on (timeout, transport failure or 5xx) before trying another (TS 24.229 §5.3.1.3).",
 		}),
+		overloadRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "icscf_overload_rejections_total",
+			Help: "REGISTERs answered 503 at once because too many REGISTER transactions were pending (--max-pending-register), by kind: initial, or challenge_answer (an Authorization with a response, or a de-registration).",
+		}, []string{"kind"}),
+		pendingRegister: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "icscf_pending_register",
+			Help: "REGISTER transactions in progress: admitted and without final response sent yet.",
+		}, pendingRegister),
 	}
+	// Both kinds exist from the start, so a rate() over them works before
+	// the first rejection.
+	m.overloadRejections.WithLabelValues(kindInitial)
+	m.overloadRejections.WithLabelValues(kindChallengeAnswer)
 	if reg != nil {
-		reg.MustRegister(m.cxResults, m.cxDuration, m.sipResults, m.sipDuration, m.failovers)
+		reg.MustRegister(m.cxResults, m.cxDuration, m.sipResults, m.sipDuration, m.failovers,
+			m.overloadRejections, m.pendingRegister)
 	}
 	return m
 }

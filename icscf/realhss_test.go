@@ -3,7 +3,8 @@ package icscf
 import (
 	"bytes"
 	"context"
-	"net"
+	"fmt"
+	"github.com/imscore/imscore/pkg/siptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,14 +65,7 @@ func TestMain(m *testing.M) {
 }
 
 func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := l.Addr().String()
-	_ = l.Close()
-	return a
+	return fmt.Sprintf("127.0.0.1:%d", siptest.FreePort(t))
 }
 
 // TestWithRealHSS runs the I-CSCF against the hss binary on a throw-away

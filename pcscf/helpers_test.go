@@ -3,6 +3,7 @@ package pcscf
 import (
 	"context"
 	"fmt"
+	"github.com/imscore/imscore/pkg/siptest"
 	"net"
 	"strings"
 	"sync"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/imscore/imscore/pcscf/ipsec"
 )
@@ -162,7 +162,7 @@ func startPCSCF(t *testing.T, core *udpPeer, mod func(*Config)) *PCSCF {
 	cfg := Config{
 		SIPListen: "127.0.0.1:0", Domain: testDomain,
 		ICSCF: fmt.Sprintf("sip:127.0.0.1:%d", core.port()), IPsec: IPsecOff,
-		TimerInterval: 100 * time.Millisecond, Logger: zaptest.NewLogger(t),
+		TimerInterval: 100 * time.Millisecond, Logger: siptest.Logger(t),
 	}
 	if mod != nil {
 		mod(&cfg)

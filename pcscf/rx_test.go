@@ -3,6 +3,7 @@ package pcscf
 import (
 	"context"
 	"fmt"
+	"github.com/imscore/imscore/pkg/siptest"
 	"net"
 	"strings"
 	"sync"
@@ -13,7 +14,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/fiorix/go-diameter/v4/diam"
 	"github.com/fiorix/go-diameter/v4/diam/datatype"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/imscore/imscore/pcscf/rx"
 	"github.com/imscore/imscore/pkg/diameter"
@@ -91,7 +91,7 @@ func newTestPCRF(t *testing.T) *testPCRF {
 	t.Helper()
 	n, err := diameter.New(diameter.Config{
 		OriginHost: pcrfHost, OriginRealm: testDomain, Apps: []diameter.App{diameter.AppRx},
-		AcceptAnyPeer: true, VendorID: diameter.Vendor3GPP, Logger: zaptest.NewLogger(t).Named("pcrf"),
+		AcceptAnyPeer: true, VendorID: diameter.Vendor3GPP, Logger: siptest.Logger(t).Named("pcrf"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -147,16 +147,24 @@ func (p *testPCRF) none(t *testing.T, d time.Duration) {
 	}
 }
 
+// setSessionID puts sid in req's Session-Id and recomputes the message
+// length: sid is the P-CSCF's, which can be longer or shorter than the one
+// NewRequest made (a stale length makes the request undecodable, 5012).
+func setSessionID(req *diam.Message, sid string) {
+	for _, a := range req.AVP {
+		if a.Code == diameter.AVPSessionID {
+			a.Data = datatype.UTF8String(sid)
+		}
+	}
+	req.Header.MessageLength = uint32(req.Len())
+}
+
 // rar sends a Re-Auth-Request for sid with Specific-Actions and returns
 // the RAA.
 func (p *testPCRF) rar(t *testing.T, sid string, actions ...uint32) *diam.Message {
 	t.Helper()
 	req := p.node.NewRequest(diameter.CmdReAuth, diameter.AppRx, testDomain, pcscfHost)
-	for _, a := range req.AVP {
-		if a.Code == diameter.AVPSessionID { // same length only: the header length is not recomputed
-			a.Data = datatype.UTF8String(sid)
-		}
-	}
+	setSessionID(req, sid)
 	req.AddAVP(diameter.BaseAVP(diameter.AVPReAuthRequestType, datatype.Enumerated(0))) // AUTHORIZE_ONLY
 	for _, a := range actions {
 		req.AddAVP(diameter.VendorAVP(diameter.AVPSpecificAction, datatype.Enumerated(a)))
@@ -174,11 +182,7 @@ func (p *testPCRF) rar(t *testing.T, sid string, actions ...uint32) *diam.Messag
 func (p *testPCRF) asr(t *testing.T, sid string) *diam.Message {
 	t.Helper()
 	req := p.node.NewRequest(diameter.CmdAbortSession, diameter.AppRx, testDomain, pcscfHost)
-	for _, a := range req.AVP {
-		if a.Code == diameter.AVPSessionID {
-			a.Data = datatype.UTF8String(sid)
-		}
-	}
+	setSessionID(req, sid)
 	req.AddAVP(diameter.VendorAVP(diameter.AVPAbortCause, datatype.Enumerated(diameter.AbortBearerReleased)))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -15,7 +15,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/fiorix/go-diameter/v4/diam"
 	"github.com/fiorix/go-diameter/v4/diam/datatype"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/imscore/imscore/pkg/aka"
 	"github.com/imscore/imscore/pkg/diameter"
@@ -88,7 +87,7 @@ type testHSS struct {
 func newTestHSS(t *testing.T) *testHSS {
 	t.Helper()
 	n, err := diameter.New(diameter.Config{OriginHost: testHSSHost, OriginRealm: testDomain, Apps: []diameter.App{diameter.AppCx},
-		AcceptAnyPeer: true, Logger: zaptest.NewLogger(t).Named("hss")})
+		AcceptAnyPeer: true, Logger: siptest.Logger(t).Named("hss")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +293,7 @@ func startTestServer(t *testing.T, h *testHSS, dsn string, mod func(*Config), be
 		dsn = pgtest.NewDB(t)
 	}
 	cfg := Config{SIPListen: "127.0.0.1:0", Domain: testDomain, ServerName: "sip:scscf." + testDomain + ":5080",
-		HSSAddr: h.addr, DatabaseURL: dsn, SweepInterval: 50 * time.Millisecond, Logger: zaptest.NewLogger(t).Named("scscf")}
+		HSSAddr: h.addr, DatabaseURL: dsn, SweepInterval: 50 * time.Millisecond, Logger: siptest.Logger(t).Named("scscf")}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -2,6 +2,7 @@ package scscf
 
 import (
 	"context"
+	"github.com/imscore/imscore/pkg/siptest"
 	"net"
 	"strconv"
 	"sync"
@@ -11,7 +12,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/fiorix/go-diameter/v4/diam"
 	"github.com/fiorix/go-diameter/v4/diam/datatype"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/reginfo"
@@ -81,7 +81,7 @@ func newRegLab(t *testing.T, h *testHSS, dsn string, deregister func(impu, reaso
 	l.mu.Unlock()
 	t.Cleanup(func() { tp.Close(); n.Close() })
 
-	p, err := sipproxy.New(sipproxy.Config{ListenAddr: "127.0.0.1:0", Handler: l.handle, Logger: zaptest.NewLogger(t).Named("front")})
+	p, err := sipproxy.New(sipproxy.Config{ListenAddr: "127.0.0.1:0", Handler: l.handle, Logger: siptest.Logger(t).Named("front")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ type testPeer struct {
 func newTestPeer(t *testing.T, code int) *testPeer {
 	t.Helper()
 	tp := &testPeer{t: t, code: code, got: make(chan *sip.Request, 50)}
-	p, err := sipproxy.New(sipproxy.Config{ListenAddr: "127.0.0.1:0", Logger: zaptest.NewLogger(t).Named("peer"),
+	p, err := sipproxy.New(sipproxy.Config{ListenAddr: "127.0.0.1:0", Logger: siptest.Logger(t).Named("peer"),
 		Handler: func(ctx context.Context, tx *sipproxy.Txn) {
 			tp.mu.Lock()
 			c := tp.code

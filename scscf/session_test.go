@@ -3,6 +3,7 @@ package scscf
 import (
 	"context"
 	"fmt"
+	"github.com/imscore/imscore/pkg/siptest"
 	"net"
 	"strings"
 	"sync"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
@@ -56,7 +56,7 @@ func (e *sipElement) addr() string { return e.p.Addr("udp").String() }
 func newElement(t *testing.T, name string, h func(e *sipElement, ctx context.Context, tx *sipproxy.Txn)) *sipElement {
 	t.Helper()
 	e := &sipElement{seen: make(chan *sip.Request, 100)}
-	p, err := sipproxy.New(sipproxy.Config{ListenAddr: "127.0.0.1:0", Logger: zaptest.NewLogger(t).Named(name),
+	p, err := sipproxy.New(sipproxy.Config{ListenAddr: "127.0.0.1:0", Logger: siptest.Logger(t).Named(name),
 		Handler: func(ctx context.Context, tx *sipproxy.Txn) {
 			e.record(tx.Request())
 			h(e, ctx, tx)

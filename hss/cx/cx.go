@@ -295,7 +295,10 @@ func (s *Server) MAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	)
 	speculative, ok := akaScheme(requested)
 	if ok && len(authz) == 0 {
-		pi, cr, sqns, reserved, err = s.Store.PairReserve(ctx, impi, impuS, speculative, count)
+		// The pending S-CSCF assignment (below) is stored with the
+		// reservation when there is one.
+		pi, cr, sqns, reserved, err = s.Store.PairReservePending(ctx, impi, impuS, speculative, count,
+			serverName, diameter.String(req, diameter.AVPOriginHost))
 		if err == nil && !pi.Associated {
 			err = exp(diameter.DiameterErrorIdentitiesDontMatch)
 		}
@@ -312,7 +315,7 @@ func (s *Server) MAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	}
 	resync := len(authz) > 0 && internal != "md5"
 	switch {
-	case serverName == "" || serverName == pi.SCSCFName:
+	case serverName == "" || serverName == pi.SCSCFName || reserved:
 	case resync && pi.SCSCFName != "":
 		// TS 29.228 §6.3.1 / §8.1: on a synchronisation failure the HSS
 		// compares the S-CSCF names and does not overwrite a different

@@ -233,7 +233,7 @@ func TestImsctlBinary(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	for i, want := range []string{"migrated schema from version 0 to 2", "schema is up to date (version 2)"} {
+	for i, want := range []string{"migrated schema from version 0 to 3", "schema is up to date (version 3)"} {
 		if out, err := runBin("db", "migrate"); err != nil || !strings.Contains(out, want) {
 			t.Fatalf("migrate %d: %v %s", i, err, out)
 		}

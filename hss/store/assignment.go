@@ -152,8 +152,26 @@ type SCSCF struct {
 
 // SCSCFCapabilities lists the S-CSCFs, ordered by name, for the
 // Server-Capabilities of a UAA when no S-CSCF is assigned (TS 29.228
-// §6.1.1, TS 29.229 §6.3.10).
+// §6.1.1, TS 29.229 §6.3.10). With the user data cache live
+// (userdatacache.go) the list is kept in memory until the next
+// notification: the returned slice may then be shared and must not be
+// modified.
 func (s *Store) SCSCFCapabilities(ctx context.Context) (out []SCSCF, err error) {
+	var gen uint64
+	var cacheable bool
+	sent := time.Now()
+	if s.ud != nil {
+		var cached []SCSCF
+		var ok bool
+		if cached, ok, gen, cacheable = s.ud.lookupCaps(); ok {
+			return cached, nil
+		}
+	}
+	defer func() {
+		if err == nil && cacheable {
+			s.ud.storeCaps(gen, sent, out)
+		}
+	}()
 	err = s.conn(ctx, "SCSCFCapabilities", func(c *pgx.Conn) error {
 		rows, err := c.Query(ctx, `SELECT name, coalesce(diameter_host, ''), mandatory_capabilities, optional_capabilities
 			FROM scscf ORDER BY name`)

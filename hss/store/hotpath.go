@@ -49,7 +49,7 @@ WHERE i.identity = $1`
 
 // pairAKASQL is pairSQL plus, read without a lock, the IMPI's stored SQN,
 // its row version (xmin) and AKA secrets, and whether the IMPI may use AKA
-// scheme $3 (as reserveIfSQL decides): the MAR look-up when the SQN block
+// scheme $3 (as pairReserveSQL decides): the MAR look-up when the SQN block
 // cache already holds the SQNs (sqnblock.go). Read-only, so nothing waits
 // for a WAL flush.
 var pairAKASQL = strings.TrimSuffix(pairSQL, pairFromSQL) + `,
@@ -358,26 +358,6 @@ func (b batchRow) Query(context.Context, string, ...any) (pgx.Rows, error) {
 	return b.br.Query()
 }
 
-// reserveIfSQL is reserveSQL that only reserves when the IMPI is
-// associated with the IMPU ($2, resolved as in pairSQL) and may use the
-// AKA scheme $4 (empty: its default, else its first scheme, must be AKA).
-const reserveIfSQL = `WITH u (id) AS (
-	(SELECT id FROM impu WHERE identity = $2)
-	UNION ALL
-	(SELECT id FROM impu WHERE wildcard_pattern IS NOT NULL AND $2 ~ wildcard_pattern
-		ORDER BY length(identity) DESC, id LIMIT 1)
-	LIMIT 1
-), o AS (
-	SELECT i.id, i.sqn FROM impi i
-	WHERE i.identity = $1 AND i.k IS NOT NULL AND i.op IS NOT NULL AND i.op_type IS NOT NULL
-		AND EXISTS (SELECT 1 FROM impi_impu x JOIN u ON u.id = x.impu_id WHERE x.impi_id = i.id)
-		AND CASE WHEN $4::text = '' THEN coalesce(i.default_scheme, i.auth_schemes[1]) IN ('aka', 'akav2')
-			ELSE $4::text = ANY (i.auth_schemes) END
-	FOR UPDATE OF i)
-UPDATE impi i SET sqn = (((o.sqn >> 5) + $3::bigint) & 8796093022207) << 5
-FROM o WHERE i.id = o.id
-RETURNING o.sqn, i.sqn, i.k, i.op, i.op_type, i.amf, i.id, i.xmin::text::bigint`
-
 // PairReserve is Pair and, in the same round trip (one pipelined implicit
 // transaction), a reservation of n SQNs as ReserveSQNs does — made only
 // when the IMPI is associated with the IMPU, has K/OP and may use AKA
@@ -388,52 +368,76 @@ RETURNING o.sqn, i.sqn, i.k, i.op, i.op_type, i.amf, i.id, i.xmin::text::bigint`
 // IMPI's cached block holds n SQNs for the stored counter, the round trip
 // is a read-only look-up (pairAKASQL) and the SQNs come from memory.
 func (s *Store) PairReserve(ctx context.Context, impi, impu, scheme string, n int) (pi PairInfo, cr AKACredentials, sqns []uint64, reserved bool, err error) {
+	return s.PairReservePending(ctx, impi, impu, scheme, n, "", "")
+}
+
+// PairReservePending is PairReserve that, when it reserves (reserved is
+// true), has also stored scscfName (Diameter host diameterHost) as the
+// pending S-CSCF of impu's implicit registration set as
+// SetPendingAssignment does, unless scscfName is empty or already
+// pi.SCSCFName (pi is read before that write). A first registration's MAR
+// (TS 29.228 §6.3.1) is then one round trip and one commit.
+func (s *Store) PairReservePending(ctx context.Context, impi, impu, scheme string, n int, scscfName, diameterHost string) (pi PairInfo, cr AKACredentials, sqns []uint64, reserved bool, err error) {
 	if n < 1 || n > 64 {
 		return pi, cr, nil, false, fmt.Errorf("hss/store: PairReserve: n = %d, want 1..64", n)
 	}
 	if s.sqn != nil {
-		return s.pairReserveBlock(ctx, impi, impu, scheme, n)
+		return s.pairReserveBlock(ctx, impi, impu, scheme, n, scscfName, diameterHost)
 	}
-	pi, cr, sqns, reserved, _, err = s.pairReserveDB(ctx, impi, impu, scheme, n)
+	pi, cr, sqns, reserved, _, err = s.pairReserveDB(ctx, impi, impu, scheme, n, scscfName, diameterHost)
 	return pi, cr, sqns, reserved, err
 }
 
-// pairReserveDB is PairReserve reserving n (≥ 1) SQNs in the database;
-// ver identifies the row version the reservation wrote.
-func (s *Store) pairReserveDB(ctx context.Context, impi, impu, scheme string, n int) (pi PairInfo, cr AKACredentials, sqns []uint64, reserved bool, ver sqnVersion, err error) {
-	b := &pgx.Batch{}
-	b.Queue(pairSQL, impi, impu)
-	b.Queue(reserveIfSQL, impi, impu, int64(n), scheme)
-	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	pi, err = scanPair(br.QueryRow())
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return pi, cr, nil, false, ver, wrap("PairReserve", err)
-	}
-	pairErr := err
+// pairReserveSQL is pairSQL and, in the same statement, reserveSQL made
+// only when the IMPI is associated with the IMPU ($2) and may use the AKA
+// scheme $4 (empty: its default, else its first scheme, must be AKA), and
+// then, only when it reserved, S-CSCF $5 (Diameter host $6) stored as the
+// pending assignment of the IMPU's implicit registration set when $5 is
+// not empty and differs from the IMPU's stored S-CSCF
+// (SetPendingAssignment; TS 29.228 §6.3.1). It returns the pair row as
+// read before those writes (a statement's SELECT does not see its own
+// CTEs' writes) followed by the reservation's columns, NULL when nothing
+// was reserved.
+var pairReserveSQL = pairCTE + `, o AS (
+	SELECT i.id, i.sqn FROM impi i
+	WHERE i.identity = $1 AND i.k IS NOT NULL AND i.op IS NOT NULL AND i.op_type IS NOT NULL
+		AND EXISTS (SELECT 1 FROM impi_impu x JOIN u ON u.id = x.impu_id WHERE x.impi_id = i.id)
+		AND CASE WHEN $4::text = '' THEN coalesce(i.default_scheme, i.auth_schemes[1]) IN ('aka', 'akav2')
+			ELSE $4::text = ANY (i.auth_schemes) END
+	FOR UPDATE OF i
+), r AS (
+	UPDATE impi i SET sqn = (((o.sqn >> 5) + $3::bigint) & 8796093022207) << 5
+	FROM o WHERE i.id = o.id
+	RETURNING o.sqn AS before, i.sqn AS after, i.k, i.op, i.op_type, i.amf, i.id, i.xmin::text::bigint AS xmin
+), p AS (` + strings.NewReplacer("$NAME", "$5", "$HOST", "$6", "$IMPI", "(SELECT id FROM r)", "$IRS", "(SELECT irs_id FROM u)",
+	"$COND", `$5 <> '' AND EXISTS (SELECT 1 FROM r)
+		AND NOT EXISTS (SELECT 1 FROM scscf_assignment x WHERE x.impu_id = (SELECT id FROM u) AND x.scscf_name = $5)`).Replace(pendingUpsert) + `
+	RETURNING impu_id)
+` + strings.Replace(strings.TrimSuffix(pairSQL[len(pairCTE)+1:], pairFromSQL), "coalesce(a.diameter_host, '')",
+	"coalesce(a.diameter_host, ''),\n\tr.before, r.after, r.k, r.op, r.op_type, r.amf, r.id, r.xmin", 1) +
+	strings.Replace(pairFromSQL, "\nWHERE i.identity = $1", "\n\tLEFT JOIN r ON true\nWHERE i.identity = $1", 1)
+
+// pairReserveDB is PairReservePending reserving n (≥ 1) SQNs in the
+// database with pairReserveSQL (one statement, one commit); ver
+// identifies the row version the reservation wrote.
+func (s *Store) pairReserveDB(ctx context.Context, impi, impu, scheme string, n int, scscfName, diameterHost string) (pi PairInfo, cr AKACredentials, sqns []uint64, reserved bool, ver sqnVersion, err error) {
 	var k, op, amf []byte
-	var opType string
-	var before, after int64
-	err = br.QueryRow().Scan(&before, &after, &k, &op, &opType, &amf, &ver.id, &ver.xmin)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return pi, cr, nil, false, ver, wrap("PairReserve", err)
-	default:
-		cr, sqns, err = reservation(impi, before, after, k, op, opType, amf, n)
-		if err != nil {
-			return pi, cr, nil, false, ver, wrap("PairReserve", err)
-		}
-		reserved = true
-		ver.sqn = uint64(after)
-	}
-	if err := br.Close(); err != nil {
+	var opType *string
+	var before, after, id, xmin *int64
+	pi, err = scanPair(s.pool.QueryRow(ctx, pairReserveSQL, impi, impu, int64(n), scheme, scscfName, diameterHost),
+		&before, &after, &k, &op, &opType, &amf, &id, &xmin)
+	if err != nil {
 		return pi, cr, nil, false, ver, wrap("PairReserve", err)
 	}
-	if pairErr != nil {
-		return pi, cr, nil, false, ver, wrap("PairReserve", pairErr)
+	if before == nil {
+		return pi, cr, nil, false, ver, nil
 	}
-	return pi, cr, sqns, reserved, ver, nil
+	ver = sqnVersion{id: *id, sqn: uint64(*after), xmin: *xmin}
+	cr, sqns, err = reservation(impi, *before, *after, k, op, *opType, amf, n)
+	if err != nil {
+		return pi, cr, nil, false, ver, wrap("PairReserve", err)
+	}
+	return pi, cr, sqns, true, ver, nil
 }
 
 func reservation(impi string, before, after int64, k, op []byte, opType string, amf []byte, n int) (cr AKACredentials, sqns []uint64, err error) {

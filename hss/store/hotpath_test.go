@@ -234,3 +234,71 @@ func TestHotPathStatementsPrepared(t *testing.T) {
 		t.Fatalf("%d prepared hot path statements, want 2 (pair, pair+assignment)", got)
 	}
 }
+
+// TestPairReservePending: the MAR hot path stores the pending S-CSCF of
+// the whole implicit set with the reservation (TS 29.228 §6.3.1), never
+// without one, and the state stays NOT_REGISTERED; with the SQN block
+// cache a MAR served from memory stores it with a statement of its own.
+func TestPairReservePending(t *testing.T) {
+	ctx := context.Background()
+	for _, block := range []int{1, 8} {
+		_, _, st := setup(t)
+		if err := st.EnableSQNBlocks(block, 0); err != nil {
+			t.Fatal(err)
+		}
+		assigned := func(impu, want string) {
+			t.Helper()
+			a, err := st.Assignment(ctx, impu)
+			if err != nil || a.SCSCFName != want || a.State != store.NotRegistered {
+				t.Fatalf("block %d: assignment of %s = %+v, %v; want %q, not registered", block, impu, a, err, want)
+			}
+		}
+		// Not eligible (a scheme the IMPI lacks): nothing reserved, nothing stored.
+		if _, _, _, reserved, err := st.PairReservePending(ctx, impi, impu1, "akav2", 1, "sip:s1.example", "s1"); err != nil || reserved {
+			t.Fatalf("block %d: akav2: reserved %v, %v", block, reserved, err)
+		}
+		assigned(impu1, "")
+		pi, _, _, reserved, err := st.PairReservePending(ctx, impi, impu1, "aka", 1, "sip:s1.example", "s1")
+		if err != nil || !reserved || pi.SCSCFName != "" {
+			t.Fatalf("block %d: reserved %v, pi %+v, %v", block, reserved, pi, err)
+		}
+		assigned(impu1, "sip:s1.example")
+		assigned(impu2, "sip:s1.example") // same implicit set
+		// Re-registration to the same S-CSCF reads the name, another one overwrites it.
+		if pi, _, _, _, err = st.PairReservePending(ctx, impi, impu2, "aka", 1, "sip:s1.example", "s1"); err != nil || pi.SCSCFName != "sip:s1.example" {
+			t.Fatalf("block %d: pi %+v, %v", block, pi, err)
+		}
+		if _, _, _, reserved, err = st.PairReservePending(ctx, impi, impu2, "aka", 1, "sip:s2.example", "s2"); err != nil || !reserved {
+			t.Fatalf("block %d: s2: reserved %v, %v", block, reserved, err)
+		}
+		assigned(impu1, "sip:s2.example")
+		a, _ := st.Assignment(ctx, impu1)
+		if a.DiameterHost != "s2" || a.IMPI != impi {
+			t.Fatalf("block %d: assignment %+v", block, a)
+		}
+	}
+}
+
+func TestSetPendingAssignment(t *testing.T) {
+	ctx := context.Background()
+	_, _, st := setup(t)
+	if prev, err := st.SetPendingAssignment(ctx, impu1, "sip:s1.example", "s1", impi); err != nil || prev != "" {
+		t.Fatalf("first: %q, %v", prev, err)
+	}
+	if prev, err := st.SetPendingAssignment(ctx, impu2, "sip:s1.example", "", "nobody@x"); err != nil || prev != "sip:s1.example" {
+		t.Fatalf("same name, unknown IMPI (nothing to write): %q, %v", prev, err)
+	}
+	if _, err := st.SetPendingAssignment(ctx, impu2, "sip:s2.example", "", "nobody@x"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown IMPI: %v", err)
+	}
+	if _, err := st.SetPendingAssignment(ctx, "sip:nobody@x", "sip:s2.example", "", impi); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown IMPU: %v", err)
+	}
+	if prev, err := st.SetPendingAssignment(ctx, impu2, "sip:s2.example", "s2", ""); err != nil || prev != "sip:s1.example" {
+		t.Fatalf("overwrite: %q, %v", prev, err)
+	}
+	a, err := st.Assignment(ctx, impu1)
+	if err != nil || a.SCSCFName != "sip:s2.example" || a.DiameterHost != "s2" || a.IMPI != impi || a.State != store.NotRegistered {
+		t.Fatalf("assignment %+v, %v (IMPI kept when none is given)", a, err)
+	}
+}

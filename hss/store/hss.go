@@ -6,48 +6,57 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
+
+// pendingUpsert stores S-CSCF $NAME (Diameter host $HOST) for every IMPU
+// of implicit registration set $IRS, recording IMPI id $IMPI when it is not
+// NULL, without touching the user state: the MAR "registration pending"
+// write (TS 29.228 §6.3.1). Lock order is by IMPU id, as assignSQL.
+const pendingUpsert = `INSERT INTO scscf_assignment (impu_id, scscf_name, diameter_host, impi_id)
+	SELECT m.id, $NAME, nullif($HOST, ''), $IMPI FROM impu m WHERE m.implicit_set_id = $IRS AND $COND
+	ORDER BY m.id
+	ON CONFLICT (impu_id) DO UPDATE SET scscf_name = EXCLUDED.scscf_name,
+		diameter_host = EXCLUDED.diameter_host, impi_id = coalesce(EXCLUDED.impi_id, scscf_assignment.impi_id),
+		assigned_at = now()`
+
+// setPendingSQL is SetPendingAssignment in one statement: IMPU $1
+// (resolved as pairSQL), S-CSCF $2, Diameter host $3, IMPI $4 (empty for
+// none). It returns whether the IMPU and the IMPI exist and the previous
+// S-CSCF name; it writes only when both exist and the name changes.
+var setPendingSQL = `WITH ` + strings.ReplaceAll(impuIRSCTE, "$IMPU", "$1") + `, i AS (SELECT id FROM impi WHERE identity = $4),
+prev AS (SELECT x.scscf_name FROM ux JOIN scscf_assignment x ON x.impu_id = ux.id),
+p AS (` + strings.NewReplacer("$NAME", "$2", "$HOST", "$3", "$IMPI", "(SELECT id FROM i)", "$IRS", "(SELECT irs FROM ux)",
+	"$COND", "($4 = '' OR EXISTS (SELECT 1 FROM i)) AND (SELECT scscf_name FROM prev) IS DISTINCT FROM $2").Replace(pendingUpsert) + `
+	RETURNING impu_id)
+SELECT EXISTS (SELECT 1 FROM ux), $4 = '' OR EXISTS (SELECT 1 FROM i), coalesce((SELECT scscf_name FROM prev), '')`
 
 // SetPendingAssignment stores scscfName (Diameter host diameterHost) as the
 // S-CSCF of impu's implicit registration set without changing the user
 // state (TS 29.228 §6.3.1: on MAR the HSS stores the S-CSCF name while the
 // registration is pending; a different stored name is overwritten). The
 // IMPI is recorded when given. It returns the previous S-CSCF name of impu
-// ("" when none). ErrNotFound for an unknown IMPU or IMPI.
+// ("" when none). ErrNotFound for an unknown IMPU, or an unknown IMPI when
+// the name changes. One atomic statement.
 func (s *Store) SetPendingAssignment(ctx context.Context, impu, scscfName, diameterHost, impi string) (previous string, err error) {
 	if scscfName == "" {
 		return "", fmt.Errorf("hss/store: SetPendingAssignment: empty S-CSCF name")
 	}
-	err = s.tx(ctx, "SetPendingAssignment", func(tx pgx.Tx) error {
-		u, err := lookupIMPU(ctx, tx, impu, true)
-		if err != nil {
-			return err
-		}
-		err = tx.QueryRow(ctx, `SELECT scscf_name FROM scscf_assignment WHERE impu_id = $1`, u.ID).Scan(&previous)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		if previous == scscfName {
-			return nil
-		}
-		impiID, err := impiIDOf(ctx, tx, impi)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO scscf_assignment (impu_id, scscf_name, diameter_host, impi_id)
-			SELECT id, $2, nullif($3, ''), $4 FROM impu WHERE implicit_set_id = $1
-			ON CONFLICT (impu_id) DO UPDATE SET scscf_name = EXCLUDED.scscf_name,
-				diameter_host = EXCLUDED.diameter_host, impi_id = coalesce(EXCLUDED.impi_id, scscf_assignment.impi_id),
-				assigned_at = now()`, u.IRSID, scscfName, diameterHost, impiID)
-		return err
-	})
-	return previous, err
+	var impuOK, impiOK bool
+	err = s.pool.QueryRow(ctx, setPendingSQL, impu, scscfName, diameterHost, impi).Scan(&impuOK, &impiOK, &previous)
+	switch {
+	case err != nil:
+	case !impuOK:
+		err = pgx.ErrNoRows
+	case previous != scscfName && !impiOK:
+		err = pgx.ErrNoRows
+	}
+	return previous, wrap("SetPendingAssignment", err)
 }
 
 // HasUnregisteredServices reports whether impu has services for the

@@ -206,8 +206,18 @@ func (c *sqnCache) blockSize(n int) int { return max(c.block, n) }
 // pairReserveBlock is PairReserve with the block cache: a read-only
 // pairAKASQL look-up when the IMPI's entry holds n SQNs for the counter
 // it read, else the pipelined pair + reservation of a block.
-func (s *Store) pairReserveBlock(ctx context.Context, impi, impu, scheme string, n int) (pi PairInfo, cr AKACredentials, sqns []uint64, reserved bool, err error) {
+func (s *Store) pairReserveBlock(ctx context.Context, impi, impu, scheme string, n int, scscfName, diameterHost string) (pi PairInfo, cr AKACredentials, sqns []uint64, reserved bool, err error) {
 	e := s.sqn.entry(impi)
+	// SQNs from memory or from a separate reservation: the pending
+	// assignment is a statement of its own (a re-registration to the same
+	// S-CSCF needs none).
+	pending := func() error {
+		if scscfName == "" || scscfName == pi.SCSCFName {
+			return nil
+		}
+		_, err := s.SetPendingAssignment(ctx, impu, scscfName, diameterHost, impi)
+		return err
+	}
 	if e.available() >= n {
 		var stored int64
 		var k, op, amf []byte
@@ -228,6 +238,9 @@ func (s *Store) pairReserveBlock(ctx context.Context, impi, impu, scheme string,
 			if err != nil {
 				return pi, cr, nil, false, wrap("PairReserve", err)
 			}
+			if err := pending(); err != nil {
+				return pi, cr, nil, false, err
+			}
 			return pi, cr, got, true, nil
 		}
 		// The counter moved (another HSS, resync, administrator) or a
@@ -239,11 +252,14 @@ func (s *Store) pairReserveBlock(ctx context.Context, impi, impu, scheme string,
 		if err != nil {
 			return pi, cr, nil, false, err
 		}
+		if err := pending(); err != nil {
+			return pi, cr, nil, false, err
+		}
 		return pi, cr, sqns, true, nil
 	}
 	m := s.sqn.blockSize(n)
 	var ver sqnVersion
-	pi, cr, sqns, reserved, ver, err = s.pairReserveDB(ctx, impi, impu, scheme, m)
+	pi, cr, sqns, reserved, ver, err = s.pairReserveDB(ctx, impi, impu, scheme, m, scscfName, diameterHost)
 	if err != nil || !reserved {
 		return pi, cr, nil, false, err
 	}

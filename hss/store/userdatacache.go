@@ -63,6 +63,14 @@ type udCache struct {
 	lru  *list.List
 	m    map[udKey]*list.Element
 	now  func() time.Time
+
+	// The S-CSCF list of UAA Server-Capabilities (SCSCFCapabilities),
+	// valid while capsGen is the current generation: migration 003 makes
+	// changes to the scscf table notify UserDataChannel too.
+	caps    []SCSCF
+	capsGen uint64
+	capsAt  time.Time
+	capsOK  bool
 }
 
 type udKey struct{ impi, impu string }
@@ -157,6 +165,34 @@ func (c *udCache) store(gen uint64, at time.Time, e *udEntry) {
 		c.lru.Remove(old)
 		delete(c.m, old.Value.(*udEntry).key)
 	}
+}
+
+// lookupCaps returns the cached S-CSCF list (ok) when the cache is live,
+// no invalidation happened since it was read and it is young enough;
+// gen is the generation to pass to storeCaps for a query sent now (live
+// false: do not store).
+func (c *udCache) lookupCaps() (caps []SCSCF, ok bool, gen uint64, live bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.live {
+		return nil, false, 0, false
+	}
+	if c.capsOK && c.capsGen == c.gen && c.now().Sub(c.capsAt) < UserDataMaxAge {
+		return c.caps, true, c.gen, true
+	}
+	return nil, false, c.gen, true
+}
+
+// storeCaps records the S-CSCF list a query sent at generation gen (and
+// time at) read, unless an invalidation or a liveness change happened
+// since.
+func (c *udCache) storeCaps(gen uint64, at time.Time, caps []SCSCF) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.live || c.gen != gen {
+		return
+	}
+	c.caps, c.capsGen, c.capsAt, c.capsOK = caps, gen, at, true
 }
 
 // len is the number of entries (tests).

@@ -78,6 +78,47 @@ func TestUserDataCache(t *testing.T) {
 	}
 }
 
+// The S-CSCF list of Server-Capabilities is read once while the cache is
+// live and read again after an invalidation; never kept while off.
+func TestSCSCFCapabilitiesCache(t *testing.T) {
+	ctx := context.Background()
+	dsn, conn, st := setup(t)
+	run(t, dsn, "scscf", "add", "sip:scscf1.ims:5080", "--mandatory", "1")
+	st.EnableUserDataCache(10)
+	st.SetUserDataCacheLive(true)
+	names := func() (out []string) {
+		t.Helper()
+		caps, err := st.SCSCFCapabilities(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range caps {
+			out = append(out, c.Name)
+		}
+		return out
+	}
+	if got := names(); len(got) != 1 {
+		t.Fatalf("caps %v", got)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO scscf (name) VALUES ('sip:scscf2.ims:5080')`); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); len(got) != 1 {
+		t.Fatalf("not served from the cache before the notification: %v", got)
+	}
+	st.InvalidateUserData() // what the HSS does for the NOTIFY of migration 003's trigger
+	if got := names(); len(got) != 2 {
+		t.Fatalf("after invalidation %v", got)
+	}
+	st.SetUserDataCacheLive(false)
+	if _, err := conn.Exec(ctx, `DELETE FROM scscf WHERE name = 'sip:scscf2.ims:5080'`); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); len(got) != 1 {
+		t.Fatalf("cache used while off: %v", got)
+	}
+}
+
 // A profile read before an invalidation is not stored after it, and an
 // invalidation or liveness change in between drops it.
 func TestUserDataCacheGeneration(t *testing.T) {
@@ -158,6 +199,7 @@ func TestUserDataNotify(t *testing.T) {
 	}
 	for _, q := range []string{
 		`UPDATE impu SET barring = true WHERE identity = '` + impu1 + `'`,
+		`INSERT INTO scscf (name) VALUES ('sip:scscf9.ims:5080')`,
 		`UPDATE impi SET imsu_id = imsu_id + 0, identity = identity || 'x'`,
 		`UPDATE imsu SET charging_function_id = NULL`,
 		`INSERT INTO application_server (name, server_name) VALUES ('as', 'sip:as')`,

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync"
 	"time"
@@ -83,6 +84,17 @@ func (s *Server) HandleJSON(path string, status func(ctx context.Context) (any, 
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(v)
 	})
+}
+
+// EnablePprof serves the Go runtime profiles (net/http/pprof) under
+// /debug/pprof/ for `go tool pprof http://ADMIN/debug/pprof/profile`.
+// Off unless asked for: a profile costs CPU and shows internals.
+func (s *Server) EnablePprof() {
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // Handle adds any other handler (e.g. a POST that resets counters).

@@ -107,6 +107,7 @@ func (f Function) App() *cli.App {
 		String(f.Prefix, "log-format", "console", "log format: json or console"),
 		String(f.Prefix, "log-level", "info", "log level: debug, info, warn, error"),
 		String(f.Prefix, "admin-listen", f.AdminAddr, "admin HTTP address for /metrics, /healthz, /readyz and status"),
+		Bool(f.Prefix, "admin-pprof", false, "also serve Go profiles under /debug/pprof/ on the admin address (for performance work)"),
 		&cli.BoolFlag{Name: "check", Usage: "validate the configuration, print it and exit"},
 	}, f.Flags...)
 	return &cli.App{
@@ -143,6 +144,9 @@ func (f Function) App() *cli.App {
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			adm := admin.New(log)
+			if c.Bool("admin-pprof") {
+				adm.EnablePprof()
+			}
 			if err := adm.Start(c.String("admin-listen")); err != nil {
 				return cli.Exit(err.Error(), 1)
 			}

@@ -1,6 +1,7 @@
 package siptest
 
 import (
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -29,5 +30,23 @@ func TestNewClientSends(t *testing.T) {
 	}
 	if got := string(buf[:n]); len(got) < 7 || got[:7] != "OPTIONS" {
 		t.Fatalf("received %q", got)
+	}
+}
+
+func TestFreePort(t *testing.T) {
+	a, b := FreePort(t), FreePort(t)
+	if a == b || a < 20000 || a >= 32768 || b < 20000 || b >= 32768 {
+		t.Fatalf("ports %d, %d: want two different ones below the ephemeral range", a, b)
+	}
+	if !PortFree(a) {
+		t.Fatalf("port %d is not free", a)
+	}
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if PortFree(a) {
+		t.Fatalf("port %d reported free while listened on", a)
 	}
 }
