@@ -299,4 +299,19 @@ func (l *lab) metric(proc, sample string) float64 {
 	return 0
 }
 
+// waitMetric polls proc's sample until ok(value) holds or within has
+// passed, and returns the last value: a counter bumped by a response can
+// lag the effect the test waited for on another process.
+func (l *lab) waitMetric(proc, sample string, within time.Duration, ok func(float64) bool) float64 {
+	l.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		v := l.metric(proc, sample)
+		if ok(v) || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 var _ = context.Background

@@ -97,6 +97,7 @@ func run(ctx context.Context, rt *config.Runtime) error {
 	if err != nil {
 		return err
 	}
+	rt.Admin.MarkStarted()
 	rt.Log.Info("serving Cx and Sh", zap.String("diameter", addr.String()),
 		zap.String("origin-host", s.Node.Config().OriginHost), zap.String("peers", strings.Join(peers, ",")))
 	if err := s.Ready(ctx); err != nil {

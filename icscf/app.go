@@ -57,6 +57,7 @@ func Function() config.Function {
 			}
 			defer s.Close()
 			rt.Admin.AddReadyCheck("hss", s.Ready)
+			rt.Admin.MarkStarted()
 			<-ctx.Done()
 			return nil
 		},

@@ -80,6 +80,7 @@ func Function() config.Function {
 			rt.Admin.Handle("POST /status/contacts/reset-expired", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				fmt.Fprintf(w, "{\"expired_contacts\": %d}\n", p.ResetExpired())
 			}))
+			rt.Admin.MarkStarted()
 			<-ctx.Done()
 			return nil
 		},

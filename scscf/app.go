@@ -74,6 +74,7 @@ func Function() config.Function {
 				_ = s.Close()
 				return err
 			}
+			rt.Admin.MarkStarted()
 			rt.Log.Info("ready to serve", zap.String("sip-listen", s.SIPAddr().String()))
 			<-ctx.Done()
 			return s.Close()

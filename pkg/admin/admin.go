@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,10 @@ type Server struct {
 	checks map[string]ReadyCheck
 	srv    *http.Server
 	ln     net.Listener
+
+	// started is set by MarkStarted once the function is serving; until
+	// then /readyz is 503, whatever checks are (not yet) registered.
+	started atomic.Bool
 }
 
 // New returns a server with /metrics, /healthz and /readyz routes and the Go
@@ -69,6 +74,12 @@ func (s *Server) AddReadyCheck(name string, check ReadyCheck) {
 	defer s.mu.Unlock()
 	s.checks[name] = check
 }
+
+// MarkStarted tells /readyz that the function has finished starting (its
+// listeners are up and its status pages registered). Before that /readyz
+// answers 503 with the check "start-up": "starting", so that a readiness
+// probe or a test never sees a half-started process as ready.
+func (s *Server) MarkStarted() { s.started.Store(true) }
 
 // HandleJSON serves GET path with the JSON encoding of what status returns
 // (e.g. "/status/contacts").
@@ -116,7 +127,10 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(names)
 
 	result := map[string]string{}
-	ready := true
+	ready := s.started.Load()
+	if !ready {
+		result["start-up"] = "starting"
+	}
 	for _, n := range names {
 		if err := checks[n](ctx); err != nil {
 			ready = false

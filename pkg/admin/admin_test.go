@@ -51,6 +51,10 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Errorf("/readyz while down = %d %q", code, body)
 	}
 	peerUp.Store(true)
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, `"start-up":"starting"`) {
+		t.Errorf("/readyz before MarkStarted = %d %q", code, body)
+	}
+	s.MarkStarted()
 	if code, body := get(t, base+"/readyz"); code != 200 || !strings.Contains(body, `"ready":true`) {
 		t.Errorf("/readyz while up = %d %q", code, body)
 	}
