@@ -170,6 +170,8 @@ func TestOverloadRefusesInitialRegisterAdmitsChallengeAnswers(t *testing.T) {
 		t.Fatalf("challenge answer: got %d %s, want 200", res.StatusCode, res.Reason)
 	}
 	s1.next(t)
+	// The slot is released after the 200 is sent: wait for it.
+	waitPending(t, reg, 1)
 
 	// D: a held challenge answer fills its limit: two pending.
 	second := sendAsync(t, register(ic, header("Authorization", authAnswer), header(holdHeader, "1")))

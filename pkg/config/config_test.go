@@ -105,6 +105,7 @@ func TestProbe(t *testing.T) {
 		t.Fatalf("Probe while not ready = %v, want an error naming the check", err)
 	}
 	ready.Store(true)
+	adm.MarkStarted()
 	if err := Probe(context.Background(), "0.0.0.0:"+port); err != nil {
 		t.Fatalf("Probe while ready = %v", err)
 	}
