@@ -131,7 +131,8 @@ func (s *PCSCF) Start(ctx context.Context) error {
 			}
 		}
 	}
-	if err := s.reload(ctx); err != nil {
+	restored, err := s.reload(ctx)
+	if err != nil {
 		_ = s.proxy.Close()
 		return err
 	}
@@ -154,9 +155,46 @@ func (s *PCSCF) Start(ctx context.Context) error {
 	}
 	tctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	if s.rx != nil {
+		s.restoreRx(tctx, restored)
+	}
 	s.wg.Add(1)
 	go s.timer(tctx)
 	return nil
+}
+
+// restoredRx are the Rx Session-Ids of the contacts reloaded at start:
+// those of live contacts and those of contacts that expired while the
+// P-CSCF was down.
+type restoredRx struct{ live, stale []string }
+
+// restoreRx makes the Rx client answer the PCRF's ASR/RAR for the
+// sessions of reloaded contacts (they were opened before the restart) and
+// ends, with STR once the PCRF is connected, the sessions of contacts
+// that expired while the P-CSCF was down (TS 29.214 §4.4.4).
+func (s *PCSCF) restoreRx(ctx context.Context, r restoredRx) {
+	s.rx.Restore(r.live...)
+	if len(r.live) > 0 {
+		s.log.Info("Rx sessions of reloaded contacts restored", zap.Int("count", len(r.live)))
+	}
+	if len(r.stale) == 0 {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := s.rx.WaitOpen(wctx); err != nil {
+			s.log.Warn("Rx sessions of contacts expired during the restart not ended: PCRF not connected", zap.Int("count", len(r.stale)), zap.Error(err))
+			return
+		}
+		for _, sid := range r.stale {
+			if err := s.rx.STR(ctx, sid); err != nil {
+				s.log.Warn("Rx STR for a contact expired during the restart", zap.String("session-id", sid), zap.Error(err))
+			}
+		}
+	}()
 }
 
 // Ready reports whether Rx (when enabled) has its PCRF peer open.
@@ -213,13 +251,20 @@ func (s *PCSCF) setupIPsec() error {
 
 // reload fills the store from PostgreSQL and re-installs SAs/policies of
 // the contacts still registered; expired ones are dropped.
-func (s *PCSCF) reload(ctx context.Context) error {
+func (s *PCSCF) reload(ctx context.Context) (restoredRx, error) {
+	var rxs restoredRx
 	all, err := s.store.Load(ctx)
 	if err != nil {
-		return fmt.Errorf("pcscf: reload contacts: %w", err)
+		return rxs, fmt.Errorf("pcscf: reload contacts: %w", err)
 	}
 	n := 0
+	now := time.Now()
 	for _, c := range all {
+		if c.Expires.After(now) {
+			rxs.live = append(rxs.live, c.RxSessions...)
+		} else {
+			rxs.stale = append(rxs.stale, c.RxSessions...)
+		}
 		if c.SA != nil {
 			s.spis.Reserve(c.SA.PCSCF.SPIC)
 			s.spis.Reserve(c.SA.PCSCF.SPIS)
@@ -238,7 +283,7 @@ func (s *PCSCF) reload(ctx context.Context) error {
 	}
 	s.sweep(ctx)
 	s.updateGauges()
-	return nil
+	return rxs, nil
 }
 
 func (s *PCSCF) timer(ctx context.Context) {

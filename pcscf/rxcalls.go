@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -195,7 +196,7 @@ func (s *PCSCF) releaseBySession(sid, why, text string) {
 	}
 	s.mu.Unlock()
 	if cl == nil {
-		if s.releaseSignalling(sid, why) {
+		if s.releaseSignalling(sid, why) || s.endRestoredCallSession(sid, why) {
 			return
 		}
 		s.log.Info(why+" for an unknown Rx session", zap.String("session-id", sid))
@@ -346,6 +347,29 @@ func (s *PCSCF) releaseSignalling(sid, why string) bool {
 	for _, c := range cs {
 		s.log.Info(why+" for the signalling session: registration removed", zap.String("aor", c.AOR), zap.Stringer("flow", c.Flow))
 		s.deregister(context.Background(), c.Key())
+	}
+	return true
+}
+
+// endRestoredCallSession ends the Rx session sid of a call set up before
+// a restart (reloaded with its contact; the call's dialog was not kept,
+// so there is nothing to send BYEs on): it is removed from the contact
+// and ended with STR (TS 29.214 §4.4.4). False when no contact has sid.
+func (s *PCSCF) endRestoredCallSession(sid, why string) bool {
+	cs := s.store.Matching(func(c *contacts.Contact) bool { return slices.Contains(c.RxSessions, sid) })
+	if len(cs) == 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range cs {
+		_, _ = s.store.Update(ctx, c.Key(), func(x *contacts.Contact) {
+			x.RxSessions = slices.DeleteFunc(x.RxSessions, func(v string) bool { return v == sid })
+		})
+	}
+	s.log.Info(why+" for a call from before the restart: Rx session ended (the call's dialog was not kept)", zap.String("session-id", sid))
+	if err := s.rx.STR(ctx, sid); err != nil {
+		s.log.Warn("Rx STR failed", zap.Error(err))
 	}
 	return true
 }

@@ -2,6 +2,7 @@ package pcscf
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,13 +108,14 @@ func TestRxSignalling(t *testing.T) {
 	}
 }
 
-// waitRxSessions waits until the only contact's Rx sessions are want.
+// waitRxSessions waits until the only contact's Rx sessions are want, in
+// any order (a call's AAA can be stored before the signalling one's).
 func waitRxSessions(t *testing.T, p *PCSCF, want ...string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st := p.Status().Contacts
-		if len(st) == 1 && fmt.Sprint(st[0].RxSessions) == fmt.Sprint(want) {
+		if len(st) == 1 && fmt.Sprint(slices.Sorted(slices.Values(st[0].RxSessions))) == fmt.Sprint(slices.Sorted(slices.Values(want))) {
 			return
 		}
 		if time.Now().After(deadline) {

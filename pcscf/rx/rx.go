@@ -171,6 +171,18 @@ func (c *Client) handleASR(ctx context.Context, conn *diameter.Conn, req *diam.M
 	return c.node.Answer(req, diameter.DiameterSuccess), nil
 }
 
+// Restore marks sids as open sessions without sending anything: the
+// Session-Ids a restarted P-CSCF reloaded with its contacts. The PCRF's
+// ASR and RAR for them are then answered 2001 and reported as for
+// sessions opened by this process, instead of 5002.
+func (c *Client) Restore(sids ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, sid := range sids {
+		c.sessions[sid] = true
+	}
+}
+
 // Session describes one SIP session for an AAR.
 type Session struct {
 	ICID  string // AF-Charging-Identifier
