@@ -89,7 +89,7 @@ func TestBenchRegister(t *testing.T) {
 	cmd := exec.Command(sipp, fmt.Sprintf("127.0.0.1:%d", entry),
 		"-sf", filepath.Join("testdata", "bench_register_aka.xml"), "-inf", infPath,
 		"-key", "domain", domain, "-key", "expires", "3600", "-auth_uri", domain,
-		"-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-t", "u1",
+		"-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-t", sippTransport(), "-max_socket", "10000",
 		"-m", fmt.Sprint(n), "-r", fmt.Sprint(rate), "-l", "5000", "-nostdin", "-timeout", "300s",
 		"-trace_rtt", "-rtt_freq", "1", "-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
 		"-trace_stat", "-stf", filepath.Join(dir, "stat.csv"))
@@ -169,12 +169,30 @@ func TestBenchRegister(t *testing.T) {
 // report and the chain's description.
 func benchLab(t *testing.T, scscfArgs []string) (l *lab, entry int, names []string, chain string) {
 	t.Helper()
-	if v := os.Getenv("BENCH_VIA_PCSCF"); v != "" && v != "0" {
+	if viaPCSCF() {
 		pl := newPCSCFLabArgs(t, freePort(t), scscfArgs, scscfArgs)
 		return pl.lab, pl.pcscf, []string{"pcscf", "icscf", "scscf", "hss"}, "via P-CSCF, no IPsec, Rx off"
 	}
 	l = newLab(t, scscfArgs...)
 	return l, l.icscf, []string{"icscf", "scscf", "hss"}, "no P-CSCF"
+}
+
+// viaPCSCF tells whether BENCH_VIA_PCSCF asks for a P-CSCF in front.
+func viaPCSCF() bool {
+	v := os.Getenv("BENCH_VIA_PCSCF")
+	return v != "" && v != "0"
+}
+
+// sippTransport is sipp's -t for the registration benchmark: through a
+// P-CSCF one UDP socket per subscriber ("un"), as each real UE has its
+// own address and port (the P-CSCF keys contacts by flow; thousands of
+// subscribers on one flow would be one UE holding them all); straight to
+// the I-CSCF, which keeps no per-flow state, one socket for all ("u1").
+func sippTransport() string {
+	if viaPCSCF() {
+		return "un"
+	}
+	return "u1"
 }
 
 // profileDuring, when BENCH_PROFILE_DIR is set, takes a CPU profile of

@@ -327,7 +327,7 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 		}
 		// A contact registered before over another flow of the same UE
 		// (e.g. unprotected, then over the SA) is replaced.
-		for _, o := range s.store.Matching(func(o *contacts.Contact) bool { return o.AOR == aor }) {
+		for _, o := range s.store.ByAOR(aor) {
 			if o.Key() != key && sameHost(o.Flow.Host, src.Host) {
 				if o.SA != nil && (usedSA == nil || o.SA.PCSCF.SPIS != usedSA.PCSCF.SPIS) {
 					oldSA = o.SA

@@ -101,7 +101,7 @@ func (s *PCSCF) ueTarget(c *contacts.Contact, req *sip.Request) sipproxy.Target 
 	}
 	flow := c.Flow
 	if big && flow.Transport == "udp" {
-		for _, o := range s.store.Matching(func(o *contacts.Contact) bool { return o.AOR == c.AOR }) {
+		for _, o := range s.store.ByAOR(c.AOR) {
 			if o.Flow.Transport == "tcp" && sameHost(o.Flow.Host, flow.Host) {
 				flow = o.Flow
 				s.log.Debug("request larger than UDP limit: using the UE's TCP flow", zap.Int("size", len(req.String())))

@@ -12,7 +12,7 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"slices"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -92,25 +92,52 @@ type Persister interface {
 	LoadAll(ctx context.Context) ([]*Contact, error)
 }
 
-// Store is the in-memory contact table, safe for concurrent use.
+// Store is the in-memory contact table, safe for concurrent use. Besides
+// the key, contacts are indexed by IMPU, by Contact URI and by host and
+// port (of the flow, of the UE's protected ports and of the Contact URI),
+// so that the per-request look-ups cost the same with a hundred thousand
+// contacts as with ten, even when all UEs share one address (NAT, sipp).
 type Store struct {
 	mu      sync.RWMutex
 	byKey   map[string]*Contact
-	impus   map[string]int // lower-case IMPU -> number of contacts holding it
+	byIMPU  index // lower-case IMPU
+	byAOR   index // lower-case Contact URI
+	byAddr  index // hostPort of the flow, the SA's UE ports, the Contact URI
 	persist Persister
 	now     func() time.Time
 }
 
-// New returns an empty store; p may be nil (memory only).
-func New(p Persister) *Store {
-	return &Store{byKey: map[string]*Contact{}, impus: map[string]int{}, persist: p, now: time.Now}
+// index maps a normalised value to the keys of the contacts holding it.
+type index map[string]map[string]struct{}
+
+func (ix index) add(v, key string) {
+	set := ix[v]
+	if set == nil {
+		set = map[string]struct{}{}
+		ix[v] = set
+	}
+	set[key] = struct{}{}
 }
 
-// set stores c under key (s.mu held), keeping the IMPU counts.
+func (ix index) remove(v, key string) {
+	if set := ix[v]; set != nil {
+		delete(set, key)
+		if len(set) == 0 {
+			delete(ix, v)
+		}
+	}
+}
+
+// New returns an empty store; p may be nil (memory only).
+func New(p Persister) *Store {
+	return &Store{byKey: map[string]*Contact{}, byIMPU: index{}, byAOR: index{}, byAddr: index{}, persist: p, now: time.Now}
+}
+
+// set stores c under key (s.mu held), keeping the indexes.
 func (s *Store) set(key string, c *Contact) {
 	s.unset(key)
 	s.byKey[key] = c
-	s.count(c, 1)
+	s.indexContact(key, c, index.add)
 }
 
 // unset removes key (s.mu held) and returns what it held.
@@ -118,31 +145,37 @@ func (s *Store) unset(key string) *Contact {
 	old := s.byKey[key]
 	if old != nil {
 		delete(s.byKey, key)
-		s.count(old, -1)
+		s.indexContact(key, old, index.remove)
 	}
 	return old
 }
 
-func (s *Store) count(c *Contact, d int) {
-	for i, impu := range c.IMPUs {
-		impu = strings.ToLower(impu)
-		if slices.ContainsFunc(c.IMPUs[:i], func(o string) bool { return strings.EqualFold(o, impu) }) {
-			continue // listed twice: counted once
-		}
-		if n := s.impus[impu] + d; n > 0 {
-			s.impus[impu] = n
-		} else {
-			delete(s.impus, impu)
-		}
+// indexContact adds (op index.add) or removes (index.remove) the index
+// entries of c under key; s.mu held.
+func (s *Store) indexContact(key string, c *Contact, op func(index, string, string)) {
+	for _, impu := range c.IMPUs {
+		op(s.byIMPU, strings.ToLower(impu), key)
+	}
+	op(s.byAOR, strings.ToLower(c.AOR), key)
+	op(s.byAddr, hostPort(c.Flow.Host, c.Flow.Port), key)
+	if c.SA != nil {
+		op(s.byAddr, hostPort(c.Flow.Host, int(c.SA.UE.PortC)), key)
+		op(s.byAddr, hostPort(c.Flow.Host, int(c.SA.UE.PortS)), key)
+	}
+	if _, h, p := splitURI(c.AOR); h != "" {
+		op(s.byAddr, hostPort(h, p), key)
 	}
 }
+
+// hostPort is the byAddr form of a host and port.
+func hostPort(host string, port int) string { return normHost(host) + "|" + strconv.Itoa(port) }
 
 // Counts returns the number of contacts and of distinct IMPUs (compared
 // case-insensitively) they hold, expired ones not yet removed included.
 func (s *Store) Counts() (contacts, impus int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.byKey), len(s.impus)
+	return len(s.byKey), len(s.byIMPU)
 }
 
 // Load reads every stored contact from the persister (expired ones are
@@ -185,9 +218,9 @@ func (s *Store) Update(ctx context.Context, key string, fn func(c *Contact)) (bo
 		s.mu.Unlock()
 		return false, nil
 	}
-	s.count(c, -1)
+	s.indexContact(key, c, index.remove)
 	fn(c)
-	s.count(c, 1)
+	s.indexContact(key, c, index.add)
 	cp := c.Clone()
 	s.mu.Unlock()
 	if s.persist != nil {
@@ -227,7 +260,7 @@ func (s *Store) Get(key string) *Contact {
 // requests). The most recently registered match wins.
 func (s *Store) BySource(transport, host string, port int) *Contact {
 	now := s.now()
-	return s.find(func(c *Contact) bool {
+	return s.find([]index{s.byAddr}, []string{hostPort(host, port)}, func(c *Contact) bool {
 		if !c.Expires.After(now) || !sameIP(c.Flow.Host, host) {
 			return false
 		}
@@ -244,7 +277,7 @@ func (s *Store) BySource(transport, host string, port int) *Contact {
 func (s *Store) ByURI(user, host string, port int, full string) *Contact {
 	now := s.now()
 	full = strings.ToLower(full)
-	return s.find(func(c *Contact) bool {
+	return s.find([]index{s.byAOR, s.byAddr}, []string{full, hostPort(host, port)}, func(c *Contact) bool {
 		if !c.Expires.After(now) {
 			return false
 		}
@@ -262,33 +295,47 @@ func (s *Store) ByURI(user, host string, port int, full string) *Contact {
 	})
 }
 
-// ByIMPU lists unexpired contacts registered with impu.
+// ByIMPU lists unexpired contacts registered with impu (compared
+// case-insensitively).
 func (s *Store) ByIMPU(impu string) []*Contact {
 	now := s.now()
 	var out []*Contact
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, c := range s.byKey {
-		if !c.Expires.After(now) {
-			continue
-		}
-		for _, i := range c.IMPUs {
-			if strings.EqualFold(i, impu) {
-				out = append(out, c.Clone())
-				break
-			}
+	for key := range s.byIMPU[strings.ToLower(impu)] {
+		if c := s.byKey[key]; c.Expires.After(now) {
+			out = append(out, c.Clone())
 		}
 	}
 	return out
 }
 
-func (s *Store) find(match func(*Contact) bool) *Contact {
+// ByAOR lists the contacts (expired ones included) whose Contact URI is
+// aor exactly.
+func (s *Store) ByAOR(aor string) []*Contact {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*Contact
+	for key := range s.byAOR[strings.ToLower(aor)] {
+		if c := s.byKey[key]; c.AOR == aor {
+			out = append(out, c.Clone())
+		}
+	}
+	return out
+}
+
+// find returns a copy of the most recently registered contact for which
+// match is true among those listed under values[i] in indexes[i].
+func (s *Store) find(indexes []index, values []string, match func(*Contact) bool) *Contact {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var best *Contact
-	for _, c := range s.byKey {
-		if match(c) && (best == nil || c.Registered.After(best.Registered)) {
-			best = c
+	for i, ix := range indexes {
+		for key := range ix[values[i]] {
+			c := s.byKey[key]
+			if match(c) && (best == nil || c.Registered.After(best.Registered)) {
+				best = c
+			}
 		}
 	}
 	if best == nil {
@@ -371,6 +418,17 @@ func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.byKey)
+}
+
+// normHost is the index form of a host: an IP address in its canonical
+// text (IPv4-mapped IPv6 as IPv4, brackets removed), lower-cased like any
+// other host. Hosts that sameIP finds equal have the same normHost.
+func normHost(h string) string {
+	h = strings.Trim(h, "[]")
+	if a, err := netip.ParseAddr(h); err == nil {
+		h = a.Unmap().String()
+	}
+	return strings.ToLower(h)
 }
 
 func sameIP(a, b string) bool {

@@ -144,3 +144,109 @@ func TestCountsAndMatching(t *testing.T) {
 	_, _ = s.Delete(ctx, a.Key())
 	check(0, 0)
 }
+
+// TestIndexesFollowChanges checks the IMPU, Contact URI and host indexes
+// behind the look-ups after puts, updates, deletes and expiry, and that
+// hosts are matched as IP addresses (brackets, IPv4-mapped IPv6, case).
+func TestIndexesFollowChanges(t *testing.T) {
+	ctx := context.Background()
+	s := New(nil)
+	now := time.Now()
+	v6 := &Contact{AOR: "sip:bob@[2001:DB8::7]:5070", Flow: Flow{Transport: "udp", Host: "2001:db8::7", Port: 5070},
+		IMPUs: []string{"sip:Bob@ims.test"}, Expires: now.Add(time.Hour), Registered: now}
+	// Behind a NAT: the Contact URI's host is not the flow's.
+	natted := &Contact{AOR: "sip:carol@10.0.0.9:5060", Flow: Flow{Transport: "tcp", Host: "192.0.2.1", Port: 40000},
+		IMPUs: []string{"sip:carol@ims.test"}, Expires: now.Add(time.Hour), Registered: now}
+	for _, c := range []*Contact{v6, natted} {
+		if err := s.Put(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := s.BySource("udp", "[2001:db8:0::7]", 5070); c == nil || c.Key() != v6.Key() {
+		t.Errorf("BySource by another spelling of the IPv6 address: %+v", c)
+	}
+	if c := s.BySource("tcp", "::ffff:192.0.2.1", 40000); c == nil || c.Key() != natted.Key() {
+		t.Errorf("BySource by the IPv4-mapped address: %+v", c)
+	}
+	if c := s.ByURI("carol", "10.0.0.9", 5060, "sip:carol@10.0.0.9:5060"); c == nil || c.Key() != natted.Key() {
+		t.Errorf("ByURI by the Contact URI: %+v", c)
+	}
+	if c := s.ByURI("x", "192.0.2.1", 40000, "sip:x@192.0.2.1:40000"); c == nil || c.Key() != natted.Key() {
+		t.Errorf("ByURI by the flow: %+v", c)
+	}
+	if c := s.ByURI("bob", "2001:db8::7", 5070, "sip:nobody@example.net"); c == nil || c.Key() != v6.Key() {
+		t.Errorf("ByURI by the Contact URI's user, host and port: %+v", c)
+	}
+	if got := s.ByIMPU("SIP:bob@IMS.test"); len(got) != 1 || got[0].Key() != v6.Key() {
+		t.Errorf("ByIMPU, other case: %+v", got)
+	}
+	if got := s.ByAOR(natted.AOR); len(got) != 1 || got[0].Key() != natted.Key() {
+		t.Errorf("ByAOR: %+v", got)
+	}
+	if got := s.ByAOR("SIP:carol@10.0.0.9:5060"); len(got) != 0 {
+		t.Errorf("ByAOR is exact: %+v", got)
+	}
+
+	// An update that changes the IMPUs moves the contact in the IMPU index.
+	if ok, _ := s.Update(ctx, v6.Key(), func(c *Contact) { c.IMPUs = []string{"tel:+15550007"} }); !ok {
+		t.Fatal("Update: not found")
+	}
+	if got := s.ByIMPU("sip:bob@ims.test"); len(got) != 0 {
+		t.Errorf("old IMPU still finds the contact: %+v", got)
+	}
+	if got := s.ByIMPU("tel:+15550007"); len(got) != 1 {
+		t.Errorf("new IMPU: %+v", got)
+	}
+	// Deleted and expired contacts leave every index.
+	if _, err := s.Delete(ctx, natted.Key()); err != nil {
+		t.Fatal(err)
+	}
+	if c := s.BySource("tcp", "192.0.2.1", 40000); c != nil || len(s.ByAOR(natted.AOR)) != 0 || len(s.ByIMPU("sip:carol@ims.test")) != 0 {
+		t.Errorf("deleted contact still found")
+	}
+	_, _ = s.Update(ctx, v6.Key(), func(c *Contact) { c.Expires = now.Add(-time.Second) })
+	if ex, _ := s.Expired(ctx); len(ex) != 1 {
+		t.Fatalf("Expired: %d", len(ex))
+	}
+	if len(s.byIMPU) != 0 || len(s.byAOR) != 0 || len(s.byAddr) != 0 {
+		t.Errorf("indexes not empty with no contacts: %v %v %v", s.byIMPU, s.byAOR, s.byAddr)
+	}
+}
+
+// BenchmarkLookups100k measures BySource, ByURI and ByIMPU in a store of
+// 100,000 contacts: per-request cost must not grow with the number of
+// registered UEs, whether each UE has its own address or all share one
+// (behind a NAT, or sipp).
+func BenchmarkLookups100k(b *testing.B) {
+	for _, shared := range []bool{false, true} {
+		name := "own-addresses"
+		if shared {
+			name = "one-address"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			s := New(nil)
+			const n = 100000
+			addr := func(i int) (string, int) {
+				if shared {
+					return "192.0.2.1", 1024 + i
+				}
+				return "10." + itoa(i>>16) + "." + itoa(i>>8&255) + "." + itoa(i&255), 5060
+			}
+			for i := range n {
+				h, p := addr(i)
+				_ = s.Put(ctx, &Contact{AOR: "sip:u" + itoa(i) + "@" + h + ":" + itoa(p), Flow: Flow{Transport: "udp", Host: h, Port: p},
+					IMPUs: []string{"sip:u" + itoa(i) + "@ims.test"}, Expires: time.Now().Add(time.Hour)})
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				j := i % n
+				h, p := addr(j)
+				if s.BySource("udp", h, p) == nil || s.ByURI("u", h, p, "sip:u"+itoa(j)+"@"+h+":"+itoa(p)) == nil ||
+					len(s.ByIMPU("sip:u"+itoa(j)+"@ims.test")) != 1 {
+					b.Fatal("contact not found")
+				}
+			}
+		})
+	}
+}
