@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,10 +127,13 @@ type RegEventNotifier struct {
 	cfg RegEventConfig
 	log *zap.Logger
 
-	mu    sync.Mutex
-	subs  map[string]*regSub
-	known map[string]map[string]bool // canonical AOR -> keys of the active bindings seen
-	pool  *pgxpool.Pool
+	mu   sync.Mutex
+	subs map[string]*regSub
+	// byIMPU and byAOR index subs by their IMPU and AOR, so that a
+	// registration change finds its subscribers without a scan of all.
+	byIMPU, byAOR subIndex
+	known         map[string]map[string]bool // canonical AOR -> keys of the active bindings seen
+	pool          *pgxpool.Pool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -152,7 +156,8 @@ func NewRegEventNotifier(s *Server, cfg RegEventConfig) (*RegEventNotifier, erro
 	if cfg.RTREvent != reginfo.EventRejected && cfg.RTREvent != reginfo.EventDeactivated {
 		return nil, fmt.Errorf("scscf: reg event: RTREvent %q is neither rejected nor deactivated", cfg.RTREvent)
 	}
-	n := &RegEventNotifier{s: s, cfg: cfg, log: s.log.Named("regevent"), subs: map[string]*regSub{}, known: map[string]map[string]bool{}}
+	n := &RegEventNotifier{s: s, cfg: cfg, log: s.log.Named("regevent"), subs: map[string]*regSub{},
+		byIMPU: subIndex{}, byAOR: subIndex{}, known: map[string]map[string]bool{}}
 	n.notifies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scscf_regevent_notifies_total",
 		Help: "reg-event NOTIFYs sent, by result (ok, error_response, no_answer, not_sent)."}, []string{"result"})
 	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "scscf_regevent_subscriptions",
@@ -339,7 +344,7 @@ func (n *RegEventNotifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn)
 	n.mu.Lock()
 	sub.busy = true // held until the 200 is sent: the full NOTIFY goes first
 	sub.queue = []notifyJob{{full: true}}
-	n.subs[sub.key()] = sub
+	n.putSubLocked(sub)
 	n.mu.Unlock()
 	n.log.Info("reg-event subscription", zapStr("impu", impu), zapStr("subscriber", who), zapStr("kind", kind),
 		zap.Duration("expires", expires), zapStr("call-id", sub.CallID))
@@ -586,12 +591,57 @@ func (n *RegEventNotifier) OnRegistrationChange(ev RegistrationEvent) {
 	if ev.Kind == EventTerminated && n.cfg.RTREvent == reginfo.EventRejected {
 		reason = "rejected"
 	}
-	for _, sub := range n.subs {
-		if sub.final || !(members[sub.IMPU] || sub.AOR == aor) {
-			continue
+	subs := maps.Clone(n.byAOR[aor])
+	for m := range members {
+		for sub := range n.byIMPU[m] {
+			if subs == nil {
+				subs = map[*regSub]struct{}{}
+			}
+			subs[sub] = struct{}{}
 		}
-		n.enqueueLocked(sub, notifyJob{regs: regs, terminated: terminal, reason: reason})
 	}
+	for sub := range subs {
+		if !sub.final {
+			n.enqueueLocked(sub, notifyJob{regs: regs, terminated: terminal, reason: reason})
+		}
+	}
+}
+
+// subIndex maps an IMPU or AOR to the subscriptions for it.
+type subIndex map[string]map[*regSub]struct{}
+
+func (ix subIndex) add(v string, sub *regSub) {
+	if ix[v] == nil {
+		ix[v] = map[*regSub]struct{}{}
+	}
+	ix[v][sub] = struct{}{}
+}
+
+func (ix subIndex) remove(v string, sub *regSub) {
+	delete(ix[v], sub)
+	if len(ix[v]) == 0 {
+		delete(ix, v)
+	}
+}
+
+// putSubLocked stores sub (replacing one with its key) and indexes it;
+// n.mu held.
+func (n *RegEventNotifier) putSubLocked(sub *regSub) {
+	if old := n.subs[sub.key()]; old != nil {
+		n.dropSubLocked(old)
+	}
+	n.subs[sub.key()] = sub
+	n.byIMPU.add(sub.IMPU, sub)
+	n.byAOR.add(sub.AOR, sub)
+}
+
+// dropSubLocked removes sub from the table and the indexes; n.mu held.
+func (n *RegEventNotifier) dropSubLocked(sub *regSub) {
+	if n.subs[sub.key()] == sub {
+		delete(n.subs, sub.key())
+	}
+	n.byIMPU.remove(sub.IMPU, sub)
+	n.byAOR.remove(sub.AOR, sub)
 }
 
 // visibleIMPUs are the IMPUs of a registration reported in reginfo: the
@@ -704,7 +754,7 @@ func (n *RegEventNotifier) enqueueLocked(sub *regSub, job notifyJob) {
 	sub.queue = append(sub.queue, job)
 	if job.terminated {
 		sub.final = true
-		delete(n.subs, sub.key())
+		n.dropSubLocked(sub)
 	}
 	if !sub.busy {
 		sub.busy = true
@@ -754,7 +804,7 @@ func (n *RegEventNotifier) drain(sub *regSub) {
 			n.mu.Lock()
 			sub.final = true
 			sub.queue = nil
-			delete(n.subs, sub.key())
+			n.dropSubLocked(sub)
 			n.mu.Unlock()
 		}
 	}

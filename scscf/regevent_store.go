@@ -52,7 +52,7 @@ func (n *RegEventNotifier) LoadSubscriptions(ctx context.Context) error {
 	}
 	n.mu.Lock()
 	for _, s := range loaded {
-		n.subs[s.key()] = s
+		n.putSubLocked(s)
 	}
 	n.mu.Unlock()
 	n.log.Info("reg-event subscriptions reloaded", zap.Int("subscriptions", len(loaded)))

@@ -297,6 +297,13 @@ func TestRegEventUnsubscribeAndExpiry(t *testing.T) {
 		t.Errorf("expiry NOTIFY Subscription-State %q", n.state)
 	}
 	waitNoRows(t, l.s)
+	// Ended subscriptions leave the by-IMPU and by-AOR indexes too.
+	l.n.mu.Lock()
+	left := len(l.n.subs) + len(l.n.byIMPU) + len(l.n.byAOR)
+	l.n.mu.Unlock()
+	if left != 0 {
+		t.Errorf("subscriptions or index entries left after every subscription ended: %d", left)
+	}
 }
 
 func TestRegEventSubscriptionsReloadedAfterRestart(t *testing.T) {
