@@ -160,6 +160,75 @@ func TestBenchRegister(t *testing.T) {
 	if ok == 0 {
 		t.Fatalf("no registration completed:\n%s", tail(string(out), 3000))
 	}
+	l.reportSettledHeap(t, names)
+}
+
+// reportSettledHeap, when BENCH_SETTLE_SECONDS is set, prints each
+// process's Go heap in use right after the run and again after that many
+// seconds of idleness: completed SIP transactions are kept for RFC 3261's
+// timers (32 s for UDP), so the heap must fall back once they expire; one
+// that does not is a leak. With BENCH_PROFILE_DIR it also saves each
+// process's heap profile then (NAME.heap.pprof).
+func (l *lab) reportSettledHeap(t *testing.T, names []string) {
+	secs, _ := strconv.Atoi(os.Getenv("BENCH_SETTLE_SECONDS"))
+	if secs <= 0 {
+		return
+	}
+	heap := func() map[string]float64 {
+		m := map[string]float64{}
+		for _, name := range names {
+			m[name] = l.heapInUseAfterGC(t, name)
+		}
+		return m
+	}
+	h0 := heap()
+	time.Sleep(time.Duration(secs) * time.Second)
+	h1 := heap()
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+		for _, name := range names {
+			l.saveProfile(t, name, "/debug/pprof/heap?gc=1", filepath.Join(dir, name+".heap.pprof"))
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "  Go heap in use after a GC, right after the run → after %d s idle:", secs)
+	for _, name := range names {
+		fmt.Fprintf(&b, " %s %.0f → %.0f MiB", name, h0[name]/(1<<20), h1[name]/(1<<20))
+	}
+	fmt.Println(b.String())
+}
+
+// saveProfile writes proc's pprof endpoint path to file (logged, not
+// fatal, on failure).
+func (l *lab) saveProfile(t *testing.T, proc, path, file string) {
+	res, err := http.Get("http://" + l.procs[proc].admin + path)
+	if err != nil {
+		t.Logf("%s profile: %v", proc, err)
+		return
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if err := os.WriteFile(file, body, 0o644); err != nil {
+		t.Logf("%s profile: %v", proc, err)
+	}
+}
+
+// heapInUseAfterGC returns the HeapInuse bytes of proc's runtime after a
+// garbage collection (its pprof heap endpoint with gc=1), 0 when unknown.
+func (l *lab) heapInUseAfterGC(t *testing.T, proc string) float64 {
+	res, err := http.Get("http://" + l.procs[proc].admin + "/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		t.Logf("%s heap: %v", proc, err)
+		return 0
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapInuse = "); ok {
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // benchLab starts the lab of a benchmark: HSS, S-CSCF (with scscfArgs)
