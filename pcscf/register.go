@@ -42,10 +42,8 @@ func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn) {
 	var pend *pendingSA
 	pendKey := ""
 	s.mu.Lock()
-	for k, p := range s.pending {
-		if sameHost(p.sa.UE.IP.String(), src.Host) && int(p.sa.UE.PortC) == src.Port {
-			pend, pendKey = p, k
-		}
+	if p := s.pending[pendingKey(src.Host, src.Port)]; p != nil {
+		pend, pendKey = p, pendingKey(src.Host, src.Port)
 	}
 	s.mu.Unlock()
 	var regSA *contacts.Contact
@@ -224,7 +222,7 @@ func (s *PCSCF) on401(t *sipproxy.Txn, res *sip.Response, offers []imsheader.Sec
 	srv.SetPortS(uint16(s.cfg.PortS))
 	server := []imsheader.SecurityMechanism{srv}
 	imsheader.SetSecurityServer(res, server...)
-	key := src.Host + "|" + strconv.Itoa(int(uePortC))
+	key := pendingKey(src.Host, int(uePortC))
 	s.mu.Lock()
 	old := s.pending[key]
 	s.pending[key] = &pendingSA{sa: sa, server: server, created: time.Now()}
@@ -376,6 +374,16 @@ func (s *PCSCF) deregister(ctx context.Context, key string) {
 
 func uriKey(u sip.Uri) string {
 	return strings.ToLower(u.User + "@" + u.Host + ":" + strconv.Itoa(portOr(u.Port)))
+}
+
+// pendingKey is the key of a pending SA set in PCSCF.pending: the UE's
+// address (normalised as sameHost compares it) and its protected client
+// port, from which the REGISTER answering the 401 comes.
+func pendingKey(host string, portC int) string {
+	if ip := parseIP(host); ip != nil {
+		host = ip.String()
+	}
+	return strings.ToLower(host) + "|" + strconv.Itoa(portC)
 }
 
 func sameHost(a, b string) bool {
