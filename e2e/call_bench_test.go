@@ -89,8 +89,10 @@ func TestBenchCall(t *testing.T) {
 	}
 	uac.Dir = cdir
 	t0 := time.Now()
+	profiled := l.profileDuring(t)
 	out, err := uac.CombinedOutput()
 	elapsed := time.Since(t0)
+	profiled()
 	after := map[string]procSample{}
 	for name, p := range l.procs {
 		after[name] = sampleProc(t, p.cmd.Process.Pid)
