@@ -39,12 +39,9 @@ func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn) {
 
 	// Is this REGISTER protected by a SA we set up (pending from a 401,
 	// or the SA of a registered contact)?
-	var pend *pendingSA
-	pendKey := ""
+	pendKey := pendingKey(src.Host, src.Port)
 	s.mu.Lock()
-	if p := s.pending[pendingKey(src.Host, src.Port)]; p != nil {
-		pend, pendKey = p, pendingKey(src.Host, src.Port)
-	}
+	pend := s.pending[pendKey]
 	s.mu.Unlock()
 	var regSA *contacts.Contact
 	if pend == nil {
