@@ -11,6 +11,7 @@ package contacts
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/netip"
 	"sort"
@@ -105,6 +106,24 @@ type Store struct {
 	byAddr  index // hostPort of the flow, the SA's UE ports, the Contact URI
 	persist Persister
 	now     func() time.Time
+
+	// keyLocks serialise the writes of one key: its in-memory change and
+	// its write-through happen under the key's lock, so the persister gets
+	// a key's snapshots in the order they were made. Without it, two
+	// concurrent Updates (say the Rx signalling session and the reg-event
+	// subscription stored right after a registration) could leave the
+	// older snapshot in PostgreSQL, and an Update racing a Delete could
+	// write a removed contact back. Striped: keys share 64 mutexes.
+	keyLocks [64]sync.Mutex
+}
+
+// lockKey locks the writes of key and returns the unlock function.
+func (s *Store) lockKey(key string) (unlock func()) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	m := &s.keyLocks[h.Sum32()%uint32(len(s.keyLocks))]
+	m.Lock()
+	return m.Unlock
 }
 
 // index maps a normalised value to the keys of the contacts holding it.
@@ -198,6 +217,7 @@ func (s *Store) Load(ctx context.Context) ([]*Contact, error) {
 
 // Put inserts or replaces c (a copy is stored) and writes it through.
 func (s *Store) Put(ctx context.Context, c *Contact) error {
+	defer s.lockKey(c.Key())()
 	s.mu.Lock()
 	s.set(c.Key(), c.Clone())
 	s.mu.Unlock()
@@ -212,6 +232,7 @@ func (s *Store) Put(ctx context.Context, c *Contact) error {
 // Update applies fn to the stored contact under key and writes it
 // through; false when there is none.
 func (s *Store) Update(ctx context.Context, key string, fn func(c *Contact)) (bool, error) {
+	defer s.lockKey(key)()
 	s.mu.Lock()
 	c, ok := s.byKey[key]
 	if !ok {
@@ -233,6 +254,7 @@ func (s *Store) Update(ctx context.Context, key string, fn func(c *Contact)) (bo
 
 // Delete removes the contact under key and returns it (nil when absent).
 func (s *Store) Delete(ctx context.Context, key string) (*Contact, error) {
+	defer s.lockKey(key)()
 	s.mu.Lock()
 	c := s.unset(key)
 	s.mu.Unlock()
@@ -393,24 +415,43 @@ func (s *Store) Any(match func(*Contact) bool) bool {
 // Expired removes and returns the contacts whose Expires is not after now.
 func (s *Store) Expired(ctx context.Context) ([]*Contact, error) {
 	now := s.now()
-	s.mu.Lock()
-	var out []*Contact
+	s.mu.RLock()
+	var keys []string
 	for k, c := range s.byKey {
 		if !c.Expires.After(now) {
-			out = append(out, c)
-			s.unset(k)
+			keys = append(keys, k)
 		}
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
+	var out []*Contact
 	var first error
-	if s.persist != nil {
-		for _, c := range out {
-			if err := s.persist.Delete(ctx, c.Key()); err != nil && first == nil {
+	for _, k := range keys {
+		if c, err := s.deleteExpired(ctx, k, now); c != nil {
+			out = append(out, c)
+			if err != nil && first == nil {
 				first = err
 			}
 		}
 	}
 	return out, first
+}
+
+// deleteExpired removes the contact under key if it is still expired at
+// now (a re-registration may have renewed it since it was listed).
+func (s *Store) deleteExpired(ctx context.Context, key string, now time.Time) (*Contact, error) {
+	defer s.lockKey(key)()
+	s.mu.Lock()
+	c := s.byKey[key]
+	if c == nil || c.Expires.After(now) {
+		s.mu.Unlock()
+		return nil, nil
+	}
+	s.unset(key)
+	s.mu.Unlock()
+	if s.persist != nil {
+		return c, s.persist.Delete(ctx, key)
+	}
+	return c, nil
 }
 
 // Len returns the number of contacts (expired ones not yet swept included).
