@@ -240,3 +240,29 @@ func TestContactExpiryAndReload(t *testing.T) {
 	}
 	_ = ctx
 }
+
+// TestOverload503ReachesUE: the I-CSCF's overload 503 with Retry-After
+// reaches the UE as it is, so that it backs off; a 503 without
+// Retry-After is still turned into 500 (RFC 3261 §16.7, §21.5.4).
+func TestOverload503ReachesUE(t *testing.T) {
+	core := newPeer(t, "")
+	p := startPCSCF(t, core, nil)
+	ue := newPeer(t, "")
+	register(ue, p.addr(), "ovl-1", 1, 600, "")
+	core.respond(core.nextRequest(5*time.Second), 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+	r := ue.nextResponse(5 * time.Second)
+	if r.StatusCode != 503 {
+		t.Fatalf("UE got %d, want 503", r.StatusCode)
+	}
+	if ra := r.GetHeader("Retry-After"); ra == nil || ra.Value() != "5" {
+		t.Errorf("Retry-After %v, want 5", ra)
+	}
+	register(ue, p.addr(), "ovl-2", 1, 600, "")
+	core.respond(core.nextRequest(5*time.Second), 503, "Service Unavailable")
+	if r := ue.nextResponse(5 * time.Second); r.StatusCode != 500 {
+		t.Fatalf("503 without Retry-After: UE got %d, want 500", r.StatusCode)
+	}
+	if n := len(p.Status().Contacts); n != 0 {
+		t.Errorf("%d contacts after refused registrations", n)
+	}
+}

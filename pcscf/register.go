@@ -93,7 +93,9 @@ func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn) {
 	imsheader.SetPChargingVector(req, pcv)
 
 	nh := s.icscf
-	res, err := t.Forward(ctx, sipproxy.ForwardOptions{}, sipproxy.Target{NextHop: &nh})
+	// The I-CSCF is the only way on: its overload 503 with Retry-After
+	// reaches the UE, which waits that long (RFC 3261 §20.33).
+	res, err := t.Forward(ctx, sipproxy.ForwardOptions{PassOverload503: true}, sipproxy.Target{NextHop: &nh})
 	if err != nil || res == nil {
 		if res != nil {
 			_ = t.Relay(res)

@@ -57,7 +57,9 @@ func (s *PCSCF) originating(ctx context.Context, t *sipproxy.Txn, c *contacts.Co
 				tg.Route = append(tg.Route, u)
 			}
 		}
-		opts := sipproxy.ForwardOptions{}
+		// Towards the home network (its only way on): a 503 with
+		// Retry-After reaches the UE, which backs off (TS 24.229 §5.1.3.1).
+		opts := sipproxy.ForwardOptions{PassOverload503: true}
 		if req.Method != sip.MESSAGE && req.Method != sip.OPTIONS && req.Method != sip.PUBLISH {
 			opts.RecordRoute = true
 			opts.RecordRouteURI = s.ueFacingURI(c, "udp")
@@ -67,7 +69,7 @@ func (s *PCSCF) originating(ctx context.Context, t *sipproxy.Txn, c *contacts.Co
 	}
 	imsheader.RemoveHeaders(req, imsheader.HeaderPPreferredIdentity)
 	imsheader.RemoveHeaders(req, imsheader.HeaderPAssertedIdentity)
-	s.forward(ctx, t, c, sipproxy.ForwardOptions{}, sipproxy.Target{}, true)
+	s.forward(ctx, t, c, sipproxy.ForwardOptions{PassOverload503: true}, sipproxy.Target{}, true)
 }
 
 // terminating delivers a request from the core to the UE's stored flow

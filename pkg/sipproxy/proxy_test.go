@@ -712,3 +712,41 @@ func TestRemovedRouteCopy(t *testing.T) {
 		t.Fatal("RemovedRoute of a request without own Route is not nil")
 	}
 }
+
+// TestOverload503 checks the selection of a 503 (RFC 3261 §16.7 step 6,
+// §21.5.4): turned into 500, except with PassOverload503 when it carries
+// Retry-After, which then reaches the client as sent.
+func TestOverload503(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		retryAfter bool
+		pass       bool
+		want       int
+	}{
+		{"503 becomes 500", true, false, 500},
+		{"503 with Retry-After passed", true, true, 503},
+		{"503 without Retry-After becomes 500 even when passing", false, true, 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uas := newUAS(t, func(s *sipgo.Server) {
+				s.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
+					res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+					if tc.retryAfter {
+						res.AppendHeader(sip.NewHeader("Retry-After", "7"))
+					}
+					_ = tx.Respond(res)
+				})
+			})
+			p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
+				_, _ = tx.Forward(ctx, ForwardOptions{PassOverload503: tc.pass}, uas.target("udp"))
+			})
+			res := doReq(t, newClient(t), proxyReq(sip.REGISTER, p, "udp", ""))
+			if res.StatusCode != tc.want {
+				t.Fatalf("got %d %s, want %d", res.StatusCode, res.Reason, tc.want)
+			}
+			if ra := res.GetHeader("Retry-After"); tc.want == 503 && (ra == nil || ra.Value() != "7") {
+				t.Errorf("Retry-After %v, want 7", ra)
+			}
+		})
+	}
+}

@@ -57,6 +57,14 @@ type ForwardOptions struct {
 	// (provisional and final, 100 excluded) before it is relayed or
 	// returned; it may edit res. It runs on the branch goroutine.
 	OnResponse func(t Target, res *sip.Response)
+	// PassOverload503 passes a 503 that carries Retry-After on as it is,
+	// instead of turning it into 500: for a proxy whose targets are its
+	// only way on (a P-CSCF towards its home network), a downstream asking
+	// for back-off means its next requests would get 503 as well, the case
+	// in which RFC 3261 §21.5.4 lets a proxy forward a 503, and the UE
+	// waits the Retry-After time (TS 24.229 §5.1.3.1, §5.1.2.2). A 503
+	// without Retry-After still becomes 500.
+	PassOverload503 bool
 }
 
 // Txn is one server transaction handed to the Handler: the received request
@@ -251,7 +259,7 @@ func (t *Txn) Forward(ctx context.Context, opts ForwardOptions, targets ...Targe
 			return t.local(sip.StatusRequestTerminated, "Request Terminated"), ErrCanceled
 		}
 	}
-	if best.res.StatusCode == sip.StatusServiceUnavailable {
+	if best.res.StatusCode == sip.StatusServiceUnavailable && !(opts.PassOverload503 && best.res.GetHeader("Retry-After") != nil) {
 		best.res.StatusCode = sip.StatusInternalServerError
 		best.res.Reason = "Server Internal Error"
 	}
