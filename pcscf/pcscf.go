@@ -53,9 +53,10 @@ type PCSCF struct {
 	expired atomic.Int64
 
 	mu      sync.Mutex
-	pending map[string]*pendingSA // by UE ip + UE port-c
-	calls   map[string]*call      // by callKey (Rx)
-	subs    map[string]*regSub    // reg-event subscriptions by Call-ID
+	pending map[string]*pendingSA          // by UE ip + UE port-c
+	calls   map[string]*call               // by callKey (Rx)
+	callsOf map[string]map[string]struct{} // contact key → callKeys of its calls
+	subs    map[string]*regSub             // reg-event subscriptions by Call-ID
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 }
@@ -73,7 +74,7 @@ func New(cfg Config) (*PCSCF, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &PCSCF{cfg: cfg, log: cfg.Logger, pending: map[string]*pendingSA{}, calls: map[string]*call{}, subs: map[string]*regSub{}}
+	s := &PCSCF{cfg: cfg, log: cfg.Logger, pending: map[string]*pendingSA{}, calls: map[string]*call{}, callsOf: map[string]map[string]struct{}{}, subs: map[string]*regSub{}}
 	_ = sip.ParseUri(cfg.ICSCF, &s.icscf)
 	var err error
 	s.spis, err = ipsec.NewSPIAllocator(cfg.SPIMin, cfg.SPIMax)
@@ -337,6 +338,13 @@ func (s *PCSCF) dropContactState(ctx context.Context, c *contacts.Contact) {
 		for _, sid := range c.RxSessions {
 			_ = s.rx.STR(ctx, sid)
 		}
+		// Its calls end with it (their sessions were just ended): a call
+		// whose BYE never came through would otherwise be kept forever.
+		s.mu.Lock()
+		for key := range s.callsOf[c.Key()] {
+			s.removeCallLocked(key)
+		}
+		s.mu.Unlock()
 	}
 }
 

@@ -78,7 +78,7 @@ func (s *PCSCF) rxBefore(ctx context.Context, req *sip.Request, c *contacts.Cont
 			icid = p.ICID()
 		}
 		s.mu.Lock()
-		s.calls[callKey(req.CallID().Value(), orig)] = &call{callID: req.CallID().Value(), orig: orig, contact: c, invite: req.Clone(), offer: sdp, icid: icid, abort: abort}
+		s.addCallLocked(callKey(req.CallID().Value(), orig), &call{callID: req.CallID().Value(), orig: orig, contact: c, invite: req.Clone(), offer: sdp, icid: icid, abort: abort})
 		s.mu.Unlock()
 	case req.Method == sip.BYE:
 		s.rxEnd(ctx, callKey(req.CallID().Value(), true))
@@ -155,12 +155,39 @@ func (s *PCSCF) rxOnResponse(req *sip.Request, res *sip.Response, c *contacts.Co
 	_, _ = s.store.Update(ctx, c.Key(), func(x *contacts.Contact) { x.RxSessions = append(x.RxSessions, sid) })
 }
 
+// addCallLocked records cl under key (see callKey) and in its contact's
+// list; s.mu held.
+func (s *PCSCF) addCallLocked(key string, cl *call) {
+	s.removeCallLocked(key)
+	s.calls[key] = cl
+	ck := cl.contact.Key()
+	if s.callsOf[ck] == nil {
+		s.callsOf[ck] = map[string]struct{}{}
+	}
+	s.callsOf[ck][key] = struct{}{}
+}
+
+// removeCallLocked forgets the call under key and returns it (nil when
+// none); s.mu held.
+func (s *PCSCF) removeCallLocked(key string) *call {
+	cl := s.calls[key]
+	if cl == nil {
+		return nil
+	}
+	delete(s.calls, key)
+	ck := cl.contact.Key()
+	delete(s.callsOf[ck], key)
+	if len(s.callsOf[ck]) == 0 {
+		delete(s.callsOf, ck)
+	}
+	return cl
+}
+
 // rxEnd sends STR for the Rx session of the call under key (see callKey)
 // and forgets the call.
 func (s *PCSCF) rxEnd(ctx context.Context, key string) {
 	s.mu.Lock()
-	cl := s.calls[key]
-	delete(s.calls, key)
+	cl := s.removeCallLocked(key)
 	s.mu.Unlock()
 	if cl == nil || cl.sid == "" {
 		return

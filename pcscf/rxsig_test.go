@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/fiorix/go-diameter/v4/diam/datatype"
 
 	"github.com/imscore/imscore/pkg/diameter"
@@ -122,5 +123,42 @@ func waitRxSessions(t *testing.T, p *PCSCF, want ...string) {
 			t.Fatalf("contacts %+v, want one with Rx sessions %v", st, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRxCallsEndWithTheContact: a call whose BYE never comes through (the
+// UE vanished) ends with its contact: de-registration sends STR for the
+// call's Rx session as well as the signalling one, and the call is
+// forgotten (it was kept for ever before).
+func TestRxCallsEndWithTheContact(t *testing.T) {
+	pcrf := newTestPCRF(t)
+	p, ue, core := startRxPCSCF(t, pcrf)
+	sig := diameter.String(pcrf.sig, diameter.AVPSessionID)
+	waitRxSessions(t, p, sig)
+	invite(ue, p.addr(), "gone-call", ueOffer)
+	respondSDP(core, waitRequest(t, core, sip.INVITE), 200, "OK", coreAnswer)
+	call := diameter.String(pcrf.next(t, diameter.CmdAA), diameter.AVPSessionID)
+	if r := waitFinal(t, ue, "gone-call"); r.StatusCode != 200 {
+		t.Fatalf("call: %d", r.StatusCode)
+	}
+	waitRxSessions(t, p, sig, call)
+
+	register(ue, p.addr(), "rx-reg", 2, 0, "")
+	coreAnswerRegister(t, core, false)
+	if r := ue.nextResponse(5 * time.Second); r.StatusCode != 200 {
+		t.Fatalf("de-register: %d", r.StatusCode)
+	}
+	ended := map[string]bool{}
+	for range 2 {
+		ended[diameter.String(pcrf.next(t, diameter.CmdSessionTermination), diameter.AVPSessionID)] = true
+	}
+	if !ended[sig] || !ended[call] {
+		t.Errorf("STRs for %v, want %s and %s", ended, sig, call)
+	}
+	p.mu.Lock()
+	calls, byContact := len(p.calls), len(p.callsOf)
+	p.mu.Unlock()
+	if calls != 0 || byContact != 0 {
+		t.Errorf("%d calls (%d contacts with calls) kept after the contact ended", calls, byContact)
 	}
 }
