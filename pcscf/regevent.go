@@ -60,8 +60,10 @@ func (s *PCSCF) subscribeRegEvent(key string, c *contacts.Contact) {
 		switch {
 		case err != nil:
 			s.log.Info("reg-event SUBSCRIBE failed (continuing without it)", zap.String("impu", target.String()), zap.Error(err))
+			s.untrackRegSubscription(key, callID)
 		case res.StatusCode >= 300:
 			s.log.Info("reg-event SUBSCRIBE refused (continuing without it)", zap.String("impu", target.String()), zap.Int("status", res.StatusCode))
+			s.untrackRegSubscription(key, callID)
 		default:
 			s.log.Info("subscribed to reg event", zap.String("impu", target.String()), zap.Int("status", res.StatusCode))
 		}
@@ -71,6 +73,20 @@ func (s *PCSCF) subscribeRegEvent(key string, c *contacts.Contact) {
 // regSub is the state of one reg-event subscription (by Call-ID).
 type regSub struct {
 	version int // version of the last document applied; -1 before the first
+}
+
+// untrackRegSubscription forgets a SUBSCRIBE that failed, here and on
+// the contact under key, so that nothing is kept for a subscription that
+// does not exist (a late NOTIFY for it then gets 481).
+func (s *PCSCF) untrackRegSubscription(key, callID string) {
+	s.mu.Lock()
+	delete(s.subs, callID)
+	s.mu.Unlock()
+	_, _ = s.store.Update(context.Background(), key, func(c *contacts.Contact) {
+		if c.RegSubscription == callID {
+			c.RegSubscription = ""
+		}
+	})
 }
 
 // trackRegSubscription remembers a SUBSCRIBE dialog so its NOTIFYs are

@@ -227,3 +227,31 @@ func TestRegEventNotifyRemovesSA(t *testing.T) {
 		t.Fatalf("after NOTIFY: %d contacts, %d SA sets", n, be.count())
 	}
 }
+
+// TestRefusedSubscriptionForgotten: a reg-event SUBSCRIBE the S-CSCF
+// refuses leaves nothing behind (it was tracked for ever before).
+func TestRefusedSubscriptionForgotten(t *testing.T) {
+	core := newPeer(t, "")
+	p := startPCSCF(t, core, nil)
+	ue := newPeer(t, "")
+	register(ue, p.addr(), "refused-sub", 1, 600, "")
+	coreAnswerRegister(t, core, false)
+	if r := ue.nextResponse(5 * time.Second); r.StatusCode != 200 {
+		t.Fatalf("register: %d", r.StatusCode)
+	}
+	core.respond(core.nextRequest(5*time.Second), 489, "Bad Event")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		subs := len(p.subs)
+		p.mu.Unlock()
+		cs := p.store.All()
+		if subs == 0 && len(cs) == 1 && cs[0].RegSubscription == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscriptions tracked, contacts %+v, after the SUBSCRIBE was refused", subs, cs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

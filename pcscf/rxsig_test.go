@@ -62,11 +62,17 @@ func TestRxSignalling(t *testing.T) {
 	}
 	waitRxSessions(t, p, sid)
 
-	// Re-registration: no new AAR.
+	// Re-registration: no new AAR. The refused reg-event SUBSCRIBE of the
+	// registration is tried again.
 	register(ue, p.addr(), "rx-reg", 2, 600, "")
 	coreAnswerRegister(t, core, false)
 	if r := ue.nextResponse(5 * time.Second); r.StatusCode != 200 {
 		t.Fatalf("re-register: %d", r.StatusCode)
+	}
+	if sub := core.nextRequest(5 * time.Second); sub.Method != sip.SUBSCRIBE {
+		t.Fatalf("core got %s, want the SUBSCRIBE tried again", sub.Method)
+	} else {
+		core.respond(sub, 489, "Bad Event")
 	}
 	pcrf.none(t, 300*time.Millisecond)
 
