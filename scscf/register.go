@@ -143,7 +143,7 @@ func (s *Server) handleRegister(ctx context.Context, t *sipproxy.Txn) {
 	if cred != nil && cred.Username() != "" {
 		impi = cred.Username()
 	}
-	unlock := s.locks.lock(impi)
+	unlock := s.locks.Lock(impi)
 	defer unlock()
 
 	rec := s.reg.lookup(impu)

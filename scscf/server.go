@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/pkg/diameter"
+	"github.com/imscore/imscore/pkg/keylock"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
 )
@@ -32,7 +33,7 @@ type Server struct {
 	store    *store
 	reg      *registrar
 	auth     *authState
-	locks    keyedMutex
+	locks    keylock.Mutex // per IMPI
 	metrics  *metrics
 	hostport string
 	sess     *session
@@ -383,7 +384,7 @@ func (s *Server) sweep(now time.Time) {
 }
 
 func (s *Server) expire(r *record, impi string, now time.Time) {
-	unlock := s.locks.lock(impi)
+	unlock := s.locks.Lock(impi)
 	defer unlock()
 	if s.reg.lookup(r.aor) != r {
 		return
@@ -462,7 +463,7 @@ func (s *Server) terminate(ctx context.Context, r *record, reason string) {
 	s.reg.mu.RLock()
 	impi := r.impi
 	s.reg.mu.RUnlock()
-	unlock := s.locks.lock(impi)
+	unlock := s.locks.Lock(impi)
 	defer unlock()
 	if s.reg.lookup(r.aor) != r {
 		return
@@ -499,7 +500,7 @@ func (s *Server) handlePPR(ctx context.Context, c *diameter.Conn, req *diam.Mess
 		s.log.Warn("PPR User-Data rejected", zapStr("impi", impi), zap.Error(err))
 		return s.node.AnswerExperimental(req, diameter.DiameterErrorNotSupportedUserData), nil
 	}
-	unlock := s.locks.lock(impi)
+	unlock := s.locks.Lock(impi)
 	defer unlock()
 	for _, r := range recs {
 		if s.reg.lookup(r.aor) != r {

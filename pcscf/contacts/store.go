@@ -11,7 +11,6 @@ package contacts
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"net"
 	"net/netip"
 	"sort"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/imscore/imscore/pcscf/ipsec"
+	"github.com/imscore/imscore/pkg/keylock"
 )
 
 // Flow is where a UE's requests come from (RFC 5626 sense, simplified):
@@ -113,17 +113,8 @@ type Store struct {
 	// concurrent Updates (say the Rx signalling session and the reg-event
 	// subscription stored right after a registration) could leave the
 	// older snapshot in PostgreSQL, and an Update racing a Delete could
-	// write a removed contact back. Striped: keys share 64 mutexes.
-	keyLocks [64]sync.Mutex
-}
-
-// lockKey locks the writes of key and returns the unlock function.
-func (s *Store) lockKey(key string) (unlock func()) {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	m := &s.keyLocks[h.Sum32()%uint32(len(s.keyLocks))]
-	m.Lock()
-	return m.Unlock
+	// write a removed contact back.
+	keyLocks keylock.Mutex
 }
 
 // index maps a normalised value to the keys of the contacts holding it.
@@ -217,7 +208,7 @@ func (s *Store) Load(ctx context.Context) ([]*Contact, error) {
 
 // Put inserts or replaces c (a copy is stored) and writes it through.
 func (s *Store) Put(ctx context.Context, c *Contact) error {
-	defer s.lockKey(c.Key())()
+	defer s.keyLocks.Lock(c.Key())()
 	s.mu.Lock()
 	s.set(c.Key(), c.Clone())
 	s.mu.Unlock()
@@ -232,7 +223,7 @@ func (s *Store) Put(ctx context.Context, c *Contact) error {
 // Update applies fn to the stored contact under key and writes it
 // through; false when there is none.
 func (s *Store) Update(ctx context.Context, key string, fn func(c *Contact)) (bool, error) {
-	defer s.lockKey(key)()
+	defer s.keyLocks.Lock(key)()
 	s.mu.Lock()
 	c, ok := s.byKey[key]
 	if !ok {
@@ -254,7 +245,7 @@ func (s *Store) Update(ctx context.Context, key string, fn func(c *Contact)) (bo
 
 // Delete removes the contact under key and returns it (nil when absent).
 func (s *Store) Delete(ctx context.Context, key string) (*Contact, error) {
-	defer s.lockKey(key)()
+	defer s.keyLocks.Lock(key)()
 	s.mu.Lock()
 	c := s.unset(key)
 	s.mu.Unlock()
@@ -439,7 +430,7 @@ func (s *Store) Expired(ctx context.Context) ([]*Contact, error) {
 // deleteExpired removes the contact under key if it is still expired at
 // now (a re-registration may have renewed it since it was listed).
 func (s *Store) deleteExpired(ctx context.Context, key string, now time.Time) (*Contact, error) {
-	defer s.lockKey(key)()
+	defer s.keyLocks.Lock(key)()
 	s.mu.Lock()
 	c := s.byKey[key]
 	if c == nil || c.Expires.After(now) {
