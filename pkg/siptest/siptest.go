@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -72,13 +73,20 @@ func (w *gatedTestWriter) close() {
 // (ip_local_port_range, 32768–60999 by default): a port from that range
 // can be handed to an outgoing connection (to PostgreSQL, a Diameter peer)
 // between this check and the bind, which then fails with "address already
-// in use". One test process never gets the same port twice.
+// in use". One test process never gets the same port twice. Test
+// processes running at once (go test runs packages in parallel) draw from
+// different 1,000-port blocks chosen by their PID first, so that two of
+// them rarely pick the same port between one's check and its bind.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	portsMu.Lock()
 	defer portsMu.Unlock()
-	for range 10000 {
-		port := 20000 + rand.IntN(12000)
+	block := 20000 + os.Getpid()%12*1000
+	for i := range 10000 {
+		port := block + rand.IntN(1000)
+		if i >= 2000 { // the block is crowded: the whole range
+			port = 20000 + rand.IntN(12000)
+		}
 		if portsGiven[port] || !PortFree(port) {
 			continue
 		}
