@@ -59,6 +59,7 @@ type PCSCF struct {
 	subs    map[string]*regSub             // reg-event subscriptions by Call-ID
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
+	closing atomic.Bool // Close has begun
 }
 
 // pendingSA is a SA set installed on a 401, waiting for the protected
@@ -209,6 +210,7 @@ func (s *PCSCF) Ready(ctx context.Context) error {
 // Close stops everything. Installed SAs stay (they are re-used after a
 // restart from the stored contacts).
 func (s *PCSCF) Close() error {
+	s.closing.Store(true)
 	if s.cancel != nil {
 		s.cancel()
 	}
@@ -263,6 +265,9 @@ func (s *PCSCF) reload(ctx context.Context) (restoredRx, error) {
 	for _, c := range all {
 		if c.Expires.After(now) {
 			rxs.live = append(rxs.live, c.RxSessions...)
+			if c.RegSubscription != "" {
+				s.trackRegSubscription(c.RegSubscription) // its NOTIFYs are accepted
+			}
 		} else {
 			rxs.stale = append(rxs.stale, c.RxSessions...)
 		}

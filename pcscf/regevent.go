@@ -2,6 +2,7 @@ package pcscf
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,9 @@ func (s *PCSCF) subscribeRegEvent(key string, c *contacts.Contact) {
 		nh := sip.Uri{Scheme: "sip", Host: hop.Host, Port: hop.Port}
 		res, err := s.proxy.Do(ctx, req, sipproxy.Target{NextHop: &nh, Transport: tr})
 		switch {
+		case err != nil && (errors.Is(err, sipproxy.ErrClosed) || s.closing.Load()):
+			// Shutting down: the S-CSCF may have the subscription; keep
+			// the record so that a restarted P-CSCF accepts its NOTIFYs.
 		case err != nil:
 			s.log.Info("reg-event SUBSCRIBE failed (continuing without it)", zap.String("impu", target.String()), zap.Error(err))
 			s.untrackRegSubscription(key, callID)
@@ -100,22 +104,13 @@ func (s *PCSCF) trackRegSubscription(callID string) {
 }
 
 // regSubscription returns the subscription of a NOTIFY's Call-ID: one this
-// P-CSCF sent, or (after a restart) one recorded with a stored contact;
-// nil when unknown.
+// P-CSCF sent, or one recorded with a contact reloaded at start (tracked
+// then by reload); nil when unknown. A map look-up: a NOTIFY with a
+// made-up Call-ID costs no scan of the contacts.
 func (s *PCSCF) regSubscription(callID string) *regSub {
 	s.mu.Lock()
-	sub := s.subs[callID]
-	s.mu.Unlock()
-	if sub != nil {
-		return sub
-	}
-	if s.store.Any(func(c *contacts.Contact) bool { return c.RegSubscription == callID }) {
-		s.trackRegSubscription(callID)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.subs[callID]
-	}
-	return nil
+	defer s.mu.Unlock()
+	return s.subs[callID]
 }
 
 // handleRegNotify serves a NOTIFY of the reg event package (RFC 3680,

@@ -9,7 +9,9 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/imscore/imscore/pkg/pgtest"
 	"github.com/imscore/imscore/pkg/reginfo"
+	"github.com/imscore/imscore/pkg/siptest"
 )
 
 // registerWithSub registers ue (plain digest) and accepts the P-CSCF's
@@ -253,5 +255,37 @@ func TestRefusedSubscriptionForgotten(t *testing.T) {
 			t.Fatalf("%d subscriptions tracked, contacts %+v, after the SUBSCRIBE was refused", subs, cs)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRegEventNotifyAfterRestart: a P-CSCF restarted on the same database
+// accepts the NOTIFYs of the reg-event subscriptions recorded with its
+// reloaded contacts (a NOTIFY with any other Call-ID still gets 481).
+func TestRegEventNotifyAfterRestart(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	core := newPeer(t, "")
+	// The restarted P-CSCF listens where the first one did, as in a real
+	// restart: the NOTIFYs are addressed to the SUBSCRIBE's Contact.
+	listen := fmt.Sprintf("127.0.0.1:%d", siptest.FreePort(t))
+	withDB := func(c *Config) { c.DatabaseURL, c.SIPListen = dsn, listen }
+	p1 := startPCSCF(t, core, withDB)
+	ue := newPeer(t, "")
+	sub := registerWithSub(t, p1, ue, core, "restart-sub", "")
+	_ = p1.Close()
+
+	p2 := startPCSCF(t, core, withDB)
+	stranger := sub.Clone()
+	cid := sip.CallIDHeader("not-a-subscription")
+	stranger.ReplaceHeader(&cid)
+	if r := notify(t, p2, core, stranger, 1, "reg", "active;expires=600", nil); r.StatusCode != 481 {
+		t.Errorf("NOTIFY of an unknown subscription after the restart: %d, want 481", r.StatusCode)
+	}
+	doc := reginfo.Full(0, aliceReg(reginfo.RegTerminated, ueContact(ue, reginfo.ContactTerminated, reginfo.EventDeactivated)),
+		telReg(reginfo.RegTerminated, ueContact(ue, reginfo.ContactTerminated, reginfo.EventDeactivated)))
+	if r := notify(t, p2, core, sub, 2, "reg", "terminated;reason=deactivated", doc); r.StatusCode != 200 {
+		t.Fatalf("NOTIFY of the reloaded subscription: %d, want 200", r.StatusCode)
+	}
+	if n := len(p2.Status().Contacts); n != 0 {
+		t.Errorf("%d contacts after the NOTIFY terminated the registration", n)
 	}
 }
