@@ -211,17 +211,23 @@ func (s *PCSCF) onAbort(sid string) {
 	s.releaseBySession(sid, "ASR", "Rx session aborted")
 }
 
+// callOfSession returns the call whose Rx session is sid, nil when none
+// (ASR and RAR are rare: a scan of the calls will do).
+func (s *PCSCF) callOfSession(sid string) *call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.calls {
+		if c.sid == sid {
+			return c
+		}
+	}
+	return nil
+}
+
 // releaseBySession releases the call of Rx session sid (why: ASR, RAR
 // loss of bearer...; text goes in the Reason header).
 func (s *PCSCF) releaseBySession(sid, why, text string) {
-	s.mu.Lock()
-	var cl *call
-	for _, c := range s.calls {
-		if c.sid == sid {
-			cl = c
-		}
-	}
-	s.mu.Unlock()
+	cl := s.callOfSession(sid)
 	if cl == nil {
 		if s.releaseSignalling(sid, why) || s.endRestoredCallSession(sid, why) {
 			return
@@ -415,14 +421,7 @@ func (s *PCSCF) onReAuth(sid string, actions []uint32) {
 			lost = true
 		}
 	}
-	s.mu.Lock()
-	var cl *call
-	for _, c := range s.calls {
-		if c.sid == sid {
-			cl = c
-		}
-	}
-	s.mu.Unlock()
+	cl := s.callOfSession(sid)
 	s.log.Info("Rx RAR", zap.String("session-id", sid), zap.Strings("specific-action", names), zap.Bool("call", cl != nil))
 	if lost && cl != nil {
 		s.releaseBySession(sid, "RAR "+strings.Join(names, ","), "Rx: bearer lost")

@@ -93,15 +93,19 @@ func New(cfg Config, onAbort func(string), count func(cmd, result string)) (*Cli
 // session. Set it before Start.
 func (c *Client) OnReAuth(f func(sessionID string, actions []uint32)) { c.onRAR = f }
 
+// isOpen tells whether sid is a session this client opened or restored.
+func (c *Client) isOpen(sid string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sessions[sid]
+}
+
 // handleRAR answers a Re-Auth-Request (TS 29.214 §4.4.6.x, §5.6.3):
 // RAA 2001 for an open session, whose Specific-Actions are then reported
 // to OnReAuth's function; 5002 DIAMETER_UNKNOWN_SESSION_ID otherwise.
 func (c *Client) handleRAR(ctx context.Context, conn *diameter.Conn, req *diam.Message) (*diam.Message, error) {
 	sid := diameter.String(req, diameter.AVPSessionID)
-	c.mu.Lock()
-	known := c.sessions[sid]
-	c.mu.Unlock()
-	if !known {
+	if !c.isOpen(sid) {
 		c.count("RAR", "unknown_session")
 		return c.node.Answer(req, diameter.DiameterUnknownSessionID), nil
 	}
@@ -157,10 +161,7 @@ func (c *Client) Close(ctx context.Context) error { return c.node.Close(ctx) }
 // onAbort; 5002 DIAMETER_UNKNOWN_SESSION_ID otherwise.
 func (c *Client) handleASR(ctx context.Context, conn *diameter.Conn, req *diam.Message) (*diam.Message, error) {
 	sid := diameter.String(req, diameter.AVPSessionID)
-	c.mu.Lock()
-	known := c.sessions[sid]
-	c.mu.Unlock()
-	if !known {
+	if !c.isOpen(sid) {
 		c.count("ASR", "unknown_session")
 		return c.node.Answer(req, diameter.DiameterUnknownSessionID), nil
 	}
