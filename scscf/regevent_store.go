@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/imscore/imscore/pkg/pgretry"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 )
@@ -75,7 +76,7 @@ func (n *RegEventNotifier) save(ctx context.Context, r *RegSubscription) error {
 	if routes == nil {
 		routes = []string{}
 	}
-	_, err := p.Exec(ctx, `INSERT INTO scscf_reg_subscription (call_id, local_tag, remote_tag, impu, aor, local_uri, remote_uri,
+	_, err := pgretry.Exec(ctx, p, `INSERT INTO scscf_reg_subscription (call_id, local_tag, remote_tag, impu, aor, local_uri, remote_uri,
 			subscriber, kind, target, route_set, local_cseq, version, expires, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now())
 		ON CONFLICT (call_id, local_tag) DO UPDATE SET target = EXCLUDED.target, route_set = EXCLUDED.route_set,
@@ -91,7 +92,7 @@ func (n *RegEventNotifier) saveState(ctx context.Context, r *RegSubscription) er
 	if p == nil {
 		return nil
 	}
-	_, err := p.Exec(ctx, `UPDATE scscf_reg_subscription SET local_cseq = GREATEST(local_cseq, $3), version = GREATEST(version, $4),
+	_, err := pgretry.Exec(ctx, p, `UPDATE scscf_reg_subscription SET local_cseq = GREATEST(local_cseq, $3), version = GREATEST(version, $4),
 		updated_at = now() WHERE call_id = $1 AND local_tag = $2`, r.CallID, r.LocalTag, int64(r.CSeq), r.Version)
 	return err
 }
@@ -101,6 +102,6 @@ func (n *RegEventNotifier) delete(ctx context.Context, r *RegSubscription) error
 	if p == nil {
 		return nil
 	}
-	_, err := p.Exec(ctx, `DELETE FROM scscf_reg_subscription WHERE call_id = $1 AND local_tag = $2`, r.CallID, r.LocalTag)
+	_, err := pgretry.Exec(ctx, p, `DELETE FROM scscf_reg_subscription WHERE call_id = $1 AND local_tag = $2`, r.CallID, r.LocalTag)
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/imscore/imscore/pkg/pgretry"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
 )
@@ -94,7 +95,7 @@ func (st *store) save(ctx context.Context, r Registration) error {
 	if barred == nil {
 		barred = []string{}
 	}
-	_, err = st.pool.Exec(ctx, `INSERT INTO scscf_registration (aor, impi, impus, barred, user_data, contacts, updated_at)
+	_, err = pgretry.Exec(ctx, st.pool, `INSERT INTO scscf_registration (aor, impi, impus, barred, user_data, contacts, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, now())
 		ON CONFLICT (aor) DO UPDATE SET impi = EXCLUDED.impi, impus = EXCLUDED.impus, barred = EXCLUDED.barred,
 			user_data = EXCLUDED.user_data, contacts = EXCLUDED.contacts, updated_at = now()`,
@@ -103,7 +104,7 @@ func (st *store) save(ctx context.Context, r Registration) error {
 }
 
 func (st *store) delete(ctx context.Context, aor string) error {
-	_, err := st.pool.Exec(ctx, `DELETE FROM scscf_registration WHERE aor = $1`, aor)
+	_, err := pgretry.Exec(ctx, st.pool, `DELETE FROM scscf_registration WHERE aor = $1`, aor)
 	return err
 }
 

@@ -173,6 +173,7 @@ func (s *Store) SCSCFCapabilities(ctx context.Context) (out []SCSCF, err error) 
 		}
 	}()
 	err = s.conn(ctx, "SCSCFCapabilities", func(c *pgx.Conn) error {
+		out = nil // a retry (Store.conn) starts over
 		rows, err := c.Query(ctx, `SELECT name, coalesce(diameter_host, ''), mandatory_capabilities, optional_capabilities
 			FROM scscf ORDER BY name`)
 		if err != nil {

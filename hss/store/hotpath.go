@@ -64,7 +64,7 @@ var pairAKASQL = strings.TrimSuffix(pairSQL, pairFromSQL) + `,
 // and SAR. ErrNotFound when either identity is unknown
 // (DIAMETER_ERROR_USER_UNKNOWN).
 func (s *Store) Pair(ctx context.Context, impi, impu string) (pi PairInfo, err error) {
-	pi, err = scanPair(s.pool.QueryRow(ctx, pairSQL, impi, impu))
+	pi, err = scanPair(s.queryRow(ctx, pairSQL, impi, impu))
 	return pi, wrap("Pair", err)
 }
 
@@ -135,11 +135,11 @@ func (s *Store) reserveDB(ctx context.Context, impi string, n int) (cr AKACreden
 	var k, op, amf []byte
 	var opType string
 	var before, after int64
-	err = s.pool.QueryRow(ctx, reserveSQL, impi, int64(n)).Scan(&before, &after, &k, &op, &opType, &amf, &ver.id, &ver.xmin)
+	err = s.queryRow(ctx, reserveSQL, impi, int64(n)).Scan(&before, &after, &k, &op, &opType, &amf, &ver.id, &ver.xmin)
 	ver.sqn = uint64(after)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var exists bool
-		if err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM impi WHERE identity = $1)`, impi).Scan(&exists); err == nil {
+		if err = s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM impi WHERE identity = $1)`, impi).Scan(&exists); err == nil {
 			err = ErrNoAKA
 			if !exists {
 				err = pgx.ErrNoRows
@@ -188,7 +188,7 @@ func (s *Store) AssignIRS(ctx context.Context, irsID int64, scscfName, diameterH
 	if scscfName == "" {
 		return fmt.Errorf("hss/store: AssignIRS: empty S-CSCF name")
 	}
-	_, err := s.pool.Exec(ctx, assignSQL, assignArgs(irsID, scscfName, diameterHost, impiID, state)...)
+	_, err := s.exec(ctx, assignSQL, assignArgs(irsID, scscfName, diameterHost, impiID, state)...)
 	return wrap("AssignIRS", err)
 }
 
@@ -212,6 +212,17 @@ func (s *Store) AssignIRSAndSubscription(ctx context.Context, irsIDs []int64, sc
 	if scscfName == "" || impi == "" {
 		return nil, nil, fmt.Errorf("hss/store: AssignIRSAndSubscription: empty S-CSCF name or IMPI")
 	}
+	err = s.retry(ctx, func() error {
+		sub, associated, err = s.assignIRSAndSubscriptionOnce(ctx, irsIDs, scscfName, diameterHost, impiID, state, impi, profileIRS)
+		return err
+	})
+	return sub, associated, err
+}
+
+// assignIRSAndSubscriptionOnce is AssignIRSAndSubscription's batch on one
+// connection.
+func (s *Store) assignIRSAndSubscriptionOnce(ctx context.Context, irsIDs []int64, scscfName, diameterHost string, impiID int64,
+	state UserState, impi string, profileIRS int64) (sub *Subscription, associated []string, err error) {
 	b := &pgx.Batch{}
 	for _, irs := range irsIDs {
 		b.Queue(assignSQL, assignArgs(irs, scscfName, diameterHost, impiID, state)...)
@@ -294,6 +305,17 @@ func (s *Store) PairAssignSubscription(ctx context.Context, impi, impu, scscfNam
 	if scscfName == "" || impi == "" {
 		return pi, nil, nil, fmt.Errorf("hss/store: PairAssignSubscription: empty S-CSCF name or IMPI")
 	}
+	err = s.retry(ctx, func() error {
+		pi, sub, associated, err = s.pairAssignSubscriptionOnce(ctx, impi, impu, scscfName, diameterHost, state, withProfile)
+		return err
+	})
+	return pi, sub, associated, err
+}
+
+// pairAssignSubscriptionOnce is PairAssignSubscription's batch on one
+// connection.
+func (s *Store) pairAssignSubscriptionOnce(ctx context.Context, impi, impu, scscfName, diameterHost string, state UserState,
+	withProfile bool) (pi PairInfo, sub *Subscription, associated []string, err error) {
 	// With the user data cache (userdatacache.go) a cached profile is
 	// used instead of the profile query; gen/cacheable tell whether the
 	// profile read now may be stored.
@@ -338,7 +360,7 @@ func (s *Store) PairAssignSubscription(ctx context.Context, impi, impu, scscfNam
 		}
 		// The IMPU moved to another set and the notification is not
 		// handled yet: read the profile (second round trip), do not store.
-		sub, associated, err = subscriptionIRS(ctx, s.pool, impi, pi.IMPU.IRSID)
+		sub, associated, err = subscriptionIRS(ctx, retrying{s}, impi, pi.IMPU.IRSID)
 		if err != nil {
 			return pi, nil, nil, wrap("PairAssignSubscription", err)
 		}
@@ -424,7 +446,7 @@ func (s *Store) pairReserveDB(ctx context.Context, impi, impu, scheme string, n 
 	var k, op, amf []byte
 	var opType *string
 	var before, after, id, xmin *int64
-	pi, err = scanPair(s.pool.QueryRow(ctx, pairReserveSQL, impi, impu, int64(n), scheme, scscfName, diameterHost),
+	pi, err = scanPair(s.queryRow(ctx, pairReserveSQL, impi, impu, int64(n), scheme, scscfName, diameterHost),
 		&before, &after, &k, &op, &opType, &amf, &id, &xmin)
 	if err != nil {
 		return pi, cr, nil, false, ver, wrap("PairReserve", err)
@@ -547,11 +569,11 @@ type jsonProfile struct {
 // report ("" for none); ErrNotFound when a non-empty impi is unknown or
 // the set has no IMPU.
 func (s *Store) SubscriptionIRS(ctx context.Context, impi string, irsID int64) (sub *Subscription, associated []string, err error) {
-	sub, associated, err = subscriptionIRS(ctx, s.pool, impi, irsID)
+	sub, associated, err = subscriptionIRS(ctx, retrying{s}, impi, irsID)
 	return sub, associated, wrap("SubscriptionIRS", err)
 }
 
-func subscriptionIRS(ctx context.Context, q querier, impi string, irsID int64) (*Subscription, []string, error) {
+func subscriptionIRS(ctx context.Context, q rowQuerier, impi string, irsID int64) (*Subscription, []string, error) {
 	var raw []byte
 	var impiOK, hasCF bool
 	var others []string

@@ -48,7 +48,7 @@ func (s *Store) SetPendingAssignment(ctx context.Context, impu, scscfName, diame
 		return "", fmt.Errorf("hss/store: SetPendingAssignment: empty S-CSCF name")
 	}
 	var impuOK, impiOK bool
-	err = s.pool.QueryRow(ctx, setPendingSQL, impu, scscfName, diameterHost, impi).Scan(&impuOK, &impiOK, &previous)
+	err = s.queryRow(ctx, setPendingSQL, impu, scscfName, diameterHost, impi).Scan(&impuOK, &impiOK, &previous)
 	switch {
 	case err != nil:
 	case !impuOK:
@@ -110,6 +110,7 @@ type Command struct {
 // PendingCommands returns up to limit commands not yet done, oldest first.
 func (s *Store) PendingCommands(ctx context.Context, limit int) (out []Command, err error) {
 	err = s.conn(ctx, "PendingCommands", func(c *pgx.Conn) error {
+		out = nil // a retry (Store.conn) starts over
 		rows, err := c.Query(ctx, `SELECT id, kind, impu, reason, created_at FROM hss_command
 			WHERE done_at IS NULL ORDER BY id LIMIT $1`, limit)
 		if err != nil {

@@ -107,8 +107,14 @@ func collectIMPUs(rows pgx.Rows, err error) ([]IMPU, error) {
 }
 
 type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	rowQuerier
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// rowQuerier runs one-row statements: a pool, a connection, a transaction,
+// a batch's next result or the Store with retry (retrying).
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // lookupIMPU finds the row for identity: the exact identity first, then
@@ -246,6 +252,7 @@ func (s *Store) IMPUByMSISDN(ctx context.Context, msisdn string) (u IMPU, err er
 // IMPU is unknown.
 func (s *Store) MSISDNs(ctx context.Context, impu string) (out []string, err error) {
 	err = s.conn(ctx, "MSISDNs", func(c *pgx.Conn) error {
+		out = nil // a retry (Store.conn) starts over
 		u, err := lookupIMPU(ctx, c, impu, false)
 		if err != nil {
 			return err
@@ -318,7 +325,7 @@ func (s *Store) VisitedNetworkAllowedIMSU(ctx context.Context, imsuID int64, imp
 	if realmOf(impi) != "" && strings.EqualFold(realmOf(impi), visitedNetwork) {
 		return true, nil
 	}
-	err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM visited_network v
+	err = s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM visited_network v
 		LEFT JOIN imsu_visited_network x ON x.visited_network_id = v.id AND x.imsu_id = $2
 		WHERE lower(v.identity) = lower($1) AND (v.allowed_for_all OR x.imsu_id IS NOT NULL))`,
 		visitedNetwork, imsuID).Scan(&ok)

@@ -169,7 +169,9 @@ func NextSequenceNumber(n int) int {
 // that does not exist returns ErrNotFound. The row is locked for the
 // check-and-write.
 func (s *Store) PutRepositoryData(ctx context.Context, impu, serviceIndication string, seq int, data []byte) error {
-	return s.tx(ctx, "PutRepositoryData", func(tx pgx.Tx) error {
+	// Not retried: a repeat of a write committed just before the session
+	// ended would find its own sequence number and answer out of sync.
+	return s.txOnce(ctx, "PutRepositoryData", func(tx pgx.Tx) error {
 		u, err := lookupIMPU(ctx, tx, impu, false)
 		if err != nil {
 			return err
@@ -259,6 +261,7 @@ func (s *Store) Unsubscribe(ctx context.Context, impu, asHost string, d DataRefe
 // serviceIndication filters RepositoryData subscriptions ("" = all).
 func (s *Store) Subscribers(ctx context.Context, impu string, d DataReference, serviceIndication string) (out []ShSubscription, err error) {
 	err = s.conn(ctx, "Subscribers", func(c *pgx.Conn) error {
+		out = nil // a retry (Store.conn) starts over
 		u, err := lookupIMPU(ctx, c, impu, false)
 		if err != nil {
 			return err

@@ -224,7 +224,7 @@ func (s *Store) pairReserveBlock(ctx context.Context, impi, impu, scheme string,
 		var opType string
 		var eligible bool
 		read := sqnVersion{}
-		pi, err = scanPair(s.pool.QueryRow(ctx, pairAKASQL, impi, impu, scheme),
+		pi, err = scanPair(s.queryRow(ctx, pairAKASQL, impi, impu, scheme),
 			&stored, &read.xmin, &k, &op, &opType, &amf, &eligible)
 		if err != nil {
 			return pi, cr, nil, false, wrap("PairReserve", err)
@@ -291,7 +291,7 @@ func (s *Store) reserveSQNsBlock(ctx context.Context, impi string, n int) (cr AK
 		var stored int64
 		var k, op, amf []byte
 		var opType *string
-		err = s.pool.QueryRow(ctx, `SELECT id, sqn, xmin::text::bigint, k, op, op_type, amf FROM impi WHERE identity = $1`, impi).
+		err = s.queryRow(ctx, `SELECT id, sqn, xmin::text::bigint, k, op, op_type, amf FROM impi WHERE identity = $1`, impi).
 			Scan(&read.id, &stored, &read.xmin, &k, &op, &opType, &amf)
 		if err != nil {
 			return cr, nil, wrap("ReserveSQNs", err)

@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/imscore/imscore/pkg/pgretry"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -114,20 +116,77 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // conn runs fn on a pooled connection; errors other than ErrNotFound /
-// the sentinels are wrapped with op.
+// the sentinels are wrapped with op. When the connection turns out to be
+// dead (PostgreSQL restarted or ended the session), fn runs once more on
+// a fresh one (pkg/pgretry): every fn given here may run twice, so it must
+// start from scratch (no appending to what an earlier attempt gathered).
 func (s *Store) conn(ctx context.Context, op string, fn func(*pgx.Conn) error) error {
+	return wrap(op, s.retry(ctx, func() error { return s.onConn(ctx, fn) }))
+}
+
+// connOnce is conn without the retry, for a write that must not be
+// repeated when the server may have committed it just before ending the
+// session.
+func (s *Store) connOnce(ctx context.Context, op string, fn func(*pgx.Conn) error) error {
+	return wrap(op, s.onConn(ctx, fn))
+}
+
+func (s *Store) onConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 	c, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("hss/store: %s: %w", op, err)
+		return err
 	}
 	defer c.Release()
-	return wrap(op, fn(c.Conn()))
+	return fn(c.Conn())
+}
+
+// retry runs op, and once more over fresh connections when the first
+// attempt failed on a connection PostgreSQL had ended (pgretry.Do).
+func (s *Store) retry(ctx context.Context, op func() error) error {
+	return pgretry.Do(ctx, s.pool, op)
+}
+
+// queryRow is the pool's QueryRow with retry: Scan runs the statement,
+// again over a fresh connection when the first one was dead.
+func (s *Store) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return retryRow{s: s, ctx: ctx, sql: sql, args: args}
+}
+
+type retryRow struct {
+	s    *Store
+	ctx  context.Context
+	sql  string
+	args []any
+}
+
+func (r retryRow) Scan(dest ...any) error {
+	return r.s.retry(r.ctx, func() error { return r.s.pool.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...) })
+}
+
+// exec is the pool's Exec with retry.
+func (s *Store) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return pgretry.Exec(ctx, s.pool, sql, args...)
+}
+
+// retrying is the Store as a querier (QueryRow with retry), for the
+// helpers that also run inside batches and transactions.
+type retrying struct{ s *Store }
+
+func (q retrying) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return q.s.queryRow(ctx, sql, args...)
 }
 
 // tx runs fn in one transaction on a pooled connection, committing when fn
 // returns nil and rolling back otherwise.
 func (s *Store) tx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
 	return s.conn(ctx, op, func(c *pgx.Conn) error {
+		return pgx.BeginFunc(ctx, c, fn)
+	})
+}
+
+// txOnce is tx without the retry (connOnce).
+func (s *Store) txOnce(ctx context.Context, op string, fn func(pgx.Tx) error) error {
+	return s.connOnce(ctx, op, func(c *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, c, fn)
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/imscore/imscore/pkg/pgretry"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
@@ -80,7 +81,7 @@ func (p *PG) Save(ctx context.Context, c *Contact) error {
 	if err != nil {
 		return err
 	}
-	_, err = p.pool.Exec(ctx, `INSERT INTO pcscf_contacts (key, aor, transport, host, port, expires, data)
+	_, err = pgretry.Exec(ctx, p.pool, `INSERT INTO pcscf_contacts (key, aor, transport, host, port, expires, data)
 VALUES ($1,$2,$3,$4,$5,$6,$7)
 ON CONFLICT (key) DO UPDATE SET aor=EXCLUDED.aor, transport=EXCLUDED.transport, host=EXCLUDED.host,
  port=EXCLUDED.port, expires=EXCLUDED.expires, data=EXCLUDED.data, updated_at=now()`,
@@ -90,7 +91,7 @@ ON CONFLICT (key) DO UPDATE SET aor=EXCLUDED.aor, transport=EXCLUDED.transport, 
 
 // Delete removes the row of key.
 func (p *PG) Delete(ctx context.Context, key string) error {
-	_, err := p.pool.Exec(ctx, `DELETE FROM pcscf_contacts WHERE key=$1`, key)
+	_, err := pgretry.Exec(ctx, p.pool, `DELETE FROM pcscf_contacts WHERE key=$1`, key)
 	return err
 }
 

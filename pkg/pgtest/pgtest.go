@@ -90,6 +90,29 @@ func Migrated(t testing.TB) (dsn string, conn *pgx.Conn) {
 	return dsn, conn
 }
 
+// TerminateBackends ends every session of dsn's database except its own,
+// as a PostgreSQL restart or an administrator's pg_terminate_backend
+// would, and returns how many it ended.
+func TerminateBackends(t testing.TB, dsn string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	// OFFSET 0 keeps the filter apart from pg_terminate_backend: no
+	// session of another database, nor this one, is ended.
+	err = conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM (
+		SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() OFFSET 0) x`).Scan(&n)
+	if err != nil {
+		t.Fatalf("pgtest: terminate backends: %v", err)
+	}
+	return n
+}
+
 func redact(u *url.URL) string {
 	c := *u
 	if _, ok := c.User.Password(); ok {
