@@ -382,6 +382,19 @@ func (s *Server) warning(text string) sip.Header {
 
 // register applies an authenticated REGISTER (TS 24.229 §5.4.1.2.2,
 // §5.4.1.4; RFC 3261 §10.3).
+// undoFirstSAR tells the HSS that a first registration it has just
+// recorded (SAR REGISTRATION answered) did not happen after all, because
+// the S-CSCF answered the REGISTER with a 500 (unusable User-Data, binding
+// not stored): SAR USER_DEREGISTRATION (TS 29.228 §6.1.2), in the
+// background, so that the HSS does not keep the IMPU registered at an
+// S-CSCF that has no binding for it. Re-registrations keep their earlier
+// binding and state, so nothing is undone for them.
+func (s *Server) undoFirstSAR(first bool, impi, impu string) {
+	if first {
+		s.sarAsync(impi, impu, diameter.SATUserDeregistration)
+	}
+}
+
 func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu string, rec *record, contacts []reqContact, wildcard, dereg bool) {
 	req := t.Request()
 	callID := req.CallID().Value()
@@ -459,12 +472,14 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 		if err != nil {
 			s.log.Warn("SAA User-Data rejected", zapStr("impi", impi), zap.Error(err))
 			_ = t.Respond(500, "Server Internal Error", s.warning("HSS sent invalid User-Data"))
+			s.undoFirstSAR(rec == nil, impi, impu)
 			return
 		}
 	case rec != nil && rec.profile != nil:
 		profile, ud = rec.profile, rec.userData
 	default:
 		_ = t.Respond(500, "Server Internal Error", s.warning("HSS sent no User-Data"))
+		s.undoFirstSAR(rec == nil, impi, impu)
 		return
 	}
 	impus, barred := irsOf(profile, impu)
@@ -540,6 +555,7 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 	if err := s.persist(ctx, snap); err != nil {
 		s.log.Error("storing binding", zapStr("impu", impu), zap.Error(err))
 		_ = t.Respond(500, "Server Internal Error", s.warning("registration store failed"))
+		s.undoFirstSAR(first, impi, impu)
 		return
 	}
 	s.reg.mu.Lock()
