@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/imscore/imscore/pkg/pgtest"
 )
 
 // Printable AKA keys for the benchmark: sipp takes injected aka_K/aka_OP
@@ -342,15 +341,7 @@ const clkTck = 100.0 // USER_HZ on Linux
 // vacuumAnalyze runs VACUUM ANALYZE on tables of the database at dsn.
 func vacuumAnalyze(t *testing.T, dsn string, tables ...string) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "VACUUM ANALYZE "+strings.Join(tables, ", ")); err != nil {
-		t.Fatal(err)
-	}
+	pgtest.Exec(t, dsn, "VACUUM ANALYZE "+strings.Join(tables, ", "))
 }
 
 // cpuTicks are the host-wide counters of /proc/stat's "cpu" line.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/pgtest"
-	"github.com/jackc/pgx/v5"
 )
 
 // TestStoreSynchronousCommit: the S-CSCF's connections run with
@@ -46,7 +45,7 @@ func TestStoreFailureUndoesFirstSAR(t *testing.T) {
 	h := newTestHSS(t)
 	h.add(akaSub("sam"))
 	s := newTestServer(t, h, dsn, nil)
-	execSQL(t, dsn, `ALTER TABLE scscf_registration ADD CONSTRAINT refuse_all CHECK (false) NOT VALID`)
+	pgtest.Exec(t, dsn, `ALTER TABLE scscf_registration ADD CONSTRAINT refuse_all CHECK (false) NOT VALID`)
 
 	u := newTestUE(t, "sam")
 	res := u.send(t, s, 600, u.initialAuthz())
@@ -59,7 +58,7 @@ func TestStoreFailureUndoesFirstSAR(t *testing.T) {
 	}
 	h.waitSAR(t, diameter.SATUserDeregistration, 3*time.Second)
 
-	execSQL(t, dsn, `ALTER TABLE scscf_registration DROP CONSTRAINT refuse_all`)
+	pgtest.Exec(t, dsn, `ALTER TABLE scscf_registration DROP CONSTRAINT refuse_all`)
 	u.registerAKA(t, s, 600)
 	if _, ok := s.Lookup(u.impu); !ok {
 		t.Error("not registered once the store works")
@@ -67,18 +66,5 @@ func TestStoreFailureUndoesFirstSAR(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if n := h.sars(diameter.SATUserDeregistration); n != 1 {
 		t.Errorf("%d SAR USER_DEREGISTRATION, want 1", n)
-	}
-}
-
-func execSQL(t *testing.T, dsn, sql string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -90,6 +90,22 @@ func Migrated(t testing.TB) (dsn string, conn *pgx.Conn) {
 	return dsn, conn
 }
 
+// Exec runs sql (one or more statements, no parameters) on dsn's database
+// over a connection of its own.
+func Exec(t testing.TB, dsn, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("pgtest: %s: %v", sql, err)
+	}
+}
+
 // TerminateBackends ends every session of dsn's database except its own,
 // as a PostgreSQL restart or an administrator's pg_terminate_backend
 // would, and returns how many it ended.
