@@ -62,6 +62,12 @@ lab-status:
 bench-hss:
 	$(GO) test -run '^$$' -bench BenchmarkCx -benchtime 5000x -benchmem ./hss/
 
+## bench-hss-register: the HSS's and PostgreSQL's CPU per first AKA registration (UAR, MAR,
+## UAR, SAR of fresh subscribers over Diameter), also in a registration storm on a young system.
+.PHONY: bench-hss-register
+bench-hss-register:
+	$(GO) test -run '^$$' -bench 'CxFirstRegistration|CxRegistrationStorm' -benchtime 4000x ./hss/
+
 ## bench-register: end-to-end AKA registrations with sipp through I-CSCF → S-CSCF → HSS
 ## (real binaries, throw-away PostgreSQL database at DATABASE_URL).
 ## BENCH_REGISTER_N subscribers offered at BENCH_REGISTER_RATE REGISTER flows/s.
@@ -70,14 +76,14 @@ BENCH_REGISTER_RATE ?= 1000
 .PHONY: bench-register
 bench-register:
 	BENCH_REGISTER_N=$(BENCH_REGISTER_N) BENCH_REGISTER_RATE=$(BENCH_REGISTER_RATE) \
-	  $(GO) test -count=1 -run '^TestBenchRegister$$' -v -timeout 30m ./e2e/ | grep -A17 '^bench-register:'
+	  $(GO) test -count=1 -run '^TestBenchRegister$$' -v -timeout 30m ./e2e/ | grep -A18 '^bench-register:'
 
 ## bench-register-pcscf: the same, entering through a P-CSCF (no IPsec, Rx off):
 ## sipp → P-CSCF → I-CSCF → S-CSCF → HSS.
 .PHONY: bench-register-pcscf
 bench-register-pcscf:
 	BENCH_VIA_PCSCF=1 BENCH_REGISTER_N=$(BENCH_REGISTER_N) BENCH_REGISTER_RATE=$(BENCH_REGISTER_RATE) \
-	  $(GO) test -count=1 -run '^TestBenchRegister$$' -v -timeout 30m ./e2e/ | grep -A17 '^bench-register:'
+	  $(GO) test -count=1 -run '^TestBenchRegister$$' -v -timeout 30m ./e2e/ | grep -A18 '^bench-register:'
 
 ## bench-call: sipp calls A→B (INVITE/180/200/ACK/BYE) through S-CSCF (orig) → I-CSCF →
 ## S-CSCF (term), registered users, no AS (real binaries, throw-away PostgreSQL at DATABASE_URL).

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/imscore/imscore/pkg/pgtest"
+	"github.com/jackc/pgx/v5"
 )
 
 // Printable AKA keys for the benchmark: sipp takes injected aka_K/aka_OP
@@ -153,6 +155,7 @@ func TestBenchRegister(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(&b, "  UDP datagrams dropped by full receive buffers (host-wide RcvbufErrors): %d\n", drops1-drops0)
+	fmt.Fprintf(&b, "  PostgreSQL tables (rows updated (HOT %%) / inserted, scans):%s\n", tableWrites(t, l.dsn))
 	fmt.Fprintf(&b, "  load average before: %s  after: %s", strings.TrimSpace(string(load0)), load1)
 	t.Log("\n" + b.String())
 	fmt.Print(b.String())
@@ -342,6 +345,42 @@ const clkTck = 100.0 // USER_HZ on Linux
 func vacuumAnalyze(t *testing.T, dsn string, tables ...string) {
 	t.Helper()
 	pgtest.Exec(t, dsn, "VACUUM ANALYZE "+strings.Join(tables, ", "))
+}
+
+// tableWrites lists, for each table of dsn's database that had rows
+// updated or inserted, "name upd (hot %) / ins". An update that is not
+// HOT (heap-only tuple) writes every index of the table too.
+func tableWrites(t *testing.T, dsn string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return " (" + err.Error() + ")"
+	}
+	defer conn.Close(context.Background())
+	// The statistics collector reports with a delay; give it the time.
+	_, _ = conn.Exec(ctx, "SELECT pg_stat_force_next_flush()")
+	time.Sleep(600 * time.Millisecond)
+	rows, err := conn.Query(ctx, `SELECT relname, n_tup_upd, n_tup_hot_upd, n_tup_ins, seq_scan, coalesce(idx_scan, 0) FROM pg_stat_user_tables
+		WHERE n_tup_upd > 0 OR n_tup_ins > 0 ORDER BY n_tup_upd + n_tup_ins DESC LIMIT 8`)
+	if err != nil {
+		return " (" + err.Error() + ")"
+	}
+	var b strings.Builder
+	for rows.Next() {
+		var name string
+		var upd, hot, ins, seq, idx int64
+		if err := rows.Scan(&name, &upd, &hot, &ins, &seq, &idx); err != nil {
+			return " (" + err.Error() + ")"
+		}
+		pct := 0.0
+		if upd > 0 {
+			pct = float64(hot) / float64(upd) * 100
+		}
+		fmt.Fprintf(&b, " %s %d (%.0f %%) / %d, scans %d seq %d index;", name, upd, pct, ins, seq, idx)
+	}
+	return strings.TrimSuffix(b.String(), ";")
 }
 
 // cpuTicks are the host-wide counters of /proc/stat's "cpu" line.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 
 	"github.com/imscore/imscore/pkg/pgretry"
+	"github.com/imscore/imscore/pkg/pgsession"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
 )
@@ -34,7 +35,11 @@ func openStore(ctx context.Context, dsn string) (*store, error) {
 	if cfg.MaxConns < 8 {
 		cfg.MaxConns = 8
 	}
-	relaxCommit(cfg)
+	// Bindings are re-created by re-registration: no fsync wait per
+	// commit. Key look-ups only: no sequential scans of a table whose
+	// statistics lag behind a registration storm.
+	pgsession.AsyncCommit(cfg.ConnConfig)
+	pgsession.PreferIndexScans(cfg.ConnConfig)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("scscf: database: %w", err)
@@ -44,21 +49,6 @@ func openStore(ctx context.Context, dsn string) (*store, error) {
 		return nil, err
 	}
 	return &store{pool: pool}, nil
-}
-
-// relaxCommit sets synchronous_commit = off on the S-CSCF's own
-// connections unless the DSN chooses a value (`&synchronous_commit=on`).
-// Each registration's upsert still reaches PostgreSQL before the 200 OK is
-// sent (write-through, visible to every reader, crash-safe at the WAL
-// writer's next flush, 200 ms by default); it just no longer waits for the
-// fsync of its commit record. A database crash can thus lose the bindings
-// of the last fraction of a second, which the UEs re-create by
-// re-registering; nothing of the HSS (SQN, assignments) is affected, it
-// uses its own connections.
-func relaxCommit(cfg *pgxpool.Config) {
-	if _, set := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; !set {
-		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-	}
 }
 
 func migrateDB(ctx context.Context, pool *pgxpool.Pool) error {

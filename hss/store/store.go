@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/imscore/imscore/pkg/pgretry"
+	"github.com/imscore/imscore/pkg/pgsession"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -47,8 +48,11 @@ const DefaultMaxConns = 8
 
 // PoolConfig parses dsn (a libpq URL or key=value string) into a pgxpool
 // configuration of at most maxConns connections (values < 1 mean
-// DefaultMaxConns), a connect timeout of at most 5 s and a health check of
-// idle connections every 30 s. Nothing is dialled.
+// DefaultMaxConns), a connect timeout of at most 5 s, a health check of
+// idle connections every 30 s and enable_seqscan = off unless the DSN sets
+// it (pgsession.PreferIndexScans: Cx and Sh find rows by key, also in a
+// registration storm on a young scscf_assignment table). Nothing is
+// dialled.
 func PoolConfig(dsn string, maxConns int) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -63,6 +67,7 @@ func PoolConfig(dsn string, maxConns int) (*pgxpool.Config, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > 5*time.Second {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
+	pgsession.PreferIndexScans(cfg.ConnConfig)
 	return cfg, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 
 	"github.com/imscore/imscore/pkg/pgretry"
+	"github.com/imscore/imscore/pkg/pgsession"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
@@ -56,15 +57,13 @@ func OpenPG(ctx context.Context, dsn string) (*PG, error) {
 		return nil, fmt.Errorf("contacts: dsn: %w", err)
 	}
 	cfg.MaxConns = 4
-	// synchronous_commit = off unless the DSN chooses a value
-	// (`&synchronous_commit=on`): a contact row is still written before the
-	// REGISTER's 200 is relayed, but its commit does not wait for the WAL
-	// fsync. A database crash can lose the contacts of the last fraction of
-	// a second (the WAL writer flushes every 200 ms by default); those UEs
-	// register again.
-	if _, set := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; !set {
-		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-	}
+	// A contact row is still written before the REGISTER's 200 is
+	// relayed, but its commit does not wait for the WAL fsync: a database
+	// crash can lose the contacts of the last fraction of a second, whose
+	// UEs register again. Key look-ups only: no sequential scans of a
+	// table whose statistics lag behind a registration storm.
+	pgsession.AsyncCommit(cfg.ConnConfig)
+	pgsession.PreferIndexScans(cfg.ConnConfig)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("contacts: pool: %w", err)
