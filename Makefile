@@ -60,7 +60,7 @@ lab-status:
 ## bench-hss: Cx load benchmark of the HSS (MAR+SAR+UAR, 8 clients, PostgreSQL at DATABASE_URL).
 .PHONY: bench-hss
 bench-hss:
-	$(GO) test -run '^$$' -bench BenchmarkCx -benchtime 5000x -benchmem ./hss/
+	$(GO) test -run '^$$' -bench '^BenchmarkCx$$' -benchtime 5000x -benchmem ./hss/
 
 ## bench-hss-register: the HSS's and PostgreSQL's CPU per first AKA registration (UAR, MAR,
 ## UAR, SAR of fresh subscribers over Diameter), also in a registration storm on a young system.
