@@ -2,7 +2,6 @@ package pgsession_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/imscore/imscore/pkg/pgsession"
@@ -45,11 +44,7 @@ func TestDefaultsApplyUnlessTheDSNChooses(t *testing.T) {
 	}
 
 	// The DSN's choice wins.
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	cfg, err = pgx.ParseConfig(dsn + sep + "enable_seqscan=on&synchronous_commit=on")
+	cfg, err = pgx.ParseConfig(pgtest.WithParams(dsn, "enable_seqscan=on&synchronous_commit=on"))
 	if err != nil {
 		t.Fatal(err)
 	}

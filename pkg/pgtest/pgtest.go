@@ -136,3 +136,12 @@ func redact(u *url.URL) string {
 	}
 	return strings.TrimSpace(c.String())
 }
+
+// WithParams returns URL dsn with the query parameters params
+// ("k=v&k2=v2") appended.
+func WithParams(dsn, params string) string {
+	if strings.Contains(dsn, "?") {
+		return dsn + "&" + params
+	}
+	return dsn + "?" + params
+}
