@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/fiorix/go-diameter/v4/diam"
-	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/hss"
 	"github.com/imscore/imscore/pkg/diameter"
@@ -43,21 +42,7 @@ func BenchmarkCxRegistrationStorm(b *testing.B) { benchFirstRegistration(b, true
 func benchFirstRegistration(b *testing.B, analyzeYoung bool) {
 	const clients = 8
 	dsn, _ := pgtest.Migrated(b)
-	ctx := context.Background()
-	s, err := hss.New(hss.Config{DiameterListen: "127.0.0.1:0", Realm: realm, AcceptAnyPeer: true, DatabaseURL: dsn,
-		Logger: zap.NewNop()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr, err := s.Start(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close(ctx)
-	nodes := make([]*diameter.Node, clients)
-	for i := range nodes {
-		nodes[i] = dial(b, addr.String(), fmt.Sprintf("scscf%d.%s", i, realm))
-	}
+	nodes := benchHSS(b, hss.Config{DatabaseURL: dsn}, clients)
 	dbName := dsn[strings.LastIndexByte(dsn, '/')+1:]
 	if i := strings.IndexByte(dbName, '?'); i >= 0 {
 		dbName = dbName[:i]

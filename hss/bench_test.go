@@ -71,20 +71,7 @@ func BenchmarkCx(b *testing.B) {
 			b.Fatalf("BENCH_DB_CONNS=%q: %v", v, err)
 		}
 	}
-	s, err := hss.New(hss.Config{DiameterListen: "127.0.0.1:0", Realm: realm, AcceptAnyPeer: true, DatabaseURL: dsn,
-		DBConns: conns, Logger: zap.NewNop(), SQNBlock: block, UserDataCache: udc})
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr, err := s.Start(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close(ctx)
-	nodes := make([]*diameter.Node, clients)
-	for i := range nodes {
-		nodes[i] = dial(b, addr.String(), fmt.Sprintf("scscf%d.%s", i, realm))
-	}
+	nodes := benchHSS(b, hss.Config{DatabaseURL: dsn, DBConns: conns, SQNBlock: block, UserDataCache: udc}, clients)
 	var next atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -176,6 +163,29 @@ func BenchmarkCx(b *testing.B) {
 			b.ReportMetric(float64(l[len(l)/2].Microseconds())/1000, name+"-p50-ms")
 		}
 	}
+}
+
+// benchHSS starts an HSS with cfg on a loopback port (any peer accepted,
+// no logging), stopped when b ends, and connects clients S-CSCF clients
+// (hosts scscf0.realm, scscf1.realm, …) to it.
+func benchHSS(b *testing.B, cfg hss.Config, clients int) []*diameter.Node {
+	b.Helper()
+	ctx := context.Background()
+	cfg.DiameterListen, cfg.Realm, cfg.AcceptAnyPeer, cfg.Logger = "127.0.0.1:0", realm, true, zap.NewNop()
+	s, err := hss.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr, err := s.Start(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close(ctx) })
+	nodes := make([]*diameter.Node, clients)
+	for i := range nodes {
+		nodes[i] = dial(b, addr.String(), fmt.Sprintf("scscf%d.%s", i, realm))
+	}
+	return nodes
 }
 
 // cpuSeconds returns the CPU time (user + system) used so far by this
