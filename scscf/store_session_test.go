@@ -21,14 +21,10 @@ func TestStoreSessionDefaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var seqscan, commit string
-		err = st.pool.QueryRow(ctx, "SELECT current_setting('enable_seqscan'), current_setting('synchronous_commit')").Scan(&seqscan, &commit)
+		got := pgtest.Settings(t, st.pool, "enable_seqscan", "synchronous_commit")
 		st.pool.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seqscan != c.seqscan || commit != c.commit {
-			t.Errorf("DSN %s: enable_seqscan %s, synchronous_commit %s; want %s, %s", c.dsn, seqscan, commit, c.seqscan, c.commit)
+		if got[0] != c.seqscan || got[1] != c.commit {
+			t.Errorf("DSN %s: enable_seqscan %s, synchronous_commit %s; want %s, %s", c.dsn, got[0], got[1], c.seqscan, c.commit)
 		}
 	}
 }

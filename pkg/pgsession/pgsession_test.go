@@ -18,11 +18,7 @@ func show(t *testing.T, cfg *pgx.ConnConfig, name string) string {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	var v string
-	if err := conn.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v); err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return pgtest.Settings(t, conn, name)[0]
 }
 
 func TestDefaultsApplyUnlessTheDSNChooses(t *testing.T) {

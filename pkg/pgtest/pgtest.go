@@ -145,3 +145,18 @@ func WithParams(dsn, params string) string {
 	}
 	return dsn + "?" + params
 }
+
+// Settings returns the session's current values of the run-time
+// parameters names, read on a connection of q (a pool or a connection).
+func Settings(t testing.TB, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, names ...string) []string {
+	t.Helper()
+	out := make([]string, len(names))
+	for i, name := range names {
+		if err := q.QueryRow(context.Background(), "SELECT current_setting($1)", name).Scan(&out[i]); err != nil {
+			t.Fatalf("pgtest: current_setting(%s): %v", name, err)
+		}
+	}
+	return out
+}
