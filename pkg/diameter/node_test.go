@@ -461,3 +461,57 @@ func TestRequestRightAfterCEA(t *testing.T) {
 		t.Errorf("%d of %d first requests unanswered", n, conns)
 	}
 }
+
+// TestMaxConcurrentRequests checks that a connection runs at most
+// MaxConcurrentRequests handlers at once (the reader waits for a free
+// worker) and that every queued request is answered once one frees up.
+func TestMaxConcurrentRequests(t *testing.T) {
+	const limit, requests = 3, 8
+	hss := testNode(t, hssHost, func(c *Config) { c.MaxConcurrentRequests = limit })
+	release := make(chan struct{})
+	var inFlight, peak atomic.Int32
+	hss.Handle(CmdUserAuthorization, AppCx, func(ctx context.Context, c *Conn, req *diam.Message) (*diam.Message, error) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		<-release
+		return uarHandler(hss)(ctx, c, req)
+	})
+	addr := listen(t, hss, "127.0.0.1:0")
+	icscf := testNode(t, icscfHost, nil)
+	connect(t, icscf, addr, hssHost)
+
+	answers := make(chan uint32, requests)
+	for range requests {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			a, err := icscf.Send(ctx, newUAR(icscf, testIMPU))
+			if err != nil {
+				t.Errorf("Send: %v", err)
+				answers <- 0
+				return
+			}
+			code, _, _ := Result(a)
+			answers <- code
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for inFlight.Load() < limit && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // room for a handler too many to start
+	if got := peak.Load(); got != limit {
+		t.Errorf("%d handlers ran at once, want %d", got, limit)
+	}
+	close(release)
+	for range requests {
+		if code := <-answers; code != DiameterFirstRegistration {
+			t.Errorf("answer %d, want %d", code, DiameterFirstRegistration)
+		}
+	}
+	if got := peak.Load(); got > limit {
+		t.Errorf("%d handlers ran at once, want at most %d", got, limit)
+	}
+}
