@@ -68,6 +68,20 @@ bench-hss:
 bench-hss-register:
 	$(GO) test -run '^$$' -bench 'CxFirstRegistration|CxRegistrationStorm' -benchtime 4000x ./hss/
 
+## bench-batch: what PostgreSQL spends per row of the Cx hot path's kinds of statement (durable
+## SQN advance, durable S-CSCF assignment upsert, key look-up), one row per statement or batched
+## (docs/adr/0002-registration-capacity.md).
+.PHONY: bench-batch
+bench-batch:
+	$(GO) test -run '^$$' -bench 'BatchedStatements' -benchtime 20000x ./hss/store/
+
+## bench-sip-floor: CPU per REGISTER transaction of a bare sipgo UAS and of a pkg/sipproxy
+## forwarding proxy (no IMS logic) under sipp load, the floor under the I-CSCF and S-CSCF
+## (docs/adr/0002-registration-capacity.md).
+.PHONY: bench-sip-floor
+bench-sip-floor:
+	BENCH_SIP_FLOOR=1 $(GO) test -count=1 -run '^TestBenchSIPFloor$$' -v -timeout 10m ./pkg/sipproxy/ | grep -A8 '^bench-sip-floor:'
+
 ## bench-register: end-to-end AKA registrations with sipp through I-CSCF → S-CSCF → HSS
 ## (real binaries, throw-away PostgreSQL database at DATABASE_URL).
 ## BENCH_REGISTER_N subscribers offered at BENCH_REGISTER_RATE REGISTER flows/s.
