@@ -3,7 +3,6 @@ package sipproxy
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imscore/imscore/pkg/siptest"
 )
 
 // TestBenchSIPFloor (`make bench-sip-floor`, only with BENCH_SIP_FLOOR
@@ -54,7 +55,7 @@ func TestBenchSIPFloor(t *testing.T) {
 		}
 	}
 
-	uasPort := freeUDPPort(t)
+	uasPort := siptest.FreePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	ua, err := sipgo.NewUA()
@@ -102,7 +103,7 @@ func cpuPerTxn(t *testing.T, sipp string, port, rate, n int) float64 {
 	cmd := exec.Command(sipp, fmt.Sprintf("127.0.0.1:%d", port),
 		"-sf", filepath.Join("testdata", "sipp_register_uac.xml"),
 		"-r", strconv.Itoa(rate), "-m", strconv.Itoa(n), "-t", "u1", "-i", "127.0.0.1",
-		"-p", strconv.Itoa(freeUDPPort(t)), "-timeout", "60s", "-trace_err", "-error_file", filepath.Join(dir, "errors.log"))
+		"-p", strconv.Itoa(siptest.FreePort(t)), "-timeout", "60s", "-trace_err", "-error_file", filepath.Join(dir, "errors.log"))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		e, _ := os.ReadFile(filepath.Join(dir, "errors.log"))
 		t.Fatalf("sipp at %d/s against port %d: %v\n%s\n%s", rate, port, err, tail(out), e)
@@ -118,14 +119,4 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }
