@@ -54,7 +54,7 @@ func benchFirstRegistration(b *testing.B, analyzeYoung bool) {
 		provisioned += n
 		var next atomic.Int64
 		var wg sync.WaitGroup
-		goCPU0, pgCPU0 := cpuSeconds(dbName)
+		goCPU0, pgCPU0 := pgtest.CPUSeconds(dbName)
 		start := time.Now()
 		for c := 0; c < clients; c++ {
 			wg.Add(1)
@@ -84,7 +84,7 @@ func benchFirstRegistration(b *testing.B, analyzeYoung bool) {
 		}
 		wg.Wait()
 		el = time.Since(start)
-		goCPU1, pgCPU1 := cpuSeconds(dbName)
+		goCPU1, pgCPU1 := pgtest.CPUSeconds(dbName)
 		return goCPU1 - goCPU0, pgCPU1 - pgCPU0, el
 	}
 	b.StopTimer()

@@ -96,7 +96,7 @@ func BenchmarkCx(b *testing.B) {
 	if i := strings.IndexByte(dbName, '?'); i >= 0 {
 		dbName = dbName[:i]
 	}
-	goCPU0, pgCPU0 := cpuSeconds(dbName)
+	goCPU0, pgCPU0 := pgtest.CPUSeconds(dbName)
 	start := time.Now()
 	var wg sync.WaitGroup
 	per := (b.N + clients - 1) / clients
@@ -141,7 +141,7 @@ func BenchmarkCx(b *testing.B) {
 	}
 	wg.Wait()
 	el := time.Since(start)
-	goCPU1, pgCPU1 := cpuSeconds(dbName)
+	goCPU1, pgCPU1 := pgtest.CPUSeconds(dbName)
 	b.StopTimer()
 	other1, impi1 := written()
 	b.ReportMetric((other1-other0)/float64(b.N), "rows-other/op")
@@ -186,53 +186,4 @@ func benchHSS(b *testing.B, cfg hss.Config, clients int) []*diameter.Node {
 		nodes[i] = dial(b, addr.String(), fmt.Sprintf("scscf%d.%s", i, realm))
 	}
 	return nodes
-}
-
-// cpuSeconds returns the CPU time (user + system) used so far by this
-// process and by the PostgreSQL back ends connected to database db (their
-// process title names it; other databases of the server are not counted),
-// read from /proc; 0, 0 where /proc is not available. Back ends that exit
-// between two calls are not counted: the benchmark's pool keeps its
-// connections.
-func cpuSeconds(db string) (self, postgres float64) {
-	const hz = 100 // USER_HZ on Linux
-	read := func(pid string) (sec float64, ok bool) {
-		b, err := os.ReadFile("/proc/" + pid + "/stat")
-		if err != nil {
-			return 0, false
-		}
-		s := string(b)
-		j := strings.LastIndexByte(s, ')')
-		if j < 0 {
-			return 0, false
-		}
-		f := strings.Fields(s[j+1:])
-		if len(f) < 13 {
-			return 0, false
-		}
-		u, _ := strconv.ParseFloat(f[11], 64)
-		k, _ := strconv.ParseFloat(f[12], 64)
-		return (u + k) / hz, true
-	}
-	self, ok := read("self")
-	if !ok {
-		return 0, 0
-	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, 0
-	}
-	for _, e := range ents {
-		if c := e.Name()[0]; c < '0' || c > '9' {
-			continue
-		}
-		title, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !strings.HasPrefix(string(title), "postgres: ") || !strings.Contains(string(title), " "+db+" ") {
-			continue
-		}
-		if sec, ok := read(e.Name()); ok {
-			postgres += sec
-		}
-	}
-	return self, postgres
 }

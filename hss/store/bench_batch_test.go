@@ -3,9 +3,6 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,7 +64,7 @@ func BenchmarkBatchedStatements(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/rows=%d", kind, batch), func(b *testing.B) {
 				var next, rows atomic.Int64
 				var wg sync.WaitGroup
-				pg0 := postgresCPUSeconds()
+				_, pg0 := pgtest.CPUSeconds("")
 				b.ResetTimer()
 				for range 4 {
 					wg.Add(1)
@@ -110,41 +107,9 @@ func BenchmarkBatchedStatements(b *testing.B) {
 				if got := rows.Load(); got != int64(b.N) {
 					b.Fatalf("%d rows returned for %d keys", got, b.N)
 				}
-				b.ReportMetric((postgresCPUSeconds()-pg0)*1e6/float64(b.N), "pg-cpu-us/row")
+				_, pg1 := pgtest.CPUSeconds("")
+				b.ReportMetric((pg1-pg0)*1e6/float64(b.N), "pg-cpu-us/row")
 			})
 		}
 	}
-}
-
-// postgresCPUSeconds is the CPU time (user + system) of every PostgreSQL
-// process of the host, from /proc; 0 where /proc is missing.
-func postgresCPUSeconds() float64 {
-	const hz = 100 // USER_HZ on Linux
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
-	var total float64
-	for _, e := range ents {
-		if c := e.Name()[0]; c < '0' || c > '9' {
-			continue
-		}
-		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !strings.HasPrefix(string(cmd), "postgres") {
-			continue
-		}
-		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(st)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseFloat(f[11], 64)
-		k, _ := strconv.ParseFloat(f[12], 64)
-		total += (u + k) / hz
-	}
-	return total
 }

@@ -84,3 +84,49 @@ func TestUnreachableFails(t *testing.T) {
 		t.Fatalf("child did not fail clearly: err=%v\n%s", err, out)
 	}
 }
+
+// TestCPUSeconds checks that the CPU a query burns in its back end shows up
+// for its database and for the whole server, and not for another database.
+func TestCPUSeconds(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var db string
+	if err := conn.QueryRow(context.Background(), `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	self0, ours0 := pgtest.CPUSeconds(db)
+	_, all0 := pgtest.CPUSeconds("")
+	_, other0 := pgtest.CPUSeconds("no_such_database")
+	// About half a second of back-end CPU.
+	if _, err := conn.Exec(context.Background(), `SELECT count(*) FROM generate_series(1, 5000000) g WHERE g % 7 = 3`); err != nil {
+		t.Fatal(err)
+	}
+	self1, ours1 := pgtest.CPUSeconds(db)
+	_, all1 := pgtest.CPUSeconds("")
+	_, other1 := pgtest.CPUSeconds("no_such_database")
+	if ours1-ours0 < 0.1 {
+		t.Errorf("back ends of %s: %.2f s CPU for the query, want ≥ 0.1", db, ours1-ours0)
+	}
+	if all1-all0 < ours1-ours0-0.05 { // read a moment apart, 10 ms ticks
+		t.Errorf("whole server %.2f s < one database's %.2f s", all1-all0, ours1-ours0)
+	}
+	if other0 != 0 || other1 != 0 {
+		t.Errorf("a database with no back ends counts %.2f / %.2f s", other0, other1)
+	}
+	if self1 < self0 {
+		t.Errorf("own CPU %.2f then %.2f s", self0, self1)
+	}
+	// A fixed amount of work (about 0.3 s of CPU on the 2-core machine),
+	// so that a loaded machine only makes it take longer.
+	x := uint64(1)
+	for range 300_000_000 {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	if self2, _ := pgtest.CPUSeconds(db); self2-self1 < 0.05 {
+		t.Errorf("own CPU %.2f s after a busy loop (%d)", self2-self1, x&1)
+	}
+}
