@@ -134,6 +134,9 @@ func TestBenchRegister(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(&b, "  HSS answered (count, mean time inside the HSS):%s\n", l.hssCommands())
+	if batches := l.metric("hss", "hss_group_commit_batches_total"); batches > 0 {
+		fmt.Fprintf(&b, "  HSS group commit: %.0f batches, %.2f Cx requests per batch\n", batches, l.metric("hss", "hss_group_commit_jobs_total")/batches)
+	}
 	for _, name := range names {
 		bs, as := before[name], after[name]
 		cpu := (as.cpuTicks - bs.cpuTicks) / clkTck / elapsed.Seconds() * 100

@@ -35,6 +35,7 @@ func Function() config.Function {
 			config.Int("HSS", "max-auth-items", 5, "most authentication vectors returned by one MAR (1..64)"),
 			config.Int("HSS", "sqn-block", DefaultSQNBlock, "SQNs reserved per IMPI with one durable write, the unused ones kept in memory (1..1024; 1: one write per MAR); a restart skips at most this many SEQ values"),
 			config.Int("HSS", "userdata-cache", store.DefaultUserDataCacheEntries, "IMPI/IMPU pairs whose assembled SAR user data is cached, emptied on every NOTIFY hss_userdata (0: off)"),
+			config.Int("HSS", "group-commit-lanes", DefaultGroupCommitLanes, "workers that send the Cx hot path's statements of concurrent requests as one batch and one commit (0: off, one statement per request)"),
 			config.Duration("HSS", "request-timeout", 2*time.Second, "database budget per Diameter request; beyond it the answer is 5012"),
 			config.Duration("HSS", "command-poll", 5*time.Second, "how often pending hss_command rows (RTR/PPR) are re-examined"),
 		},
@@ -44,6 +45,9 @@ func Function() config.Function {
 			}
 			if n := c.Int("sqn-block"); n < 1 || n > store.MaxSQNBlock {
 				return fmt.Errorf("--sqn-block %d: want 1..%d", n, store.MaxSQNBlock)
+			}
+			if n := c.Int("group-commit-lanes"); n < 0 || n > store.MaxGroupCommitLanes {
+				return fmt.Errorf("--group-commit-lanes %d: want 0 (off) to %d", n, store.MaxGroupCommitLanes)
 			}
 			if n := c.Int("userdata-cache"); n < 0 {
 				return fmt.Errorf("--userdata-cache %d: want 0 (off) or more", n)
@@ -74,20 +78,21 @@ func run(ctx context.Context, rt *config.Runtime) error {
 	}
 	peers = append(peers, c.StringSlice("as-peer")...)
 	s, err := New(Config{
-		DiameterListen: c.String("diameter-listen"),
-		OriginHost:     c.String("origin-host"),
-		Realm:          domain,
-		AllowedPeers:   peers,
-		AcceptAnyPeer:  c.Bool("accept-any-peer"),
-		DatabaseURL:    c.String("database-url"),
-		DBConns:        c.Int("db-conns"),
-		MaxAuthItems:   c.Int("max-auth-items"),
-		SQNBlock:       c.Int("sqn-block"),
-		UserDataCache:  userDataCache(c.Int("userdata-cache")),
-		RequestTimeout: c.Duration("request-timeout"),
-		PollInterval:   c.Duration("command-poll"),
-		Logger:         rt.Log,
-		Registry:       rt.Admin.Registry,
+		DiameterListen:   c.String("diameter-listen"),
+		OriginHost:       c.String("origin-host"),
+		Realm:            domain,
+		AllowedPeers:     peers,
+		AcceptAnyPeer:    c.Bool("accept-any-peer"),
+		DatabaseURL:      c.String("database-url"),
+		DBConns:          c.Int("db-conns"),
+		MaxAuthItems:     c.Int("max-auth-items"),
+		SQNBlock:         c.Int("sqn-block"),
+		UserDataCache:    userDataCache(c.Int("userdata-cache")),
+		GroupCommitLanes: offIfZero(c.Int("group-commit-lanes")),
+		RequestTimeout:   c.Duration("request-timeout"),
+		PollInterval:     c.Duration("command-poll"),
+		Logger:           rt.Log,
+		Registry:         rt.Admin.Registry,
 	})
 	if err != nil {
 		return err
@@ -112,7 +117,11 @@ func run(ctx context.Context, rt *config.Runtime) error {
 
 // userDataCache maps --userdata-cache (0: off) to Config.UserDataCache
 // (< 0: off).
-func userDataCache(n int) int {
+func userDataCache(n int) int { return offIfZero(n) }
+
+// offIfZero maps a flag whose 0 means off to a Config field whose 0
+// means the default and < 0 off.
+func offIfZero(n int) int {
 	if n == 0 {
 		return -1
 	}

@@ -3,6 +3,8 @@ package hss_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +44,11 @@ func BenchmarkCxRegistrationStorm(b *testing.B) { benchFirstRegistration(b, true
 func benchFirstRegistration(b *testing.B, analyzeYoung bool) {
 	const clients = 8
 	dsn, _ := pgtest.Migrated(b)
-	nodes := benchHSS(b, hss.Config{DatabaseURL: dsn}, clients)
+	cfg := hss.Config{DatabaseURL: dsn}
+	if v := os.Getenv("BENCH_GROUP_COMMIT_LANES"); v != "" {
+		cfg.GroupCommitLanes, _ = strconv.Atoi(v) // < 0: off
+	}
+	hs, nodes := benchHSS(b, cfg, clients)
 	dbName := dsn[strings.LastIndexByte(dsn, '/')+1:]
 	if i := strings.IndexByte(dbName, '?'); i >= 0 {
 		dbName = dbName[:i]
@@ -98,6 +104,9 @@ func benchFirstRegistration(b *testing.B, analyzeYoung bool) {
 	goCPU, pgCPU, el := run(b.N)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/el.Seconds(), "reg/s")
+	if batches, jobs := hs.Store.GroupCommitStats(); batches > 0 {
+		b.ReportMetric(float64(jobs)/float64(batches), "jobs/batch")
+	}
 	if goCPU > 0 {
 		b.ReportMetric(goCPU*1e6/float64(b.N), "go-cpu-us/op")
 		b.ReportMetric(pgCPU*1e6/float64(b.N), "pg-cpu-us/op")

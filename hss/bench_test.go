@@ -71,7 +71,7 @@ func BenchmarkCx(b *testing.B) {
 			b.Fatalf("BENCH_DB_CONNS=%q: %v", v, err)
 		}
 	}
-	nodes := benchHSS(b, hss.Config{DatabaseURL: dsn, DBConns: conns, SQNBlock: block, UserDataCache: udc}, clients)
+	_, nodes := benchHSS(b, hss.Config{DatabaseURL: dsn, DBConns: conns, SQNBlock: block, UserDataCache: udc}, clients)
 	var next atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -168,7 +168,7 @@ func BenchmarkCx(b *testing.B) {
 // benchHSS starts an HSS with cfg on a loopback port (any peer accepted,
 // no logging), stopped when b ends, and connects clients S-CSCF clients
 // (hosts scscf0.realm, scscf1.realm, …) to it.
-func benchHSS(b *testing.B, cfg hss.Config, clients int) []*diameter.Node {
+func benchHSS(b *testing.B, cfg hss.Config, clients int) (*hss.Server, []*diameter.Node) {
 	b.Helper()
 	ctx := context.Background()
 	cfg.DiameterListen, cfg.Realm, cfg.AcceptAnyPeer, cfg.Logger = "127.0.0.1:0", realm, true, zap.NewNop()
@@ -185,5 +185,5 @@ func benchHSS(b *testing.B, cfg hss.Config, clients int) []*diameter.Node {
 	for i := range nodes {
 		nodes[i] = dial(b, addr.String(), fmt.Sprintf("scscf%d.%s", i, realm))
 	}
-	return nodes
+	return s, nodes
 }

@@ -39,12 +39,21 @@ type Config struct {
 	// UserDataCache is the number of IMPI/IMPU pairs whose assembled user
 	// data SAR keeps (store.EnableUserDataCache, invalidated through
 	// LISTEN/NOTIFY); 0 means store.DefaultUserDataCacheEntries, < 0 off.
-	UserDataCache  int
-	RequestTimeout time.Duration // per request database budget, default 2s
-	PollInterval   time.Duration // hss_command poll period, default 5s
-	Logger         *zap.Logger
-	Registry       prometheus.Registerer // nil: metrics not registered
+	UserDataCache int
+	// GroupCommitLanes is the number of workers that send the Cx hot
+	// path's statements of concurrent requests as one batch and one
+	// commit (store.EnableGroupCommit); 0 means DefaultGroupCommitLanes,
+	// < 0 off (one statement per request).
+	GroupCommitLanes int
+	RequestTimeout   time.Duration // per request database budget, default 2s time.Duration // per request database budget, default 2s
+	PollInterval     time.Duration // hss_command poll period, default 5s
+	Logger           *zap.Logger
+	Registry         prometheus.Registerer // nil: metrics not registered
 }
+
+// DefaultGroupCommitLanes is the default of Config.GroupCommitLanes and
+// --group-commit-lanes.
+const DefaultGroupCommitLanes = 2
 
 // DefaultSQNBlock is the default of Config.SQNBlock and --sqn-block.
 const DefaultSQNBlock = 16
@@ -110,6 +119,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.UserDataCache >= 0 {
 		st.EnableUserDataCache(cfg.UserDataCache)
 	}
+	if cfg.GroupCommitLanes == 0 {
+		cfg.GroupCommitLanes = DefaultGroupCommitLanes
+	}
+	if cfg.GroupCommitLanes > 0 {
+		if err := st.EnableGroupCommit(cfg.GroupCommitLanes); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	node, err := diameter.New(diameter.Config{
 		OriginHost: cfg.OriginHost, OriginRealm: cfg.Realm, ProductName: "imscore-hss", VendorID: diameter.Vendor3GPP,
 		Apps: []diameter.App{diameter.AppCx, diameter.AppSh}, AllowedPeers: cfg.AllowedPeers,
@@ -129,8 +147,14 @@ func New(cfg Config) (*Server, error) {
 		Name: "hss_diameter_request_seconds", Help: "Time to answer a Cx/Sh request.",
 		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"command"})
+	batches := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "hss_group_commit_batches_total", Help: "Batches (one transaction each) the Cx hot path's group commit sent.",
+	}, func() float64 { b, _ := st.GroupCommitStats(); return float64(b) })
+	jobs := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "hss_group_commit_jobs_total", Help: "Cx requests' statement groups carried by those batches.",
+	}, func() float64 { _, j := st.GroupCommitStats(); return float64(j) })
 	if cfg.Registry != nil {
-		for _, c := range []prometheus.Collector{s.requests, s.latency} {
+		for _, c := range []prometheus.Collector{s.requests, s.latency, batches, jobs} {
 			if err := cfg.Registry.Register(c); err != nil {
 				return nil, err
 			}

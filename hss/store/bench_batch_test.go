@@ -60,8 +60,16 @@ func BenchmarkBatchedStatements(b *testing.B) {
 		"lookup":     `SELECT impi_id, sqn FROM bench_sqn WHERE impi_id = $1`,
 	}
 	for _, kind := range []string{"sqn", "assignment", "lookup"} {
-		for _, batch := range []int{1, 4, 16} {
-			b.Run(fmt.Sprintf("%s/rows=%d", kind, batch), func(b *testing.B) {
+		for _, c := range []struct {
+			batch     int
+			pipelined bool
+		}{{1, false}, {4, false}, {16, false}, {4, true}, {16, true}} {
+			batch := c.batch
+			name := fmt.Sprintf("%s/rows=%d", kind, batch)
+			if c.pipelined {
+				name = fmt.Sprintf("%s/pipelined=%d", kind, batch)
+			}
+			b.Run(name, func(b *testing.B) {
 				var next, rows atomic.Int64
 				var wg sync.WaitGroup
 				_, pg0 := pgtest.CPUSeconds("")
@@ -83,6 +91,34 @@ func BenchmarkBatchedStatements(b *testing.B) {
 							}
 							var r pgx.Rows
 							var err error
+							if c.pipelined {
+								pb := &pgx.Batch{}
+								for _, id := range ids {
+									pb.Queue(single[kind], id)
+								}
+								br := pool.SendBatch(ctx, pb)
+								for range ids {
+									r, err = br.Query()
+									if err != nil {
+										break
+									}
+									for r.Next() {
+										rows.Add(1)
+									}
+									r.Close()
+									if err = r.Err(); err != nil {
+										break
+									}
+								}
+								if cerr := br.Close(); err == nil {
+									err = cerr
+								}
+								if err != nil {
+									b.Error(err)
+									return
+								}
+								continue
+							}
 							if batch == 1 {
 								r, err = pool.Query(ctx, single[kind], ids[0])
 							} else {

@@ -64,7 +64,10 @@ var pairAKASQL = strings.TrimSuffix(pairSQL, pairFromSQL) + `,
 // and SAR. ErrNotFound when either identity is unknown
 // (DIAMETER_ERROR_USER_UNKNOWN).
 func (s *Store) Pair(ctx context.Context, impi, impu string) (pi PairInfo, err error) {
-	pi, err = scanPair(s.queryRow(ctx, pairSQL, impi, impu))
+	err = s.groupedRow(ctx, impi, func(r pgx.Row) (err error) {
+		pi, err = scanPair(r)
+		return err
+	}, pairSQL, impi, impu)
 	return pi, wrap("Pair", err)
 }
 
@@ -305,17 +308,6 @@ func (s *Store) PairAssignSubscription(ctx context.Context, impi, impu, scscfNam
 	if scscfName == "" || impi == "" {
 		return pi, nil, nil, fmt.Errorf("hss/store: PairAssignSubscription: empty S-CSCF name or IMPI")
 	}
-	err = s.retry(ctx, func() error {
-		pi, sub, associated, err = s.pairAssignSubscriptionOnce(ctx, impi, impu, scscfName, diameterHost, state, withProfile)
-		return err
-	})
-	return pi, sub, associated, err
-}
-
-// pairAssignSubscriptionOnce is PairAssignSubscription's batch on one
-// connection.
-func (s *Store) pairAssignSubscriptionOnce(ctx context.Context, impi, impu, scscfName, diameterHost string, state UserState,
-	withProfile bool) (pi PairInfo, sub *Subscription, associated []string, err error) {
 	// With the user data cache (userdatacache.go) a cached profile is
 	// used instead of the profile query; gen/cacheable tell whether the
 	// profile read now may be stored.
@@ -327,26 +319,32 @@ func (s *Store) pairAssignSubscriptionOnce(ctx context.Context, impi, impu, scsc
 	if withProfile && s.ud != nil {
 		cached, gen, cacheable = s.ud.lookup(key)
 	}
-	b := &pgx.Batch{}
-	b.Queue(pairAssignSQL, impi, impu, scscfName, diameterHost, string(state))
 	readProfile := withProfile && cached == nil
-	if readProfile {
-		b.Queue(subscriptionByIMPUSQL, impu, impi)
-	}
-	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	pi, pairErr := scanPair(br.QueryRow())
-	if pairErr != nil && !errors.Is(pairErr, pgx.ErrNoRows) {
-		return pi, nil, nil, wrap("PairAssignSubscription", pairErr)
-	}
-	if readProfile {
-		sub, associated, err = subscriptionIRS(ctx, batchRow{br}, impi, pi.IMPU.IRSID)
-		if err != nil && (pairErr == nil && pi.Associated) {
-			return pi, nil, nil, wrap("PairAssignSubscription", err)
+	// One job: the pair with the assignment, and the profile when it is
+	// read. A missing pair (pairErr) is a result; a profile that cannot
+	// be read matters only for an associated pair.
+	var pairErr error
+	err = s.grouped(ctx, impi, func(b *pgx.Batch) {
+		b.Queue(pairAssignSQL, impi, impu, scscfName, diameterHost, string(state))
+		if readProfile {
+			b.Queue(subscriptionByIMPUSQL, impu, impi)
 		}
-	}
-	if err := br.Close(); err != nil {
-		return pi, nil, nil, wrap("PairAssignSubscription", err)
+	}, func(br pgx.BatchResults) error {
+		sub, associated = nil, nil
+		if pi, pairErr = scanPair(br.QueryRow()); pairErr != nil && !errors.Is(pairErr, pgx.ErrNoRows) {
+			return pairErr
+		}
+		if readProfile {
+			var err error
+			sub, associated, err = subscriptionIRS(ctx, batchRow{br}, impi, pi.IMPU.IRSID)
+			if err != nil && pairErr == nil && pi.Associated {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return PairInfo{}, nil, nil, wrap("PairAssignSubscription", err)
 	}
 	if pairErr != nil {
 		return pi, nil, nil, wrap("PairAssignSubscription", pairErr)
@@ -446,8 +444,10 @@ func (s *Store) pairReserveDB(ctx context.Context, impi, impu, scheme string, n 
 	var k, op, amf []byte
 	var opType *string
 	var before, after, id, xmin *int64
-	pi, err = scanPair(s.queryRow(ctx, pairReserveSQL, impi, impu, int64(n), scheme, scscfName, diameterHost),
-		&before, &after, &k, &op, &opType, &amf, &id, &xmin)
+	err = s.groupedRow(ctx, impi, func(r pgx.Row) (err error) {
+		pi, err = scanPair(r, &before, &after, &k, &op, &opType, &amf, &id, &xmin)
+		return err
+	}, pairReserveSQL, impi, impu, int64(n), scheme, scscfName, diameterHost)
 	if err != nil {
 		return pi, cr, nil, false, ver, wrap("PairReserve", err)
 	}

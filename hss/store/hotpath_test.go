@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -300,5 +301,78 @@ func TestSetPendingAssignment(t *testing.T) {
 	a, err := st.Assignment(ctx, impu1)
 	if err != nil || a.SCSCFName != "sip:s2.example" || a.DiameterHost != "s2" || a.IMPI != impi || a.State != store.NotRegistered {
 		t.Fatalf("assignment %+v, %v (IMPI kept when none is given)", a, err)
+	}
+}
+
+// With group commit, concurrent MARs of one IMPI land in the same batch
+// (one transaction): each reservation sees the one before it, so no SQN
+// is handed out twice, with and without SQN blocks; SARs and UARs of the
+// same batches answer as alone.
+func TestHotPathGroupCommit(t *testing.T) {
+	for _, block := range []int{1, 4} {
+		t.Run(fmt.Sprintf("sqn-block=%d", block), func(t *testing.T) {
+			ctx := context.Background()
+			dsn, _, _ := setup(t)
+			st, err := store.Open(ctx, dsn, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if err := st.EnableSQNBlocks(block, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.EnableGroupCommit(1); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			seen := map[uint64]bool{}
+			var wg sync.WaitGroup
+			for g := 0; g < 16; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 10; i++ {
+						_, _, sqns, reserved, err := st.PairReserve(ctx, impi, impu1, "", 3)
+						if err != nil || !reserved {
+							t.Errorf("PairReserve: %v %v", reserved, err)
+							return
+						}
+						mu.Lock()
+						for _, s := range sqns {
+							if seen[s] {
+								t.Errorf("SQN %#x handed out twice", s)
+							}
+							seen[s] = true
+						}
+						mu.Unlock()
+						pi, _, _, err := st.PairAssignSubscription(ctx, impi, impu1, "sip:scscf.example", "", store.Registered, true)
+						if err != nil || !pi.Associated {
+							t.Errorf("PairAssignSubscription: %+v %v", pi, err)
+							return
+						}
+						if _, err := st.Pair(ctx, impi, "sip:nobody@example"); !errors.Is(err, store.ErrNotFound) {
+							t.Errorf("Pair of an unknown IMPU: %v", err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if len(seen) != 16*10*3 {
+				t.Fatalf("%d SQNs", len(seen))
+			}
+			if last := sqnOf(t, st, impi); block == 1 {
+				for s := range seen {
+					if s > last {
+						t.Fatalf("SQN %#x above the stored %#x", s, last)
+					}
+				}
+			}
+			batches, jobs := st.GroupCommitStats()
+			if jobs != 16*10*3 || batches >= jobs {
+				t.Fatalf("%d jobs in %d batches: no batch held more than one", jobs, batches)
+			}
+			t.Logf("%d jobs in %d batches", jobs, batches)
+		})
 	}
 }

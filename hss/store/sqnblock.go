@@ -38,6 +38,7 @@ import (
 	"sync"
 
 	"github.com/imscore/imscore/pkg/aka"
+	"github.com/jackc/pgx/v5"
 )
 
 // Limits of EnableSQNBlocks.
@@ -224,8 +225,10 @@ func (s *Store) pairReserveBlock(ctx context.Context, impi, impu, scheme string,
 		var opType string
 		var eligible bool
 		read := sqnVersion{}
-		pi, err = scanPair(s.queryRow(ctx, pairAKASQL, impi, impu, scheme),
-			&stored, &read.xmin, &k, &op, &opType, &amf, &eligible)
+		err = s.groupedRow(ctx, impi, func(r pgx.Row) (err error) {
+			pi, err = scanPair(r, &stored, &read.xmin, &k, &op, &opType, &amf, &eligible)
+			return err
+		}, pairAKASQL, impi, impu, scheme)
 		if err != nil {
 			return pi, cr, nil, false, wrap("PairReserve", err)
 		}

@@ -39,8 +39,9 @@ var (
 // parsed and planned once per connection.
 type Store struct {
 	pool *pgxpool.Pool
-	sqn  *sqnCache // nil: one reservation per MAR (EnableSQNBlocks)
-	ud   *udCache  // nil: no user data cache (EnableUserDataCache)
+	sqn  *sqnCache    // nil: one reservation per MAR (EnableSQNBlocks)
+	ud   *udCache     // nil: no user data cache (EnableUserDataCache)
+	gc   *groupCommit // nil: every hot path request is its own batch (EnableGroupCommit)
 }
 
 // DefaultMaxConns is the pool size used when Open/OpenLazy get maxConns < 1.
@@ -112,8 +113,12 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // dedicated LISTEN connection outside the pool).
 func (s *Store) ConnConfig() *pgx.ConnConfig { return s.pool.Config().ConnConfig.Copy() }
 
-// Close closes the pool; it waits for acquired connections to be released.
-func (s *Store) Close() { s.pool.Close() }
+// Close stops the group commit lanes (after their queued jobs) and closes
+// the pool; it waits for acquired connections to be released.
+func (s *Store) Close() {
+	s.closeGroupCommit()
+	s.pool.Close()
+}
 
 // Ping checks the database answers (for /readyz).
 func (s *Store) Ping(ctx context.Context) error {
