@@ -154,6 +154,49 @@ func TestGroupCommitAnswersAfterCommit(t *testing.T) {
 	}
 }
 
+// A row lock held elsewhere fails only the job that waits for it, after
+// lock_timeout (DefaultLockTimeout): the rest of its batch succeeds when
+// run again alone, long before their deadlines.
+func TestGroupCommitLockedRowFailsAlone(t *testing.T) {
+	s, dsn := gcStore(t)
+	pgtest.Exec(t, dsn, `INSERT INTO kv VALUES ('locked', 0)`)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	tx, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `UPDATE kv SET v = 9 WHERE k = 'locked'`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	errs := submitWhileHeld(t, s, 3, func(i int) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if i == 0 {
+			return s.groupedRow(ctx, "locked", func(r pgx.Row) error { var v int; return r.Scan(&v) },
+				`UPDATE kv SET v = 1 WHERE k = 'locked' RETURNING v`)
+		}
+		_, err := insertKV(s, ctx, string(rune('a'+i)), i)
+		return err
+	})
+	var pgErr *pgconn.PgError
+	if !errors.As(errs[0], &pgErr) || pgErr.Code != "55P03" {
+		t.Fatalf("locked job: %v, want lock_not_available", errs[0])
+	}
+	if errs[1] != nil || errs[2] != nil {
+		t.Fatalf("other jobs: %v", errs[1:])
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("took %v: the other jobs waited for their deadline", el)
+	}
+}
+
 // A job whose deadline passed while it waited is answered with that error
 // and never sent.
 func TestGroupCommitExpiredWhileQueued(t *testing.T) {

@@ -44,16 +44,24 @@ type Store struct {
 	gc   *groupCommit // nil: every hot path request is its own batch (EnableGroupCommit)
 }
 
+// DefaultLockTimeout is the session's lock_timeout unless the DSN sets
+// one: a statement that waits longer for a row lock (an administrator's
+// open transaction on a subscriber's row, say) fails with SQLSTATE 55P03,
+// answered DIAMETER_UNABLE_TO_COMPLY. With group commit it bounds how
+// long such a lock holds up a whole batch: the batch fails, and every
+// other request in it succeeds when run again alone.
+const DefaultLockTimeout = "500ms"
+
 // DefaultMaxConns is the pool size used when Open/OpenLazy get maxConns < 1.
 const DefaultMaxConns = 8
 
 // PoolConfig parses dsn (a libpq URL or key=value string) into a pgxpool
 // configuration of at most maxConns connections (values < 1 mean
 // DefaultMaxConns), a connect timeout of at most 5 s, a health check of
-// idle connections every 30 s and enable_seqscan = off unless the DSN sets
+// idle connections every 30 s, enable_seqscan = off unless the DSN sets
 // it (pgsession.PreferIndexScans: Cx and Sh find rows by key, also in a
-// registration storm on a young scscf_assignment table). Nothing is
-// dialled.
+// registration storm on a young scscf_assignment table) and lock_timeout
+// = DefaultLockTimeout unless the DSN sets it. Nothing is dialled.
 func PoolConfig(dsn string, maxConns int) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -69,6 +77,7 @@ func PoolConfig(dsn string, maxConns int) (*pgxpool.Config, error) {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
 	pgsession.PreferIndexScans(cfg.ConnConfig)
+	pgsession.Default(cfg.ConnConfig, "lock_timeout", DefaultLockTimeout)
 	return cfg, nil
 }
 
