@@ -197,6 +197,62 @@ func TestGroupCommitLockedRowFailsAlone(t *testing.T) {
 	}
 }
 
+// The database ends the session in the middle of a batch (a restart, a
+// fail-over, pg_terminate_backend): nothing of the batch was committed,
+// every job of it runs again alone on a fresh connection and succeeds,
+// and each write is there exactly once.
+func TestGroupCommitSessionLostMidBatch(t *testing.T) {
+	s, dsn := gcStore(t)
+	b0, _ := s.GroupCommitStats()
+	hold := holdLane(t, s, 300*time.Millisecond)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == 1 { // keeps the batch busy while its session is ended
+				errs[i] = s.groupedRow(context.Background(), "slow", func(r pgx.Row) error { var x any; return r.Scan(&x) },
+					`SELECT pg_sleep(0.5)`)
+				return
+			}
+			_, errs[i] = insertKV(s, context.Background(), string(rune('a'+i)), i)
+		}()
+		// Queued in this order behind the held batch.
+		for {
+			s.gc.lanes[0].mu.Lock()
+			q := len(s.gc.lanes[0].queue)
+			s.gc.lanes[0].mu.Unlock()
+			if q == i+1 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := <-hold; err != nil {
+		t.Fatal(err)
+	}
+	for { // the batch of three is running
+		if b, _ := s.GroupCommitStats(); b == b0+2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := pgtest.TerminateBackends(t, dsn); n == 0 {
+		t.Fatal("no session to end")
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("job %d: %v", i, err)
+		}
+	}
+	if n := countKV(t, dsn); n != 2 {
+		t.Fatalf("%d rows, want 2", n)
+	}
+}
+
 // A job whose deadline passed while it waited is answered with that error
 // and never sent.
 func TestGroupCommitExpiredWhileQueued(t *testing.T) {

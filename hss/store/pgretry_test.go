@@ -13,9 +13,17 @@ import (
 // operation; each must still succeed, running again on a fresh connection
 // instead of failing on the dead one.
 func TestStatementsAfterSessionsEnded(t *testing.T) {
+	t.Run("group-commit=off", func(t *testing.T) { statementsAfterSessionsEnded(t, 0) })
+	t.Run("group-commit=2", func(t *testing.T) { statementsAfterSessionsEnded(t, 2) })
+}
+
+func statementsAfterSessionsEnded(t *testing.T, lanes int) {
 	ctx := context.Background()
 	dsn, _, st := setup(t)
 	if err := st.EnableSQNBlocks(4, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EnableGroupCommit(lanes); err != nil {
 		t.Fatal(err)
 	}
 	pi, err := st.Pair(ctx, impi, impu1)
