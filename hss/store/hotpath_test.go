@@ -68,31 +68,7 @@ func TestPairReserve(t *testing.T) {
 	}
 	// Concurrent MAR hot path: all SQNs distinct, the stored SQN is the
 	// highest handed out.
-	var mu sync.Mutex
-	seen := map[uint64]bool{}
-	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 20; i++ {
-				_, _, sqns, reserved, err := st.PairReserve(ctx, impi, impu1, "", 2)
-				if err != nil || !reserved {
-					t.Errorf("PairReserve: %v %v", reserved, err)
-					return
-				}
-				mu.Lock()
-				for _, s := range sqns {
-					if seen[s] {
-						t.Errorf("SQN %#x handed out twice", s)
-					}
-					seen[s] = true
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	seen := reserveConcurrently(t, st, 8, 20, 2, nil)
 	if len(seen) != 8*20*2 {
 		t.Fatalf("%d SQNs", len(seen))
 	}
@@ -324,40 +300,18 @@ func TestHotPathGroupCommit(t *testing.T) {
 			if err := st.EnableGroupCommit(1); err != nil {
 				t.Fatal(err)
 			}
-			var mu sync.Mutex
-			seen := map[uint64]bool{}
-			var wg sync.WaitGroup
-			for g := 0; g < 16; g++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; i < 10; i++ {
-						_, _, sqns, reserved, err := st.PairReserve(ctx, impi, impu1, "", 3)
-						if err != nil || !reserved {
-							t.Errorf("PairReserve: %v %v", reserved, err)
-							return
-						}
-						mu.Lock()
-						for _, s := range sqns {
-							if seen[s] {
-								t.Errorf("SQN %#x handed out twice", s)
-							}
-							seen[s] = true
-						}
-						mu.Unlock()
-						pi, _, _, err := st.PairAssignSubscription(ctx, impi, impu1, "sip:scscf.example", "", store.Registered, true)
-						if err != nil || !pi.Associated {
-							t.Errorf("PairAssignSubscription: %+v %v", pi, err)
-							return
-						}
-						if _, err := st.Pair(ctx, impi, "sip:nobody@example"); !errors.Is(err, store.ErrNotFound) {
-							t.Errorf("Pair of an unknown IMPU: %v", err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			seen := reserveConcurrently(t, st, 16, 10, 3, func() bool {
+				pi, _, _, err := st.PairAssignSubscription(ctx, impi, impu1, "sip:scscf.example", "", store.Registered, true)
+				if err != nil || !pi.Associated {
+					t.Errorf("PairAssignSubscription: %+v %v", pi, err)
+					return false
+				}
+				if _, err := st.Pair(ctx, impi, "sip:nobody@example"); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("Pair of an unknown IMPU: %v", err)
+					return false
+				}
+				return true
+			})
 			if len(seen) != 16*10*3 {
 				t.Fatalf("%d SQNs", len(seen))
 			}
@@ -375,4 +329,41 @@ func TestHotPathGroupCommit(t *testing.T) {
 			t.Logf("%d jobs in %d batches", jobs, batches)
 		})
 	}
+}
+
+// reserveConcurrently has goroutines each make rounds MAR reservations
+// (PairReserve of impi/impu1, n SQNs) and, after each, call then (nil:
+// nothing; false stops that goroutine). It fails the test when an SQN is
+// handed out twice and returns every SQN handed out.
+func reserveConcurrently(t *testing.T, st *store.Store, goroutines, rounds, n int, then func() bool) map[uint64]bool {
+	t.Helper()
+	var mu sync.Mutex
+	seen := map[uint64]bool{}
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				_, _, sqns, reserved, err := st.PairReserve(context.Background(), impi, impu1, "", n)
+				if err != nil || !reserved {
+					t.Errorf("PairReserve: %v %v", reserved, err)
+					return
+				}
+				mu.Lock()
+				for _, s := range sqns {
+					if seen[s] {
+						t.Errorf("SQN %#x handed out twice", s)
+					}
+					seen[s] = true
+				}
+				mu.Unlock()
+				if then != nil && !then() {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return seen
 }
