@@ -66,15 +66,7 @@ func submitWhileHeld(t *testing.T, s *Store, n int, fn func(i int) error) []erro
 		go func() { defer wg.Done(); errs[i] = fn(i) }()
 	}
 	// All n queued behind the held batch before it ends.
-	for {
-		s.gc.lanes[0].mu.Lock()
-		q := len(s.gc.lanes[0].queue)
-		s.gc.lanes[0].mu.Unlock()
-		if q == n {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(s, n)
 	if err := <-hold; err != nil {
 		t.Fatal(err)
 	}
@@ -219,15 +211,7 @@ func TestGroupCommitSessionLostMidBatch(t *testing.T) {
 			_, errs[i] = insertKV(s, context.Background(), string(rune('a'+i)), i)
 		}()
 		// Queued in this order behind the held batch.
-		for {
-			s.gc.lanes[0].mu.Lock()
-			q := len(s.gc.lanes[0].queue)
-			s.gc.lanes[0].mu.Unlock()
-			if q == i+1 {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitQueued(s, i+1)
 	}
 	if err := <-hold; err != nil {
 		t.Fatal(err)
@@ -283,15 +267,7 @@ func TestGroupCommitClose(t *testing.T) {
 	for i := range 3 {
 		go func() { _, err := insertKV(s, context.Background(), string(rune('a'+i)), i); results <- err }()
 	}
-	for {
-		s.gc.lanes[0].mu.Lock()
-		q := len(s.gc.lanes[0].queue)
-		s.gc.lanes[0].mu.Unlock()
-		if q == 3 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(s, 3)
 	s.closeGroupCommit()
 	<-hold
 	for range 3 {
@@ -319,4 +295,17 @@ func countKV(t *testing.T, dsn string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// waitQueued waits until the store's only lane holds n queued jobs.
+func waitQueued(s *Store, n int) {
+	for {
+		s.gc.lanes[0].mu.Lock()
+		q := len(s.gc.lanes[0].queue)
+		s.gc.lanes[0].mu.Unlock()
+		if q == n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
