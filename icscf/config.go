@@ -20,8 +20,10 @@ const (
 	DefaultCxTimeout  = 2 * time.Second
 	DefaultSIPTimeout = 4 * time.Second
 	// DefaultMaxPendingRegister is the number of REGISTER transactions in
-	// progress from which initial REGISTERs are refused with 503.
-	DefaultMaxPendingRegister = 64
+	// progress from which initial REGISTERs are refused with 503 (sized in
+	// docs/icscf.md, "Overload": 64 refused 2-4 % at the 2-core lab's
+	// capacity while the host still had 6-13 % idle).
+	DefaultMaxPendingRegister = 128
 	// DefaultOverloadRetryAfter is the Retry-After, in seconds, of those 503s.
 	DefaultOverloadRetryAfter = 5
 )

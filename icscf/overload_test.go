@@ -341,8 +341,8 @@ func TestOverloadFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MaxPendingRegister != 64 || cfg.OverloadRetryAfter != 5 {
-		t.Errorf("defaults: max pending %d, Retry-After %d; want 64, 5", cfg.MaxPendingRegister, cfg.OverloadRetryAfter)
+	if cfg.MaxPendingRegister != 128 || cfg.OverloadRetryAfter != 5 {
+		t.Errorf("defaults: max pending %d, Retry-After %d; want 128, 5", cfg.MaxPendingRegister, cfg.OverloadRetryAfter)
 	}
 	if cfg, err = run(nil, "--max-pending-register", "0", "--overload-retry-after", "1"); err != nil || cfg.MaxPendingRegister >= 0 || cfg.OverloadRetryAfter != 1 {
 		t.Errorf("--max-pending-register 0: %+v, %v; want no limit (negative)", cfg.MaxPendingRegister, err)
