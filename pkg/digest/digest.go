@@ -171,7 +171,9 @@ func isValueChar(c byte) bool {
 
 // parseParams parses auth-param *( "," auth-param ) from s[i:].
 func parseParams(s string, i int) ([]Param, error) {
-	var out []Param
+	// Sized for a typical Authorization (username, realm, nonce, uri,
+	// response, algorithm, qop, nc, cnonce, opaque…): one allocation.
+	out := make([]Param, 0, min(strings.Count(s[min(i, len(s)):], ",")+1, 16))
 	i = skipWS(s, i)
 	if i >= len(s) {
 		return nil, nil
@@ -239,6 +241,10 @@ func parseParams(s string, i int) ([]Param, error) {
 func scanQuoted(s string, i int) (string, int, error) {
 	start := i
 	i++
+	// Without a backslash the content is a substring of s (no copy).
+	if end := strings.IndexAny(s[i:], "\"\\\r\n"); end >= 0 && s[i+end] == '"' {
+		return s[i : i+end], i + end + 1, nil
+	}
 	var b strings.Builder
 	for i < len(s) {
 		switch c := s[i]; c {

@@ -409,3 +409,17 @@ func TestMessageHelpers(t *testing.T) {
 		t.Error("Set with nothing did not remove")
 	}
 }
+
+// BenchmarkParseAuthorization: an IMS AKA challenge answer's
+// Authorization, as the I-CSCF and S-CSCF parse it for every REGISTER.
+func BenchmarkParseAuthorization(b *testing.B) {
+	const v = `Digest username="alice@ims.mnc001.mcc001.3gppnetwork.org", realm="ims.mnc001.mcc001.3gppnetwork.org", ` +
+		`uri="sip:ims.mnc001.mcc001.3gppnetwork.org", nonce="Vbj1aqFgOXqhSkE3MNf1H3SbWMgT3wAAdGVzdHRlc3R0ZXN0dGVzdA==", ` +
+		`response="6629fae49393a05397450978507c4ef1", algorithm=AKAv1-MD5, qop=auth, nc=00000001, cnonce="0a4f113b"`
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
