@@ -229,11 +229,17 @@ func canonURI(s string) string {
 	if colon < 0 {
 		return strings.ToLower(s)
 	}
+	// strings.ToLower returns its argument when it has no upper case, so
+	// an already canonical URI is returned as a substring of s (no copy:
+	// this runs several times per REGISTER).
 	scheme := strings.ToLower(s[:colon])
 	rest := s[colon+1:]
 	if scheme == "tel" {
 		if i := strings.IndexByte(rest, ';'); i >= 0 {
 			rest = rest[:i]
+		}
+		if scheme == s[:colon] {
+			return s[:colon+1+len(rest)]
 		}
 		return scheme + ":" + rest
 	}
@@ -244,5 +250,8 @@ func canonURI(s string) string {
 	if i := strings.IndexAny(host, ";?"); i >= 0 {
 		host = host[:i]
 	}
-	return scheme + ":" + user + strings.ToLower(host)
+	if lower := strings.ToLower(host); scheme != s[:colon] || lower != host {
+		return scheme + ":" + user + lower
+	}
+	return s[:colon+1+len(user)+len(host)]
 }
