@@ -40,10 +40,15 @@ type regLab struct {
 	evCh chan RegistrationEvent
 }
 
-func newRegLab(t *testing.T, h *testHSS, dsn string, deregister func(impu, reason string)) *regLab {
+// newRegLab starts an S-CSCF (configured further by mods) with its
+// reg-event notifier and third-party registrar, behind a front proxy.
+func newRegLab(t *testing.T, h *testHSS, dsn string, deregister func(impu, reason string), mods ...func(*Config)) *regLab {
 	t.Helper()
 	l := &regLab{t: t, h: h, evCh: make(chan RegistrationEvent, 100)}
 	l.s = newTestServer(t, h, dsn, func(c *Config) {
+		for _, mod := range mods {
+			mod(c)
+		}
 		c.OnRegistrationChange = func(ev RegistrationEvent) {
 			l.mu.Lock()
 			n, tp := l.n, l.tp

@@ -325,6 +325,13 @@ func (s *Server) ifcsFor(p *userdata.IMSSubscription, impu string) []userdata.In
 		return nil
 	}
 	sp, _ := p.ProfileFor(impu)
+	return s.profileIFCs(sp, impu)
+}
+
+// profileIFCs returns the iFCs of service profile sp (nil: none) with the
+// shared iFC sets it references (TS 29.228 §6.6.3), in a new slice; impu
+// is the served user, for the warning about an unknown set.
+func (s *Server) profileIFCs(sp *userdata.ServiceProfile, impu string) []userdata.InitialFilterCriteria {
 	if sp == nil {
 		return nil
 	}

@@ -181,8 +181,9 @@ func (tp *ThirdPartyRegistrar) dispatch(ev RegistrationEvent, impu string, rt us
 	if sp == nil {
 		sp, _ = prof.ProfileFor(ev.After.AOR)
 	}
-	if sp == nil {
-		return
+	ifcs := tp.s.profileIFCs(sp, impu) // the profile's own and its shared iFC sets
+	if len(ifcs) == 0 {
+		return // nothing can match: skip building the request to match
 	}
 	ireq := ifc.Request{Method: string(sip.REGISTER), RequestURI: "sip:" + tp.s.cfg.Domain}
 	if req != nil {
@@ -200,16 +201,13 @@ func (tp *ThirdPartyRegistrar) dispatch(ev RegistrationEvent, impu string, rt us
 	if req != nil {
 		pcv = strings.Join(imsheader.Values(req, imsheader.HeaderPChargingVector), ", ")
 	}
-	if pcv == "" {
-		for _, c := range append(append([]Contact(nil), ev.Changed...), ev.After.Contacts...) {
-			if c.ChargingVector != "" {
-				pcv = c.ChargingVector
-				break
-			}
+	for _, cs := range [][]Contact{ev.Changed, ev.After.Contacts} {
+		for i := 0; i < len(cs) && pcv == ""; i++ {
+			pcv = cs[i].ChargingVector
 		}
 	}
 	seen := map[string]bool{}
-	for f := range tp.eval.All(sp.InitialFilterCriteria, ireq, math.MinInt) {
+	for f := range tp.eval.All(ifcs, ireq, math.MinInt) {
 		as := f.ApplicationServer
 		k := canonURI(as.ServerName)
 		if seen[k] {

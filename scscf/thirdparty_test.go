@@ -5,6 +5,8 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +123,35 @@ func TestThirdPartyRegister(t *testing.T) {
 	}
 	other.none(300 * time.Millisecond)
 	as.none(100 * time.Millisecond)
+}
+
+// TestThirdPartyRegisterSharedIFCSet: an iFC that the service profile
+// references through a shared iFC set (TS 29.228 §6.6.3) triggers the
+// third-party REGISTER (TS 24.229 §5.4.1.7) as one of its own does.
+func TestThirdPartyRegisterSharedIFCSet(t *testing.T) {
+	h := newTestHSS(t)
+	h.add(akaSub("frank"))
+	as := newTestPeer(t, 200)
+	sets := filepath.Join(t.TempDir(), "shared-ifc-sets.xml")
+	if err := os.WriteFile(sets, []byte(`<SharedIFCSets><SharedIFCSet><SetID>7</SetID>
+	<InitialFilterCriteria><Priority>1</Priority><TriggerPoint><ConditionTypeCNF>1</ConditionTypeCNF>
+	<SPT><ConditionNegated>0</ConditionNegated><Group>0</Group><Method>REGISTER</Method></SPT></TriggerPoint>
+	<ApplicationServer><ServerName>sip:`+as.hostport()+`</ServerName><DefaultHandling>0</DefaultHandling></ApplicationServer>
+	</InitialFilterCriteria></SharedIFCSet></SharedIFCSets>`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	serveProfiles(t, h, func(s *testSub) *userdata.IMSSubscription {
+		p := profileWith(s) // no iFC of its own
+		p.ServiceProfiles[0].SharedIFCSetIDs = []uint32{7}
+		return p
+	})
+	l := newRegLab(t, h, "", nil, func(c *Config) { c.SharedIFCSetsFile = sets })
+	u := newTestUE(t, "frank")
+	u.registerAKA(t, l.shim, 600)
+	r := as.next(3 * time.Second)
+	if r.Method != sip.REGISTER || canonURI(r.To().Address.String()) != u.impu {
+		t.Fatalf("third-party request %s to %s", r.StartLine(), r.To().Address.String())
+	}
 }
 
 func TestThirdPartyRegistrationTypesAndResponse(t *testing.T) {
