@@ -286,6 +286,17 @@ func TestMARDigestAndUnknownScheme(t *testing.T) {
 		t.Errorf("Unknown scheme for AKA user answered %v", a)
 	}
 	checkVectors(t, a, items(t, a))
+	// Scheme names regardless of case: Kamailio's S-CSCF sends "unknown"
+	// when the UE names no algorithm, and others "digest-akav1-md5".
+	for _, sc := range []string{"unknown", "UNKNOWN", "digest-akav1-md5"} {
+		a = send(t, c, mar(c, aliceIMPI, aliceIMPU, sc, 1, nil))
+		wantResult(t, a, diameter.DiameterSuccess, false)
+		if got := diameter.String(a, diameter.AVPSIPAuthDataItem, diameter.AVPSIPAuthenticationScheme); got != "Digest-AKAv1-MD5" {
+			t.Errorf("scheme %q for AKA user answered %q", sc, got)
+		}
+	}
+	a = send(t, c, mar(c, bobIMPI, bobIMPU, "sip digest", 1, nil))
+	wantResult(t, a, diameter.DiameterSuccess, false)
 	// More than the maximum (8 in tests) is capped.
 	a = send(t, c, mar(c, aliceIMPI, aliceIMPU, "Digest-AKAv1-MD5", 50, nil))
 	if n := len(items(t, a)); n != 8 {

@@ -208,7 +208,7 @@ func (s *Server) UAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 // scheme for PairReserve ("aka", "akav2", "" for Unknown/absent); false
 // for digest schemes.
 func akaScheme(requested string) (string, bool) {
-	switch strings.TrimSpace(requested) {
+	switch canonicalScheme(requested) {
 	case SchemeAKAv1:
 		return "aka", true
 	case SchemeAKAv2:
@@ -219,17 +219,30 @@ func akaScheme(requested string) (string, bool) {
 	return "", false
 }
 
+// canonicalScheme returns requested spelt as TS 29.229 §6.3.9 spells it
+// when it names a known scheme regardless of case (Kamailio's S-CSCF sends
+// "unknown" when the UE names no algorithm), else requested trimmed.
+func canonicalScheme(requested string) string {
+	r := strings.TrimSpace(requested)
+	for _, s := range []string{SchemeAKAv1, SchemeAKAv2, SchemeSIPDigest, SchemeDigestMD5, SchemeUnknown, "Digest"} {
+		if strings.EqualFold(r, s) {
+			return s
+		}
+	}
+	return r
+}
+
 // resolveScheme maps the requested SIP-Authentication-Scheme to the store's
 // scheme name ("aka", "akav2", "md5") and the name to answer with; 5006
 // when the IMPI may not use it.
 func resolveScheme(p store.IMPI, requested string) (internal, answer string, err error) {
-	switch strings.TrimSpace(requested) {
+	switch r := canonicalScheme(requested); r {
 	case SchemeAKAv1:
 		internal, answer = "aka", SchemeAKAv1
 	case SchemeAKAv2:
 		internal, answer = "akav2", SchemeAKAv2
 	case SchemeSIPDigest, SchemeDigestMD5, "Digest":
-		internal, answer = "md5", strings.TrimSpace(requested)
+		internal, answer = "md5", r
 	case SchemeUnknown, "":
 		internal = p.DefaultScheme
 		if internal == "" && len(p.AuthSchemes) > 0 {
@@ -348,7 +361,7 @@ func (s *Server) MAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	}
 	creds := credentials(cr)
 	ans := s.Node.Answer(req, diameter.DiameterSuccess)
-	ans.AddAVP(vstr(diameter.AVPUserName, impi))
+	ans.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 	ans.AddAVP(vstr(diameter.AVPPublicIdentity, impuS))
 	ans.AddAVP(diameter.VendorAVP(diameter.AVPSIPNumberAuthItems, datatype.Unsigned32(uint32(len(sqns)))))
 	for i, sqn := range sqns {
@@ -427,7 +440,7 @@ func (s *Server) digestMAA(req *diam.Message, p store.IMPI, scheme string) (*dia
 		ha1 = hex.EncodeToString(h[:])
 	}
 	ans := s.Node.Answer(req, diameter.DiameterSuccess)
-	ans.AddAVP(vstr(diameter.AVPUserName, p.Identity))
+	ans.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(p.Identity)))
 	ans.AddAVP(vstr(diameter.AVPPublicIdentity, diameter.String(req, diameter.AVPPublicIdentity)))
 	ans.AddAVP(diameter.VendorAVP(diameter.AVPSIPNumberAuthItems, datatype.Unsigned32(1)))
 	ans.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem, diameter.Vendor3GPP,

@@ -64,7 +64,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 			return nil, exp(diameter.DiameterErrorIdentitiesDontMatch)
 		}
 		ans := s.Node.Answer(req, diameter.DiameterSuccess)
-		ans.AddAVP(vstr(diameter.AVPUserName, impi))
+		ans.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 		if udaa == diameter.UserDataAlreadyAvailable {
 			return ans, nil
 		}
@@ -108,7 +108,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	primary := impus[0]
 	withData := func(ans *diam.Message, state store.UserState) (*diam.Message, error) {
 		if impi != "" {
-			ans.AddAVP(vstr(diameter.AVPUserName, impi))
+			ans.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 		}
 		if udaa == diameter.UserDataAlreadyAvailable {
 			// TS 29.228 §6.1.2.1: the S-CSCF has the profile; the HSS
@@ -158,7 +158,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 				return nil, lookupErr(err)
 			}
 			ans := ok()
-			ans.AddAVP(vstr(diameter.AVPUserName, impi))
+			ans.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 			return s.addUserData(ans, primary, sub, others, store.Registered)
 		}
 		for _, irs := range irss {
@@ -381,7 +381,7 @@ func (s *Server) SendRTR(ctx context.Context, impu string, reason uint32, info s
 		return err
 	}
 	req := s.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, conn.PeerRealm(), conn.PeerHost())
-	req.AddAVP(vstr(diameter.AVPUserName, impi))
+	req.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 	for _, m := range members {
 		req.AddAVP(vstr(diameter.AVPPublicIdentity, m.Identity))
 	}
@@ -421,7 +421,7 @@ func (s *Server) SendPPR(ctx context.Context, impu string) error {
 		return err
 	}
 	req := s.Node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, conn.PeerRealm(), conn.PeerHost())
-	req.AddAVP(vstr(diameter.AVPUserName, impi))
+	req.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 	req.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString(data)))
 	if charging != nil {
 		req.AddAVP(charging)
