@@ -145,7 +145,7 @@ func TestCxRegistrationFlow(t *testing.T) {
 	wantResult(t, a, diameter.DiameterSubsequentRegistration, true)
 	// Another S-CSCF asking for the same unregistered user: already registered.
 	other := rebuild(scscf, sar(scscf, "", aliceIMPU, diameter.SATUnregisteredUser, 0), func(x *diam.AVP) *diam.AVP {
-		if x.Code == diameter.AVPServerName {
+		if diameter.AVPServerName.Is(x) {
 			return vs(diameter.AVPServerName, "sip:other-scscf."+realm)
 		}
 		return x
@@ -178,7 +178,7 @@ func items(t testing.TB, m *diam.Message) [][5][]byte {
 	t.Helper()
 	var out [][5][]byte
 	for _, it := range diameter.FindAll(m, diameter.AVPSIPAuthDataItem) {
-		get := func(code uint32) []byte {
+		get := func(code diameter.AVPCode) []byte {
 			x := diameter.FindIn([]*diam.AVP{it}, diameter.AVPSIPAuthDataItem, code)
 			if len(x) == 0 {
 				t.Fatalf("SIP-Auth-Data-Item without AVP %d", code)
@@ -231,8 +231,8 @@ func TestCxErrors(t *testing.T) {
 
 	// Roaming: a visited network not allowed for the subscription.
 	r := rebuild(c, uar(c, aliceIMPI, aliceIMPU, 0), func(x *diam.AVP) *diam.AVP {
-		if x.Code == diameter.AVPVisitedNetworkIdentifier {
-			return diameter.VendorAVP(diameter.AVPVisitedNetworkIdentifier, datatype.OctetString("ims.mnc099.mcc999.3gppnetwork.org"))
+		if diameter.AVPVisitedNetworkIdentifier.Is(x) {
+			return diameter.NewAVP(diameter.AVPVisitedNetworkIdentifier, datatype.OctetString("ims.mnc099.mcc999.3gppnetwork.org"))
 		}
 		return x
 	})
@@ -240,7 +240,7 @@ func TestCxErrors(t *testing.T) {
 
 	// Missing mandatory AVP → 5005 with Failed-AVP.
 	r = rebuild(c, uar(c, aliceIMPI, aliceIMPU, 0), func(x *diam.AVP) *diam.AVP {
-		if x.Code == diameter.AVPPublicIdentity {
+		if diameter.AVPPublicIdentity.Is(x) {
 			return nil
 		}
 		return x
@@ -373,7 +373,7 @@ func TestMARResync(t *testing.T) {
 	// Resync from an S-CSCF other than the stored one: 5012, the stored
 	// name is not overwritten (§6.3.1, §8.1), the SQN is not reset.
 	other := rebuild(c, mar(c, aliceIMPI, aliceIMPU, "Digest-AKAv1-MD5", 1, append(append([]byte{}, rnd...), auts...)), func(x *diam.AVP) *diam.AVP {
-		if x.Code == diameter.AVPServerName {
+		if diameter.AVPServerName.Is(x) {
 			return vs(diameter.AVPServerName, "sip:other-scscf."+realm)
 		}
 		return x

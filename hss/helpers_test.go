@@ -152,27 +152,31 @@ func send(t testing.TB, n *diameter.Node, req *diam.Message) *diam.Message {
 	return a
 }
 
-func vs(code uint32, v string) *diam.AVP { return diameter.VendorAVP(code, datatype.UTF8String(v)) }
-func vu(code uint32, v uint32) *diam.AVP { return diameter.VendorAVP(code, datatype.Unsigned32(v)) }
+func vs(code diameter.AVPCode, v string) *diam.AVP {
+	return diameter.NewAVP(code, datatype.UTF8String(v))
+}
+func vu(code diameter.AVPCode, v uint32) *diam.AVP {
+	return diameter.NewAVP(code, datatype.Unsigned32(v))
+}
 
 func uar(n *diameter.Node, impi, impu string, uat uint32) *diam.Message {
 	m := n.NewRequest(diameter.CmdUserAuthorization, diameter.AppCx, realm, "")
-	m.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+	m.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 	m.AddAVP(vs(diameter.AVPPublicIdentity, impu))
-	m.AddAVP(diameter.VendorAVP(diameter.AVPVisitedNetworkIdentifier, datatype.OctetString(realm)))
-	m.AddAVP(diameter.VendorAVP(diameter.AVPUserAuthorizationType, datatype.Enumerated(uat)))
+	m.AddAVP(diameter.NewAVP(diameter.AVPVisitedNetworkIdentifier, datatype.OctetString(realm)))
+	m.AddAVP(diameter.NewAVP(diameter.AVPUserAuthorizationType, datatype.Enumerated(uat)))
 	return m
 }
 
 func mar(n *diameter.Node, impi, impu, scheme string, items uint32, authz []byte) *diam.Message {
 	m := n.NewRequest(diameter.CmdMultimediaAuth, diameter.AppCx, realm, "")
-	m.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+	m.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 	m.AddAVP(vs(diameter.AVPPublicIdentity, impu))
 	kids := []*diam.AVP{vs(diameter.AVPSIPAuthenticationScheme, scheme)}
 	if authz != nil {
-		kids = append(kids, diameter.VendorAVP(diameter.AVPSIPAuthorization, datatype.OctetString(authz)))
+		kids = append(kids, diameter.NewAVP(diameter.AVPSIPAuthorization, datatype.OctetString(authz)))
 	}
-	m.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem, diameter.Vendor3GPP, kids...))
+	m.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem, kids...))
 	m.AddAVP(vu(diameter.AVPSIPNumberAuthItems, items))
 	m.AddAVP(vs(diameter.AVPServerName, scscfName))
 	return m
@@ -181,14 +185,14 @@ func mar(n *diameter.Node, impi, impu, scheme string, items uint32, authz []byte
 func sar(n *diameter.Node, impi, impu string, sat, udaa uint32) *diam.Message {
 	m := n.NewRequest(diameter.CmdServerAssignment, diameter.AppCx, realm, "")
 	if impi != "" {
-		m.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+		m.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 	}
 	if impu != "" {
 		m.AddAVP(vs(diameter.AVPPublicIdentity, impu))
 	}
 	m.AddAVP(vs(diameter.AVPServerName, scscfName))
-	m.AddAVP(diameter.VendorAVP(diameter.AVPServerAssignmentType, datatype.Enumerated(sat)))
-	m.AddAVP(diameter.VendorAVP(diameter.AVPUserDataAlreadyAvailable, datatype.Enumerated(udaa)))
+	m.AddAVP(diameter.NewAVP(diameter.AVPServerAssignmentType, datatype.Enumerated(sat)))
+	m.AddAVP(diameter.NewAVP(diameter.AVPUserDataAlreadyAvailable, datatype.Enumerated(udaa)))
 	return m
 }
 

@@ -40,14 +40,14 @@ func addASes(t *testing.T, e *env) {
 }
 
 func userIdentity(impu string) *diam.AVP {
-	return diameter.Grouped(diameter.AVPUserIdentity, diameter.Vendor3GPP, vs(diameter.AVPPublicIdentity, impu))
+	return diameter.Grouped(diameter.AVPUserIdentity, vs(diameter.AVPPublicIdentity, impu))
 }
 
 func udr(n *diameter.Node, impu string, refs ...uint32) *diam.Message {
 	m := n.NewRequest(diameter.CmdUserData, diameter.AppSh, realm, "")
 	m.AddAVP(userIdentity(impu))
 	for _, r := range refs {
-		m.AddAVP(diameter.VendorAVP(diameter.AVPDataReference, datatype.Enumerated(r)))
+		m.AddAVP(diameter.NewAVP(diameter.AVPDataReference, datatype.Enumerated(r)))
 	}
 	if len(refs) > 0 && refs[0] == 0 {
 		m.AddAVP(vs(diameter.AVPServiceIndication, "mmtel-settings"))
@@ -58,19 +58,19 @@ func udr(n *diameter.Node, impu string, refs ...uint32) *diam.Message {
 func pur(n *diameter.Node, impu string, seq int, data string) *diam.Message {
 	m := n.NewRequest(diameter.CmdProfileUpdate, diameter.AppSh, realm, "")
 	m.AddAVP(userIdentity(impu))
-	m.AddAVP(diameter.VendorAVP(diameter.AVPDataReference, datatype.Enumerated(0)))
+	m.AddAVP(diameter.NewAVP(diameter.AVPDataReference, datatype.Enumerated(0)))
 	d := &sh.Data{RepositoryData: []sh.RepositoryData{{ServiceIndication: "mmtel-settings", SequenceNumber: seq,
 		ServiceData: &sh.ServiceData{Inner: []byte(data)}}}}
 	x, _ := d.Marshal()
-	m.AddAVP(diameter.VendorAVP(diameter.AVPShUserData, datatype.OctetString(x)))
+	m.AddAVP(diameter.NewAVP(diameter.AVPShUserData, datatype.OctetString(x)))
 	return m
 }
 
 func snr(n *diameter.Node, impu string, ref uint32) *diam.Message {
 	m := n.NewRequest(diameter.CmdSubscribeNotifications, diameter.AppSh, realm, "")
 	m.AddAVP(userIdentity(impu))
-	m.AddAVP(diameter.VendorAVP(diameter.AVPSubsReqType, datatype.Enumerated(sh.SubsSubscribe)))
-	m.AddAVP(diameter.VendorAVP(diameter.AVPDataReference, datatype.Enumerated(ref)))
+	m.AddAVP(diameter.NewAVP(diameter.AVPSubsReqType, datatype.Enumerated(sh.SubsSubscribe)))
+	m.AddAVP(diameter.NewAVP(diameter.AVPDataReference, datatype.Enumerated(ref)))
 	m.AddAVP(vs(diameter.AVPServiceIndication, "mmtel-settings"))
 	return m
 }

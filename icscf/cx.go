@@ -78,7 +78,7 @@ func parseCxAnswer(m *diam.Message) *cxAnswer {
 	for _, sc := range diameter.FindAll(m, diameter.AVPServerCapabilities) {
 		a.capsPresent = true
 		for _, c := range diameter.Children(sc) {
-			switch c.Code {
+			switch diameter.IdentityOf(c) {
 			case diameter.AVPMandatoryCapability:
 				if v, ok := diameter.AsUint32(c); ok {
 					a.mandatory = append(a.mandatory, v)
@@ -102,10 +102,10 @@ func parseCxAnswer(m *diam.Message) *cxAnswer {
 // uat.
 func (s *Server) uar(ctx context.Context, impu, impi, vnid string, uat uint32) (*cxAnswer, error) {
 	req := s.node.NewRequest(diameter.CmdUserAuthorization, diameter.AppCx, s.cfg.Domain, "")
-	req.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
-	req.AddAVP(diameter.VendorAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu)))
-	req.AddAVP(diameter.VendorAVP(diameter.AVPVisitedNetworkIdentifier, datatype.OctetString(vnid)))
-	req.AddAVP(diameter.VendorAVP(diameter.AVPUserAuthorizationType, datatype.Enumerated(int32(uat))))
+	req.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+	req.AddAVP(diameter.NewAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu)))
+	req.AddAVP(diameter.NewAVP(diameter.AVPVisitedNetworkIdentifier, datatype.OctetString(vnid)))
+	req.AddAVP(diameter.NewAVP(diameter.AVPUserAuthorizationType, datatype.Enumerated(int32(uat))))
 	return s.send(ctx, "UAR", req)
 }
 
@@ -115,9 +115,9 @@ func (s *Server) uar(ctx context.Context, impu, impi, vnid string, uat uint32) (
 // S-CSCF it named did not answer.
 func (s *Server) lir(ctx context.Context, impu string, capabilities bool) (*cxAnswer, error) {
 	req := s.node.NewRequest(diameter.CmdLocationInfo, diameter.AppCx, s.cfg.Domain, "")
-	req.AddAVP(diameter.VendorAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu)))
+	req.AddAVP(diameter.NewAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu)))
 	if capabilities {
-		req.AddAVP(diameter.VendorAVP(diameter.AVPUserAuthorizationType, datatype.Enumerated(int32(diameter.UATRegistrationAndCapabilities))))
+		req.AddAVP(diameter.NewAVP(diameter.AVPUserAuthorizationType, datatype.Enumerated(int32(diameter.UATRegistrationAndCapabilities))))
 	}
 	return s.send(ctx, "LIR", req)
 }

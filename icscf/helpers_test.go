@@ -101,20 +101,20 @@ func newTestHSS(t *testing.T, reply func(r cxSeen, n int) cxReply) *testHSS {
 			ans = node.Answer(req, rep.code)
 		}
 		if rep.serverName != "" {
-			ans.AddAVP(diameter.VendorAVP(diameter.AVPServerName, datatype.UTF8String(rep.serverName)))
+			ans.AddAVP(diameter.NewAVP(diameter.AVPServerName, datatype.UTF8String(rep.serverName)))
 		}
 		if rep.caps {
 			var kids []*diam.AVP
 			for _, m := range rep.mandatory {
-				kids = append(kids, diameter.VendorAVP(diameter.AVPMandatoryCapability, datatype.Unsigned32(m)))
+				kids = append(kids, diameter.NewAVP(diameter.AVPMandatoryCapability, datatype.Unsigned32(m)))
 			}
 			for _, o := range rep.optional {
-				kids = append(kids, diameter.VendorAVP(diameter.AVPOptionalCapability, datatype.Unsigned32(o)))
+				kids = append(kids, diameter.NewAVP(diameter.AVPOptionalCapability, datatype.Unsigned32(o)))
 			}
 			for _, n := range rep.names {
-				kids = append(kids, diameter.VendorAVP(diameter.AVPServerName, datatype.UTF8String(n)))
+				kids = append(kids, diameter.NewAVP(diameter.AVPServerName, datatype.UTF8String(n)))
 			}
-			ans.AddAVP(diameter.Grouped(diameter.AVPServerCapabilities, diameter.Vendor3GPP, kids...))
+			ans.AddAVP(diameter.Grouped(diameter.AVPServerCapabilities, kids...))
 		}
 		return ans, nil
 	}

@@ -104,7 +104,7 @@ func newTestPCRF(t *testing.T) *testPCRF {
 			code = v
 		}
 		a := n.Answer(req, code)
-		a.NewAVP(diameter.AVPAuthApplicationID, diameter.Flags(diameter.AVPAuthApplicationID, 0), 0, datatype.Unsigned32(diameter.AppRx))
+		a.AddAVP(diameter.NewAVP(diameter.AVPAuthApplicationID, datatype.Unsigned32(diameter.AppRx)))
 		return a, nil
 	}
 	n.Handle(diameter.CmdAA, diameter.AppRx, h)
@@ -152,7 +152,7 @@ func (p *testPCRF) none(t *testing.T, d time.Duration) {
 // NewRequest made (a stale length makes the request undecodable, 5012).
 func setSessionID(req *diam.Message, sid string) {
 	for _, a := range req.AVP {
-		if a.Code == diameter.AVPSessionID {
+		if diameter.AVPSessionID.Is(a) {
 			a.Data = datatype.UTF8String(sid)
 		}
 	}
@@ -165,9 +165,9 @@ func (p *testPCRF) rar(t *testing.T, sid string, actions ...uint32) *diam.Messag
 	t.Helper()
 	req := p.node.NewRequest(diameter.CmdReAuth, diameter.AppRx, testDomain, pcscfHost)
 	setSessionID(req, sid)
-	req.AddAVP(diameter.BaseAVP(diameter.AVPReAuthRequestType, datatype.Enumerated(0))) // AUTHORIZE_ONLY
+	req.AddAVP(diameter.NewAVP(diameter.AVPReAuthRequestType, datatype.Enumerated(0))) // AUTHORIZE_ONLY
 	for _, a := range actions {
-		req.AddAVP(diameter.VendorAVP(diameter.AVPSpecificAction, datatype.Enumerated(a)))
+		req.AddAVP(diameter.NewAVP(diameter.AVPSpecificAction, datatype.Enumerated(a)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -183,7 +183,7 @@ func (p *testPCRF) asr(t *testing.T, sid string) *diam.Message {
 	t.Helper()
 	req := p.node.NewRequest(diameter.CmdAbortSession, diameter.AppRx, testDomain, pcscfHost)
 	setSessionID(req, sid)
-	req.AddAVP(diameter.VendorAVP(diameter.AVPAbortCause, datatype.Enumerated(diameter.AbortBearerReleased)))
+	req.AddAVP(diameter.NewAVP(diameter.AVPAbortCause, datatype.Enumerated(diameter.AbortBearerReleased)))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	a, err := p.node.Send(ctx, req)
@@ -300,7 +300,7 @@ Content-Length: 0
 `, ue.port(), res.CallID().Value(), fromTag, toTag))
 }
 
-func avpString(t *testing.T, avps []*diam.AVP, path ...uint32) string {
+func avpString(t *testing.T, avps []*diam.AVP, path ...diameter.AVPCode) string {
 	t.Helper()
 	f := diameter.FindIn(avps, path...)
 	if len(f) == 0 {
@@ -311,7 +311,7 @@ func avpString(t *testing.T, avps []*diam.AVP, path ...uint32) string {
 	return s
 }
 
-func avpUint(t *testing.T, avps []*diam.AVP, path ...uint32) uint32 {
+func avpUint(t *testing.T, avps []*diam.AVP, path ...diameter.AVPCode) uint32 {
 	t.Helper()
 	f := diameter.FindIn(avps, path...)
 	if len(f) == 0 {
@@ -382,7 +382,7 @@ func TestRxOriginatingCall(t *testing.T) {
 	if v := avpUint(t, a, diameter.AVPAuthApplicationID); v != 16777236 {
 		t.Errorf("Auth-Application-Id %d", v)
 	}
-	for code, want := range map[uint32]string{
+	for code, want := range map[diameter.AVPCode]string{
 		diameter.AVPOriginHost: pcscfHost, diameter.AVPOriginRealm: testDomain,
 		diameter.AVPDestinationHost: pcrfHost, diameter.AVPDestinationRealm: testDomain,
 		diameter.AVPAFApplicationIdentifier: "IMS Services", diameter.AVPAFChargingIdentifier: icid,
@@ -396,7 +396,7 @@ func TestRxOriginatingCall(t *testing.T) {
 		t.Fatalf("%d Media-Component-Description, want 1", len(mcds))
 	}
 	mcd := diameter.Children(mcds[0])
-	for code, want := range map[uint32]uint32{
+	for code, want := range map[diameter.AVPCode]uint32{
 		diameter.AVPMediaComponentNumber: 1, diameter.AVPMediaType: diameter.MediaAudio,
 		diameter.AVPMaxRequestedBandwidthUL: 49000, // what the far end receives: its b=AS
 		diameter.AVPMaxRequestedBandwidthDL: 41000, // what the UE receives: its b=AS

@@ -95,7 +95,7 @@ func TestRxMediaUpdate(t *testing.T) {
 	if len(mcds) != 1 {
 		t.Fatalf("hold: %d Media-Component-Description, want 1", len(mcds))
 	}
-	for code, want := range map[uint32]uint32{
+	for code, want := range map[diameter.AVPCode]uint32{
 		diameter.AVPMediaComponentNumber: 1, diameter.AVPMediaType: diameter.MediaAudio,
 		diameter.AVPMaxRequestedBandwidthUL: 49000, diameter.AVPMaxRequestedBandwidthDL: 41000,
 		diameter.AVPFlowStatus: diameter.FlowEnabledUplink, // the UE only sends
@@ -134,7 +134,7 @@ func TestRxMediaUpdate(t *testing.T) {
 	if len(mcds) != 2 {
 		t.Fatalf("UPDATE: %d Media-Component-Description, want 2", len(mcds))
 	}
-	for i, want := range []map[uint32]uint32{
+	for i, want := range []map[diameter.AVPCode]uint32{
 		{diameter.AVPMediaComponentNumber: 1, diameter.AVPMediaType: diameter.MediaAudio, diameter.AVPMaxRequestedBandwidthUL: 49000, diameter.AVPMaxRequestedBandwidthDL: 41000, diameter.AVPFlowStatus: diameter.FlowEnabled},
 		{diameter.AVPMediaComponentNumber: 2, diameter.AVPMediaType: diameter.MediaVideo, diameter.AVPMaxRequestedBandwidthUL: 400000, diameter.AVPMaxRequestedBandwidthDL: 300000, diameter.AVPFlowStatus: diameter.FlowEnabled},
 	} {

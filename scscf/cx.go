@@ -119,15 +119,15 @@ func (s *Server) cxSend(ctx context.Context, name string, req *diam.Message) (*d
 // SIP-Authorization (TS 33.203 §6.1.2). It returns the vectors of the MAA.
 func (s *Server) mar(ctx context.Context, impi, impu, scheme string, n int, resync []byte) ([]*vector, error) {
 	req := s.cxRequest(diameter.CmdMultimediaAuth)
-	req.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
-	req.AddAVP(diameter.VendorAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu)))
-	item := []*diam.AVP{diameter.VendorAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(scheme))}
+	req.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+	req.AddAVP(diameter.NewAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu)))
+	item := []*diam.AVP{diameter.NewAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(scheme))}
 	if resync != nil {
-		item = append(item, diameter.VendorAVP(diameter.AVPSIPAuthorization, datatype.OctetString(resync)))
+		item = append(item, diameter.NewAVP(diameter.AVPSIPAuthorization, datatype.OctetString(resync)))
 	}
-	req.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem, diameter.Vendor3GPP, item...))
-	req.AddAVP(diameter.VendorAVP(diameter.AVPSIPNumberAuthItems, datatype.Unsigned32(uint32(n))))
-	req.AddAVP(diameter.VendorAVP(diameter.AVPServerName, datatype.UTF8String(s.cfg.ServerName)))
+	req.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem, item...))
+	req.AddAVP(diameter.NewAVP(diameter.AVPSIPNumberAuthItems, datatype.Unsigned32(uint32(n))))
+	req.AddAVP(diameter.NewAVP(diameter.AVPServerName, datatype.UTF8String(s.cfg.ServerName)))
 	ans, err := s.cxSend(ctx, "MAR", req)
 	if err != nil {
 		return nil, err
@@ -138,7 +138,7 @@ func (s *Server) mar(ctx context.Context, impi, impu, scheme string, n int, resy
 		kids := diameter.Children(it)
 		v := &vector{fetched: now}
 		for _, a := range kids {
-			switch a.Code {
+			switch diameter.IdentityOf(a) {
 			case diameter.AVPSIPAuthenticationScheme:
 				v.scheme, _ = diameter.AsString(a)
 			case diameter.AVPSIPAuthenticate:
@@ -151,7 +151,7 @@ func (s *Server) mar(ctx context.Context, impi, impu, scheme string, n int, resy
 				v.ik, _ = diameter.AsBytes(a)
 			case diameter.AVPSIPDigestAuthenticate:
 				for _, d := range diameter.Children(a) {
-					if d.Code == diameter.AVPDigestHA1 {
+					if diameter.AVPDigestHA1.Is(d) {
 						v.ha1, _ = diameter.AsString(d)
 					}
 				}
@@ -193,18 +193,18 @@ func (s *Server) mar(ctx context.Context, impi, impu, scheme string, n int, resy
 func (s *Server) sar(ctx context.Context, impi, impu string, sat uint32, dataAvailable bool) ([]byte, error) {
 	req := s.cxRequest(diameter.CmdServerAssignment)
 	if impi != "" {
-		req.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+		req.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 	}
 	if impu != "" {
-		req.AddAVP(diameter.VendorAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu)))
+		req.AddAVP(diameter.NewAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu)))
 	}
-	req.AddAVP(diameter.VendorAVP(diameter.AVPServerName, datatype.UTF8String(s.cfg.ServerName)))
-	req.AddAVP(diameter.VendorAVP(diameter.AVPServerAssignmentType, datatype.Enumerated(sat)))
+	req.AddAVP(diameter.NewAVP(diameter.AVPServerName, datatype.UTF8String(s.cfg.ServerName)))
+	req.AddAVP(diameter.NewAVP(diameter.AVPServerAssignmentType, datatype.Enumerated(sat)))
 	uda := diameter.UserDataNotAvailable
 	if dataAvailable {
 		uda = diameter.UserDataAlreadyAvailable
 	}
-	req.AddAVP(diameter.VendorAVP(diameter.AVPUserDataAlreadyAvailable, datatype.Enumerated(uda)))
+	req.AddAVP(diameter.NewAVP(diameter.AVPUserDataAlreadyAvailable, datatype.Enumerated(uda)))
 	ans, err := s.cxSend(ctx, "SAR", req)
 	if err != nil {
 		return nil, err

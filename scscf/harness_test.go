@@ -193,21 +193,21 @@ func (h *testHSS) mar(ctx context.Context, c *diameter.Conn, req *diam.Message) 
 		s.sqn = sqnMS
 	}
 	a := h.node.Answer(req, diameter.DiameterSuccess)
-	a.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(r.impi)))
+	a.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(r.impi)))
 	n := int(r.n)
 	if s.scheme == "md5" {
 		n = 1
 	}
-	a.AddAVP(diameter.VendorAVP(diameter.AVPSIPNumberAuthItems, datatype.Unsigned32(uint32(n))))
+	a.AddAVP(diameter.NewAVP(diameter.AVPSIPNumberAuthItems, datatype.Unsigned32(uint32(n))))
 	for i := 0; i < n; i++ {
 		if s.scheme == "md5" {
-			a.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem, diameter.Vendor3GPP,
-				diameter.VendorAVP(diameter.AVPSIPItemNumber, datatype.Unsigned32(uint32(i+1))),
-				diameter.VendorAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(SchemeDigest)),
-				diameter.Grouped(diameter.AVPSIPDigestAuthenticate, diameter.Vendor3GPP,
-					diameter.BaseAVP(diameter.AVPDigestRealm, datatype.UTF8String(testDomain)),
-					diameter.BaseAVP(diameter.AVPDigestQoP, datatype.UTF8String("auth")),
-					diameter.BaseAVP(diameter.AVPDigestHA1, datatype.UTF8String(digest.HA1(s.impi, testDomain, s.password))))))
+			a.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem,
+				diameter.NewAVP(diameter.AVPSIPItemNumber, datatype.Unsigned32(uint32(i+1))),
+				diameter.NewAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(SchemeDigest)),
+				diameter.Grouped(diameter.AVPSIPDigestAuthenticate,
+					diameter.NewAVP(diameter.AVPDigestRealm, datatype.UTF8String(testDomain)),
+					diameter.NewAVP(diameter.AVPDigestQoP, datatype.UTF8String("auth")),
+					diameter.NewAVP(diameter.AVPDigestHA1, datatype.UTF8String(digest.HA1(s.impi, testDomain, s.password))))))
 			continue
 		}
 		s.sqn = aka.NextSQN(s.sqn)
@@ -215,13 +215,13 @@ func (h *testHSS) mar(ctx context.Context, c *diameter.Conn, req *diam.Message) 
 		if err != nil {
 			return nil, err
 		}
-		a.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem, diameter.Vendor3GPP,
-			diameter.VendorAVP(diameter.AVPSIPItemNumber, datatype.Unsigned32(uint32(i+1))),
-			diameter.VendorAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(SchemeAKAv1)),
-			diameter.VendorAVP(diameter.AVPSIPAuthenticate, datatype.OctetString(v.SIPAuthenticate())),
-			diameter.VendorAVP(diameter.AVPSIPAuthorization, datatype.OctetString(v.XRES)),
-			diameter.VendorAVP(diameter.AVPConfidentialityKey, datatype.OctetString(v.CK)),
-			diameter.VendorAVP(diameter.AVPIntegrityKey, datatype.OctetString(v.IK))))
+		a.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem,
+			diameter.NewAVP(diameter.AVPSIPItemNumber, datatype.Unsigned32(uint32(i+1))),
+			diameter.NewAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(SchemeAKAv1)),
+			diameter.NewAVP(diameter.AVPSIPAuthenticate, datatype.OctetString(v.SIPAuthenticate())),
+			diameter.NewAVP(diameter.AVPSIPAuthorization, datatype.OctetString(v.XRES)),
+			diameter.NewAVP(diameter.AVPConfidentialityKey, datatype.OctetString(v.CK)),
+			diameter.NewAVP(diameter.AVPIntegrityKey, datatype.OctetString(v.IK))))
 	}
 	return a, nil
 }
@@ -251,11 +251,11 @@ func (h *testHSS) sar(ctx context.Context, c *diameter.Conn, req *diam.Message) 
 		return h.node.AnswerExperimental(req, diameter.DiameterErrorUserUnknown), nil
 	}
 	a := h.node.Answer(req, diameter.DiameterSuccess)
-	a.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(s.impi)))
+	a.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(s.impi)))
 	switch r.sat {
 	case diameter.SATRegistration, diameter.SATReRegistration, diameter.SATUnregisteredUser:
 		if !h.noSAR {
-			a.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString(userDataFor(h.t, s))))
+			a.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(userDataFor(h.t, s))))
 		}
 	}
 	return a, nil

@@ -165,10 +165,10 @@ func TestRegEventPCSCFSubscriptionAndRTR(t *testing.T) {
 	}
 
 	rtr := h.node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, testDomain, l.s.cfg.OriginHost)
-	rtr.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(u.impi)))
-	rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason, diameter.Vendor3GPP,
-		diameter.VendorAVP(diameter.AVPReasonCode, datatype.Enumerated(diameter.ReasonPermanentTermination)),
-		diameter.VendorAVP(diameter.AVPReasonInfo, datatype.UTF8String("operator"))))
+	rtr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(u.impi)))
+	rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason,
+		diameter.NewAVP(diameter.AVPReasonCode, datatype.Enumerated(diameter.ReasonPermanentTermination)),
+		diameter.NewAVP(diameter.AVPReasonInfo, datatype.UTF8String("operator"))))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := h.node.Send(ctx, rtr); err != nil {

@@ -340,14 +340,14 @@ func serveProfiles(t *testing.T, h *testHSS, profile func(s *testSub) *userdata.
 			return h.node.AnswerExperimental(req, diameter.DiameterErrorUserUnknown), nil
 		}
 		a := h.node.Answer(req, diameter.DiameterSuccess)
-		a.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(r.impi)))
+		a.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(r.impi)))
 		if r.sat == diameter.SATRegistration || r.sat == diameter.SATReRegistration {
 			b, err := userdata.Marshal(profile(s))
 			if err != nil {
 				t.Error(err)
 				return nil, err
 			}
-			a.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString(b)))
+			a.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(b)))
 		}
 		return a, nil
 	})

@@ -397,11 +397,11 @@ func TestRTR(t *testing.T) {
 
 	// IMPU-list form naming the second IMPU of kate's set.
 	rtr := h.node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, testDomain, s.cfg.OriginHost)
-	rtr.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(k.impi)))
-	rtr.AddAVP(diameter.VendorAVP(diameter.AVPPublicIdentity, datatype.UTF8String("sip:kate2@"+testDomain)))
-	rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason, diameter.Vendor3GPP,
-		diameter.VendorAVP(diameter.AVPReasonCode, datatype.Enumerated(diameter.ReasonPermanentTermination)),
-		diameter.VendorAVP(diameter.AVPReasonInfo, datatype.UTF8String("operator"))))
+	rtr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(k.impi)))
+	rtr.AddAVP(diameter.NewAVP(diameter.AVPPublicIdentity, datatype.UTF8String("sip:kate2@"+testDomain)))
+	rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason,
+		diameter.NewAVP(diameter.AVPReasonCode, datatype.Enumerated(diameter.ReasonPermanentTermination)),
+		diameter.NewAVP(diameter.AVPReasonInfo, datatype.UTF8String("operator"))))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	a, err := h.node.Send(ctx, rtr)
@@ -419,9 +419,9 @@ func TestRTR(t *testing.T) {
 	}
 	// IMPI-only form.
 	rtr = h.node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, testDomain, s.cfg.OriginHost)
-	rtr.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(l.impi)))
-	rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason, diameter.Vendor3GPP,
-		diameter.VendorAVP(diameter.AVPReasonCode, datatype.Enumerated(diameter.ReasonPermanentTermination))))
+	rtr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(l.impi)))
+	rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason,
+		diameter.NewAVP(diameter.AVPReasonCode, datatype.Enumerated(diameter.ReasonPermanentTermination))))
 	if a, err = h.node.Send(ctx, rtr); err != nil {
 		t.Fatal(err)
 	}
@@ -454,8 +454,8 @@ func TestPPRReplacesProfile(t *testing.T) {
 	newSub.impus = append([]string{}, sub.impus...)
 	newSub.impus = append(newSub.impus, "tel:+4930123")
 	ppr := h.node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, testDomain, s.cfg.OriginHost)
-	ppr.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(u.impi)))
-	ppr.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString(userDataFor(t, &newSub))))
+	ppr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(u.impi)))
+	ppr.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(userDataFor(t, &newSub))))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	a, err := h.node.Send(ctx, ppr)
@@ -471,8 +471,8 @@ func TestPPRReplacesProfile(t *testing.T) {
 	}
 	// Bad User-Data: 5009, profile unchanged.
 	ppr = h.node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, testDomain, s.cfg.OriginHost)
-	ppr.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(u.impi)))
-	ppr.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString("<nope")))
+	ppr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(u.impi)))
+	ppr.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString("<nope")))
 	a, err = h.node.Send(ctx, ppr)
 	if err != nil {
 		t.Fatal(err)
@@ -482,7 +482,7 @@ func TestPPRReplacesProfile(t *testing.T) {
 	}
 	// Unknown IMPI: 5001.
 	ppr = h.node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, testDomain, s.cfg.OriginHost)
-	ppr.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String("nobody@"+testDomain)))
+	ppr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String("nobody@"+testDomain)))
 	a, _ = h.node.Send(ctx, ppr)
 	if code, _, _ := diameter.Result(a); code != diameter.DiameterErrorUserUnknown {
 		t.Errorf("unknown IMPI: %d", code)

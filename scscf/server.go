@@ -426,7 +426,7 @@ func (s *Server) handleRTR(ctx context.Context, c *diameter.Conn, req *diam.Mess
 		}
 	}
 	if impi == "" && len(impus) == 0 {
-		return nil, diameter.MissingAVP(diameter.AVPUserName, 0)
+		return nil, diameter.MissingAVP(diameter.AVPUserName)
 	}
 	reason := diameter.String(req, diameter.AVPDeregistrationReason, diameter.AVPReasonInfo)
 	var targets []*record
@@ -484,7 +484,7 @@ func (s *Server) terminate(ctx context.Context, r *record, reason string) {
 func (s *Server) handlePPR(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
 	impi := diameter.String(req, diameter.AVPUserName)
 	if impi == "" {
-		return nil, diameter.MissingAVP(diameter.AVPUserName, 0)
+		return nil, diameter.MissingAVP(diameter.AVPUserName)
 	}
 	recs := s.reg.ofIMPI(impi)
 	if len(recs) == 0 {

@@ -78,8 +78,8 @@ func lookupErr(err error) error {
 	return err
 }
 
-func vstr(code uint32, v string) *diam.AVP {
-	return diameter.VendorAVP(code, datatype.UTF8String(v))
+func vstr(code diameter.AVPCode, v string) *diam.AVP {
+	return diameter.NewAVP(code, datatype.UTF8String(v))
 }
 
 // pair looks up impi and impu and their association with one query: 5001
@@ -108,7 +108,7 @@ func (s *Server) serverCapabilities(ctx context.Context) (*diam.AVP, error) {
 		for _, c := range x.MandatoryCapabilities {
 			if !seenM[c] {
 				seenM[c] = true
-				kids = append(kids, diameter.VendorAVP(diameter.AVPMandatoryCapability, datatype.Unsigned32(uint32(c))))
+				kids = append(kids, diameter.NewAVP(diameter.AVPMandatoryCapability, datatype.Unsigned32(uint32(c))))
 			}
 		}
 	}
@@ -116,14 +116,14 @@ func (s *Server) serverCapabilities(ctx context.Context) (*diam.AVP, error) {
 		for _, c := range x.OptionalCapabilities {
 			if !seenO[c] {
 				seenO[c] = true
-				kids = append(kids, diameter.VendorAVP(diameter.AVPOptionalCapability, datatype.Unsigned32(uint32(c))))
+				kids = append(kids, diameter.NewAVP(diameter.AVPOptionalCapability, datatype.Unsigned32(uint32(c))))
 			}
 		}
 	}
 	for _, x := range list {
 		kids = append(kids, vstr(diameter.AVPServerName, x.Name))
 	}
-	return diameter.Grouped(diameter.AVPServerCapabilities, diameter.Vendor3GPP, kids...), nil
+	return diameter.Grouped(diameter.AVPServerCapabilities, kids...), nil
 }
 
 // UAR answers a User-Authorization-Request (TS 29.228 §6.1.1.1).
@@ -361,21 +361,21 @@ func (s *Server) MAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	}
 	creds := credentials(cr)
 	ans := s.Node.Answer(req, diameter.DiameterSuccess)
-	ans.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+	ans.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 	ans.AddAVP(vstr(diameter.AVPPublicIdentity, impuS))
-	ans.AddAVP(diameter.VendorAVP(diameter.AVPSIPNumberAuthItems, datatype.Unsigned32(uint32(len(sqns)))))
+	ans.AddAVP(diameter.NewAVP(diameter.AVPSIPNumberAuthItems, datatype.Unsigned32(uint32(len(sqns)))))
 	for i, sqn := range sqns {
 		v, err := aka.GenerateVector(creds, sqn, nil)
 		if err != nil {
 			return nil, fmt.Errorf("cx: MAR vector for %s: %w", impi, err)
 		}
-		ans.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem, diameter.Vendor3GPP,
-			diameter.VendorAVP(diameter.AVPSIPItemNumber, datatype.Unsigned32(uint32(i+1))),
+		ans.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem,
+			diameter.NewAVP(diameter.AVPSIPItemNumber, datatype.Unsigned32(uint32(i+1))),
 			vstr(diameter.AVPSIPAuthenticationScheme, answerScheme),
-			diameter.VendorAVP(diameter.AVPSIPAuthenticate, datatype.OctetString(v.SIPAuthenticate())),
-			diameter.VendorAVP(diameter.AVPSIPAuthorization, datatype.OctetString(v.XRES)),
-			diameter.VendorAVP(diameter.AVPConfidentialityKey, datatype.OctetString(v.CK)),
-			diameter.VendorAVP(diameter.AVPIntegrityKey, datatype.OctetString(v.IK)),
+			diameter.NewAVP(diameter.AVPSIPAuthenticate, datatype.OctetString(v.SIPAuthenticate())),
+			diameter.NewAVP(diameter.AVPSIPAuthorization, datatype.OctetString(v.XRES)),
+			diameter.NewAVP(diameter.AVPConfidentialityKey, datatype.OctetString(v.CK)),
+			diameter.NewAVP(diameter.AVPIntegrityKey, datatype.OctetString(v.IK)),
 		))
 	}
 	return ans, nil
@@ -440,16 +440,16 @@ func (s *Server) digestMAA(req *diam.Message, p store.IMPI, scheme string) (*dia
 		ha1 = hex.EncodeToString(h[:])
 	}
 	ans := s.Node.Answer(req, diameter.DiameterSuccess)
-	ans.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(p.Identity)))
+	ans.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(p.Identity)))
 	ans.AddAVP(vstr(diameter.AVPPublicIdentity, diameter.String(req, diameter.AVPPublicIdentity)))
-	ans.AddAVP(diameter.VendorAVP(diameter.AVPSIPNumberAuthItems, datatype.Unsigned32(1)))
-	ans.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem, diameter.Vendor3GPP,
-		diameter.VendorAVP(diameter.AVPSIPItemNumber, datatype.Unsigned32(1)),
+	ans.AddAVP(diameter.NewAVP(diameter.AVPSIPNumberAuthItems, datatype.Unsigned32(1)))
+	ans.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem,
+		diameter.NewAVP(diameter.AVPSIPItemNumber, datatype.Unsigned32(1)),
 		vstr(diameter.AVPSIPAuthenticationScheme, scheme),
-		diameter.Grouped(diameter.AVPSIPDigestAuthenticate, diameter.Vendor3GPP,
-			diameter.BaseAVP(diameter.AVPDigestRealm, datatype.UTF8String(realm)),
-			diameter.BaseAVP(diameter.AVPDigestQoP, datatype.UTF8String("auth")),
-			diameter.BaseAVP(diameter.AVPDigestHA1, datatype.UTF8String(ha1)),
+		diameter.Grouped(diameter.AVPSIPDigestAuthenticate,
+			diameter.NewAVP(diameter.AVPDigestRealm, datatype.UTF8String(realm)),
+			diameter.NewAVP(diameter.AVPDigestQoP, datatype.UTF8String("auth")),
+			diameter.NewAVP(diameter.AVPDigestHA1, datatype.UTF8String(ha1)),
 		),
 	))
 	return ans, nil
@@ -486,9 +486,9 @@ func chargingAVP(ci *store.ChargingInfo) *diam.AVP {
 		return nil
 	}
 	var kids []*diam.AVP
-	add := func(code uint32, v string) {
+	add := func(code diameter.AVPCode, v string) {
 		if v != "" {
-			kids = append(kids, diameter.VendorAVP(code, datatype.DiameterURI(v)))
+			kids = append(kids, diameter.NewAVP(code, datatype.DiameterURI(v)))
 		}
 	}
 	add(diameter.AVPPrimaryEventChargingFunctionName, ci.PrimaryECF)
@@ -498,5 +498,5 @@ func chargingAVP(ci *store.ChargingInfo) *diam.AVP {
 	if len(kids) == 0 {
 		return nil
 	}
-	return diameter.Grouped(diameter.AVPChargingInformation, diameter.Vendor3GPP, kids...)
+	return diameter.Grouped(diameter.AVPChargingInformation, kids...)
 }

@@ -32,7 +32,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	}
 	if len(impus) == 0 {
 		if impi == "" {
-			return nil, diameter.MissingAVP(diameter.AVPPublicIdentity, diameter.Vendor3GPP)
+			return nil, diameter.MissingAVP(diameter.AVPPublicIdentity)
 		}
 		// No Public-Identity: the request covers every IRS of the IMPI
 		// (TS 29.228 §6.1.2, deregistration by User-Name only).
@@ -64,7 +64,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 			return nil, exp(diameter.DiameterErrorIdentitiesDontMatch)
 		}
 		ans := s.Node.Answer(req, diameter.DiameterSuccess)
-		ans.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+		ans.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 		if udaa == diameter.UserDataAlreadyAvailable {
 			return ans, nil
 		}
@@ -108,7 +108,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	primary := impus[0]
 	withData := func(ans *diam.Message, state store.UserState) (*diam.Message, error) {
 		if impi != "" {
-			ans.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+			ans.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 		}
 		if udaa == diameter.UserDataAlreadyAvailable {
 			// TS 29.228 §6.1.2.1: the S-CSCF has the profile; the HSS
@@ -120,7 +120,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 			if err != nil {
 				return nil, err
 			}
-			ans.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString(data)))
+			ans.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(data)))
 			if charging != nil {
 				ans.AddAVP(charging)
 			}
@@ -145,10 +145,10 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 
 	case diameter.SATRegistration, diameter.SATReRegistration:
 		if impi == "" {
-			return nil, diameter.MissingAVP(diameter.AVPUserName, 0)
+			return nil, diameter.MissingAVP(diameter.AVPUserName)
 		}
 		if serverName == "" {
-			return nil, diameter.MissingAVP(diameter.AVPServerName, diameter.Vendor3GPP)
+			return nil, diameter.MissingAVP(diameter.AVPServerName)
 		}
 		if udaa != diameter.UserDataAlreadyAvailable {
 			// Assignment and user data in one round trip.
@@ -158,7 +158,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 				return nil, lookupErr(err)
 			}
 			ans := ok()
-			ans.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+			ans.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 			return s.addUserData(ans, primary, sub, others, store.Registered)
 		}
 		for _, irs := range irss {
@@ -178,7 +178,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 			return withData(ok(), a.State)
 		}
 		if serverName == "" {
-			return nil, diameter.MissingAVP(diameter.AVPServerName, diameter.Vendor3GPP)
+			return nil, diameter.MissingAVP(diameter.AVPServerName)
 		}
 		for _, irs := range irss {
 			if err := s.Store.AssignIRS(ctx, irs, serverName, origin, 0, store.Unregistered); err != nil {
@@ -232,7 +232,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 
 	case diameter.SATRestoration:
 		if serverName == "" {
-			return nil, diameter.MissingAVP(diameter.AVPServerName, diameter.Vendor3GPP)
+			return nil, diameter.MissingAVP(diameter.AVPServerName)
 		}
 		for _, u := range impus {
 			if _, err := s.Store.SetPendingAssignment(ctx, u, serverName, origin, impi); err != nil {
@@ -257,16 +257,16 @@ func (s *Server) addUserData(ans *diam.Message, impu string, sub *store.Subscrip
 	if err != nil {
 		return nil, fmt.Errorf("cx: user data of %s: %w", impu, err)
 	}
-	ans.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString(data)))
+	ans.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(data)))
 	if charging := chargingAVP(sub.Charging); charging != nil {
 		ans.AddAVP(charging)
 	}
 	if state == store.Registered && len(others) > 0 {
 		kids := make([]*diam.AVP, 0, len(others))
 		for _, o := range others {
-			kids = append(kids, diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(o)))
+			kids = append(kids, diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(o)))
 		}
-		ans.AddAVP(diameter.Grouped(diameter.AVPAssociatedIdentities, diameter.Vendor3GPP, kids...))
+		ans.AddAVP(diameter.Grouped(diameter.AVPAssociatedIdentities, kids...))
 	}
 	return ans, nil
 }
@@ -381,15 +381,15 @@ func (s *Server) SendRTR(ctx context.Context, impu string, reason uint32, info s
 		return err
 	}
 	req := s.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, conn.PeerRealm(), conn.PeerHost())
-	req.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+	req.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 	for _, m := range members {
 		req.AddAVP(vstr(diameter.AVPPublicIdentity, m.Identity))
 	}
-	dr := []*diam.AVP{diameter.VendorAVP(diameter.AVPReasonCode, datatype.Enumerated(reason))}
+	dr := []*diam.AVP{diameter.NewAVP(diameter.AVPReasonCode, datatype.Enumerated(reason))}
 	if info != "" {
 		dr = append(dr, vstr(diameter.AVPReasonInfo, info))
 	}
-	req.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason, diameter.Vendor3GPP, dr...))
+	req.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason, dr...))
 	ans, err := conn.Send(ctx, req)
 	if err != nil {
 		return fmt.Errorf("cx: RTR to %s: %w", a.DiameterHost, err)
@@ -421,8 +421,8 @@ func (s *Server) SendPPR(ctx context.Context, impu string) error {
 		return err
 	}
 	req := s.Node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, conn.PeerRealm(), conn.PeerHost())
-	req.AddAVP(diameter.BaseAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
-	req.AddAVP(diameter.VendorAVP(diameter.AVPUserData, datatype.OctetString(data)))
+	req.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+	req.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(data)))
 	if charging != nil {
 		req.AddAVP(charging)
 	}

@@ -133,7 +133,7 @@ func (s *Server) access(ctx context.Context, req *diam.Message, request string, 
 		}
 	}
 	if len(refs) == 0 {
-		return store.ASAccess{}, nil, diameter.MissingAVP(diameter.AVPDataReference, diameter.Vendor3GPP)
+		return store.ASAccess{}, nil, diameter.MissingAVP(diameter.AVPDataReference)
 	}
 	as, err := s.Store.ASByOriginHost(ctx, diameter.String(req, diameter.AVPOriginHost))
 	if errors.Is(err, store.ErrNotFound) {
@@ -164,7 +164,7 @@ func (s *Server) user(ctx context.Context, req *diam.Message) (store.IMPU, error
 		u, err := s.Store.IMPUByMSISDN(ctx, decodeMSISDN(b))
 		return u, notFound(err)
 	}
-	return store.IMPU{}, diameter.MissingAVP(diameter.AVPUserIdentity, diameter.Vendor3GPP)
+	return store.IMPU{}, diameter.MissingAVP(diameter.AVPUserIdentity)
 }
 
 // decodeMSISDN reads the MSISDN AVP: TBCD digits (TS 29.329 §6.3.2), or
@@ -241,7 +241,7 @@ func (s *Server) UDR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 				}
 			}
 			if len(sis) == 0 {
-				return nil, diameter.MissingAVP(diameter.AVPServiceIndication, diameter.Vendor3GPP)
+				return nil, diameter.MissingAVP(diameter.AVPServiceIndication)
 			}
 			for _, si := range sis {
 				rep, err := s.Store.RepositoryData(ctx, u.Identity, si)
@@ -307,7 +307,7 @@ func (s *Server) UDR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 		return nil, err
 	}
 	ans := s.Node.Answer(req, diameter.DiameterSuccess)
-	ans.AddAVP(diameter.VendorAVP(diameter.AVPShUserData, datatype.OctetString(x)))
+	ans.AddAVP(diameter.NewAVP(diameter.AVPShUserData, datatype.OctetString(x)))
 	return ans, nil
 }
 
@@ -329,7 +329,7 @@ func (s *Server) PUR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	}
 	ud := diameter.Find(req, diameter.AVPShUserData)
 	if ud == nil {
-		return nil, diameter.MissingAVP(diameter.AVPShUserData, diameter.Vendor3GPP)
+		return nil, diameter.MissingAVP(diameter.AVPShUserData)
 	}
 	raw, _ := diameter.AsBytes(ud)
 	d, err := ParseData(raw)
@@ -398,9 +398,9 @@ func (s *Server) SendPNR(ctx context.Context, host, impu string, d *Data) error 
 		return err
 	}
 	req := s.Node.NewRequest(diameter.CmdPushNotification, diameter.AppSh, conn.PeerRealm(), conn.PeerHost())
-	req.AddAVP(diameter.Grouped(diameter.AVPUserIdentity, diameter.Vendor3GPP,
-		diameter.VendorAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu))))
-	req.AddAVP(diameter.VendorAVP(diameter.AVPShUserData, datatype.OctetString(x)))
+	req.AddAVP(diameter.Grouped(diameter.AVPUserIdentity,
+		diameter.NewAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu))))
+	req.AddAVP(diameter.NewAVP(diameter.AVPShUserData, datatype.OctetString(x)))
 	ans, err := conn.Send(ctx, req)
 	if err != nil {
 		return err
@@ -465,7 +465,7 @@ func (s *Server) SNR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	}
 	ans := s.Node.Answer(req, diameter.DiameterSuccess)
 	if typ == SubsSubscribe && !expiry.IsZero() {
-		ans.AddAVP(diameter.VendorAVP(diameter.AVPExpiryTime, datatype.Time(expiry)))
+		ans.AddAVP(diameter.NewAVP(diameter.AVPExpiryTime, datatype.Time(expiry)))
 	}
 	return ans, nil
 }

@@ -263,7 +263,7 @@ func (c *Client) STR(ctx context.Context, sid string) error {
 	c.mu.Unlock()
 	req := c.node.NewRequest(diameter.CmdSessionTermination, diameter.AppRx, c.cfg.PCRFRealm, c.cfg.PCRFHost)
 	replaceSessionID(req, sid)
-	req.AddAVP(diameter.BaseAVP(diameter.AVPTerminationCause, datatype.Enumerated(diameter.TerminationDiameterLogout)))
+	req.AddAVP(diameter.NewAVP(diameter.AVPTerminationCause, datatype.Enumerated(diameter.TerminationDiameterLogout)))
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	ans, err := c.node.Send(ctx, req)
@@ -313,28 +313,28 @@ const (
 // <port> to <P-CSCF ip> <port>" (uplink); then Subscription-Id and
 // Framed-IP-Address.
 func BuildSignallingAAR(s SignallingSession) []*diam.AVP {
-	v := diameter.VendorAVP
+	v := diameter.NewAVP
 	kids := []*diam.AVP{v(diameter.AVPMediaComponentNumber, datatype.Unsigned32(0))}
 	for i, f := range s.Flows {
 		proto := 17
 		if strings.EqualFold(f.Transport, "tcp") {
 			proto = 6
 		}
-		kids = append(kids, diameter.Grouped(diameter.AVPMediaSubComponent, diameter.Vendor3GPP,
+		kids = append(kids, diameter.Grouped(diameter.AVPMediaSubComponent,
 			v(diameter.AVPFlowNumber, datatype.Unsigned32(i+1)),
 			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit out %d from %s %d to %s %d", proto, f.PCSCFIP, f.PCSCFPort, f.UEIP, f.UEPort))),
 			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit in %d from %s %d to %s %d", proto, f.UEIP, f.UEPort, f.PCSCFIP, f.PCSCFPort))),
 			v(diameter.AVPFlowUsage, datatype.Enumerated(flowUsageAFSignalling)),
 			v(diameter.AVPAFSignallingProtocol, datatype.Enumerated(signallingProtocolSIP))))
 	}
-	out := []*diam.AVP{diameter.Grouped(diameter.AVPMediaComponentDescription, diameter.Vendor3GPP, kids...)}
+	out := []*diam.AVP{diameter.Grouped(diameter.AVPMediaComponentDescription, kids...)}
 	if s.IMPU != "" {
-		out = append(out, diameter.Grouped(diameter.AVPSubscriptionID, 0,
-			diameter.BaseAVP(diameter.AVPSubscriptionIDType, datatype.Enumerated(subscriptionSIPURI)),
-			diameter.BaseAVP(diameter.AVPSubscriptionIDData, datatype.UTF8String(s.IMPU))))
+		out = append(out, diameter.Grouped(diameter.AVPSubscriptionID,
+			diameter.NewAVP(diameter.AVPSubscriptionIDType, datatype.Enumerated(subscriptionSIPURI)),
+			diameter.NewAVP(diameter.AVPSubscriptionIDData, datatype.UTF8String(s.IMPU))))
 	}
 	if ip := s.UEIP.To4(); ip != nil {
-		out = append(out, diameter.BaseAVP(diameter.AVPFramedIPAddress, datatype.OctetString(ip)))
+		out = append(out, diameter.NewAVP(diameter.AVPFramedIPAddress, datatype.OctetString(ip)))
 	}
 	return out
 }
@@ -347,7 +347,7 @@ func (c *Client) AARSignalling(ctx context.Context, s SignallingSession) (string
 
 func replaceSessionID(m *diam.Message, sid string) {
 	for _, a := range m.AVP {
-		if a.Code == diameter.AVPSessionID {
+		if diameter.AVPSessionID.Is(a) {
 			a.Data = datatype.UTF8String(sid)
 			m.Header.MessageLength = uint32(m.Len()) // sid may differ in length
 			return
@@ -357,7 +357,7 @@ func replaceSessionID(m *diam.Message, sid string) {
 
 // BuildAAR returns the Rx-specific AVPs of an initial AAR for s.
 func BuildAAR(s Session) []*diam.AVP {
-	v := diameter.VendorAVP
+	v := diameter.NewAVP
 	var out []*diam.AVP
 	out = append(out, v(diameter.AVPAFApplicationIdentifier, datatype.OctetString("IMS Services")))
 	if s.ICID != "" {
@@ -377,12 +377,12 @@ func BuildAAR(s Session) []*diam.AVP {
 		}
 	}
 	if s.IMPU != "" {
-		out = append(out, diameter.Grouped(diameter.AVPSubscriptionID, 0,
-			diameter.BaseAVP(diameter.AVPSubscriptionIDType, datatype.Enumerated(subscriptionSIPURI)),
-			diameter.BaseAVP(diameter.AVPSubscriptionIDData, datatype.UTF8String(s.IMPU))))
+		out = append(out, diameter.Grouped(diameter.AVPSubscriptionID,
+			diameter.NewAVP(diameter.AVPSubscriptionIDType, datatype.Enumerated(subscriptionSIPURI)),
+			diameter.NewAVP(diameter.AVPSubscriptionIDData, datatype.UTF8String(s.IMPU))))
 	}
 	if ip := s.UEIP.To4(); ip != nil {
-		out = append(out, diameter.BaseAVP(diameter.AVPFramedIPAddress, datatype.OctetString(ip)))
+		out = append(out, diameter.NewAVP(diameter.AVPFramedIPAddress, datatype.OctetString(ip)))
 	}
 	for _, a := range []uint32{ActionChargingCorrelationExchange, ActionIndicationOfLossOfBearer, ActionIndicationOfRecoveryBearer, ActionIndicationOfReleaseOfBearer} {
 		out = append(out, v(diameter.AVPSpecificAction, datatype.Enumerated(a)))
@@ -417,7 +417,7 @@ func mediaType(m string) uint32 {
 // "permit in 17 from <UE ip> <UE port> to <remote ip> <remote port>"
 // (TS 29.214 §5.3.8: "out" is downlink, "in" uplink).
 func mediaComponent(i int, ue, other *SDP, s Session) *diam.AVP {
-	v := diameter.VendorAVP
+	v := diameter.NewAVP
 	um, om := ue.Media[i], other.Media[i]
 	uip, oip := ue.MediaAddr(i), other.MediaAddr(i)
 	status := diameter.FlowEnabled
@@ -460,7 +460,7 @@ func mediaComponent(i int, ue, other *SDP, s Session) *diam.AVP {
 		if f == 1 {
 			sub = append(sub, v(diameter.AVPFlowUsage, datatype.Enumerated(1))) // RTCP
 		}
-		kids = append(kids, diameter.Grouped(diameter.AVPMediaSubComponent, diameter.Vendor3GPP, sub...))
+		kids = append(kids, diameter.Grouped(diameter.AVPMediaSubComponent, sub...))
 	}
-	return diameter.Grouped(diameter.AVPMediaComponentDescription, diameter.Vendor3GPP, kids...)
+	return diameter.Grouped(diameter.AVPMediaComponentDescription, kids...)
 }

@@ -35,7 +35,7 @@ func TestBuildAARTerminating(t *testing.T) {
 		t.Fatalf("%d Media-Component-Descriptions, want 2", len(mcds))
 	}
 	audio := diameter.Children(mcds[0])
-	want := map[uint32]uint32{
+	want := map[diameter.AVPCode]uint32{
 		diameter.AVPMediaComponentNumber:    1,
 		diameter.AVPMediaType:               diameter.MediaAudio,
 		diameter.AVPMaxRequestedBandwidthDL: 41000,

@@ -14,66 +14,116 @@ import (
 	"github.com/fiorix/go-diameter/v4/diam/dict"
 )
 
-// Flags returns the AVP header flags (V and M bits) that the embedded
-// dictionaries define for code/vendor. Unknown AVPs get V when vendor != 0
-// and no M bit.
-func Flags(code, vendor uint32) uint8 {
-	if f, ok := avpFlags[avpKey{code, vendor}]; ok {
-		return f
+// AVPCode identifies an AVP by its code and Vendor-Id (RFC 6733 §4.1): the
+// vendor in the upper 32 bits, the code in the lower 32. Two AVPs with the
+// same code and different vendors are different AVPs; every look-up (Find,
+// FindIn, String, Uint32), builder (NewAVP, Grouped) and check in this
+// package matches both. The declared identities are the AVP* constants.
+type AVPCode uint64
+
+// AVPOf returns the identity of the AVP with code and vendor (0 for IETF
+// AVPs).
+func AVPOf(code, vendor uint32) AVPCode { return AVPCode(vendor)<<32 | AVPCode(code) }
+
+// IdentityOf returns the identity (code, Vendor-Id) of a decoded or built
+// AVP; 0 for nil. An AVP without the V bit has vendor 0 whatever its
+// VendorID field says.
+func IdentityOf(a *diam.AVP) AVPCode {
+	if a == nil {
+		return 0
 	}
-	if vendor != 0 {
+	if a.Flags&avp.Vbit == 0 {
+		return AVPOf(a.Code, 0)
+	}
+	return AVPOf(a.Code, a.VendorID)
+}
+
+// Code returns the AVP code.
+func (a AVPCode) Code() uint32 { return uint32(a) }
+
+// Vendor returns the Vendor-Id (0 for IETF AVPs).
+func (a AVPCode) Vendor() uint32 { return uint32(a >> 32) }
+
+// Is reports whether x is this AVP: same code and same vendor.
+func (a AVPCode) Is(x *diam.AVP) bool { return x != nil && IdentityOf(x) == a }
+
+// Known reports whether an embedded dictionary defines the AVP.
+func (a AVPCode) Known() bool {
+	_, ok := avpDefs[a]
+	return ok
+}
+
+// Flags returns the header flags (V and M bits) the dictionary defines for
+// the AVP. An AVP no dictionary defines gets V when its vendor is not 0 and
+// never M (a receiver may then ignore it, RFC 6733 §4.1).
+func (a AVPCode) Flags() uint8 {
+	if d, ok := avpDefs[a]; ok {
+		return d.flags
+	}
+	if a.Vendor() != 0 {
 		return avp.Vbit
 	}
 	return 0
 }
 
-// NewAVP builds an AVP with the flags of the dictionaries (see Flags).
-func NewAVP(code, vendor uint32, data datatype.Type) *diam.AVP {
-	return diam.NewAVP(code, Flags(code, vendor), vendor, data)
+// Name returns the dictionary name ("Public-Identity"), or
+// "AVP-<code>/<vendor>" for an AVP no dictionary defines.
+func (a AVPCode) Name() string {
+	if d, ok := avpDefs[a]; ok {
+		return d.name
+	}
+	return fmt.Sprintf("AVP-%d/%d", a.Code(), a.Vendor())
 }
 
-// VendorAVP builds a 3GPP (vendor 10415) AVP, e.g.
-// VendorAVP(AVPPublicIdentity, datatype.UTF8String("sip:alice@ims.example")).
-func VendorAVP(code uint32, data datatype.Type) *diam.AVP {
-	return NewAVP(code, Vendor3GPP, data)
+// String renders the identity for messages and logs:
+// "Public-Identity(601, vendor 10415)", "User-Name(1)".
+func (a AVPCode) String() string {
+	if a.Vendor() == 0 {
+		return fmt.Sprintf("%s(%d)", a.Name(), a.Code())
+	}
+	return fmt.Sprintf("%s(%d, vendor %d)", a.Name(), a.Code(), a.Vendor())
 }
 
-// BaseAVP builds an IETF (vendor 0) AVP, e.g. BaseAVP(AVPUserName, ...).
-func BaseAVP(code uint32, data datatype.Type) *diam.AVP {
-	return NewAVP(code, 0, data)
+// NewAVP builds the AVP a holding data, with the Vendor-Id and flags of its
+// dictionary entry: a caller cannot produce a User-Name with a 3GPP Vendor-Id
+// or a Public-Identity without the M bit. Example:
+// NewAVP(AVPPublicIdentity, datatype.UTF8String("sip:alice@ims.example")).
+func NewAVP(a AVPCode, data datatype.Type) *diam.AVP {
+	return diam.NewAVP(a.Code(), a.Flags(), a.Vendor(), data)
 }
 
-// Grouped builds a grouped AVP holding children.
-func Grouped(code, vendor uint32, children ...*diam.AVP) *diam.AVP {
-	return NewAVP(code, vendor, &diam.GroupedAVP{AVP: children})
+// Grouped builds the grouped AVP a holding children (see NewAVP).
+func Grouped(a AVPCode, children ...*diam.AVP) *diam.AVP {
+	return NewAVP(a, &diam.GroupedAVP{AVP: children})
 }
 
 // VendorSpecificAppID builds Vendor-Specific-Application-Id{Vendor-Id,
 // Auth-Application-Id} for app (RFC 6733 §6.11).
 func VendorSpecificAppID(app App) *diam.AVP {
-	return Grouped(AVPVendorSpecificApplicationID, 0,
-		BaseAVP(AVPVendorID, datatype.Unsigned32(app.Vendor())),
-		BaseAVP(AVPAuthApplicationID, datatype.Unsigned32(uint32(app))))
+	return Grouped(AVPVendorSpecificApplicationID,
+		NewAVP(AVPVendorID, datatype.Unsigned32(app.Vendor())),
+		NewAVP(AVPAuthApplicationID, datatype.Unsigned32(uint32(app))))
 }
 
 // ExperimentalResult builds Experimental-Result{Vendor-Id 10415,
 // Experimental-Result-Code code}.
 func ExperimentalResult(code uint32) *diam.AVP {
-	return Grouped(AVPExperimentalResult, 0,
-		BaseAVP(AVPVendorID, datatype.Unsigned32(Vendor3GPP)),
-		BaseAVP(AVPExperimentalResultCode, datatype.Unsigned32(code)))
+	return Grouped(AVPExperimentalResult,
+		NewAVP(AVPVendorID, datatype.Unsigned32(Vendor3GPP)),
+		NewAVP(AVPExperimentalResultCode, datatype.Unsigned32(code)))
 }
 
-// FindIn returns every AVP reached by following path (AVP codes, any vendor)
-// down grouped AVPs from avps: FindIn(m.AVP, AVPSIPAuthDataItem,
+// FindIn returns every AVP reached by following path (AVP identities: code
+// and vendor) down grouped AVPs from avps: FindIn(m.AVP, AVPSIPAuthDataItem,
 // AVPSIPAuthenticate) gives the SIP-Authenticate of every SIP-Auth-Data-Item.
-func FindIn(avps []*diam.AVP, path ...uint32) []*diam.AVP {
+// An AVP with the right code and another vendor is not matched.
+func FindIn(avps []*diam.AVP, path ...AVPCode) []*diam.AVP {
 	if len(path) == 0 {
 		return nil
 	}
 	var out []*diam.AVP
 	for _, a := range avps {
-		if a == nil || a.Code != path[0] {
+		if !path[0].Is(a) {
 			continue
 		}
 		if len(path) == 1 {
@@ -88,7 +138,7 @@ func FindIn(avps []*diam.AVP, path ...uint32) []*diam.AVP {
 }
 
 // Find returns the first AVP at path in m (see FindIn) or nil.
-func Find(m *diam.Message, path ...uint32) *diam.AVP {
+func Find(m *diam.Message, path ...AVPCode) *diam.AVP {
 	if m == nil {
 		return nil
 	}
@@ -99,7 +149,7 @@ func Find(m *diam.Message, path ...uint32) *diam.AVP {
 }
 
 // FindAll returns every AVP at path in m (see FindIn).
-func FindAll(m *diam.Message, path ...uint32) []*diam.AVP {
+func FindAll(m *diam.Message, path ...AVPCode) []*diam.AVP {
 	if m == nil {
 		return nil
 	}
@@ -179,13 +229,13 @@ func AsIP(a *diam.AVP) (net.IP, bool) {
 }
 
 // String returns the text at path in m, or "" (see AsString).
-func String(m *diam.Message, path ...uint32) string {
+func String(m *diam.Message, path ...AVPCode) string {
 	s, _ := AsString(Find(m, path...))
 	return s
 }
 
 // Uint32 returns the number at path in m (see AsUint32).
-func Uint32(m *diam.Message, path ...uint32) (uint32, bool) {
+func Uint32(m *diam.Message, path ...AVPCode) (uint32, bool) {
 	return AsUint32(Find(m, path...))
 }
 

@@ -161,11 +161,11 @@ func (c *Conn) capabilities(m *diam.Message, code uint32, apps []uint32) {
 		if v4 := ip.To4(); v4 != nil {
 			ip = v4
 		}
-		m.AddAVP(BaseAVP(AVPHostIPAddress, datatype.Address(ip)))
+		m.AddAVP(NewAVP(AVPHostIPAddress, datatype.Address(ip)))
 	}
-	m.AddAVP(BaseAVP(AVPVendorID, datatype.Unsigned32(n.cfg.VendorID)))
-	m.AddAVP(BaseAVP(AVPProductName, datatype.UTF8String(n.cfg.ProductName)))
-	m.AddAVP(BaseAVP(AVPOriginStateID, datatype.Unsigned32(n.stateID)))
+	m.AddAVP(NewAVP(AVPVendorID, datatype.Unsigned32(n.cfg.VendorID)))
+	m.AddAVP(NewAVP(AVPProductName, datatype.UTF8String(n.cfg.ProductName)))
+	m.AddAVP(NewAVP(AVPOriginStateID, datatype.Unsigned32(n.stateID)))
 	if code != 0 && code != DiameterSuccess {
 		return
 	}
@@ -173,14 +173,14 @@ func (c *Conn) capabilities(m *diam.Message, code uint32, apps []uint32) {
 	for _, a := range apps {
 		if v := App(a).Vendor(); v != 0 && !vendors[v] {
 			vendors[v] = true
-			m.AddAVP(BaseAVP(AVPSupportedVendorID, datatype.Unsigned32(v)))
+			m.AddAVP(NewAVP(AVPSupportedVendorID, datatype.Unsigned32(v)))
 		}
 	}
 	for _, a := range apps {
 		if App(a).Vendor() != 0 {
 			m.AddAVP(VendorSpecificAppID(App(a)))
 		} else {
-			m.AddAVP(BaseAVP(AVPAuthApplicationID, datatype.Unsigned32(a)))
+			m.AddAVP(NewAVP(AVPAuthApplicationID, datatype.Unsigned32(a)))
 		}
 	}
 }
@@ -189,7 +189,7 @@ func (c *Conn) capabilities(m *diam.Message, code uint32, apps []uint32) {
 // Application-Id at top level and inside Vendor-Specific-Application-Id).
 func offeredApps(m *diam.Message) []uint32 {
 	var out []uint32
-	for _, path := range [][]uint32{
+	for _, path := range [][]AVPCode{
 		{AVPAuthApplicationID}, {AVPAcctApplicationID},
 		{AVPVendorSpecificApplicationID, AVPAuthApplicationID},
 		{AVPVendorSpecificApplicationID, AVPAcctApplicationID},
@@ -243,7 +243,7 @@ func (c *Conn) serverHandshake() error {
 	host, realm := String(m, AVPOriginHost), String(m, AVPOriginRealm)
 	answer := func(code uint32) *diam.Message {
 		a := diam.NewMessage(CmdCapabilitiesExchange, 0, 0, m.Header.HopByHopID, m.Header.EndToEndID, c.node.dict)
-		a.AddAVP(BaseAVP(AVPResultCode, datatype.Unsigned32(code)))
+		a.AddAVP(NewAVP(AVPResultCode, datatype.Unsigned32(code)))
 		if code >= 3000 && code < 4000 {
 			a.Header.CommandFlags |= diam.ErrorFlag
 		}
@@ -351,7 +351,7 @@ func (c *Conn) run() {
 			if m.Header.CommandFlags&diam.RequestFlag != 0 {
 				c.log.Info("undecodable request", zap.Uint32("cmd", m.Header.CommandCode), zap.Error(err))
 				a := c.node.Answer(m, DiameterInvalidAVPValue)
-				a.AddAVP(BaseAVP(AVPErrorMessage, datatype.UTF8String(truncate(err.Error(), 200))))
+				a.AddAVP(NewAVP(AVPErrorMessage, datatype.UTF8String(truncate(err.Error(), 200))))
 				c.write(a)
 				continue
 			}
@@ -364,7 +364,7 @@ func (c *Conn) run() {
 		switch m.Header.CommandCode {
 		case CmdDeviceWatchdog:
 			a := c.node.Answer(m, DiameterSuccess)
-			a.AddAVP(BaseAVP(AVPOriginStateID, datatype.Unsigned32(c.node.stateID)))
+			a.AddAVP(NewAVP(AVPOriginStateID, datatype.Unsigned32(c.node.stateID)))
 			c.write(a)
 		case CmdDisconnectPeer:
 			c.dpr.Store(true)
@@ -450,7 +450,7 @@ func (c *Conn) undecodable(raw []byte, err error) {
 	// Echo the Session-Id, which is the first AVP by the ABNF of every
 	// session command.
 	if len(raw) >= diam.HeaderLength+8 {
-		if a, aerr := diam.DecodeAVP(raw[diam.HeaderLength:], 0, c.node.dict); aerr == nil && a.Code == AVPSessionID {
+		if a, aerr := diam.DecodeAVP(raw[diam.HeaderLength:], 0, c.node.dict); aerr == nil && AVPSessionID.Is(a) {
 			req.AddAVP(a)
 		}
 	}
@@ -571,7 +571,7 @@ func (c *Conn) watchdog() {
 		}
 		dwr := diam.NewMessage(CmdDeviceWatchdog, diam.RequestFlag, 0, 0, c.node.e2e.Add(1), c.node.dict)
 		c.node.addOrigin(dwr)
-		dwr.AddAVP(BaseAVP(AVPOriginStateID, datatype.Unsigned32(c.node.stateID)))
+		dwr.AddAVP(NewAVP(AVPOriginStateID, datatype.Unsigned32(c.node.stateID)))
 		ctx, cancel := context.WithTimeout(c.ctx, tw)
 		a, err := c.Send(ctx, dwr)
 		cancel()
@@ -599,7 +599,7 @@ func (c *Conn) Disconnect(ctx context.Context, cause uint32) error {
 	c.dpr.Store(true)
 	dpr := diam.NewMessage(CmdDisconnectPeer, diam.RequestFlag, 0, 0, c.node.e2e.Add(1), c.node.dict)
 	c.node.addOrigin(dpr)
-	dpr.AddAVP(BaseAVP(AVPDisconnectCause, datatype.Enumerated(cause)))
+	dpr.AddAVP(NewAVP(AVPDisconnectCause, datatype.Enumerated(cause)))
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_, err := c.Send(ctx, dpr)

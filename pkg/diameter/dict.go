@@ -135,14 +135,22 @@ func NewParser(apps ...App) (*dict.Parser, error) {
 	return p, nil
 }
 
-type avpKey struct{ code, vendor uint32 }
+// avpDef is what the embedded dictionaries say of one AVP.
+type avpDef struct {
+	name  string
+	flags uint8  // V and M bits
+	typ   string // data type name, e.g. "UTF8String", "Grouped"
+}
 
-// avpFlags holds the M/V flags of every AVP of every embedded dictionary,
-// keyed by code and vendor; AVP helpers use it so callers never guess flags.
-var avpFlags = loadFlags()
+// avpDefs holds every AVP of every embedded dictionary keyed by identity
+// (code and vendor); the AVP helpers take flags from it so callers never
+// choose flags or vendors themselves. An AVP defined in several
+// applications' files (Public-Identity in Cx and Sh) must be defined alike:
+// loadDefs panics otherwise, which TestDictionariesConsistent exercises.
+var avpDefs = loadDefs()
 
-func loadFlags() map[avpKey]uint8 {
-	m := map[avpKey]uint8{}
+func loadDefs() map[AVPCode]avpDef {
+	m := map[AVPCode]avpDef{}
 	files := []string{"dict/base.xml"}
 	for _, f := range appFiles {
 		files = append(files, f)
@@ -167,7 +175,12 @@ func loadFlags() map[avpKey]uint8 {
 						fl |= avp.Mbit
 					}
 				}
-				m[avpKey{a.Code, a.VendorID}] = fl
+				d := avpDef{name: a.Name, flags: fl, typ: a.Data.TypeName}
+				id := AVPOf(a.Code, a.VendorID)
+				if old, ok := m[id]; ok && old != d {
+					panic(fmt.Sprintf("diameter: embedded %s: AVP %d/%d defined as %+v and %+v", name, a.Code, a.VendorID, old, d))
+				}
+				m[id] = d
 			}
 		}
 	}

@@ -40,42 +40,42 @@ func TestDictionaryContents(t *testing.T) {
 		}
 	}
 	avps := []struct {
-		app          App
-		code, vendor uint32
-		name         string
+		app  App
+		id   AVPCode
+		name string
 	}{
-		{AppCx, AVPVisitedNetworkIdentifier, Vendor3GPP, "Visited-Network-Identifier"},
-		{AppCx, AVPPublicIdentity, Vendor3GPP, "Public-Identity"},
-		{AppCx, AVPServerAssignmentType, Vendor3GPP, "Server-Assignment-Type"},
-		{AppCx, AVPSIPAuthDataItem, Vendor3GPP, "SIP-Auth-Data-Item"},
-		{AppCx, AVPDigestHA1, 0, "Digest-HA1"},
-		{AppCx, AVPSARFlags, Vendor3GPP, "SAR-Flags"},
-		{AppCx, AVPSessionID, 0, "Session-Id"}, // inherited from base
-		{AppSh, AVPUserIdentity, Vendor3GPP, "User-Identity"},
-		{AppSh, AVPShUserData, Vendor3GPP, "User-Data"},
-		{AppSh, AVPPublicIdentity, Vendor3GPP, "Public-Identity"},
-		{AppSh, AVPWildcardedIMPU, Vendor3GPP, "Wildcarded-IMPU"},
-		{AppSh, AVPDSAITag, Vendor3GPP, "DSAI-Tag"},
-		{AppRx, AVPMediaComponentDescription, Vendor3GPP, "Media-Component-Description"},
-		{AppRx, AVPFlowDescription, Vendor3GPP, "Flow-Description"},
-		{AppRx, AVPSubscriptionID, 0, "Subscription-Id"},
-		{AppRx, AVPReservationPriority, VendorETSI, "Reservation-Priority"},
-		{AppRx, AVPRxRequestType, Vendor3GPP, "Rx-Request-Type"},
+		{AppCx, AVPVisitedNetworkIdentifier, "Visited-Network-Identifier"},
+		{AppCx, AVPPublicIdentity, "Public-Identity"},
+		{AppCx, AVPServerAssignmentType, "Server-Assignment-Type"},
+		{AppCx, AVPSIPAuthDataItem, "SIP-Auth-Data-Item"},
+		{AppCx, AVPDigestHA1, "Digest-HA1"},
+		{AppCx, AVPSARFlags, "SAR-Flags"},
+		{AppCx, AVPSessionID, "Session-Id"}, // inherited from base
+		{AppSh, AVPUserIdentity, "User-Identity"},
+		{AppSh, AVPShUserData, "User-Data"},
+		{AppSh, AVPPublicIdentity, "Public-Identity"},
+		{AppSh, AVPWildcardedIMPU, "Wildcarded-IMPU"},
+		{AppSh, AVPDSAITag, "DSAI-Tag"},
+		{AppRx, AVPMediaComponentDescription, "Media-Component-Description"},
+		{AppRx, AVPFlowDescription, "Flow-Description"},
+		{AppRx, AVPSubscriptionID, "Subscription-Id"},
+		{AppRx, AVPReservationPriority, "Reservation-Priority"},
+		{AppRx, AVPRxRequestType, "Rx-Request-Type"},
 	}
 	for _, a := range avps {
-		d, err := p.FindAVPWithVendor(uint32(a.app), a.code, a.vendor)
+		d, err := p.FindAVPWithVendor(uint32(a.app), a.id.Code(), a.id.Vendor())
 		if err != nil {
-			t.Errorf("%s AVP %d/%d: %v", a.app, a.code, a.vendor, err)
+			t.Errorf("%s AVP %s: %v", a.app, a.id, err)
 			continue
 		}
-		if d.Name != a.name {
-			t.Errorf("%s AVP %d: name %q, want %q", a.app, a.code, d.Name, a.name)
+		if d.Name != a.name || d.VendorID != a.id.Vendor() {
+			t.Errorf("%s AVP %s: name %q vendor %d, want %q", a.app, a.id, d.Name, d.VendorID, a.name)
 		}
 	}
-	if e, err := p.Enum(uint32(AppCx), AVPServerAssignmentType, 14); err != nil || e.Name != "RESTORATION" {
+	if e, err := p.Enum(uint32(AppCx), AVPServerAssignmentType.Code(), 14); err != nil || e.Name != "RESTORATION" {
 		t.Errorf("Server-Assignment-Type 14 = %v, %v", e, err)
 	}
-	if e, err := p.Enum(uint32(AppCx), AVPUserAuthorizationType, 2); err != nil || e.Name != "REGISTRATION_AND_CAPABILITIES" {
+	if e, err := p.Enum(uint32(AppCx), AVPUserAuthorizationType.Code(), 2); err != nil || e.Name != "REGISTRATION_AND_CAPABILITIES" {
 		t.Errorf("User-Authorization-Type 2 = %v, %v", e, err)
 	}
 	// Rule names inside every dictionary must resolve to defined AVPs.
@@ -98,16 +98,16 @@ func TestDictionaryContents(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	if f := Flags(AVPPublicIdentity, Vendor3GPP); f != avp.Mbit|avp.Vbit {
+	if f := AVPPublicIdentity.Flags(); f != avp.Mbit|avp.Vbit {
 		t.Errorf("Public-Identity flags %#x", f)
 	}
-	if f := Flags(AVPWildcardedPublicIdentity, Vendor3GPP); f != avp.Vbit {
+	if f := AVPWildcardedPublicIdentity.Flags(); f != avp.Vbit {
 		t.Errorf("Wildcarded-Public-Identity flags %#x", f)
 	}
-	if f := Flags(AVPProductName, 0); f != 0 {
+	if f := AVPProductName.Flags(); f != 0 {
 		t.Errorf("Product-Name flags %#x", f)
 	}
-	if f := Flags(AVPSessionID, 0); f != avp.Mbit {
+	if f := AVPSessionID.Flags(); f != avp.Mbit {
 		t.Errorf("Session-Id flags %#x", f)
 	}
 }

@@ -16,33 +16,33 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	var msgs []*diam.Message
 	msgs = append(msgs, newUAR(n, testIMPU))
 	mar := n.NewRequest(CmdMultimediaAuth, AppCx, testRealm, hssHost)
-	mar.AddAVP(BaseAVP(AVPUserName, datatype.UTF8String(testIMPI)))
-	mar.AddAVP(VendorAVP(AVPPublicIdentity, datatype.UTF8String(testIMPU)))
-	mar.AddAVP(Grouped(AVPSIPAuthDataItem, Vendor3GPP,
-		VendorAVP(AVPSIPAuthenticationScheme, datatype.UTF8String("Digest-AKAv1-MD5")),
-		VendorAVP(AVPSIPAuthorization, datatype.OctetString(make([]byte, 30)))))
-	mar.AddAVP(VendorAVP(AVPSIPNumberAuthItems, datatype.Unsigned32(1)))
-	mar.AddAVP(VendorAVP(AVPServerName, datatype.UTF8String(testServer)))
+	mar.AddAVP(NewAVP(AVPUserName, datatype.UTF8String(testIMPI)))
+	mar.AddAVP(NewAVP(AVPPublicIdentity, datatype.UTF8String(testIMPU)))
+	mar.AddAVP(Grouped(AVPSIPAuthDataItem,
+		NewAVP(AVPSIPAuthenticationScheme, datatype.UTF8String("Digest-AKAv1-MD5")),
+		NewAVP(AVPSIPAuthorization, datatype.OctetString(make([]byte, 30)))))
+	mar.AddAVP(NewAVP(AVPSIPNumberAuthItems, datatype.Unsigned32(1)))
+	mar.AddAVP(NewAVP(AVPServerName, datatype.UTF8String(testServer)))
 	msgs = append(msgs, mar)
 	sar := n.NewRequest(CmdServerAssignment, AppCx, testRealm, hssHost)
-	sar.AddAVP(BaseAVP(AVPUserName, datatype.UTF8String(testIMPI)))
-	sar.AddAVP(VendorAVP(AVPPublicIdentity, datatype.UTF8String(testIMPU)))
-	sar.AddAVP(VendorAVP(AVPServerName, datatype.UTF8String(testServer)))
-	sar.AddAVP(VendorAVP(AVPServerAssignmentType, datatype.Enumerated(SATRegistration)))
-	sar.AddAVP(VendorAVP(AVPUserDataAlreadyAvailable, datatype.Enumerated(UserDataNotAvailable)))
+	sar.AddAVP(NewAVP(AVPUserName, datatype.UTF8String(testIMPI)))
+	sar.AddAVP(NewAVP(AVPPublicIdentity, datatype.UTF8String(testIMPU)))
+	sar.AddAVP(NewAVP(AVPServerName, datatype.UTF8String(testServer)))
+	sar.AddAVP(NewAVP(AVPServerAssignmentType, datatype.Enumerated(SATRegistration)))
+	sar.AddAVP(NewAVP(AVPUserDataAlreadyAvailable, datatype.Enumerated(UserDataNotAvailable)))
 	msgs = append(msgs, sar)
 	udr := n.NewRequest(CmdUserData, AppSh, testRealm, hssHost)
-	udr.AddAVP(Grouped(AVPUserIdentity, Vendor3GPP, VendorAVP(AVPPublicIdentity, datatype.UTF8String(testIMPU))))
-	udr.AddAVP(VendorAVP(AVPDataReference, datatype.Enumerated(DataRefRepositoryData)))
+	udr.AddAVP(Grouped(AVPUserIdentity, NewAVP(AVPPublicIdentity, datatype.UTF8String(testIMPU))))
+	udr.AddAVP(NewAVP(AVPDataReference, datatype.Enumerated(DataRefRepositoryData)))
 	msgs = append(msgs, udr)
 	aar := n.NewRequest(CmdAA, AppRx, testRealm, "")
-	aar.AddAVP(Grouped(AVPMediaComponentDescription, Vendor3GPP,
-		VendorAVP(AVPMediaComponentNumber, datatype.Unsigned32(1)),
-		Grouped(AVPMediaSubComponent, Vendor3GPP,
-			VendorAVP(AVPFlowNumber, datatype.Unsigned32(1)),
-			VendorAVP(AVPFlowDescription, datatype.IPFilterRule("permit out 17 from 10.0.0.1 4000 to 10.0.0.2 5000"))),
-		VendorAVP(AVPMediaType, datatype.Enumerated(MediaAudio))))
-	aar.AddAVP(BaseAVP(AVPFramedIPAddress, datatype.OctetString([]byte{10, 0, 0, 2})))
+	aar.AddAVP(Grouped(AVPMediaComponentDescription,
+		NewAVP(AVPMediaComponentNumber, datatype.Unsigned32(1)),
+		Grouped(AVPMediaSubComponent,
+			NewAVP(AVPFlowNumber, datatype.Unsigned32(1)),
+			NewAVP(AVPFlowDescription, datatype.IPFilterRule("permit out 17 from 10.0.0.1 4000 to 10.0.0.2 5000"))),
+		NewAVP(AVPMediaType, datatype.Enumerated(MediaAudio))))
+	aar.AddAVP(NewAVP(AVPFramedIPAddress, datatype.OctetString([]byte{10, 0, 0, 2})))
 	msgs = append(msgs, aar)
 	msgs = append(msgs, buildCER(n, icscfHost, []uint32{uint32(AppCx), uint32(AppRelay)}))
 	var out [][]byte

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/fiorix/go-diameter/v4/diam"
+	"github.com/fiorix/go-diameter/v4/diam/avp"
 	"github.com/fiorix/go-diameter/v4/diam/datatype"
 	"github.com/fiorix/go-diameter/v4/diam/dict"
 	"go.uber.org/zap"
@@ -65,14 +66,14 @@ type HandlerFunc func(ctx context.Context, c *Conn, req *diam.Message) (*diam.Me
 
 // MissingAVPError reports a mandatory AVP missing from a request (answered
 // 5005 with Failed-AVP holding a zero-filled example, RFC 6733 §7.5).
-type MissingAVPError struct{ Code, Vendor uint32 }
+type MissingAVPError struct{ AVP AVPCode }
 
 func (e *MissingAVPError) Error() string {
-	return fmt.Sprintf("diameter: missing AVP %d (vendor %d)", e.Code, e.Vendor)
+	return fmt.Sprintf("diameter: missing AVP %s", e.AVP)
 }
 
 // MissingAVP returns a *MissingAVPError for a handler to return.
-func MissingAVP(code, vendor uint32) error { return &MissingAVPError{Code: code, Vendor: vendor} }
+func MissingAVP(a AVPCode) error { return &MissingAVPError{AVP: a} }
 
 // ResultError makes the node answer with Result-Code (or, when Experimental
 // is set, Experimental-Result with vendor 10415) and optional Failed-AVP and
@@ -208,20 +209,20 @@ func (n *Node) NewSessionID() string {
 // Destination-Realm. Callers append the command's own AVPs.
 func (n *Node) NewRequest(cmd uint32, app App, destRealm, destHost string) *diam.Message {
 	m := diam.NewMessage(cmd, diam.RequestFlag|diam.ProxiableFlag, uint32(app), 0, n.e2e.Add(1), n.dict)
-	m.AddAVP(BaseAVP(AVPSessionID, datatype.UTF8String(n.NewSessionID())))
+	m.AddAVP(NewAVP(AVPSessionID, datatype.UTF8String(n.NewSessionID())))
 	switch app {
 	case AppCx, AppSh:
 		m.AddAVP(VendorSpecificAppID(app))
-		m.AddAVP(BaseAVP(AVPAuthSessionState, datatype.Enumerated(NoStateMaintained)))
+		m.AddAVP(NewAVP(AVPAuthSessionState, datatype.Enumerated(NoStateMaintained)))
 	default:
-		m.AddAVP(BaseAVP(AVPAuthApplicationID, datatype.Unsigned32(uint32(app))))
+		m.AddAVP(NewAVP(AVPAuthApplicationID, datatype.Unsigned32(uint32(app))))
 	}
-	m.AddAVP(BaseAVP(AVPOriginHost, datatype.DiameterIdentity(n.cfg.OriginHost)))
-	m.AddAVP(BaseAVP(AVPOriginRealm, datatype.DiameterIdentity(n.cfg.OriginRealm)))
+	m.AddAVP(NewAVP(AVPOriginHost, datatype.DiameterIdentity(n.cfg.OriginHost)))
+	m.AddAVP(NewAVP(AVPOriginRealm, datatype.DiameterIdentity(n.cfg.OriginRealm)))
 	if destHost != "" {
-		m.AddAVP(BaseAVP(AVPDestinationHost, datatype.DiameterIdentity(destHost)))
+		m.AddAVP(NewAVP(AVPDestinationHost, datatype.DiameterIdentity(destHost)))
 	}
-	m.AddAVP(BaseAVP(AVPDestinationRealm, datatype.DiameterIdentity(destRealm)))
+	m.AddAVP(NewAVP(AVPDestinationRealm, datatype.DiameterIdentity(destRealm)))
 	return m
 }
 
@@ -230,7 +231,7 @@ func (n *Node) NewRequest(cmd uint32, app App, destRealm, destHost string) *diam
 // Result-Code, Origin-Host, Origin-Realm. The E bit is set for 3xxx codes.
 func (n *Node) Answer(req *diam.Message, code uint32) *diam.Message {
 	a := n.answerHead(req)
-	a.AddAVP(BaseAVP(AVPResultCode, datatype.Unsigned32(code)))
+	a.AddAVP(NewAVP(AVPResultCode, datatype.Unsigned32(code)))
 	if code >= 3000 && code < 4000 {
 		a.Header.CommandFlags |= diam.ErrorFlag
 	}
@@ -252,20 +253,20 @@ func (n *Node) answerHead(req *diam.Message) *diam.Message {
 	a := diam.NewMessage(req.Header.CommandCode, req.Header.CommandFlags&diam.ProxiableFlag,
 		req.Header.ApplicationID, req.Header.HopByHopID, req.Header.EndToEndID, n.dict)
 	if s := Find(req, AVPSessionID); s != nil {
-		a.AddAVP(BaseAVP(AVPSessionID, s.Data))
+		a.AddAVP(NewAVP(AVPSessionID, s.Data))
 	}
 	if v := Find(req, AVPVendorSpecificApplicationID); v != nil {
 		a.AddAVP(VendorSpecificAppID(App(req.Header.ApplicationID)))
 	}
 	if s := Find(req, AVPAuthSessionState); s != nil {
-		a.AddAVP(BaseAVP(AVPAuthSessionState, s.Data))
+		a.AddAVP(NewAVP(AVPAuthSessionState, s.Data))
 	}
 	return a
 }
 
 func (n *Node) addOrigin(a *diam.Message) {
-	a.AddAVP(BaseAVP(AVPOriginHost, datatype.DiameterIdentity(n.cfg.OriginHost)))
-	a.AddAVP(BaseAVP(AVPOriginRealm, datatype.DiameterIdentity(n.cfg.OriginRealm)))
+	a.AddAVP(NewAVP(AVPOriginHost, datatype.DiameterIdentity(n.cfg.OriginHost)))
+	a.AddAVP(NewAVP(AVPOriginRealm, datatype.DiameterIdentity(n.cfg.OriginRealm)))
 }
 
 // completeAnswer adds what a handler's answer lacks (see HandlerFunc).
@@ -276,13 +277,13 @@ func (n *Node) completeAnswer(req, a *diam.Message) {
 	a.Header.ApplicationID = req.Header.ApplicationID
 	a.Header.CommandFlags &^= diam.RequestFlag
 	if s := Find(req, AVPSessionID); s != nil && Find(a, AVPSessionID) == nil {
-		a.InsertAVP(BaseAVP(AVPSessionID, s.Data))
+		a.InsertAVP(NewAVP(AVPSessionID, s.Data))
 	}
 	if Find(a, AVPOriginHost) == nil {
-		a.AddAVP(BaseAVP(AVPOriginHost, datatype.DiameterIdentity(n.cfg.OriginHost)))
+		a.AddAVP(NewAVP(AVPOriginHost, datatype.DiameterIdentity(n.cfg.OriginHost)))
 	}
 	if Find(a, AVPOriginRealm) == nil {
-		a.AddAVP(BaseAVP(AVPOriginRealm, datatype.DiameterIdentity(n.cfg.OriginRealm)))
+		a.AddAVP(NewAVP(AVPOriginRealm, datatype.DiameterIdentity(n.cfg.OriginRealm)))
 	}
 	for _, p := range FindAll(req, AVPProxyInfo) {
 		a.AddAVP(p)
@@ -300,7 +301,7 @@ func (n *Node) errorAnswer(req *diam.Message, err error) *diam.Message {
 	switch {
 	case errors.As(err, &miss):
 		a := n.Answer(req, DiameterMissingAVP)
-		a.AddAVP(BaseAVP(AVPFailedAVP, &diam.GroupedAVP{AVP: []*diam.AVP{n.exampleAVP(req.Header.ApplicationID, miss.Code, miss.Vendor)}}))
+		a.AddAVP(NewAVP(AVPFailedAVP, &diam.GroupedAVP{AVP: []*diam.AVP{n.exampleAVP(req.Header.ApplicationID, miss.AVP)}}))
 		return a
 	case errors.As(err, &rerr):
 		var a *diam.Message
@@ -310,10 +311,10 @@ func (n *Node) errorAnswer(req *diam.Message, err error) *diam.Message {
 			a = n.Answer(req, rerr.Code)
 		}
 		if rerr.Message != "" {
-			a.AddAVP(BaseAVP(AVPErrorMessage, datatype.UTF8String(rerr.Message)))
+			a.AddAVP(NewAVP(AVPErrorMessage, datatype.UTF8String(rerr.Message)))
 		}
 		if rerr.FailedAVP != nil {
-			a.AddAVP(BaseAVP(AVPFailedAVP, &diam.GroupedAVP{AVP: []*diam.AVP{rerr.FailedAVP}}))
+			a.AddAVP(NewAVP(AVPFailedAVP, &diam.GroupedAVP{AVP: []*diam.AVP{rerr.FailedAVP}}))
 		}
 		return a
 	}
@@ -321,9 +322,9 @@ func (n *Node) errorAnswer(req *diam.Message, err error) *diam.Message {
 }
 
 // exampleAVP is a zero-filled AVP of minimum length for Failed-AVP.
-func (n *Node) exampleAVP(app, code, vendor uint32) *diam.AVP {
+func (n *Node) exampleAVP(app uint32, a AVPCode) *diam.AVP {
 	var data datatype.Type = datatype.OctetString("")
-	if d, err := n.dict.FindAVPWithVendor(app, code, vendor); err == nil {
+	if d, err := n.dict.FindAVPWithVendor(app, a.Code(), a.Vendor()); err == nil {
 		switch d.Data.Type {
 		case datatype.Unsigned32Type, datatype.EnumeratedType, datatype.Integer32Type:
 			data = datatype.Unsigned32(0)
@@ -337,12 +338,20 @@ func (n *Node) exampleAVP(app, code, vendor uint32) *diam.AVP {
 			data = datatype.Time(time.Unix(0, 0))
 		}
 	}
-	return NewAVP(code, vendor, data)
+	return NewAVP(a, data)
 }
 
-// validate reports the first mandatory top-level AVP (required="true" in the
-// dictionary) missing from req.
+// validate checks req before its handler runs: an AVP with the M bit that
+// no dictionary defines — a known code with another vendor counts as
+// unknown — is DIAMETER_AVP_UNSUPPORTED (5001) with that AVP in Failed-AVP
+// (RFC 6733 §4.1, §7.5); unknown AVPs without the M bit are ignored. Then
+// the first mandatory top-level AVP (required="true" in the dictionary)
+// missing from req is a *MissingAVPError (5005).
 func (n *Node) validate(req *diam.Message) error {
+	if a := unsupportedMandatory(req.AVP); a != nil {
+		return &ResultError{Code: DiameterAVPUnsupported, FailedAVP: a,
+			Message: fmt.Sprintf("AVP %s with the M bit is not supported", IdentityOf(a))}
+	}
 	cmd, err := n.dict.FindCommand(req.Header.ApplicationID, req.Header.CommandCode)
 	if err != nil {
 		return nil
@@ -355,8 +364,30 @@ func (n *Node) validate(req *diam.Message) error {
 		if err != nil {
 			continue
 		}
-		if Find(req, d.Code) == nil {
-			return &MissingAVPError{Code: d.Code, Vendor: d.VendorID}
+		if id := AVPOf(d.Code, d.VendorID); Find(req, id) == nil {
+			return &MissingAVPError{AVP: id}
+		}
+	}
+	return nil
+}
+
+// unsupportedMandatory returns the first AVP in avps, or inside a known
+// grouped AVP among them, that has the M bit and no dictionary entry.
+func unsupportedMandatory(avps []*diam.AVP) *diam.AVP {
+	for _, a := range avps {
+		if a == nil {
+			continue
+		}
+		if !IdentityOf(a).Known() {
+			if a.Flags&avp.Mbit != 0 {
+				return a
+			}
+			continue
+		}
+		if g, ok := a.Data.(*diam.GroupedAVP); ok {
+			if x := unsupportedMandatory(g.AVP); x != nil {
+				return x
+			}
 		}
 	}
 	return nil

@@ -77,19 +77,19 @@ func uarHandler(n *Node) HandlerFunc {
 			return nil, &ResultError{Code: DiameterErrorUserUnknown, Experimental: true}
 		}
 		a := n.AnswerExperimental(req, DiameterFirstRegistration)
-		a.AddAVP(VendorAVP(AVPServerName, datatype.UTF8String(testServer)))
+		a.AddAVP(NewAVP(AVPServerName, datatype.UTF8String(testServer)))
 		return a, nil
 	}
 }
 
 func newUAR(n *Node, impu string) *diam.Message {
 	m := n.NewRequest(CmdUserAuthorization, AppCx, testRealm, "")
-	m.AddAVP(BaseAVP(AVPUserName, datatype.UTF8String(testIMPI)))
+	m.AddAVP(NewAVP(AVPUserName, datatype.UTF8String(testIMPI)))
 	if impu != "" {
-		m.AddAVP(VendorAVP(AVPPublicIdentity, datatype.UTF8String(impu)))
+		m.AddAVP(NewAVP(AVPPublicIdentity, datatype.UTF8String(impu)))
 	}
-	m.AddAVP(VendorAVP(AVPVisitedNetworkIdentifier, datatype.OctetString(testRealm)))
-	m.AddAVP(VendorAVP(AVPUserAuthorizationType, datatype.Enumerated(UATRegistration)))
+	m.AddAVP(NewAVP(AVPVisitedNetworkIdentifier, datatype.OctetString(testRealm)))
+	m.AddAVP(NewAVP(AVPUserAuthorizationType, datatype.Enumerated(UATRegistration)))
 	return m
 }
 
@@ -199,7 +199,7 @@ func TestUARAnswered(t *testing.T) {
 	if got := String(a, AVPServerName); got != testServer {
 		t.Errorf("Server-Name %q", got)
 	}
-	if String(a, AVPSessionID) != String(req, AVPSessionID) || a.AVP[0].Code != AVPSessionID {
+	if String(a, AVPSessionID) != String(req, AVPSessionID) || !AVPSessionID.Is(a.AVP[0]) {
 		t.Error("Session-Id not echoed first")
 	}
 	if String(a, AVPOriginHost) != hssHost || String(a, AVPOriginRealm) != testRealm {
@@ -229,7 +229,7 @@ func TestUnsupportedCommandGets3001(t *testing.T) {
 
 	// LIR: in the dictionary, no handler.
 	lir := icscf.NewRequest(CmdLocationInfo, AppCx, testRealm, "")
-	lir.AddAVP(VendorAVP(AVPPublicIdentity, datatype.UTF8String(testIMPU)))
+	lir.AddAVP(NewAVP(AVPPublicIdentity, datatype.UTF8String(testIMPU)))
 	a := send(t, icscf, lir)
 	if code, _, _ := Result(a); code != DiameterCommandUnsupported || a.Header.CommandFlags&diam.ErrorFlag == 0 {
 		t.Errorf("LIR: Result-Code %d flags %#x, want 3001 with E bit", code, a.Header.CommandFlags)
@@ -257,7 +257,7 @@ func TestMissingAVPGets5005(t *testing.T) {
 	hss := testNode(t, hssHost, nil)
 	hss.Handle(CmdUserAuthorization, AppCx, uarHandler(hss))
 	hss.Handle(CmdMultimediaAuth, AppCx, func(ctx context.Context, c *Conn, req *diam.Message) (*diam.Message, error) {
-		return nil, MissingAVP(AVPSIPAuthenticationScheme, Vendor3GPP)
+		return nil, MissingAVP(AVPSIPAuthenticationScheme)
 	})
 	addr := listen(t, hss, "127.0.0.1:0")
 	icscf := testNode(t, icscfHost, nil)
@@ -273,11 +273,11 @@ func TestMissingAVPGets5005(t *testing.T) {
 	}
 	// A handler reporting a missing AVP inside a grouped one.
 	mar := icscf.NewRequest(CmdMultimediaAuth, AppCx, testRealm, "")
-	mar.AddAVP(BaseAVP(AVPUserName, datatype.UTF8String(testIMPI)))
-	mar.AddAVP(VendorAVP(AVPPublicIdentity, datatype.UTF8String(testIMPU)))
-	mar.AddAVP(Grouped(AVPSIPAuthDataItem, Vendor3GPP))
-	mar.AddAVP(VendorAVP(AVPSIPNumberAuthItems, datatype.Unsigned32(1)))
-	mar.AddAVP(VendorAVP(AVPServerName, datatype.UTF8String(testServer)))
+	mar.AddAVP(NewAVP(AVPUserName, datatype.UTF8String(testIMPI)))
+	mar.AddAVP(NewAVP(AVPPublicIdentity, datatype.UTF8String(testIMPU)))
+	mar.AddAVP(Grouped(AVPSIPAuthDataItem))
+	mar.AddAVP(NewAVP(AVPSIPNumberAuthItems, datatype.Unsigned32(1)))
+	mar.AddAVP(NewAVP(AVPServerName, datatype.UTF8String(testServer)))
 	a = send(t, icscf, mar)
 	if code, _, _ := Result(a); code != DiameterMissingAVP || Find(a, AVPFailedAVP, AVPSIPAuthenticationScheme) == nil {
 		t.Errorf("handler MissingAVP: %v", a)
@@ -319,10 +319,10 @@ func TestServerInitiatedRTR(t *testing.T) {
 	connect(t, scscf, addr, hssHost)
 
 	rtr := hss.NewRequest(CmdRegistrationTermination, AppCx, testRealm, scscfHost)
-	rtr.AddAVP(BaseAVP(AVPUserName, datatype.UTF8String(testIMPI)))
-	rtr.AddAVP(VendorAVP(AVPPublicIdentity, datatype.UTF8String(testIMPU)))
-	rtr.AddAVP(Grouped(AVPDeregistrationReason, Vendor3GPP,
-		VendorAVP(AVPReasonCode, datatype.Enumerated(ReasonPermanentTermination))))
+	rtr.AddAVP(NewAVP(AVPUserName, datatype.UTF8String(testIMPI)))
+	rtr.AddAVP(NewAVP(AVPPublicIdentity, datatype.UTF8String(testIMPU)))
+	rtr.AddAVP(Grouped(AVPDeregistrationReason,
+		NewAVP(AVPReasonCode, datatype.Enumerated(ReasonPermanentTermination))))
 	a := send(t, hss, rtr)
 	if code, _, _ := Result(a); code != DiameterSuccess {
 		t.Errorf("RTA result %d", code)

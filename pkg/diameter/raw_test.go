@@ -33,16 +33,16 @@ func dialRaw(t *testing.T, addr string) *rawConn {
 
 func buildCER(p *Node, host string, apps []uint32) *diam.Message {
 	m := diam.NewMessage(CmdCapabilitiesExchange, diam.RequestFlag, 0, 1, 1, p.Dictionary())
-	m.AddAVP(BaseAVP(AVPOriginHost, datatype.DiameterIdentity(host)))
-	m.AddAVP(BaseAVP(AVPOriginRealm, datatype.DiameterIdentity(testRealm)))
-	m.AddAVP(BaseAVP(AVPHostIPAddress, datatype.Address(net.IPv4(127, 0, 0, 1).To4())))
-	m.AddAVP(BaseAVP(AVPVendorID, datatype.Unsigned32(0)))
-	m.AddAVP(BaseAVP(AVPProductName, datatype.UTF8String("rawtest")))
+	m.AddAVP(NewAVP(AVPOriginHost, datatype.DiameterIdentity(host)))
+	m.AddAVP(NewAVP(AVPOriginRealm, datatype.DiameterIdentity(testRealm)))
+	m.AddAVP(NewAVP(AVPHostIPAddress, datatype.Address(net.IPv4(127, 0, 0, 1).To4())))
+	m.AddAVP(NewAVP(AVPVendorID, datatype.Unsigned32(0)))
+	m.AddAVP(NewAVP(AVPProductName, datatype.UTF8String("rawtest")))
 	for _, a := range apps {
 		if App(a).Vendor() != 0 {
 			m.AddAVP(VendorSpecificAppID(App(a)))
 		} else {
-			m.AddAVP(BaseAVP(AVPAuthApplicationID, datatype.Unsigned32(a)))
+			m.AddAVP(NewAVP(AVPAuthApplicationID, datatype.Unsigned32(a)))
 		}
 	}
 	return m
@@ -121,7 +121,7 @@ func (rc *rawConn) readRaw(t *testing.T) (*diam.Header, []*diam.AVP) {
 	return h, avps
 }
 
-func firstOf(avps []*diam.AVP, code uint32) *diam.AVP {
+func firstOf(avps []*diam.AVP, code AVPCode) *diam.AVP {
 	if r := FindIn(avps, code); len(r) > 0 {
 		return r[0]
 	}
