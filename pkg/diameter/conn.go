@@ -126,11 +126,26 @@ func (c *Conn) write(m *diam.Message) error {
 	if err != nil {
 		return fmt.Errorf("diameter: encode %d: %w", m.Header.CommandCode, err)
 	}
+	if f := sentObserver.Load(); f != nil {
+		(*f)(c.node.cfg.OriginHost, b)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	_, err = c.nc.Write(b)
 	return err
+}
+
+var sentObserver atomic.Pointer[func(originHost string, wire []byte)]
+
+// ObserveSent makes every Node in the process call f with its Origin-Host
+// and the encoded bytes of each message it writes, until the returned
+// function is called. It is for tests that check what we send on the wire
+// (pkg/diameter/diamtest's conformance checks); production code never sets
+// it. f runs on the writer's goroutine and must not block.
+func ObserveSent(f func(originHost string, wire []byte)) (stop func()) {
+	sentObserver.Store(&f)
+	return func() { sentObserver.Store(nil) }
 }
 
 // readMessage reads the next frame; decoding errors are returned with the
