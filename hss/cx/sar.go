@@ -1,16 +1,18 @@
 package cx
 
+// Server-Assignment: SAR in, SAA out with the user profile (TS 29.228
+// §6.1.2, TS 29.229 §6.1.3-4).
+
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/fiorix/go-diameter/v4/diam"
 	"github.com/fiorix/go-diameter/v4/diam/datatype"
-	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/hss/profile"
 	"github.com/imscore/imscore/hss/store"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/userdata"
@@ -253,7 +255,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 // for a registered user, Associated-Identities (the other IMPIs of the
 // subscription, TS 29.229 §6.3.33) to a SAA.
 func (s *Server) addUserData(ans *diam.Message, impu string, sub *store.Subscription, others []string, state store.UserState) (*diam.Message, error) {
-	data, err := userdata.Marshal(BuildSubscription(sub))
+	data, err := userdata.Marshal(profile.Subscription(sub))
 	if err != nil {
 		return nil, fmt.Errorf("cx: user data of %s: %w", impu, err)
 	}
@@ -271,168 +273,48 @@ func (s *Server) addUserData(ans *diam.Message, impu string, sub *store.Subscrip
 	return ans, nil
 }
 
-// LIR answers a Location-Info-Request (TS 29.228 §6.1.4.1).
-func (s *Server) LIR(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
-	impu := diameter.String(req, diameter.AVPPublicIdentity)
-	a, err := s.Store.Assignment(ctx, impu)
-	if err != nil {
-		return nil, lookupErr(err)
-	}
-	if a.State == store.Registered && a.SCSCFName != "" {
-		ans := s.Node.Answer(req, diameter.DiameterSuccess)
-		ans.AddAVP(vstr(diameter.AVPServerName, a.SCSCFName))
-		return ans, nil
-	}
-	has, err := s.Store.HasUnregisteredServices(ctx, impu)
-	if err != nil {
-		return nil, lookupErr(err)
-	}
-	if !has {
-		return nil, exp(diameter.DiameterErrorIdentityNotRegistered)
-	}
-	if a.SCSCFName != "" {
-		ans := s.Node.Answer(req, diameter.DiameterSuccess)
-		ans.AddAVP(vstr(diameter.AVPServerName, a.SCSCFName))
-		return ans, nil
-	}
-	caps, err := s.serverCapabilities(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ans := s.Node.AnswerExperimental(req, diameter.DiameterUnregisteredService)
-	ans.AddAVP(caps)
-	return ans, nil
-}
-
-// Errors of SendRTR and SendPPR.
-var (
-	// ErrNotAssigned: no S-CSCF serves the IMPU, there is nobody to tell.
-	ErrNotAssigned = errors.New("cx: no S-CSCF assigned")
-	// ErrNoPeer: the assigned S-CSCF has no open Diameter connection.
-	ErrNoPeer = errors.New("cx: assigned S-CSCF not connected")
-)
-
-// peerConn finds the open Cx connection of Diameter host host.
-func (s *Server) peerConn(host string) *diameter.Conn {
-	for _, c := range s.Node.Conns() {
-		if strings.EqualFold(c.PeerHost(), host) && c.Supports(uint32(diameter.AppCx)) {
-			return c
-		}
-	}
-	return nil
-}
-
-// target resolves the serving S-CSCF of impu, its connection, a User-Name
-// and the IRS members.
-func (s *Server) target(ctx context.Context, impu string) (a store.Assignment, conn *diameter.Conn, impi string, members []store.IMPU, err error) {
-	a, err = s.Store.Assignment(ctx, impu)
-	if err != nil {
-		return
-	}
-	if a.SCSCFName == "" {
-		err = ErrNotAssigned
-		return
-	}
-	if conn = s.peerConn(a.DiameterHost); conn == nil {
-		err = fmt.Errorf("%w: %q", ErrNoPeer, a.DiameterHost)
-		return
-	}
-	impi = a.IMPI
+// UserData builds the User-Data XML (TS 29.228 Annex E) for impu's
+// implicit registration set as seen by impi ("" = none), and the
+// Charging-Information AVP (nil when none).
+func (s *Server) UserData(ctx context.Context, impi, impu string) ([]byte, *diam.AVP, error) {
 	if impi == "" {
-		var list []string
-		if list, err = s.Store.IMPIsOfIMPU(ctx, impu); err != nil {
-			return
+		// No User-Name (e.g. UNREGISTERED_USER): report the first IMPI
+		// associated with the IMPU; PrivateID is mandatory in the XML.
+		list, err := s.Store.IMPIsOfIMPU(ctx, impu)
+		if err != nil {
+			return nil, nil, lookupErr(err)
 		}
 		if len(list) > 0 {
 			impi = list[0]
 		}
 	}
-	u, err := s.Store.LookupIMPU(ctx, impu)
+	sub, err := s.Store.SubscriptionData(ctx, impi, impu)
 	if err != nil {
-		return
+		return nil, nil, lookupErr(err)
 	}
-	members, err = s.Store.IRSMembers(ctx, u.IRSID)
-	return
+	x, err := userdata.Marshal(profile.Subscription(sub))
+	if err != nil {
+		return nil, nil, fmt.Errorf("cx: user data of %s: %w", impu, err)
+	}
+	return x, chargingAVP(sub.Charging), nil
 }
 
-// ReasonCode maps an operator reason ("", "permanent", "new-server",
-// "server-change", "remove-scscf") to Deregistration-Reason/Reason-Code
-// (TS 29.229 §6.3.17); unknown text is PERMANENT_TERMINATION.
-func ReasonCode(reason string) uint32 {
-	switch strings.ToLower(strings.ReplaceAll(strings.TrimSpace(reason), "_", "-")) {
-	case "new-server", "new-server-assigned":
-		return diameter.ReasonNewServerAssigned
-	case "server-change":
-		return diameter.ReasonServerChange
-	case "remove-scscf", "remove-s-cscf":
-		return diameter.ReasonRemoveSCSCF
+func chargingAVP(ci *store.ChargingInfo) *diam.AVP {
+	if ci == nil {
+		return nil
 	}
-	return diameter.ReasonPermanentTermination
-}
-
-// SendRTR sends a Registration-Termination-Request for impu's implicit
-// registration set to its assigned S-CSCF over the open connection (TS
-// 29.228 §6.1.3) and clears the assignment when the RTA is successful (or
-// the S-CSCF does not know the user). ErrNotAssigned when nothing is
-// assigned; ErrNoPeer when the S-CSCF is not connected.
-func (s *Server) SendRTR(ctx context.Context, impu string, reason uint32, info string) error {
-	a, conn, impi, members, err := s.target(ctx, impu)
-	if err != nil {
-		return err
+	var kids []*diam.AVP
+	add := func(code diameter.AVPCode, v string) {
+		if v != "" {
+			kids = append(kids, diameter.NewAVP(code, datatype.DiameterURI(v)))
+		}
 	}
-	req := s.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, conn.PeerRealm(), conn.PeerHost())
-	req.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
-	for _, m := range members {
-		req.AddAVP(vstr(diameter.AVPPublicIdentity, m.Identity))
+	add(diameter.AVPPrimaryEventChargingFunctionName, ci.PrimaryECF)
+	add(diameter.AVPSecondaryEventChargingFunctionName, ci.SecondaryECF)
+	add(diameter.AVPPrimaryChargingCollectionFunctionName, ci.PrimaryCCF)
+	add(diameter.AVPSecondaryChargingCollectionFunctionName, ci.SecondaryCCF)
+	if len(kids) == 0 {
+		return nil
 	}
-	dr := []*diam.AVP{diameter.NewAVP(diameter.AVPReasonCode, datatype.Enumerated(reason))}
-	if info != "" {
-		dr = append(dr, vstr(diameter.AVPReasonInfo, info))
-	}
-	req.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason, dr...))
-	ans, err := conn.Send(ctx, req)
-	if err != nil {
-		return fmt.Errorf("cx: RTR to %s: %w", a.DiameterHost, err)
-	}
-	code, _, _ := diameter.Result(ans)
-	if !diameter.IsSuccess(ans) && code != diameter.DiameterErrorUserUnknown {
-		return fmt.Errorf("cx: RTA from %s: result %d", a.DiameterHost, code)
-	}
-	if _, err := s.Store.ClearAssignment(ctx, impu); err != nil {
-		return err
-	}
-	s.log().Info("RTR done", zap.String("impu", impu), zap.String("scscf", a.DiameterHost), zap.Uint32("result", code))
-	return nil
-}
-
-// SendPPR pushes the current user profile of impu's implicit registration
-// set to its S-CSCF (Push-Profile-Request, TS 29.228 §6.2.2) with User-Data
-// and Charging-Information. ErrNotAssigned / ErrNoPeer as SendRTR.
-func (s *Server) SendPPR(ctx context.Context, impu string) error {
-	a, conn, impi, _, err := s.target(ctx, impu)
-	if err != nil {
-		return err
-	}
-	if a.State == store.NotRegistered {
-		return ErrNotAssigned
-	}
-	data, charging, err := s.UserData(ctx, impi, impu)
-	if err != nil {
-		return err
-	}
-	req := s.Node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, conn.PeerRealm(), conn.PeerHost())
-	req.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
-	req.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(data)))
-	if charging != nil {
-		req.AddAVP(charging)
-	}
-	ans, err := conn.Send(ctx, req)
-	if err != nil {
-		return fmt.Errorf("cx: PPR to %s: %w", a.DiameterHost, err)
-	}
-	if !diameter.IsSuccess(ans) {
-		code, _, _ := diameter.Result(ans)
-		return fmt.Errorf("cx: PPA from %s: result %d", a.DiameterHost, code)
-	}
-	return nil
+	return diameter.Grouped(diameter.AVPChargingInformation, kids...)
 }

@@ -1,18 +1,22 @@
-package cx
+// Package profile builds the TS 29.228 user data (IMSSubscription: service
+// profiles, public identities, iFCs, shared iFC sets) from what hss/store
+// reads. Cx (SAA, PPR) and Sh (UDA, PNR) both send it; neither imports the
+// other.
+package profile
 
 import (
 	"github.com/imscore/imscore/hss/store"
 	"github.com/imscore/imscore/pkg/userdata"
 )
 
-// BuildSubscription converts what store.SubscriptionData gathered into the
+// Subscription converts what store.SubscriptionData gathered into the
 // TS 29.228 Annex B/E IMSSubscription carried in the User-Data AVP of SAA
 // and PPR. iFC priorities that collide inside one profile (the schema wants
 // them unique) are moved up to the next free value, keeping the order.
 // Negative numbers (which the schema's CHECKs exclude) become 0. The
 // result is not validated: userdata.Marshal does that. This is the only
-// store → userdata conversion (Sh uses BuildIFC).
-func BuildSubscription(sub *store.Subscription) *userdata.IMSSubscription {
+// store → userdata conversion (Sh uses IFC).
+func Subscription(sub *store.Subscription) *userdata.IMSSubscription {
 	out := &userdata.IMSSubscription{PrivateID: sub.PrivateID}
 	for _, sp := range sub.Profiles {
 		p := userdata.ServiceProfile{}
@@ -37,7 +41,7 @@ func BuildSubscription(sub *store.Subscription) *userdata.IMSSubscription {
 		}
 		used := map[int]bool{}
 		for _, f := range sp.IFCs {
-			p.InitialFilterCriteria = append(p.InitialFilterCriteria, BuildIFC(f, used))
+			p.InitialFilterCriteria = append(p.InitialFilterCriteria, IFC(f, used))
 		}
 		for _, id := range sp.SharedIFCSetIDs {
 			p.SharedIFCSetIDs = append(p.SharedIFCSetIDs, uint32(max(id, 0)))
@@ -47,9 +51,9 @@ func BuildSubscription(sub *store.Subscription) *userdata.IMSSubscription {
 	return out
 }
 
-// BuildIFC converts one stored iFC; used records the priorities taken so
+// IFC converts one stored iFC; used records the priorities taken so
 // far in the profile (nil: no de-duplication).
-func BuildIFC(f store.IFC, used map[int]bool) userdata.InitialFilterCriteria {
+func IFC(f store.IFC, used map[int]bool) userdata.InitialFilterCriteria {
 	prio := int(f.Priority)
 	if used != nil {
 		for used[prio] {

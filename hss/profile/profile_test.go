@@ -1,11 +1,11 @@
-package cx_test
+package profile_test
 
 import (
 	"bytes"
 	"context"
 	"testing"
 
-	"github.com/imscore/imscore/hss/cx"
+	"github.com/imscore/imscore/hss/profile"
 	"github.com/imscore/imscore/hss/provision"
 	"github.com/imscore/imscore/hss/store"
 	"github.com/imscore/imscore/pkg/pgtest"
@@ -51,7 +51,7 @@ func TestBuildSubscriptionRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := userdata.Marshal(cx.BuildSubscription(sub))
+	raw, err := userdata.Marshal(profile.Subscription(sub))
 	if err != nil {
 		t.Fatalf("marshal: %v", err)
 	}
