@@ -1,125 +1,29 @@
 package icscf
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
-	"github.com/fiorix/go-diameter/v4/diam"
-	"github.com/fiorix/go-diameter/v4/diam/datatype"
-
+	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 )
 
-// cxAnswer is what the I-CSCF needs from a UAA or LIA (TS 29.228 §6.1.1.2,
-// §6.1.4.2).
-type cxAnswer struct {
-	code         uint32 // Result-Code or Experimental-Result-Code
-	experimental bool
-	serverName   string
-	mandatory    []uint32
-	optional     []uint32
-	names        []string // Server-Name inside Server-Capabilities
-	capsPresent  bool     // Server-Capabilities was present
+// observeCx records a Cx exchange in icscf_cx_request_duration_seconds and
+// icscf_cx_results_total{command,result} (result: "2001", "e2001",
+// "e5001", "timeout", "unreachable", "no_result").
+func (s *Server) observeCx(cmd string, took time.Duration, label string, _ bool) {
+	s.metrics.cxDuration.WithLabelValues(cmd).Observe(took.Seconds())
+	s.metrics.cxResults.WithLabelValues(cmd, label).Inc()
 }
 
-func (a *cxAnswer) success() bool { return a.code >= 2000 && a.code < 3000 }
-
-// resultLabel is the metric label of an answer: "2001", "e5001" for an
-// Experimental-Result-Code.
-func (a *cxAnswer) resultLabel() string {
-	if a.experimental {
-		return "e" + strconv.FormatUint(uint64(a.code), 10)
+// cxFailure maps a failed UAR or LIR to the SIP answer: the HSS's own
+// answer through answered (uaaError or liaError), no answer at all through
+// hssFailure.
+func (s *Server) cxFailure(cmd string, err error, answered func(*cxclient.Error) *sipError) *sipError {
+	if ce, ok := cxclient.AsError(err); ok && ce.Answered() {
+		return answered(ce)
 	}
-	return strconv.FormatUint(uint64(a.code), 10)
-}
-
-// cxError is a failure to get an answer from the HSS at all.
-type cxError struct {
-	kind string // "timeout" or "unreachable"
-	err  error
-}
-
-func (e *cxError) Error() string { return e.kind + ": " + e.err.Error() }
-func (e *cxError) Unwrap() error { return e.err }
-
-// send sends a Cx request and parses the answer, recording metrics.
-func (s *Server) send(ctx context.Context, cmdName string, req *diam.Message) (*cxAnswer, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.CxTimeout)
-	defer cancel()
-	start := time.Now()
-	ans, err := s.node.Send(ctx, req)
-	s.metrics.cxDuration.WithLabelValues(cmdName).Observe(time.Since(start).Seconds())
-	if err != nil {
-		kind := "unreachable"
-		if errors.Is(err, context.DeadlineExceeded) {
-			kind = "timeout"
-		}
-		s.metrics.cxResults.WithLabelValues(cmdName, kind).Inc()
-		return nil, &cxError{kind: kind, err: err}
-	}
-	a := parseCxAnswer(ans)
-	s.metrics.cxResults.WithLabelValues(cmdName, a.resultLabel()).Inc()
-	return a, nil
-}
-
-func parseCxAnswer(m *diam.Message) *cxAnswer {
-	a := &cxAnswer{}
-	code, exp, ok := diameter.Result(m)
-	if !ok {
-		// An answer without a result is malformed: treat it as a back-end
-		// failure (5012), never as success.
-		code, exp = diameter.DiameterUnableToComply, false
-	}
-	a.code, a.experimental = code, exp
-	a.serverName = diameter.String(m, diameter.AVPServerName)
-	for _, sc := range diameter.FindAll(m, diameter.AVPServerCapabilities) {
-		a.capsPresent = true
-		for _, c := range diameter.Children(sc) {
-			switch diameter.IdentityOf(c) {
-			case diameter.AVPMandatoryCapability:
-				if v, ok := diameter.AsUint32(c); ok {
-					a.mandatory = append(a.mandatory, v)
-				}
-			case diameter.AVPOptionalCapability:
-				if v, ok := diameter.AsUint32(c); ok {
-					a.optional = append(a.optional, v)
-				}
-			case diameter.AVPServerName:
-				if v, ok := diameter.AsString(c); ok && v != "" {
-					a.names = append(a.names, v)
-				}
-			}
-		}
-	}
-	return a
-}
-
-// uar sends a User-Authorization-Request (TS 29.228 §6.1.1, TS 29.229
-// §6.1.1) for impu/impi from visited network vnid with authorization type
-// uat.
-func (s *Server) uar(ctx context.Context, impu, impi, vnid string, uat uint32) (*cxAnswer, error) {
-	req := s.node.NewRequest(diameter.CmdUserAuthorization, diameter.AppCx, s.cfg.Domain, "")
-	req.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
-	req.AddAVP(diameter.NewAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu)))
-	req.AddAVP(diameter.NewAVP(diameter.AVPVisitedNetworkIdentifier, datatype.OctetString(vnid)))
-	req.AddAVP(diameter.NewAVP(diameter.AVPUserAuthorizationType, datatype.Enumerated(int32(uat))))
-	return s.send(ctx, "UAR", req)
-}
-
-// lir sends a Location-Info-Request (TS 29.228 §6.1.4, TS 29.229 §6.1.7)
-// for impu; capabilities asks the HSS for Server-Capabilities
-// (User-Authorization-Type REGISTRATION_AND_CAPABILITIES) after the
-// S-CSCF it named did not answer.
-func (s *Server) lir(ctx context.Context, impu string, capabilities bool) (*cxAnswer, error) {
-	req := s.node.NewRequest(diameter.CmdLocationInfo, diameter.AppCx, s.cfg.Domain, "")
-	req.AddAVP(diameter.NewAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu)))
-	if capabilities {
-		req.AddAVP(diameter.NewAVP(diameter.AVPUserAuthorizationType, datatype.Enumerated(int32(diameter.UATRegistrationAndCapabilities))))
-	}
-	return s.send(ctx, "LIR", req)
+	return s.hssFailure(cmd, err)
 }
 
 // sipError is the SIP response the I-CSCF sends for a Cx outcome that
@@ -135,12 +39,7 @@ func (e *sipError) Error() string { return fmt.Sprintf("%d %s: %s", e.code, e.re
 // hssFailure maps a failure to reach the HSS (TS 24.229 §5.3.1.2: the
 // I-CSCF answers 480 or 5xx; never 403 for a back-end failure).
 func (s *Server) hssFailure(cmd string, err error) *sipError {
-	var ce *cxError
-	kind := "unreachable"
-	if errors.As(err, &ce) {
-		kind = ce.kind
-	}
-	if kind == "timeout" {
+	if ce, ok := cxclient.AsError(err); ok && ce.TimedOut() {
 		return &sipError{504, "Server Time-out", fmt.Sprintf("HSS %s did not answer the %s within %s", s.cfg.HSSHost, cmd, s.cfg.CxTimeout)}
 	}
 	return &sipError{504, "Server Time-out", fmt.Sprintf("HSS %s unreachable for %s (%v)", s.cfg.HSSHost, cmd, err)}
@@ -148,9 +47,9 @@ func (s *Server) hssFailure(cmd string, err error) *sipError {
 
 // uaaError maps an unsuccessful UAA to SIP (docs/icscf.md, TS 29.228
 // §6.1.1.2, TS 24.229 §5.3.1.2).
-func (s *Server) uaaError(a *cxAnswer) *sipError {
-	if a.experimental {
-		switch a.code {
+func (s *Server) uaaError(a *cxclient.Error) *sipError {
+	if a.Experimental {
+		switch a.Code {
 		case diameter.DiameterErrorUserUnknown:
 			return &sipError{403, "Forbidden - Unknown User", "user unknown: the HSS does not know the public or private identity (UAA DIAMETER_ERROR_USER_UNKNOWN 5001)"}
 		case diameter.DiameterErrorIdentitiesDontMatch:
@@ -158,7 +57,7 @@ func (s *Server) uaaError(a *cxAnswer) *sipError {
 		case diameter.DiameterErrorRoamingNotAllowed:
 			return &sipError{403, "Forbidden - Roaming Not Allowed", "roaming not allowed from this visited network (UAA DIAMETER_ERROR_ROAMING_NOT_ALLOWED 5004)"}
 		}
-	} else if a.code == diameter.DiameterAuthorizationRejected {
+	} else if a.Code == diameter.DiameterAuthorizationRejected {
 		return &sipError{403, "Forbidden - Authorization Rejected", "registration not authorized (UAA DIAMETER_AUTHORIZATION_REJECTED 5003)"}
 	}
 	return s.backendError("UAA", a)
@@ -166,9 +65,9 @@ func (s *Server) uaaError(a *cxAnswer) *sipError {
 
 // liaError maps an unsuccessful LIA to SIP (TS 29.228 §6.1.4.2, TS 24.229
 // §5.3.2.1).
-func (s *Server) liaError(a *cxAnswer) *sipError {
-	if a.experimental {
-		switch a.code {
+func (s *Server) liaError(a *cxclient.Error) *sipError {
+	if a.Experimental {
+		switch a.Code {
 		case diameter.DiameterErrorUserUnknown:
 			return &sipError{404, "Not Found", "the HSS does not know this public identity (LIA DIAMETER_ERROR_USER_UNKNOWN 5001)"}
 		case diameter.DiameterErrorIdentityNotRegistered:
@@ -180,20 +79,17 @@ func (s *Server) liaError(a *cxAnswer) *sipError {
 
 // backendError is any other result: a failure of the HSS side, 500 with a
 // Warning naming the HSS (5xx busy/unable-to-deliver: 504).
-func (s *Server) backendError(cmd string, a *cxAnswer) *sipError {
+func (s *Server) backendError(cmd string, a *cxclient.Error) *sipError {
 	kind := "Result-Code"
-	if a.experimental {
+	if a.Experimental {
 		kind = "Experimental-Result-Code"
 	}
-	text := fmt.Sprintf("HSS %s answered %s %s %d", s.cfg.HSSHost, cmd, kind, a.code)
-	if !a.experimental {
-		switch a.code {
+	text := fmt.Sprintf("HSS %s answered %s %s %d", s.cfg.HSSHost, cmd, kind, a.Code)
+	if !a.Experimental {
+		switch a.Code {
 		case diameter.DiameterUnableToDeliver, diameter.DiameterTooBusy, diameter.DiameterRealmNotServed:
 			return &sipError{504, "Server Time-out", text}
 		}
-	}
-	if a.success() {
-		text += " without a usable S-CSCF"
 	}
 	return &sipError{500, "Server Internal Error", text}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/imsheader"
@@ -28,6 +29,7 @@ type Server struct {
 	cfg       Config
 	log       *zap.Logger
 	node      *diameter.Node
+	cx        *cxclient.Client // UAR and LIR to the HSS
 	proxy     *sipproxy.Proxy
 	metrics   *metrics
 	warnAgent string
@@ -63,6 +65,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("icscf: diameter: %w", err)
 	}
 	s.node = node
+	if s.cx, err = cxclient.New(cxclient.Config{Node: node, Realm: cfg.Domain, Timeout: cfg.CxTimeout, Observe: s.observeCx}); err != nil {
+		return nil, err
+	}
 	aliases := append([]string{cfg.OriginHost}, cfg.Aliases...)
 	p, err := sipproxy.New(sipproxy.Config{
 		ListenAddr: cfg.SIPListen,
@@ -278,7 +283,7 @@ func scscfFailed(res *sip.Response, err error, downstream5xx bool) bool {
 
 // exhausted answers after every S-CSCF that could be tried failed: the
 // last S-CSCF's own 5xx when it sent one, else 504 naming those tried.
-func (s *Server) exhausted(t *sipproxy.Txn, lastDownstream *sip.Response, tried []string, a *cxAnswer) int {
+func (s *Server) exhausted(t *sipproxy.Txn, lastDownstream *sip.Response, tried []string, a *cxclient.Assignment) int {
 	if lastDownstream != nil {
 		return s.relay(t, lastDownstream)
 	}
@@ -286,7 +291,7 @@ func (s *Server) exhausted(t *sipproxy.Txn, lastDownstream *sip.Response, tried 
 		return s.reply(t, &sipError{504, "Server Time-out", "no answer from S-CSCF " + strings.Join(tried, ", ")})
 	}
 	return s.reply(t, &sipError{500, "Server Internal Error", fmt.Sprintf(
-		"no configured S-CSCF has the mandatory capabilities %v (HSS %s)", a.mandatory, s.cfg.HSSHost)})
+		"no configured S-CSCF has the mandatory capabilities %v (HSS %s)", a.Mandatory(), s.cfg.HSSHost)})
 }
 
 // register handles a REGISTER (TS 24.229 §5.3.1.2, §5.3.1.3; TS 29.228
@@ -303,17 +308,14 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn) int {
 	exclude := map[string]bool{}
 	var tried []string
 	var lastDownstream *sip.Response
-	var a *cxAnswer
+	var a *cxclient.Assignment
 	for attempt := 0; attempt <= len(s.cfg.SCSCFs); attempt++ {
 		var err error
-		a, err = s.uar(ctx, impu, impi, vnid, uat)
+		a, err = s.cx.UAR(ctx, impu, impi, vnid, uat)
 		if err != nil {
-			return s.reply(t, s.hssFailure("UAR", err))
+			return s.reply(t, s.cxFailure("UAR", err, s.uaaError))
 		}
-		if !a.success() {
-			return s.reply(t, s.uaaError(a))
-		}
-		if uat == diameter.UATDeRegistration && a.serverName == "" {
+		if uat == diameter.UATDeRegistration && a.ServerName == "" {
 			// No S-CSCF holds the user (e.g. 2004 SERVER_NAME_NOT_STORED):
 			// nothing to remove, as RFC 3261 §10.3 answers for no bindings.
 			return s.relay(t, t.NewResponse(200, "OK"))
@@ -358,16 +360,13 @@ func (s *Server) terminating(ctx context.Context, t *sipproxy.Txn) int {
 	}
 	exclude := map[string]bool{}
 	var tried []string
-	var a *cxAnswer
+	var a *cxclient.Assignment
 	capabilities := false
 	for attempt := 0; attempt <= len(s.cfg.SCSCFs); attempt++ {
 		var err error
-		a, err = s.lir(ctx, impu, capabilities)
+		a, err = s.cx.LIR(ctx, impu, capabilities)
 		if err != nil {
-			return s.reply(t, s.hssFailure("LIR", err))
-		}
-		if !a.success() {
-			return s.reply(t, s.liaError(a))
+			return s.reply(t, s.cxFailure("LIR", err, s.liaError))
 		}
 		cands := s.selectSCSCF(a, exclude)
 		if len(cands) == 0 {

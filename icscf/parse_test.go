@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/urfave/cli/v2"
 
+	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 )
 
@@ -157,17 +158,17 @@ func TestSelectSCSCF(t *testing.T) {
 		return out
 	}
 	cases := []struct {
-		a       cxAnswer
+		a       cxclient.Assignment
 		exclude []string
 		want    []string
 	}{
-		{cxAnswer{capsPresent: true, mandatory: []uint32{1, 2}, optional: []uint32{3}}, nil, []string{"sip:b.lab", "sip:c.lab", "sip:a.lab"}},
-		{cxAnswer{capsPresent: true, mandatory: []uint32{1, 2}, optional: []uint32{3}}, []string{"sip:b.lab"}, []string{"sip:c.lab", "sip:a.lab"}},
-		{cxAnswer{capsPresent: true, mandatory: []uint32{4}}, nil, []string{"sip:d.lab"}},
-		{cxAnswer{capsPresent: true, mandatory: []uint32{9}}, nil, nil},
-		{cxAnswer{capsPresent: true, mandatory: []uint32{9}, names: []string{"sip:x.lab:5090"}}, nil, []string{"sip:x.lab:5090"}},
-		{cxAnswer{serverName: "sip:C.lab:5060"}, nil, []string{"sip:c.lab"}}, // configured name kept
-		{cxAnswer{}, nil, []string{"sip:a.lab", "sip:b.lab", "sip:c.lab", "sip:d.lab"}},
+		{cxclient.Assignment{Capabilities: &cxclient.Capabilities{Mandatory: []uint32{1, 2}, Optional: []uint32{3}}}, nil, []string{"sip:b.lab", "sip:c.lab", "sip:a.lab"}},
+		{cxclient.Assignment{Capabilities: &cxclient.Capabilities{Mandatory: []uint32{1, 2}, Optional: []uint32{3}}}, []string{"sip:b.lab"}, []string{"sip:c.lab", "sip:a.lab"}},
+		{cxclient.Assignment{Capabilities: &cxclient.Capabilities{Mandatory: []uint32{4}}}, nil, []string{"sip:d.lab"}},
+		{cxclient.Assignment{Capabilities: &cxclient.Capabilities{Mandatory: []uint32{9}}}, nil, nil},
+		{cxclient.Assignment{Capabilities: &cxclient.Capabilities{Mandatory: []uint32{9}, ServerNames: []string{"sip:x.lab:5090"}}}, nil, []string{"sip:x.lab:5090"}},
+		{cxclient.Assignment{ServerName: "sip:C.lab:5060"}, nil, []string{"sip:c.lab"}}, // configured name kept
+		{cxclient.Assignment{}, nil, []string{"sip:a.lab", "sip:b.lab", "sip:c.lab", "sip:d.lab"}},
 	}
 	for i, c := range cases {
 		ex := map[string]bool{}

@@ -4,6 +4,8 @@ import (
 	"sort"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imscore/imscore/pkg/cxclient"
 )
 
 // candidate is one S-CSCF to forward to.
@@ -57,7 +59,7 @@ func (s *Server) fromName(name string) (candidate, bool) {
 //  3. configured S-CSCFs that have every mandatory capability, most
 //     optional capabilities first, ties in configuration order; an answer
 //     with neither Server-Name nor Server-Capabilities puts no requirement.
-func (s *Server) selectSCSCF(a *cxAnswer, exclude map[string]bool) []candidate {
+func (s *Server) selectSCSCF(a *cxclient.Assignment, exclude map[string]bool) []candidate {
 	var out []candidate
 	seen := map[string]bool{}
 	add := func(c candidate) {
@@ -67,17 +69,21 @@ func (s *Server) selectSCSCF(a *cxAnswer, exclude map[string]bool) []candidate {
 		seen[c.key] = true
 		out = append(out, c)
 	}
-	if a.serverName != "" {
-		if c, ok := s.fromName(a.serverName); ok {
+	caps := a.Capabilities
+	if caps == nil {
+		caps = &cxclient.Capabilities{}
+	}
+	if a.ServerName != "" {
+		if c, ok := s.fromName(a.ServerName); ok {
 			add(c)
 		}
 	}
-	for _, n := range a.names {
+	for _, n := range caps.ServerNames {
 		if c, ok := s.fromName(n); ok {
 			add(c)
 		}
 	}
-	if a.serverName != "" && !a.capsPresent {
+	if a.ServerName != "" && a.Capabilities == nil {
 		return out
 	}
 	type scored struct {
@@ -92,7 +98,7 @@ func (s *Server) selectSCSCF(a *cxAnswer, exclude map[string]bool) []candidate {
 			have[c] = true
 		}
 		ok := true
-		for _, m := range a.mandatory {
+		for _, m := range caps.Mandatory {
 			if !have[m] {
 				ok = false
 				break
@@ -102,7 +108,7 @@ func (s *Server) selectSCSCF(a *cxAnswer, exclude map[string]bool) []candidate {
 			continue
 		}
 		score := 0
-		for _, o := range a.optional {
+		for _, o := range caps.Optional {
 			if have[o] {
 				score++
 			}

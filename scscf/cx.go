@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
-	"github.com/fiorix/go-diameter/v4/diam"
-	"github.com/fiorix/go-diameter/v4/diam/datatype"
-
+	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/digest"
 )
@@ -64,99 +61,20 @@ type vector struct {
 	fetched time.Time
 }
 
-// HSSError is a failed Cx exchange: either no answer (Err set: no route,
-// timeout, closed connection) or an answer with a non-success result.
-type HSSError struct {
-	Command      string // "MAR", "SAR"
-	Code         uint32 // Result-Code or Experimental-Result-Code; 0 without answer
-	Experimental bool
-	Err          error
-}
-
-func (e *HSSError) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("%s: HSS not reachable: %v", e.Command, e.Err)
-	}
-	return fmt.Sprintf("%s: HSS answered %d", e.Command, e.Code)
-}
-
-func (e *HSSError) Unwrap() error { return e.Err }
-
-// timedOut reports whether the HSS did not answer in time.
-func (e *HSSError) timedOut() bool {
-	return e.Err != nil && (errors.Is(e.Err, context.DeadlineExceeded))
-}
-
-func (s *Server) cxRequest(cmd uint32) *diam.Message {
-	m := s.node.NewRequest(cmd, diameter.AppCx, s.cfg.Domain, s.cfg.HSSHost)
-	return m
-}
-
-func (s *Server) cxSend(ctx context.Context, name string, req *diam.Message) (*diam.Message, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.HSSTimeout)
-	defer cancel()
-	start := time.Now()
-	ans, err := s.node.Send(ctx, req)
-	s.metrics.cxLatency.WithLabelValues(name).Observe(time.Since(start).Seconds())
-	if err != nil {
-		s.metrics.cxErrors.WithLabelValues(name, "no_answer").Inc()
-		return nil, &HSSError{Command: name, Err: err}
-	}
-	code, exp, ok := diameter.Result(ans)
-	if !ok {
-		s.metrics.cxErrors.WithLabelValues(name, "no_result").Inc()
-		return nil, &HSSError{Command: name, Code: diameter.DiameterUnableToComply, Err: errors.New("answer without Result-Code")}
-	}
-	if code < 2000 || code >= 3000 {
-		s.metrics.cxErrors.WithLabelValues(name, fmt.Sprint(code)).Inc()
-		return ans, &HSSError{Command: name, Code: code, Experimental: exp}
-	}
-	return ans, nil
-}
-
-// mar sends MAR (TS 29.228 §6.3.1, TS 29.229 §6.1.7) for impi/impu asking
-// for n vectors of scheme; resync, when not nil, is RAND‖AUTS for
-// SIP-Authorization (TS 33.203 §6.1.2). It returns the vectors of the MAA.
+// mar sends MAR through the Cx client (TS 29.228 §6.3.1, TS 29.229 §6.1.7)
+// for impi/impu asking for n vectors of scheme; resync, when not nil, is
+// RAND‖AUTS for SIP-Authorization (TS 33.203 §6.1.2). It returns the
+// usable vectors of the MAA; items of an unknown scheme or with wrong
+// lengths are logged and skipped. Errors: *cxclient.Error.
 func (s *Server) mar(ctx context.Context, impi, impu, scheme string, n int, resync []byte) ([]*vector, error) {
-	req := s.cxRequest(diameter.CmdMultimediaAuth)
-	req.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
-	req.AddAVP(diameter.NewAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu)))
-	item := []*diam.AVP{diameter.NewAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(scheme))}
-	if resync != nil {
-		item = append(item, diameter.NewAVP(diameter.AVPSIPAuthorization, datatype.OctetString(resync)))
-	}
-	req.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem, item...))
-	req.AddAVP(diameter.NewAVP(diameter.AVPSIPNumberAuthItems, datatype.Unsigned32(uint32(n))))
-	req.AddAVP(diameter.NewAVP(diameter.AVPServerName, datatype.UTF8String(s.cfg.ServerName)))
-	ans, err := s.cxSend(ctx, "MAR", req)
+	items, err := s.cx.MAR(ctx, impi, impu, scheme, n, resync)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
 	var out []*vector
-	for _, it := range diameter.FindAll(ans, diameter.AVPSIPAuthDataItem) {
-		kids := diameter.Children(it)
-		v := &vector{fetched: now}
-		for _, a := range kids {
-			switch diameter.IdentityOf(a) {
-			case diameter.AVPSIPAuthenticationScheme:
-				v.scheme, _ = diameter.AsString(a)
-			case diameter.AVPSIPAuthenticate:
-				v.sipAuth, _ = diameter.AsBytes(a)
-			case diameter.AVPSIPAuthorization:
-				v.xres, _ = diameter.AsBytes(a)
-			case diameter.AVPConfidentialityKey:
-				v.ck, _ = diameter.AsBytes(a)
-			case diameter.AVPIntegrityKey:
-				v.ik, _ = diameter.AsBytes(a)
-			case diameter.AVPSIPDigestAuthenticate:
-				for _, d := range diameter.Children(a) {
-					if diameter.AVPDigestHA1.Is(d) {
-						v.ha1, _ = diameter.AsString(d)
-					}
-				}
-			}
-		}
+	for _, it := range items {
+		v := &vector{fetched: now, scheme: it.Scheme, sipAuth: it.Authenticate, xres: it.Authorization, ck: it.CK, ik: it.IK, ha1: it.HA1}
 		alg, ok := algFor(v.scheme)
 		if !ok {
 			s.log.Warn("MAA: unsupported SIP-Authentication-Scheme ignored", zapStr("scheme", v.scheme), zapStr("impi", impi))
@@ -183,37 +101,31 @@ func (s *Server) mar(ctx context.Context, impi, impu, scheme string, n int, resy
 		out = append(out, v)
 	}
 	if len(out) == 0 {
-		return nil, &HSSError{Command: "MAR", Code: diameter.DiameterUnableToComply, Err: errors.New("MAA holds no usable SIP-Auth-Data-Item")}
+		return nil, &cxclient.Error{Command: "MAR", Code: diameter.DiameterUnableToComply, Err: errors.New("MAA holds no usable SIP-Auth-Data-Item")}
 	}
 	return out, nil
 }
 
-// sar sends SAR (TS 29.228 §6.1.2, TS 29.229 §6.1.3) and returns the
-// User-Data of the SAA (nil when absent).
+// sar sends SAR through the Cx client (TS 29.228 §6.1.2, TS 29.229
+// §6.1.3) and returns the User-Data of the SAA (nil when absent). Errors:
+// *cxclient.Error.
 func (s *Server) sar(ctx context.Context, impi, impu string, sat uint32, dataAvailable bool) ([]byte, error) {
-	req := s.cxRequest(diameter.CmdServerAssignment)
-	if impi != "" {
-		req.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+	return s.cx.SAR(ctx, impi, impu, sat, dataAvailable)
+}
+
+// observeCx records a Cx exchange in scscf_cx_request_duration_seconds and,
+// for a failure, scscf_cx_errors_total{kind}: "no_answer", "no_result" or
+// the Result-Code / Experimental-Result-Code.
+func (s *Server) observeCx(cmd string, took time.Duration, label string, success bool) {
+	s.metrics.cxLatency.WithLabelValues(cmd).Observe(took.Seconds())
+	if success {
+		return
 	}
-	if impu != "" {
-		req.AddAVP(diameter.NewAVP(diameter.AVPPublicIdentity, datatype.UTF8String(impu)))
+	switch label {
+	case "timeout", "unreachable":
+		label = "no_answer"
 	}
-	req.AddAVP(diameter.NewAVP(diameter.AVPServerName, datatype.UTF8String(s.cfg.ServerName)))
-	req.AddAVP(diameter.NewAVP(diameter.AVPServerAssignmentType, datatype.Enumerated(sat)))
-	uda := diameter.UserDataNotAvailable
-	if dataAvailable {
-		uda = diameter.UserDataAlreadyAvailable
-	}
-	req.AddAVP(diameter.NewAVP(diameter.AVPUserDataAlreadyAvailable, datatype.Enumerated(uda)))
-	ans, err := s.cxSend(ctx, "SAR", req)
-	if err != nil {
-		return nil, err
-	}
-	if a := diameter.Find(ans, diameter.AVPUserData); a != nil {
-		b, _ := diameter.AsBytes(a)
-		return b, nil
-	}
-	return nil, nil
+	s.metrics.cxErrors.WithLabelValues(cmd, strings.TrimPrefix(label, "e")).Inc()
 }
 
 // sarAsync sends a SAR whose outcome changes nothing locally (failure,

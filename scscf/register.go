@@ -12,6 +12,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/imsheader"
@@ -330,8 +331,8 @@ func (s *Server) resync(ctx context.Context, t *sipproxy.Txn, cred *digest.Heade
 // the HSS become 403 with a reason; a missing or failed HSS becomes 500
 // (504 on timeout) with a Warning, never 403.
 func (s *Server) respondHSSError(t *sipproxy.Txn, err error, alg, impi string) {
-	var he *HSSError
-	if !errors.As(err, &he) {
+	he, ok := cxclient.AsError(err)
+	if !ok {
 		s.log.Error("HSS exchange", zap.Error(err))
 		_ = t.Respond(500, "Server Internal Error", s.warning("HSS exchange failed"))
 		return
@@ -365,7 +366,7 @@ func (s *Server) respondHSSError(t *sipproxy.Txn, err error, alg, impi string) {
 		_ = t.Respond(403, "Forbidden - authorization rejected by the HSS")
 		return
 	}
-	if he.timedOut() {
+	if he.TimedOut() {
 		_ = t.Respond(504, "Server Time-out", s.warning("HSS did not answer "+he.Command))
 		return
 	}

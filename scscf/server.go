@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/keylock"
 	"github.com/imscore/imscore/pkg/sipproxy"
@@ -28,6 +29,7 @@ type Server struct {
 	cfg      Config
 	log      *zap.Logger
 	node     *diameter.Node
+	cx       *cxclient.Client // MAR and SAR to the HSS
 	hss      *diameter.Peer
 	proxy    *sipproxy.Proxy
 	store    *store
@@ -120,6 +122,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.node = node
+	if s.cx, err = cxclient.New(cxclient.Config{Node: node, Realm: cfg.Domain, HSSHost: cfg.HSSHost,
+		ServerName: cfg.ServerName, Timeout: cfg.HSSTimeout, Observe: s.observeCx}); err != nil {
+		return nil, err
+	}
 	node.Handle(diameter.CmdRegistrationTermination, diameter.AppCx, s.handleRTR)
 	node.Handle(diameter.CmdPushProfile, diameter.AppCx, s.handlePPR)
 	return s, nil

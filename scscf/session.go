@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/ifc"
 	"github.com/imscore/imscore/pkg/imsheader"
@@ -416,8 +417,7 @@ func (s *Server) terminating(ctx context.Context, t *sipproxy.Txn) {
 	impu := canonURI(target)
 	ud, err := s.sar(ctx, "", impu, diameter.SATUnregisteredUser, false)
 	if err != nil {
-		var he *HSSError
-		if errors.As(err, &he) && he.Err == nil && he.Experimental && he.Code == diameter.DiameterErrorUserUnknown {
+		if he, ok := cxclient.AsError(err); ok && he.Is3GPP(diameter.DiameterErrorUserUnknown) {
 			_ = t.Respond(404, "Not Found - user unknown")
 			return
 		}
