@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/imscore/imscore/pkg/pgretry"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+
+	"github.com/imscore/imscore/pkg/pgretry"
 )
 
 // LoadSubscriptions starts the subscription expiry timer, attaches the

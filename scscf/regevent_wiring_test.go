@@ -2,12 +2,13 @@ package scscf
 
 import (
 	"context"
-	"github.com/imscore/imscore/pkg/siptest"
 	"net"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/imscore/imscore/pkg/siptest"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/fiorix/go-diameter/v4/diam"

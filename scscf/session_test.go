@@ -3,13 +3,14 @@ package scscf
 import (
 	"context"
 	"fmt"
-	"github.com/imscore/imscore/pkg/siptest"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/imscore/imscore/pkg/siptest"
 
 	"github.com/emiago/sipgo/sip"
 

@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"io/fs"
 
-	"github.com/imscore/imscore/pkg/pgretry"
-	"github.com/imscore/imscore/pkg/pgsession"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/imscore/imscore/pkg/pgretry"
+	"github.com/imscore/imscore/pkg/pgsession"
 )
 
 // MigrationVersionTable is the tern version table of the S-CSCF schema,
