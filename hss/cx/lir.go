@@ -40,6 +40,8 @@ func (s *Server) LIR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 		return nil, err
 	}
 	ans := s.Node.AnswerExperimental(req, diameter.DiameterUnregisteredService)
-	ans.AddAVP(caps)
+	if caps != nil {
+		ans.AddAVP(caps)
+	}
 	return ans, nil
 }

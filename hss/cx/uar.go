@@ -13,7 +13,8 @@ import (
 )
 
 // serverCapabilities builds Server-Capabilities (TS 29.229 §6.3.4) from the
-// provisioned S-CSCFs: the union of their capabilities and their names.
+// provisioned S-CSCFs: the union of their capabilities and their names;
+// nil when no S-CSCF is provisioned.
 func (s *Server) serverCapabilities(ctx context.Context) (*diam.AVP, error) {
 	list, err := s.Store.SCSCFCapabilities(ctx)
 	if err != nil {
@@ -39,6 +40,12 @@ func (s *Server) serverCapabilities(ctx context.Context) (*diam.AVP, error) {
 	}
 	for _, x := range list {
 		kids = append(kids, vstr(diameter.AVPServerName, x.Name))
+	}
+	if len(kids) == 0 {
+		// Nothing provisioned: no requirement, and no empty grouped AVP
+		// (Wireshark flags one; Kamailio's and our I-CSCF read an absent
+		// Server-Capabilities as "any S-CSCF").
+		return nil, nil
 	}
 	return diameter.Grouped(diameter.AVPServerCapabilities, kids...), nil
 }
@@ -94,7 +101,9 @@ func (s *Server) UAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 			return nil, err
 		}
 		ans := s.Node.Answer(req, diameter.DiameterSuccess)
-		ans.AddAVP(caps)
+		if caps != nil {
+			ans.AddAVP(caps)
+		}
 		return ans, nil
 	}
 	// REGISTRATION. Step 5: registered, unregistered (S-CSCF kept for
@@ -117,6 +126,8 @@ func (s *Server) UAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	if err != nil {
 		return nil, err
 	}
-	ans.AddAVP(caps)
+	if caps != nil {
+		ans.AddAVP(caps)
+	}
 	return ans, nil
 }
