@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,12 +34,19 @@ import (
 
 // Config configures a Node.
 type Config struct {
-	OriginHost  string   // our Diameter identity (FQDN), required
-	OriginRealm string   // our realm, required
-	HostIPs     []net.IP // Host-IP-Address in CER/CEA; default: the connection's local address
-	VendorID    uint32   // Vendor-Id in CER/CEA; default 0 (none)
-	ProductName string   // Product-Name; default "imscore"
-	Apps        []App    // applications served and advertised; at least one
+	OriginHost  string // our Diameter identity (FQDN), required
+	OriginRealm string // our realm, required
+	// HostIPs are the Host-IP-Address values of our CER/CEA; unspecified
+	// addresses (0.0.0.0, ::) are skipped. Default: the connection's local
+	// address.
+	HostIPs []net.IP
+	// VendorID is the Vendor-Id of our CER/CEA (RFC 6733 §5.3.3, the
+	// vendor of the software); 0 means the default, Vendor3GPP (10415),
+	// which is also what Kamailio's and OpenIMSCore's CSCFs and HSS send.
+	VendorID         uint32
+	ProductName      string // Product-Name; default "imscore"
+	FirmwareRevision uint32 // Firmware-Revision in CER/CEA when not 0
+	Apps             []App  // applications served and advertised; at least one
 
 	// AllowedPeers lists the Origin-Host values accepted on inbound
 	// connections (case-insensitive). Others get CEA 3010
@@ -46,10 +54,32 @@ type Config struct {
 	AllowedPeers  []string
 	AcceptAnyPeer bool
 
-	WatchdogInterval time.Duration // Tw (RFC 3539); default 30s
+	// WatchdogInterval is Tw (RFC 3539 §3.4.1), used with ±2 s of jitter
+	// (at most ±Tw/4); default 30s. A silent peer is SUSPECT after 2 Tw
+	// and closed after 3 Tw (see WatchdogState).
+	WatchdogInterval time.Duration
 	CETimeout        time.Duration // wait for CER/CEA; default 10s
-	ReconnectMin     time.Duration // first back-off after a lost peer; default 500ms
+	ReconnectMin     time.Duration // first back-off after a failed attempt; default 500ms
 	ReconnectMax     time.Duration // back-off ceiling; default 30s
+	// BusyBackoff is how long a Peer waits before reconnecting after the
+	// peer sent DPR with Disconnect-Cause BUSY or answered our CER with
+	// 3004 DIAMETER_TOO_BUSY; default 60s.
+	BusyBackoff time.Duration
+	// DoNotWantToTalkBackoff is how long a Peer waits before reconnecting
+	// after a DPR with DO_NOT_WANT_TO_TALK_TO_YOU (RFC 6733 §5.4.3); the
+	// peer may still connect to us. Default 1h.
+	DoNotWantToTalkBackoff time.Duration
+	// DuplicateWindow and DuplicateEntries bound the cache of recent
+	// answers used for duplicate detection (RFC 6733 §5.5.4): an answer
+	// is kept DuplicateWindow (default 10s) and at most DuplicateEntries
+	// (default 8192, about 8 MB of 1 kB answers) are kept, the oldest
+	// dropped first. A negative DuplicateEntries disables the cache.
+	DuplicateWindow  time.Duration
+	DuplicateEntries int
+	// OnWatchdog, if set, is called on every watchdog state change of a
+	// connection (RFC 3539; for metrics and tests). It runs synchronously
+	// and must not block.
+	OnWatchdog func(c *Conn, from, to WatchdogState)
 	// MaxConcurrentRequests bounds requests handled at once per connection;
 	// the reader waits when it is reached. Default 256.
 	MaxConcurrentRequests int
@@ -115,6 +145,11 @@ type Node struct {
 	listeners []net.Listener
 	closed    bool
 
+	rmu     sync.Mutex
+	rchange chan struct{} // closed and replaced when routes may have changed
+
+	dups *dupCache
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -141,6 +176,21 @@ func New(cfg Config) (*Node, error) {
 	if cfg.ProductName == "" {
 		cfg.ProductName = "imscore"
 	}
+	if cfg.VendorID == 0 {
+		cfg.VendorID = Vendor3GPP
+	}
+	if cfg.BusyBackoff <= 0 {
+		cfg.BusyBackoff = 60 * time.Second
+	}
+	if cfg.DoNotWantToTalkBackoff <= 0 {
+		cfg.DoNotWantToTalkBackoff = time.Hour
+	}
+	if cfg.DuplicateWindow <= 0 {
+		cfg.DuplicateWindow = 10 * time.Second
+	}
+	if cfg.DuplicateEntries == 0 {
+		cfg.DuplicateEntries = 8192
+	}
 	if cfg.WatchdogInterval <= 0 {
 		cfg.WatchdogInterval = 30 * time.Second
 	}
@@ -165,7 +215,8 @@ func New(cfg Config) (*Node, error) {
 		cfg: cfg, dict: p, log: cfg.Logger.Named("diameter"),
 		apps: map[uint32]bool{}, handlers: map[cmdKey]HandlerFunc{},
 		conns: map[*Conn]struct{}{}, ctx: ctx, cancel: cancel,
-		stateID: now, sessionHi: now,
+		stateID: now, sessionHi: now, rchange: make(chan struct{}),
+		dups: newDupCache(cfg.DuplicateWindow, cfg.DuplicateEntries),
 	}
 	n.sessionLo.Store(rand.Uint32())
 	n.e2e.Store((now&0xfff)<<20 | rand.Uint32()&0xfffff)
@@ -442,12 +493,13 @@ func (n *Node) acceptLoop(l net.Listener) {
 			return
 		}
 		delay = 0
-		c := n.newConn(nc, false)
+		c := n.newConn(nc, true)
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
 			if err := c.serverHandshake(); err != nil {
-				n.log.Info("inbound capabilities exchange failed", zap.Stringer("remote", nc.RemoteAddr()), zap.Error(err))
+				n.log.Info("inbound capabilities exchange failed", zap.Stringer("remote", nc.RemoteAddr()),
+					zap.String("peer", c.peerHost), zap.Error(err))
 				c.close(err)
 				return
 			}
@@ -458,11 +510,13 @@ func (n *Node) acceptLoop(l net.Listener) {
 
 func (n *Node) register(c *Conn) bool {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed {
+		n.mu.Unlock()
 		return false
 	}
 	n.conns[c] = struct{}{}
+	n.mu.Unlock()
+	n.routesChanged()
 	return true
 }
 
@@ -470,6 +524,21 @@ func (n *Node) unregister(c *Conn) {
 	n.mu.Lock()
 	delete(n.conns, c)
 	n.mu.Unlock()
+}
+
+// routesChanged wakes requests waiting for a better route (see Send).
+func (n *Node) routesChanged() {
+	n.rmu.Lock()
+	close(n.rchange)
+	n.rchange = make(chan struct{})
+	n.rmu.Unlock()
+}
+
+// routeChange returns a channel closed at the next routesChanged.
+func (n *Node) routeChange() <-chan struct{} {
+	n.rmu.Lock()
+	defer n.rmu.Unlock()
+	return n.rchange
 }
 
 // Conns returns the open connections (capabilities exchanged).
@@ -483,41 +552,217 @@ func (n *Node) Conns() []*Conn {
 	return out
 }
 
-// Send routes req and waits for its answer: to the open peer whose
-// Origin-Host equals req's Destination-Host if there is one, otherwise to an
-// open peer of Destination-Realm that shares req's application. Errors:
+// Send routes req (see route) and waits for its answer, failing over as
+// RFC 6733 §5.5.4 and RFC 3539 §5.1 describe: when the connection carrying
+// the request becomes SUSPECT (see WatchdogState) and another connection
+// to the destination is OKAY, or when it closes before the answer and any
+// other connection can take the request, the request is sent again there
+// with the T flag (same End-to-End Identifier and Origin-Host, so that the
+// receiver can recognise a duplicate). Without an alternative it keeps
+// waiting on the suspect connection, which may recover. Errors:
 // ErrNoRoute, ErrConnClosed, ctx.Err() on timeout.
 func (n *Node) Send(ctx context.Context, req *diam.Message) (*diam.Message, error) {
-	c := n.route(req)
-	if c == nil {
-		return nil, fmt.Errorf("%w (host %q realm %q app %d)", ErrNoRoute,
-			String(req, AVPDestinationHost), String(req, AVPDestinationRealm), req.Header.ApplicationID)
+	var tried []*Conn
+	var lastErr error
+	for {
+		c := n.route(req, tried, false)
+		if c == nil {
+			if lastErr != nil {
+				return nil, lastErr
+			}
+			return nil, fmt.Errorf("%w (host %q realm %q app %d)", ErrNoRoute,
+				String(req, AVPDestinationHost), String(req, AVPDestinationRealm), req.Header.ApplicationID)
+		}
+		if len(tried) > 0 {
+			req.Header.CommandFlags |= diam.RetransmittedFlag
+			n.log.Info("failing over request", zap.Uint32("cmd", req.Header.CommandCode),
+				zap.Uint32("end_to_end", req.Header.EndToEndID), zap.String("from", tried[len(tried)-1].PeerHost()),
+				zap.String("to", c.PeerHost()))
+		}
+		a, err := n.sendOn(ctx, c, req, tried)
+		switch {
+		case err == nil:
+			return a, nil
+		case errors.Is(err, errFailover), errors.Is(err, ErrConnClosed):
+			lastErr = err
+			if errors.Is(err, errFailover) {
+				lastErr = ErrConnClosed
+			}
+			tried = append(tried, c)
+		default:
+			return nil, err
+		}
 	}
-	return c.Send(ctx, req)
 }
 
-func (n *Node) route(req *diam.Message) *Conn {
-	host := strings.ToLower(String(req, AVPDestinationHost))
-	realm := strings.ToLower(String(req, AVPDestinationRealm))
+// errFailover: the connection became SUSPECT and another one is OKAY.
+var errFailover = errors.New("diameter: failing over")
+
+// sendOn sends req on c and waits for its answer, or until c is SUSPECT
+// while an OKAY alternative (not in tried) exists (errFailover).
+func (n *Node) sendOn(ctx context.Context, c *Conn, req *diam.Message, tried []*Conn) (*diam.Message, error) {
+	id, ch, err := c.start(req)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		var wake <-chan struct{}
+		if c.Watchdog() == WatchdogSuspect {
+			wake = n.routeChange()
+			if n.route(req, append(tried[:len(tried):len(tried)], c), true) != nil {
+				c.forget(id)
+				return nil, errFailover
+			}
+		} else {
+			wake = c.failover()
+		}
+		select {
+		case a, ok := <-ch:
+			if !ok {
+				return nil, ErrConnClosed
+			}
+			return a, nil
+		case <-ctx.Done():
+			c.forget(id)
+			return nil, ctx.Err()
+		case <-wake:
+		}
+	}
+}
+
+// route chooses the connection for req among the open ones that support
+// its application, are not excluded and are not closing (DPR sent or
+// received), in this order: OKAY to Destination-Host, OKAY to another
+// host of Destination-Realm, then REOPEN, then SUSPECT ones in the same
+// host/realm order (RFC 3539 §5: SUSPECT and REOPEN connections take
+// traffic only when nothing better exists). Within a rank the lowest
+// PeerConfig.Priority wins, at random among equals. A Destination-Host
+// therefore does not pin a request to a peer that is not OKAY, as it did
+// not to a peer that is not connected: a standby HSS sharing the primary's
+// database takes it. okayOnly restricts the choice to OKAY connections.
+func (n *Node) route(req *diam.Message, exclude []*Conn, okayOnly bool) *Conn {
+	host := String(req, AVPDestinationHost)
+	realm := String(req, AVPDestinationRealm)
 	app := req.Header.ApplicationID
-	conns := n.Conns()
-	if host != "" {
-		for _, c := range conns {
-			if strings.ToLower(c.PeerHost()) == host && c.Supports(app) {
-				return c
+	var best *Conn
+	bestTier, bestPrio, ties := 0, 0, 0
+	for _, c := range n.Conns() {
+		if slices.Contains(exclude, c) || c.closing() || !c.Supports(app) {
+			continue
+		}
+		hostMatch := host != "" && strings.EqualFold(c.PeerHost(), host)
+		if !hostMatch && realm != "" && !strings.EqualFold(c.PeerRealm(), realm) {
+			continue
+		}
+		tier := 0
+		switch c.Watchdog() {
+		case WatchdogOkay:
+		case WatchdogReopen:
+			tier = 2
+		case WatchdogSuspect:
+			tier = 4
+		default:
+			continue
+		}
+		if okayOnly && tier != 0 {
+			continue
+		}
+		if !hostMatch {
+			tier++
+		}
+		prio := c.priority()
+		switch {
+		case best == nil || tier < bestTier || tier == bestTier && prio < bestPrio:
+			best, bestTier, bestPrio, ties = c, tier, prio, 1
+		case tier == bestTier && prio == bestPrio:
+			if ties++; rand.IntN(ties) == 0 {
+				best = c
 			}
 		}
 	}
-	var cands []*Conn
-	for _, c := range conns {
-		if (realm == "" || strings.ToLower(c.PeerRealm()) == realm) && c.Supports(app) {
-			cands = append(cands, c)
-		}
+	return best
+}
+
+// dupKey identifies a request for duplicate detection: Origin-Host
+// (case-insensitive) and End-to-End Identifier (RFC 6733 §3).
+type dupKey struct {
+	host string
+	e2e  uint32
+}
+
+func dupKeyOf(req *diam.Message) (dupKey, bool) {
+	h := String(req, AVPOriginHost)
+	if h == "" {
+		return dupKey{}, false
 	}
-	if len(cands) == 0 {
+	return dupKey{strings.ToLower(h), req.Header.EndToEndID}, true
+}
+
+// dupEntry is one request being answered or answered recently.
+type dupEntry struct {
+	key    dupKey
+	done   chan struct{} // closed once answer is set
+	answer []byte        // encoded answer; nil if none could be encoded
+	at     time.Time     // when answered
+}
+
+// dupCache remembers the answers of recent requests for duplicate
+// detection (RFC 6733 §5.5.4): entries of requests being handled, and
+// answers for window, at most max of them (oldest evicted first). Only
+// requests with the T flag are looked up; every request is recorded.
+type dupCache struct {
+	window time.Duration
+	max    int
+
+	mu sync.Mutex
+	m  map[dupKey]*dupEntry
+	q  []*dupEntry // answered entries, oldest first
+}
+
+func newDupCache(window time.Duration, max int) *dupCache {
+	if max < 0 {
 		return nil
 	}
-	return cands[rand.IntN(len(cands))]
+	return &dupCache{window: window, max: max, m: map[dupKey]*dupEntry{}}
+}
+
+// begin records a request with key. With retransmitted (T flag) and an
+// entry for key still in the window, it returns that entry as orig (wait
+// for orig.done, then use orig.answer) and no new entry.
+func (d *dupCache) begin(key dupKey, retransmitted bool) (ent, orig *dupEntry) {
+	if d == nil {
+		return nil, nil
+	}
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e, ok := d.m[key]; ok && retransmitted && (e.at.IsZero() || now.Sub(e.at) <= d.window) {
+		return nil, e
+	}
+	e := &dupEntry{key: key, done: make(chan struct{})}
+	d.m[key] = e
+	return e, nil
+}
+
+// finish stores the answer of e (nil if none) and evicts old entries.
+func (d *dupCache) finish(e *dupEntry, answer []byte) {
+	if d == nil || e == nil {
+		return
+	}
+	now := time.Now()
+	d.mu.Lock()
+	e.answer, e.at = answer, now
+	d.q = append(d.q, e)
+	for len(d.q) > 0 && (len(d.q) > d.max || now.Sub(d.q[0].at) > d.window) {
+		old := d.q[0]
+		d.q[0] = nil
+		d.q = d.q[1:]
+		if d.m[old.key] == old {
+			delete(d.m, old.key)
+		}
+	}
+	d.mu.Unlock()
+	close(e.done)
 }
 
 // Ready reports whether every peer added with Connect is open (true when
@@ -536,32 +781,38 @@ func (n *Node) Ready() bool {
 
 // PeerStatus describes one connection or configured peer for status pages.
 type PeerStatus struct {
-	Host    string    `json:"host"`
-	Realm   string    `json:"realm"`
-	Addr    string    `json:"addr"`
-	State   string    `json:"state"`
-	Inbound bool      `json:"inbound"`
-	Apps    []uint32  `json:"apps,omitempty"`
-	Since   time.Time `json:"since"`
+	Host     string    `json:"host"`
+	Realm    string    `json:"realm"`
+	Addr     string    `json:"addr"`
+	State    string    `json:"state"`
+	Watchdog string    `json:"watchdog"` // RFC 3539 state: okay, suspect, reopen, down
+	Priority int       `json:"priority"`
+	Inbound  bool      `json:"inbound"` // the connection was opened by the peer
+	Apps     []uint32  `json:"apps,omitempty"`
+	Since    time.Time `json:"since"`
 }
 
-// Status lists configured outbound peers and inbound connections.
+// Status lists configured outbound peers (with the connection they use,
+// which may be the peer's own after an election) and the other inbound
+// connections.
 func (n *Node) Status() []PeerStatus {
 	n.mu.Lock()
 	peers := append([]*Peer(nil), n.peers...)
 	n.mu.Unlock()
 	var out []PeerStatus
 	for _, p := range peers {
-		st := PeerStatus{Host: p.cfg.Host, Realm: p.cfg.Realm, Addr: p.cfg.Addr, State: p.State().String()}
+		st := PeerStatus{Host: p.cfg.Host, Realm: p.cfg.Realm, Addr: p.cfg.Addr, State: p.State().String(),
+			Watchdog: WatchdogDown.String(), Priority: p.cfg.Priority}
 		if c := p.Conn(); c != nil {
 			st.Host, st.Realm, st.Apps, st.Since = c.PeerHost(), c.PeerRealm(), c.Apps(), c.since
+			st.Watchdog, st.Inbound = c.Watchdog().String(), c.Inbound()
 		}
 		out = append(out, st)
 	}
 	for _, c := range n.Conns() {
-		if c.inbound {
+		if c.inbound && c.Peer() == nil {
 			out = append(out, PeerStatus{Host: c.PeerHost(), Realm: c.PeerRealm(), Addr: c.RemoteAddr().String(),
-				State: PeerOpen.String(), Inbound: true, Apps: c.Apps(), Since: c.since})
+				State: PeerOpen.String(), Watchdog: c.Watchdog().String(), Inbound: true, Apps: c.Apps(), Since: c.since})
 		}
 	}
 	return out

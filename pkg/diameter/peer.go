@@ -2,14 +2,15 @@ package diameter
 
 import (
 	"context"
-
 	"errors"
-	"github.com/fiorix/go-diameter/v4/diam"
+	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/fiorix/go-diameter/v4/diam"
 	"go.uber.org/zap"
 )
 
@@ -17,8 +18,20 @@ import (
 type PeerConfig struct {
 	Addr    string // host:port
 	Network string // "tcp" (default), "tcp4" or "tcp6"
-	Host    string // expected Origin-Host in its CEA; empty accepts any
-	Realm   string // its realm (informational, status)
+	// Host is the expected Origin-Host in its CEA; empty accepts any. With
+	// Host set, a CER from that host is recognised as this peer's (RFC
+	// 6733 §5.6: election when both sides connect at once, one connection
+	// per peer); with Host empty only after a first connection told it.
+	Host  string
+	Realm string // its realm (informational, status)
+	// Priority orders the peers Node.Send may choose for a request (same
+	// Destination-Realm and application): among OKAY connections the
+	// lowest Priority wins, at random among equals. 0 (the default) is the
+	// primary; give a standby peer 1. Requests fail over to the standby
+	// when the primary's watchdog says SUSPECT and fail back once the
+	// primary is OKAY again (RFC 3539 §5). Inbound connections without a
+	// Peer count as 0.
+	Priority int
 }
 
 // PeerState is the state of an outbound peer.
@@ -37,17 +50,29 @@ func (s PeerState) String() string {
 }
 
 // Peer is an outbound peer kept connected by its own goroutine: connect,
-// CER/CEA, serve, and after a loss reconnect with exponential back-off
-// (ReconnectMin doubling up to ReconnectMax, with jitter).
+// CER/CEA, serve, and after a loss reconnect — at once after a transport
+// or watchdog failure, with exponential back-off (ReconnectMin doubling
+// up to ReconnectMax, with jitter) after failed attempts, and after a DPR
+// from the peer as its Disconnect-Cause asks (see Config.BusyBackoff).
+// The peer's own connection to us, when it wins the election or arrives
+// while we are down, becomes the Peer's connection (RFC 6733 §5.6). Every
+// connection after the first starts in the watchdog's REOPEN state (RFC
+// 3539 §3.4.1).
 type Peer struct {
 	node *Node
 	cfg  PeerConfig
 
-	mu      sync.Mutex
-	state   PeerState
-	conn    *Conn
-	lastErr error
-	change  chan struct{} // closed and replaced on every state change
+	mu        sync.Mutex
+	state     PeerState
+	conn      *Conn
+	lastErr   error
+	change    chan struct{}      // closed and replaced on every state change
+	abort     context.CancelFunc // cancels the connection attempt in progress
+	everOpen  bool               // a connection was open before: the next starts in REOPEN
+	learned   string             // Origin-Host learned from a CEA when cfg.Host is empty
+	notBefore time.Time          // no reconnection before (DPR back-off)
+
+	kick chan struct{} // an inbound connection was adopted while down
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -65,7 +90,8 @@ func (n *Node) Connect(ctx context.Context, pc PeerConfig) (*Peer, error) {
 		pc.Network = "tcp"
 	}
 	pctx, cancel := context.WithCancel(n.ctx)
-	p := &Peer{node: n, cfg: pc, change: make(chan struct{}), ctx: pctx, cancel: cancel, done: make(chan struct{})}
+	p := &Peer{node: n, cfg: pc, change: make(chan struct{}), kick: make(chan struct{}, 1),
+		ctx: pctx, cancel: cancel, done: make(chan struct{})}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -84,14 +110,21 @@ func (n *Node) Connect(ctx context.Context, pc PeerConfig) (*Peer, error) {
 	return p, nil
 }
 
-func (p *Peer) setState(s PeerState, c *Conn, err error) {
-	p.mu.Lock()
+// Config returns the peer's configuration.
+func (p *Peer) Config() PeerConfig { return p.cfg }
+
+func (p *Peer) setStateLocked(s PeerState, c *Conn, err error) {
 	p.state, p.conn = s, c
 	if err != nil {
 		p.lastErr = err
 	}
 	close(p.change)
 	p.change = make(chan struct{})
+}
+
+func (p *Peer) setState(s PeerState, c *Conn, err error) {
+	p.mu.Lock()
+	p.setStateLocked(s, c, err)
 	p.mu.Unlock()
 }
 
@@ -106,10 +139,23 @@ func (p *Peer) State() PeerState {
 func (p *Peer) Conn() *Conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state != PeerOpen {
+	return p.openLocked()
+}
+
+func (p *Peer) openLocked() *Conn {
+	if p.state != PeerOpen || p.conn == nil || p.conn.Err() != nil {
 		return nil
 	}
 	return p.conn
+}
+
+// Watchdog returns the RFC 3539 state of the open connection, or
+// WatchdogDown.
+func (p *Peer) Watchdog() WatchdogState {
+	if c := p.Conn(); c != nil {
+		return c.Watchdog()
+	}
+	return WatchdogDown
 }
 
 // LastError is the error of the last failed attempt or loss.
@@ -117,6 +163,16 @@ func (p *Peer) LastError() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.lastErr
+}
+
+// host is the peer's Diameter identity: configured, else learned.
+func (p *Peer) host() string {
+	if p.cfg.Host != "" {
+		return p.cfg.Host
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.learned
 }
 
 // WaitOpen waits until the peer is open or ctx ends.
@@ -142,7 +198,8 @@ func (p *Peer) WaitOpen(ctx context.Context) error {
 	}
 }
 
-// Send sends req on this peer's connection and waits for the answer.
+// Send sends req on this peer's connection and waits for the answer (no
+// fail-over: use Node.Send for that).
 func (p *Peer) Send(ctx context.Context, req *diam.Message) (*diam.Message, error) {
 	c := p.Conn()
 	if c == nil {
@@ -151,8 +208,10 @@ func (p *Peer) Send(ctx context.Context, req *diam.Message) (*diam.Message, erro
 	return c.Send(ctx, req)
 }
 
-// Close stops reconnecting, sends DPR on the open connection and waits for
-// the DPA (bounded by ctx).
+// Close stops reconnecting, sends DPR with Disconnect-Cause
+// DO_NOT_WANT_TO_TALK_TO_YOU on the open connection (the peer is removed
+// from our configuration; RFC 6733 §5.4.3) and waits for the DPA (bounded
+// by ctx). Node.Close says REBOOTING instead.
 func (p *Peer) Close(ctx context.Context) error {
 	c := p.Conn()
 	p.cancel()
@@ -168,60 +227,263 @@ func (p *Peer) Close(ctx context.Context) error {
 	return err
 }
 
+// inbound decides what becomes of an inbound connection c from this
+// peer's host after a valid CER (RFC 6733 §5.6, see
+// Conn.serverHandshake). It registers c with the node when c is kept.
+// lost reports a lost election (answer 4003); errRejected an R-Reject.
+// The caller holds c.wmu, so nothing is written on c before its CEA.
+func (p *Peer) inbound(c *Conn) (lost bool, err error) {
+	n := p.node
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.state == PeerClosed:
+		// The peer was removed: an ordinary inbound connection.
+		if !n.register(c) {
+			return false, ErrNodeClosed
+		}
+		return false, nil
+	case p.openLocked() != nil:
+		old := p.conn
+		if c.peerStateID == 0 || old.peerStateID == 0 || c.peerStateID == old.peerStateID {
+			// R-Open/I-Open + R-Conn-CER: R-Reject.
+			return false, errRejected
+		}
+		// A new Origin-State-Id: the peer restarted and our connection
+		// is stale (RFC 6733 §8.16).
+		old.log.Info("peer restarted (new Origin-State-Id), replacing its connection",
+			zap.Uint32("old_state_id", old.peerStateID), zap.Uint32("new_state_id", c.peerStateID))
+		old.close(errors.New("peer reconnected with a new Origin-State-Id"))
+	case p.state == PeerConnecting:
+		if !n.electionWon(c.peerHost) {
+			// Keep our outgoing connection; the peer, winner, closes it
+			// or answers our CER on it (Wait-Returns, I-Rcv-CEA).
+			c.log.Info("election lost: keeping our own connection")
+			return true, errors.New("election lost")
+		}
+		// Win-Election: I-Disc (close our outgoing connection), R-Open.
+		c.log.Info("election won: closing our own connection attempt")
+		if p.abort != nil {
+			p.abort()
+		}
+	}
+	c.peer.Store(p)
+	c.reopen = p.everOpen
+	p.everOpen = true
+	if p.cfg.Host == "" {
+		p.learned = c.peerHost
+	}
+	if !n.register(c) {
+		return false, ErrNodeClosed
+	}
+	p.setStateLocked(PeerOpen, c, nil)
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+	return false, nil
+}
+
 func (p *Peer) loop() {
 	defer close(p.done)
 	defer p.setState(PeerClosed, nil, nil)
 	n := p.node
 	log := n.log.With(zap.String("peer_addr", p.cfg.Addr), zap.String("peer_host", p.cfg.Host))
 	backoff := n.cfg.ReconnectMin
-	for p.ctx.Err() == nil {
-		p.setState(PeerConnecting, nil, nil)
-		c, err := p.dial()
-		if err != nil {
-			p.setState(PeerDown, nil, err)
-			log.Info("peer connect failed", zap.Error(err), zap.Duration("retry_in", backoff))
-			wait := backoff/2 + rand.N(backoff/2+1)
+	var wait time.Duration
+	for {
+		select {
+		case <-p.kick: // stale: an adoption shows in p.Conn()
+		default:
+		}
+		if wait > 0 && p.Conn() == nil {
+			t := time.NewTimer(wait)
 			select {
-			case <-time.After(wait):
+			case <-t.C:
+			case <-p.kick:
 			case <-p.ctx.Done():
+			}
+			t.Stop()
+		}
+		if p.ctx.Err() != nil {
+			return
+		}
+		wait = 0
+		c, err := p.connect()
+		if err != nil {
+			if p.ctx.Err() != nil {
 				return
 			}
+			wait = backoff/2 + rand.N(backoff/2+1)
 			backoff = min(2*backoff, n.cfg.ReconnectMax)
+			var cea *CEAError
+			if errors.As(err, &cea) && cea.Code == DiameterTooBusy {
+				wait = n.cfg.BusyBackoff
+			}
+			p.mu.Lock()
+			p.notBefore = time.Now().Add(wait)
+			p.setStateLocked(PeerDown, nil, err)
+			p.mu.Unlock()
+			log.Info("peer connect failed", zap.Error(err), zap.Duration("retry_in", wait))
 			continue
 		}
 		backoff = n.cfg.ReconnectMin
-		log.Info("peer open", zap.String("host", c.PeerHost()), zap.Uint32s("apps", c.Apps()))
-		p.setState(PeerOpen, c, nil)
-		stop := context.AfterFunc(p.ctx, func() {
-			// Peer closed: give Close the chance to send DPR first.
+		log.Info("peer open", zap.String("host", c.PeerHost()), zap.Uint32s("apps", c.Apps()),
+			zap.Bool("inbound", c.Inbound()), zap.Stringer("watchdog", c.Watchdog()))
+		select {
+		case <-c.done:
+		case <-p.ctx.Done():
+			// Peer or node closing: give Close the chance to send DPR
+			// first.
 			select {
 			case <-c.done:
 			case <-time.After(6 * time.Second):
 				c.close(nil)
 			}
-		})
-		c.run()
-		stop()
-		p.setState(PeerDown, nil, c.Err())
-		if c.Err() != nil {
-			log.Info("peer lost", zap.Error(c.Err()))
+			return
+		}
+		p.mu.Lock()
+		if p.conn != c {
+			// Replaced by the peer's new connection (see inbound).
+			p.mu.Unlock()
+			continue
+		}
+		wait = p.waitAfterLocked(c)
+		err = c.Err()
+		if cause, ok := c.receivedDPR(); ok {
+			err = fmt.Errorf("peer sent DPR with Disconnect-Cause %s; reconnecting in %v", disconnectCause(cause), wait)
+		}
+		p.notBefore = time.Now().Add(wait)
+		p.setStateLocked(PeerDown, nil, err)
+		p.mu.Unlock()
+		if err != nil {
+			log.Info("peer lost", zap.Error(err))
 		}
 	}
 }
 
-func (p *Peer) dial() (*Conn, error) {
+// waitAfterLocked is how long to wait before reconnecting after c closed:
+// a DPR from the peer (RFC 6733 §5.4.3) with REBOOTING means it restarts,
+// so try again after ReconnectMin (with jitter); BUSY asks for fewer
+// connections (BusyBackoff); DO_NOT_WANT_TO_TALK_TO_YOU means no messages
+// are expected (DoNotWantToTalkBackoff, unless the peer connects to us
+// first). Any other loss reconnects at once.
+func (p *Peer) waitAfterLocked(c *Conn) time.Duration {
+	cfg := p.node.cfg
+	cause, ok := c.receivedDPR()
+	switch {
+	case !ok:
+		return 0
+	case cause == DisconnectBusy:
+		return cfg.BusyBackoff
+	case cause == DisconnectDoNotWantToTalkToYou:
+		return cfg.DoNotWantToTalkBackoff
+	}
+	return cfg.ReconnectMin/2 + rand.N(cfg.ReconnectMin/2+1)
+}
+
+func disconnectCause(c uint32) string {
+	switch c {
+	case DisconnectRebooting:
+		return "REBOOTING"
+	case DisconnectBusy:
+		return "BUSY"
+	case DisconnectDoNotWantToTalkToYou:
+		return "DO_NOT_WANT_TO_TALK_TO_YOU"
+	}
+	return fmt.Sprintf("%d", c)
+}
+
+// connect opens the peer's connection: the inbound one adopted meanwhile,
+// or a new outgoing one (Wait-Conn-Ack, Wait-I-CEA). An inbound connection
+// from the peer that wins the election while we connect cancels the
+// attempt and is returned instead (RFC 6733 §5.6.4).
+func (p *Peer) connect() (*Conn, error) {
+	n := p.node
+	actx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+	p.mu.Lock()
+	if c := p.openLocked(); c != nil {
+		p.mu.Unlock()
+		return c, nil
+	}
+	p.abort = cancel
+	p.setStateLocked(PeerConnecting, nil, nil)
+	p.mu.Unlock()
+
+	c, err := p.dial(actx)
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.abort = nil
+	if a := p.openLocked(); a != nil {
+		if c != nil {
+			c.close(errors.New("election won by the peer's own connection"))
+		}
+		return a, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if actx.Err() != nil {
+		c.close(actx.Err())
+		return nil, actx.Err()
+	}
+	c.peer.Store(p)
+	c.reopen = p.everOpen
+	p.everOpen = true
+	if p.cfg.Host == "" {
+		p.learned = c.peerHost
+	}
+	if !n.register(c) {
+		c.close(ErrNodeClosed)
+		return nil, ErrNodeClosed
+	}
+	p.setStateLocked(PeerOpen, c, nil)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		c.run()
+	}()
+	return c, nil
+}
+
+func (p *Peer) dial(ctx context.Context) (*Conn, error) {
 	n := p.node
 	d := net.Dialer{Timeout: n.cfg.CETimeout}
-	ctx, cancel := context.WithTimeout(p.ctx, n.cfg.CETimeout)
+	dctx, cancel := context.WithTimeout(ctx, n.cfg.CETimeout)
 	defer cancel()
-	nc, err := d.DialContext(ctx, p.cfg.Network, p.cfg.Addr)
+	nc, err := d.DialContext(dctx, p.cfg.Network, p.cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
 	c := n.newConn(nc, false)
+	stop := context.AfterFunc(ctx, func() { c.close(fmt.Errorf("connection attempt cancelled: %w", context.Cause(ctx))) })
+	defer stop()
 	if err := c.clientHandshake(p.cfg.Host); err != nil {
 		c.close(err)
 		return nil, err
 	}
+	if !stop() {
+		return nil, fmt.Errorf("connection attempt cancelled: %w", context.Cause(ctx))
+	}
 	return c, nil
+}
+
+// peerFor returns the configured Peer whose Diameter identity is host
+// (case-insensitive), preferring one that is not closed, or nil.
+func (n *Node) peerFor(host string) *Peer {
+	n.mu.Lock()
+	peers := append([]*Peer(nil), n.peers...)
+	n.mu.Unlock()
+	var closed *Peer
+	for _, p := range peers {
+		if h := p.host(); h != "" && strings.EqualFold(h, host) {
+			if p.State() != PeerClosed {
+				return p
+			}
+			closed = p
+		}
+	}
+	return closed
 }
