@@ -203,7 +203,7 @@ func (c *Conn) close(err error) {
 		c.wdMu.Unlock()
 		close(c.done)
 		if c.peerHost != "" {
-			c.log.Info("peer connection closed", zap.String("peer", c.peerHost), zap.Error(err))
+			c.log.Info("peer connection closed", zap.Error(err))
 			if f := c.node.cfg.OnWatchdog; f != nil {
 				f(c, from, WatchdogDown)
 			}
@@ -513,12 +513,12 @@ func (c *Conn) serverHandshake() error {
 	// hold the write lock so that nothing routed here meanwhile is written
 	// before the CEA.
 	c.wmu.Lock()
-	p := c.node.peerFor(host)
+	p, err := c.node.admit(c)
 	lost := false
 	if p != nil {
 		lost, err = p.inbound(c)
-	} else if !c.node.register(c) {
-		err = ErrNodeClosed
+	} else if err == nil {
+		c.node.routesChanged()
 	}
 	if err == nil {
 		err = c.writeLocked(b)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fiorix/go-diameter/v4/diam"
@@ -69,8 +70,10 @@ type Peer struct {
 	change    chan struct{}      // closed and replaced on every state change
 	abort     context.CancelFunc // cancels the connection attempt in progress
 	everOpen  bool               // a connection was open before: the next starts in REOPEN
-	learned   string             // Origin-Host learned from a CEA when cfg.Host is empty
 	notBefore time.Time          // no reconnection before (DPR back-off)
+
+	learned atomic.Pointer[string] // Origin-Host learned from a CEA when cfg.Host is empty
+	stopped atomic.Bool            // the loop ended (PeerClosed)
 
 	kick chan struct{} // an inbound connection was adopted while down
 
@@ -99,7 +102,26 @@ func (n *Node) Connect(ctx context.Context, pc PeerConfig) (*Peer, error) {
 		return nil, ErrNodeClosed
 	}
 	n.peers = append(n.peers, p)
+	// The peer may have connected to us already (its CER came before
+	// this Connect): that connection becomes the Peer's (R-Open).
+	var existing *Conn
+	if pc.Host != "" {
+		for c := range n.conns {
+			if c.inbound && c.peer.Load() == nil && !c.closing() && strings.EqualFold(c.peerHost, pc.Host) {
+				existing = c
+				break
+			}
+		}
+	}
 	n.mu.Unlock()
+	if existing != nil {
+		p.mu.Lock()
+		if existing.Err() == nil && existing.peer.CompareAndSwap(nil, p) {
+			p.everOpen = true
+			p.setStateLocked(PeerOpen, existing, nil)
+		}
+		p.mu.Unlock()
+	}
 	stop := context.AfterFunc(ctx, p.cancel)
 	n.wg.Add(1)
 	go func() {
@@ -170,9 +192,10 @@ func (p *Peer) host() string {
 	if p.cfg.Host != "" {
 		return p.cfg.Host
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.learned
+	if l := p.learned.Load(); l != nil {
+		return *l
+	}
+	return ""
 }
 
 // WaitOpen waits until the peer is open or ctx ends.
@@ -271,7 +294,7 @@ func (p *Peer) inbound(c *Conn) (lost bool, err error) {
 	c.reopen = p.everOpen
 	p.everOpen = true
 	if p.cfg.Host == "" {
-		p.learned = c.peerHost
+		p.learned.Store(&c.peerHost)
 	}
 	if !n.register(c) {
 		return false, ErrNodeClosed
@@ -287,6 +310,7 @@ func (p *Peer) inbound(c *Conn) (lost bool, err error) {
 func (p *Peer) loop() {
 	defer close(p.done)
 	defer p.setState(PeerClosed, nil, nil)
+	defer p.stopped.Store(true)
 	n := p.node
 	log := n.log.With(zap.String("peer_addr", p.cfg.Addr), zap.String("peer_host", p.cfg.Host))
 	backoff := n.cfg.ReconnectMin
@@ -433,7 +457,7 @@ func (p *Peer) connect() (*Conn, error) {
 	c.reopen = p.everOpen
 	p.everOpen = true
 	if p.cfg.Host == "" {
-		p.learned = c.peerHost
+		p.learned.Store(&c.peerHost)
 	}
 	if !n.register(c) {
 		c.close(ErrNodeClosed)
@@ -474,16 +498,36 @@ func (p *Peer) dial(ctx context.Context) (*Conn, error) {
 // (case-insensitive), preferring one that is not closed, or nil.
 func (n *Node) peerFor(host string) *Peer {
 	n.mu.Lock()
-	peers := append([]*Peer(nil), n.peers...)
-	n.mu.Unlock()
+	defer n.mu.Unlock()
+	return n.peerForLocked(host)
+}
+
+func (n *Node) peerForLocked(host string) *Peer {
 	var closed *Peer
-	for _, p := range peers {
+	for _, p := range n.peers {
 		if h := p.host(); h != "" && strings.EqualFold(h, host) {
-			if p.State() != PeerClosed {
+			if !p.stopped.Load() {
 				return p
 			}
 			closed = p
 		}
 	}
 	return closed
+}
+
+// admit registers inbound connection c after its CER unless a configured
+// Peer has its host: then it returns that Peer, which decides (see
+// Peer.inbound). Looking the Peer up and registering under one lock means
+// a Connect cannot miss the connection (see Connect).
+func (n *Node) admit(c *Conn) (*Peer, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p := n.peerForLocked(c.peerHost); p != nil {
+		return p, nil
+	}
+	if n.closed {
+		return nil, ErrNodeClosed
+	}
+	n.conns[c] = struct{}{}
+	return nil, nil
 }
