@@ -11,6 +11,7 @@ import (
 	"github.com/fiorix/go-diameter/v4/diam"
 	"github.com/fiorix/go-diameter/v4/diam/datatype"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/imscore/imscore/hss"
@@ -40,6 +41,31 @@ type env struct {
 	db   *pgx.Conn
 	srv  *hss.Server
 	addr string
+	reg  *prometheus.Registry
+}
+
+// counter returns the value of counter name with labels (0 when absent).
+func (e *env) counter(name string, labels map[string]string) float64 {
+	e.t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 func mustHex(s string) []byte {
@@ -77,8 +103,9 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) start() {
 	e.t.Helper()
+	e.reg = prometheus.NewRegistry()
 	s, err := hss.New(hss.Config{
-		DiameterListen: "127.0.0.1:0", Realm: realm, AcceptAnyPeer: true, DatabaseURL: e.dsn,
+		Registry: e.reg, DiameterListen: "127.0.0.1:0", Realm: realm, AcceptAnyPeer: true, DatabaseURL: e.dsn,
 		PollInterval: 200 * time.Millisecond, Logger: zaptest.NewLogger(e.t), MaxAuthItems: 8,
 		RequestTimeout: 2 * time.Second,
 	})

@@ -120,6 +120,16 @@ func TestPPR(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no PPR")
 	}
+	// The PPA's outcome is observable (it was only in the database's
+	// hss_command.done_at before).
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if e.counter("hss_initiated_requests_total", map[string]string{"command": "PPR", "outcome": "answered"}) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(`hss_initiated_requests_total{command="PPR",outcome="answered"} did not reach 1`)
+		}
+	}
 }
 
 func TestDatabaseFailureAndRecovery(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,6 +72,7 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	commands *prometheus.CounterVec // HSS-initiated RTR/PPR by outcome
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -147,6 +149,10 @@ func New(cfg Config) (*Server, error) {
 		Name: "hss_diameter_request_seconds", Help: "Time to answer a Cx/Sh request.",
 		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"command"})
+	s.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hss_initiated_requests_total",
+		Help: "HSS-initiated requests (RTR, PPR from imsctl deregister / push-profile) by outcome: answered (2xxx), nothing_to_send (no S-CSCF assigned), retry (no answer or a failure answer; kept pending).",
+	}, []string{"command", "outcome"})
 	batches := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "hss_group_commit_batches_total", Help: "Batches (one transaction each) the Cx hot path's group commit sent.",
 	}, func() float64 { b, _ := st.GroupCommitStats(); return float64(b) })
@@ -154,7 +160,7 @@ func New(cfg Config) (*Server, error) {
 		Name: "hss_group_commit_jobs_total", Help: "Cx requests' statement groups carried by those batches.",
 	}, func() float64 { _, j := st.GroupCommitStats(); return float64(j) })
 	if cfg.Registry != nil {
-		for _, c := range []prometheus.Collector{s.requests, s.latency, batches, jobs} {
+		for _, c := range []prometheus.Collector{s.requests, s.latency, s.commands, batches, jobs} {
 			if err := cfg.Registry.Register(c); err != nil {
 				return nil, err
 			}
@@ -363,11 +369,16 @@ func (s *Server) runCommands(ctx context.Context) {
 		default:
 			err = cx.ErrNotAssigned
 		}
+		cmd := strings.ToUpper(c.Kind)
 		switch {
 		case err == nil, errors.Is(err, cx.ErrNotAssigned), errors.Is(err, store.ErrNotFound):
 			if err != nil {
+				s.commands.WithLabelValues(cmd, "nothing_to_send").Inc()
 				s.log.Info("hss_command: nothing to send", zap.Int64("id", c.ID), zap.String("kind", c.Kind),
 					zap.String("impu", c.IMPU), zap.Error(err))
+			} else {
+				s.commands.WithLabelValues(cmd, "answered").Inc()
+				s.log.Info("hss_command: answered", zap.Int64("id", c.ID), zap.String("kind", c.Kind), zap.String("impu", c.IMPU))
 			}
 			if derr := s.Store.CommandDone(cctx, c.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
 				s.log.Warn("hss_command: mark done", zap.Int64("id", c.ID), zap.Error(derr))
@@ -375,6 +386,7 @@ func (s *Server) runCommands(ctx context.Context) {
 		default:
 			// Kept pending: retried on the next poll (S-CSCF not
 			// connected yet, database or network trouble).
+			s.commands.WithLabelValues(cmd, "retry").Inc()
 			s.log.Info("hss_command: will retry", zap.Int64("id", c.ID), zap.String("kind", c.Kind),
 				zap.String("impu", c.IMPU), zap.Error(err))
 		}
