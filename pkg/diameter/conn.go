@@ -76,7 +76,6 @@ type Conn struct {
 	peerStateID         uint32 // the peer's Origin-State-Id in its CER/CEA, 0 if absent
 	apps                map[uint32]bool
 	since               time.Time
-	reopen              bool // start in REOPEN (set before run)
 
 	peer atomic.Pointer[Peer] // the configured Peer this connection serves, if any
 
@@ -233,7 +232,7 @@ func (c *Conn) setWatchdog(to WatchdogState, from ...WatchdogState) bool {
 	if to == WatchdogSuspect {
 		lvl = c.log.Warn
 	}
-	lvl("watchdog", zap.String("peer", c.peerHost), zap.Stringer("from", old), zap.Stringer("to", to))
+	lvl("watchdog", zap.Stringer("from", old), zap.Stringer("to", to))
 	if f := c.node.cfg.OnWatchdog; f != nil {
 		f(c, old, to)
 	}
@@ -601,9 +600,6 @@ func (c *Conn) clientHandshake(expectHost string) error {
 // run is the connection's read loop (after the capabilities exchange); it
 // returns when the connection closes.
 func (c *Conn) run() {
-	if c.reopen {
-		c.wdState.Store(int32(WatchdogReopen))
-	}
 	c.node.wg.Add(1)
 	go func() {
 		defer c.node.wg.Done()

@@ -779,6 +779,16 @@ func (n *Node) Ready() bool {
 	return true
 }
 
+// Routable reports whether a request of app for realm can be sent now: an
+// open connection (OKAY, REOPEN or SUSPECT, not closing) to a peer of realm
+// shares app. With a standby peer (PeerConfig.Priority) it is the
+// readiness test to use instead of Ready, which wants every peer open.
+func (n *Node) Routable(realm string, app App) bool {
+	req := diam.NewMessage(0, diam.RequestFlag, uint32(app), 0, 0, n.dict)
+	req.AddAVP(NewAVP(AVPDestinationRealm, datatype.DiameterIdentity(realm)))
+	return n.route(req, nil, false) != nil
+}
+
 // PeerStatus describes one connection or configured peer for status pages.
 type PeerStatus struct {
 	Host     string    `json:"host"`

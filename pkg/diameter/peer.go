@@ -291,7 +291,10 @@ func (p *Peer) inbound(c *Conn) (lost bool, err error) {
 		}
 	}
 	c.peer.Store(p)
-	c.reopen = p.everOpen
+	if p.everOpen {
+		// RFC 3539 §3.4.1: DOWN → connection up → REOPEN.
+		c.wdState.Store(int32(WatchdogReopen))
+	}
 	p.everOpen = true
 	if p.cfg.Host == "" {
 		p.learned.Store(&c.peerHost)
@@ -454,7 +457,10 @@ func (p *Peer) connect() (*Conn, error) {
 		return nil, actx.Err()
 	}
 	c.peer.Store(p)
-	c.reopen = p.everOpen
+	if p.everOpen {
+		// RFC 3539 §3.4.1: DOWN → connection up → REOPEN.
+		c.wdState.Store(int32(WatchdogReopen))
+	}
 	p.everOpen = true
 	if p.cfg.Host == "" {
 		p.learned.Store(&c.peerHost)
