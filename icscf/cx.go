@@ -56,6 +56,11 @@ func (s *Server) uaaError(a *cxclient.Error) *sipError {
 			return &sipError{403, "Forbidden - Identities Do Not Match", "the private and public identities do not belong together (UAA DIAMETER_ERROR_IDENTITIES_DONT_MATCH 5002)"}
 		case diameter.DiameterErrorRoamingNotAllowed:
 			return &sipError{403, "Forbidden - Roaming Not Allowed", "roaming not allowed from this visited network (UAA DIAMETER_ERROR_ROAMING_NOT_ALLOWED 5004)"}
+		case diameter.DiameterErrorIdentityNotRegistered:
+			// The HSS's answer to a de-REGISTER of an IMPU that is not
+			// registered (TS 29.228 §6.1.1.1 step 5): the UE's request, not
+			// the core, is at fault; 403 as Kamailio's I-CSCF answers.
+			return &sipError{403, "Forbidden - Not Registered", "the public identity is not registered (UAA DIAMETER_ERROR_IDENTITY_NOT_REGISTERED 5003)"}
 		}
 	} else if a.Code == diameter.DiameterAuthorizationRejected {
 		return &sipError{403, "Forbidden - Authorization Rejected", "registration not authorized (UAA DIAMETER_AUTHORIZATION_REJECTED 5003)"}

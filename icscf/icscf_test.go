@@ -160,6 +160,9 @@ func TestUAAErrorsToSIP(t *testing.T) {
 		{"user unknown", diameter.DiameterErrorUserUnknown, true, 403, "user unknown"},
 		{"identities don't match", diameter.DiameterErrorIdentitiesDontMatch, true, 403, "do not belong together"},
 		{"roaming not allowed", diameter.DiameterErrorRoamingNotAllowed, true, 403, "roaming not allowed"},
+		// The HSS's answer to a de-REGISTER of an IMPU that is not registered
+		// (TS 29.228 §6.1.1.1): 403 as Kamailio answers, not 500.
+		{"identity not registered", diameter.DiameterErrorIdentityNotRegistered, true, 403, "not registered"},
 		{"authorization rejected", diameter.DiameterAuthorizationRejected, false, 403, "not authorized"},
 		{"unable to comply", diameter.DiameterUnableToComply, false, 500, "HSS hss.ims.test answered UAA Result-Code 5012"},
 		{"too busy", diameter.DiameterTooBusy, false, 504, "HSS hss.ims.test"},
