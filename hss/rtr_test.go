@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -255,5 +256,53 @@ func TestTsharkCxSh(t *testing.T) {
 	}
 	if t.Failed() || testing.Verbose() {
 		t.Logf("tshark:\n%s", sum)
+	}
+}
+
+// TestPPRRefusedNotRetried: an S-CSCF that answers PPR with a permanent
+// failure (3007, as freeDiameter does, or a Kamailio S-CSCF without a PPR
+// handler would with 3001) is not sent the same PPR at every poll forever;
+// a transient failure (3004 DIAMETER_TOO_BUSY) is retried.
+func TestPPRRefusedNotRetried(t *testing.T) {
+	e := newEnv(t)
+	scscf := e.client(scscfHost)
+	var calls atomic.Int32
+	var result atomic.Uint32
+	result.Store(diameter.DiameterTooBusy)
+	scscf.Handle(diameter.CmdPushProfile, diameter.AppCx, func(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
+		calls.Add(1)
+		return scscf.Answer(req, result.Load()), nil
+	})
+	registerAlice(t, scscf)
+	if _, err := e.db.Exec(context.Background(), `INSERT INTO hss_command (kind, impu) VALUES ('ppr', $1)`, aliceIMPU); err != nil {
+		t.Fatal(err)
+	}
+	// Transient: retried (the poll interval is 200 ms in tests).
+	waitFor(t, 5*time.Second, "a retried PPR after 3004", func() bool { return calls.Load() >= 2 })
+	if v := e.counter("hss_initiated_requests_total", map[string]string{"command": "PPR", "outcome": "retry"}); v < 1 {
+		t.Errorf("retry outcome counted %v times", v)
+	}
+	// Permanent: done after one more attempt.
+	result.Store(diameter.DiameterApplicationUnsupported)
+	waitFor(t, 5*time.Second, "the PPR refused with 3007 marked done", func() bool {
+		return e.counter("hss_initiated_requests_total", map[string]string{"command": "PPR", "outcome": "refused"}) == 1
+	})
+	n := calls.Load()
+	time.Sleep(time.Second) // five polls
+	if got := calls.Load(); got != n {
+		t.Errorf("PPR sent %d more times after the S-CSCF refused it with 3007", got-n)
+	}
+	var done bool
+	if err := e.db.QueryRow(context.Background(), `SELECT bool_and(done_at IS NOT NULL) FROM hss_command`).Scan(&done); err != nil || !done {
+		t.Errorf("hss_command not marked done after a permanent refusal (%v)", err)
+	}
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(within); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }

@@ -151,7 +151,7 @@ func New(cfg Config) (*Server, error) {
 	}, []string{"command"})
 	s.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hss_initiated_requests_total",
-		Help: "HSS-initiated requests (RTR, PPR from imsctl deregister / push-profile) by outcome: answered (2xxx), nothing_to_send (no S-CSCF assigned), retry (no answer or a failure answer; kept pending).",
+		Help: "HSS-initiated requests (RTR, PPR from imsctl deregister / push-profile) by outcome: answered (2xxx), nothing_to_send (no S-CSCF assigned), refused (a permanent failure answer; not retried), retry (no answer or a transient failure; kept pending).",
 	}, []string{"command", "outcome"})
 	batches := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "hss_group_commit_batches_total", Help: "Batches (one transaction each) the Cx hot path's group commit sent.",
@@ -370,6 +370,7 @@ func (s *Server) runCommands(ctx context.Context) {
 			err = cx.ErrNotAssigned
 		}
 		cmd := strings.ToUpper(c.Kind)
+		var ae *cx.AnswerError
 		switch {
 		case err == nil, errors.Is(err, cx.ErrNotAssigned), errors.Is(err, store.ErrNotFound):
 			if err != nil {
@@ -383,9 +384,19 @@ func (s *Server) runCommands(ctx context.Context) {
 			if derr := s.Store.CommandDone(cctx, c.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
 				s.log.Warn("hss_command: mark done", zap.Int64("id", c.ID), zap.Error(derr))
 			}
+		case errors.As(err, &ae) && !ae.Transient():
+			// The S-CSCF answered and refused (e.g. 3007: it has no Cx
+			// PPR handler): retrying would only repeat the refusal.
+			s.commands.WithLabelValues(cmd, "refused").Inc()
+			s.log.Warn("hss_command: refused by the S-CSCF, not retried", zap.Int64("id", c.ID), zap.String("kind", c.Kind),
+				zap.String("impu", c.IMPU), zap.Error(err))
+			if derr := s.Store.CommandDone(cctx, c.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+				s.log.Warn("hss_command: mark done", zap.Int64("id", c.ID), zap.Error(derr))
+			}
 		default:
 			// Kept pending: retried on the next poll (S-CSCF not
-			// connected yet, database or network trouble).
+			// connected yet, no answer, a transient refusal, database or
+			// network trouble).
 			s.commands.WithLabelValues(cmd, "retry").Inc()
 			s.log.Info("hss_command: will retry", zap.Int64("id", c.ID), zap.String("kind", c.Kind),
 				zap.String("impu", c.IMPU), zap.Error(err))

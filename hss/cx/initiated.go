@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/fiorix/go-diameter/v4/diam"
+
 	"github.com/imscore/imscore/hss/store"
 	"github.com/imscore/imscore/pkg/diameter"
 )
@@ -20,6 +22,44 @@ var (
 	// ErrNoPeer: the assigned S-CSCF has no open Diameter connection.
 	ErrNoPeer = errors.New("cx: assigned S-CSCF not connected")
 )
+
+// AnswerError is an RTA or PPA whose Result-Code (or
+// Experimental-Result-Code) is not a success.
+type AnswerError struct {
+	Command      string // "RTA", "PPA"
+	Host         string // the S-CSCF's Diameter identity
+	Code         uint32
+	Experimental bool
+}
+
+func (e *AnswerError) Error() string {
+	return fmt.Sprintf("cx: %s from %s: result %d", e.Command, e.Host, e.Code)
+}
+
+// Transient reports whether sending the request again later may succeed:
+// DIAMETER_UNABLE_TO_DELIVER (3002), DIAMETER_TOO_BUSY (3004),
+// DIAMETER_OUT_OF_SPACE (4002), DIAMETER_UNABLE_TO_COMPLY (5012), and
+// any 4xxx transient failure (RFC 6733 §7.1.4). Other failures (an
+// S-CSCF that does not support the command, 3001/3007, or refuses it,
+// 5xxx) will not change by retrying.
+func (e *AnswerError) Transient() bool {
+	if e.Experimental {
+		return false
+	}
+	switch {
+	case e.Code == diameter.DiameterUnableToDeliver, e.Code == diameter.DiameterTooBusy,
+		e.Code == diameter.DiameterUnableToComply:
+		return true
+	case e.Code >= 4000 && e.Code < 5000:
+		return true
+	}
+	return false
+}
+
+func answerError(cmd, host string, ans *diam.Message) error {
+	code, exp, _ := diameter.Result(ans)
+	return &AnswerError{Command: cmd, Host: host, Code: code, Experimental: exp}
+}
 
 // peerConn finds the open Cx connection of Diameter host host.
 func (s *Server) peerConn(host string) *diameter.Conn {

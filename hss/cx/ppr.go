@@ -38,8 +38,7 @@ func (s *Server) SendPPR(ctx context.Context, impu string) error {
 		return fmt.Errorf("cx: PPR to %s: %w", a.DiameterHost, err)
 	}
 	if !diameter.IsSuccess(ans) {
-		code, _, _ := diameter.Result(ans)
-		return fmt.Errorf("cx: PPA from %s: result %d", a.DiameterHost, code)
+		return answerError("PPA", a.DiameterHost, ans)
 	}
 	return nil
 }

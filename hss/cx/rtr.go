@@ -56,7 +56,7 @@ func (s *Server) SendRTR(ctx context.Context, impu string, reason uint32, info s
 	}
 	code, _, _ := diameter.Result(ans)
 	if !diameter.IsSuccess(ans) && code != diameter.DiameterErrorUserUnknown {
-		return fmt.Errorf("cx: RTA from %s: result %d", a.DiameterHost, code)
+		return answerError("RTA", a.DiameterHost, ans)
 	}
 	if _, err := s.Store.ClearAssignment(ctx, impu); err != nil {
 		return err
