@@ -21,7 +21,7 @@ type freezer struct {
 
 	mu     sync.Mutex
 	cond   *sync.Cond
-	frozen bool
+	frozen [2]bool // toTarget, fromTarget
 	closed bool
 	conns  []net.Conn
 	wg     sync.WaitGroup
@@ -77,12 +77,18 @@ func (f *freezer) accept() {
 			})
 		}
 		f.wg.Add(2)
-		go f.pump(out, in, done, stop)
-		go f.pump(in, out, done, stop)
+		go f.pump(out, in, toTarget, done, stop)
+		go f.pump(in, out, fromTarget, done, stop)
 	}
 }
 
-func (f *freezer) pump(dst, src net.Conn, done chan struct{}, stop func()) {
+// Directions of a freezer.
+const (
+	toTarget   = 0
+	fromTarget = 1
+)
+
+func (f *freezer) pump(dst, src net.Conn, dir int, done chan struct{}, stop func()) {
 	defer f.wg.Done()
 	defer stop()
 	buf := make([]byte, 32<<10)
@@ -92,7 +98,7 @@ func (f *freezer) pump(dst, src net.Conn, done chan struct{}, stop func()) {
 			return
 		}
 		f.mu.Lock()
-		for f.frozen && !f.closed && !isClosed(done) {
+		for f.frozen[dir] && !f.closed && !isClosed(done) {
 			f.cond.Wait()
 		}
 		f.mu.Unlock()
@@ -111,9 +117,14 @@ func isClosed(ch chan struct{}) bool {
 	}
 }
 
-func (f *freezer) freeze(on bool) {
+// freeze holds (on) or releases the bytes in both directions.
+func (f *freezer) freeze(on bool) { f.freezeDir(on, toTarget, fromTarget) }
+
+func (f *freezer) freezeDir(on bool, dirs ...int) {
 	f.mu.Lock()
-	f.frozen = on
+	for _, d := range dirs {
+		f.frozen[d] = on
+	}
 	f.cond.Broadcast()
 	f.mu.Unlock()
 }
