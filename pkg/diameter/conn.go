@@ -77,7 +77,8 @@ type Conn struct {
 	apps                map[uint32]bool
 	since               time.Time
 
-	peer atomic.Pointer[Peer] // the configured Peer this connection serves, if any
+	peer   atomic.Pointer[Peer] // the configured Peer this connection serves, if any
+	opened atomic.Bool          // registered with the node (capabilities exchanged)
 
 	pmu     sync.Mutex
 	pending map[uint32]chan *diam.Message
@@ -201,7 +202,7 @@ func (c *Conn) close(err error) {
 		c.wdState.Store(int32(WatchdogDown))
 		c.wdMu.Unlock()
 		close(c.done)
-		if c.peerHost != "" {
+		if c.opened.Load() {
 			c.log.Info("peer connection closed", zap.Error(err))
 			if f := c.node.cfg.OnWatchdog; f != nil {
 				f(c, from, WatchdogDown)

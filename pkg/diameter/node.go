@@ -12,6 +12,15 @@ package diameter
 // CER/CEA, DWR and DPR in order, then hands other requests to goroutines
 // (bounded per connection); answers are matched by Hop-by-Hop id. go-diameter
 // is used for the dictionaries and for message encoding/decoding.
+//
+// The base protocol as standard peers (Kamailio's cdp, freeDiameter,
+// open5gs) expect it: CER/CEA contents of RFC 6733 §5.3 (Conn.capabilities),
+// one connection per configured peer with the election of §5.6.4
+// (Conn.serverHandshake, Peer.inbound), the RFC 3539 watchdog with
+// fail-over and fail-back (Conn.watchdog, Node.Send, Node.route), DPR/DPA
+// with a back-off by Disconnect-Cause (§5.4, Peer.waitAfterLocked) and
+// duplicate detection by Origin-Host and End-to-End id for requests with
+// the T flag (§5.5.4, dupCache).
 
 import (
 	"context"
@@ -515,6 +524,7 @@ func (n *Node) register(c *Conn) bool {
 		return false
 	}
 	n.conns[c] = struct{}{}
+	c.opened.Store(true)
 	n.mu.Unlock()
 	n.routesChanged()
 	return true

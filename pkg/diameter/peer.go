@@ -257,6 +257,12 @@ func (p *Peer) Close(ctx context.Context) error {
 // The caller holds c.wmu, so nothing is written on c before its CEA.
 func (p *Peer) inbound(c *Conn) (lost bool, err error) {
 	n := p.node
+	var stale *Conn // closed after p.mu is released (close runs hooks)
+	defer func() {
+		if stale != nil {
+			stale.close(errors.New("peer reconnected with a new Origin-State-Id"))
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
@@ -276,7 +282,7 @@ func (p *Peer) inbound(c *Conn) (lost bool, err error) {
 		// is stale (RFC 6733 §8.16).
 		old.log.Info("peer restarted (new Origin-State-Id), replacing its connection",
 			zap.Uint32("old_state_id", old.peerStateID), zap.Uint32("new_state_id", c.peerStateID))
-		old.close(errors.New("peer reconnected with a new Origin-State-Id"))
+		stale = old
 	case p.state == PeerConnecting:
 		if !n.electionWon(c.peerHost) {
 			// Keep our outgoing connection; the peer, winner, closes it
@@ -440,12 +446,19 @@ func (p *Peer) connect() (*Conn, error) {
 
 	c, err := p.dial(actx)
 
+	var drop *Conn // closed after p.mu is released (close runs hooks)
+	var dropErr error
+	defer func() {
+		if drop != nil {
+			drop.close(dropErr)
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.abort = nil
 	if a := p.openLocked(); a != nil {
 		if c != nil {
-			c.close(errors.New("election won by the peer's own connection"))
+			drop, dropErr = c, errors.New("election won by the peer's own connection")
 		}
 		return a, nil
 	}
@@ -453,7 +466,7 @@ func (p *Peer) connect() (*Conn, error) {
 		return nil, err
 	}
 	if actx.Err() != nil {
-		c.close(actx.Err())
+		drop, dropErr = c, actx.Err()
 		return nil, actx.Err()
 	}
 	c.peer.Store(p)
@@ -466,7 +479,7 @@ func (p *Peer) connect() (*Conn, error) {
 		p.learned.Store(&c.peerHost)
 	}
 	if !n.register(c) {
-		c.close(ErrNodeClosed)
+		drop, dropErr = c, ErrNodeClosed
 		return nil, ErrNodeClosed
 	}
 	p.setStateLocked(PeerOpen, c, nil)
@@ -535,5 +548,6 @@ func (n *Node) admit(c *Conn) (*Peer, error) {
 		return nil, ErrNodeClosed
 	}
 	n.conns[c] = struct{}{}
+	c.opened.Store(true)
 	return nil, nil
 }
