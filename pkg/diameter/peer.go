@@ -400,13 +400,17 @@ func (p *Peer) loop() {
 // so try again after ReconnectMin (with jitter); BUSY asks for fewer
 // connections (BusyBackoff); DO_NOT_WANT_TO_TALK_TO_YOU means no messages
 // are expected (DoNotWantToTalkBackoff, unless the peer connects to us
-// first). Any other loss reconnects at once.
+// first). Any other loss reconnects at once, unless the connection lived
+// less than a second (a peer that closes every connection at once gets
+// ReconnectMin between attempts, not a busy loop).
 func (p *Peer) waitAfterLocked(c *Conn) time.Duration {
 	cfg := p.node.cfg
 	cause, ok := c.receivedDPR()
 	switch {
-	case !ok:
+	case !ok && time.Since(c.since) >= time.Second:
 		return 0
+	case !ok:
+		return cfg.ReconnectMin/2 + rand.N(cfg.ReconnectMin/2+1)
 	case cause == DisconnectBusy:
 		return cfg.BusyBackoff
 	case cause == DisconnectDoNotWantToTalkToYou:
