@@ -30,6 +30,8 @@ func Function() config.Function {
 			config.String(prefix, "origin-host", "", "Diameter Origin-Host (default icscf.<domain>)"),
 			config.String(prefix, "hss-addr", DefaultHSSAddr, "HSS Diameter address host:port (TCP)"),
 			config.String(prefix, "hss-host", "", "HSS Diameter identity expected in its CEA (default hss.<domain>)"),
+			config.String(prefix, "hss-standby-addr", "", "a standby HSS Diameter address host:port, used while the primary fails its watchdog (RFC 3539 fail-over and fail-back); empty: none"),
+			config.String(prefix, "hss-standby-host", "", "the standby HSS's Diameter identity (default: --hss-host)"),
 			config.Strings(prefix, "scscf", nil, "S-CSCF to select from, repeatable, in preference order: <sip-uri>[;caps=<n>[+<n>...]] (default sip:scscf.<domain>:5080, the lab's)"),
 			config.Strings(prefix, "resolve", nil, "name→address override instead of DNS, repeatable: <name>[:<port>]=<ip>[:<port>] (default scscf.<domain>=127.0.0.1 while --scscf is the default)"),
 			config.Duration(prefix, "cx-timeout", DefaultCxTimeout, "how long to wait for a UAA/LIA"),
@@ -67,15 +69,17 @@ func Function() config.Function {
 // configFromCLI builds a Config from the flags and checks it.
 func configFromCLI(c *cli.Context) (Config, error) {
 	cfg := Config{
-		SIPListen:  c.String("sip-listen"),
-		SIPHost:    c.String("sip-host"),
-		Aliases:    c.StringSlice("sip-alias"),
-		Domain:     c.String("domain"),
-		OriginHost: c.String("origin-host"),
-		HSSAddr:    c.String("hss-addr"),
-		HSSHost:    c.String("hss-host"),
-		CxTimeout:  c.Duration("cx-timeout"),
-		SIPTimeout: c.Duration("sip-timeout"),
+		SIPListen:      c.String("sip-listen"),
+		SIPHost:        c.String("sip-host"),
+		Aliases:        c.StringSlice("sip-alias"),
+		Domain:         c.String("domain"),
+		OriginHost:     c.String("origin-host"),
+		HSSAddr:        c.String("hss-addr"),
+		HSSHost:        c.String("hss-host"),
+		HSSStandbyAddr: c.String("hss-standby-addr"),
+		HSSStandbyHost: c.String("hss-standby-host"),
+		CxTimeout:      c.Duration("cx-timeout"),
+		SIPTimeout:     c.Duration("sip-timeout"),
 	}
 	scscfs, resolve := c.StringSlice("scscf"), c.StringSlice("resolve")
 	if len(scscfs) == 0 {

@@ -56,6 +56,13 @@ type Config struct {
 	// HSSHost is the Origin-Host the HSS must present in its CEA; default
 	// "hss." + Domain. It also names the HSS in Warning headers.
 	HSSHost string
+	// HSSStandbyAddr is a second HSS "host:port" (optional): requests go to
+	// it only while the primary is not OKAY by its watchdog (RFC 3539
+	// fail-over), and back to the primary once it is (fail-back).
+	HSSStandbyAddr string
+	// HSSStandbyHost is the standby's Origin-Host; default HSSHost (two
+	// instances of one HSS identity behind one database).
+	HSSStandbyHost string
 	// SCSCFs are the S-CSCFs the I-CSCF may select from Server-Capabilities,
 	// in order of preference (required, at least one).
 	SCSCFs []SCSCF
@@ -100,6 +107,14 @@ func (c *Config) setDefaults() error {
 	}
 	if c.HSSHost == "" {
 		c.HSSHost = "hss." + c.Domain
+	}
+	if c.HSSStandbyAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HSSStandbyAddr); err != nil {
+			return fmt.Errorf("icscf: bad standby HSS address %q: %w", c.HSSStandbyAddr, err)
+		}
+		if c.HSSStandbyHost == "" {
+			c.HSSStandbyHost = c.HSSHost
+		}
 	}
 	if len(c.SCSCFs) == 0 {
 		return errors.New("icscf: at least one S-CSCF must be configured")

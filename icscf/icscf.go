@@ -104,6 +104,13 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("icscf: connect HSS: %w", err)
 	}
 	s.peer = peer
+	if s.cfg.HSSStandbyAddr != "" {
+		if _, err := s.node.Connect(pctx, diameter.PeerConfig{Addr: s.cfg.HSSStandbyAddr, Host: s.cfg.HSSStandbyHost,
+			Realm: s.cfg.Domain, Priority: 1}); err != nil {
+			cancel()
+			return fmt.Errorf("icscf: connect standby HSS: %w", err)
+		}
+	}
 	if err := s.proxy.Start(ctx); err != nil {
 		cancel()
 		return fmt.Errorf("icscf: %w", err)
@@ -114,9 +121,10 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports nil when the HSS Diameter peer is open (for /readyz).
+// Ready reports nil when an HSS (the primary, or the standby while the
+// primary is down) can take a Cx request (for /readyz).
 func (s *Server) Ready(context.Context) error {
-	if s.node.Ready() {
+	if s.node.Routable(s.cfg.Domain, diameter.AppCx) {
 		return nil
 	}
 	s.mu.Lock()
