@@ -56,8 +56,10 @@ func (e *buildError) Error() string {
 	return "go build " + e.bin + ": " + e.err.Error() + "\n" + string(e.out)
 }
 
+// TestMain runs the tests with the Diameter conformance check of
+// conformance_test.go, then removes the binaries built for TestWithRealHSS.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := runConformance(m)
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
