@@ -202,11 +202,21 @@ func TestCxErrors(t *testing.T) {
 	wantResult(t, send(t, c, mar(c, bobIMPI, aliceIMPU, "Digest-AKAv1-MD5", 1, nil)), diameter.DiameterErrorIdentitiesDontMatch, true)
 	wantResult(t, send(t, c, lir(c, "sip:nobody@"+realm)), diameter.DiameterErrorUserUnknown, true)
 
-	// Barred IMPU → DIAMETER_AUTHORIZATION_REJECTED (Result-Code).
+	// A barred IMPU whose implicit set holds a non-barred one registers
+	// (TS 29.228 §6.1.1.1 step 3; a USIM-only UE's barred temporary IMPU);
+	// when the whole set is barred → DIAMETER_AUTHORIZATION_REJECTED.
 	if _, err := e.db.Exec(ctx, `UPDATE impu SET barring = true WHERE identity = $1`, aliceTel); err != nil {
 		t.Fatal(err)
 	}
+	wantResult(t, send(t, c, uar(c, aliceIMPI, aliceTel, 0)), diameter.DiameterFirstRegistration, true)
+	if _, err := e.db.Exec(ctx, `UPDATE impu SET barring = true WHERE identity = $1`, aliceIMPU); err != nil {
+		t.Fatal(err)
+	}
 	wantResult(t, send(t, c, uar(c, aliceIMPI, aliceTel, 0)), diameter.DiameterAuthorizationRejected, false)
+	wantResult(t, send(t, c, uar(c, aliceIMPI, aliceIMPU, 0)), diameter.DiameterAuthorizationRejected, false)
+	if _, err := e.db.Exec(ctx, `UPDATE impu SET barring = false WHERE identity = $1`, aliceIMPU); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.db.Exec(ctx, `UPDATE impu SET barring = false, can_register = false WHERE identity = $1`, aliceTel); err != nil {
 		t.Fatal(err)
 	}

@@ -69,10 +69,23 @@ func (s *Server) UAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	}
 	p, u := pi.IMPI, pi.IMPU
 	if uat != diameter.UATDeRegistration {
-		// Step 3: barring, and identities that may not register at all
-		// (PSIs, can-register false) → DIAMETER_AUTHORIZATION_REJECTED.
-		if u.Barring || !u.CanRegister || u.Type == store.DistinctPSI || u.Type == store.WildcardedPSI {
+		// Step 3: identities that may not register at all (PSIs,
+		// can-register false) → DIAMETER_AUTHORIZATION_REJECTED.
+		if !u.CanRegister || u.Type == store.DistinctPSI || u.Type == store.WildcardedPSI {
 			return nil, res(diameter.DiameterAuthorizationRejected)
+		}
+		// A barred IMPU registers when its implicit registration set holds
+		// a non-barred one (TS 29.228 §6.1.1.1 step 3, TS 23.003 §13.4B: a
+		// USIM-only UE registers with its barred temporary IMPU); only a
+		// set that is barred throughout is rejected.
+		if u.Barring {
+			usable, err := s.irsHasNonBarred(ctx, u)
+			if err != nil {
+				return nil, err
+			}
+			if !usable {
+				return nil, res(diameter.DiameterAuthorizationRejected)
+			}
 		}
 		// Step 4: roaming (no query for the home network).
 		allowed, err := s.Store.VisitedNetworkAllowedIMSU(ctx, p.IMSUID, impi, visited)
@@ -130,4 +143,19 @@ func (s *Server) UAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 		ans.AddAVP(caps)
 	}
 	return ans, nil
+}
+
+// irsHasNonBarred reports whether u's implicit registration set holds an
+// IMPU that is not barred.
+func (s *Server) irsHasNonBarred(ctx context.Context, u store.IMPU) (bool, error) {
+	members, err := s.Store.IRSMembers(ctx, u.IRSID)
+	if err != nil {
+		return false, lookupErr(err)
+	}
+	for _, m := range members {
+		if !m.Barring {
+			return true, nil
+		}
+	}
+	return false, nil
 }
