@@ -163,9 +163,42 @@ Content-Length: 0
 	if tm.CallID().Value() != "term1" || hdr(tm, "Route") != "" {
 		t.Fatalf("UE got %s route %q", tm.CallID().Value(), hdr(tm, "Route"))
 	}
+	if got := hdr(tm, "P-Asserted-Identity"); got != "<sip:bob@ims.test>" {
+		t.Errorf("terminating request without privacy: PAI %q, want the caller's", got)
+	}
 	ue.respond(tm, 200, "OK")
 	if r := core.nextResponse(5 * time.Second); r.StatusCode != 200 {
 		t.Fatalf("core got %d", r.StatusCode)
+	}
+	// Privacy: id (RFC 3325 §7): the asserted identity does not leave the
+	// trust domain towards the UE; "none" wins over "id".
+	for i, privacy := range []string{"id", "header;id", "id;none"} {
+		core.send(pc, fmt.Sprintf(`
+MESSAGE sip:alice@127.0.0.1:%[1]d SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:%[2]d;branch=z9hG4bKtermpriv%[4]d
+Max-Forwards: 70
+Route: <sip:term@%[3]s;lr>
+From: <sip:anonymous@anonymous.invalid>;tag=b2
+To: <sip:alice@ims.test>
+Call-ID: termpriv%[4]d
+CSeq: 1 MESSAGE
+P-Asserted-Identity: <sip:bob@ims.test>
+Privacy: %[5]s
+Content-Length: 0
+
+`, ue.port(), core.port(), pc, i, privacy))
+		tm = ue.nextRequest(5 * time.Second)
+		got, want := hdr(tm, "P-Asserted-Identity"), ""
+		if privacy == "id;none" {
+			want = "<sip:bob@ims.test>"
+		}
+		if got != want {
+			t.Errorf("Privacy: %s: the UE got P-Asserted-Identity %q, want %q", privacy, got, want)
+		}
+		ue.respond(tm, 200, "OK")
+		if r := core.nextResponse(5 * time.Second); r.StatusCode != 200 {
+			t.Fatalf("core got %d", r.StatusCode)
+		}
 	}
 
 	// De-registration removes the contact.

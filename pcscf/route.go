@@ -77,6 +77,9 @@ func (s *PCSCF) originating(ctx context.Context, t *sipproxy.Txn, c *contacts.Co
 func (s *PCSCF) terminating(ctx context.Context, t *sipproxy.Txn, c *contacts.Contact) {
 	req := t.Request()
 	initial := req.To() == nil || !req.To().Params.Has("tag")
+	if terminatingPrivacy(req) {
+		s.log.Debug("P-Asserted-Identity withheld from the UE (Privacy: id)", zap.String("call-id", req.CallID().Value()))
+	}
 	tg := s.ueTarget(c, req)
 	opts := sipproxy.ForwardOptions{}
 	if initial && req.Method != sip.MESSAGE && req.Method != sip.OPTIONS && !req.IsAck() {

@@ -1,0 +1,26 @@
+package pcscf
+
+// Privacy at the edge of the trust domain (RFC 3323, RFC 3325, TS 24.229
+// §4.4 and §5.2.6.4): the UE is outside the trust domain of
+// P-Asserted-Identity.
+
+import (
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imscore/imscore/pkg/imsheader"
+)
+
+// terminatingPrivacy prepares a request the core sends to the served UE:
+// when its Privacy header asks for "id" (and not "none"),
+// P-Asserted-Identity is removed before the request leaves the trust
+// domain (RFC 3325 §7; TS 24.229 §5.2.6.4.4), so a caller who withheld
+// their identity is not shown to the callee. Other privacy types
+// ("header", "session", "user") are the privacy service's (the
+// originating S-CSCF or an AS, RFC 3323 §5) and pass unchanged. It
+// reports whether the identity was removed.
+func terminatingPrivacy(req *sip.Request) bool {
+	if !imsheader.WantsPrivacy(req, "id") {
+		return false
+	}
+	return imsheader.RemoveHeaders(req, imsheader.HeaderPAssertedIdentity) > 0
+}
