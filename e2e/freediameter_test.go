@@ -374,18 +374,7 @@ func fdCheckDecoded(t *testing.T, r fdReport, unknownOK ...string) {
 // accepting fd.<domain> as a peer) on a throw-away database.
 func startHSSForFreeDiameter(t *testing.T, port int) (*lab, *proc) {
 	t.Helper()
-	l := &lab{t: t, dsn: pgtest.NewDB(t), hssPort: port, procs: map[string]*proc{}}
-	t.Cleanup(func() {
-		for _, p := range l.procs {
-			p.stop()
-		}
-		if t.Failed() {
-			for n, p := range l.procs {
-				t.Logf("---- %s logs (tail) ----\n%s", n, tail(p.logs.String(), 6000))
-			}
-		}
-	})
-	l.imsctl("db", "migrate")
+	l := newEmptyLab(t, port)
 	// --command-poll: RTR/PPR are sent when imsctl queues them
 	// (NOTIFY); the 3007 answers would otherwise be retried every 5 s.
 	hss := l.start("hss", "--diameter-listen", fmt.Sprintf("127.0.0.1:%d", port), "--domain", domain,

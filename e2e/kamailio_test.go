@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/imscore/imscore/pkg/diameter/diamtest"
-	"github.com/imscore/imscore/pkg/pgtest"
 )
 
 // Kamailio interop: Kamailio 5.6's IMS I-CSCF and S-CSCF (Debian packages
@@ -408,18 +407,8 @@ func TestKamailioCSCFsOnOurHSS(t *testing.T) {
 	stopCapture := diamtest.Capture(t, hssPort)
 
 	icscfPort, scscfPort := freePort(t), freePort(t)
-	l := &lab{t: t, dsn: pgtest.NewDB(t), hssPort: hssPort, icscf: icscfPort, scscf: scscfPort, procs: map[string]*proc{}}
-	t.Cleanup(func() {
-		for _, p := range l.procs {
-			p.stop()
-		}
-		if t.Failed() {
-			for n, p := range l.procs {
-				t.Logf("---- %s logs (tail) ----\n%s", n, tail(p.logs.String(), 6000))
-			}
-		}
-	})
-	l.imsctl("db", "migrate")
+	l := newEmptyLab(t, hssPort)
+	l.icscf, l.scscf = icscfPort, scscfPort
 	icscfHost, scscfHost := "icscf."+domain, "scscf."+domain
 	// The default peers are these two; named here so the test says what
 	// Kamailio's cdp sends as Origin-Host.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/imscore/imscore/pkg/siptest"
 	"io"
 	"net/http"
 	"os"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imscore/imscore/pkg/siptest"
 
 	"github.com/imscore/imscore/pkg/pgtest"
 )
@@ -104,14 +105,24 @@ func newLab(t testing.TB, scscfArgs ...string) *lab {
 // caller (for captures).
 func newLabOnHSSPort(t testing.TB, hssPort int, scscfArgs ...string) *lab {
 	t.Helper()
-	l := &lab{t: t, dsn: pgtest.NewDB(t), hssPort: hssPort, icscf: freePort(t), scscf: freePort(t), procs: map[string]*proc{}, scscfArg: scscfArgs}
-	l.imsctl("db", "migrate")
+	l := newEmptyLab(t, hssPort)
+	l.icscf, l.scscf, l.scscfArg = freePort(t), freePort(t), scscfArgs
 	l.startHSS()
 	l.startSCSCF()
 	l.startICSCF()
 	for _, n := range []string{"hss", "scscf", "icscf"} {
 		l.waitReady(n, 15*time.Second)
 	}
+	return l
+}
+
+// newEmptyLab makes a lab with a migrated throw-away database and no
+// process started yet (the HSS will listen on hssPort); every process it
+// starts is stopped at the end of the test, and their logs are printed
+// when the test failed.
+func newEmptyLab(t testing.TB, hssPort int) *lab {
+	t.Helper()
+	l := &lab{t: t, dsn: pgtest.NewDB(t), hssPort: hssPort, procs: map[string]*proc{}}
 	t.Cleanup(func() {
 		for _, p := range l.procs {
 			p.stop()
@@ -122,6 +133,7 @@ func newLabOnHSSPort(t testing.TB, hssPort int, scscfArgs ...string) *lab {
 			}
 		}
 	})
+	l.imsctl("db", "migrate")
 	return l
 }
 
