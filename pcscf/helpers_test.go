@@ -57,6 +57,20 @@ func newPeer(t *testing.T, addr string) *udpPeer {
 
 func (p *udpPeer) port() int { return p.conn.LocalAddr().(*net.UDPAddr).Port }
 
+// host is the peer's address as a SIP host (an IPv6 one in brackets).
+func (p *udpPeer) host() string {
+	ip := p.conn.LocalAddr().(*net.UDPAddr).IP
+	if ip.To4() == nil {
+		return "[" + ip.String() + "]"
+	}
+	return ip.String()
+}
+
+// viaAddr is the host:port of a Via header (a response goes there).
+func viaAddr(v *sip.ViaHeader) string {
+	return net.JoinHostPort(strings.Trim(v.Host, "[]"), fmt.Sprint(v.Port))
+}
+
 func (p *udpPeer) send(to string, msg string) {
 	p.t.Helper()
 	ua, _ := net.ResolveUDPAddr("udp", to)
@@ -118,8 +132,7 @@ func (p *udpPeer) respond(req *sip.Request, code int, reason string, hdrs ...sip
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
-	v := req.Via()
-	p.sendMsg(fmt.Sprintf("%s:%d", v.Host, v.Port), res)
+	p.sendMsg(viaAddr(req.Via()), res)
 }
 
 // memBackend records SA sets instead of installing them (the test kernel
@@ -183,16 +196,16 @@ func (s *PCSCF) addr() string { return s.proxy.Addr("udp").String() }
 func register(ue *udpPeer, pc string, callID string, cseq int, expires int, extra string) {
 	ue.send(pc, fmt.Sprintf(`
 REGISTER sip:%[1]s SIP/2.0
-Via: SIP/2.0/UDP 127.0.0.1:%[2]d;branch=z9hG4bK%[3]s%[4]d;rport
+Via: SIP/2.0/UDP %[7]s:%[2]d;branch=z9hG4bK%[3]s%[4]d;rport
 Max-Forwards: 70
 From: <sip:alice@%[1]s>;tag=ue1
 To: <sip:alice@%[1]s>
 Call-ID: %[3]s
 CSeq: %[4]d REGISTER
-Contact: <sip:alice@127.0.0.1:%[2]d>;expires=%[5]d
+Contact: <sip:alice@%[7]s:%[2]d>;expires=%[5]d
 %[6]sContent-Length: 0
 
-`, testDomain, ue.port(), callID, cseq, expires, extra))
+`, testDomain, ue.port(), callID, cseq, expires, extra, ue.host()))
 }
 
 // coreRegistrar answers REGISTERs: 401 with ik/ck when the Authorization
@@ -217,7 +230,7 @@ func coreAnswerRegister(t *testing.T, core *udpPeer, withAuth bool) *sip.Request
 	ct.Params = sip.NewParams()
 	ct.Params.Add("expires", exp)
 	core.respond(req, 200, "OK", ct,
-		sip.NewHeader("Service-Route", fmt.Sprintf("<sip:orig@127.0.0.1:%d;lr>", core.port())),
+		sip.NewHeader("Service-Route", fmt.Sprintf("<sip:orig@%s:%d;lr>", core.host(), core.port())),
 		sip.NewHeader("P-Associated-URI", "<sip:alice@ims.test>, <tel:+15550001>"))
 	return req
 }

@@ -412,7 +412,7 @@ func (s *PCSCF) handle(ctx context.Context, t *sipproxy.Txn) {
 	}
 	s.m.rejected.WithLabelValues("not_registered").Inc()
 	s.log.Info("request from an unregistered flow", zap.String("method", string(req.Method)), zap.Stringer("flow", src))
-	_ = t.Respond(sip.StatusForbidden, "Forbidden - Not Registered", sip.NewHeader("Warning", `399 `+s.cfg.SIPHost+` "sender is not registered at this P-CSCF"`))
+	_ = t.Respond(sip.StatusForbidden, "Forbidden - Not Registered", sip.NewHeader("Warning", `399 `+hostRef(s.cfg.SIPHost)+` "sender is not registered at this P-CSCF"`))
 }
 
 // isTermRoute reports whether u, the own Route entry sipproxy removed, is

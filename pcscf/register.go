@@ -88,7 +88,7 @@ func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn) {
 	pathURI := s.pathURI(src, usedSA)
 	imsheader.PrependPath(req, imsheader.NameAddr{URI: pathURI})
 	imsheader.SetPVisitedNetworkID(req, imsheader.NewVisitedNetwork(s.cfg.VisitedNetworkID))
-	pcv := imsheader.NewPChargingVector(imsheader.NewICID(), s.cfg.SIPHost)
+	pcv := imsheader.NewPChargingVector(imsheader.NewICID(), hostRef(s.cfg.SIPHost))
 	pcv.SetOrigIOI(s.cfg.Domain)
 	imsheader.SetPChargingVector(req, pcv)
 

@@ -15,6 +15,15 @@ import (
 
 func parseIP(h string) net.IP { return net.ParseIP(strings.Trim(h, "[]")) }
 
+// hostRef is h as the host of a SIP header parameter or warn-agent (RFC
+// 3261 §25.1 host: an IPv6 literal goes in brackets).
+func hostRef(h string) string {
+	if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
+		return "[" + h + "]"
+	}
+	return h
+}
+
 // ueFacingURI is the Record-Route entry the UE sees: the protected
 // server port when the contact uses IPsec, else the main address.
 func (s *PCSCF) ueFacingURI(c *contacts.Contact, transport string) *sip.Uri {
@@ -43,7 +52,7 @@ func (s *PCSCF) originating(ctx context.Context, t *sipproxy.Txn, c *contacts.Co
 		}
 		imsheader.RemoveHeaders(req, imsheader.HeaderPPreferredIdentity)
 		imsheader.SetPAssertedIdentity(req, id)
-		pcv := imsheader.NewPChargingVector(imsheader.NewICID(), s.cfg.SIPHost)
+		pcv := imsheader.NewPChargingVector(imsheader.NewICID(), hostRef(s.cfg.SIPHost))
 		pcv.SetOrigIOI(s.cfg.Domain)
 		imsheader.SetPChargingVector(req, pcv)
 		// Preloaded route = Service-Route (§5.2.6.3.3: replace whatever

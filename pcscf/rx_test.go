@@ -234,18 +234,18 @@ func startRxPCSCFPolicy(t *testing.T, pcrf *testPCRF, pcrfPort int, policy strin
 func invite(ue *udpPeer, pc, callID, body string) {
 	ue.send(pc, fmt.Sprintf(`
 INVITE sip:bob@ims.test SIP/2.0
-Via: SIP/2.0/UDP 127.0.0.1:%[1]d;branch=z9hG4bK%[2]sinv;rport
+Via: SIP/2.0/UDP %[5]s:%[1]d;branch=z9hG4bK%[2]sinv;rport
 Max-Forwards: 70
 From: <sip:alice@ims.test>;tag=a-%[2]s
 To: <sip:bob@ims.test>
 Call-ID: %[2]s
 CSeq: 1 INVITE
-Contact: <sip:alice@127.0.0.1:%[1]d>
+Contact: <sip:alice@%[5]s:%[1]d>
 Supported: 100rel, precondition
 Content-Type: application/sdp
 Content-Length: %[3]d
 
-%[4]s`, ue.port(), callID, len(crlf(body)), body))
+%[4]s`, ue.port(), callID, len(crlf(body)), body, ue.host()))
 }
 
 // respondSDP answers req with code and an SDP body, Contact of the far end.
@@ -254,10 +254,9 @@ func respondSDP(core *udpPeer, req *sip.Request, code int, reason, body string) 
 	if to := res.To(); to != nil && !to.Params.Has("tag") {
 		to.Params.Add("tag", "callee1")
 	}
-	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: core.port()}})
+	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "bob", Host: strings.Trim(core.host(), "[]"), Port: core.port()}})
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	v := req.Via()
-	core.sendMsg(fmt.Sprintf("%s:%d", v.Host, v.Port), res)
+	core.sendMsg(viaAddr(req.Via()), res)
 }
 
 // inDialog builds a request of the UE in the dialog set up by res (2xx):
@@ -272,7 +271,7 @@ func inDialog(ue *udpPeer, res *sip.Response, method sip.RequestMethod, cseq int
 	toTag, _ := res.To().Params.Get("tag")
 	return fmt.Sprintf(`
 %[1]s %[2]s SIP/2.0
-Via: SIP/2.0/UDP 127.0.0.1:%[3]d;branch=z9hG4bK%[4]s%[1]s%[5]d;rport
+Via: SIP/2.0/UDP %[9]s:%[3]d;branch=z9hG4bK%[4]s%[1]s%[5]d;rport
 Max-Forwards: 70
 %[6]sFrom: <sip:alice@ims.test>;tag=%[7]s
 To: <sip:bob@ims.test>;tag=%[8]s
@@ -280,7 +279,7 @@ Call-ID: %[4]s
 CSeq: %[5]d %[1]s
 Content-Length: 0
 
-`, method, res.Contact().Address.String(), ue.port(), res.CallID().Value(), cseq, strings.Join(routes, ""), fromTag, toTag)
+`, method, res.Contact().Address.String(), ue.port(), res.CallID().Value(), cseq, strings.Join(routes, ""), fromTag, toTag, ue.host())
 }
 
 // ackNon2xx is the hop-by-hop ACK of the UE for a failure response.

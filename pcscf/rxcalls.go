@@ -43,7 +43,7 @@ type call struct {
 // rxWarning is the Warning header of a call failed by Rx (RFC 3261
 // §20.43, code 399 "miscellaneous warning"; text names Rx and the reason).
 func (s *PCSCF) rxWarning(reason string) sip.Header {
-	return sip.NewHeader("Warning", fmt.Sprintf(`399 %s "Rx: %s"`, s.cfg.SIPHost, strings.ReplaceAll(reason, `"`, `'`)))
+	return sip.NewHeader("Warning", fmt.Sprintf(`399 %s "Rx: %s"`, hostRef(s.cfg.SIPHost), strings.ReplaceAll(reason, `"`, `'`)))
 }
 
 // rxFailReason describes an AAR failure for logs and Warning headers.

@@ -188,7 +188,7 @@ func (c *Client) Restore(sids ...string) {
 type Session struct {
 	ICID  string // AF-Charging-Identifier
 	IMPU  string // Subscription-Id (END_USER_SIP_URI)
-	UEIP  net.IP // Framed-IP-Address
+	UEIP  net.IP // Framed-IP-Address (IPv4) or Framed-IPv6-Prefix (IPv6)
 	Offer *SDP
 	// Answer is the SDP answer; the UE's side is Offer when UEOffered.
 	Answer    *SDP
@@ -293,7 +293,7 @@ type SignallingFlow struct {
 // signalling flows.
 type SignallingSession struct {
 	IMPU  string // Subscription-Id (END_USER_SIP_URI)
-	UEIP  net.IP // Framed-IP-Address
+	UEIP  net.IP // Framed-IP-Address (IPv4) or Framed-IPv6-Prefix (IPv6)
 	Flows []SignallingFlow
 }
 
@@ -311,7 +311,7 @@ const (
 // AF-Signalling-Protocol SIP) with "permit out <proto> from <P-CSCF ip>
 // <port> to <UE ip> <port>" (downlink) and "permit in <proto> from <UE ip>
 // <port> to <P-CSCF ip> <port>" (uplink); then Subscription-Id and
-// Framed-IP-Address.
+// Framed-IP-Address or, for an IPv6 UE, Framed-IPv6-Prefix.
 func BuildSignallingAAR(s SignallingSession) []*diam.AVP {
 	v := diameter.NewAVP
 	kids := []*diam.AVP{v(diameter.AVPMediaComponentNumber, datatype.Unsigned32(0))}
@@ -320,10 +320,11 @@ func BuildSignallingAAR(s SignallingSession) []*diam.AVP {
 		if strings.EqualFold(f.Transport, "tcp") {
 			proto = 6
 		}
+		ue, pc := filterAddr(f.UEIP), filterAddr(f.PCSCFIP)
 		kids = append(kids, diameter.Grouped(diameter.AVPMediaSubComponent,
 			v(diameter.AVPFlowNumber, datatype.Unsigned32(i+1)),
-			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit out %d from %s %d to %s %d", proto, f.PCSCFIP, f.PCSCFPort, f.UEIP, f.UEPort))),
-			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit in %d from %s %d to %s %d", proto, f.UEIP, f.UEPort, f.PCSCFIP, f.PCSCFPort))),
+			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit out %d from %s %d to %s %d", proto, pc, f.PCSCFPort, ue, f.UEPort))),
+			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit in %d from %s %d to %s %d", proto, ue, f.UEPort, pc, f.PCSCFPort))),
 			v(diameter.AVPFlowUsage, datatype.Enumerated(flowUsageAFSignalling)),
 			v(diameter.AVPAFSignallingProtocol, datatype.Enumerated(signallingProtocolSIP))))
 	}
@@ -333,10 +334,46 @@ func BuildSignallingAAR(s SignallingSession) []*diam.AVP {
 			diameter.NewAVP(diameter.AVPSubscriptionIDType, datatype.Enumerated(subscriptionSIPURI)),
 			diameter.NewAVP(diameter.AVPSubscriptionIDData, datatype.UTF8String(s.IMPU))))
 	}
-	if ip := s.UEIP.To4(); ip != nil {
-		out = append(out, diameter.NewAVP(diameter.AVPFramedIPAddress, datatype.OctetString(ip)))
+	if a := framedAddress(s.UEIP); a != nil {
+		out = append(out, a)
 	}
 	return out
+}
+
+// framedAddress returns the AVP that carries the UE's address for the
+// PCRF's session binding (TS 29.214 §5.6.1, TS 29.213 §8.2): for an IPv4
+// address Framed-IP-Address (RFC 7155, 4 octets); for an IPv6 address
+// Framed-IPv6-Prefix (RFC 7155, encoded as RFC 3162 §2.3: Reserved octet
+// 0, Prefix-Length octet, prefix), here the UE's whole address as a /128
+// prefix, as Kamailio's ims_qos sends it: the PCRF finds it within the
+// /64 (or other) prefix it holds for the IP-CAN session. nil when ip is
+// nil or not an address.
+func framedAddress(ip net.IP) *diam.AVP {
+	if ip4 := ip.To4(); ip4 != nil {
+		return diameter.NewAVP(diameter.AVPFramedIPAddress, datatype.OctetString(ip4))
+	}
+	ip6 := ip.To16()
+	if ip6 == nil {
+		return nil
+	}
+	b := make([]byte, 2, 2+net.IPv6len)
+	b[1] = 8 * net.IPv6len // Prefix-Length 128
+	return diameter.NewAVP(diameter.AVPFramedIPv6Prefix, datatype.OctetString(append(b, ip6...)))
+}
+
+// filterAddr is addr as an IPFilterRule address (RFC 6733 §4.3.1:
+// dotted quad or canonical IPv6 form, no brackets): IP literals are
+// rewritten canonically (SDP may write 2001:DB8:0:0::7), "" becomes "any",
+// anything else is left as it is.
+func filterAddr(addr string) string {
+	addr = strings.Trim(addr, "[]")
+	if addr == "" {
+		return "any"
+	}
+	if ip := net.ParseIP(addr); ip != nil {
+		return ip.String()
+	}
+	return addr
 }
 
 // AARSignalling sends an AAR for the signalling flows of a registered UE
@@ -381,8 +418,8 @@ func BuildAAR(s Session) []*diam.AVP {
 			diameter.NewAVP(diameter.AVPSubscriptionIDType, datatype.Enumerated(subscriptionSIPURI)),
 			diameter.NewAVP(diameter.AVPSubscriptionIDData, datatype.UTF8String(s.IMPU))))
 	}
-	if ip := s.UEIP.To4(); ip != nil {
-		out = append(out, diameter.NewAVP(diameter.AVPFramedIPAddress, datatype.OctetString(ip)))
+	if a := framedAddress(s.UEIP); a != nil {
+		out = append(out, a)
 	}
 	for _, a := range []uint32{ActionChargingCorrelationExchange, ActionIndicationOfLossOfBearer, ActionIndicationOfRecoveryBearer, ActionIndicationOfReleaseOfBearer} {
 		out = append(out, v(diameter.AVPSpecificAction, datatype.Enumerated(a)))
@@ -419,7 +456,7 @@ func mediaType(m string) uint32 {
 func mediaComponent(i int, ue, other *SDP, s Session) *diam.AVP {
 	v := diameter.NewAVP
 	um, om := ue.Media[i], other.Media[i]
-	uip, oip := ue.MediaAddr(i), other.MediaAddr(i)
+	uip, oip := filterAddr(ue.MediaAddr(i)), filterAddr(other.MediaAddr(i))
 	status := diameter.FlowEnabled
 	switch ue.MediaDirection(i) {
 	case "sendonly":

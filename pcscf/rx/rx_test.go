@@ -1,8 +1,11 @@
 package rx
 
 import (
+	"bytes"
+	"net"
 	"testing"
 
+	"github.com/fiorix/go-diameter/v4/diam"
 	"github.com/fiorix/go-diameter/v4/diam/datatype"
 
 	"github.com/imscore/imscore/pkg/diameter"
@@ -94,6 +97,44 @@ func TestParseSDPErrors(t *testing.T) {
 	for _, body := range []string{"", "v=0\r\n", "m=audio\r\n", "m=audio x RTP/AVP 0\r\n", "c=IN\r\nm=audio 1 RTP/AVP 0\r\n"} {
 		if _, err := ParseSDP([]byte(body)); err == nil {
 			t.Errorf("ParseSDP(%q) succeeded", body)
+		}
+	}
+}
+
+// TestFramedAddress: the UE's address goes in Framed-IP-Address when it
+// is IPv4 (an IPv4-mapped IPv6 address included) and in
+// Framed-IPv6-Prefix (00, 128, the address) when it is IPv6, in both
+// kinds of AAR.
+func TestFramedAddress(t *testing.T) {
+	for _, c := range []struct {
+		ip   string
+		code diameter.AVPCode
+		data []byte
+	}{
+		{"10.45.0.2", diameter.AVPFramedIPAddress, []byte{10, 45, 0, 2}},
+		{"::ffff:10.45.0.2", diameter.AVPFramedIPAddress, []byte{10, 45, 0, 2}},
+		{"2001:db8:1:2::abcd", diameter.AVPFramedIPv6Prefix, append([]byte{0, 128}, net.ParseIP("2001:db8:1:2::abcd")...)},
+	} {
+		ip := net.ParseIP(c.ip)
+		for name, avps := range map[string][]*diam.AVP{
+			"media":      BuildAAR(Session{UEIP: ip}),
+			"signalling": BuildSignallingAAR(SignallingSession{UEIP: ip}),
+		} {
+			other := diameter.AVPFramedIPAddress
+			if c.code == other {
+				other = diameter.AVPFramedIPv6Prefix
+			}
+			if n := len(diameter.FindIn(avps, other)); n != 0 {
+				t.Errorf("%s %s: %d %v", name, c.ip, n, other)
+			}
+			f := diameter.FindIn(avps, c.code)
+			if len(f) != 1 {
+				t.Errorf("%s %s: %d %v, want 1", name, c.ip, len(f), c.code)
+				continue
+			}
+			if got, _ := diameter.AsBytes(f[0]); !bytes.Equal(got, c.data) {
+				t.Errorf("%s %s: %v % x, want % x", name, c.ip, c.code, got, c.data)
+			}
 		}
 	}
 }

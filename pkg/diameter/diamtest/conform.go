@@ -427,6 +427,45 @@ func (c *checker) checkData(a *rawAVP, d AVPSpec, path string) {
 			bad("%q does not start with \"permit \" or \"deny \"", a.Data)
 		}
 	}
+	c.checkAddressData(a, d, path)
+}
+
+// checkAddressData checks the OctetString layout of the RFC 7155 address
+// AVPs: Framed-IP-Address holds an IPv4 address (4 octets, as the RADIUS
+// attribute), Framed-IPv6-Prefix the RADIUS layout of RFC 3162 §2.3:
+// Reserved (0), Prefix-Length (0-128), then at most 16 prefix octets that
+// hold the whole prefix and nothing set past it.
+func (c *checker) checkAddressData(a *rawAVP, d AVPSpec, path string) {
+	n := len(a.Data)
+	switch d.ID() {
+	case diameter.AVPFramedIPAddress:
+		if n != 4 {
+			c.add(path, "avp-data", d.Ref, "%d octets, an IPv4 address has 4", n)
+		}
+	case diameter.AVPFramedIPv6Prefix:
+		ref := d.Ref + "; RFC 3162 §2.3"
+		if n < 2 || n > 18 {
+			c.add(path, "avp-data", ref, "%d octets, want Reserved, Prefix-Length and up to 16 prefix octets (2-18)", n)
+			return
+		}
+		bits, prefix := int(a.Data[1]), a.Data[2:]
+		switch {
+		case a.Data[0] != 0:
+			c.add(path, "avp-data", ref, "Reserved octet %d, must be 0", a.Data[0])
+		case bits > 128:
+			c.add(path, "avp-data", ref, "Prefix-Length %d, at most 128", bits)
+		case 8*len(prefix) < bits:
+			c.add(path, "avp-data", ref, "Prefix-Length %d with %d prefix octets", bits, len(prefix))
+		default:
+			for i, b := range prefix {
+				keep := bits - 8*i // prefix bits in this octet
+				if keep < 8 && (keep <= 0 && b != 0 || keep > 0 && b&(0xff>>keep) != 0) {
+					c.add(path, "avp-data", ref, "bits set past Prefix-Length %d (octet %d = 0x%02x)", bits, i, b)
+					break
+				}
+			}
+		}
+	}
 }
 
 // occurrences checks list against an ABNF: fixed-position AVPs first,

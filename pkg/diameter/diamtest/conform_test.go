@@ -636,6 +636,18 @@ func TestMutationsReported(t *testing.T) {
 			tr.avps[tr.index(diameter.AVPChargingInformation)].Kids[0].Data = []byte("ecf1.example")
 		}},
 		{"MAA", "non-zero padding", "avp-padding", func(t *testing.T, tr *tree) {}},
+		{"AAR", "Framed-IP-Address of 16 octets", "avp-data", func(t *testing.T, tr *tree) {
+			tr.avps[tr.index(diameter.AVPFramedIPAddress)].Data = make([]byte, 16)
+		}},
+		{"AAR", "Framed-IPv6-Prefix with a non-zero Reserved octet", "avp-data", func(t *testing.T, tr *tree) {
+			tr.avps[tr.index(diameter.AVPFramedIPAddress)] = &rawAVP{Code: 97, Flags: avpM, Data: append([]byte{1, 128}, make([]byte, 16)...)}
+		}},
+		{"AAR", "Framed-IPv6-Prefix /64 with interface bits set", "avp-data", func(t *testing.T, tr *tree) {
+			tr.avps[tr.index(diameter.AVPFramedIPAddress)] = &rawAVP{Code: 97, Flags: avpM, Data: []byte{0, 64, 0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 1}}
+		}},
+		{"AAR", "Framed-IPv6-Prefix /128 with 8 prefix octets", "avp-data", func(t *testing.T, tr *tree) {
+			tr.avps[tr.index(diameter.AVPFramedIPAddress)] = &rawAVP{Code: 97, Flags: avpM, Data: []byte{0, 128, 0x20, 1, 0xd, 0xb8, 0, 0, 0, 0}}
+		}},
 		{"RAR", "no Specific-Action (*{ })", "missing", func(t *testing.T, tr *tree) { tr.remove(diameter.AVPSpecificAction) }},
 		{"CEA", "Vendor-Specific-Application-Id with both application ids", "vsai", func(t *testing.T, tr *tree) {
 			v := tr.avps[tr.index(diameter.AVPVendorSpecificApplicationID)]
