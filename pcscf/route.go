@@ -86,6 +86,15 @@ func (s *PCSCF) originating(ctx context.Context, t *sipproxy.Txn, c *contacts.Co
 func (s *PCSCF) terminating(ctx context.Context, t *sipproxy.Txn, c *contacts.Contact) {
 	req := t.Request()
 	initial := req.To() == nil || !req.To().Params.Has("tag")
+	if initial && req.IsInvite() && c.SignallingLost != "" {
+		// TS 23.228: after the PCRF reported the loss of the bearer
+		// carrying the UE's signalling, new sessions towards it are
+		// refused as "user not reachable" until it registers again.
+		s.m.rejected.WithLabelValues("signalling_lost").Inc()
+		s.log.Info("terminating INVITE refused: the UE's signalling bearer is lost", zap.String("aor", c.AOR), zap.String("specific-action", c.SignallingLost))
+		_ = t.Respond(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", sip.NewHeader("Warning", `399 `+hostRef(s.cfg.SIPHost)+` "Rx: signalling bearer of the UE lost"`))
+		return
+	}
 	if terminatingPrivacy(req) {
 		s.log.Debug("P-Asserted-Identity withheld from the UE (Privacy: id)", zap.String("call-id", req.CallID().Value()))
 	}
@@ -187,7 +196,7 @@ func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contac
 				_ = t.Relay(res)
 			}
 			if upd.cl.ok != nil {
-				go s.releaseCall(upd.cl, "Rx required, AAR for the media change failed", "Rx: "+failed)
+				go s.releaseCall(upd.cl, "Rx required, AAR for the media change failed", "Rx: "+failed, true)
 			} else {
 				go s.rxEnd(context.Background(), callKey(upd.cl.callID, upd.cl.orig))
 			}
@@ -209,7 +218,7 @@ func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contac
 		if res.IsSuccess() {
 			// The 2xx is relayed already (a proxy cannot turn it into a
 			// failure): release the dialog both ways.
-			go s.releaseCall(cl, "Rx required, AAR failed", "Rx: "+failed)
+			go s.releaseCall(cl, "Rx required, AAR failed", "Rx: "+failed, true)
 			return
 		}
 		if !t.Canceled() {

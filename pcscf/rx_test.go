@@ -163,11 +163,22 @@ func setSessionID(req *diam.Message, sid string) {
 // the RAA.
 func (p *testPCRF) rar(t *testing.T, sid string, actions ...uint32) *diam.Message {
 	t.Helper()
+	var avps []*diam.AVP
+	for _, a := range actions {
+		avps = append(avps, diameter.NewAVP(diameter.AVPSpecificAction, datatype.Enumerated(a)))
+	}
+	return p.rarAVPs(t, sid, avps...)
+}
+
+// rarAVPs sends a Re-Auth-Request for sid with avps (Specific-Actions
+// and what they report) and returns the RAA.
+func (p *testPCRF) rarAVPs(t *testing.T, sid string, avps ...*diam.AVP) *diam.Message {
+	t.Helper()
 	req := p.node.NewRequest(diameter.CmdReAuth, diameter.AppRx, testDomain, pcscfHost)
 	setSessionID(req, sid)
 	req.AddAVP(diameter.NewAVP(diameter.AVPReAuthRequestType, datatype.Enumerated(0))) // AUTHORIZE_ONLY
-	for _, a := range actions {
-		req.AddAVP(diameter.NewAVP(diameter.AVPSpecificAction, datatype.Enumerated(a)))
+	for _, a := range avps {
+		req.AddAVP(a)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -451,14 +462,7 @@ func TestRxOriginatingCall(t *testing.T) {
 	} else if ip, _ := diameter.AsIP(f[0]); !ip.Equal(net.IPv4(127, 0, 0, 1)) {
 		t.Errorf("Framed-IP-Address %v", ip)
 	}
-	var actions []uint32
-	for _, f := range diameter.FindIn(a, diameter.AVPSpecificAction) {
-		v, _ := diameter.AsUint32(f)
-		actions = append(actions, v)
-	}
-	if fmt.Sprint(actions) != "[1 2 3 4]" {
-		t.Errorf("Specific-Action %v, want CHARGING_CORRELATION_EXCHANGE, LOSS/RECOVERY/RELEASE_OF_BEARER", actions)
-	}
+	checkSubscription(t, "call AAR", a)
 
 	ue.send(pc, inDialog(ue, ok, sip.ACK, 1))
 	if ack := core.nextRequest(5 * time.Second); ack.Method != sip.ACK {

@@ -2,6 +2,7 @@ package pcscf
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -241,13 +242,13 @@ func (s *PCSCF) releaseBySession(sid, why, text string) {
 		s.rxEnd(context.Background(), callKey(cl.callID, cl.orig))
 		return
 	}
-	s.releaseCall(cl, why, text)
+	s.releaseCall(cl, why, text, true)
 }
 
-// releaseCall sends BYE to the UE and to the network side of an answered
-// call (dialog from the INVITE and its 2xx, Reason Q.850 cause 47 with
-// text), then ends its Rx session (STR when there is one).
-func (s *PCSCF) releaseCall(cl *call, why, text string) {
+// releaseCall sends BYE to the network side of an answered call and, when
+// toUE, to the UE (dialog from the INVITE and its 2xx, Reason Q.850 cause
+// 47 with text), then ends its Rx session (STR when there is one).
+func (s *PCSCF) releaseCall(cl *call, why, text string, toUE bool) {
 	s.log.Info(why+": releasing the call", zap.String("call-id", cl.callID))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -317,13 +318,14 @@ func (s *PCSCF) releaseCall(cl *call, why, text string) {
 			s.log.Info("BYE after "+why+" answered", zap.Int("status", res.StatusCode), zap.String("to", r.Recipient.String()))
 		}
 	}
-	if cl.orig {
-		send(toCallerReq, true)
-		send(toCalleeReq, false)
-	} else {
-		send(toCallerReq, false)
-		send(toCalleeReq, true)
+	ueReq, netReq := toCallerReq, toCalleeReq
+	if !cl.orig {
+		ueReq, netReq = toCalleeReq, toCallerReq
 	}
+	if toUE {
+		send(ueReq, true)
+	}
+	send(netReq, false)
 	s.rxEnd(ctx, callKey(cl.callID, cl.orig))
 }
 
@@ -407,24 +409,102 @@ func (s *PCSCF) endRestoredCallSession(sid, why string) bool {
 	return true
 }
 
-// onReAuth handles a RAR (answered 2001 by the client): its
-// Specific-Actions are logged; INDICATION_OF_LOSS_OF_BEARER or
-// INDICATION_OF_RELEASE_OF_BEARER for a call's session releases the call
-// as on ASR (TS 29.214 §4.4.6.2: the AF may end the session; TS 24.229
-// §5.2.8). For the signalling session they are only logged.
-func (s *PCSCF) onReAuth(sid string, actions []uint32) {
-	names := make([]string, len(actions))
-	lost := false
-	for i, a := range actions {
-		names[i] = rx.ActionName(a)
-		if a == rx.ActionIndicationOfLossOfBearer || a == rx.ActionIndicationOfReleaseOfBearer {
-			lost = true
+// onReAuth handles a RAR (answered 2001 by the client). Its
+// Specific-Actions and access network information (IP-CAN_CHANGE:
+// IP-CAN-Type, RAT-Type; ACCESS_NETWORK_INFO_REPORT: 3GPP-User-Location-
+// Info, 3GPP-MS-TimeZone, 3GPP-SGSN-MCC-MNC) are logged. Then:
+//   - INDICATION_OF_LOSS_OF_BEARER or INDICATION_OF_RELEASE_OF_BEARER for
+//     a call's session releases the call as on ASR (TS 29.214 §4.4.6.2:
+//     the AF may end the session; TS 24.229 §5.2.8);
+//   - the same for a contact's signalling session means the UE cannot be
+//     reached over SIP any more (TS 23.228, loss of the bearer carrying
+//     IMS signalling): see signallingLost;
+//   - INDICATION_OF_RECOVERY_OF_BEARER for a signalling session whose
+//     bearer was reported lost (not released) undoes that.
+func (s *PCSCF) onReAuth(r rx.ReAuth) {
+	names := r.ActionNames()
+	lost := r.Has(rx.ActionIndicationOfLossOfBearer) || r.Has(rx.ActionIndicationOfReleaseOfBearer)
+	cl := s.callOfSession(r.SessionID)
+	fields := []zap.Field{zap.String("session-id", r.SessionID), zap.Strings("specific-action", names), zap.Bool("call", cl != nil)}
+	if len(r.Flows) > 0 {
+		fields = append(fields, zap.Uint32s("flows", r.Flows))
+	}
+	if r.IPCANType >= 0 {
+		fields = append(fields, zap.Int64("ip-can-type", r.IPCANType))
+	}
+	if r.RATType >= 0 {
+		fields = append(fields, zap.Int64("rat-type", r.RATType))
+	}
+	if r.UserLocationInfo != nil {
+		fields = append(fields, zap.String("user-location-info", hex.EncodeToString(r.UserLocationInfo)))
+	}
+	if r.MSTimeZone != nil {
+		fields = append(fields, zap.String("ms-timezone", hex.EncodeToString(r.MSTimeZone)))
+	}
+	if r.SGSNMCCMNC != "" {
+		fields = append(fields, zap.String("sgsn-mcc-mnc", r.SGSNMCCMNC))
+	}
+	s.log.Info("Rx RAR", fields...)
+	switch {
+	case cl != nil:
+		if lost {
+			s.releaseBySession(r.SessionID, "RAR "+strings.Join(names, ","), "Rx: bearer lost")
+		}
+	case lost:
+		action := rx.ActionName(rx.ActionIndicationOfReleaseOfBearer)
+		if !r.Has(rx.ActionIndicationOfReleaseOfBearer) {
+			action = rx.ActionName(rx.ActionIndicationOfLossOfBearer)
+		}
+		s.signallingLost(r.SessionID, action)
+	case r.Has(rx.ActionIndicationOfRecoveryBearer):
+		s.signallingRecovered(r.SessionID)
+	}
+}
+
+// signallingLost handles the loss or release (action) of the bearer of
+// the signalling flows of the contacts whose signalling session is sid.
+// As TS 23.228 has it for the loss of the IP-CAN bearer carrying IMS
+// signalling, the registration is kept (the S-CSCF keeps it too), but:
+//   - the contact's calls are released towards the network (BYE with
+//     Reason Q.850 cause 47 "Rx: signalling bearer lost", STR); no BYE
+//     goes to the UE, which cannot be reached;
+//   - terminating INVITEs to the contact are answered 480 until its next
+//     successful REGISTER (or its removal): see terminating.
+func (s *PCSCF) signallingLost(sid, action string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, c := range s.store.Matching(func(c *contacts.Contact) bool { return c.RxSignalling == sid }) {
+		_, _ = s.store.Update(ctx, c.Key(), func(x *contacts.Contact) { x.SignallingLost = action })
+		s.log.Info("Rx: signalling bearer of the UE lost: its calls are released, terminating INVITEs refused until it registers again",
+			zap.String("aor", c.AOR), zap.Stringer("flow", c.Flow), zap.String("specific-action", action))
+		s.mu.Lock()
+		var calls []*call
+		for key := range s.callsOf[c.Key()] {
+			calls = append(calls, s.calls[key])
+		}
+		s.mu.Unlock()
+		for _, cl := range calls {
+			if cl.ok == nil {
+				s.rxEnd(ctx, callKey(cl.callID, cl.orig))
+				continue
+			}
+			s.releaseCall(cl, "RAR "+action+" (signalling)", "Rx: signalling bearer lost", false)
 		}
 	}
-	cl := s.callOfSession(sid)
-	s.log.Info("Rx RAR", zap.String("session-id", sid), zap.Strings("specific-action", names), zap.Bool("call", cl != nil))
-	if lost && cl != nil {
-		s.releaseBySession(sid, "RAR "+strings.Join(names, ","), "Rx: bearer lost")
+}
+
+// signallingRecovered clears the mark of a contact whose signalling
+// bearer was reported lost (INDICATION_OF_LOSS_OF_BEARER, not released)
+// when the PCRF reports its recovery.
+func (s *PCSCF) signallingRecovered(sid string) {
+	loss := rx.ActionName(rx.ActionIndicationOfLossOfBearer)
+	for _, c := range s.store.Matching(func(c *contacts.Contact) bool { return c.RxSignalling == sid && c.SignallingLost == loss }) {
+		_, _ = s.store.Update(context.Background(), c.Key(), func(x *contacts.Contact) {
+			if x.SignallingLost == loss {
+				x.SignallingLost = ""
+			}
+		})
+		s.log.Info("Rx: signalling bearer of the UE recovered", zap.String("aor", c.AOR), zap.Stringer("flow", c.Flow))
 	}
 }
 

@@ -16,7 +16,9 @@ import (
 // TestRxReAuth: RAR from the PCRF is answered RAA 2001 for an open
 // session (5002 for an unknown one); CHARGING_CORRELATION_EXCHANGE is
 // only logged, INDICATION_OF_LOSS_OF_BEARER for a call's session releases
-// the call (BYE both ways, STR); for the signalling session it is logged.
+// the call (BYE both ways, STR). (For the signalling session it marks the
+// UE unreachable for terminating INVITEs, which this test does not send:
+// see TestRxSignallingBearerLost.)
 func TestRxReAuth(t *testing.T) {
 	pcrf := newTestPCRF(t)
 	stop := diamtest.Capture(t, pcrf.port)

@@ -119,14 +119,23 @@ func TestRxSignalling(t *testing.T) {
 // any order (a call's AAA can be stored before the signalling one's).
 func waitRxSessions(t *testing.T, p *PCSCF, want ...string) {
 	t.Helper()
+	waitContact(t, p, fmt.Sprintf("Rx sessions %v", want), func(c ContactStatus) bool {
+		return fmt.Sprint(slices.Sorted(slices.Values(c.RxSessions))) == fmt.Sprint(slices.Sorted(slices.Values(want)))
+	})
+}
+
+// waitContact waits until there is one contact and ok says it is as
+// wanted (what describes it).
+func waitContact(t *testing.T, p *PCSCF, what string, ok func(ContactStatus) bool) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st := p.Status().Contacts
-		if len(st) == 1 && fmt.Sprint(slices.Sorted(slices.Values(st[0].RxSessions))) == fmt.Sprint(slices.Sorted(slices.Values(want))) {
+		if len(st) == 1 && ok(st[0]) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("contacts %+v, want one with Rx sessions %v", st, want)
+			t.Fatalf("contacts %+v, want one with %s", st, what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

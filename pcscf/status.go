@@ -16,6 +16,9 @@ type ContactStatus struct {
 	ExpiresIn    int       `json:"expires_in"`
 	SA           *SAStatus `json:"sa,omitempty"`
 	RxSessions   []string  `json:"rx_sessions"`
+	// SignallingLost: the PCRF reported the signalling bearer lost or
+	// released (the Specific-Action); terminating INVITEs get 480.
+	SignallingLost string `json:"signalling_lost,omitempty"`
 }
 
 // SAStatus shows an SA set without its keys.
@@ -62,7 +65,7 @@ func (s *PCSCF) Status() Status {
 
 func contactStatus(c *contacts.Contact) ContactStatus {
 	cs := ContactStatus{AOR: c.AOR, Flow: c.Flow.String(), IMPUs: c.IMPUs, ServiceRoute: c.ServiceRoute,
-		Expires: c.Expires, ExpiresIn: int(time.Until(c.Expires).Seconds()), RxSessions: append([]string{}, c.RxSessions...)}
+		Expires: c.Expires, ExpiresIn: int(time.Until(c.Expires).Seconds()), RxSessions: append([]string{}, c.RxSessions...), SignallingLost: c.SignallingLost}
 	if a := c.SA; a != nil {
 		cs.SA = &SAStatus{Alg: a.Alg, EAlg: a.EAlg, UEPortC: a.UE.PortC, UEPortS: a.UE.PortS, UESPIC: a.UE.SPIC, UESPIS: a.UE.SPIS,
 			PCSCFPortC: a.PCSCF.PortC, PCSCFPortS: a.PCSCF.PortS, PCSCFSPIC: a.PCSCF.SPIC, PCSCFSPIS: a.PCSCF.SPIS}

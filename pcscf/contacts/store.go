@@ -63,6 +63,11 @@ type Contact struct {
 	RxSignalling string `json:"rx_signalling,omitempty"`
 	// RegSubscription is the Call-ID of the reg-event SUBSCRIBE dialog.
 	RegSubscription string `json:"reg_subscription,omitempty"`
+	// SignallingLost is set (to the Specific-Action that told it) when
+	// the PCRF reported the loss or release of the bearer of the
+	// contact's signalling flows; the next successful REGISTER of the
+	// contact clears it.
+	SignallingLost string `json:"signalling_lost,omitempty"`
 }
 
 // Key is the store key: AOR + flow.

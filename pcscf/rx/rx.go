@@ -39,7 +39,7 @@ type Client struct {
 	node    *diameter.Node
 	peer    *diameter.Peer
 	onAbort func(sessionID string)
-	onRAR   func(sessionID string, actions []uint32)
+	onRAR   func(ReAuth)
 	count   func(cmd, result string)
 
 	mu       sync.Mutex
@@ -52,7 +52,128 @@ const (
 	ActionIndicationOfLossOfBearer    = 2
 	ActionIndicationOfRecoveryBearer  = 3
 	ActionIndicationOfReleaseOfBearer = 4
+	ActionIPCANChange                 = 6
+	ActionAccessNetworkInfoReport     = 12
 )
+
+// actionNames names the Specific-Action values of TS 29.214 §5.3.13 (5,
+// INDICATION_OF_ESTABLISHMENT_OF_BEARER, is void).
+var actionNames = map[uint32]string{
+	ActionChargingCorrelationExchange: "CHARGING_CORRELATION_EXCHANGE",
+	ActionIndicationOfLossOfBearer:    "INDICATION_OF_LOSS_OF_BEARER",
+	ActionIndicationOfRecoveryBearer:  "INDICATION_OF_RECOVERY_OF_BEARER",
+	ActionIndicationOfReleaseOfBearer: "INDICATION_OF_RELEASE_OF_BEARER",
+	ActionIPCANChange:                 "IP-CAN_CHANGE",
+	7:                                 "INDICATION_OF_OUT_OF_CREDIT",
+	8:                                 "INDICATION_OF_SUCCESSFUL_RESOURCES_ALLOCATION",
+	9:                                 "INDICATION_OF_FAILED_RESOURCES_ALLOCATION",
+	10:                                "INDICATION_OF_LIMITED_PCC_DEPLOYMENT",
+	11:                                "USAGE_REPORT",
+	ActionAccessNetworkInfoReport:     "ACCESS_NETWORK_INFO_REPORT",
+	13:                                "INDICATION_OF_RECOVERY_FROM_LIMITED_PCC_DEPLOYMENT",
+	14:                                "INDICATION_OF_ACCESS_NETWORK_INFO_REPORTING_FAILURE",
+	15:                                "INDICATION_OF_TRANSFER_POLICY_EXPIRED",
+	16:                                "PLMN_CHANGE",
+}
+
+// SubscribedActions are the Specific-Actions every AAR (signalling and
+// media, initial and update) subscribes to, the set Kamailio's ims_qos
+// sends (TS 29.214 §4.4.1, §4.4.5a, §5.3.13): charging correlation, loss,
+// recovery and release of the bearer, IP-CAN type change and access
+// network information reports. The last goes with Required-Access-Info
+// USER_LOCATION and MS_TIME_ZONE (§5.3.34): what the PCRF is to report.
+var SubscribedActions = []uint32{
+	ActionChargingCorrelationExchange, ActionIndicationOfLossOfBearer,
+	ActionIndicationOfRecoveryBearer, ActionIndicationOfReleaseOfBearer,
+	ActionIPCANChange, ActionAccessNetworkInfoReport,
+}
+
+// Required-Access-Info values (TS 29.214 §5.3.34).
+const (
+	RequiredUserLocation = 0
+	RequiredMSTimeZone   = 1
+)
+
+// subscriptionAVPs are the Specific-Action and Required-Access-Info AVPs
+// of SubscribedActions.
+func subscriptionAVPs() []*diam.AVP {
+	var out []*diam.AVP
+	for _, a := range SubscribedActions {
+		out = append(out, diameter.NewAVP(diameter.AVPSpecificAction, datatype.Enumerated(a)))
+	}
+	for _, r := range []uint32{RequiredUserLocation, RequiredMSTimeZone} {
+		out = append(out, diameter.NewAVP(diameter.AVPRequiredAccessInfo, datatype.Enumerated(r)))
+	}
+	return out
+}
+
+// ReAuth is what a Re-Auth-Request for an open session tells the AF (TS
+// 29.214 §5.6.4, §4.4.6): the Specific-Actions that happened and the
+// access network information that comes with IP-CAN_CHANGE and
+// ACCESS_NETWORK_INFO_REPORT.
+type ReAuth struct {
+	SessionID string
+	Actions   []uint32
+	// Flows are the media components the loss or release concerns
+	// (Flows AVPs: their Media-Component-Numbers; 0 is the signalling).
+	Flows []uint32
+	// IPCANType and RATType (TS 29.212 §5.3.27, §5.3.31), -1 when absent.
+	IPCANType, RATType int64
+	// UserLocationInfo, MSTimeZone: 3GPP-User-Location-Info and
+	// 3GPP-MS-TimeZone octets (TS 29.061 §16.4.7.2); SGSNMCCMNC:
+	// 3GPP-SGSN-MCC-MNC.
+	UserLocationInfo, MSTimeZone []byte
+	SGSNMCCMNC                   string
+}
+
+// Has reports whether the RAR carries Specific-Action a.
+func (r ReAuth) Has(a uint32) bool {
+	for _, x := range r.Actions {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// ActionNames names r's Specific-Actions.
+func (r ReAuth) ActionNames() []string {
+	out := make([]string, len(r.Actions))
+	for i, a := range r.Actions {
+		out[i] = ActionName(a)
+	}
+	return out
+}
+
+// parseReAuth reads a RAR's Specific-Actions, Flows and access network
+// information.
+func parseReAuth(req *diam.Message) ReAuth {
+	r := ReAuth{SessionID: diameter.String(req, diameter.AVPSessionID), IPCANType: -1, RATType: -1}
+	for _, a := range diameter.FindIn(req.AVP, diameter.AVPSpecificAction) {
+		if v, ok := diameter.AsUint32(a); ok {
+			r.Actions = append(r.Actions, v)
+		}
+	}
+	for _, a := range diameter.FindIn(req.AVP, diameter.AVPFlows, diameter.AVPMediaComponentNumber) {
+		if v, ok := diameter.AsUint32(a); ok {
+			r.Flows = append(r.Flows, v)
+		}
+	}
+	if v, ok := diameter.Uint32(req, diameter.AVPIPCANType); ok {
+		r.IPCANType = int64(v)
+	}
+	if v, ok := diameter.Uint32(req, diameter.AVPRATType); ok {
+		r.RATType = int64(v)
+	}
+	if a := diameter.Find(req, diameter.AVP3GPPUserLocationInfo); a != nil {
+		r.UserLocationInfo, _ = diameter.AsBytes(a)
+	}
+	if a := diameter.Find(req, diameter.AVP3GPPMSTimeZone); a != nil {
+		r.MSTimeZone, _ = diameter.AsBytes(a)
+	}
+	r.SGSNMCCMNC = diameter.String(req, diameter.AVP3GPPSGSNMCCMNC)
+	return r
+}
 
 // Subscription-Id-Type END_USER_SIP_URI (RFC 4006 §8.47).
 const subscriptionSIPURI = 2
@@ -88,10 +209,10 @@ func New(cfg Config, onAbort func(string), count func(cmd, result string)) (*Cli
 	return c, nil
 }
 
-// OnReAuth sets the function called (on its own goroutine) with the
-// Session-Id and the Specific-Action values of each RAR for an open
-// session. Set it before Start.
-func (c *Client) OnReAuth(f func(sessionID string, actions []uint32)) { c.onRAR = f }
+// OnReAuth sets the function called (on its own goroutine, after the
+// RAA) with what each RAR for an open session reports. Set it before
+// Start.
+func (c *Client) OnReAuth(f func(ReAuth)) { c.onRAR = f }
 
 // isOpen tells whether sid is a session this client opened or restored.
 func (c *Client) isOpen(sid string) bool {
@@ -101,38 +222,26 @@ func (c *Client) isOpen(sid string) bool {
 }
 
 // handleRAR answers a Re-Auth-Request (TS 29.214 §4.4.6.x, §5.6.3):
-// RAA 2001 for an open session, whose Specific-Actions are then reported
-// to OnReAuth's function; 5002 DIAMETER_UNKNOWN_SESSION_ID otherwise.
+// RAA 2001 for an open session, whose report (ReAuth) then goes to
+// OnReAuth's function; 5002 DIAMETER_UNKNOWN_SESSION_ID otherwise.
 func (c *Client) handleRAR(ctx context.Context, conn *diameter.Conn, req *diam.Message) (*diam.Message, error) {
-	sid := diameter.String(req, diameter.AVPSessionID)
-	if !c.isOpen(sid) {
+	r := parseReAuth(req)
+	if !c.isOpen(r.SessionID) {
 		c.count("RAR", "unknown_session")
 		return c.node.Answer(req, diameter.DiameterUnknownSessionID), nil
 	}
-	var actions []uint32
-	for _, a := range diameter.FindIn(req.AVP, diameter.AVPSpecificAction) {
-		if v, ok := diameter.AsUint32(a); ok {
-			actions = append(actions, v)
-		}
-	}
 	c.count("RAR", "received")
 	if c.onRAR != nil {
-		go c.onRAR(sid, actions)
+		go c.onRAR(r)
 	}
 	return c.node.Answer(req, diameter.DiameterSuccess), nil
 }
 
-// ActionName names a Specific-Action value (TS 29.214 §5.3.13).
+// ActionName names a Specific-Action value (TS 29.214 §5.3.13); an
+// unknown one is its number.
 func ActionName(a uint32) string {
-	switch a {
-	case ActionChargingCorrelationExchange:
-		return "CHARGING_CORRELATION_EXCHANGE"
-	case ActionIndicationOfLossOfBearer:
-		return "INDICATION_OF_LOSS_OF_BEARER"
-	case ActionIndicationOfRecoveryBearer:
-		return "INDICATION_OF_RECOVERY_OF_BEARER"
-	case ActionIndicationOfReleaseOfBearer:
-		return "INDICATION_OF_RELEASE_OF_BEARER"
+	if n, ok := actionNames[a]; ok {
+		return n
 	}
 	return strconv.Itoa(int(a))
 }
@@ -310,7 +419,8 @@ const (
 // flow, a Media-Sub-Component (Flow-Number 1.., Flow-Usage AF_SIGNALLING,
 // AF-Signalling-Protocol SIP) with "permit out <proto> from <P-CSCF ip>
 // <port> to <UE ip> <port>" (downlink) and "permit in <proto> from <UE ip>
-// <port> to <P-CSCF ip> <port>" (uplink); then Subscription-Id and
+// <port> to <P-CSCF ip> <port>" (uplink); then the Specific-Actions of
+// SubscribedActions with Required-Access-Info, Subscription-Id and
 // Framed-IP-Address or, for an IPv6 UE, Framed-IPv6-Prefix.
 func BuildSignallingAAR(s SignallingSession) []*diam.AVP {
 	v := diameter.NewAVP
@@ -329,6 +439,7 @@ func BuildSignallingAAR(s SignallingSession) []*diam.AVP {
 			v(diameter.AVPAFSignallingProtocol, datatype.Enumerated(signallingProtocolSIP))))
 	}
 	out := []*diam.AVP{diameter.Grouped(diameter.AVPMediaComponentDescription, kids...)}
+	out = append(out, subscriptionAVPs()...)
 	if s.IMPU != "" {
 		out = append(out, diameter.Grouped(diameter.AVPSubscriptionID,
 			diameter.NewAVP(diameter.AVPSubscriptionIDType, datatype.Enumerated(subscriptionSIPURI)),
@@ -421,9 +532,7 @@ func BuildAAR(s Session) []*diam.AVP {
 	if a := framedAddress(s.UEIP); a != nil {
 		out = append(out, a)
 	}
-	for _, a := range []uint32{ActionChargingCorrelationExchange, ActionIndicationOfLossOfBearer, ActionIndicationOfRecoveryBearer, ActionIndicationOfReleaseOfBearer} {
-		out = append(out, v(diameter.AVPSpecificAction, datatype.Enumerated(a)))
-	}
+	out = append(out, subscriptionAVPs()...)
 	out = append(out, v(diameter.AVPServiceInfoStatus, datatype.Enumerated(0))) // FINAL_SERVICE_INFORMATION
 	return out
 }

@@ -2,6 +2,7 @@ package rx
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"testing"
 
@@ -136,5 +137,33 @@ func TestFramedAddress(t *testing.T) {
 				t.Errorf("%s %s: %v % x, want % x", name, c.ip, c.code, got, c.data)
 			}
 		}
+	}
+}
+
+// TestParseReAuth: a RAR's Specific-Actions, the Media-Component-Numbers
+// of its Flows and the access network information it reports.
+func TestParseReAuth(t *testing.T) {
+	p, err := diameter.NewParser(diameter.AppRx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := diam.NewRequest(diameter.CmdReAuth, uint32(diameter.AppRx), p)
+	v := diameter.NewAVP
+	m.AddAVP(v(diameter.AVPSessionID, datatype.UTF8String("pcscf.test;1;2")))
+	m.AddAVP(v(diameter.AVPSpecificAction, datatype.Enumerated(ActionIndicationOfReleaseOfBearer)))
+	m.AddAVP(v(diameter.AVPSpecificAction, datatype.Enumerated(ActionAccessNetworkInfoReport)))
+	m.AddAVP(diameter.Grouped(diameter.AVPFlows, v(diameter.AVPMediaComponentNumber, datatype.Unsigned32(2)), v(diameter.AVPFlowNumber, datatype.Unsigned32(1))))
+	m.AddAVP(v(diameter.AVPRATType, datatype.Enumerated(1004)))
+	m.AddAVP(v(diameter.AVP3GPPUserLocationInfo, datatype.OctetString("\x82\x01")))
+	m.AddAVP(v(diameter.AVP3GPPMSTimeZone, datatype.OctetString("\x40\x00")))
+	r := parseReAuth(m)
+	if r.SessionID != "pcscf.test;1;2" || fmt.Sprint(r.ActionNames()) != "[INDICATION_OF_RELEASE_OF_BEARER ACCESS_NETWORK_INFO_REPORT]" ||
+		!r.Has(ActionIndicationOfReleaseOfBearer) || r.Has(ActionIndicationOfLossOfBearer) ||
+		fmt.Sprint(r.Flows) != "[2]" || r.IPCANType != -1 || r.RATType != 1004 ||
+		!bytes.Equal(r.UserLocationInfo, []byte{0x82, 1}) || !bytes.Equal(r.MSTimeZone, []byte{0x40, 0}) || r.SGSNMCCMNC != "" {
+		t.Errorf("parseReAuth = %+v", r)
+	}
+	if ActionName(99) != "99" || ActionName(ActionIPCANChange) != "IP-CAN_CHANGE" {
+		t.Errorf("ActionName(99) %q, (6) %q", ActionName(99), ActionName(ActionIPCANChange))
 	}
 }
