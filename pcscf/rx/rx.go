@@ -558,7 +558,8 @@ func mediaType(m string) uint32 {
 // of the UE's SDP (what the UE asks to receive), -UL from the remote
 // side's, both in bit/s; Flow-Status from the direction attribute of the
 // UE's media line; two Media-Sub-Components, RTP (flow 1, the m= ports)
-// and RTCP (flow 2, ports+1), each with a downlink filter "permit out 17
+// and RTCP (flow 2, the ports and addresses of a=rtcp, RFC 3605, else
+// the m= ports + 1), each with a downlink filter "permit out 17
 // from <remote ip> <remote port> to <UE ip> <UE port>" and an uplink one
 // "permit in 17 from <UE ip> <UE port> to <remote ip> <remote port>"
 // (TS 29.214 §5.3.8: "out" is downlink, "in" uplink).
@@ -597,11 +598,18 @@ func mediaComponent(i int, ue, other *SDP, s Session) *diam.AVP {
 	kids = append(kids,
 		v(diameter.AVPCodecData, datatype.OctetString(offer+offerSDP.Media[i].Text())),
 		v(diameter.AVPCodecData, datatype.OctetString(answer+answerSDP.Media[i].Text())))
-	for f, ports := range [][2]int{{um.Port, om.Port}, {um.Port + 1, om.Port + 1}} {
+	urtcp, urtcpIP := ue.RTCP(i)
+	ortcp, ortcpIP := other.RTCP(i)
+	type end struct {
+		ip   string
+		port int
+	}
+	for f, ends := range [][2]end{{{uip, um.Port}, {oip, om.Port}}, {{filterAddr(urtcpIP), urtcp}, {filterAddr(ortcpIP), ortcp}}} {
+		u, o := ends[0], ends[1]
 		sub := []*diam.AVP{
 			v(diameter.AVPFlowNumber, datatype.Unsigned32(f+1)),
-			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit out 17 from %s %d to %s %d", oip, ports[1], uip, ports[0]))),
-			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit in 17 from %s %d to %s %d", uip, ports[0], oip, ports[1]))),
+			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit out 17 from %s %d to %s %d", o.ip, o.port, u.ip, u.port))),
+			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit in 17 from %s %d to %s %d", u.ip, u.port, o.ip, o.port))),
 		}
 		if f == 1 {
 			sub = append(sub, v(diameter.AVPFlowUsage, datatype.Enumerated(1))) // RTCP

@@ -167,3 +167,46 @@ func TestParseReAuth(t *testing.T) {
 		t.Errorf("ActionName(99) %q, (6) %q", ActionName(99), ActionName(ActionIPCANChange))
 	}
 }
+
+// TestBuildAARRTCPAttribute: the RTCP Media-Sub-Component takes the ports
+// (and addresses) of a=rtcp (RFC 3605) when the SDP has it, in its short
+// form (port only) and its long form (port and connection address, IPv4
+// or IPv6); without it, the RTP port + 1. Before, it was always + 1.
+func TestBuildAARRTCPAttribute(t *testing.T) {
+	const ueOffer = "v=0\r\no=alice 1 1 IN IP4 10.45.0.2\r\ns=-\r\nc=IN IP4 10.45.0.2\r\nt=0 0\r\n" +
+		"m=audio 49170 RTP/AVP 116\r\na=rtcp:53000\r\na=rtpmap:116 AMR-WB/16000/1\r\n" +
+		"m=video 51372 RTP/AVP 96\r\na=rtcp:53002 IN IP6 2001:DB8:0:0::2\r\na=rtcp-fb:96 nack\r\n" +
+		"m=text 45020 RTP/AVP 98\r\na=rtpmap:98 t140/1000\r\n"
+	const farAnswer = "v=0\r\no=bob 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n" +
+		"m=audio 40000 RTP/AVP 116\r\na=rtcp:40009 IN IP4 198.51.100.9\r\n" +
+		"m=video 40002 RTP/AVP 96\r\na=rtcp:bad\r\n" +
+		"m=text 40004 RTP/AVP 98\r\na=rtcp:40100\r\n"
+	offer, err := ParseSDP([]byte(ueOffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, err := ParseSDP([]byte(farAnswer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcds := diameter.FindIn(BuildAAR(Session{Offer: offer, Answer: answer, UEOffered: true}), diameter.AVPMediaComponentDescription)
+	if len(mcds) != 3 {
+		t.Fatalf("%d Media-Component-Descriptions, want 3", len(mcds))
+	}
+	for i, want := range [][]string{
+		{"permit out 17 from 198.51.100.7 40000 to 10.45.0.2 49170", "permit in 17 from 10.45.0.2 49170 to 198.51.100.7 40000",
+			"permit out 17 from 198.51.100.9 40009 to 10.45.0.2 53000", "permit in 17 from 10.45.0.2 53000 to 198.51.100.9 40009"},
+		{"permit out 17 from 198.51.100.7 40002 to 10.45.0.2 51372", "permit in 17 from 10.45.0.2 51372 to 198.51.100.7 40002",
+			"permit out 17 from 198.51.100.7 40003 to 2001:db8::2 53002", "permit in 17 from 2001:db8::2 53002 to 198.51.100.7 40003"},
+		{"permit out 17 from 198.51.100.7 40004 to 10.45.0.2 45020", "permit in 17 from 10.45.0.2 45020 to 198.51.100.7 40004",
+			"permit out 17 from 198.51.100.7 40100 to 10.45.0.2 45021", "permit in 17 from 10.45.0.2 45021 to 198.51.100.7 40100"},
+	} {
+		var fds []string
+		for _, f := range diameter.FindIn(diameter.Children(mcds[i]), diameter.AVPMediaSubComponent, diameter.AVPFlowDescription) {
+			fds = append(fds, string(f.Data.(datatype.IPFilterRule)))
+		}
+		if fmt.Sprint(fds) != fmt.Sprint(want) {
+			t.Errorf("media %d Flow-Descriptions\n%q, want\n%q", i, fds, want)
+		}
+	}
+}

@@ -22,7 +22,29 @@ type Media struct {
 	Conn        string // media-level c= address
 	BandwidthAS int    // b=AS in kbit/s
 	Direction   string // media-level sendrecv/sendonly/recvonly/inactive, "" when absent
-	Lines       []string
+	// RTCPPort and RTCPAddr are from a=rtcp (RFC 3605 §2.1: "a=rtcp:port
+	// [nettype addrtype connection-address]"); 0 and "" when absent.
+	RTCPPort int
+	RTCPAddr string
+	Lines    []string
+}
+
+// RTCP returns the port and address RTCP of media i uses: those of its
+// a=rtcp attribute (RFC 3605), else the RTP port + 1 (RFC 3550 §11) and
+// the media's address. A stream with port 0 has RTCP port 0.
+func (s *SDP) RTCP(i int) (port int, addr string) {
+	m := s.Media[i]
+	port, addr = m.RTCPPort, m.RTCPAddr
+	if port == 0 && m.Port != 0 {
+		port = m.Port + 1
+	}
+	if m.Port == 0 {
+		port = 0
+	}
+	if addr == "" {
+		addr = s.MediaAddr(i)
+	}
+	return port, addr
 }
 
 // MediaDirection returns the direction attribute in force for media i (RFC
@@ -91,6 +113,9 @@ func ParseSDP(body []byte) (*SDP, error) {
 					s.Direction = val
 				}
 			}
+			if rest, ok := strings.CutPrefix(val, "rtcp:"); ok && cur != nil {
+				cur.RTCPPort, cur.RTCPAddr = parseRTCP(rest)
+			}
 		case 'b':
 			if cur != nil && strings.HasPrefix(val, "AS:") {
 				cur.BandwidthAS, _ = strconv.Atoi(val[3:])
@@ -104,4 +129,22 @@ func ParseSDP(body []byte) (*SDP, error) {
 		return nil, errors.New("rx: SDP without media")
 	}
 	return s, nil
+}
+
+// parseRTCP reads the value of an a=rtcp attribute (RFC 3605 §2.1): a
+// port, optionally followed by "IN IP4|IP6 <address>". A value that does
+// not parse gives port 0 (the caller falls back to RTP port + 1).
+func parseRTCP(v string) (int, string) {
+	f := strings.Fields(v)
+	if len(f) == 0 {
+		return 0, ""
+	}
+	port, err := strconv.Atoi(f[0])
+	if err != nil || port <= 0 || port > 65535 {
+		return 0, ""
+	}
+	if len(f) >= 4 {
+		return port, strings.SplitN(f[3], "/", 2)[0]
+	}
+	return port, ""
 }
