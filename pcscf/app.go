@@ -52,6 +52,7 @@ func Function() config.Function {
 			config.String(prefix, "pcrf-host", "", "PCRF Diameter identity expected in its CEA (default pcrf.<domain>)"),
 			config.String(prefix, "pcrf-realm", "", "PCRF realm (default: the domain)"),
 			config.String(prefix, "origin-host", "", "Diameter Origin-Host (default pcscf.<domain>)"),
+			config.Bool(prefix, "rx-aar-at-offer", false, "also send an AAR with preliminary service information at the SDP offer of an initial INVITE, updated at the answer (TS 29.214 §4.4.1)"),
 		},
 		Validate: func(c *cli.Context) error {
 			cfg, err := configFromCLI(c)
@@ -94,7 +95,7 @@ func configFromCLI(c *cli.Context) (Config, error) {
 		IPsec: c.String("ipsec"), PortC: c.Int("port-c"), PortS: c.Int("port-s"),
 		SPIMin: uint32(c.Int("spi-min")), SPIMax: uint32(c.Int("spi-max")),
 		Algs: c.StringSlice("alg"), EAlgs: c.StringSlice("ealg"),
-		TimerInterval: c.Duration("timer-interval"),
+		TimerInterval: c.Duration("timer-interval"), RxAARAtOffer: c.Bool("rx-aar-at-offer"),
 	}
 	if c.Bool("persist") {
 		cfg.DatabaseURL = c.String("database-url")

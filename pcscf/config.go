@@ -79,6 +79,11 @@ type Config struct {
 	// RxPolicy is RxBestEffort (default when Rx is set; "on" is an alias)
 	// or RxRequired; RxOff (or Rx nil) disables Rx.
 	RxPolicy string
+	// RxAARAtOffer sends an AAR with preliminary service information when
+	// an initial INVITE with an SDP offer is forwarded, and updates it
+	// with the final information at the answer (TS 29.214 §4.4.1);
+	// false: one AAR, at the answer.
+	RxAARAtOffer bool
 
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer

@@ -175,6 +175,16 @@ func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contac
 		s.mu.Lock()
 		cl = s.calls[key]
 		s.mu.Unlock()
+		if cl != nil && s.cfg.RxAARAtOffer {
+			if reason := s.rxAtOffer(key, c); reason != "" {
+				// --rx required: the PCRF refused the offer (or did
+				// not answer); nothing was forwarded.
+				s.m.rejected.WithLabelValues("rx_required").Inc()
+				s.rxEnd(context.Background(), key)
+				_ = t.Respond(sip.StatusServiceUnavailable, "Service Unavailable", s.rxWarning(reason))
+				return
+			}
+		}
 	}
 	res, err := t.Forward(fctx, opts, tg)
 	if req.IsAck() {

@@ -215,12 +215,19 @@ func startRxPCSCF(t *testing.T, pcrf *testPCRF) (*PCSCF, *udpPeer, *udpPeer) {
 // startRxPCSCFPolicy is startRxPCSCF with --rx policy towards the PCRF
 // at pcrfPort; pcrf nil means no PCRF listens there (no wait, no AAR).
 func startRxPCSCFPolicy(t *testing.T, pcrf *testPCRF, pcrfPort int, policy string) (*PCSCF, *udpPeer, *udpPeer) {
+	t.Helper()
+	return startRxPCSCFWith(t, pcrf, pcrfPort, func(c *Config) { c.RxPolicy = policy })
+}
+
+// startRxPCSCFWith is startRxPCSCFPolicy with the configuration changed
+// by mod (after the Rx settings).
+func startRxPCSCFWith(t *testing.T, pcrf *testPCRF, pcrfPort int, mod func(*Config)) (*PCSCF, *udpPeer, *udpPeer) {
 	wait := pcrf != nil
 	t.Helper()
 	core := newPeer(t, "")
 	p := startPCSCF(t, core, func(c *Config) {
 		c.Rx = &rx.Config{OriginHost: pcscfHost, OriginRealm: testDomain, PCRFAddr: fmt.Sprintf("127.0.0.1:%d", pcrfPort), PCRFHost: pcrfHost, PCRFRealm: testDomain, Timeout: time.Second}
-		c.RxPolicy = policy
+		mod(c)
 	})
 	if wait {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -33,8 +33,11 @@ type call struct {
 	ueOffered bool
 	ok        *sip.Response
 	sid       string
-	aarSent   bool // an AAR for this call is out or done
-	icid      string
+	aarSent   bool // an AAR for this call's answer is out or done
+	// prelim: sid is from the AAR at the offer (--rx-aar-at-offer); the
+	// AAR at the answer updates that session.
+	prelim bool
+	icid   string
 	// --rx required: abort cancels the forwarding of the initial INVITE
 	// (CANCEL downstream); failed is the Warning text once the AAR failed.
 	abort  context.CancelFunc
@@ -105,7 +108,7 @@ func (s *PCSCF) rxOnResponse(req *sip.Request, res *sip.Response, c *contacts.Co
 	if res.IsSuccess() && cl.ok == nil {
 		cl.ok = res.Clone()
 	}
-	if cl.sid != "" || cl.aarSent {
+	if cl.aarSent {
 		s.mu.Unlock()
 		return
 	}
@@ -116,6 +119,10 @@ func (s *PCSCF) rxOnResponse(req *sip.Request, res *sip.Response, c *contacts.Co
 	}
 	cl.aarSent = true
 	cl.answer, cl.ueOffered = ans, orig
+	prelim := ""
+	if cl.prelim {
+		prelim = cl.sid
+	}
 	s.mu.Unlock()
 	if !s.rx.Ready() && s.cfg.RxPolicy != RxRequired {
 		// best-effort: no AAR while the PCRF is away (it would hold the
@@ -125,14 +132,24 @@ func (s *PCSCF) rxOnResponse(req *sip.Request, res *sip.Response, c *contacts.Co
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	sid, err := s.rx.AAR(ctx, rx.Session{
+	sess := rx.Session{
 		ICID: cl.icid, IMPU: c.IMPUs[0], UEIP: parseIP(c.Flow.Host),
 		Offer: cl.offer, Answer: ans, UEOffered: orig,
-	})
+	}
+	var sid string
+	if prelim != "" {
+		// The final service information on the session opened at the
+		// offer (TS 29.214 §4.4.1).
+		sid, err = prelim, s.rx.AARUpdate(ctx, prelim, sess)
+	} else {
+		sid, err = s.rx.AAR(ctx, sess)
+	}
 	if err != nil {
-		// A rejected AAR opens no session at the PCRF: nothing to STR.
+		// A rejected initial AAR opens no session at the PCRF: nothing to
+		// STR. A rejected update leaves the session of the offer open;
+		// it ends with the call (STR).
 		reason := rxFailReason(err)
-		s.log.Warn("Rx AAR failed", zap.String("call-id", cl.callID), zap.String("policy", s.cfg.RxPolicy), zap.String("reason", reason), zap.Error(err))
+		s.log.Warn("Rx AAR failed", zap.String("call-id", cl.callID), zap.String("policy", s.cfg.RxPolicy), zap.String("reason", reason), zap.Bool("at-offer-session", prelim != ""), zap.Error(err))
 		if s.cfg.RxPolicy == RxRequired {
 			s.mu.Lock()
 			cl.failed = reason
@@ -143,8 +160,19 @@ func (s *PCSCF) rxOnResponse(req *sip.Request, res *sip.Response, c *contacts.Co
 		}
 		return
 	}
+	if prelim != "" {
+		return // the session and its record are those of the offer
+	}
+	s.rxOpened(ctx, key, cl, c, sid, false)
+}
+
+// rxOpened records sid, the Rx session just opened for call cl (under
+// key) of contact c, on the call and the contact (prelim: opened at the
+// offer). When the call failed or ended while the AAR was out, the
+// session is ended at once (STR).
+func (s *PCSCF) rxOpened(ctx context.Context, key string, cl *call, c *contacts.Contact, sid string, prelim bool) {
 	s.mu.Lock()
-	cl.sid = sid
+	cl.sid, cl.prelim = sid, prelim
 	ended := s.calls[key] != cl // the call failed or ended while the AAR was out
 	s.mu.Unlock()
 	if ended {
@@ -154,6 +182,44 @@ func (s *PCSCF) rxOnResponse(req *sip.Request, res *sip.Response, c *contacts.Co
 		return
 	}
 	_, _ = s.store.Update(ctx, c.Key(), func(x *contacts.Contact) { x.RxSessions = append(x.RxSessions, sid) })
+}
+
+// rxAtOffer sends the AAR with preliminary service information for the
+// SDP offer of the initial INVITE of the call under key (--rx-aar-at-offer;
+// TS 29.214 §4.4.1: the AF may provide service information at the offer
+// and update it at the answer), before the INVITE is forwarded. It returns
+// why the INVITE must be refused (--rx required and the PCRF rejected the
+// offer or did not answer), "" otherwise; under best-effort a failure is
+// logged and the AAR at the answer opens the session as without the
+// setting.
+func (s *PCSCF) rxAtOffer(key string, c *contacts.Contact) string {
+	s.mu.Lock()
+	cl := s.calls[key]
+	s.mu.Unlock()
+	if cl == nil {
+		return "" // no SDP offer in the INVITE
+	}
+	if !s.rx.Ready() {
+		// required has answered 503 already (forward).
+		s.log.Warn("Rx: PCRF not connected, no AAR at the offer (best-effort)", zap.String("call-id", cl.callID))
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sid, err := s.rx.AAR(ctx, rx.Session{
+		ICID: cl.icid, IMPU: c.IMPUs[0], UEIP: parseIP(c.Flow.Host),
+		Offer: cl.offer, UEOffered: cl.orig,
+	})
+	if err != nil {
+		reason := rxFailReason(err)
+		s.log.Warn("Rx AAR at the offer failed", zap.String("call-id", cl.callID), zap.String("policy", s.cfg.RxPolicy), zap.String("reason", reason), zap.Error(err))
+		if s.cfg.RxPolicy == RxRequired {
+			return reason
+		}
+		return ""
+	}
+	s.rxOpened(ctx, key, cl, c, sid, true)
+	return ""
 }
 
 // addCallLocked records cl under key (see callKey) and in its contact's

@@ -11,7 +11,6 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/fiorix/go-diameter/v4/diam"
-	"github.com/fiorix/go-diameter/v4/diam/datatype"
 
 	"github.com/imscore/imscore/pcscf/rx"
 	"github.com/imscore/imscore/pkg/diameter"
@@ -77,11 +76,7 @@ func TestRxIPv6UE(t *testing.T) {
 	sig := pcrf.next(t, diameter.CmdAA)
 	checkFramedIPv6(t, "signalling AAR", sig, net.IPv6loopback)
 	pport := p.Proxy().Addr("udp").Port
-	var fds []string
-	for _, f := range diameter.FindAll(sig, diameter.AVPMediaComponentDescription, diameter.AVPMediaSubComponent, diameter.AVPFlowDescription) {
-		fds = append(fds, string(f.Data.(datatype.IPFilterRule)))
-	}
-	if want := []string{
+	if fds, want := flowDescriptions(sig.AVP), []string{
 		fmt.Sprintf("permit out 17 from ::1 %d to ::1 %d", pport, ue.port()),
 		fmt.Sprintf("permit in 17 from ::1 %d to ::1 %d", ue.port(), pport),
 	}; fmt.Sprint(fds) != fmt.Sprint(want) {
@@ -101,11 +96,7 @@ func TestRxIPv6UE(t *testing.T) {
 		t.Fatalf("call: %d", ok.StatusCode)
 	}
 	checkFramedIPv6(t, "media AAR", aar, net.IPv6loopback)
-	fds = nil
-	for _, f := range diameter.FindAll(aar, diameter.AVPMediaComponentDescription, diameter.AVPMediaSubComponent, diameter.AVPFlowDescription) {
-		fds = append(fds, string(f.Data.(datatype.IPFilterRule)))
-	}
-	if want := []string{
+	if fds, want := flowDescriptions(aar.AVP), []string{
 		"permit out 17 from 2001:db8::7 40000 to ::1 49170",
 		"permit in 17 from ::1 49170 to 2001:db8::7 40000",
 		"permit out 17 from 2001:db8::7 40001 to ::1 49171",

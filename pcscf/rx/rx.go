@@ -299,7 +299,8 @@ type Session struct {
 	IMPU  string // Subscription-Id (END_USER_SIP_URI)
 	UEIP  net.IP // Framed-IP-Address (IPv4) or Framed-IPv6-Prefix (IPv6)
 	Offer *SDP
-	// Answer is the SDP answer; the UE's side is Offer when UEOffered.
+	// Answer is the SDP answer, nil for preliminary service information
+	// at the offer; the UE's side is Offer when UEOffered.
 	Answer    *SDP
 	UEOffered bool
 }
@@ -503,7 +504,13 @@ func replaceSessionID(m *diam.Message, sid string) {
 	}
 }
 
-// BuildAAR returns the Rx-specific AVPs of an initial AAR for s.
+// BuildAAR returns the Rx-specific AVPs of an AAR for s: one
+// Media-Component-Description per m= line of the offer/answer, then
+// Subscription-Id, the UE address, the event subscription
+// (SubscribedActions) and Service-Info-Status. With the answer
+// (s.Answer) it is FINAL_SERVICE_INFORMATION; without it (the AAR at the
+// SDP offer, TS 29.214 §4.4.1) PRELIMINARY_SERVICE_INFORMATION, built from
+// the offer alone (see mediaComponent).
 func BuildAAR(s Session) []*diam.AVP {
 	v := diameter.NewAVP
 	var out []*diam.AVP
@@ -511,17 +518,13 @@ func BuildAAR(s Session) []*diam.AVP {
 	if s.ICID != "" {
 		out = append(out, v(diameter.AVPAFChargingIdentifier, datatype.OctetString(s.ICID)))
 	}
-	ue, other := s.Offer, s.Answer
-	if !s.UEOffered {
-		ue, other = s.Answer, s.Offer
-	}
-	if ue != nil && other != nil {
-		n := len(ue.Media)
-		if len(other.Media) < n {
-			n = len(other.Media)
+	if s.Offer != nil {
+		n := len(s.Offer.Media)
+		if s.Answer != nil && len(s.Answer.Media) < n {
+			n = len(s.Answer.Media)
 		}
 		for i := 0; i < n; i++ {
-			out = append(out, mediaComponent(i, ue, other, s))
+			out = append(out, mediaComponent(i, s))
 		}
 	}
 	if s.IMPU != "" {
@@ -533,9 +536,19 @@ func BuildAAR(s Session) []*diam.AVP {
 		out = append(out, a)
 	}
 	out = append(out, subscriptionAVPs()...)
-	out = append(out, v(diameter.AVPServiceInfoStatus, datatype.Enumerated(0))) // FINAL_SERVICE_INFORMATION
+	status := ServiceInfoFinal
+	if s.Answer == nil {
+		status = ServiceInfoPreliminary
+	}
+	out = append(out, v(diameter.AVPServiceInfoStatus, datatype.Enumerated(status)))
 	return out
 }
+
+// Service-Info-Status values (TS 29.214 §5.3.25).
+const (
+	ServiceInfoFinal       = 0 // FINAL_SERVICE_INFORMATION
+	ServiceInfoPreliminary = 1 // PRELIMINARY_SERVICE_INFORMATION
+)
 
 func mediaType(m string) uint32 {
 	switch strings.ToLower(m) {
@@ -553,7 +566,7 @@ func mediaType(m string) uint32 {
 	return diameter.MediaData
 }
 
-// mediaComponent builds Media-Component-Description i (TS 29.214 §5.3.7,
+// mediaComponent builds Media-Component-Description i (TS 29.214 §5.3.16,
 // derivation of TS 29.213 §6.2): Max-Requested-Bandwidth-DL from the b=AS
 // of the UE's SDP (what the UE asks to receive), -UL from the remote
 // side's, both in bit/s; Flow-Status from the direction attribute of the
@@ -563,53 +576,52 @@ func mediaType(m string) uint32 {
 // from <remote ip> <remote port> to <UE ip> <UE port>" and an uplink one
 // "permit in 17 from <UE ip> <UE port> to <remote ip> <remote port>"
 // (TS 29.214 §5.3.8: "out" is downlink, "in" uplink).
-func mediaComponent(i int, ue, other *SDP, s Session) *diam.AVP {
+//
+// Without an answer (preliminary service information) the side that has
+// not answered yet is "any" in the filters, both bandwidths come from the
+// offer's b=AS, the UE's direction is the offer's (the UE offered) or its
+// reverse (RFC 3264 §6: sendonly is answered recvonly), and there is one
+// Codec-Data, the offer's.
+func mediaComponent(i int, s Session) *diam.AVP {
 	v := diameter.NewAVP
-	um, om := ue.Media[i], other.Media[i]
-	uip, oip := filterAddr(ue.MediaAddr(i)), filterAddr(other.MediaAddr(i))
-	status := diameter.FlowEnabled
-	switch ue.MediaDirection(i) {
-	case "sendonly":
-		status = diameter.FlowEnabledUplink
-	case "recvonly":
-		status = diameter.FlowEnabledDownlink
-	case "inactive":
-		status = diameter.FlowDisabled
-	}
-	if um.Port == 0 || om.Port == 0 {
-		status = diameter.FlowRemoved
+	ue, other := s.Offer, s.Answer
+	if !s.UEOffered {
+		ue, other = s.Answer, s.Offer
 	}
 	kids := []*diam.AVP{
 		v(diameter.AVPMediaComponentNumber, datatype.Unsigned32(i+1)),
-		v(diameter.AVPMediaType, datatype.Enumerated(mediaType(um.Type))),
+		v(diameter.AVPMediaType, datatype.Enumerated(mediaType(s.Offer.Media[i].Type))),
 	}
-	if om.BandwidthAS > 0 {
-		kids = append(kids, v(diameter.AVPMaxRequestedBandwidthUL, datatype.Unsigned32(om.BandwidthAS*1000)))
+	ul, dl := bandwidthAS(other, i), bandwidthAS(ue, i)
+	if other == nil {
+		ul = dl
 	}
-	if um.BandwidthAS > 0 {
-		kids = append(kids, v(diameter.AVPMaxRequestedBandwidthDL, datatype.Unsigned32(um.BandwidthAS*1000)))
+	if ue == nil {
+		dl = ul
 	}
-	kids = append(kids, v(diameter.AVPFlowStatus, datatype.Enumerated(status)))
+	if ul > 0 {
+		kids = append(kids, v(diameter.AVPMaxRequestedBandwidthUL, datatype.Unsigned32(ul*1000)))
+	}
+	if dl > 0 {
+		kids = append(kids, v(diameter.AVPMaxRequestedBandwidthDL, datatype.Unsigned32(dl*1000)))
+	}
+	kids = append(kids, v(diameter.AVPFlowStatus, datatype.Enumerated(flowStatus(ue, other, i))))
 	offer, answer := "uplink\noffer\n", "downlink\nanswer\n"
 	if !s.UEOffered {
 		offer, answer = "downlink\noffer\n", "uplink\nanswer\n"
 	}
-	offerSDP, answerSDP := s.Offer, s.Answer
-	kids = append(kids,
-		v(diameter.AVPCodecData, datatype.OctetString(offer+offerSDP.Media[i].Text())),
-		v(diameter.AVPCodecData, datatype.OctetString(answer+answerSDP.Media[i].Text())))
-	urtcp, urtcpIP := ue.RTCP(i)
-	ortcp, ortcpIP := other.RTCP(i)
-	type end struct {
-		ip   string
-		port int
+	kids = append(kids, v(diameter.AVPCodecData, datatype.OctetString(offer+s.Offer.Media[i].Text())))
+	if s.Answer != nil {
+		kids = append(kids, v(diameter.AVPCodecData, datatype.OctetString(answer+s.Answer.Media[i].Text())))
 	}
-	for f, ends := range [][2]end{{{uip, um.Port}, {oip, om.Port}}, {{filterAddr(urtcpIP), urtcp}, {filterAddr(ortcpIP), ortcp}}} {
+	uRTP, uRTCP := endpoints(ue, i)
+	oRTP, oRTCP := endpoints(other, i)
+	for f, ends := range [][2]endpoint{{uRTP, oRTP}, {uRTCP, oRTCP}} {
 		u, o := ends[0], ends[1]
 		sub := []*diam.AVP{
 			v(diameter.AVPFlowNumber, datatype.Unsigned32(f+1)),
-			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit out 17 from %s %d to %s %d", o.ip, o.port, u.ip, u.port))),
-			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit in 17 from %s %d to %s %d", u.ip, u.port, o.ip, o.port))),
+			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit out 17 from %s to %s", o, u))),
+			v(diameter.AVPFlowDescription, datatype.IPFilterRule(fmt.Sprintf("permit in 17 from %s to %s", u, o))),
 		}
 		if f == 1 {
 			sub = append(sub, v(diameter.AVPFlowUsage, datatype.Enumerated(1))) // RTCP
@@ -617,4 +629,62 @@ func mediaComponent(i int, ue, other *SDP, s Session) *diam.AVP {
 		kids = append(kids, diameter.Grouped(diameter.AVPMediaSubComponent, sub...))
 	}
 	return diameter.Grouped(diameter.AVPMediaComponentDescription, kids...)
+}
+
+// bandwidthAS is the b=AS (kbit/s) of media i of sdp, 0 when sdp is nil
+// or has none.
+func bandwidthAS(sdp *SDP, i int) int {
+	if sdp == nil {
+		return 0
+	}
+	return sdp.Media[i].BandwidthAS
+}
+
+// flowStatus is the Flow-Status of media i (TS 29.213 §6.2): from the
+// direction of the UE's media line (ue), or without it (no answer from
+// the UE yet) from the reverse of the offer's; REMOVED when a side has
+// port 0.
+func flowStatus(ue, other *SDP, i int) uint32 {
+	var dir string
+	if ue != nil {
+		dir = ue.MediaDirection(i)
+	} else {
+		dir = map[string]string{"sendonly": "recvonly", "recvonly": "sendonly"}[other.MediaDirection(i)]
+	}
+	if (ue != nil && ue.Media[i].Port == 0) || (other != nil && other.Media[i].Port == 0) {
+		return diameter.FlowRemoved
+	}
+	switch dir {
+	case "sendonly":
+		return diameter.FlowEnabledUplink
+	case "recvonly":
+		return diameter.FlowEnabledDownlink
+	case "inactive":
+		return diameter.FlowDisabled
+	}
+	return diameter.FlowEnabled
+}
+
+// endpoint is one end of a flow in an IPFilterRule: "<ip> <port>", or
+// "any" when that side is not known yet.
+type endpoint struct {
+	ip   string
+	port int
+}
+
+func (e endpoint) String() string {
+	if e.ip == "any" {
+		return "any"
+	}
+	return e.ip + " " + strconv.Itoa(e.port)
+}
+
+// endpoints returns the RTP and RTCP ends of media i of sdp ("any" for a
+// nil sdp).
+func endpoints(sdp *SDP, i int) (rtp, rtcp endpoint) {
+	if sdp == nil {
+		return endpoint{ip: "any"}, endpoint{ip: "any"}
+	}
+	port, addr := sdp.RTCP(i)
+	return endpoint{filterAddr(sdp.MediaAddr(i)), sdp.Media[i].Port}, endpoint{filterAddr(addr), port}
 }

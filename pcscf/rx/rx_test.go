@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/fiorix/go-diameter/v4/diam"
@@ -208,5 +209,41 @@ func TestBuildAARRTCPAttribute(t *testing.T) {
 		if fmt.Sprint(fds) != fmt.Sprint(want) {
 			t.Errorf("media %d Flow-Descriptions\n%q, want\n%q", i, fds, want)
 		}
+	}
+}
+
+// TestBuildAARAtOffer: preliminary service information from an offer
+// alone. The UE's direction is the offer's when the UE offered, its
+// reverse when the network did (a sendonly offer is answered recvonly); a
+// stream offered with port 0 is REMOVED; the unknown side is "any".
+func TestBuildAARAtOffer(t *testing.T) {
+	offer, err := ParseSDP([]byte(strings.Replace(offerFromNetwork, "a=sendrecv", "a=sendonly", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func(avps []*diam.AVP) []uint32 {
+		var out []uint32
+		for _, f := range diameter.FindIn(avps, diameter.AVPMediaComponentDescription, diameter.AVPFlowStatus) {
+			v, _ := diameter.AsUint32(f)
+			out = append(out, v)
+		}
+		return out
+	}
+	term := BuildAAR(Session{Offer: offer})
+	if got, want := status(term), []uint32{diameter.FlowEnabledDownlink, diameter.FlowRemoved}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("network offer: Flow-Status %v, want %v", got, want)
+	}
+	if f := diameter.FindIn(term, diameter.AVPServiceInfoStatus); len(f) != 1 {
+		t.Error("no Service-Info-Status")
+	} else if v, _ := diameter.AsUint32(f[0]); v != ServiceInfoPreliminary {
+		t.Errorf("Service-Info-Status %d, want PRELIMINARY", v)
+	}
+	fds := diameter.FindIn(term, diameter.AVPMediaComponentDescription, diameter.AVPMediaSubComponent, diameter.AVPFlowDescription)
+	if got := string(fds[0].Data.(datatype.IPFilterRule)); got != "permit out 17 from 198.51.100.7 40000 to any" {
+		t.Errorf("first Flow-Description %q", got)
+	}
+	orig := BuildAAR(Session{Offer: offer, UEOffered: true})
+	if got, want := status(orig), []uint32{diameter.FlowEnabledUplink, diameter.FlowRemoved}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("UE offer: Flow-Status %v, want %v", got, want)
 	}
 }

@@ -60,7 +60,7 @@ func (s *SDP) MediaDirection(i int) string {
 }
 
 // Text returns the m= line and its attribute lines, newline separated
-// (the Codec-Data payload after its two header lines, TS 29.214 §5.3.16).
+// (the Codec-Data payload after its two header lines, TS 29.214 §5.3.7).
 func (m Media) Text() string { return strings.Join(m.Lines, "\n") + "\n" }
 
 // MediaAddr returns the connection address of media i.
