@@ -110,6 +110,31 @@ func TestRxIPv6UE(t *testing.T) {
 	ue.send(pc, inDialog(ue, ok, sip.BYE, 2))
 	core.respond(waitRequest(t, core, sip.BYE), 200, "OK")
 	checkSTR(t, pcrf.next(t, diameter.CmdSessionTermination), diameter.String(aar, diameter.AVPSessionID))
+
+	// The PCRF aborts a second call: the P-CSCF's BYE reaches the UE at
+	// its IPv6 address.
+	invite(ue, pc, "rx-call6-asr", ueOffer6)
+	respondSDP(core, waitRequest(t, core, sip.INVITE), 200, "OK", coreAnswer6)
+	sid := diameter.String(pcrf.next(t, diameter.CmdAA), diameter.AVPSessionID)
+	ok = waitFinal(t, ue, "rx-call6-asr")
+	ue.send(pc, inDialog(ue, ok, sip.ACK, 1))
+	for waitRequest(t, core, sip.ACK).CallID().Value() != "rx-call6-asr" {
+	}
+	if code, _, _ := diameter.Result(pcrf.asr(t, sid)); code != diameter.DiameterSuccess {
+		t.Fatalf("ASA %d", code)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		core.respond(waitRequest(t, core, sip.BYE), 200, "OK")
+	}()
+	if b := waitRequest(t, ue, sip.BYE); b.CallID().Value() != "rx-call6-asr" {
+		t.Errorf("UE BYE for %s", b.CallID().Value())
+	} else {
+		ue.respond(b, 200, "OK")
+	}
+	<-done
+	checkSTR(t, pcrf.next(t, diameter.CmdSessionTermination), sid)
 }
 
 // checkFramedIPv6 checks that m carries the UE address ip as
