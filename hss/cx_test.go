@@ -201,6 +201,14 @@ func TestCxErrors(t *testing.T) {
 	wantResult(t, send(t, c, uar(c, bobIMPI, aliceIMPU, 0)), diameter.DiameterErrorIdentitiesDontMatch, true)
 	wantResult(t, send(t, c, mar(c, bobIMPI, aliceIMPU, "Digest-AKAv1-MD5", 1, nil)), diameter.DiameterErrorIdentitiesDontMatch, true)
 	wantResult(t, send(t, c, lir(c, "sip:nobody@"+realm)), diameter.DiameterErrorUserUnknown, true)
+	// The same telephone number as a SIP URI with user=phone, or with
+	// visual separators, is the same IMPU (TS 24.229 §5.3.2.1, RFC 3261
+	// §19.1.6): not registered (5003), not unknown (5001).
+	for _, alias := range []string{"sip:+15550001@" + realm + ";user=phone", "tel:+1-555-0001"} {
+		wantResult(t, send(t, c, lir(c, alias)), diameter.DiameterErrorIdentityNotRegistered, true)
+		wantResult(t, send(t, c, uar(c, aliceIMPI, alias, 0)), diameter.DiameterFirstRegistration, true)
+	}
+	wantResult(t, send(t, c, lir(c, "sip:+15550001@"+realm)), diameter.DiameterErrorUserUnknown, true) // a user name, not a number
 
 	// A barred IMPU whose implicit set holds a non-barred one registers
 	// (TS 29.228 §6.1.1.1 step 3; a USIM-only UE's barred temporary IMPU);

@@ -18,6 +18,7 @@ import (
 
 	"github.com/imscore/imscore/hss/store"
 	"github.com/imscore/imscore/pkg/diameter"
+	"github.com/imscore/imscore/pkg/imsuri"
 )
 
 // Server answers Cx requests from the data in Store.
@@ -73,4 +74,12 @@ func (s *Server) pair(ctx context.Context, impi, impu string) (store.PairInfo, e
 		return pi, exp(diameter.DiameterErrorIdentitiesDontMatch)
 	}
 	return pi, nil
+}
+
+// publicIdentity is the request's Public-Identity in the form IMPUs are
+// stored in (imsuri.Canonical): "sip:+15550100@<domain>;user=phone" and
+// "tel:+1-555-0100" find the IMPU "tel:+15550100" (TS 24.229 §5.3.2.1,
+// RFC 3261 §19.1.6).
+func publicIdentity(req *diam.Message) string {
+	return imsuri.Canonical(diameter.String(req, diameter.AVPPublicIdentity))
 }

@@ -13,7 +13,7 @@ import (
 
 // LIR answers a Location-Info-Request (TS 29.228 §6.1.4.1).
 func (s *Server) LIR(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
-	impu := diameter.String(req, diameter.AVPPublicIdentity)
+	impu := publicIdentity(req)
 	a, err := s.Store.Assignment(ctx, impu)
 	if err != nil {
 		return nil, lookupErr(err)

@@ -89,7 +89,7 @@ func resolveScheme(p store.IMPI, requested string) (internal, answer string, err
 // §6.1.7-8).
 func (s *Server) MAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
 	impi := diameter.String(req, diameter.AVPUserName)
-	impuS := diameter.String(req, diameter.AVPPublicIdentity)
+	impuS := publicIdentity(req)
 	serverName := diameter.String(req, diameter.AVPServerName)
 	n, _ := diameter.Uint32(req, diameter.AVPSIPNumberAuthItems)
 	requested := diameter.String(req, diameter.AVPSIPAuthDataItem, diameter.AVPSIPAuthenticationScheme)

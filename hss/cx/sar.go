@@ -15,6 +15,7 @@ import (
 	"github.com/imscore/imscore/hss/profile"
 	"github.com/imscore/imscore/hss/store"
 	"github.com/imscore/imscore/pkg/diameter"
+	"github.com/imscore/imscore/pkg/imsuri"
 	"github.com/imscore/imscore/pkg/userdata"
 )
 
@@ -29,7 +30,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	var impus []string
 	for _, a := range diameter.FindAll(req, diameter.AVPPublicIdentity) {
 		if v, ok := diameter.AsString(a); ok && v != "" {
-			impus = append(impus, v)
+			impus = append(impus, imsuri.Canonical(v))
 		}
 	}
 	if len(impus) == 0 {

@@ -53,7 +53,7 @@ func (s *Server) serverCapabilities(ctx context.Context) (*diam.AVP, error) {
 // UAR answers a User-Authorization-Request (TS 29.228 §6.1.1.1).
 func (s *Server) UAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
 	impi := diameter.String(req, diameter.AVPUserName)
-	impuS := diameter.String(req, diameter.AVPPublicIdentity)
+	impuS := publicIdentity(req)
 	visited := diameter.String(req, diameter.AVPVisitedNetworkIdentifier)
 	uat, ok := diameter.Uint32(req, diameter.AVPUserAuthorizationType)
 	if !ok {

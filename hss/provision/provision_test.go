@@ -66,9 +66,15 @@ func sameCounts(t *testing.T, what string, a, b map[string]int64) {
 func TestAddAndShowTS35208(t *testing.T) {
 	dsn, _ := pgtest.Migrated(t)
 	out, err := imsctl(dsn, "subscriber", "add", "--impi", "alice@ims.example", "--impu", "sip:alice@ims.example",
-		"--impu", "tel:+15551234", "--k", k, "--op", op, "--amf", "8000", "--sqn", sqn)
+		"--impu", "tel:+1-555-1234", "--k", k, "--op", op, "--amf", "8000", "--sqn", sqn)
 	if err != nil || !strings.Contains(out, "added IMPI alice@ims.example with 2 IMPU(s)") {
 		t.Fatalf("%v\n%s", err, out)
+	}
+	// Stored as tel:+15551234 (visual separators removed, RFC 3966 §5.1.1)
+	// and found under its SIP form with user=phone as well.
+	out, err = imsctl(dsn, "subscriber", "show", "sip:+15551234@ims.example;user=phone")
+	if err != nil || !strings.Contains(out, "IMPU tel:+15551234") {
+		t.Fatalf("show by sip:...;user=phone: %v\n%s", err, out)
 	}
 	out, err = imsctl(dsn, "subscriber", "show", "tel:+15551234")
 	if err != nil || !strings.Contains(out, "SQN 281044218590727 (0xff9bb4d0b607)") || !strings.Contains(out, "AMF 8000") ||

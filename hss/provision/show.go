@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/imscore/imscore/pkg/imsuri"
 )
 
 // SubscriberInfo is what "subscriber show/list" print. Secrets (K, OP,
@@ -79,6 +81,7 @@ func (s SubscriberInfo) WriteText(w io.Writer) {
 func ShowSubscriber(ctx context.Context, conn *pgx.Conn, id string) ([]SubscriberInfo, error) {
 	var impis []string
 	if CheckIMPU(id) == nil {
+		id = imsuri.Canonical(id)
 		rows, err := conn.Query(ctx, `SELECT i.identity FROM impu u JOIN impi_impu x ON x.impu_id = u.id
 			JOIN impi i ON i.id = x.impi_id WHERE u.identity = $1 ORDER BY i.id`, id)
 		if err != nil {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/imscore/imscore/pkg/imsuri"
 )
 
 // Subscriber is the input of AddSubscriber: one IMPI, its IMPUs (one
@@ -104,7 +106,9 @@ func (s *Subscriber) validate() (*subRow, error) {
 	}
 	seen := map[string]bool{}
 	for _, u := range s.IMPUs {
-		u = strings.TrimSpace(u)
+		// tel:+1-555-0100 and sip:+15550100@domain;user=phone are stored
+		// as tel:+15550100, the form every look-up uses (imsuri).
+		u = imsuri.Canonical(strings.TrimSpace(u))
 		if err := CheckIMPU(u); err != nil {
 			return nil, err
 		}
@@ -115,7 +119,7 @@ func (s *Subscriber) validate() (*subRow, error) {
 		r.impus = append(r.impus, u)
 	}
 	for _, b := range s.Barred {
-		b = strings.TrimSpace(b)
+		b = imsuri.Canonical(strings.TrimSpace(b))
 		if !seen[b] {
 			return nil, userErr("--barred %s is not one of the --impu values", b)
 		}
