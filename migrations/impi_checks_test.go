@@ -5,11 +5,9 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/imscore/imscore/migrations"
 	"github.com/imscore/imscore/pkg/pgtest"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/tern/v2/migrate"
 )
 
 // impiViolations are rows (as the columns after imsu_id) that each break
@@ -62,20 +60,9 @@ func TestIMPIChecks(t *testing.T) {
 	}
 	t.Run("004", check)
 
-	m, err := migrate.NewMigrator(ctx, conn, migrations.VersionTable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.LoadMigrations(migrations.FS()); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.MigrateTo(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	migrateTo(t, conn, 3)
 	t.Run("003", check)
-	if err := m.MigrateTo(ctx, int32(len(m.Migrations))); err != nil {
-		t.Fatal(err)
-	}
+	migrateTo(t, conn, 0)
 	t.Run("004 again", check)
 }
 

@@ -51,7 +51,7 @@ func (s *Server) PUR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 				data = []byte{}
 			}
 		}
-		err := s.Store.PutRepositoryData(ctx, u.Identity, r.ServiceIndication, r.SequenceNumber, data)
+		err := s.Store.PutRepositoryData(ctx, u.Identity, r.ServiceIndication, r.SequenceNumber, data, nil)
 		switch {
 		case errors.Is(err, store.ErrOutOfSync), errors.Is(err, store.ErrNotFound):
 			return nil, exp(diameter.DiameterErrorTransparentDataOutOfSync)

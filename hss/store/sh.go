@@ -25,8 +25,19 @@ const (
 	MSISDN                 DataReference = 17
 	PSIActivation          DataReference = 18
 	DSAI                   DataReference = 19
+	AliasesRepositoryData  DataReference = 20
 	IMSPrivateUserIdentity DataReference = 33
 )
+
+// MaxDataReference is the highest Data-Reference value TS 29.329 §6.3.4
+// defines (UE-5G-SRVCC-Capability); 1..9 are not used.
+const MaxDataReference DataReference = 35
+
+// Defined reports whether d is a Data-Reference value TS 29.329 §6.3.4
+// defines (whether or not this HSS serves it).
+func (d DataReference) Defined() bool {
+	return d == RepositoryData || (d >= IMSPublicIdentity && d <= MaxDataReference)
+}
 
 // DataReferenceNames maps the names used by imsctl and logs to codes.
 var DataReferenceNames = map[string]DataReference{
@@ -41,6 +52,7 @@ var DataReferenceNames = map[string]DataReference{
 	"MSISDN":                 MSISDN,
 	"PSIActivation":          PSIActivation,
 	"DSAI":                   DSAI,
+	"AliasesRepositoryData":  AliasesRepositoryData,
 	"IMSPrivateUserIdentity": IMSPrivateUserIdentity,
 }
 
@@ -167,8 +179,9 @@ func NextSequenceNumber(n int) int {
 // NextSequenceNumber(stored) to change or delete existing data; otherwise
 // ErrOutOfSync (DIAMETER_ERROR_TRANSPARENT_DATA_OUT_OF_SYNC). Deleting data
 // that does not exist returns ErrNotFound. The row is locked for the
-// check-and-write.
-func (s *Store) PutRepositoryData(ctx context.Context, impu, serviceIndication string, seq int, data []byte) error {
+// check-and-write. With notice, the PNRs to the subscribed ASes are queued
+// in the same transaction (TS 29.328 §6.1.4).
+func (s *Store) PutRepositoryData(ctx context.Context, impu, serviceIndication string, seq int, data []byte, notice *ShNotice) error {
 	// Not retried: a repeat of a write committed just before the session
 	// ended would find its own sequence number and answer out of sync.
 	return s.txOnce(ctx, "PutRepositoryData", func(tx pgx.Tx) error {
@@ -198,7 +211,10 @@ func (s *Store) PutRepositoryData(ctx context.Context, impu, serviceIndication s
 				DO UPDATE SET sequence_number = EXCLUDED.sequence_number, data = EXCLUDED.data, updated_at = now()`,
 				u.ID, serviceIndication, seq, data)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return queueRepositoryNotice(ctx, tx, u.ID, serviceIndication, notice)
 	})
 }
 
@@ -219,22 +235,55 @@ type ShSubscription struct {
 // Subscribe, TS 29.328 §6.1.3). expires zero means no expiry. ErrNotFound
 // when the IMPU or AS is unknown.
 func (s *Store) Subscribe(ctx context.Context, impu, asHost string, d DataReference, serviceIndication string, expires time.Time) (id int64, err error) {
+	id, _, err = s.SubscribeWith(ctx, SubscribeRequest{IMPU: impu, ASHost: asHost, Ref: d,
+		ServiceIndication: serviceIndication, Expires: expires})
+	return id, err
+}
+
+// SubscribeRequest is one subscription of an SNR (TS 29.328 §6.1.3).
+type SubscribeRequest struct {
+	IMPU              string
+	ASHost            string // the subscribing AS's Diameter host
+	Ref               DataReference
+	ServiceIndication string    // RepositoryData; "" otherwise
+	IdentitySets      []int16   // IMSPublicIdentity: Identity-Set values, empty = ALL_IDENTITIES
+	Expires           time.Time // zero: no expiry
+	// Digest is the SHA-256 of the data the subscription is about as it
+	// is now (what a later change is compared with); nil when not known.
+	Digest []byte
+}
+
+// SubscribeWith records (or renews) a subscription. A renewal sets the
+// expiry and the identity sets, and keeps the stored digest unless the
+// identity sets changed (then the data differs) or none was stored.
+// created reports a new subscription. ErrNotFound when the IMPU or AS is
+// unknown.
+func (s *Store) SubscribeWith(ctx context.Context, r SubscribeRequest) (id int64, created bool, err error) {
 	var exp *time.Time
-	if !expires.IsZero() {
-		exp = &expires
+	if !r.Expires.IsZero() {
+		exp = &r.Expires
+	}
+	sets := r.IdentitySets
+	if sets == nil {
+		sets = []int16{}
 	}
 	err = s.tx(ctx, "Subscribe", func(tx pgx.Tx) error {
-		u, err := lookupIMPU(ctx, tx, impu, false)
+		u, err := lookupIMPU(ctx, tx, r.IMPU, false)
 		if err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `INSERT INTO sh_subscription (impu_id, application_server_id, data_reference, service_indication, expires_at)
-			SELECT $1, id, $3, $4, $5 FROM application_server WHERE lower(diameter_host) = lower($2)
+		return tx.QueryRow(ctx, `INSERT INTO sh_subscription (impu_id, application_server_id, data_reference, service_indication,
+				expires_at, identity_sets, notified_digest)
+			SELECT $1, id, $3, $4, $5, $6, $7 FROM application_server WHERE lower(diameter_host) = lower($2)
 			ON CONFLICT (impu_id, application_server_id, data_reference, service_indication)
-			DO UPDATE SET expires_at = EXCLUDED.expires_at RETURNING id`,
-			u.ID, asHost, int16(d), serviceIndication, exp).Scan(&id)
+			DO UPDATE SET expires_at = EXCLUDED.expires_at, identity_sets = EXCLUDED.identity_sets,
+				notified_digest = CASE WHEN sh_subscription.notified_digest IS NULL
+					OR sh_subscription.identity_sets IS DISTINCT FROM EXCLUDED.identity_sets
+					THEN EXCLUDED.notified_digest ELSE sh_subscription.notified_digest END
+			RETURNING id, xmax = 0`,
+			u.ID, r.ASHost, int16(r.Ref), r.ServiceIndication, exp, sets, r.Digest).Scan(&id, &created)
 	})
-	return id, err
+	return id, created, err
 }
 
 // Unsubscribe removes the subscription (SNR with Subs-Req-Type

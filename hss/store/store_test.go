@@ -326,19 +326,19 @@ func TestRepositoryData(t *testing.T) {
 	if _, err := st.RepositoryData(ctx, impu1, "svc"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("empty: %v", err)
 	}
-	if err := st.PutRepositoryData(ctx, impu1, "svc", 1, []byte("x")); !errors.Is(err, store.ErrOutOfSync) {
+	if err := st.PutRepositoryData(ctx, impu1, "svc", 1, []byte("x"), nil); !errors.Is(err, store.ErrOutOfSync) {
 		t.Fatalf("create with 1: %v", err)
 	}
-	if err := st.PutRepositoryData(ctx, impu1, "svc", 0, []byte("<a/>")); err != nil {
+	if err := st.PutRepositoryData(ctx, impu1, "svc", 0, []byte("<a/>"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.PutRepositoryData(ctx, impu1, "svc", 0, []byte("<b/>")); !errors.Is(err, store.ErrOutOfSync) {
+	if err := st.PutRepositoryData(ctx, impu1, "svc", 0, []byte("<b/>"), nil); !errors.Is(err, store.ErrOutOfSync) {
 		t.Fatalf("stale: %v", err)
 	}
-	if err := st.PutRepositoryData(ctx, impu2, "svc", 1, []byte("<b/>")); !errors.Is(err, store.ErrOutOfSync) {
+	if err := st.PutRepositoryData(ctx, impu2, "svc", 1, []byte("<b/>"), nil); !errors.Is(err, store.ErrOutOfSync) {
 		t.Fatalf("data is per IMPU: %v", err)
 	}
-	if err := st.PutRepositoryData(ctx, impu1, "svc", 1, []byte("<b/>")); err != nil {
+	if err := st.PutRepositoryData(ctx, impu1, "svc", 1, []byte("<b/>"), nil); err != nil {
 		t.Fatal(err)
 	}
 	r, err := st.RepositoryData(ctx, impu1, "svc")
@@ -348,7 +348,7 @@ func TestRepositoryData(t *testing.T) {
 	if store.NextSequenceNumber(65535) != 1 {
 		t.Fatal("wrap")
 	}
-	if err := st.PutRepositoryData(ctx, impu1, "svc", 2, nil); err != nil {
+	if err := st.PutRepositoryData(ctx, impu1, "svc", 2, nil, nil); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
 	if _, err := st.RepositoryData(ctx, impu1, "svc"); !errors.Is(err, store.ErrNotFound) {

@@ -106,6 +106,27 @@ func Exec(t testing.TB, dsn, sql string) {
 	}
 }
 
+// Notified returns the notifications, as "channel/payload", that conn
+// (which LISTENs) has received for everything committed before the call:
+// a ping's round trip delivers them, then it waits 50 ms for more.
+func Notified(t testing.TB, conn *pgx.Conn) map[string]bool {
+	t.Helper()
+	ctx := context.Background()
+	if err := conn.Ping(ctx); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	got := map[string]bool{}
+	for {
+		wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err != nil {
+			return got
+		}
+		got[n.Channel+"/"+n.Payload] = true
+	}
+}
+
 // TerminateBackends ends every session of dsn's database except its own,
 // as a PostgreSQL restart or an administrator's pg_terminate_backend
 // would, and returns how many it ended.
