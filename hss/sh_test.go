@@ -106,7 +106,7 @@ func TestSh(t *testing.T) {
 		d.PublicIdentifiers.MSISDN[0] != "15550001" {
 		t.Fatalf("PublicIdentifiers %+v", d.PublicIdentifiers)
 	}
-	if d.IMSData == nil || d.IMSData.SCSCFName != scscfName || d.IMSData.IMSUserState == nil || *d.IMSData.IMSUserState != 1 ||
+	if d.IMSData == nil || d.IMSData.SCSCFName == nil || *d.IMSData.SCSCFName != scscfName || d.IMSData.IMSUserState == nil || *d.IMSData.IMSUserState != 1 ||
 		d.IMSData.IFCs == nil || len(d.IMSData.IFCs.InitialFilterCriteria) != 1 ||
 		d.IMSData.IFCs.InitialFilterCriteria[0].ApplicationServer.ServerName != "sip:as1."+realm {
 		t.Fatalf("Sh-IMS-Data %+v", d.IMSData)

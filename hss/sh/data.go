@@ -14,18 +14,33 @@ import (
 
 // Data is the Sh-Data document (TS 29.328 Annex C/D, ShDataType.xsd) in the
 // User-Data AVP of UDA, PUR and PNR, limited to the IMS parts the HSS
-// serves.
+// serves. Element names and order follow the schema (tSh-Data).
 type Data struct {
 	XMLName           xml.Name           `xml:"Sh-Data"`
 	PublicIdentifiers *PublicIdentifiers `xml:"PublicIdentifiers,omitempty"`
 	RepositoryData    []RepositoryData   `xml:"RepositoryData"`
 	IMSData           *IMSData           `xml:"Sh-IMS-Data,omitempty"`
+	Extension         *DataExtension     `xml:"Extension,omitempty"`
 }
 
 // PublicIdentifiers is tPublicIdentity of the Sh schema.
 type PublicIdentifiers struct {
 	IMSPublicIdentity []string `xml:"IMSPublicIdentity"`
 	MSISDN            []string `xml:"MSISDN"`
+}
+
+// DataExtension is tSh-Data-Extension: the identity sets of an
+// IMSPublicIdentity request with several Identity-Set values, and (three
+// extensions further, tSh-Data-Extension5) the IMS private identities.
+type DataExtension struct {
+	RegisteredIdentities *PublicIdentifiers `xml:"RegisteredIdentities,omitempty"`
+	ImplicitIdentities   *PublicIdentifiers `xml:"ImplicitIdentities,omitempty"`
+	AllIdentities        *PublicIdentifiers `xml:"AllIdentities,omitempty"`
+	AliasIdentities      *PublicIdentifiers `xml:"AliasIdentities,omitempty"`
+	// IMSPrivateUserIdentity (Data-Reference 33) sits in
+	// Extension (tSh-Data-Extension2) > Extension (3) > Extension (4) >
+	// Extension (5).
+	IMSPrivateUserIdentity []string `xml:"Extension>Extension>Extension>Extension>IMSPrivateUserIdentity,omitempty"`
 }
 
 // RepositoryData is tTransparentData: transparent data of one service
@@ -41,16 +56,28 @@ type ServiceData struct {
 	Inner []byte `xml:",innerxml"`
 }
 
-// IMSData is tShIMSData.
+// IMSData is tShIMSData. SCSCFName present and empty means that no
+// S-CSCF is assigned; PSIActivation sits in its Extension
+// (tShIMSDataExtension).
 type IMSData struct {
-	SCSCFName    string `xml:"S-CSCFName,omitempty"`
-	IFCs         *IFCs  `xml:"IFCs,omitempty"`
-	IMSUserState *int   `xml:"IMSUserState,omitempty"`
+	SCSCFName           *string              `xml:"SCSCFName,omitempty"`
+	IFCs                *IFCs                `xml:"IFCs,omitempty"`
+	IMSUserState        *int                 `xml:"IMSUserState,omitempty"`
+	ChargingInformation *ChargingInformation `xml:"ChargingInformation,omitempty"`
+	PSIActivation       *int                 `xml:"Extension>PSIActivation,omitempty"`
 }
 
 // IFCs is tIFCs: iFCs in the TS 29.228 format.
 type IFCs struct {
 	InitialFilterCriteria []userdata.InitialFilterCriteria `xml:"InitialFilterCriteria"`
+}
+
+// ChargingInformation is tChargingInformation (Diameter URIs).
+type ChargingInformation struct {
+	PrimaryEventChargingFunctionName        string `xml:"PrimaryEventChargingFunctionName,omitempty"`
+	SecondaryEventChargingFunctionName      string `xml:"SecondaryEventChargingFunctionName,omitempty"`
+	PrimaryChargingCollectionFunctionName   string `xml:"PrimaryChargingCollectionFunctionName,omitempty"`
+	SecondaryChargingCollectionFunctionName string `xml:"SecondaryChargingCollectionFunctionName,omitempty"`
 }
 
 // Marshal encodes d with the XML declaration.

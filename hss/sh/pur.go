@@ -18,16 +18,17 @@ import (
 // (TS 29.328 §6.1.2, TS 29.329 §6.1.3-4).
 
 // PUR answers a Profile-Update-Request for RepositoryData (TS 29.328
-// §6.1.2.1) and notifies subscribed ASes (PNR) of the change.
+// §6.1.2.1): a Data-Reference this HSS does not know → 5100, other data
+// (which an AS cannot update here) → 5101, AS not allowed → 5103; then
+// notifies subscribed ASes (PNR) of the change.
 func (s *Server) PUR(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
-	as, refs, err := s.access(ctx, req, "pur", diameter.DiameterErrorUserDataCannotBeModified)
+	refs, err := dataRefs(req, opUpdate)
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range refs {
-		if r != store.RepositoryData {
-			return nil, exp(diameter.DiameterErrorOperationNotAllowed)
-		}
+	as, err := s.authorise(ctx, req, opUpdate, refs, diameter.DiameterErrorUserDataCannotBeModified)
+	if err != nil {
+		return nil, err
 	}
 	u, err := s.user(ctx, req)
 	if err != nil {

@@ -3,9 +3,14 @@
 // SNR (Sh-Subs-Notif) and sends PNR (Sh-Notif) when subscribed repository
 // data changes. Per-AS permissions come from the store (as_permission).
 //
-// Errors: AS not allowed → DIAMETER_ERROR_USER_DATA_CANNOT_BE_READ (5102),
-// _CANNOT_BE_MODIFIED (5103) or _CANNOT_BE_NOTIFIED (5104); unknown user
-// → DIAMETER_ERROR_USER_UNKNOWN (5001); wrong sequence number →
+// Errors: a Data-Reference this HSS does not know or hold →
+// DIAMETER_ERROR_USER_DATA_NOT_RECOGNIZED (5100); data it holds but does
+// not update or notify, or that does not apply to the identity →
+// DIAMETER_ERROR_OPERATION_NOT_ALLOWED (5101); AS not allowed →
+// DIAMETER_ERROR_USER_DATA_CANNOT_BE_READ (5102), _CANNOT_BE_MODIFIED
+// (5103) or _CANNOT_BE_NOTIFIED (5104); unknown user →
+// DIAMETER_ERROR_USER_UNKNOWN (5001); CS/PS-domain data →
+// DIAMETER_USER_DATA_NOT_AVAILABLE (4100); wrong sequence number →
 // DIAMETER_ERROR_TRANSPARENT_DATA_OUT_OF_SYNC (5105); database failure →
 // DIAMETER_UNABLE_TO_COMPLY (5012).
 package sh
@@ -51,32 +56,24 @@ func notFound(err error) error {
 	return err
 }
 
-// access returns the AS (by Origin-Host) after checking it may make
-// request ("udr", "pur", "snr") for every data reference; denied is the
-// Experimental-Result-Code to use otherwise.
-func (s *Server) access(ctx context.Context, req *diam.Message, request string, denied uint32) (store.ASAccess, []store.DataReference, error) {
-	var refs []store.DataReference
-	for _, a := range diameter.FindAll(req, diameter.AVPDataReference) {
-		if v, ok := diameter.AsUint32(a); ok {
-			refs = append(refs, store.DataReference(v))
-		}
-	}
-	if len(refs) == 0 {
-		return store.ASAccess{}, nil, diameter.MissingAVP(diameter.AVPDataReference)
-	}
+// authorise returns the AS (by Origin-Host) after checking it may make
+// request (opRead, opUpdate, opSubscribe) for every data reference of
+// refs; denied is the Experimental-Result-Code otherwise (also for an AS
+// the HSS does not know).
+func (s *Server) authorise(ctx context.Context, req *diam.Message, request string, refs []store.DataReference, denied uint32) (store.ASAccess, error) {
 	as, err := s.Store.ASByOriginHost(ctx, diameter.String(req, diameter.AVPOriginHost))
 	if errors.Is(err, store.ErrNotFound) {
-		return as, nil, exp(denied)
+		return as, exp(denied)
 	}
 	if err != nil {
-		return as, nil, err
+		return as, err
 	}
 	for _, r := range refs {
 		if !as.Allowed(r, request) {
-			return as, nil, exp(denied)
+			return as, exp(denied)
 		}
 	}
-	return as, refs, nil
+	return as, nil
 }
 
 // user resolves User-Identity {Public-Identity | MSISDN} to the IMPU.

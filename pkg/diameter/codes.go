@@ -378,6 +378,23 @@ const (
 	DataRefMSISDN                uint32 = 17
 	DataRefPSIActivation         uint32 = 18
 	DataRefDSAI                  uint32 = 19
+	DataRefAliasesRepositoryData uint32 = 20
+	// DataRefIMSPrivateUserIdentity is 33 (18 is PSIActivation).
+	DataRefIMSPrivateUserIdentity uint32 = 33
+)
+
+// Identity-Set values (TS 29.329 §6.3.10).
+const (
+	IdentitySetAll        uint32 = 0
+	IdentitySetRegistered uint32 = 1
+	IdentitySetImplicit   uint32 = 2
+	IdentitySetAlias      uint32 = 3
+)
+
+// Send-Data-Indication values (TS 29.329 §6.3.17).
+const (
+	UserDataNotRequested uint32 = 0
+	UserDataRequested    uint32 = 1
 )
 
 // Rx enumerations (TS 29.214 §5.3).
