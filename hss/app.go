@@ -37,7 +37,7 @@ func Function() config.Function {
 			config.Int("HSS", "userdata-cache", store.DefaultUserDataCacheEntries, "IMPI/IMPU pairs whose assembled SAR user data is cached, emptied on every NOTIFY hss_userdata (0: off)"),
 			config.Int("HSS", "group-commit-lanes", DefaultGroupCommitLanes, "workers that send the Cx hot path's statements of concurrent requests as one batch and one commit (0: off, one statement per request)"),
 			config.Duration("HSS", "request-timeout", 2*time.Second, "database budget per Diameter request; beyond it the answer is 5012"),
-			config.Duration("HSS", "command-poll", 5*time.Second, "how often pending hss_command rows (RTR/PPR) are re-examined"),
+			config.Duration("HSS", "command-poll", 5*time.Second, "how often pending hss_command rows (RTR/PPR) and the Sh PNR queue are re-examined"),
 		},
 		Validate: func(c *cli.Context) error {
 			if n := c.Int("max-auth-items"); n < 1 || n > 64 {

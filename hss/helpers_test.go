@@ -136,13 +136,14 @@ func (e *env) port() int {
 	return n
 }
 
-// client connects a Diameter node with identity host to the HSS.
-func (e *env) client(host string) *diameter.Node {
+// client connects a Diameter node with identity host to the HSS; setup
+// (handlers) runs before it connects.
+func (e *env) client(host string, setup ...func(*diameter.Node)) *diameter.Node {
 	e.t.Helper()
-	return dial(e.t, e.addr, host)
+	return dial(e.t, e.addr, host, setup...)
 }
 
-func dial(t testing.TB, addr, host string) *diameter.Node {
+func dial(t testing.TB, addr, host string, setup ...func(*diameter.Node)) *diameter.Node {
 	t.Helper()
 	n, err := diameter.New(diameter.Config{
 		OriginHost: host, OriginRealm: realm, Apps: []diameter.App{diameter.AppCx, diameter.AppSh},
@@ -150,6 +151,9 @@ func dial(t testing.TB, addr, host string) *diameter.Node {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range setup {
+		f(n)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

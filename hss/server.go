@@ -141,7 +141,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, Store: st, Node: node, kick: make(chan struct{}, 1)}
 	s.Cx = &cx.Server{Store: st, Node: node, Log: cfg.Logger, MaxAuthItems: cfg.MaxAuthItems}
-	s.Sh = &sh.Server{Store: st, Node: node, Log: cfg.Logger}
+	s.Sh = &sh.Server{Store: st, Node: node, Log: cfg.Logger, PollInterval: cfg.PollInterval,
+		Outcome: func(outcome string) { s.commands.WithLabelValues("PNR", outcome).Inc() }}
+	s.Cx.OnRegistration = s.Sh.RegistrationChanged
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hss_diameter_requests_total", Help: "Cx/Sh requests answered, by command and result code.",
 	}, []string{"command", "result"})
@@ -151,7 +153,7 @@ func New(cfg Config) (*Server, error) {
 	}, []string{"command"})
 	s.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hss_initiated_requests_total",
-		Help: "HSS-initiated requests (RTR, PPR from imsctl deregister / push-profile) by outcome: answered (2xxx), nothing_to_send (no S-CSCF assigned), refused (a permanent failure answer; not retried), retry (no answer or a transient failure; kept pending).",
+		Help: "HSS-initiated requests (RTR, PPR from imsctl deregister / push-profile; Sh PNR) by outcome: answered (2xxx), nothing_to_send (no S-CSCF assigned), refused (a permanent failure answer; not retried), retry (no answer or a transient failure; kept pending), dropped (a PNR queued too long).",
 	}, []string{"command", "outcome"})
 	batches := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "hss_group_commit_batches_total", Help: "Batches (one transaction each) the Cx hot path's group commit sent.",
@@ -217,9 +219,10 @@ func (s *Server) Start(ctx context.Context) (net.Addr, error) {
 		return nil, fmt.Errorf("hss: diameter listen %s: %w", s.cfg.DiameterListen, err)
 	}
 	s.addr = addr
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.listenLoop(ctx)
 	go s.commandLoop(ctx)
+	go func() { defer s.wg.Done(); s.Sh.Run(ctx) }()
 	return addr, nil
 }
 
@@ -256,8 +259,10 @@ func (s *Server) Kick() {
 	}
 }
 
-// listenLoop keeps a dedicated connection LISTENing on hss_commands and
-// kicks the worker on every notification; it reconnects after failures.
+// listenLoop keeps a dedicated connection LISTENing on hss_commands (the
+// command worker), hss_userdata (the user data cache and Sh
+// notifications of provisioning changes) and hss_sh (the PNR queue and
+// the Sh subscriptions); it reconnects after failures.
 func (s *Server) listenLoop(ctx context.Context) {
 	defer s.wg.Done()
 	for ctx.Err() == nil {
@@ -282,18 +287,22 @@ func (s *Server) listenOnce(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN hss_commands"); err != nil {
-		return err
+	for _, ch := range []string{"hss_commands", store.UserDataChannel, store.ShChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
+			return err
+		}
 	}
 	s.Kick() // catch up on anything queued while we were not listening
+	// Sh notifications: changes made while not listening are looked at
+	// now; the Cx hook's gate follows the subscriptions from here on.
+	s.Sh.SetLive(true)
+	defer s.Sh.SetLive(false)
+	s.Sh.Kick()
 	if s.cfg.UserDataCache >= 0 {
 		// The user data cache is used only while this connection
 		// listens and the database sends the notifications (migration
 		// 002); any change made while it was down is then behind us.
 		var triggers bool
-		if _, err := conn.Exec(ctx, "LISTEN "+store.UserDataChannel); err != nil {
-			return err
-		}
 		if err := conn.QueryRow(ctx, `SELECT to_regproc('hss_userdata_notify') IS NOT NULL`).Scan(&triggers); err != nil {
 			return err
 		}
@@ -312,6 +321,11 @@ func (s *Server) listenOnce(ctx context.Context) error {
 		switch {
 		case err == nil && n.Channel == store.UserDataChannel:
 			s.Store.InvalidateUserData()
+			s.Sh.ProvisioningChanged()
+		case err == nil && n.Channel == store.ShChannel && n.Payload == store.ShSubscriptionsChanged:
+			s.Sh.SubscriptionsChanged()
+		case err == nil && n.Channel == store.ShChannel:
+			s.Sh.Kick()
 		case err == nil:
 			s.Kick()
 		case quiet && !conn.IsClosed():

@@ -29,6 +29,17 @@ type Server struct {
 	// MaxAuthItems caps SIP-Number-Auth-Items (TS 29.228 §6.3: the HSS
 	// may return fewer vectors than asked). Default 5, at most 64.
 	MaxAuthItems int
+	// OnRegistration, if set, is called after a SAR or an RTR wrote the
+	// registration state or S-CSCF of implicit registration sets irs (Sh
+	// notifications, TS 29.328 §6.1.4). It must return at once.
+	OnRegistration func(irs ...int64)
+}
+
+// registrationChanged calls OnRegistration.
+func (s *Server) registrationChanged(irs ...int64) {
+	if s.OnRegistration != nil && len(irs) > 0 {
+		s.OnRegistration(irs...)
+	}
 }
 
 // Register installs the UAR, MAR, SAR and LIR handlers.

@@ -36,25 +36,10 @@ func (e *AnswerError) Error() string {
 	return fmt.Sprintf("cx: %s from %s: result %d", e.Command, e.Host, e.Code)
 }
 
-// Transient reports whether sending the request again later may succeed:
-// DIAMETER_UNABLE_TO_DELIVER (3002), DIAMETER_TOO_BUSY (3004),
-// DIAMETER_OUT_OF_SPACE (4002), DIAMETER_UNABLE_TO_COMPLY (5012), and
-// any 4xxx transient failure (RFC 6733 §7.1.4). Other failures (an
-// S-CSCF that does not support the command, 3001/3007, or refuses it,
-// 5xxx) will not change by retrying.
-func (e *AnswerError) Transient() bool {
-	if e.Experimental {
-		return false
-	}
-	switch {
-	case e.Code == diameter.DiameterUnableToDeliver, e.Code == diameter.DiameterTooBusy,
-		e.Code == diameter.DiameterUnableToComply:
-		return true
-	case e.Code >= 4000 && e.Code < 5000:
-		return true
-	}
-	return false
-}
+// Transient reports whether sending the request again later may succeed
+// (diameter.TransientFailure: 3002, 3004, 5012 and any 4xxx; not an S-CSCF
+// that does not support the command, 3001/3007, or refuses it, 5xxx).
+func (e *AnswerError) Transient() bool { return diameter.TransientFailure(e.Code, e.Experimental) }
 
 func answerError(cmd, host string, ans *diam.Message) error {
 	code, exp, _ := diameter.Result(ans)

@@ -58,8 +58,12 @@ func (s *Server) SendRTR(ctx context.Context, impu string, reason uint32, info s
 	if !diameter.IsSuccess(ans) && code != diameter.DiameterErrorUserUnknown {
 		return answerError("RTA", a.DiameterHost, ans)
 	}
-	if _, err := s.Store.ClearAssignment(ctx, impu); err != nil {
+	cleared, err := s.Store.ClearAssignment(ctx, impu)
+	if err != nil {
 		return err
+	}
+	if len(cleared) > 0 {
+		s.registrationChanged(cleared[0].IRSID)
 	}
 	s.log().Info("RTR done", zap.String("impu", impu), zap.String("scscf", a.DiameterHost), zap.Uint32("result", code))
 	return nil

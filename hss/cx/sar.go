@@ -66,6 +66,10 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 		if !pi.Associated {
 			return nil, exp(diameter.DiameterErrorIdentitiesDontMatch)
 		}
+		if pi.IMPU.State != store.Registered || pi.SCSCFName != serverName {
+			// pi is the state before: this SAR changed it.
+			s.registrationChanged(pi.IMPU.IRSID)
+		}
 		ans := s.Node.Answer(req, diameter.DiameterSuccess)
 		ans.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 		if udaa == diameter.UserDataAlreadyAvailable {
@@ -160,6 +164,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 			if err != nil {
 				return nil, lookupErr(err)
 			}
+			s.registrationChanged(irss...)
 			ans := ok()
 			ans.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
 			return s.addUserData(ans, primary, sub, others, store.Registered)
@@ -169,6 +174,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 				return nil, lookupErr(err)
 			}
 		}
+		s.registrationChanged(irss...)
 		return withData(ok(), store.Registered)
 
 	case diameter.SATUnregisteredUser:
@@ -188,6 +194,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 				return nil, lookupErr(err)
 			}
 		}
+		s.registrationChanged(irss...)
 		return withData(ok(), store.Unregistered)
 
 	case diameter.SATTimeoutDeregistration, diameter.SATUserDeregistration,
@@ -198,6 +205,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 					return nil, lookupErr(err)
 				}
 			}
+			s.registrationChanged(irss...)
 		}
 		return ok(), nil
 
@@ -218,6 +226,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 					return nil, lookupErr(err)
 				}
 			}
+			s.registrationChanged(irss...)
 		}
 		return ok(), nil
 
@@ -230,6 +239,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 					return nil, lookupErr(err)
 				}
 			}
+			s.registrationChanged(irss...)
 		}
 		return ok(), nil
 
@@ -242,6 +252,7 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 				return nil, lookupErr(err)
 			}
 		}
+		s.registrationChanged(irss...)
 		return withData(ok(), a.State)
 
 	case diameter.SATAAAUserDataRequest, diameter.SATPGWUpdate:

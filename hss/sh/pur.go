@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"strings"
-	"time"
 
 	"github.com/fiorix/go-diameter/v4/diam"
-	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/hss/store"
 	"github.com/imscore/imscore/pkg/diameter"
@@ -19,8 +16,9 @@ import (
 
 // PUR answers a Profile-Update-Request for RepositoryData (TS 29.328
 // §6.1.2.1): a Data-Reference this HSS does not know → 5100, other data
-// (which an AS cannot update here) → 5101, AS not allowed → 5103; then
-// notifies subscribed ASes (PNR) of the change.
+// (which an AS cannot update here) → 5101, AS not allowed → 5103. The
+// PNRs to the other subscribed ASes are queued with the write (TS 29.328
+// §6.1.4).
 func (s *Server) PUR(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
 	refs, err := dataRefs(req, opUpdate)
 	if err != nil {
@@ -43,7 +41,6 @@ func (s *Server) PUR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 	if err != nil || len(d.RepositoryData) == 0 {
 		return nil, exp(diameter.DiameterErrorUserDataNotRecognized)
 	}
-	var changed []RepositoryData
 	for _, r := range d.RepositoryData {
 		var data []byte
 		if r.ServiceData != nil {
@@ -52,37 +49,18 @@ func (s *Server) PUR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 				data = []byte{}
 			}
 		}
-		err := s.Store.PutRepositoryData(ctx, u.Identity, r.ServiceIndication, r.SequenceNumber, data, nil)
+		pnr, err := (&Data{RepositoryData: []RepositoryData{r}}).Marshal()
+		if err != nil {
+			return nil, err
+		}
+		err = s.Store.PutRepositoryData(ctx, u.Identity, r.ServiceIndication, r.SequenceNumber, data,
+			&store.ShNotice{UserData: pnr, Except: as.DiameterHost})
 		switch {
 		case errors.Is(err, store.ErrOutOfSync), errors.Is(err, store.ErrNotFound):
 			return nil, exp(diameter.DiameterErrorTransparentDataOutOfSync)
 		case err != nil:
 			return nil, err
 		}
-		changed = append(changed, r)
 	}
-	go s.notify(u.Identity, as.DiameterHost, changed)
 	return s.Node.Answer(req, diameter.DiameterSuccess), nil
-}
-
-// notify sends PNR to every AS subscribed to the changed repository data
-// except the one that changed it (TS 29.328 §6.1.4).
-func (s *Server) notify(impu, except string, changed []RepositoryData) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, r := range changed {
-		subs, err := s.Store.Subscribers(ctx, impu, store.RepositoryData, r.ServiceIndication)
-		if err != nil {
-			s.log().Warn("PNR: subscribers", zap.String("impu", impu), zap.Error(err))
-			continue
-		}
-		for _, sub := range subs {
-			if strings.EqualFold(sub.ASHost, except) || sub.ASHost == "" {
-				continue
-			}
-			if err := s.SendPNR(ctx, sub.ASHost, impu, &Data{RepositoryData: []RepositoryData{r}}); err != nil {
-				s.log().Warn("PNR failed", zap.String("as", sub.ASHost), zap.String("impu", impu), zap.Error(err))
-			}
-		}
-	}
 }

@@ -1,7 +1,10 @@
 // Package sh answers the Sh requests of application servers (TS 29.328
 // §6.1, TS 29.329 §6.1): UDR (Sh-Pull), PUR (Sh-Update of RepositoryData),
-// SNR (Sh-Subs-Notif) and sends PNR (Sh-Notif) when subscribed repository
-// data changes. Per-AS permissions come from the store (as_permission).
+// SNR (Sh-Subs-Notif) and sends PNR (Sh-Notif) when subscribed data
+// changes: repository data (PUR), the registration state and S-CSCF name
+// (the Cx SAR/RTR hook, RegistrationChanged), iFCs and public identities
+// (provisioning changes, ProvisioningChanged). Per-AS permissions come
+// from the store (as_permission).
 //
 // Errors: a Data-Reference this HSS does not know or hold →
 // DIAMETER_ERROR_USER_DATA_NOT_RECOGNIZED (5100); data it holds but does
@@ -18,6 +21,8 @@ package sh
 import (
 	"context"
 	"errors"
+	"sync"
+	"time"
 
 	"github.com/fiorix/go-diameter/v4/diam"
 	"go.uber.org/zap"
@@ -26,11 +31,22 @@ import (
 	"github.com/imscore/imscore/pkg/diameter"
 )
 
-// Server answers Sh requests.
+// Server answers Sh requests and, once Run, sends the queued PNRs.
 type Server struct {
 	Store *store.Store
 	Node  *diameter.Node
 	Log   *zap.Logger
+	// PollInterval is how often the PNR queue is looked at without a
+	// notification (default 5 s).
+	PollInterval time.Duration
+	// Outcome, if set, counts every PNR sent by outcome: "answered",
+	// "refused" (a permanent failure answer: dropped), "retry" (no
+	// answer, not connected or a transient failure) and "dropped"
+	// (queued longer than store.ShNotificationMaxAge).
+	Outcome func(outcome string)
+
+	once sync.Once
+	n    *notifier
 }
 
 // Register installs the UDR, PUR and SNR handlers.

@@ -259,6 +259,26 @@ func IsSuccess(m *diam.Message) bool {
 	return ok && c >= 2000 && c < 3000
 }
 
+// TransientFailure reports whether a request answered with code
+// (Experimental-Result-Code when experimental) may succeed when sent again
+// later: DIAMETER_UNABLE_TO_DELIVER (3002), DIAMETER_TOO_BUSY (3004),
+// DIAMETER_UNABLE_TO_COMPLY (5012) and every 4xxx transient failure
+// (RFC 6733 §7.1.4). Other failures (3001/3007 the command is not
+// supported, 5xxx refusals, every experimental code) do not change by
+// retrying.
+func TransientFailure(code uint32, experimental bool) bool {
+	if experimental {
+		return false
+	}
+	switch {
+	case code == DiameterUnableToDeliver, code == DiameterTooBusy, code == DiameterUnableToComply:
+		return true
+	case code >= 4000 && code < 5000:
+		return true
+	}
+	return false
+}
+
 // ErrMalformed is wrapped by Decode errors for bytes that are not a
 // Diameter message.
 var ErrMalformed = errors.New("diameter: malformed message")
