@@ -147,6 +147,12 @@ func TestUDRData(t *testing.T) {
 		d.PublicIdentifiers == nil || !sameList(d.PublicIdentifiers.MSISDN, "15550001") {
 		t.Errorf("S-CSCFName and MSISDN after registration:\n%s", d.raw)
 	}
+	// The SIP form of alice's tel URI (user=phone) is the same identity,
+	// as on Cx.
+	d = udrData(t, tas, "sip:+15550001@"+realm+";user=phone", []uint32{refMSISDN})
+	if d.PublicIdentifiers == nil || !sameList(d.PublicIdentifiers.MSISDN, "15550001") {
+		t.Errorf("MSISDN by sip:...;user=phone:\n%s", d.raw)
+	}
 	d = udrData(t, tas, psiIMPU, []uint32{refPSIActivation})
 	if d.IMS == nil || d.IMS.PSIActivation == nil || *d.IMS.PSIActivation != 1 {
 		t.Errorf("PSIActivation:\n%s", d.raw)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/imscore/imscore/hss/store"
 	"github.com/imscore/imscore/pkg/diameter"
+	"github.com/imscore/imscore/pkg/imsuri"
 )
 
 // Server answers Sh requests and, once Run, sends the queued PNRs.
@@ -95,6 +96,9 @@ func (s *Server) authorise(ctx context.Context, req *diam.Message, request strin
 // user resolves User-Identity {Public-Identity | MSISDN} to the IMPU.
 func (s *Server) user(ctx context.Context, req *diam.Message) (store.IMPU, error) {
 	if pi := diameter.String(req, diameter.AVPUserIdentity, diameter.AVPPublicIdentity); pi != "" {
+		// The form IMPUs are stored in, as Cx looks them up:
+		// sip:+15550100@<domain>;user=phone finds tel:+15550100.
+		pi = imsuri.Canonical(pi)
 		u, err := s.Store.LookupIMPU(ctx, pi)
 		if err == nil && u.MatchedByWildcard {
 			u.Identity = pi
