@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/imscore/imscore/pkg/digest"
+	"github.com/imscore/imscore/scscf/binding"
 )
 
 // challenge is one 401 sent: the vector it used and the nonce that names it.
@@ -99,7 +100,7 @@ func (a *authState) newChallenge(impi, impu, realm string, v *vector, now time.T
 	c := &challenge{nonce: nonce, impi: impi, impu: impu, realm: realm, v: v, created: now}
 	a.mu.Lock()
 	a.challenges[nonce] = c
-	a.latest[impi+"\x00"+canonURI(impu)] = c
+	a.latest[impi+"\x00"+binding.CanonURI(impu)] = c
 	a.mu.Unlock()
 	return c, nil
 }
@@ -120,7 +121,7 @@ func (a *authState) consume(c *challenge) bool {
 		return false
 	}
 	delete(a.challenges, c.nonce)
-	k := c.impi + "\x00" + canonURI(c.impu)
+	k := c.impi + "\x00" + binding.CanonURI(c.impu)
 	if a.latest[k] == c {
 		delete(a.latest, k)
 	}
@@ -151,7 +152,7 @@ func (a *authState) sweep(now time.Time, timeout, lifetime, vectorLife time.Dura
 	defer a.mu.Unlock()
 	for n, c := range a.challenges {
 		age := now.Sub(c.created)
-		k := c.impi + "\x00" + canonURI(c.impu)
+		k := c.impi + "\x00" + binding.CanonURI(c.impu)
 		if age >= timeout && !c.timedOut {
 			c.timedOut = true
 			if a.latest[k] == c {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/imscore/imscore/scscf/binding"
 )
 
 // Re-authentication policies for REGISTER requests the P-CSCF marks as
@@ -97,10 +99,10 @@ type Config struct {
 	ODILifetime time.Duration
 
 	// OnRegistrationChange, if set, is called after every change of a
-	// registration (see RegistrationEvent); it runs on the goroutine that
+	// registration (see binding.Event); it runs on the goroutine that
 	// made the change, after the change is stored, and must not block long.
 	// The reg-event package (RFC 3680) hangs off this hook.
-	OnRegistrationChange func(RegistrationEvent)
+	OnRegistrationChange func(binding.Event)
 
 	Logger   *zap.Logger           // default zap.NewNop()
 	Registry prometheus.Registerer // default: a private registry

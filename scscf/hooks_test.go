@@ -5,17 +5,19 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imscore/imscore/scscf/binding"
 )
 
 func TestRegistrationHooks(t *testing.T) {
 	h := newTestHSS(t)
 	h.add(akaSub("hook"))
 	var mu sync.Mutex
-	var kinds []EventKind
+	var kinds []binding.EventKind
 	var answered []int
 	s := newTestServerWith(t, h, func(srv *Server) {
-		srv.AddRegistrationListener(func(ev RegistrationEvent) { mu.Lock(); kinds = append(kinds, ev.Kind); mu.Unlock() })
-		srv.AddRegisterAnsweredHook(func(ev RegistrationEvent, req *sip.Request, res *sip.Response) {
+		srv.AddRegistrationListener(func(ev binding.Event) { mu.Lock(); kinds = append(kinds, ev.Kind); mu.Unlock() })
+		srv.AddRegisterAnsweredHook(func(ev binding.Event, req *sip.Request, res *sip.Response) {
 			mu.Lock()
 			defer mu.Unlock()
 			if req == nil || req.Method != sip.REGISTER || ev.Kind == "" {
@@ -32,7 +34,7 @@ func TestRegistrationHooks(t *testing.T) {
 		defer mu.Unlock()
 		return len(kinds) == 2 && len(answered) == 2
 	})
-	if kinds[0] != EventRegistered || kinds[1] != EventDeregistered || answered[0] != 200 || answered[1] != 200 {
+	if kinds[0] != binding.EventRegistered || kinds[1] != binding.EventDeregistered || answered[0] != 200 || answered[1] != 200 {
 		t.Errorf("kinds %v answered %v", kinds, answered)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/imscore/imscore/pkg/reginfo"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
+	"github.com/imscore/imscore/scscf/binding"
 )
 
 // Subscriber kinds a reg-event subscription is authorised as (TS 24.229
@@ -309,7 +310,7 @@ func (n *RegEventNotifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn)
 		_ = t.Respond(400, "Bad Request - no Contact")
 		return
 	}
-	impu := canonURI(req.Recipient.String())
+	impu := binding.CanonURI(req.Recipient.String())
 	reg, ok := n.s.Lookup(impu)
 	if !ok {
 		_ = t.Respond(480, "Temporarily Unavailable - "+impu+" not registered")
@@ -324,7 +325,7 @@ func (n *RegEventNotifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn)
 	}
 	sub := &regSub{RegSubscription: RegSubscription{
 		CallID: req.CallID().Value(), LocalTag: sip.GenerateTagN(16), RemoteTag: fromTag(req),
-		IMPU: impu, AOR: canonURI(reg.AOR), LocalURI: req.To().Address.String(), RemoteURI: req.From().Address.String(),
+		IMPU: impu, AOR: binding.CanonURI(reg.AOR), LocalURI: req.To().Address.String(), RemoteURI: req.From().Address.String(),
 		Subscriber: who, Kind: kind, Target: target, RouteSet: recordRoutes(req), Event: req.GetHeader("Event").Value(),
 		Expires: time.Now().Add(expires),
 	}}
@@ -449,14 +450,14 @@ func recordRoutes(req *sip.Request) []string {
 // URI, whose host equals its Path entry's), or the host of the
 // ServerName of an iFC of the user's profile (an AS). Ports are not
 // compared. Without P-Asserted-Identity nobody is authorised.
-func authorizeRegSubscriber(req *sip.Request, reg Registration, prof *userdata.IMSSubscription) (kind, who string, ok bool) {
+func authorizeRegSubscriber(req *sip.Request, reg binding.Registration, prof *userdata.IMSSubscription) (kind, who string, ok bool) {
 	ids, err := imsheader.GetPAssertedIdentity(req)
 	if err != nil || len(ids) == 0 {
 		return "", "", false
 	}
 	impus := map[string]bool{}
 	for _, u := range reg.IMPUs {
-		impus[canonURI(u)] = true
+		impus[binding.CanonURI(u)] = true
 	}
 	pathHosts := map[string]bool{}
 	for _, c := range reg.Contacts {
@@ -483,7 +484,7 @@ func authorizeRegSubscriber(req *sip.Request, reg Registration, prof *userdata.I
 		}
 	}
 	for _, id := range ids {
-		if impus[canonURI(id.URI)] {
+		if impus[binding.CanonURI(id.URI)] {
 			return RegSubscriberUE, id.URI, true
 		}
 		h := uriHost(id.URI)
@@ -523,15 +524,15 @@ func uriHost(s string) string {
 // RTR with RTREvent rejected) and the subscriptions are removed. It
 // does not block: NOTIFYs are sent by goroutines, in order per
 // subscription.
-func (n *RegEventNotifier) OnRegistrationChange(ev RegistrationEvent) {
-	if ev.Kind == EventProfileUpdated {
+func (n *RegEventNotifier) OnRegistrationChange(ev binding.Event) {
+	if ev.Kind == binding.EventProfileUpdated {
 		return
 	}
-	aor := canonURI(ev.After.AOR)
+	aor := binding.CanonURI(ev.After.AOR)
 	now := time.Now()
-	active := map[string]*Contact{}
+	active := map[string]*binding.Contact{}
 	for i := range ev.After.Contacts {
-		active[ev.After.Contacts[i].key()] = &ev.After.Contacts[i]
+		active[ev.After.Contacts[i].Key()] = &ev.After.Contacts[i]
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -539,11 +540,11 @@ func (n *RegEventNotifier) OnRegistrationChange(ev RegistrationEvent) {
 	var changed []reginfo.Contact
 	for i := range ev.Changed {
 		c := ev.Changed[i]
-		k := c.key()
+		k := c.Key()
 		if a := active[k]; a != nil {
 			e := reginfo.EventRefreshed
 			switch {
-			case ev.Kind == EventRegistered:
+			case ev.Kind == binding.EventRegistered:
 				e = reginfo.EventRegistered
 			case haveSeen && !seen[k]:
 				e = reginfo.EventRegistered
@@ -555,9 +556,9 @@ func (n *RegEventNotifier) OnRegistrationChange(ev RegistrationEvent) {
 		}
 		e := reginfo.EventUnregistered
 		switch ev.Kind {
-		case EventExpired:
+		case binding.EventExpired:
 			e = reginfo.EventExpired
-		case EventTerminated:
+		case binding.EventTerminated:
 			e = n.cfg.RTREvent
 		}
 		changed = append(changed, reginfoContact(c, reginfo.ContactTerminated, e, now))
@@ -581,14 +582,14 @@ func (n *RegEventNotifier) OnRegistrationChange(ev RegistrationEvent) {
 	}
 	members := map[string]bool{aor: true}
 	for _, u := range ev.After.IMPUs {
-		members[canonURI(u)] = true
+		members[binding.CanonURI(u)] = true
 	}
 	var regs []reginfo.Registration
 	for _, u := range visibleIMPUs(ev.After) {
 		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: regState, Contacts: changed})
 	}
 	reason := "noresource"
-	if ev.Kind == EventTerminated && n.cfg.RTREvent == reginfo.EventRejected {
+	if ev.Kind == binding.EventTerminated && n.cfg.RTREvent == reginfo.EventRejected {
 		reason = "rejected"
 	}
 	subs := maps.Clone(n.byAOR[aor])
@@ -646,15 +647,15 @@ func (n *RegEventNotifier) dropSubLocked(sub *regSub) {
 
 // visibleIMPUs are the IMPUs of a registration reported in reginfo: the
 // set without its barred members (TS 24.229 §5.4.2.1.2), the AOR first.
-func visibleIMPUs(r Registration) []string {
+func visibleIMPUs(r binding.Registration) []string {
 	barred := map[string]bool{}
 	for _, b := range r.Barred {
-		barred[canonURI(b)] = true
+		barred[binding.CanonURI(b)] = true
 	}
 	var out []string
 	seen := map[string]bool{}
 	for _, u := range append([]string{r.AOR}, r.IMPUs...) {
-		k := canonURI(u)
+		k := binding.CanonURI(u)
 		if u == "" || seen[k] || barred[k] {
 			continue
 		}
@@ -666,9 +667,9 @@ func visibleIMPUs(r Registration) []string {
 
 // regID and contactID are stable ids of a registration (per IMPU) and a
 // contact (per binding key) across NOTIFYs and restarts.
-func regID(impu string) string { return "r" + shortHash(canonURI(impu)) }
+func regID(impu string) string { return "r" + shortHash(binding.CanonURI(impu)) }
 
-func contactID(c *Contact) string { return "c" + shortHash(c.key()) }
+func contactID(c *binding.Contact) string { return "c" + shortHash(c.Key()) }
 
 func shortHash(s string) string {
 	h := sha256.Sum256([]byte(s))
@@ -679,7 +680,7 @@ func shortHash(s string) string {
 // call-id, cseq, q, remaining expiry (0 when terminated), registered
 // duration, and every Contact header parameter other than q and expires
 // as unknown-param (quoted values unquoted, e.g. +sip.instance).
-func reginfoContact(c Contact, st reginfo.ContactState, ev reginfo.Event, now time.Time) reginfo.Contact {
+func reginfoContact(c binding.Contact, st reginfo.ContactState, ev reginfo.Event, now time.Time) reginfo.Contact {
 	exp := 0
 	if st == reginfo.ContactActive {
 		exp = int(c.Expires.Sub(now).Round(time.Second) / time.Second)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imscore/imscore/pkg/siptest"
+	"github.com/imscore/imscore/scscf/binding"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/fiorix/go-diameter/v4/diam"
@@ -24,7 +25,7 @@ import (
 // while Server.handle does not dispatch to them yet: a front sipproxy
 // (test code) receives the UE's REGISTERs and forwards them to the real
 // S-CSCF, hands the REGISTER and its 200 to ThirdPartyRegistrar.AfterRegister
-// with the RegistrationEvent the S-CSCF emitted, and passes SUBSCRIBE
+// with the binding.Event the S-CSCF emitted, and passes SUBSCRIBE
 // Event: reg to RegEventNotifier.HandleSubscribe. The notifier and the
 // third-party registrar send from the S-CSCF's own SIP socket, as wired
 // in production.
@@ -38,19 +39,19 @@ type regLab struct {
 	mu   sync.Mutex
 	n    *RegEventNotifier
 	tp   *ThirdPartyRegistrar
-	evCh chan RegistrationEvent
+	evCh chan binding.Event
 }
 
 // newRegLab starts an S-CSCF (configured further by mods) with its
 // reg-event notifier and third-party registrar, behind a front proxy.
 func newRegLab(t *testing.T, h *testHSS, dsn string, deregister func(impu, reason string), mods ...func(*Config)) *regLab {
 	t.Helper()
-	l := &regLab{t: t, h: h, evCh: make(chan RegistrationEvent, 100)}
+	l := &regLab{t: t, h: h, evCh: make(chan binding.Event, 100)}
 	l.s = newTestServer(t, h, dsn, func(c *Config) {
 		for _, mod := range mods {
 			mod(c)
 		}
-		c.OnRegistrationChange = func(ev RegistrationEvent) {
+		c.OnRegistrationChange = func(ev binding.Event) {
 			l.mu.Lock()
 			n, tp := l.n, l.tp
 			l.mu.Unlock()
@@ -120,18 +121,18 @@ func (l *regLab) handle(ctx context.Context, t *sipproxy.Txn) {
 		// The event of this REGISTER: registered/refreshed/deregistered for
 		// the set of its To (events of other users' network-side changes
 		// may be queued too).
-		var ev *RegistrationEvent
-		impu := canonURI(req.To().Address.String())
+		var ev *binding.Event
+		impu := binding.CanonURI(req.To().Address.String())
 		timeout := time.After(time.Second)
 	wait:
 		for {
 			select {
 			case e := <-l.evCh:
-				if e.Kind != EventRegistered && e.Kind != EventRefreshed && e.Kind != EventDeregistered {
+				if e.Kind != binding.EventRegistered && e.Kind != binding.EventRefreshed && e.Kind != binding.EventDeregistered {
 					continue
 				}
 				for _, u := range append([]string{e.After.AOR}, e.After.IMPUs...) {
-					if canonURI(u) == impu {
+					if binding.CanonURI(u) == impu {
 						ev = &e
 						break wait
 					}

@@ -18,6 +18,7 @@ import (
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
+	"github.com/imscore/imscore/scscf/binding"
 )
 
 // handle is the sipproxy handler: REGISTER goes to the registrar, every
@@ -32,7 +33,7 @@ func (s *Server) handle(ctx context.Context, t *sipproxy.Txn) {
 
 // reqContact is one Contact of a REGISTER with its requested expiry.
 type reqContact struct {
-	c       Contact
+	c       binding.Contact
 	expires time.Duration
 }
 
@@ -71,7 +72,7 @@ func (s *Server) parseContacts(req *sip.Request) (list []reqContact, wildcard bo
 		}
 		params.Remove("expires")
 		val := (&sip.ContactHeader{DisplayName: ch.DisplayName, Address: ch.Address, Params: params}).Value()
-		rc := reqContact{c: Contact{URI: ch.Address.String(), Value: val}, expires: exp}
+		rc := reqContact{c: binding.Contact{URI: ch.Address.String(), Value: val}, expires: exp}
 		if v, ok := params.Get("+sip.instance"); ok {
 			rc.c.Instance = imsheader.Unquote(v)
 		}
@@ -108,7 +109,7 @@ func isProtected(v string) bool {
 // impiFromIMPU derives the IMPI for a REGISTER without credentials
 // (TS 23.003 §13.3 style: user@host of a sip: IMPU).
 func impiFromIMPU(impu string) string {
-	c := canonURI(impu)
+	c := binding.CanonURI(impu)
 	if i := strings.IndexByte(c, ':'); i >= 0 {
 		c = c[i+1:]
 	}
@@ -122,7 +123,7 @@ func (s *Server) handleRegister(ctx context.Context, t *sipproxy.Txn) {
 		_ = t.Respond(400, "Bad Request - missing To, Call-ID or CSeq")
 		return
 	}
-	impu := canonURI(to.Address.String())
+	impu := binding.CanonURI(to.Address.String())
 	contacts, wildcard, tooBrief, err := s.parseContacts(req)
 	if err != nil {
 		_ = t.Respond(400, "Bad Request - "+err.Error())
@@ -211,7 +212,7 @@ func allBound(rec *record, cs []reqContact) bool {
 	for _, c := range cs {
 		found := false
 		for _, b := range rec.contacts {
-			if b.key() == c.c.key() {
+			if b.Key() == c.c.Key() {
 				found = true
 				break
 			}
@@ -406,7 +407,7 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 	if rec != nil {
 		for _, rc := range contacts {
 			for _, b := range rec.contacts {
-				if b.key() == rc.c.key() && b.CallID == callID && cseq <= b.CSeq {
+				if b.Key() == rc.c.Key() && b.CallID == callID && cseq <= b.CSeq {
 					_ = t.Respond(500, "Server Internal Error - REGISTER out of order")
 					return
 				}
@@ -428,12 +429,12 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 			_ = t.Respond(200, "OK")
 			return
 		}
-		var keep []*Contact
-		var removed []Contact
+		var keep []*binding.Contact
+		var removed []binding.Contact
 		for _, b := range rec.contacts {
 			drop := wildcard
 			for _, rc := range contacts {
-				if b.key() == rc.c.key() {
+				if b.Key() == rc.c.Key() {
 					drop = true
 				}
 			}
@@ -451,7 +452,7 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 		}
 		s.metrics.deregistrations.WithLabelValues("user").Add(float64(len(removed)))
 		res := s.respondOK(t, snap, nil)
-		ev := RegistrationEvent{Kind: EventDeregistered, After: snap, Changed: removed}
+		ev := binding.Event{Kind: binding.EventDeregistered, After: snap, Changed: removed}
 		s.emit(ev)
 		s.afterRegister(ev, req, res)
 		return
@@ -483,8 +484,8 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 		s.undoFirstSAR(rec == nil, impi, impu)
 		return
 	}
-	impus, barred := irsOf(profile, impu)
-	if barred[canonURI(impu)] {
+	impus, barred := binding.IRS(profile, impu)
+	if barred[binding.CanonURI(impu)] {
 		s.metrics.authFailures.WithLabelValues("barred").Inc()
 		if rec == nil {
 			s.sarAsync(impi, impu, diameter.SATUserDeregistration)
@@ -494,18 +495,18 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 	}
 
 	// Merge the bindings.
-	var old []*Contact
+	var old []*binding.Contact
 	if rec != nil {
 		old = rec.contacts
 	}
-	next := make([]*Contact, 0, len(old)+len(contacts))
-	changed := make([]Contact, 0, len(contacts))
+	next := make([]*binding.Contact, 0, len(old)+len(contacts))
+	changed := make([]binding.Contact, 0, len(contacts))
 	byKey := map[string]int{}
 	for _, b := range old {
 		if !b.Expires.After(now) {
 			continue
 		}
-		byKey[b.key()] = len(next)
+		byKey[b.Key()] = len(next)
 		next = append(next, b)
 	}
 	path := imsheader.Values(req, imsheader.HeaderPath)
@@ -522,7 +523,7 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 		c.Source = req.Source()
 		c.Expires = now.Add(rc.expires)
 		c.Registered = now
-		i, exists := byKey[c.key()]
+		i, exists := byKey[c.Key()]
 		if exists {
 			c.Registered = next[i].Registered
 		}
@@ -534,7 +535,7 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 		case exists:
 			next[i] = &c
 		default:
-			byKey[c.key()] = len(next)
+			byKey[c.Key()] = len(next)
 			next = append(next, &c)
 		}
 		changed = append(changed, c)
@@ -571,9 +572,9 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 			s.reg.put(rec)
 		}
 	}
-	kind := EventRefreshed
+	kind := binding.EventRefreshed
 	if first {
-		kind = EventRegistered
+		kind = binding.EventRegistered
 		s.metrics.registrations.WithLabelValues("initial").Inc()
 	} else {
 		s.metrics.registrations.WithLabelValues("re").Inc()
@@ -582,7 +583,7 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 		s.metrics.deregistrations.WithLabelValues("user").Add(float64(removedN))
 	}
 	res := s.respondOK(t, snap, path)
-	ev := RegistrationEvent{Kind: kind, After: snap, Changed: changed, profile: profile}
+	ev := binding.Event{Kind: kind, After: snap, Changed: changed, Profile: profile}
 	s.emit(ev)
 	s.afterRegister(ev, req, res)
 }
@@ -599,32 +600,9 @@ func sameStrings(a, b []string) bool {
 	return true
 }
 
-// irsOf returns the implicit registration set of the profile with impu
-// first, and which of its members are barred (by canonical URI).
-func irsOf(p *userdata.IMSSubscription, impu string) ([]string, map[string]bool) {
-	barred := map[string]bool{}
-	out := []string{impu}
-	seen := map[string]bool{canonURI(impu): true}
-	for _, pi := range p.PublicIdentities() {
-		if pi.IdentityType.Wildcarded() {
-			continue
-		}
-		k := canonURI(pi.Identity)
-		if bool(pi.BarringIndication) {
-			barred[k] = true
-		}
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		out = append(out, canonURI(pi.Identity))
-	}
-	return out, barred
-}
-
 // setContacts replaces the bindings of rec (removing the record when none
 // is left), stores the change and returns the new snapshot.
-func (s *Server) setContacts(ctx context.Context, rec *record, keep []*Contact) Registration {
+func (s *Server) setContacts(ctx context.Context, rec *record, keep []*binding.Contact) binding.Registration {
 	s.reg.mu.Lock()
 	rec.contacts = keep
 	snap := rec.snapshot()
@@ -643,7 +621,7 @@ func (s *Server) setContacts(ctx context.Context, rec *record, keep []*Contact) 
 // respondOK sends the 200 to REGISTER (TS 24.229 §5.4.1.2.2):
 // Contact with granted expiries, Service-Route, P-Associated-URI (the
 // non-barred IMPUs, the registered one first), Path echoed and Require: path.
-func (s *Server) respondOK(t *sipproxy.Txn, snap Registration, path []string) *sip.Response {
+func (s *Server) respondOK(t *sipproxy.Txn, snap binding.Registration, path []string) *sip.Response {
 	now := time.Now()
 	var hdrs []sip.Header
 	for _, c := range snap.Contacts {
@@ -657,11 +635,11 @@ func (s *Server) respondOK(t *sipproxy.Txn, snap Registration, path []string) *s
 		hdrs = append(hdrs, sip.NewHeader(imsheader.HeaderServiceRoute, "<"+s.ServiceRoute()+">"))
 		barred := map[string]bool{}
 		for _, b := range snap.Barred {
-			barred[canonURI(b)] = true
+			barred[binding.CanonURI(b)] = true
 		}
 		var pau []string
 		for _, u := range snap.IMPUs {
-			if !barred[canonURI(u)] {
+			if !barred[binding.CanonURI(u)] {
 				pau = append(pau, "<"+u+">")
 			}
 		}

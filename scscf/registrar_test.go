@@ -16,6 +16,7 @@ import (
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/scscf/binding"
 )
 
 func akaSub(user string, more ...string) *testSub {
@@ -36,10 +37,10 @@ func TestAKARegistration(t *testing.T) {
 	h := newTestHSS(t)
 	h.add(akaSub("alice", "tel:+15551234", "sip:alice.barred@"+testDomain))
 	h.subs["alice@"+testDomain].barred["sip:alice.barred@"+testDomain] = true
-	var events []RegistrationEvent
+	var events []binding.Event
 	var evMu sync.Mutex
 	s := newTestServer(t, h, "", func(c *Config) {
-		c.OnRegistrationChange = func(ev RegistrationEvent) { evMu.Lock(); events = append(events, ev); evMu.Unlock() }
+		c.OnRegistrationChange = func(ev binding.Event) { evMu.Lock(); events = append(events, ev); evMu.Unlock() }
 	})
 	u := newTestUE(t, "alice")
 	u.path = "<sip:term@pcscf." + testDomain + ":5060;lr>"
@@ -132,7 +133,7 @@ func TestAKARegistration(t *testing.T) {
 	})
 	evMu.Lock()
 	defer evMu.Unlock()
-	if len(events) != 3 || events[0].Kind != EventRegistered || events[1].Kind != EventRefreshed {
+	if len(events) != 3 || events[0].Kind != binding.EventRegistered || events[1].Kind != binding.EventRefreshed {
 		t.Errorf("events %+v", events)
 	}
 }
@@ -301,9 +302,9 @@ func TestDeregistration(t *testing.T) {
 	h := newTestHSS(t)
 	h.add(akaSub("hank"))
 	var mu sync.Mutex
-	var last RegistrationEvent
+	var last binding.Event
 	s := newTestServer(t, h, "", func(c *Config) {
-		c.OnRegistrationChange = func(ev RegistrationEvent) { mu.Lock(); last = ev; mu.Unlock() }
+		c.OnRegistrationChange = func(ev binding.Event) { mu.Lock(); last = ev; mu.Unlock() }
 	})
 	u := newTestUE(t, "hank")
 	u.registerAKA(t, s, 600)
@@ -323,7 +324,7 @@ func TestDeregistration(t *testing.T) {
 		mu.Lock()
 		ev := last
 		mu.Unlock()
-		if ev.Kind == EventDeregistered {
+		if ev.Kind == binding.EventDeregistered {
 			if len(ev.Changed) != 1 || len(ev.After.Contacts) != 0 {
 				t.Errorf("event %+v", ev)
 			}
@@ -387,9 +388,9 @@ func TestRTR(t *testing.T) {
 	h.add(akaSub("kate", "sip:kate2@"+testDomain))
 	h.add(akaSub("leo"))
 	var mu sync.Mutex
-	var kinds []EventKind
+	var kinds []binding.EventKind
 	s := newTestServer(t, h, "", func(c *Config) {
-		c.OnRegistrationChange = func(ev RegistrationEvent) { mu.Lock(); kinds = append(kinds, ev.Kind); mu.Unlock() }
+		c.OnRegistrationChange = func(ev binding.Event) { mu.Lock(); kinds = append(kinds, ev.Kind); mu.Unlock() }
 	})
 	k, l := newTestUE(t, "kate"), newTestUE(t, "leo")
 	k.registerAKA(t, s, 600)
@@ -436,7 +437,7 @@ func TestRTR(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(kinds) != 4 || kinds[2] != EventTerminated || kinds[3] != EventTerminated {
+	if len(kinds) != 4 || kinds[2] != binding.EventTerminated || kinds[3] != binding.EventTerminated {
 		t.Errorf("events %v", kinds)
 	}
 }
@@ -617,24 +618,3 @@ func TestIntegrityProtectedReRegister(t *testing.T) {
 }
 
 var _ = imsheader.HeaderPath
-
-// TestCanonURI: the comparison form of IMPUs and contacts, whether the
-// input is already canonical (returned as is) or not.
-func TestCanonURI(t *testing.T) {
-	for in, want := range map[string]string{
-		"sip:alice@ims.example.org":                      "sip:alice@ims.example.org",
-		" <sip:alice@ims.example.org>;tag=1 ":            "sip:alice@ims.example.org",
-		"SIP:Alice@IMS.Example.ORG;transport=udp":        "sip:Alice@ims.example.org",
-		"sips:alice@ims.example.org?subject=x":           "sips:alice@ims.example.org",
-		"sip:alice@10.0.0.1:5060;ob":                     "sip:alice@10.0.0.1:5060",
-		"sip:a@b@Host":                                   "sip:a@b@host",
-		"tel:+15551234567;phone-context=ims.example.org": "tel:+15551234567",
-		"TEL:+15551234567":                               "tel:+15551234567",
-		"sip:ims.example.org":                            "sip:ims.example.org",
-		"Alice":                                          "alice",
-	} {
-		if got := canonURI(in); got != want {
-			t.Errorf("canonURI(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -20,6 +20,7 @@ import (
 	"github.com/imscore/imscore/pkg/keylock"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
+	"github.com/imscore/imscore/scscf/binding"
 )
 
 // Server is the S-CSCF registrar: SIP on sipproxy, Cx client to the HSS
@@ -45,8 +46,8 @@ type Server struct {
 	regEvent RegEventHandler
 	// listeners and answered: see AddRegistrationListener,
 	// AddRegisterAnsweredHook.
-	listeners []func(RegistrationEvent)
-	answered  []func(RegistrationEvent, *sip.Request, *sip.Response)
+	listeners []func(binding.Event)
+	answered  []func(binding.Event, *sip.Request, *sip.Response)
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -210,12 +211,12 @@ func (s *Server) Ready(context.Context) error {
 }
 
 // Lookup returns the registration that holds impu (any IMPU of the set).
-func (s *Server) Lookup(impu string) (Registration, bool) {
+func (s *Server) Lookup(impu string) (binding.Registration, bool) {
 	s.reg.mu.RLock()
 	defer s.reg.mu.RUnlock()
-	r := s.reg.byIMPU[canonURI(impu)]
+	r := s.reg.byIMPU[binding.CanonURI(impu)]
 	if r == nil {
-		return Registration{}, false
+		return binding.Registration{}, false
 	}
 	return r.snapshot(), true
 }
@@ -224,7 +225,7 @@ func (s *Server) Lookup(impu string) (Registration, bool) {
 func (s *Server) Profile(impu string) (*userdata.IMSSubscription, bool) {
 	s.reg.mu.RLock()
 	defer s.reg.mu.RUnlock()
-	r := s.reg.byIMPU[canonURI(impu)]
+	r := s.reg.byIMPU[binding.CanonURI(impu)]
 	if r == nil {
 		return nil, false
 	}
@@ -242,13 +243,13 @@ type Status struct {
 
 // StatusRegistration is one registered set on /status/registrar.
 type StatusRegistration struct {
-	Registration
+	binding.Registration
 	Contacts []StatusContact `json:"contacts"`
 }
 
 // StatusContact is a binding with its remaining lifetime in seconds.
 type StatusContact struct {
-	Contact
+	binding.Contact
 	ExpiresIn int `json:"expires_in"`
 }
 
@@ -270,7 +271,7 @@ func (s *Server) Status(context.Context) (any, error) {
 	return st, nil
 }
 
-func (s *Server) emit(ev RegistrationEvent) {
+func (s *Server) emit(ev binding.Event) {
 	if s.cfg.OnRegistrationChange != nil {
 		s.cfg.OnRegistrationChange(ev)
 	}
@@ -283,7 +284,7 @@ func (s *Server) emit(ev RegistrationEvent) {
 // registration change, after Config.OnRegistrationChange and in the order
 // added (e.g. the reg-event notifier's and the third-party registrar's
 // OnRegistrationChange). Call it before Start; it is not synchronised.
-func (s *Server) AddRegistrationListener(f func(RegistrationEvent)) {
+func (s *Server) AddRegistrationListener(f func(binding.Event)) {
 	s.listeners = append(s.listeners, f)
 }
 
@@ -291,17 +292,17 @@ func (s *Server) AddRegistrationListener(f func(RegistrationEvent)) {
 // registrar answered a REGISTER with 200 and emitted ev (registered,
 // refreshed or deregistered): req is the REGISTER as received, res the 200
 // sent (e.g. ThirdPartyRegistrar.AfterRegister). Call it before Start.
-func (s *Server) AddRegisterAnsweredHook(f func(ev RegistrationEvent, req *sip.Request, res *sip.Response)) {
+func (s *Server) AddRegisterAnsweredHook(f func(ev binding.Event, req *sip.Request, res *sip.Response)) {
 	s.answered = append(s.answered, f)
 }
 
-func (s *Server) afterRegister(ev RegistrationEvent, req *sip.Request, res *sip.Response) {
+func (s *Server) afterRegister(ev binding.Event, req *sip.Request, res *sip.Response) {
 	for _, f := range s.answered {
 		f(ev, req, res)
 	}
 }
 
-func (s *Server) persist(ctx context.Context, r Registration) error {
+func (s *Server) persist(ctx context.Context, r binding.Registration) error {
 	if s.store == nil {
 		return nil
 	}
@@ -326,7 +327,7 @@ func (s *Server) reload(ctx context.Context) error {
 	for _, r := range regs {
 		rec := &record{aor: r.AOR, impi: r.IMPI, impus: r.IMPUs, barred: map[string]bool{}, userData: r.UserData}
 		for _, b := range r.Barred {
-			rec.barred[canonURI(b)] = true
+			rec.barred[binding.CanonURI(b)] = true
 		}
 		if len(r.UserData) > 0 {
 			if p, err := userdata.Parse(r.UserData); err == nil {
@@ -395,8 +396,8 @@ func (s *Server) expire(r *record, impi string, now time.Time) {
 	if s.reg.lookup(r.aor) != r {
 		return
 	}
-	var keep []*Contact
-	var gone []Contact
+	var keep []*binding.Contact
+	var gone []binding.Contact
 	for _, c := range r.contacts {
 		if c.Expires.After(now) {
 			keep = append(keep, c)
@@ -417,7 +418,7 @@ func (s *Server) expire(r *record, impi string, now time.Time) {
 			s.log.Warn("SAR TIMEOUT_DEREGISTRATION failed", zapStr("aor", r.aor), zap.Error(err))
 		}
 	}
-	s.emit(RegistrationEvent{Kind: EventExpired, After: snap, Changed: gone})
+	s.emit(binding.Event{Kind: binding.EventExpired, After: snap, Changed: gone})
 }
 
 // handleRTR serves Registration-Termination-Request (TS 29.228 §6.2.1,
@@ -479,7 +480,7 @@ func (s *Server) terminate(ctx context.Context, r *record, reason string) {
 	s.reg.mu.RUnlock()
 	snap := s.setContacts(ctx, r, nil)
 	s.metrics.deregistrations.WithLabelValues("administrative").Add(float64(len(gone)))
-	s.emit(RegistrationEvent{Kind: EventTerminated, After: snap, Changed: gone, Reason: reason})
+	s.emit(binding.Event{Kind: binding.EventTerminated, After: snap, Changed: gone, Reason: reason})
 }
 
 // handlePPR serves Push-Profile-Request (TS 29.228 §6.2.2, TS 29.229
@@ -512,7 +513,7 @@ func (s *Server) handlePPR(ctx context.Context, c *diameter.Conn, req *diam.Mess
 		if s.reg.lookup(r.aor) != r {
 			continue
 		}
-		impus, barred := irsOf(profile, r.aor)
+		impus, barred := binding.IRS(profile, r.aor)
 		s.reg.mu.Lock()
 		r.userData, r.profile, r.impus, r.barred = ud, profile, impus, barred
 		snap := r.snapshot()
@@ -522,7 +523,7 @@ func (s *Server) handlePPR(ctx context.Context, c *diameter.Conn, req *diam.Mess
 			s.log.Error("storing profile", zapStr("aor", r.aor), zap.Error(err))
 			return nil, err
 		}
-		s.emit(RegistrationEvent{Kind: EventProfileUpdated, After: snap})
+		s.emit(binding.Event{Kind: binding.EventProfileUpdated, After: snap})
 	}
 	return s.node.Answer(req, diameter.DiameterSuccess), nil
 }

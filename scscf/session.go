@@ -22,6 +22,7 @@ import (
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
+	"github.com/imscore/imscore/scscf/binding"
 )
 
 // Session routing (TS 24.229 §5.4.3, TS 23.218 §6, RFC 5502).
@@ -295,11 +296,11 @@ type served struct {
 	registered bool   // the set has at least one unexpired binding
 	barred     bool
 	profile    *userdata.IMSSubscription
-	contacts   []Contact
+	contacts   []binding.Contact
 }
 
 func (s *Server) servedUser(impu string) (served, bool) {
-	key := canonURI(impu)
+	key := binding.CanonURI(impu)
 	now := time.Now()
 	s.reg.mu.RLock()
 	defer s.reg.mu.RUnlock()
@@ -414,7 +415,7 @@ func (s *Server) terminating(ctx context.Context, t *sipproxy.Txn) {
 		_ = t.Respond(404, "Not Found - not a user of this network")
 		return
 	}
-	impu := canonURI(target)
+	impu := binding.CanonURI(target)
 	ud, err := s.sar(ctx, "", impu, diameter.SATUnregisteredUser, false)
 	if err != nil {
 		if he, ok := cxclient.AsError(err); ok && he.Is3GPP(diameter.DiameterErrorUserUnknown) {
@@ -487,7 +488,7 @@ func (s *Server) runISC(ctx context.Context, t *sipproxy.Txn, st *iscState) {
 }
 
 func (s *Server) isServedTarget(ru sip.Uri, served string) bool {
-	k := canonURI(ru.String())
+	k := binding.CanonURI(ru.String())
 	if k == served {
 		return true
 	}

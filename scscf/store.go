@@ -12,6 +12,7 @@ import (
 
 	"github.com/imscore/imscore/pkg/pgretry"
 	"github.com/imscore/imscore/pkg/pgsession"
+	"github.com/imscore/imscore/scscf/binding"
 )
 
 // MigrationVersionTable is the tern version table of the S-CSCF schema,
@@ -77,7 +78,7 @@ func migrateDB(ctx context.Context, pool *pgxpool.Pool) error {
 
 func (st *store) close() { st.pool.Close() }
 
-func (st *store) save(ctx context.Context, r Registration) error {
+func (st *store) save(ctx context.Context, r binding.Registration) error {
 	contacts, err := json.Marshal(r.Contacts)
 	if err != nil {
 		return err
@@ -99,15 +100,15 @@ func (st *store) delete(ctx context.Context, aor string) error {
 	return err
 }
 
-func (st *store) loadAll(ctx context.Context) ([]Registration, error) {
+func (st *store) loadAll(ctx context.Context) ([]binding.Registration, error) {
 	rows, err := st.pool.Query(ctx, `SELECT aor, impi, impus, barred, user_data, contacts FROM scscf_registration ORDER BY aor`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Registration
+	var out []binding.Registration
 	for rows.Next() {
-		var r Registration
+		var r binding.Registration
 		var contacts []byte
 		if err := rows.Scan(&r.AOR, &r.IMPI, &r.IMPUs, &r.Barred, &r.UserData, &contacts); err != nil {
 			return nil, err

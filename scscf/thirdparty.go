@@ -20,6 +20,7 @@ import (
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
+	"github.com/imscore/imscore/scscf/binding"
 )
 
 // Content types of third-party REGISTER bodies (TS 24.229 §5.4.1.7,
@@ -116,14 +117,14 @@ func (tp *ThirdPartyRegistrar) Close() {
 // RE-REGISTRATION, deregistered → DE-REGISTRATION when no binding is
 // left (removing one of several bindings leaves the IMPU registered and
 // sends nothing). Other kinds are ignored. It does not block.
-func (tp *ThirdPartyRegistrar) AfterRegister(ev RegistrationEvent, req *sip.Request, res *sip.Response) {
+func (tp *ThirdPartyRegistrar) AfterRegister(ev binding.Event, req *sip.Request, res *sip.Response) {
 	var rt userdata.RegistrationType
 	switch ev.Kind {
-	case EventRegistered:
+	case binding.EventRegistered:
 		rt = userdata.RegistrationInitial
-	case EventRefreshed:
+	case binding.EventRefreshed:
 		rt = userdata.RegistrationReRegistration
-	case EventDeregistered:
+	case binding.EventDeregistered:
 		if len(ev.After.Contacts) > 0 {
 			return
 		}
@@ -133,7 +134,7 @@ func (tp *ThirdPartyRegistrar) AfterRegister(ev RegistrationEvent, req *sip.Requ
 	}
 	impu := ev.After.AOR
 	if req != nil && req.To() != nil {
-		impu = canonURI(req.To().Address.String())
+		impu = binding.CanonURI(req.To().Address.String())
 	}
 	tp.dispatch(ev, impu, rt, req, res)
 }
@@ -141,11 +142,11 @@ func (tp *ThirdPartyRegistrar) AfterRegister(ev RegistrationEvent, req *sip.Requ
 // OnRegistrationChange handles the network-side de-registrations: expiry
 // of the last binding (TS 24.229 §5.4.1.4 is not involved; the S-CSCF
 // de-registers on expiry and informs the ASes) and RTR or an S-CSCF
-// initiated de-registration (EventTerminated, TS 24.229 §5.4.1.5), with a
+// initiated de-registration (binding.EventTerminated, TS 24.229 §5.4.1.5), with a
 // DE-REGISTRATION third-party REGISTER (Expires 0). UE-initiated changes
 // come through AfterRegister. It does not block.
-func (tp *ThirdPartyRegistrar) OnRegistrationChange(ev RegistrationEvent) {
-	if (ev.Kind != EventExpired && ev.Kind != EventTerminated) || len(ev.After.Contacts) > 0 {
+func (tp *ThirdPartyRegistrar) OnRegistrationChange(ev binding.Event) {
+	if (ev.Kind != binding.EventExpired && ev.Kind != binding.EventTerminated) || len(ev.After.Contacts) > 0 {
 		return
 	}
 	tp.dispatch(ev, ev.After.AOR, userdata.RegistrationDeRegistration, nil, nil)
@@ -162,8 +163,8 @@ type tpSend struct {
 	res     *sip.Response
 }
 
-func (tp *ThirdPartyRegistrar) dispatch(ev RegistrationEvent, impu string, rt userdata.RegistrationType, req *sip.Request, res *sip.Response) {
-	prof := ev.profile // parsed by the registrar: no second XML parse per REGISTER
+func (tp *ThirdPartyRegistrar) dispatch(ev binding.Event, impu string, rt userdata.RegistrationType, req *sip.Request, res *sip.Response) {
+	prof := ev.Profile // parsed by the registrar: no second XML parse per REGISTER
 	if prof == nil && len(ev.After.UserData) > 0 {
 		p, err := userdata.Parse(ev.After.UserData)
 		if err != nil {
@@ -201,7 +202,7 @@ func (tp *ThirdPartyRegistrar) dispatch(ev RegistrationEvent, impu string, rt us
 	if req != nil {
 		pcv = strings.Join(imsheader.Values(req, imsheader.HeaderPChargingVector), ", ")
 	}
-	for _, cs := range [][]Contact{ev.Changed, ev.After.Contacts} {
+	for _, cs := range [][]binding.Contact{ev.Changed, ev.After.Contacts} {
 		for i := 0; i < len(cs) && pcv == ""; i++ {
 			pcv = cs[i].ChargingVector
 		}
@@ -209,7 +210,7 @@ func (tp *ThirdPartyRegistrar) dispatch(ev RegistrationEvent, impu string, rt us
 	seen := map[string]bool{}
 	for f := range tp.eval.All(ifcs, ireq, math.MinInt) {
 		as := f.ApplicationServer
-		k := canonURI(as.ServerName)
+		k := binding.CanonURI(as.ServerName)
 		if seen[k] {
 			continue
 		}
@@ -226,15 +227,15 @@ func (tp *ThirdPartyRegistrar) dispatch(ev RegistrationEvent, impu string, rt us
 // registrationExpires is the lifetime reported to the ASes: the longest
 // remaining expiry of the bindings the REGISTER touched that are still
 // bound, else of any binding of the set, in seconds.
-func registrationExpires(ev RegistrationEvent) int {
+func registrationExpires(ev binding.Event) int {
 	now := time.Now()
 	bound := map[string]time.Time{}
 	for _, c := range ev.After.Contacts {
-		bound[c.key()] = c.Expires
+		bound[c.Key()] = c.Expires
 	}
 	best := time.Duration(0)
 	for _, c := range ev.Changed {
-		if e, ok := bound[c.key()]; ok && e.Sub(now) > best {
+		if e, ok := bound[c.Key()]; ok && e.Sub(now) > best {
 			best = e.Sub(now)
 		}
 	}
@@ -320,7 +321,7 @@ func (tp *ThirdPartyRegistrar) build(j tpSend) (*sip.Request, error) {
 	fp.Add("tag", sip.GenerateTagN(10))
 	req.AppendHeader(&sip.FromHeader{Address: self, Params: fp})
 	req.AppendHeader(&sip.ToHeader{Address: to, Params: sip.NewParams()})
-	callID, cseq := tp.next(canonURI(j.as.ServerName), canonURI(j.impu))
+	callID, cseq := tp.next(binding.CanonURI(j.as.ServerName), binding.CanonURI(j.impu))
 	cid := sip.CallIDHeader(callID)
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: sip.REGISTER})
@@ -410,7 +411,7 @@ func multipartMixed(boundary string, parts []bodyPart) []byte {
 
 // NetworkDeregister ends the registration of the set holding impu as the
 // S-CSCF's own decision (TS 24.229 §5.4.1.5): the bindings are removed
-// (EventTerminated with reason, so reg-event subscribers get their
+// (binding.EventTerminated with reason, so reg-event subscribers get their
 // NOTIFY and the ASes a de-registration) and the HSS gets SAR
 // ADMINISTRATIVE_DEREGISTRATION. It is the deregister callback of
 // NewThirdPartyRegistrar; it must not be called with the IMPI's lock held.

@@ -16,6 +16,7 @@ import (
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/userdata"
+	"github.com/imscore/imscore/scscf/binding"
 )
 
 type part struct {
@@ -79,7 +80,7 @@ func TestThirdPartyRegister(t *testing.T) {
 	if r.Method != sip.REGISTER || r.Recipient.Host != "127.0.0.1" || r.Recipient.Port != as.p.Addr("udp").Port {
 		t.Fatalf("third-party request %s", r.StartLine())
 	}
-	if got := canonURI(r.To().Address.String()); got != u.impu {
+	if got := binding.CanonURI(r.To().Address.String()); got != u.impu {
 		t.Errorf("To %s", got)
 	}
 	if r.From().Address.String() != l.s.cfg.ServerName || r.Contact() == nil || r.Contact().Address.String() != l.s.cfg.ServerName {
@@ -149,7 +150,7 @@ func TestThirdPartyRegisterSharedIFCSet(t *testing.T) {
 	u := newTestUE(t, "frank")
 	u.registerAKA(t, l.shim, 600)
 	r := as.next(3 * time.Second)
-	if r.Method != sip.REGISTER || canonURI(r.To().Address.String()) != u.impu {
+	if r.Method != sip.REGISTER || binding.CanonURI(r.To().Address.String()) != u.impu {
 		t.Fatalf("third-party request %s to %s", r.StartLine(), r.To().Address.String())
 	}
 }

@@ -1,0 +1,158 @@
+// Package binding is the S-CSCF's model of registration state, shared by
+// the registrar (scscf/registrar), the reg-event notifier (scscf/regevent)
+// and session routing with iFC/ISC (scscf/isc): the bindings of a
+// registered implicit registration set (RFC 3261 §10.3, RFC 3327,
+// RFC 5626), the set and its barred members as the user profile gives
+// them (TS 29.228 §6.6.1), the changes the registrar reports, and the
+// comparison form of the URIs they are keyed by. It imports no other
+// S-CSCF package.
+package binding
+
+import (
+	"strings"
+	"time"
+
+	"github.com/imscore/imscore/pkg/userdata"
+)
+
+// Contact is one binding of a registration (RFC 3261 §10.3, RFC 3327,
+// RFC 5626), as stored and as shown on /status/registrar.
+type Contact struct {
+	// URI is the contact URI.
+	URI string `json:"uri"`
+	// Value is the Contact header value as received, all parameters kept
+	// (+sip.instance, reg-id, feature tags, q) except expires.
+	Value string `json:"value"`
+	// Instance and RegID are +sip.instance and reg-id (RFC 5626), "" if
+	// absent; with both present they identify the binding.
+	Instance string `json:"instance,omitempty"`
+	RegID    string `json:"reg_id,omitempty"`
+	// Q is the q parameter as written, "" if absent.
+	Q string `json:"q,omitempty"`
+	// Expires is when the binding ends (granted expiry).
+	Expires time.Time `json:"expires"`
+	// CallID and CSeq of the REGISTER that last refreshed the binding
+	// (RFC 3261 §10.3 step 7 ordering).
+	CallID string `json:"call_id"`
+	CSeq   uint32 `json:"cseq"`
+	// Path is the Path header entries (RFC 3327) of that REGISTER.
+	Path []string `json:"path,omitempty"`
+	// VisitedNetwork is P-Visited-Network-ID, ChargingVector the P-CSCF's
+	// P-Charging-Vector, UserAgent the User-Agent header.
+	VisitedNetwork string `json:"visited_network,omitempty"`
+	ChargingVector string `json:"charging_vector,omitempty"`
+	UserAgent      string `json:"user_agent,omitempty"`
+	// Source is the transport address the REGISTER came from.
+	Source string `json:"source,omitempty"`
+	// Registered is when the binding was created.
+	Registered time.Time `json:"registered"`
+}
+
+// Key identifies the binding within its registration: +sip.instance and
+// reg-id (RFC 5626 §6), +sip.instance alone, else the contact URI in
+// comparison form.
+func (c *Contact) Key() string {
+	if c.Instance != "" && c.RegID != "" {
+		return "i:" + c.Instance + ";" + c.RegID
+	}
+	if c.Instance != "" {
+		return "i:" + c.Instance
+	}
+	return "u:" + CanonURI(c.URI)
+}
+
+// Registration is a snapshot of one registered implicit registration set.
+type Registration struct {
+	// AOR is the IMPU the set was first registered with.
+	AOR string `json:"aor"`
+	// IMPI is the private identity that authenticated.
+	IMPI string `json:"impi"`
+	// IMPUs is the implicit registration set (TS 29.228 §6.6.1) as the
+	// HSS sent it, AOR first; Barred lists the barred ones among them.
+	IMPUs  []string `json:"impus"`
+	Barred []string `json:"barred,omitempty"`
+	// Contacts are the bindings, shared by every IMPU of the set.
+	Contacts []Contact `json:"contacts"`
+	// UserData is the User-Data XML of the last SAA or PPR.
+	UserData []byte `json:"-"`
+}
+
+// Served is what the registrar knows of one IMPU, as session routing
+// reads it (TS 24.229 §5.4.3.2, §5.4.3.3).
+type Served struct {
+	// IMPU is the IMPU in comparison form.
+	IMPU string
+	// Registered: the set has at least one unexpired binding.
+	Registered bool
+	// Barred: the IMPU is barred (TS 29.228 §6.6.1).
+	Barred bool
+	// Profile is the user profile of the set (read-only, shared).
+	Profile *userdata.IMSSubscription
+	// Contacts are the unexpired bindings (copies).
+	Contacts []Contact
+}
+
+// IRS returns the implicit registration set of profile p with impu first
+// (TS 29.228 §6.6.1: every non-wildcarded PublicIdentity of the
+// subscription, in comparison form), and which of its members are barred
+// (by comparison form).
+func IRS(p *userdata.IMSSubscription, impu string) ([]string, map[string]bool) {
+	barred := map[string]bool{}
+	out := []string{impu}
+	seen := map[string]bool{CanonURI(impu): true}
+	for _, pi := range p.PublicIdentities() {
+		if pi.IdentityType.Wildcarded() {
+			continue
+		}
+		k := CanonURI(pi.Identity)
+		if bool(pi.BarringIndication) {
+			barred[k] = true
+		}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, CanonURI(pi.Identity))
+	}
+	return out, barred
+}
+
+// CanonURI gives the comparison form of an IMPU or contact URI: angle
+// brackets and header parameters dropped, scheme and host lower-cased.
+func CanonURI(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '<'); i >= 0 {
+		if j := strings.IndexByte(s[i:], '>'); j > 0 {
+			s = s[i+1 : i+j]
+		}
+	}
+	colon := strings.IndexByte(s, ':')
+	if colon < 0 {
+		return strings.ToLower(s)
+	}
+	// strings.ToLower returns its argument when it has no upper case, so
+	// an already canonical URI is returned as a substring of s (no copy:
+	// this runs several times per REGISTER).
+	scheme := strings.ToLower(s[:colon])
+	rest := s[colon+1:]
+	if scheme == "tel" {
+		if i := strings.IndexByte(rest, ';'); i >= 0 {
+			rest = rest[:i]
+		}
+		if scheme == s[:colon] {
+			return s[:colon+1+len(rest)]
+		}
+		return scheme + ":" + rest
+	}
+	user, host := "", rest
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		user, host = rest[:at+1], rest[at+1:]
+	}
+	if i := strings.IndexAny(host, ";?"); i >= 0 {
+		host = host[:i]
+	}
+	if lower := strings.ToLower(host); scheme != s[:colon] || lower != host {
+		return scheme + ":" + user + lower
+	}
+	return s[:colon+1+len(user)+len(host)]
+}

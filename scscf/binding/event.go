@@ -1,0 +1,34 @@
+package binding
+
+import "github.com/imscore/imscore/pkg/userdata"
+
+// EventKind says what happened to a registration.
+type EventKind string
+
+// Event kinds of Event.
+const (
+	EventRegistered     EventKind = "registered"      // first binding of the set
+	EventRefreshed      EventKind = "refreshed"       // re-registration, bindings added/refreshed
+	EventDeregistered   EventKind = "deregistered"    // binding(s) removed by the UE (Expires 0)
+	EventExpired        EventKind = "expired"         // binding(s) reached their expiry
+	EventTerminated     EventKind = "terminated"      // HSS RTR (administrative)
+	EventProfileUpdated EventKind = "profile-updated" // HSS PPR
+)
+
+// Event is one change of a registration, as the registrar reports it
+// after the change is stored (the S-CSCF's Config.OnRegistrationChange
+// and registration listeners: the reg-event notifier, third-party
+// registration). After is the registration after the change (no Contacts
+// when the set is no longer registered); Changed holds the bindings
+// added, refreshed or removed by this change.
+type Event struct {
+	Kind    EventKind
+	After   Registration
+	Changed []Contact
+	// Reason is the Reason-Info of an RTR, or "" otherwise.
+	Reason string
+
+	// Profile is After.UserData already parsed (read-only, shared with
+	// the registrar), when the registrar had it at hand; nil otherwise.
+	Profile *userdata.IMSSubscription
+}

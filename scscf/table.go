@@ -1,0 +1,128 @@
+package scscf
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/imscore/imscore/pkg/userdata"
+	"github.com/imscore/imscore/scscf/binding"
+)
+
+// record is the in-memory registration; guarded by registrar.mu.
+type record struct {
+	aor      string
+	impi     string
+	impus    []string
+	barred   map[string]bool // canonical IMPU -> barred
+	userData []byte
+	profile  *userdata.IMSSubscription
+	contacts []*binding.Contact
+
+	keys        []string // byIMPU keys (guarded by registrar.mu)
+	indexedIMPI string   // byIMPI key
+}
+
+func (r *record) snapshot() binding.Registration {
+	out := binding.Registration{AOR: r.aor, IMPI: r.impi, IMPUs: append([]string(nil), r.impus...), UserData: r.userData}
+	for _, u := range r.impus {
+		if r.barred[binding.CanonURI(u)] {
+			out.Barred = append(out.Barred, u)
+		}
+	}
+	out.Contacts = make([]binding.Contact, 0, len(r.contacts))
+	for _, c := range r.contacts {
+		cc := *c
+		cc.Path = append([]string(nil), c.Path...)
+		out.Contacts = append(out.Contacts, cc)
+	}
+	return out
+}
+
+// registrar holds the registrations, indexed by AOR, IMPU and IMPI.
+type registrar struct {
+	mu     sync.RWMutex
+	byAOR  map[string]*record            // canonical AOR
+	byIMPU map[string]*record            // canonical IMPU of every IRS member
+	byIMPI map[string]map[string]*record // impi -> aor -> record
+}
+
+func newRegistrar() *registrar {
+	return &registrar{byAOR: map[string]*record{}, byIMPU: map[string]*record{}, byIMPI: map[string]map[string]*record{}}
+}
+
+func (g *registrar) lookup(impu string) *record {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.byIMPU[binding.CanonURI(impu)]
+}
+
+func (g *registrar) ofIMPI(impi string) []*record {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	out := make([]*record, 0, len(g.byIMPI[impi]))
+	for _, r := range g.byIMPI[impi] {
+		out = append(out, r)
+	}
+	return out
+}
+
+// put indexes r (new, or with a changed IRS or IMPI).
+func (g *registrar) put(r *record) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	key := binding.CanonURI(r.aor)
+	if old := g.byAOR[key]; old != nil {
+		g.unindexLocked(old)
+	}
+	g.unindexLocked(r)
+	g.byAOR[key] = r
+	r.keys = r.keys[:0]
+	for _, u := range append([]string{r.aor}, r.impus...) {
+		k := binding.CanonURI(u)
+		g.byIMPU[k] = r
+		r.keys = append(r.keys, k)
+	}
+	r.indexedIMPI = r.impi
+	m := g.byIMPI[r.impi]
+	if m == nil {
+		m = map[string]*record{}
+		g.byIMPI[r.impi] = m
+	}
+	m[key] = r
+}
+
+func (g *registrar) remove(r *record) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.unindexLocked(r)
+}
+
+func (g *registrar) unindexLocked(r *record) {
+	key := binding.CanonURI(r.aor)
+	if g.byAOR[key] == r {
+		delete(g.byAOR, key)
+	}
+	for _, k := range r.keys {
+		if g.byIMPU[k] == r {
+			delete(g.byIMPU, k)
+		}
+	}
+	r.keys = nil
+	if m := g.byIMPI[r.indexedIMPI]; m != nil && m[key] == r {
+		delete(m, key)
+		if len(m) == 0 {
+			delete(g.byIMPI, r.indexedIMPI)
+		}
+	}
+}
+
+func (g *registrar) all() []*record {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	out := make([]*record, 0, len(g.byAOR))
+	for _, r := range g.byAOR {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].aor < out[j].aor })
+	return out
+}
