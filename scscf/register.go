@@ -116,87 +116,149 @@ func impiFromIMPU(impu string) string {
 	return c
 }
 
+// regRequest is one REGISTER on its way through the stages of
+// handleRegister.
+type regRequest struct {
+	t    *sipproxy.Txn
+	req  *sip.Request
+	impu string         // To, in comparison form
+	impi string         // Authorization username, else derived from impu
+	cred *digest.Header // the Authorization for the home realm (else any); nil without one
+	// contacts are the Contacts with their requested expiries; wildcard
+	// is "Contact: *"; dereg: every Contact (or *) asks for expiry 0.
+	contacts []reqContact
+	wildcard bool
+	dereg    bool
+	// rec is the registration of impu before this REGISTER, nil if none;
+	// looked up under the IMPI's lock.
+	rec *record
+}
+
+// handleRegister serves a REGISTER (TS 24.229 §5.4.1.2): readRegister,
+// then, under the lock of the IMPI, authenticate (401 challenge or
+// checked response) and register: assign (SAR), bind, answer (200).
 func (s *Server) handleRegister(ctx context.Context, t *sipproxy.Txn) {
+	r, ok := s.readRegister(t)
+	if !ok {
+		return
+	}
+	unlock := s.locks.Lock(r.impi)
+	defer unlock()
+	r.rec = s.reg.lookup(r.impu)
+	if !s.authenticate(ctx, r) {
+		return
+	}
+	s.register(ctx, r)
+}
+
+// readRegister reads what the stages need from a REGISTER (RFC 3261
+// §10.3 steps 1-6) and answers the ones that go no further: 400 without
+// To, Call-ID or CSeq, or with a malformed Contact, Expires or
+// Authorization; 423 with Min-Expires for a non-zero expiry below
+// MinExpires. The IMPI is the Authorization username, else derived from
+// the To IMPU (TS 24.229 §5.4.1.2.1).
+func (s *Server) readRegister(t *sipproxy.Txn) (*regRequest, bool) {
 	req := t.Request()
 	to := req.To()
 	if to == nil || req.CallID() == nil || req.CSeq() == nil {
 		_ = t.Respond(400, "Bad Request - missing To, Call-ID or CSeq")
-		return
+		return nil, false
 	}
-	impu := binding.CanonURI(to.Address.String())
-	contacts, wildcard, tooBrief, err := s.parseContacts(req)
+	r := &regRequest{t: t, req: req, impu: binding.CanonURI(to.Address.String())}
+	var tooBrief bool
+	var err error
+	r.contacts, r.wildcard, tooBrief, err = s.parseContacts(req)
 	if err != nil {
 		_ = t.Respond(400, "Bad Request - "+err.Error())
-		return
+		return nil, false
 	}
 	if tooBrief {
 		_ = t.Respond(423, "Interval Too Brief", sip.NewHeader("Min-Expires", strconv.Itoa(int(s.cfg.MinExpires/time.Second))))
-		return
+		return nil, false
 	}
-	cred, err := digest.GetAuthorization(req, s.cfg.Domain)
-	if err == nil && cred == nil {
-		cred, err = digest.GetAuthorization(req, "")
+	r.cred, err = digest.GetAuthorization(req, s.cfg.Domain)
+	if err == nil && r.cred == nil {
+		r.cred, err = digest.GetAuthorization(req, "")
 	}
 	if err != nil {
 		_ = t.Respond(400, "Bad Request - malformed Authorization")
-		return
+		return nil, false
 	}
-	impi := impiFromIMPU(impu)
-	if cred != nil && cred.Username() != "" {
-		impi = cred.Username()
+	r.impi = impiFromIMPU(r.impu)
+	if r.cred != nil && r.cred.Username() != "" {
+		r.impi = r.cred.Username()
 	}
-	unlock := s.locks.Lock(impi)
-	defer unlock()
+	r.dereg = r.wildcard || (len(r.contacts) > 0 && allZero(r.contacts))
+	return r, true
+}
 
-	rec := s.reg.lookup(impu)
-	dereg := wildcard || (len(contacts) > 0 && allZero(contacts))
-	alg := ""
-	if cred != nil {
-		alg = cred.Algorithm()
+// authenticate is the authentication stage (TS 24.229 §5.4.1.2.1,
+// §5.4.1.2.2, §5.4.1.2.3; TS 33.203 §6.1). It reports true when the
+// REGISTER is authenticated and may be registered; otherwise it has
+// answered it:
+//   - an integrity-protected REGISTER the registration already covers
+//     (reauthWaived) is authenticated without a challenge;
+//   - auts in the credentials: SQN resynchronisation, a new 401
+//     (§5.4.1.2.3, resync);
+//   - a response to a nonce issued to this IMPI, unused and younger than
+//     NonceLifetime: checked (verify); a wrong one gets 403 and SAR
+//     AUTHENTICATION_FAILURE (§5.4.1.2.3);
+//   - anything else gets a 401 challenge (§5.4.1.2.1), with stale=TRUE
+//     when the nonce answered had expired.
+func (s *Server) authenticate(ctx context.Context, r *regRequest) bool {
+	cred := r.cred
+	if cred == nil {
+		s.challenge(ctx, r.t, r.impi, r.impu, "", false, nil)
+		return false
 	}
-
-	authenticated := false
-	if cred != nil && s.cfg.ReauthProtected == ReauthRegistered && isProtected(cred.IntegrityProtected()) &&
-		rec != nil && rec.impi == impi && (dereg || allBound(rec, contacts)) {
-		authenticated = true
+	if s.reauthWaived(r) {
 		s.metrics.auth.WithLabelValues("integrity_protected").Inc()
+		return true
 	}
-	if !authenticated && cred != nil && cred.AUTS() != "" {
-		s.resync(ctx, t, cred, impi, impu)
-		return
+	if cred.AUTS() != "" {
+		s.resync(ctx, r.t, cred, r.impi, r.impu)
+		return false
 	}
 	stale := false
-	if !authenticated && cred != nil && cred.Nonce() != "" && cred.Response() != "" {
+	if cred.Nonce() != "" && cred.Response() != "" {
 		c := s.auth.lookup(cred.Nonce())
 		switch {
-		case c == nil || c.impi != impi:
+		case c == nil || c.impi != r.impi:
 			s.metrics.auth.WithLabelValues("unknown_nonce").Inc()
 		case time.Since(c.created) > s.cfg.NonceLifetime:
 			s.auth.consume(c)
 			stale = true
 			s.metrics.auth.WithLabelValues("stale_nonce").Inc()
 		default:
-			ok, why := s.verify(c, cred, req)
+			ok, why := s.verify(c, cred, r.req)
 			if !s.auth.consume(c) {
 				s.metrics.auth.WithLabelValues("nonce_reused").Inc()
 				break
 			}
 			if !ok {
 				s.metrics.authFailures.WithLabelValues(why).Inc()
-				s.log.Info("authentication failed", zapStr("impi", impi), zapStr("impu", impu), zapStr("cause", why))
-				s.sarAsync(impi, impu, diameter.SATAuthenticationFailure)
-				_ = t.Respond(403, "Forbidden - Authentication failed")
-				return
+				s.log.Info("authentication failed", zapStr("impi", r.impi), zapStr("impu", r.impu), zapStr("cause", why))
+				s.sarAsync(r.impi, r.impu, diameter.SATAuthenticationFailure)
+				_ = r.t.Respond(403, "Forbidden - Authentication failed")
+				return false
 			}
-			authenticated = true
 			s.metrics.auth.WithLabelValues("ok").Inc()
+			return true
 		}
 	}
-	if !authenticated {
-		s.challenge(ctx, t, impi, impu, alg, stale, nil)
-		return
-	}
-	s.register(ctx, t, impi, impu, rec, contacts, wildcard, dereg)
+	s.challenge(ctx, r.t, r.impi, r.impu, cred.Algorithm(), stale, nil)
+	return false
+}
+
+// reauthWaived reports whether a REGISTER needs no new challenge (TS
+// 24.229 §5.4.1.2.1: the S-CSCF may skip authentication of a REGISTER
+// that is integrity protected): with ReauthRegistered, the P-CSCF marked
+// it integrity-protected "yes", "ipsec-3gpp", "tls-yes" or "ip-assoc-yes",
+// and its IMPI already has the registration of the To IMPU with every
+// Contact of the request bound (or the request only de-registers).
+func (s *Server) reauthWaived(r *regRequest) bool {
+	return s.cfg.ReauthProtected == ReauthRegistered && isProtected(r.cred.IntegrityProtected()) &&
+		r.rec != nil && r.rec.impi == r.impi && (r.dereg || allBound(r.rec, r.contacts))
 }
 
 func allZero(cs []reqContact) bool {
@@ -383,190 +445,203 @@ func (s *Server) warning(text string) sip.Header {
 }
 
 // register applies an authenticated REGISTER (TS 24.229 §5.4.1.2.2,
-// §5.4.1.4; RFC 3261 §10.3).
-// undoFirstSAR tells the HSS that a first registration it has just
-// recorded (SAR REGISTRATION answered) did not happen after all, because
-// the S-CSCF answered the REGISTER with a 500 (unusable User-Data, binding
-// not stored): SAR USER_DEREGISTRATION (TS 29.228 §6.1.2), in the
-// background, so that the HSS does not keep the IMPU registered at an
-// S-CSCF that has no binding for it. Re-registrations keep their earlier
-// binding and state, so nothing is undone for them.
-func (s *Server) undoFirstSAR(first bool, impi, impu string) {
-	if first {
-		s.sarAsync(impi, impu, diameter.SATUserDeregistration)
+// §5.4.1.4; RFC 3261 §10.3 steps 7-8): a REGISTER older than the
+// bindings it names gets 500; one without Contact is a query of the
+// bindings; a de-registration unbinds (deregister); anything else goes
+// through assign (SAR), bind and answer (200), and is then reported to
+// the registration listeners and the register-answered hooks.
+func (s *Server) register(ctx context.Context, r *regRequest) {
+	now := time.Now()
+	switch {
+	case s.outOfOrder(r):
+		_ = r.t.Respond(500, "Server Internal Error - REGISTER out of order")
+	case len(r.contacts) == 0 && !r.wildcard:
+		s.answerQuery(r)
+	case r.dereg:
+		s.deregister(ctx, r)
+	default:
+		a, ok := s.assign(ctx, r)
+		if !ok {
+			return
+		}
+		b, ok := s.bind(ctx, r, a, now)
+		if !ok {
+			return
+		}
+		res := s.answer(r.t, b.snap, b.path)
+		s.report(binding.Event{Kind: b.kind, After: b.snap, Changed: b.changed, Profile: a.profile}, r.req, res)
 	}
 }
 
-func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu string, rec *record, contacts []reqContact, wildcard, dereg bool) {
-	req := t.Request()
-	callID := req.CallID().Value()
-	cseq := req.CSeq().SeqNo
-	now := time.Now()
-
-	// RFC 3261 §10.3 step 7: same Call-ID with a CSeq not higher is stale.
-	if rec != nil {
-		for _, rc := range contacts {
-			for _, b := range rec.contacts {
-				if b.Key() == rc.c.Key() && b.CallID == callID && cseq <= b.CSeq {
-					_ = t.Respond(500, "Server Internal Error - REGISTER out of order")
-					return
-				}
+// outOfOrder reports whether the REGISTER refreshes a binding it has the
+// Call-ID of with a CSeq not higher than the binding's (RFC 3261 §10.3
+// step 7).
+func (s *Server) outOfOrder(r *regRequest) bool {
+	if r.rec == nil {
+		return false
+	}
+	callID, cseq := r.req.CallID().Value(), r.req.CSeq().SeqNo
+	for _, rc := range r.contacts {
+		for _, b := range r.rec.contacts {
+			if b.Key() == rc.c.Key() && b.CallID == callID && cseq <= b.CSeq {
+				return true
 			}
 		}
 	}
+	return false
+}
 
-	if len(contacts) == 0 && !wildcard { // query of the bindings
-		if rec == nil {
-			_ = t.Respond(200, "OK")
-			return
-		}
-		s.respondOK(t, rec.snapshot(), nil)
+// answerQuery answers a REGISTER without Contact with the current
+// bindings (RFC 3261 §10.3 step 8).
+func (s *Server) answerQuery(r *regRequest) {
+	if r.rec == nil {
+		_ = r.t.Respond(200, "OK")
 		return
 	}
+	s.answer(r.t, r.rec.snapshot(), nil)
+}
 
-	if dereg {
-		if rec == nil {
-			_ = t.Respond(200, "OK")
-			return
-		}
-		var keep []*binding.Contact
-		var removed []binding.Contact
-		for _, b := range rec.contacts {
-			drop := wildcard
-			for _, rc := range contacts {
-				if b.Key() == rc.c.Key() {
-					drop = true
-				}
-			}
-			if drop {
-				removed = append(removed, *b)
-			} else {
-				keep = append(keep, b)
-			}
-		}
-		snap := s.setContacts(ctx, rec, keep)
-		if len(keep) == 0 {
-			if _, err := s.sar(ctx, rec.impi, rec.aor, diameter.SATUserDeregistration, true); err != nil {
-				s.log.Warn("SAR USER_DEREGISTRATION failed", zapStr("impu", rec.aor), zap.Error(err))
-			}
-		}
-		s.metrics.deregistrations.WithLabelValues("user").Add(float64(len(removed)))
-		res := s.respondOK(t, snap, nil)
-		ev := binding.Event{Kind: binding.EventDeregistered, After: snap, Changed: removed}
-		s.emit(ev)
-		s.afterRegister(ev, req, res)
+// deregister is user-initiated de-registration (TS 24.229 §5.4.1.4): the
+// Contacts with expiry 0 (every one for "Contact: *") are unbound; when
+// none is left the HSS gets SAR USER_DEREGISTRATION; the 200 lists the
+// bindings left.
+func (s *Server) deregister(ctx context.Context, r *regRequest) {
+	rec := r.rec
+	if rec == nil {
+		_ = r.t.Respond(200, "OK")
 		return
 	}
+	var keep []*binding.Contact
+	var removed []binding.Contact
+	for _, b := range rec.contacts {
+		drop := r.wildcard
+		for _, rc := range r.contacts {
+			if b.Key() == rc.c.Key() {
+				drop = true
+			}
+		}
+		if drop {
+			removed = append(removed, *b)
+		} else {
+			keep = append(keep, b)
+		}
+	}
+	snap := s.setContacts(ctx, rec, keep)
+	if len(keep) == 0 {
+		if _, err := s.sar(ctx, rec.impi, rec.aor, diameter.SATUserDeregistration, true); err != nil {
+			s.log.Warn("SAR USER_DEREGISTRATION failed", zapStr("impu", rec.aor), zap.Error(err))
+		}
+	}
+	s.metrics.deregistrations.WithLabelValues("user").Add(float64(len(removed)))
+	res := s.answer(r.t, snap, nil)
+	s.report(binding.Event{Kind: binding.EventDeregistered, After: snap, Changed: removed}, r.req, res)
+}
 
+// assignment is what the assign stage learnt from the HSS: the user
+// profile and the implicit registration set it gives.
+type assignment struct {
+	userData []byte
+	profile  *userdata.IMSSubscription
+	impus    []string        // the set, the registered IMPU first
+	barred   map[string]bool // comparison form -> barred
+}
+
+// assign is the S-CSCF registration procedure with the HSS (TS 24.229
+// §5.4.1.2.2; TS 29.228 §6.1.2): SAR REGISTRATION for a first
+// registration, RE_REGISTRATION otherwise (User-Data-Already-Available
+// when the profile is cached). The User-Data of the SAA (else the cached
+// profile) gives the implicit registration set. A failed SAR is answered
+// by respondHSSError; User-Data that does not parse or is missing gets
+// 500 with a Warning, a barred To IMPU 403; for a first registration the
+// HSS is then told it did not happen (undoFirstSAR).
+func (s *Server) assign(ctx context.Context, r *regRequest) (assignment, bool) {
+	t, rec := r.t, r.rec
 	sat := diameter.SATRegistration
 	if rec != nil {
 		sat = diameter.SATReRegistration
 	}
-	ud, err := s.sar(ctx, impi, impu, sat, rec != nil && rec.userData != nil)
+	ud, err := s.sar(ctx, r.impi, r.impu, sat, rec != nil && rec.userData != nil)
 	if err != nil {
-		s.respondHSSError(t, err, "", impi)
-		return
+		s.respondHSSError(t, err, "", r.impi)
+		return assignment{}, false
 	}
 	var profile *userdata.IMSSubscription
 	switch {
 	case ud != nil:
 		profile, err = userdata.Parse(ud)
 		if err != nil {
-			s.log.Warn("SAA User-Data rejected", zapStr("impi", impi), zap.Error(err))
+			s.log.Warn("SAA User-Data rejected", zapStr("impi", r.impi), zap.Error(err))
 			_ = t.Respond(500, "Server Internal Error", s.warning("HSS sent invalid User-Data"))
-			s.undoFirstSAR(rec == nil, impi, impu)
-			return
+			s.undoFirstSAR(rec == nil, r.impi, r.impu)
+			return assignment{}, false
 		}
 	case rec != nil && rec.profile != nil:
 		profile, ud = rec.profile, rec.userData
 	default:
 		_ = t.Respond(500, "Server Internal Error", s.warning("HSS sent no User-Data"))
-		s.undoFirstSAR(rec == nil, impi, impu)
-		return
+		s.undoFirstSAR(rec == nil, r.impi, r.impu)
+		return assignment{}, false
 	}
-	impus, barred := binding.IRS(profile, impu)
-	if barred[binding.CanonURI(impu)] {
+	impus, barred := binding.IRS(profile, r.impu)
+	if barred[binding.CanonURI(r.impu)] {
 		s.metrics.authFailures.WithLabelValues("barred").Inc()
-		if rec == nil {
-			s.sarAsync(impi, impu, diameter.SATUserDeregistration)
-		}
+		s.undoFirstSAR(rec == nil, r.impi, r.impu)
 		_ = t.Respond(403, "Forbidden - public identity barred")
-		return
+		return assignment{}, false
 	}
+	return assignment{userData: ud, profile: profile, impus: impus, barred: barred}, true
+}
 
-	// Merge the bindings.
-	var old []*binding.Contact
-	if rec != nil {
-		old = rec.contacts
+// undoFirstSAR tells the HSS that a first registration it has just
+// recorded (SAR REGISTRATION answered) did not happen after all, because
+// the S-CSCF answered the REGISTER with an error (unusable User-Data,
+// barred IMPU, binding not stored): SAR USER_DEREGISTRATION (TS 29.228
+// §6.1.2), in the background, so that the HSS does not keep the IMPU
+// registered at an S-CSCF that has no binding for it. Re-registrations
+// keep their earlier binding and state, so nothing is undone for them.
+func (s *Server) undoFirstSAR(first bool, impi, impu string) {
+	if first {
+		s.sarAsync(impi, impu, diameter.SATUserDeregistration)
 	}
-	next := make([]*binding.Contact, 0, len(old)+len(contacts))
-	changed := make([]binding.Contact, 0, len(contacts))
-	byKey := map[string]int{}
-	for _, b := range old {
-		if !b.Expires.After(now) {
-			continue
-		}
-		byKey[b.Key()] = len(next)
-		next = append(next, b)
-	}
-	path := imsheader.Values(req, imsheader.HeaderPath)
-	pvni := strings.Join(imsheader.Values(req, imsheader.HeaderPVisitedNetworkID), ", ")
-	pcv := strings.Join(imsheader.Values(req, imsheader.HeaderPChargingVector), ", ")
-	ua := ""
-	if h := req.GetHeader("User-Agent"); h != nil {
-		ua = h.Value()
-	}
-	var removedN int
-	for _, rc := range contacts {
-		c := rc.c
-		c.CallID, c.CSeq, c.Path, c.VisitedNetwork, c.ChargingVector, c.UserAgent = callID, cseq, path, pvni, pcv, ua
-		c.Source = req.Source()
-		c.Expires = now.Add(rc.expires)
-		c.Registered = now
-		i, exists := byKey[c.Key()]
-		if exists {
-			c.Registered = next[i].Registered
-		}
-		switch {
-		case rc.expires == 0 && exists:
-			next[i] = nil
-			removedN++
-		case rc.expires == 0:
-		case exists:
-			next[i] = &c
-		default:
-			byKey[c.Key()] = len(next)
-			next = append(next, &c)
-		}
-		changed = append(changed, c)
-	}
-	compact := next[:0]
-	for _, b := range next {
-		if b != nil {
-			compact = append(compact, b)
-		}
-	}
-	next = compact
+}
 
+// bound is the outcome of the bind stage.
+type bound struct {
+	kind    binding.EventKind    // EventRegistered or EventRefreshed
+	snap    binding.Registration // the registration as stored
+	changed []binding.Contact    // the bindings the REGISTER added, refreshed or removed
+	path    []string             // Path of the REGISTER, echoed in the 200
+}
+
+// bind stores the Contacts of the REGISTER (TS 24.229 §5.4.1.2.2: the
+// binding with its Path, P-Visited-Network-ID, P-Charging-Vector and the
+// user profile; RFC 3261 §10.3 step 7), merged by mergeContacts. The
+// registration is written through to the store before it is indexed;
+// when that fails the REGISTER gets 500 with a Warning and nothing is
+// bound (undoFirstSAR). Expiries count from now, when the REGISTER was
+// taken up.
+func (s *Server) bind(ctx context.Context, r *regRequest, a assignment, now time.Time) (bound, bool) {
+	next, changed, removedN, path := r.mergeContacts(now)
+	rec := r.rec
 	first := rec == nil
 	if first {
-		rec = &record{aor: impu, impi: impi}
+		rec = &record{aor: r.impu, impi: r.impi}
 	}
-	newRec := &record{aor: rec.aor, impi: impi, impus: impus, barred: barred, userData: ud, profile: profile, contacts: next}
+	newRec := &record{aor: rec.aor, impi: r.impi, impus: a.impus, barred: a.barred, userData: a.userData, profile: a.profile, contacts: next}
 	snap := newRec.snapshot()
 	if err := s.persist(ctx, snap); err != nil {
-		s.log.Error("storing binding", zapStr("impu", impu), zap.Error(err))
-		_ = t.Respond(500, "Server Internal Error", s.warning("registration store failed"))
-		s.undoFirstSAR(first, impi, impu)
-		return
+		s.log.Error("storing binding", zapStr("impu", r.impu), zap.Error(err))
+		_ = r.t.Respond(500, "Server Internal Error", s.warning("registration store failed"))
+		s.undoFirstSAR(first, r.impi, r.impu)
+		return bound{}, false
 	}
 	s.reg.mu.Lock()
 	if first {
 		s.reg.mu.Unlock()
 		s.reg.put(newRec)
 	} else {
-		irsChanged := !sameStrings(rec.impus, impus) || rec.impi != impi
-		rec.impi, rec.impus, rec.barred, rec.userData, rec.profile, rec.contacts = impi, impus, barred, ud, profile, next
+		irsChanged := !sameStrings(rec.impus, a.impus) || rec.impi != r.impi
+		rec.impi, rec.impus, rec.barred, rec.userData, rec.profile, rec.contacts = r.impi, a.impus, a.barred, a.userData, a.profile, next
 		s.reg.mu.Unlock()
 		if irsChanged {
 			s.reg.put(rec)
@@ -582,8 +657,76 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn, impi, impu strin
 	if removedN > 0 {
 		s.metrics.deregistrations.WithLabelValues("user").Add(float64(removedN))
 	}
-	res := s.respondOK(t, snap, path)
-	ev := binding.Event{Kind: kind, After: snap, Changed: changed, Profile: profile}
+	return bound{kind: kind, snap: snap, changed: changed, path: path}, true
+}
+
+// mergeContacts merges the Contacts of the REGISTER into the unexpired
+// bindings of its registration: a Contact whose key (+sip.instance and
+// reg-id, else URI) is bound refreshes that binding (keeping when it was
+// first registered), a new one is added, expiry 0 removes one. It
+// returns the bindings after the REGISTER, the Contacts as bound (the
+// removed ones included), how many bindings were removed, and the Path
+// of the REGISTER.
+func (r *regRequest) mergeContacts(now time.Time) (next []*binding.Contact, changed []binding.Contact, removed int, path []string) {
+	req := r.req
+	callID := req.CallID().Value()
+	cseq := req.CSeq().SeqNo
+	var old []*binding.Contact
+	if r.rec != nil {
+		old = r.rec.contacts
+	}
+	next = make([]*binding.Contact, 0, len(old)+len(r.contacts))
+	changed = make([]binding.Contact, 0, len(r.contacts))
+	byKey := map[string]int{}
+	for _, b := range old {
+		if !b.Expires.After(now) {
+			continue
+		}
+		byKey[b.Key()] = len(next)
+		next = append(next, b)
+	}
+	path = imsheader.Values(req, imsheader.HeaderPath)
+	pvni := strings.Join(imsheader.Values(req, imsheader.HeaderPVisitedNetworkID), ", ")
+	pcv := strings.Join(imsheader.Values(req, imsheader.HeaderPChargingVector), ", ")
+	ua := ""
+	if h := req.GetHeader("User-Agent"); h != nil {
+		ua = h.Value()
+	}
+	for _, rc := range r.contacts {
+		c := rc.c
+		c.CallID, c.CSeq, c.Path, c.VisitedNetwork, c.ChargingVector, c.UserAgent = callID, cseq, path, pvni, pcv, ua
+		c.Source = req.Source()
+		c.Expires = now.Add(rc.expires)
+		c.Registered = now
+		i, exists := byKey[c.Key()]
+		if exists {
+			c.Registered = next[i].Registered
+		}
+		switch {
+		case rc.expires == 0 && exists:
+			next[i] = nil
+			removed++
+		case rc.expires == 0:
+		case exists:
+			next[i] = &c
+		default:
+			byKey[c.Key()] = len(next)
+			next = append(next, &c)
+		}
+		changed = append(changed, c)
+	}
+	compact := next[:0]
+	for _, b := range next {
+		if b != nil {
+			compact = append(compact, b)
+		}
+	}
+	return compact, changed, removed, path
+}
+
+// report tells the registration listeners of ev (emit) and then the
+// register-answered hooks, with the REGISTER and the 200 sent.
+func (s *Server) report(ev binding.Event, req *sip.Request, res *sip.Response) {
 	s.emit(ev)
 	s.afterRegister(ev, req, res)
 }
@@ -618,10 +761,10 @@ func (s *Server) setContacts(ctx context.Context, rec *record, keep []*binding.C
 	return snap
 }
 
-// respondOK sends the 200 to REGISTER (TS 24.229 §5.4.1.2.2):
+// answer sends the 200 to a REGISTER (TS 24.229 §5.4.1.2.2):
 // Contact with granted expiries, Service-Route, P-Associated-URI (the
 // non-barred IMPUs, the registered one first), Path echoed and Require: path.
-func (s *Server) respondOK(t *sipproxy.Txn, snap binding.Registration, path []string) *sip.Response {
+func (s *Server) answer(t *sipproxy.Txn, snap binding.Registration, path []string) *sip.Response {
 	now := time.Now()
 	var hdrs []sip.Header
 	for _, c := range snap.Contacts {
