@@ -25,14 +25,14 @@ import (
 )
 
 const (
-	testDomain  = "ims.mnc001.mcc001.3gppnetwork.org"
-	testHSSHost = "hss." + testDomain
+	Domain  = "ims.mnc001.mcc001.3gppnetwork.org"
+	HSSHost = "hss." + Domain
 )
 
 // TS 35.208 test set 1.
 var (
-	set1K   = mustHex("465b5ce8b199b49faa5f0a2ee238a6bc")
-	set1OP  = mustHex("cdc202d5123e20f62b6d676ac72cb318")
+	Set1K   = mustHex("465b5ce8b199b49faa5f0a2ee238a6bc")
+	Set1OP  = mustHex("cdc202d5123e20f62b6d676ac72cb318")
 	set1AMF = mustHex("8000")
 )
 
@@ -44,61 +44,65 @@ func mustHex(s string) []byte {
 	return b
 }
 
-// testSub is one subscriber of the scripted HSS.
-type testSub struct {
-	impi     string
-	impus    []string // IRS, first is the default
-	barred   map[string]bool
-	scheme   string // "aka" or "md5"
-	password string // md5
-	sqn      uint64
-	ifcs     []userdata.InitialFilterCriteria
+// Sub is one subscriber of the scripted HSS.
+type Sub struct {
+	IMPI     string
+	IMPUs    []string // IRS, first is the default
+	Barred   map[string]bool
+	Scheme   string // "aka" or "md5"
+	Password string // md5
+	SQN      uint64
+	IFCs     []userdata.InitialFilterCriteria
 }
 
-type cxReq struct {
-	cmd    uint32
-	impi   string
-	impu   string
-	scheme string
-	n      uint32
-	sat    uint32
-	uda    uint32
-	server string
-	resync []byte
+// CxReq is a Cx request the scripted HSS received.
+type CxReq struct {
+	Cmd    uint32
+	IMPI   string
+	IMPU   string
+	Scheme string
+	N      uint32
+	SAT    uint32
+	UDA    uint32
+	Server string
+	Resync []byte
 }
 
-// testHSS is a scripted Cx peer: it answers MAR with Milenage vectors
+// HSS is a scripted Cx peer: it answers MAR with Milenage vectors
 // (TS 35.208 set 1 keys) or HA1s, and SAR with a User-Data document, and
 // records every request. It is a protocol test double only.
-type testHSS struct {
-	t    *testing.T
-	node *diameter.Node
-	addr string
+type HSS struct {
+	t *testing.T
+	// Node is its Diameter node (to send RTR/PPR, or to close it).
+	Node *diameter.Node
+	// Addr is its Diameter address.
+	Addr string
 
 	mu      sync.Mutex
-	subs    map[string]*testSub
-	reqs    []cxReq
+	subs    map[string]*Sub
+	reqs    []CxReq
 	marFail uint32 // experimental code to answer MAR with, if not 0
 	sarFail uint32
 	noSAR   bool // answer SAR without User-Data
-	gotReq  chan cxReq
+	gotReq  chan CxReq
 }
 
-func newTestHSS(t *testing.T) *testHSS {
+// NewHSS starts a scripted HSS on a free port.
+func NewHSS(t *testing.T) *HSS {
 	t.Helper()
-	n, err := diameter.New(diameter.Config{OriginHost: testHSSHost, OriginRealm: testDomain, Apps: []diameter.App{diameter.AppCx},
+	n, err := diameter.New(diameter.Config{OriginHost: HSSHost, OriginRealm: Domain, Apps: []diameter.App{diameter.AppCx},
 		AcceptAnyPeer: true, Logger: siptest.Logger(t).Named("hss")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &testHSS{t: t, node: n, subs: map[string]*testSub{}, gotReq: make(chan cxReq, 100)}
+	h := &HSS{t: t, Node: n, subs: map[string]*Sub{}, gotReq: make(chan CxReq, 100)}
 	n.Handle(diameter.CmdMultimediaAuth, diameter.AppCx, h.mar)
 	n.Handle(diameter.CmdServerAssignment, diameter.AppCx, h.sar)
 	a, err := n.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.addr = a.String()
+	h.Addr = a.String()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -107,16 +111,17 @@ func newTestHSS(t *testing.T) *testHSS {
 	return h
 }
 
-func (h *testHSS) add(s *testSub) {
+// Add provisions s.
+func (h *HSS) Add(s *Sub) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s.barred == nil {
-		s.barred = map[string]bool{}
+	if s.Barred == nil {
+		s.Barred = map[string]bool{}
 	}
-	h.subs[s.impi] = s
+	h.subs[s.IMPI] = s
 }
 
-func (h *testHSS) record(r cxReq) {
+func (h *HSS) record(r CxReq) {
 	h.mu.Lock()
 	h.reqs = append(h.reqs, r)
 	h.mu.Unlock()
@@ -126,92 +131,117 @@ func (h *testHSS) record(r cxReq) {
 	}
 }
 
-func (h *testHSS) requests() []cxReq {
+// Bar bars impu in the profile of the subscriber impi.
+func (h *HSS) Bar(impi, impu string) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]cxReq(nil), h.reqs...)
+	h.subs[impi].Barred[impu] = true
+	h.mu.Unlock()
 }
 
-func (h *testHSS) sars(sat uint32) int {
+// FailMAR makes h answer every MAR with Experimental-Result code (0:
+// answer normally).
+func (h *HSS) FailMAR(code uint32) {
+	h.mu.Lock()
+	h.marFail = code
+	h.mu.Unlock()
+}
+
+// Copy returns a copy of s taken under h's lock (h writes s.SQN as it
+// answers MARs).
+func (h *HSS) Copy(s *Sub) Sub {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return *s
+}
+
+// Requests are the Cx requests received so far.
+func (h *HSS) Requests() []CxReq {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]CxReq(nil), h.reqs...)
+}
+
+// SARs counts the SARs of Server-Assignment-Type sat received so far.
+func (h *HSS) SARs(sat uint32) int {
 	n := 0
-	for _, r := range h.requests() {
-		if r.cmd == diameter.CmdServerAssignment && r.sat == sat {
+	for _, r := range h.Requests() {
+		if r.Cmd == diameter.CmdServerAssignment && r.SAT == sat {
 			n++
 		}
 	}
 	return n
 }
 
-// waitSAR waits until a SAR of type sat has been received.
-func (h *testHSS) waitSAR(t *testing.T, sat uint32, within time.Duration) cxReq {
+// WaitSAR waits until a SAR of type sat has been received.
+func (h *HSS) WaitSAR(t *testing.T, sat uint32, within time.Duration) CxReq {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		for _, r := range h.requests() {
-			if r.cmd == diameter.CmdServerAssignment && r.sat == sat {
+		for _, r := range h.Requests() {
+			if r.Cmd == diameter.CmdServerAssignment && r.SAT == sat {
 				return r
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("no SAR with Server-Assignment-Type %d within %v; got %+v", sat, within, h.requests())
-	return cxReq{}
+	t.Fatalf("no SAR with Server-Assignment-Type %d within %v; got %+v", sat, within, h.Requests())
+	return CxReq{}
 }
 
-func (h *testHSS) mar(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
-	r := cxReq{cmd: diameter.CmdMultimediaAuth, impi: diameter.String(req, diameter.AVPUserName),
-		impu: diameter.String(req, diameter.AVPPublicIdentity), server: diameter.String(req, diameter.AVPServerName),
-		scheme: diameter.String(req, diameter.AVPSIPAuthDataItem, diameter.AVPSIPAuthenticationScheme)}
-	r.n, _ = diameter.Uint32(req, diameter.AVPSIPNumberAuthItems)
+func (h *HSS) mar(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
+	r := CxReq{Cmd: diameter.CmdMultimediaAuth, IMPI: diameter.String(req, diameter.AVPUserName),
+		IMPU: diameter.String(req, diameter.AVPPublicIdentity), Server: diameter.String(req, diameter.AVPServerName),
+		Scheme: diameter.String(req, diameter.AVPSIPAuthDataItem, diameter.AVPSIPAuthenticationScheme)}
+	r.N, _ = diameter.Uint32(req, diameter.AVPSIPNumberAuthItems)
 	if a := diameter.Find(req, diameter.AVPSIPAuthDataItem, diameter.AVPSIPAuthorization); a != nil {
-		r.resync, _ = diameter.AsBytes(a)
+		r.Resync, _ = diameter.AsBytes(a)
 	}
 	h.record(r)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.marFail != 0 {
-		return h.node.AnswerExperimental(req, h.marFail), nil
+		return h.Node.AnswerExperimental(req, h.marFail), nil
 	}
-	s := h.subs[r.impi]
+	s := h.subs[r.IMPI]
 	if s == nil {
-		return h.node.AnswerExperimental(req, diameter.DiameterErrorUserUnknown), nil
+		return h.Node.AnswerExperimental(req, diameter.DiameterErrorUserUnknown), nil
 	}
-	want := map[string]string{"aka": SchemeAKAv1, "md5": SchemeDigest}[s.scheme]
-	if r.scheme != SchemeUnknown && r.scheme != want {
-		return h.node.AnswerExperimental(req, diameter.DiameterErrorAuthSchemeNotSupported), nil
+	want := map[string]string{"aka": SchemeAKAv1, "md5": SchemeDigest}[s.Scheme]
+	if r.Scheme != SchemeUnknown && r.Scheme != want {
+		return h.Node.AnswerExperimental(req, diameter.DiameterErrorAuthSchemeNotSupported), nil
 	}
-	opc, _ := aka.ComputeOPc(set1K, set1OP)
-	if r.resync != nil {
-		rnd, auts, err := aka.SplitSIPAuthorization(r.resync)
+	opc, _ := aka.ComputeOPc(Set1K, Set1OP)
+	if r.Resync != nil {
+		rnd, auts, err := aka.SplitSIPAuthorization(r.Resync)
 		if err != nil {
-			return h.node.Answer(req, diameter.DiameterUnableToComply), nil
+			return h.Node.Answer(req, diameter.DiameterUnableToComply), nil
 		}
-		sqnMS, err := aka.VerifyAUTS(set1K, opc, rnd, auts)
+		sqnMS, err := aka.VerifyAUTS(Set1K, opc, rnd, auts)
 		if err != nil {
-			return h.node.Answer(req, diameter.DiameterAuthenticationRejected), nil
+			return h.Node.Answer(req, diameter.DiameterAuthenticationRejected), nil
 		}
-		s.sqn = sqnMS
+		s.SQN = sqnMS
 	}
-	a := h.node.Answer(req, diameter.DiameterSuccess)
-	a.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(r.impi)))
-	n := int(r.n)
-	if s.scheme == "md5" {
+	a := h.Node.Answer(req, diameter.DiameterSuccess)
+	a.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(r.IMPI)))
+	n := int(r.N)
+	if s.Scheme == "md5" {
 		n = 1
 	}
 	a.AddAVP(diameter.NewAVP(diameter.AVPSIPNumberAuthItems, datatype.Unsigned32(uint32(n))))
 	for i := 0; i < n; i++ {
-		if s.scheme == "md5" {
+		if s.Scheme == "md5" {
 			a.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem,
 				diameter.NewAVP(diameter.AVPSIPItemNumber, datatype.Unsigned32(uint32(i+1))),
 				diameter.NewAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(SchemeDigest)),
 				diameter.Grouped(diameter.AVPSIPDigestAuthenticate,
-					diameter.NewAVP(diameter.AVPDigestRealm, datatype.UTF8String(testDomain)),
+					diameter.NewAVP(diameter.AVPDigestRealm, datatype.UTF8String(Domain)),
 					diameter.NewAVP(diameter.AVPDigestQoP, datatype.UTF8String("auth")),
-					diameter.NewAVP(diameter.AVPDigestHA1, datatype.UTF8String(digest.HA1(s.impi, testDomain, s.password))))))
+					diameter.NewAVP(diameter.AVPDigestHA1, datatype.UTF8String(digest.HA1(s.IMPI, Domain, s.Password))))))
 			continue
 		}
-		s.sqn = aka.NextSQN(s.sqn)
-		v, err := aka.GenerateVector(aka.Credentials{K: set1K, OP: set1OP, AMF: set1AMF}, s.sqn, nil)
+		s.SQN = aka.NextSQN(s.SQN)
+		v, err := aka.GenerateVector(aka.Credentials{K: Set1K, OP: Set1OP, AMF: set1AMF}, s.SQN, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -226,74 +256,76 @@ func (h *testHSS) mar(ctx context.Context, c *diameter.Conn, req *diam.Message) 
 	return a, nil
 }
 
-func (h *testHSS) sar(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
-	r := cxReq{cmd: diameter.CmdServerAssignment, impi: diameter.String(req, diameter.AVPUserName),
-		impu: diameter.String(req, diameter.AVPPublicIdentity), server: diameter.String(req, diameter.AVPServerName)}
-	r.sat, _ = diameter.Uint32(req, diameter.AVPServerAssignmentType)
-	r.uda, _ = diameter.Uint32(req, diameter.AVPUserDataAlreadyAvailable)
+func (h *HSS) sar(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
+	r := CxReq{Cmd: diameter.CmdServerAssignment, IMPI: diameter.String(req, diameter.AVPUserName),
+		IMPU: diameter.String(req, diameter.AVPPublicIdentity), Server: diameter.String(req, diameter.AVPServerName)}
+	r.SAT, _ = diameter.Uint32(req, diameter.AVPServerAssignmentType)
+	r.UDA, _ = diameter.Uint32(req, diameter.AVPUserDataAlreadyAvailable)
 	h.record(r)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.sarFail != 0 {
-		return h.node.AnswerExperimental(req, h.sarFail), nil
+		return h.Node.AnswerExperimental(req, h.sarFail), nil
 	}
-	s := h.subs[r.impi]
-	if s == nil && r.impi == "" { // UNREGISTERED_USER: by IMPU
+	s := h.subs[r.IMPI]
+	if s == nil && r.IMPI == "" { // UNREGISTERED_USER: by IMPU
 		for _, sub := range h.subs {
-			for _, u := range sub.impus {
-				if u == r.impu {
+			for _, u := range sub.IMPUs {
+				if u == r.IMPU {
 					s = sub
 				}
 			}
 		}
 	}
 	if s == nil {
-		return h.node.AnswerExperimental(req, diameter.DiameterErrorUserUnknown), nil
+		return h.Node.AnswerExperimental(req, diameter.DiameterErrorUserUnknown), nil
 	}
-	a := h.node.Answer(req, diameter.DiameterSuccess)
-	a.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(s.impi)))
-	switch r.sat {
+	a := h.Node.Answer(req, diameter.DiameterSuccess)
+	a.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(s.IMPI)))
+	switch r.SAT {
 	case diameter.SATRegistration, diameter.SATReRegistration, diameter.SATUnregisteredUser:
 		if !h.noSAR {
-			a.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(userDataFor(h.t, s))))
+			a.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(UserData(h.t, s))))
 		}
 	}
 	return a, nil
 }
 
-func userDataFor(t testing.TB, s *testSub) []byte {
+// UserData is the User-Data the HSS sends for s.
+func UserData(t testing.TB, s *Sub) []byte {
 	sp := userdata.ServiceProfile{}
-	for _, u := range s.impus {
-		sp.PublicIdentities = append(sp.PublicIdentities, userdata.PublicIdentity{Identity: u, BarringIndication: userdata.Bool(s.barred[u])})
+	for _, u := range s.IMPUs {
+		sp.PublicIdentities = append(sp.PublicIdentities, userdata.PublicIdentity{Identity: u, BarringIndication: userdata.Bool(s.Barred[u])})
 	}
-	sp.InitialFilterCriteria = s.ifcs
-	b, err := userdata.Marshal(&userdata.IMSSubscription{PrivateID: s.impi, ServiceProfiles: []userdata.ServiceProfile{sp}})
+	sp.InitialFilterCriteria = s.IFCs
+	b, err := userdata.Marshal(&userdata.IMSSubscription{PrivateID: s.IMPI, ServiceProfiles: []userdata.ServiceProfile{sp}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-// newTestServer starts an S-CSCF against h on a throw-away database (dsn
-// "" creates one).
-func newTestServer(t *testing.T, h *testHSS, dsn string, mod func(*Config)) *Server {
+// NewServer starts an S-CSCF against h on a throw-away database (dsn ""
+// creates one), configured further by mod, and waits until its HSS
+// connection is open.
+func NewServer(t *testing.T, h *HSS, dsn string, mod func(*Config)) *Server {
 	t.Helper()
-	return startTestServer(t, h, dsn, mod, nil)
+	return startServer(t, h, dsn, mod, nil)
 }
 
-// newTestServerWith is newTestServer with before run between New and Start.
-func newTestServerWith(t *testing.T, h *testHSS, before func(*Server)) *Server {
+// NewServerWith is NewServer with before run between New and Start.
+func NewServerWith(t *testing.T, h *HSS, before func(*Server)) *Server {
 	t.Helper()
-	return startTestServer(t, h, "", nil, before)
+	return startServer(t, h, "", nil, before)
 }
 
-func startTestServer(t *testing.T, h *testHSS, dsn string, mod func(*Config), before func(*Server)) *Server {
+func startServer(t *testing.T, h *HSS, dsn string, mod func(*Config), before func(*Server)) *Server {
 	t.Helper()
 	if dsn == "" {
 		dsn = pgtest.NewDB(t)
 	}
-	cfg := Config{SIPListen: "127.0.0.1:0", Domain: testDomain, ServerName: "sip:scscf." + testDomain + ":5080",
-		HSSAddr: h.addr, DatabaseURL: dsn, SweepInterval: 50 * time.Millisecond, Logger: siptest.Logger(t).Named("scscf")}
+	cfg := Config{SIPListen: "127.0.0.1:0", Domain: Domain, ServerName: "sip:scscf." + Domain + ":5080",
+		HSSAddr: h.Addr, DatabaseURL: dsn, SweepInterval: 50 * time.Millisecond, Logger: siptest.Logger(t).Named("scscf")}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -310,69 +342,79 @@ func startTestServer(t *testing.T, h *testHSS, dsn string, mod func(*Config), be
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	if err := s.hss.WaitOpen(ctx); err != nil {
-		t.Fatal(err)
+	for s.Ready(ctx) != nil {
+		if ctx.Err() != nil {
+			t.Fatalf("HSS connection not open: %v", s.Ready(ctx))
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	return s
 }
 
-// testUE plays a phone (or softphone) sending REGISTERs straight to the
-// S-CSCF with sipgo.
-type testUE struct {
-	client   *sipgo.Client
-	impi     string
-	impu     string
-	contact  string // Contact value
-	callID   string
-	cseq     uint32
-	usim     *aka.UE
-	password string
-	path     string
-	protect  string // integrity-protected value to add
+// Registrar is where a UE sends its REGISTERs: an S-CSCF, or a front
+// proxy (RegLab.Shim).
+type Registrar interface {
+	SIPAddr() *net.TCPAddr
 }
 
-func newTestUE(t *testing.T, user string) *testUE {
+// UE plays a phone (or softphone) sending REGISTERs straight to the
+// S-CSCF with sipgo.
+type UE struct {
+	client   *sipgo.Client
+	IMPI     string
+	IMPU     string
+	Contact  string // Contact value
+	CallID   string
+	CSeq     uint32
+	USIM     *aka.UE
+	Password string
+	Path     string
+	Protect  string // integrity-protected value to add
+}
+
+// NewUE is a UE of user@Domain with the USIM of TS 35.208 test set 1.
+func NewUE(t *testing.T, user string) *UE {
 	t.Helper()
 	c := siptest.NewClient(t)
-	opc, _ := aka.ComputeOPc(set1K, set1OP)
-	usim, err := aka.NewUE(set1K, opc, 0)
+	opc, _ := aka.ComputeOPc(Set1K, Set1OP)
+	usim, err := aka.NewUE(Set1K, opc, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testUE{client: c, impi: user + "@" + testDomain, impu: "sip:" + user + "@" + testDomain,
-		contact: fmt.Sprintf(`<sip:%s@127.0.0.1:5999>;+sip.instance="<urn:gsma:imei:35-000000-000000-0>";reg-id=1;+g.3gpp.icsi-ref="urn%%3Aurn-7%%3A3gpp-service.ims.icsi.mmtel"`, user),
-		callID:  sip.GenerateTagN(16), usim: usim}
+	return &UE{client: c, IMPI: user + "@" + Domain, IMPU: "sip:" + user + "@" + Domain,
+		Contact: fmt.Sprintf(`<sip:%s@127.0.0.1:5999>;+sip.instance="<urn:gsma:imei:35-000000-000000-0>";reg-id=1;+g.3gpp.icsi-ref="urn%%3Aurn-7%%3A3gpp-service.ims.icsi.mmtel"`, user),
+		CallID:  sip.GenerateTagN(16), USIM: usim}
 }
 
-// send sends one REGISTER with Expires expires (-1: none) and the given
-// Authorization value ("" none) and returns the response.
-func (u *testUE) send(t *testing.T, s *Server, expires int, authz string, extra ...sip.Header) *sip.Response {
+// Send sends one REGISTER with Expires expires (-1: none) and the given
+// Authorization value ("" none) to s and returns the response.
+func (u *UE) Send(t *testing.T, s Registrar, expires int, authz string, extra ...sip.Header) *sip.Response {
 	t.Helper()
 	addr := s.SIPAddr()
-	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: testDomain})
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: Domain})
 	req.SetDestination(addr.String())
-	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: strings.SplitN(u.impi, "@", 2)[0], Host: testDomain}, Params: sip.NewParams()}
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: strings.SplitN(u.IMPI, "@", 2)[0], Host: Domain}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(8))
 	req.AppendHeader(from)
 	to := &sip.ToHeader{Address: from.Address, Params: sip.NewParams()}
 	for _, h := range extra {
 		if h.Name() == "X-Test-To" {
-			to = &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: h.Value(), Host: testDomain}, Params: sip.NewParams()}
+			to = &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: h.Value(), Host: Domain}, Params: sip.NewParams()}
 		}
 	}
 	req.AppendHeader(to)
-	cid := sip.CallIDHeader(u.callID)
+	cid := sip.CallIDHeader(u.CallID)
 	req.AppendHeader(&cid)
-	u.cseq++
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: u.cseq, MethodName: sip.REGISTER})
-	if u.contact != "" {
-		req.AppendHeader(sip.NewHeader("Contact", u.contact))
+	u.CSeq++
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: u.CSeq, MethodName: sip.REGISTER})
+	if u.Contact != "" {
+		req.AppendHeader(sip.NewHeader("Contact", u.Contact))
 	}
 	if expires >= 0 {
 		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
 	}
-	if u.path != "" {
-		req.AppendHeader(sip.NewHeader("Path", u.path))
+	if u.Path != "" {
+		req.AppendHeader(sip.NewHeader("Path", u.Path))
 		req.AppendHeader(sip.NewHeader("Require", "path"))
 	}
 	if authz != "" {
@@ -399,16 +441,16 @@ func (u *testUE) send(t *testing.T, s *Server, expires int, authz string, extra 
 	return res
 }
 
-// initialAuthz is what a VoLTE phone sends before it is challenged.
-func (u *testUE) initialAuthz() string {
-	return fmt.Sprintf(`Digest username="%s", realm="%s", uri="sip:%s", nonce="", response=""`, u.impi, testDomain, testDomain)
+// InitialAuthz is what a VoLTE phone sends before it is challenged.
+func (u *UE) InitialAuthz() string {
+	return fmt.Sprintf(`Digest username="%s", realm="%s", uri="sip:%s", nonce="", response=""`, u.IMPI, Domain, Domain)
 }
 
-// answer computes the credentials for a 401 (AKA via the USIM, or MD5
+// Answer computes the credentials for a 401 (AKA via the USIM, or MD5
 // with the password), with qop when useQop.
-func (u *testUE) answer(t *testing.T, res *sip.Response, useQop bool) string {
+func (u *UE) Answer(t *testing.T, res *sip.Response, useQop bool) string {
 	t.Helper()
-	ch := challengeOf(t, res)
+	ch := ChallengeOf(t, res)
 	var password string
 	switch ch.Algorithm() {
 	case digest.AlgAKAv1:
@@ -416,40 +458,42 @@ func (u *testUE) answer(t *testing.T, res *sip.Response, useQop bool) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resb, _, _, _, err := u.usim.Authenticate(rnd, autn)
+		resb, _, _, _, err := u.USIM.Authenticate(rnd, autn)
 		if err != nil {
 			t.Fatalf("USIM rejects the challenge: %v", err)
 		}
 		password = string(digest.AKAv1Password(resb))
 	default:
-		password = u.password
+		password = u.Password
 	}
-	return u.credentials(ch, password, useQop)
+	return u.Credentials(ch, password, useQop)
 }
 
-func (u *testUE) credentials(ch *digest.Header, password string, useQop bool) string {
-	uri := "sip:" + testDomain
-	ha1 := digest.HA1(u.impi, ch.Realm(), password)
+// Credentials is the Authorization answering ch with password.
+func (u *UE) Credentials(ch *digest.Header, password string, useQop bool) string {
+	uri := "sip:" + Domain
+	ha1 := digest.HA1(u.IMPI, ch.Realm(), password)
 	alg := ch.Algorithm()
 	if useQop {
 		cnonce, nc := "0a4f113b", "00000001"
 		resp := digest.Response(ha1, "REGISTER", uri, ch.Nonce(), nc, cnonce, "auth")
 		return fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=%s, qop=auth, nc=%s, cnonce="%s"`,
-			u.impi, ch.Realm(), ch.Nonce(), uri, resp, alg, nc, cnonce) + u.protectParam()
+			u.IMPI, ch.Realm(), ch.Nonce(), uri, resp, alg, nc, cnonce) + u.protectParam()
 	}
 	resp := digest.Response(ha1, "REGISTER", uri, ch.Nonce(), "", "", "")
 	return fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=%s`,
-		u.impi, ch.Realm(), ch.Nonce(), uri, resp, alg) + u.protectParam()
+		u.IMPI, ch.Realm(), ch.Nonce(), uri, resp, alg) + u.protectParam()
 }
 
-func (u *testUE) protectParam() string {
-	if u.protect == "" {
+func (u *UE) protectParam() string {
+	if u.Protect == "" {
 		return ""
 	}
-	return fmt.Sprintf(`, integrity-protected="%s"`, u.protect)
+	return fmt.Sprintf(`, integrity-protected="%s"`, u.Protect)
 }
 
-func challengeOf(t *testing.T, res *sip.Response) *digest.Header {
+// ChallengeOf is the WWW-Authenticate of a 401 (a fatal error for anything else).
+func ChallengeOf(t *testing.T, res *sip.Response) *digest.Header {
 	t.Helper()
 	if res.StatusCode != 401 {
 		t.Fatalf("want 401, got %d %s", res.StatusCode, res.Reason)
@@ -461,22 +505,72 @@ func challengeOf(t *testing.T, res *sip.Response) *digest.Header {
 	return ch
 }
 
-// registerAKA runs REGISTER → 401 → REGISTER → 200 and returns the 200.
-func (u *testUE) registerAKA(t *testing.T, s *Server, expires int) *sip.Response {
+// RegisterAKA runs REGISTER → 401 → REGISTER → 200 and returns the 200.
+func (u *UE) RegisterAKA(t *testing.T, s Registrar, expires int) *sip.Response {
 	t.Helper()
-	res := u.send(t, s, expires, u.initialAuthz())
-	res = u.send(t, s, expires, u.answer(t, res, true))
+	res := u.Send(t, s, expires, u.InitialAuthz())
+	res = u.Send(t, s, expires, u.Answer(t, res, true))
 	if res.StatusCode != 200 {
 		t.Fatalf("want 200, got %d %s", res.StatusCode, res.Reason)
 	}
 	return res
 }
 
-func freeAddr(t *testing.T) string {
+// FreeAddr is a free 127.0.0.1 TCP address.
+func FreeAddr(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// AKASub is the IMS AKA subscriber user@Domain with the IMPUs sip:user@Domain and more.
+func AKASub(user string, more ...string) *Sub {
+	impus := []string{"sip:" + user + "@" + Domain}
+	impus = append(impus, more...)
+	return &Sub{IMPI: user + "@" + Domain, IMPUs: impus, Scheme: "aka"}
+}
+
+// Hdr is the comma-joined value of the headers name of res.
+func Hdr(res *sip.Response, name string) string {
+	var v []string
+	for _, h := range res.GetHeaders(name) {
+		v = append(v, h.Value())
+	}
+	return strings.Join(v, ", ")
+}
+
+// SendTo registers the IMPU user@domain (To) with the UE's IMPI.
+func (u *UE) SendTo(t *testing.T, s Registrar, user string) *sip.Response {
+	t.Helper()
+	// Authenticate as the IMPI with To naming the other IMPU.
+	orig := u.IMPI
+	defer func() { u.IMPI = orig }()
+	saveTo := u.IMPU
+	_ = saveTo
+	res := u.SendAs(t, s, user, u.InitialAuthz())
+	return u.SendAs(t, s, user, u.Answer(t, res, true))
+}
+
+// SendAs sends a REGISTER with authz whose To is toUser@Domain.
+func (u *UE) SendAs(t *testing.T, s Registrar, toUser, authz string) *sip.Response {
+	t.Helper()
+	return u.Send(t, s, 600, authz, toOverride(toUser))
+}
+
+// toOverride is a marker header the send helper turns into the To user.
+func toOverride(user string) sip.Header { return sip.NewHeader("X-Test-To", user) }
+
+// WaitFor polls f until it is true, failing t after 5 s.
+func WaitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -10,12 +10,12 @@ import (
 )
 
 func TestRegistrationHooks(t *testing.T) {
-	h := newTestHSS(t)
-	h.add(akaSub("hook"))
+	h := NewHSS(t)
+	h.Add(AKASub("hook"))
 	var mu sync.Mutex
 	var kinds []binding.EventKind
 	var answered []int
-	s := newTestServerWith(t, h, func(srv *Server) {
+	s := NewServerWith(t, h, func(srv *Server) {
 		srv.AddRegistrationListener(func(ev binding.Event) { mu.Lock(); kinds = append(kinds, ev.Kind); mu.Unlock() })
 		srv.AddRegisterAnsweredHook(func(ev binding.Event, req *sip.Request, res *sip.Response) {
 			mu.Lock()
@@ -26,10 +26,10 @@ func TestRegistrationHooks(t *testing.T) {
 			answered = append(answered, res.StatusCode)
 		})
 	})
-	u := newTestUE(t, "hook")
-	u.registerAKA(t, s, 600)
-	u.registerAKA(t, s, 0)
-	waitFor(t, "hooks", func() bool {
+	u := NewUE(t, "hook")
+	u.RegisterAKA(t, s, 600)
+	u.RegisterAKA(t, s, 0)
+	WaitFor(t, "hooks", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(kinds) == 2 && len(answered) == 2

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/emiago/sipgo/sip"
 	"github.com/fiorix/go-diameter/v4/diam/datatype"
 
@@ -47,46 +49,46 @@ func param(c reginfo.Contact, name string) (string, bool) {
 }
 
 func TestRegEventUserSubscriptionAndDeregistration(t *testing.T) {
-	h := newTestHSS(t)
-	h.add(akaSub("alice", "tel:+15550001"))
-	l := newRegLab(t, h, "", nil)
-	u := newTestUE(t, "alice")
-	u.path = "<sip:term@127.0.0.1:5999;lr>"
-	u.registerAKA(t, l.shim, 600)
+	h := NewHSS(t)
+	h.Add(AKASub("alice", "tel:+15550001"))
+	l := NewRegLab(t, h, "", nil)
+	u := NewUE(t, "alice")
+	u.Path = "<sip:term@127.0.0.1:5999;lr>"
+	u.RegisterAKA(t, l.Shim, 600)
 
-	peer := newTestPeer(t, 200)
-	res, sub := peer.subscribe(l, u.impu, u.impu, 700000)
+	peer := NewPeer(t, 200)
+	res, sub := peer.Subscribe(l, u.IMPU, u.IMPU, 700000)
 	if res.StatusCode != 200 {
 		t.Fatalf("SUBSCRIBE: %d %s", res.StatusCode, res.Reason)
 	}
 	if got := hdrValue(res, "Expires"); got != "600000" {
 		t.Errorf("Expires %q, want clamped 600000", got)
 	}
-	if sub.toTag == "" || sub.remote.Host == "" {
+	if sub.ToTag == "" || sub.Remote.Host == "" {
 		t.Fatalf("200 without To tag or Contact:\n%s", res)
 	}
 
-	n := peer.nextNotify(3 * time.Second)
-	if !strings.HasPrefix(n.state, "active;expires=") {
-		t.Errorf("Subscription-State %q", n.state)
+	n := peer.NextNotify(3 * time.Second)
+	if !strings.HasPrefix(n.State, "active;expires=") {
+		t.Errorf("Subscription-State %q", n.State)
 	}
-	if n.req.CallID().Value() != sub.callID || tagOf(n.req.From().Params) != sub.toTag || tagOf(n.req.To().Params) != sub.fromTag {
-		t.Errorf("NOTIFY outside the dialog:\n%s", n.req)
+	if n.Req.CallID().Value() != sub.CallID || tagOf(n.Req.From().Params) != sub.ToTag || tagOf(n.Req.To().Params) != sub.FromTag {
+		t.Errorf("NOTIFY outside the dialog:\n%s", n.Req)
 	}
-	if ev := n.req.GetHeader("Event"); ev == nil || ev.Value() != "reg" {
+	if ev := n.Req.GetHeader("Event"); ev == nil || ev.Value() != "reg" {
 		t.Errorf("Event %v", ev)
 	}
-	if n.doc.State != reginfo.StateFull || n.doc.Version != 0 || len(n.doc.Registrations) != 2 {
-		t.Fatalf("first NOTIFY %+v", n.doc)
+	if n.Doc.State != reginfo.StateFull || n.Doc.Version != 0 || len(n.Doc.Registrations) != 2 {
+		t.Fatalf("first NOTIFY %+v", n.Doc)
 	}
-	for _, aor := range []string{u.impu, "tel:+15550001"} {
-		r := findReg(t, n.doc, aor)
+	for _, aor := range []string{u.IMPU, "tel:+15550001"} {
+		r := findReg(t, n.Doc, aor)
 		if r.State != reginfo.RegActive || len(r.Contacts) != 1 {
 			t.Fatalf("registration %+v", r)
 		}
 		c := r.Contacts[0]
 		if c.URI != "sip:alice@127.0.0.1:5999" || c.State != reginfo.ContactActive || c.Event != reginfo.EventRegistered ||
-			c.CallID != u.callID || c.CSeq == nil || *c.CSeq != u.cseq || c.Expires == nil || *c.Expires < 590 || *c.Expires > 600 {
+			c.CallID != u.CallID || c.CSeq == nil || *c.CSeq != u.CSeq || c.Expires == nil || *c.Expires < 590 || *c.Expires > 600 {
 			t.Errorf("contact %+v", c)
 		}
 		if v, _ := param(c, "+sip.instance"); v != "<urn:gsma:imei:35-000000-000000-0>" {
@@ -98,141 +100,141 @@ func TestRegEventUserSubscriptionAndDeregistration(t *testing.T) {
 	}
 
 	// A second contact of the same user: partial NOTIFY, version 1.
-	u2 := newTestUE(t, "alice")
-	u2.contact = "<sip:alice@127.0.0.1:6001>"
-	u2.path = u.path
-	u2.registerAKA(t, l.shim, 600)
-	n = peer.nextNotify(3 * time.Second)
-	if n.doc.State != reginfo.StatePartial || n.doc.Version != 1 || !strings.HasPrefix(n.state, "active") {
-		t.Fatalf("NOTIFY for the second contact: %s %+v", n.state, n.doc)
+	u2 := NewUE(t, "alice")
+	u2.Contact = "<sip:alice@127.0.0.1:6001>"
+	u2.Path = u.Path
+	u2.RegisterAKA(t, l.Shim, 600)
+	n = peer.NextNotify(3 * time.Second)
+	if n.Doc.State != reginfo.StatePartial || n.Doc.Version != 1 || !strings.HasPrefix(n.State, "active") {
+		t.Fatalf("NOTIFY for the second contact: %s %+v", n.State, n.Doc)
 	}
-	c := findContact(t, findReg(t, n.doc, u.impu), "sip:alice@127.0.0.1:6001")
+	c := findContact(t, findReg(t, n.Doc, u.IMPU), "sip:alice@127.0.0.1:6001")
 	if c.State != reginfo.ContactActive || c.Event != reginfo.EventRegistered {
 		t.Errorf("new contact %+v", c)
 	}
 
 	// De-registration of that contact: partial, the registration stays.
-	u2.registerAKA(t, l.shim, 0)
-	n = peer.nextNotify(3 * time.Second)
-	r := findReg(t, n.doc, u.impu)
+	u2.RegisterAKA(t, l.Shim, 0)
+	n = peer.NextNotify(3 * time.Second)
+	r := findReg(t, n.Doc, u.IMPU)
 	c = findContact(t, r, "sip:alice@127.0.0.1:6001")
-	if n.doc.Version != 2 || n.doc.State != reginfo.StatePartial || r.State != reginfo.RegActive ||
-		c.State != reginfo.ContactTerminated || c.Event != reginfo.EventUnregistered || !strings.HasPrefix(n.state, "active") {
-		t.Errorf("partial de-registration NOTIFY %s %+v", n.state, n.doc)
+	if n.Doc.Version != 2 || n.Doc.State != reginfo.StatePartial || r.State != reginfo.RegActive ||
+		c.State != reginfo.ContactTerminated || c.Event != reginfo.EventUnregistered || !strings.HasPrefix(n.State, "active") {
+		t.Errorf("partial de-registration NOTIFY %s %+v", n.State, n.Doc)
 	}
 
 	// De-registration of the last contact: final NOTIFY, subscription gone.
-	u.registerAKA(t, l.shim, 0)
-	n = peer.nextNotify(3 * time.Second)
-	r = findReg(t, n.doc, u.impu)
+	u.RegisterAKA(t, l.Shim, 0)
+	n = peer.NextNotify(3 * time.Second)
+	r = findReg(t, n.Doc, u.IMPU)
 	c = findContact(t, r, "sip:alice@127.0.0.1:5999")
-	if n.doc.Version != 3 || r.State != reginfo.RegTerminated || c.State != reginfo.ContactTerminated || c.Event != reginfo.EventUnregistered {
-		t.Errorf("final NOTIFY %+v", n.doc)
+	if n.Doc.Version != 3 || r.State != reginfo.RegTerminated || c.State != reginfo.ContactTerminated || c.Event != reginfo.EventUnregistered {
+		t.Errorf("final NOTIFY %+v", n.Doc)
 	}
-	if n.state != "terminated;reason=noresource" {
-		t.Errorf("Subscription-State %q", n.state)
+	if n.State != "terminated;reason=noresource" {
+		t.Errorf("Subscription-State %q", n.State)
 	}
-	if cs := n.req.CSeq().SeqNo; cs != 4 {
+	if cs := n.Req.CSeq().SeqNo; cs != 4 {
 		t.Errorf("CSeq of the fourth NOTIFY %d", cs)
 	}
-	if got := l.n.Subscriptions(); len(got) != 0 {
+	if got := l.N.Subscriptions(); len(got) != 0 {
 		t.Errorf("subscriptions left %+v", got)
 	}
-	waitNoRows(t, l.s)
-	peer.none(300 * time.Millisecond)
+	waitNoRows(t, l.S)
+	peer.None(300 * time.Millisecond)
 }
 
 func TestRegEventPCSCFSubscriptionAndRTR(t *testing.T) {
-	h := newTestHSS(t)
-	h.add(akaSub("bob"))
-	l := newRegLab(t, h, "", nil)
-	peer := newTestPeer(t, 200)
-	u := newTestUE(t, "bob")
-	u.path = "<sip:term@" + peer.hostport() + ";lr>"
-	u.registerAKA(t, l.shim, 600)
+	h := NewHSS(t)
+	h.Add(AKASub("bob"))
+	l := NewRegLab(t, h, "", nil)
+	peer := NewPeer(t, 200)
+	u := NewUE(t, "bob")
+	u.Path = "<sip:term@" + peer.HostPort() + ";lr>"
+	u.RegisterAKA(t, l.Shim, 600)
 
-	pcscf := peer.uri("pcscf-reginfo")
-	res, _ := peer.subscribe(l, u.impu, pcscf.String(), 600000)
+	pcscf := peer.URI("pcscf-reginfo")
+	res, _ := peer.Subscribe(l, u.IMPU, pcscf.String(), 600000)
 	if res.StatusCode != 200 {
 		t.Fatalf("P-CSCF SUBSCRIBE: %d %s", res.StatusCode, res.Reason)
 	}
-	if got := l.n.Subscriptions(); len(got) != 1 || got[0].Kind != RegSubscriberPCSCF {
+	if got := l.N.Subscriptions(); len(got) != 1 || got[0].Kind != RegSubscriberPCSCF {
 		t.Errorf("subscriptions %+v", got)
 	}
-	n := peer.nextNotify(3 * time.Second)
-	if n.doc.State != reginfo.StateFull {
-		t.Fatalf("first NOTIFY %+v", n.doc)
+	n := peer.NextNotify(3 * time.Second)
+	if n.Doc.State != reginfo.StateFull {
+		t.Fatalf("first NOTIFY %+v", n.Doc)
 	}
 
-	rtr := h.node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, testDomain, l.s.cfg.OriginHost)
-	rtr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(u.impi)))
+	rtr := h.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, Domain, l.S.Config().OriginHost)
+	rtr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(u.IMPI)))
 	rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason,
 		diameter.NewAVP(diameter.AVPReasonCode, datatype.Enumerated(diameter.ReasonPermanentTermination)),
 		diameter.NewAVP(diameter.AVPReasonInfo, datatype.UTF8String("operator"))))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := h.node.Send(ctx, rtr); err != nil {
+	if _, err := h.Node.Send(ctx, rtr); err != nil {
 		t.Fatal(err)
 	}
-	n = peer.nextNotify(3 * time.Second)
-	r := findReg(t, n.doc, u.impu)
+	n = peer.NextNotify(3 * time.Second)
+	r := findReg(t, n.Doc, u.IMPU)
 	c := findContact(t, r, "sip:bob@127.0.0.1:5999")
-	if n.doc.Version != 1 || r.State != reginfo.RegTerminated || c.State != reginfo.ContactTerminated || c.Event != reginfo.EventRejected {
-		t.Errorf("RTR NOTIFY %+v", n.doc)
+	if n.Doc.Version != 1 || r.State != reginfo.RegTerminated || c.State != reginfo.ContactTerminated || c.Event != reginfo.EventRejected {
+		t.Errorf("RTR NOTIFY %+v", n.Doc)
 	}
-	if n.state != "terminated;reason=rejected" {
-		t.Errorf("Subscription-State %q", n.state)
+	if n.State != "terminated;reason=rejected" {
+		t.Errorf("Subscription-State %q", n.State)
 	}
 }
 
 func TestRegEventAuthorisation(t *testing.T) {
-	h := newTestHSS(t)
-	h.add(akaSub("carol"))
+	h := NewHSS(t)
+	h.Add(AKASub("carol"))
 	invite := "INVITE"
-	serveProfiles(t, h, func(s *testSub) *userdata.IMSSubscription {
-		return profileWith(s, userdata.InitialFilterCriteria{Priority: 1,
+	ServeProfiles(t, h, func(s *Sub) *userdata.IMSSubscription {
+		return ProfileWith(s, userdata.InitialFilterCriteria{Priority: 1,
 			TriggerPoint:      &userdata.TriggerPoint{SPTs: []userdata.SPT{{Groups: []uint32{0}, Method: &invite}}},
 			ApplicationServer: userdata.ApplicationServer{ServerName: "sip:tas.example.net:5060"}})
 	})
-	l := newRegLab(t, h, "", nil)
-	u := newTestUE(t, "carol")
-	u.path = "<sip:term@pcscf.example.net:5060;lr>"
-	u.registerAKA(t, l.shim, 600)
-	peer := newTestPeer(t, 200)
+	l := NewRegLab(t, h, "", nil)
+	u := NewUE(t, "carol")
+	u.Path = "<sip:term@pcscf.example.net:5060;lr>"
+	u.RegisterAKA(t, l.Shim, 600)
+	peer := NewPeer(t, 200)
 
 	for _, tc := range []struct {
 		name, impu, pai string
 		code            int
 	}{
-		{"stranger", u.impu, "sip:mallory@evil.example.net", 403},
-		{"no P-Asserted-Identity", u.impu, "", 403},
-		{"other user", u.impu, "sip:dave@" + testDomain, 403},
-		{"not registered", "sip:nobody@" + testDomain, "sip:nobody@" + testDomain, 480},
-		{"its P-CSCF", u.impu, "sip:pcscf-reginfo@pcscf.example.net:5060", 200},
-		{"its AS", u.impu, "sip:tas.example.net", 200},
-		{"the user", u.impu, u.impu, 200},
+		{"stranger", u.IMPU, "sip:mallory@evil.example.net", 403},
+		{"no P-Asserted-Identity", u.IMPU, "", 403},
+		{"other user", u.IMPU, "sip:dave@" + Domain, 403},
+		{"not registered", "sip:nobody@" + Domain, "sip:nobody@" + Domain, 480},
+		{"its P-CSCF", u.IMPU, "sip:pcscf-reginfo@pcscf.example.net:5060", 200},
+		{"its AS", u.IMPU, "sip:tas.example.net", 200},
+		{"the user", u.IMPU, u.IMPU, 200},
 	} {
-		res, _ := peer.subscribe(l, tc.impu, tc.pai, 600)
+		res, _ := peer.Subscribe(l, tc.impu, tc.pai, 600)
 		if res.StatusCode != tc.code {
 			t.Errorf("%s: %d %s, want %d", tc.name, res.StatusCode, res.Reason, tc.code)
 		}
 	}
-	probe := sip.NewRequest(sip.SUBSCRIBE, sip.Uri{Scheme: "sip", User: "carol", Host: testDomain})
+	probe := sip.NewRequest(sip.SUBSCRIBE, sip.Uri{Scheme: "sip", User: "carol", Host: Domain})
 	probe.AppendHeader(sip.NewHeader("Event", "reg;id=7"))
-	if !l.n.Handles(probe) {
+	if !l.N.Handles(probe) {
 		t.Error("Handles: false for a registered IMPU")
 	}
 	probe.Recipient.User = "nobody"
-	if l.n.Handles(probe) {
+	if l.N.Handles(probe) {
 		t.Error("Handles: true for an IMPU not registered here")
 	}
 	probe.Recipient.User = "carol"
 	probe.ReplaceHeader(sip.NewHeader("Event", "presence"))
-	if l.n.Handles(probe) {
+	if l.N.Handles(probe) {
 		t.Error("Handles: true for Event: presence")
 	}
 	kinds := map[string]bool{}
-	for _, s := range l.n.Subscriptions() {
+	for _, s := range l.N.Subscriptions() {
 		kinds[s.Kind] = true
 	}
 	if len(kinds) != 3 || !kinds[RegSubscriberPCSCF] || !kinds[RegSubscriberAS] || !kinds[RegSubscriberUE] {
@@ -241,98 +243,92 @@ func TestRegEventAuthorisation(t *testing.T) {
 }
 
 func TestRegEventUnsubscribeAndExpiry(t *testing.T) {
-	h := newTestHSS(t)
-	h.add(akaSub("erin"))
-	l := newRegLab(t, h, "", nil)
-	u := newTestUE(t, "erin")
-	u.registerAKA(t, l.shim, 600)
-	peer := newTestPeer(t, 200)
+	h := NewHSS(t)
+	h.Add(AKASub("erin"))
+	l := NewRegLab(t, h, "", nil)
+	u := NewUE(t, "erin")
+	u.RegisterAKA(t, l.Shim, 600)
+	peer := NewPeer(t, 200)
 
 	// Too short.
-	if res, _ := peer.subscribe(l, u.impu, u.impu, 10); res.StatusCode != 423 || hdrValue(res, "Min-Expires") != "60" {
+	if res, _ := peer.Subscribe(l, u.IMPU, u.IMPU, 10); res.StatusCode != 423 || hdrValue(res, "Min-Expires") != "60" {
 		t.Errorf("short SUBSCRIBE: %d Min-Expires %q", res.StatusCode, hdrValue(res, "Min-Expires"))
 	}
 
-	res, sub := peer.subscribe(l, u.impu, u.impu, 600)
+	res, sub := peer.Subscribe(l, u.IMPU, u.IMPU, 600)
 	if res.StatusCode != 200 {
 		t.Fatalf("SUBSCRIBE %d", res.StatusCode)
 	}
-	peer.nextNotify(3 * time.Second)
+	peer.NextNotify(3 * time.Second)
 	// Refresh: 200 and a full NOTIFY.
-	if res := peer.resubscribe(l, sub, 1200); res.StatusCode != 200 || hdrValue(res, "Expires") != "1200" {
+	if res := peer.Resubscribe(l, sub, 1200); res.StatusCode != 200 || hdrValue(res, "Expires") != "1200" {
 		t.Fatalf("refresh: %d Expires %q", res.StatusCode, hdrValue(res, "Expires"))
 	}
-	n := peer.nextNotify(3 * time.Second)
-	if n.doc.State != reginfo.StateFull || n.doc.Version != 1 || !strings.HasPrefix(n.state, "active;expires=") {
-		t.Errorf("refresh NOTIFY %s %+v", n.state, n.doc)
+	n := peer.NextNotify(3 * time.Second)
+	if n.Doc.State != reginfo.StateFull || n.Doc.Version != 1 || !strings.HasPrefix(n.State, "active;expires=") {
+		t.Errorf("refresh NOTIFY %s %+v", n.State, n.Doc)
 	}
 	// Un-SUBSCRIBE.
-	if res := peer.resubscribe(l, sub, 0); res.StatusCode != 200 || hdrValue(res, "Expires") != "0" {
+	if res := peer.Resubscribe(l, sub, 0); res.StatusCode != 200 || hdrValue(res, "Expires") != "0" {
 		t.Fatalf("un-SUBSCRIBE: %d", res.StatusCode)
 	}
-	n = peer.nextNotify(3 * time.Second)
-	if n.state != "terminated;reason=timeout" || n.doc.Version != 2 || n.doc.State != reginfo.StateFull {
-		t.Errorf("un-SUBSCRIBE NOTIFY %s %+v", n.state, n.doc)
+	n = peer.NextNotify(3 * time.Second)
+	if n.State != "terminated;reason=timeout" || n.Doc.Version != 2 || n.Doc.State != reginfo.StateFull {
+		t.Errorf("un-SUBSCRIBE NOTIFY %s %+v", n.State, n.Doc)
 	}
-	if len(l.n.Subscriptions()) != 0 {
+	if len(l.N.Subscriptions()) != 0 {
 		t.Error("subscription kept after un-SUBSCRIBE")
 	}
-	if res := peer.resubscribe(l, sub, 600); res.StatusCode != 481 {
+	if res := peer.Resubscribe(l, sub, 600); res.StatusCode != 481 {
 		t.Errorf("SUBSCRIBE in the ended dialog: %d", res.StatusCode)
 	}
 
 	// Expiry: the sweeper ends the subscription with reason timeout.
-	res, _ = peer.subscribe(l, u.impu, u.impu, 600)
+	res, _ = peer.Subscribe(l, u.IMPU, u.IMPU, 600)
 	if res.StatusCode != 200 {
 		t.Fatalf("SUBSCRIBE %d", res.StatusCode)
 	}
-	peer.nextNotify(3 * time.Second)
-	l.n.mu.Lock()
-	for _, s := range l.n.subs {
-		s.Expires = time.Now().Add(-time.Second)
+	peer.NextNotify(3 * time.Second)
+	ExpireRegSubscriptions(l.N, time.Now().Add(-time.Second))
+	n = peer.NextNotify(3 * time.Second)
+	if n.State != "terminated;reason=timeout" {
+		t.Errorf("expiry NOTIFY Subscription-State %q", n.State)
 	}
-	l.n.mu.Unlock()
-	n = peer.nextNotify(3 * time.Second)
-	if n.state != "terminated;reason=timeout" {
-		t.Errorf("expiry NOTIFY Subscription-State %q", n.state)
-	}
-	waitNoRows(t, l.s)
+	waitNoRows(t, l.S)
 	// Ended subscriptions leave the by-IMPU and by-AOR indexes too.
-	l.n.mu.Lock()
-	left := len(l.n.subs) + len(l.n.byIMPU) + len(l.n.byAOR)
-	l.n.mu.Unlock()
+	left := RegSubscriptionEntries(l.N)
 	if left != 0 {
 		t.Errorf("subscriptions or index entries left after every subscription ended: %d", left)
 	}
 }
 
 func TestRegEventSubscriptionsReloadedAfterRestart(t *testing.T) {
-	h := newTestHSS(t)
-	h.add(akaSub("frank"))
+	h := NewHSS(t)
+	h.Add(AKASub("frank"))
 	dsn := pgtest.NewDB(t)
-	l := newRegLab(t, h, dsn, nil)
-	u := newTestUE(t, "frank")
-	u.registerAKA(t, l.shim, 600)
-	peer := newTestPeer(t, 200)
-	res, sub := peer.subscribe(l, u.impu, u.impu, 3600)
+	l := NewRegLab(t, h, dsn, nil)
+	u := NewUE(t, "frank")
+	u.RegisterAKA(t, l.Shim, 600)
+	peer := NewPeer(t, 200)
+	res, sub := peer.Subscribe(l, u.IMPU, u.IMPU, 3600)
 	if res.StatusCode != 200 {
 		t.Fatalf("SUBSCRIBE %d", res.StatusCode)
 	}
-	peer.nextNotify(3 * time.Second)
+	peer.NextNotify(3 * time.Second)
 	time.Sleep(100 * time.Millisecond) // state written after the NOTIFY's 200
-	l.close()
+	l.Close()
 
-	l2 := newRegLab(t, h, dsn, nil)
-	subs := l2.n.Subscriptions()
-	if len(subs) != 1 || subs[0].CallID != sub.callID || subs[0].Version != 1 || subs[0].CSeq != 1 || subs[0].IMPU != u.impu {
+	l2 := NewRegLab(t, h, dsn, nil)
+	subs := l2.N.Subscriptions()
+	if len(subs) != 1 || subs[0].CallID != sub.CallID || subs[0].Version != 1 || subs[0].CSeq != 1 || subs[0].IMPU != u.IMPU {
 		t.Fatalf("reloaded %+v", subs)
 	}
-	u.registerAKA(t, l2.shim, 0)
-	n := peer.nextNotify(3 * time.Second)
-	if n.req.CallID().Value() != sub.callID || n.req.CSeq().SeqNo != 2 || n.doc.Version != 1 || n.state != "terminated;reason=noresource" {
-		t.Errorf("NOTIFY after restart: Call-ID %s CSeq %d version %d state %q", n.req.CallID().Value(), n.req.CSeq().SeqNo, n.doc.Version, n.state)
+	u.RegisterAKA(t, l2.Shim, 0)
+	n := peer.NextNotify(3 * time.Second)
+	if n.Req.CallID().Value() != sub.CallID || n.Req.CSeq().SeqNo != 2 || n.Doc.Version != 1 || n.State != "terminated;reason=noresource" {
+		t.Errorf("NOTIFY after restart: Call-ID %s CSeq %d version %d state %q", n.Req.CallID().Value(), n.Req.CSeq().SeqNo, n.Doc.Version, n.State)
 	}
-	waitNoRows(t, l2.s)
+	waitNoRows(t, l2.S)
 }
 
 func hdrValue(res *sip.Response, name string) string {
@@ -347,13 +343,19 @@ func tagOf(p sip.HeaderParams) string {
 	return v
 }
 
-// waitNoRows waits until scscf_reg_subscription is empty.
+// waitNoRows waits until scscf_reg_subscription of s's database is empty.
 func waitNoRows(t *testing.T, s *Server) {
 	t.Helper()
+	ctx := context.Background()
+	db, err := pgx.Connect(ctx, s.Config().DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		var n int
-		if err := s.store.pool.QueryRow(context.Background(), `SELECT count(*) FROM scscf_reg_subscription`).Scan(&n); err != nil {
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM scscf_reg_subscription`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n == 0 {

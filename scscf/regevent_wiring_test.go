@@ -29,31 +29,37 @@ import (
 // Event: reg to RegEventNotifier.HandleSubscribe. The notifier and the
 // third-party registrar send from the S-CSCF's own SIP socket, as wired
 // in production.
-type regLab struct {
+type RegLab struct {
 	t     *testing.T
-	h     *testHSS
-	s     *Server
-	front *sipproxy.Proxy
-	shim  *Server // SIPAddr() is the front: testUE.send goes through it
+	H     *HSS
+	S     *Server
+	Front *sipproxy.Proxy
+	Shim  Front // SIPAddr() is the front: UE.Send goes through it
 
 	mu   sync.Mutex
-	n    *RegEventNotifier
-	tp   *ThirdPartyRegistrar
+	N    *RegEventNotifier
+	TP   *ThirdPartyRegistrar
 	evCh chan binding.Event
 }
 
-// newRegLab starts an S-CSCF (configured further by mods) with its
+// Front is a front proxy as a Registrar.
+type Front struct{ *sipproxy.Proxy }
+
+// SIPAddr is the front's SIP address.
+func (f Front) SIPAddr() *net.TCPAddr { return f.Addr("udp") }
+
+// NewRegLab starts an S-CSCF (configured further by mods) with its
 // reg-event notifier and third-party registrar, behind a front proxy.
-func newRegLab(t *testing.T, h *testHSS, dsn string, deregister func(impu, reason string), mods ...func(*Config)) *regLab {
+func NewRegLab(t *testing.T, h *HSS, dsn string, deregister func(impu, reason string), mods ...func(*Config)) *RegLab {
 	t.Helper()
-	l := &regLab{t: t, h: h, evCh: make(chan binding.Event, 100)}
-	l.s = newTestServer(t, h, dsn, func(c *Config) {
+	l := &RegLab{t: t, H: h, evCh: make(chan binding.Event, 100)}
+	l.S = NewServer(t, h, dsn, func(c *Config) {
 		for _, mod := range mods {
 			mod(c)
 		}
 		c.OnRegistrationChange = func(ev binding.Event) {
 			l.mu.Lock()
-			n, tp := l.n, l.tp
+			n, tp := l.N, l.TP
 			l.mu.Unlock()
 			if n != nil {
 				n.OnRegistrationChange(ev)
@@ -67,7 +73,7 @@ func newRegLab(t *testing.T, h *testHSS, dsn string, deregister func(impu, reaso
 			}
 		}
 	})
-	n, err := NewRegEventNotifier(l.s, RegEventConfig{SweepInterval: 50 * time.Millisecond, NotifyTimeout: 3 * time.Second})
+	n, err := NewRegEventNotifier(l.S, RegEventConfig{SweepInterval: 50 * time.Millisecond, NotifyTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,14 +83,14 @@ func newRegLab(t *testing.T, h *testHSS, dsn string, deregister func(impu, reaso
 		t.Fatal(err)
 	}
 	if deregister == nil {
-		deregister = l.s.NetworkDeregister
+		deregister = l.S.NetworkDeregister
 	}
-	tp, err := NewThirdPartyRegistrar(l.s, ThirdPartyConfig{Timeout: 2 * time.Second}, deregister)
+	tp, err := NewThirdPartyRegistrar(l.S, ThirdPartyConfig{Timeout: 2 * time.Second}, deregister)
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.mu.Lock()
-	l.n, l.tp = n, tp
+	l.N, l.TP = n, tp
 	l.mu.Unlock()
 	t.Cleanup(func() { tp.Close(); n.Close() })
 
@@ -96,24 +102,24 @@ func newRegLab(t *testing.T, h *testHSS, dsn string, deregister func(impu, reaso
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
-	l.front = p
-	l.shim = &Server{proxy: p}
+	l.Front = p
+	l.Shim = Front{p}
 	return l
 }
 
-// close stops the lab's S-CSCF (for restart tests).
-func (l *regLab) close() {
-	l.tp.Close()
-	l.n.Close()
-	_ = l.front.Close()
-	_ = l.s.Close()
+// Close stops the lab's S-CSCF (for restart tests).
+func (l *RegLab) Close() {
+	l.TP.Close()
+	l.N.Close()
+	_ = l.Front.Close()
+	_ = l.S.Close()
 }
 
-func (l *regLab) handle(ctx context.Context, t *sipproxy.Txn) {
+func (l *RegLab) handle(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
 	switch {
 	case req.Method == sip.REGISTER:
-		a := l.s.SIPAddr()
+		a := l.S.SIPAddr()
 		res, err := t.Forward(ctx, sipproxy.ForwardOptions{}, sipproxy.Target{NextHop: &sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: a.Port}})
 		if err != nil || res.StatusCode != 200 {
 			return
@@ -143,36 +149,37 @@ func (l *regLab) handle(ctx context.Context, t *sipproxy.Txn) {
 		}
 		_ = t.Relay(res)
 		if ev != nil {
-			l.tp.AfterRegister(*ev, req, res)
+			l.TP.AfterRegister(*ev, req, res)
 		}
-	case IsRegEvent(req): // production: l.n.Handles(req); here every reg SUBSCRIBE, to see 480/481
-		l.n.HandleSubscribe(ctx, t)
+	case IsRegEvent(req): // production: l.N.Handles(req); here every reg SUBSCRIBE, to see 480/481
+		l.N.HandleSubscribe(ctx, t)
 	default:
 		_ = t.Respond(501, "Not Implemented")
 	}
 }
 
-// notifyRec is a NOTIFY a test peer received.
-type notifyRec struct {
-	req   *sip.Request
-	state string // Subscription-State
-	doc   *reginfo.Reginfo
+// Notify is a NOTIFY a test peer received.
+type Notify struct {
+	Req   *sip.Request
+	State string // Subscription-State
+	Doc   *reginfo.Reginfo
 }
 
-// testPeer is a SIP peer on a sipproxy: a reg-event subscriber (P-CSCF,
+// Peer is a SIP peer on a sipproxy: a reg-event subscriber (P-CSCF,
 // UE or AS stand-in) that records NOTIFYs and answers them with code, or
 // an AS that records REGISTERs and answers them with code.
-type testPeer struct {
+type Peer struct {
 	t    *testing.T
-	p    *sipproxy.Proxy
+	P    *sipproxy.Proxy
 	mu   sync.Mutex
 	code int
 	got  chan *sip.Request
 }
 
-func newTestPeer(t *testing.T, code int) *testPeer {
+// NewPeer starts a peer answering every request with code (0: never).
+func NewPeer(t *testing.T, code int) *Peer {
 	t.Helper()
-	tp := &testPeer{t: t, code: code, got: make(chan *sip.Request, 50)}
+	tp := &Peer{t: t, code: code, got: make(chan *sip.Request, 50)}
 	p, err := sipproxy.New(sipproxy.Config{ListenAddr: "127.0.0.1:0", Logger: siptest.Logger(t).Named("peer"),
 		Handler: func(ctx context.Context, tx *sipproxy.Txn) {
 			tp.mu.Lock()
@@ -192,21 +199,23 @@ func newTestPeer(t *testing.T, code int) *testPeer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
-	tp.p = p
+	tp.P = p
 	return tp
 }
 
-func (tp *testPeer) uri(user string) sip.Uri {
-	a := tp.p.Addr("udp")
+// URI is a SIP URI of user at the peer.
+func (tp *Peer) URI(user string) sip.Uri {
+	a := tp.P.Addr("udp")
 	return sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1", Port: a.Port, UriParams: sip.NewParams(), Headers: sip.NewParams()}
 }
 
-func (tp *testPeer) hostport() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(tp.p.Addr("udp").Port))
+// HostPort is the peer's SIP address.
+func (tp *Peer) HostPort() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(tp.P.Addr("udp").Port))
 }
 
-// next waits for the next request the peer received.
-func (tp *testPeer) next(within time.Duration) *sip.Request {
+// Next waits for the next request the peer received.
+func (tp *Peer) Next(within time.Duration) *sip.Request {
 	tp.t.Helper()
 	select {
 	case r := <-tp.got:
@@ -217,8 +226,8 @@ func (tp *testPeer) next(within time.Duration) *sip.Request {
 	}
 }
 
-// none checks that nothing arrives within d.
-func (tp *testPeer) none(d time.Duration) {
+// None checks that nothing arrives within d.
+func (tp *Peer) None(d time.Duration) {
 	tp.t.Helper()
 	select {
 	case r := <-tp.got:
@@ -227,16 +236,16 @@ func (tp *testPeer) none(d time.Duration) {
 	}
 }
 
-// nextNotify waits for a NOTIFY and parses its reginfo body.
-func (tp *testPeer) nextNotify(within time.Duration) notifyRec {
+// NextNotify waits for a NOTIFY and parses its reginfo body.
+func (tp *Peer) NextNotify(within time.Duration) Notify {
 	tp.t.Helper()
-	r := tp.next(within)
+	r := tp.Next(within)
 	if r.Method != sip.NOTIFY {
 		tp.t.Fatalf("want NOTIFY, got %s", r.Method)
 	}
-	rec := notifyRec{req: r}
+	rec := Notify{Req: r}
 	if h := r.GetHeader("Subscription-State"); h != nil {
-		rec.state = h.Value()
+		rec.State = h.Value()
 	}
 	if ct := r.ContentType(); ct == nil || ct.Value() != reginfo.ContentType {
 		tp.t.Fatalf("NOTIFY Content-Type %v", ct)
@@ -245,37 +254,37 @@ func (tp *testPeer) nextNotify(within time.Duration) notifyRec {
 	if err != nil {
 		tp.t.Fatalf("NOTIFY body: %v\n%s", err, r.Body())
 	}
-	rec.doc = doc
+	rec.Doc = doc
 	return rec
 }
 
-// subscription is the subscriber's side of a reg-event dialog.
-type subscription struct {
-	callID, fromTag, toTag string
-	from, to               sip.Uri
-	remote                 sip.Uri // Contact of the 200
-	cseq                   uint32
+// Subscription is the subscriber's side of a reg-event dialog.
+type Subscription struct {
+	CallID, FromTag, ToTag string
+	From, To               sip.Uri
+	Remote                 sip.Uri // Contact of the 200
+	CSeq                   uint32
 }
 
-// subscribe sends SUBSCRIBE Event: reg for impu through the lab's front
+// Subscribe sends SUBSCRIBE Event: reg for impu through the lab's front
 // with P-Asserted-Identity pai, and returns the final response.
-func (tp *testPeer) subscribe(l *regLab, impu, pai string, expires int) (*sip.Response, *subscription) {
+func (tp *Peer) Subscribe(l *RegLab, impu, pai string, expires int) (*sip.Response, *Subscription) {
 	tp.t.Helper()
 	var target sip.Uri
 	if err := sip.ParseUri(impu, &target); err != nil {
 		tp.t.Fatal(err)
 	}
-	sub := &subscription{callID: sip.GenerateTagN(16) + "@test", fromTag: sip.GenerateTagN(8), from: tp.uri("sub"), to: target}
+	sub := &Subscription{CallID: sip.GenerateTagN(16) + "@test", FromTag: sip.GenerateTagN(8), From: tp.URI("sub"), To: target}
 	req := sip.NewRequest(sip.SUBSCRIBE, target)
 	fp := sip.NewParams()
-	fp.Add("tag", sub.fromTag)
-	req.AppendHeader(&sip.FromHeader{Address: sub.from, Params: fp})
+	fp.Add("tag", sub.FromTag)
+	req.AppendHeader(&sip.FromHeader{Address: sub.From, Params: fp})
 	req.AppendHeader(&sip.ToHeader{Address: target, Params: sip.NewParams()})
-	cid := sip.CallIDHeader(sub.callID)
+	cid := sip.CallIDHeader(sub.CallID)
 	req.AppendHeader(&cid)
-	sub.cseq = 1
+	sub.CSeq = 1
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.SUBSCRIBE})
-	req.AppendHeader(&sip.ContactHeader{Address: tp.uri("sub"), Params: sip.NewParams()})
+	req.AppendHeader(&sip.ContactHeader{Address: tp.URI("sub"), Params: sip.NewParams()})
 	req.AppendHeader(sip.NewHeader("Event", "reg"))
 	req.AppendHeader(sip.NewHeader("Accept", reginfo.ContentType))
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
@@ -285,65 +294,65 @@ func (tp *testPeer) subscribe(l *regLab, impu, pai string, expires int) (*sip.Re
 	res := tp.do(l, req)
 	if res.StatusCode == 200 {
 		if v, ok := res.To().Params.Get("tag"); ok {
-			sub.toTag = v
+			sub.ToTag = v
 		}
 		if c := res.Contact(); c != nil {
-			sub.remote = c.Address
+			sub.Remote = c.Address
 		}
 	}
 	return res, sub
 }
 
-// unsubscribe sends the in-dialog SUBSCRIBE with Expires expires.
-func (tp *testPeer) resubscribe(l *regLab, sub *subscription, expires int) *sip.Response {
+// Resubscribe sends the in-dialog SUBSCRIBE with Expires expires.
+func (tp *Peer) Resubscribe(l *RegLab, sub *Subscription, expires int) *sip.Response {
 	tp.t.Helper()
-	req := sip.NewRequest(sip.SUBSCRIBE, sub.remote)
+	req := sip.NewRequest(sip.SUBSCRIBE, sub.Remote)
 	fp := sip.NewParams()
-	fp.Add("tag", sub.fromTag)
-	req.AppendHeader(&sip.FromHeader{Address: sub.from, Params: fp})
+	fp.Add("tag", sub.FromTag)
+	req.AppendHeader(&sip.FromHeader{Address: sub.From, Params: fp})
 	tparams := sip.NewParams()
-	tparams.Add("tag", sub.toTag)
-	req.AppendHeader(&sip.ToHeader{Address: sub.to, Params: tparams})
-	cid := sip.CallIDHeader(sub.callID)
+	tparams.Add("tag", sub.ToTag)
+	req.AppendHeader(&sip.ToHeader{Address: sub.To, Params: tparams})
+	cid := sip.CallIDHeader(sub.CallID)
 	req.AppendHeader(&cid)
-	sub.cseq++
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: sub.cseq, MethodName: sip.SUBSCRIBE})
-	req.AppendHeader(&sip.ContactHeader{Address: tp.uri("sub"), Params: sip.NewParams()})
+	sub.CSeq++
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: sub.CSeq, MethodName: sip.SUBSCRIBE})
+	req.AppendHeader(&sip.ContactHeader{Address: tp.URI("sub"), Params: sip.NewParams()})
 	req.AppendHeader(sip.NewHeader("Event", "reg"))
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
 	return tp.do(l, req)
 }
 
-func (tp *testPeer) do(l *regLab, req *sip.Request) *sip.Response {
+func (tp *Peer) do(l *RegLab, req *sip.Request) *sip.Response {
 	tp.t.Helper()
-	a := l.front.Addr("udp")
+	a := l.Front.Addr("udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	res, err := tp.p.Do(ctx, req, sipproxy.Target{NextHop: &sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: a.Port}})
+	res, err := tp.P.Do(ctx, req, sipproxy.Target{NextHop: &sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: a.Port}})
 	if err != nil {
 		tp.t.Fatalf("SUBSCRIBE: %v", err)
 	}
 	return res
 }
 
-// serveProfiles makes h answer SAR with User-Data built by profile (iFCs
-// included) instead of userDataFor; it records the SARs as h.sar does.
-func serveProfiles(t *testing.T, h *testHSS, profile func(s *testSub) *userdata.IMSSubscription) {
-	h.node.Handle(diameter.CmdServerAssignment, diameter.AppCx, func(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
-		r := cxReq{cmd: diameter.CmdServerAssignment, impi: diameter.String(req, diameter.AVPUserName),
-			impu: diameter.String(req, diameter.AVPPublicIdentity), server: diameter.String(req, diameter.AVPServerName)}
-		r.sat, _ = diameter.Uint32(req, diameter.AVPServerAssignmentType)
-		r.uda, _ = diameter.Uint32(req, diameter.AVPUserDataAlreadyAvailable)
+// ServeProfiles makes h answer SAR with User-Data built by profile (iFCs
+// included) instead of UserData; it records the SARs as h.sar does.
+func ServeProfiles(t *testing.T, h *HSS, profile func(s *Sub) *userdata.IMSSubscription) {
+	h.Node.Handle(diameter.CmdServerAssignment, diameter.AppCx, func(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
+		r := CxReq{Cmd: diameter.CmdServerAssignment, IMPI: diameter.String(req, diameter.AVPUserName),
+			IMPU: diameter.String(req, diameter.AVPPublicIdentity), Server: diameter.String(req, diameter.AVPServerName)}
+		r.SAT, _ = diameter.Uint32(req, diameter.AVPServerAssignmentType)
+		r.UDA, _ = diameter.Uint32(req, diameter.AVPUserDataAlreadyAvailable)
 		h.record(r)
 		h.mu.Lock()
-		s := h.subs[r.impi]
+		s := h.subs[r.IMPI]
 		h.mu.Unlock()
 		if s == nil {
-			return h.node.AnswerExperimental(req, diameter.DiameterErrorUserUnknown), nil
+			return h.Node.AnswerExperimental(req, diameter.DiameterErrorUserUnknown), nil
 		}
-		a := h.node.Answer(req, diameter.DiameterSuccess)
-		a.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(r.impi)))
-		if r.sat == diameter.SATRegistration || r.sat == diameter.SATReRegistration {
+		a := h.Node.Answer(req, diameter.DiameterSuccess)
+		a.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(r.IMPI)))
+		if r.SAT == diameter.SATRegistration || r.SAT == diameter.SATReRegistration {
 			b, err := userdata.Marshal(profile(s))
 			if err != nil {
 				t.Error(err)
@@ -355,20 +364,20 @@ func serveProfiles(t *testing.T, h *testHSS, profile func(s *testSub) *userdata.
 	})
 }
 
-// registerIFC is an iFC matching REGISTER of the given types (none: all)
+// RegisterIFC is an iFC matching REGISTER of the given types (none: all)
 // towards as.
-func registerIFC(prio int, as userdata.ApplicationServer, types ...userdata.RegistrationType) userdata.InitialFilterCriteria {
+func RegisterIFC(prio int, as userdata.ApplicationServer, types ...userdata.RegistrationType) userdata.InitialFilterCriteria {
 	m := "REGISTER"
 	return userdata.InitialFilterCriteria{Priority: prio, ApplicationServer: as,
 		TriggerPoint: &userdata.TriggerPoint{ConditionTypeCNF: true,
 			SPTs: []userdata.SPT{{Groups: []uint32{0}, Method: &m, RegistrationTypes: types}}}}
 }
 
-// profileWith is the User-Data of s with ifcs in its one service profile.
-func profileWith(s *testSub, ifcs ...userdata.InitialFilterCriteria) *userdata.IMSSubscription {
+// ProfileWith is the User-Data of s with ifcs in its one service profile.
+func ProfileWith(s *Sub, ifcs ...userdata.InitialFilterCriteria) *userdata.IMSSubscription {
 	sp := userdata.ServiceProfile{InitialFilterCriteria: ifcs}
-	for _, u := range s.impus {
-		sp.PublicIdentities = append(sp.PublicIdentities, userdata.PublicIdentity{Identity: u, BarringIndication: userdata.Bool(s.barred[u])})
+	for _, u := range s.IMPUs {
+		sp.PublicIdentities = append(sp.PublicIdentities, userdata.PublicIdentity{Identity: u, BarringIndication: userdata.Bool(s.Barred[u])})
 	}
-	return &userdata.IMSSubscription{PrivateID: s.impi, ServiceProfiles: []userdata.ServiceProfile{sp}}
+	return &userdata.IMSSubscription{PrivateID: s.IMPI, ServiceProfiles: []userdata.ServiceProfile{sp}}
 }

@@ -35,7 +35,7 @@ func TestSessionInviteProfile(t *testing.T) {
 			var ru sip.Uri
 			_ = sip.ParseUri(bob(), &ru)
 			req := sip.NewRequest(sip.INVITE, ru)
-			from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: testDomain}, Params: sip.NewParams()}
+			from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: Domain}, Params: sip.NewParams()}
 			from.Params.Add("tag", sip.GenerateTagN(8))
 			req.AppendHeader(from)
 			req.AppendHeader(&sip.ToHeader{Address: ru, Params: sip.NewParams()})

@@ -149,16 +149,16 @@ func asIFC(prio int, server string, handling userdata.DefaultHandling, sc userda
 // sessionLab is an S-CSCF (its --icscf pointing at itself, so that the
 // terminating half runs in the same server) with a scripted HSS.
 type sessionLab struct {
-	hss    *testHSS
+	hss    *HSS
 	s      *Server
 	caller *sipElement // UAC side of alice
 }
 
 func newSessionLab(t *testing.T, mod func(*Config)) *sessionLab {
 	t.Helper()
-	h := newTestHSS(t)
-	addr := freeAddr(t)
-	s := newTestServer(t, h, "", func(c *Config) {
+	h := NewHSS(t)
+	addr := FreeAddr(t)
+	s := NewServer(t, h, "", func(c *Config) {
 		c.SIPListen = addr
 		c.ICSCF = "sip:" + addr
 		c.ASTimeout = 500 * time.Millisecond
@@ -179,14 +179,14 @@ func newSessionLab(t *testing.T, mod func(*Config)) *sessionLab {
 // its contact.
 func (l *sessionLab) addUser(t *testing.T, user string, uas *sipElement, ifcs ...userdata.InitialFilterCriteria) {
 	t.Helper()
-	impu := "sip:" + user + "@" + testDomain
-	l.hss.add(&testSub{impi: user + "@" + testDomain, impus: []string{impu}, scheme: "aka", ifcs: ifcs})
+	impu := "sip:" + user + "@" + Domain
+	l.hss.Add(&Sub{IMPI: user + "@" + Domain, IMPUs: []string{impu}, Scheme: "aka", IFCs: ifcs})
 	if uas == nil {
 		return
 	}
-	ue := newTestUE(t, user)
-	ue.contact = "<sip:" + user + "@" + uas.addr() + ">"
-	ue.registerAKA(t, l.s, 600)
+	ue := NewUE(t, user)
+	ue.Contact = "<sip:" + user + "@" + uas.addr() + ">"
+	ue.RegisterAKA(t, l.s, 600)
 }
 
 // send sends an initial request from alice's phone as a P-CSCF would: Route
@@ -198,7 +198,7 @@ func (l *sessionLab) send(t *testing.T, method sip.RequestMethod, to string, pai
 		t.Fatal(err)
 	}
 	req := sip.NewRequest(method, ru)
-	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: testDomain}, Params: sip.NewParams()}
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: Domain}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(8))
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: ru, Params: sip.NewParams()})
@@ -220,8 +220,8 @@ func (l *sessionLab) send(t *testing.T, method sip.RequestMethod, to string, pai
 	return res, req
 }
 
-func alice() string { return "sip:alice@" + testDomain }
-func bob() string   { return "sip:bob@" + testDomain }
+func alice() string { return "sip:alice@" + Domain }
+func bob() string   { return "sip:bob@" + Domain }
 
 // ackAndBye completes a call answered by res: ACK and BYE along the
 // Record-Route of the 2xx.
@@ -260,17 +260,6 @@ func (l *sessionLab) ackAndBye(t *testing.T, invite *sip.Request, res *sip.Respo
 	return bye
 }
 
-func waitFor(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestSessionOriginatingToRegistered(t *testing.T) {
 	l := newSessionLab(t, nil)
 	uasA := newUAS(t, "alice", 0)
@@ -302,7 +291,7 @@ func TestSessionOriginatingToRegistered(t *testing.T) {
 	if bye.StatusCode != 200 {
 		t.Fatalf("BYE: %d", bye.StatusCode)
 	}
-	waitFor(t, "ACK at bob", func() bool { return len(uasB.requests(sip.ACK)) == 1 })
+	WaitFor(t, "ACK at bob", func() bool { return len(uasB.requests(sip.ACK)) == 1 })
 	if n := len(uasB.requests(sip.BYE)); n != 1 {
 		t.Errorf("bob got %d BYEs", n)
 	}
@@ -320,7 +309,7 @@ func TestSessionOriginatingToRegistered(t *testing.T) {
 	t.Run("originating refusals", func(t *testing.T) {
 		for _, c := range []struct{ pai, want string }{
 			{"", "Forbidden - no P-Asserted-Identity"},
-			{"sip:nobody@" + testDomain, "Forbidden - originating user not registered"},
+			{"sip:nobody@" + Domain, "Forbidden - originating user not registered"},
 		} {
 			res, _ := l.send(t, sip.INVITE, bob(), c.pai)
 			if res.StatusCode != 403 || res.Reason != c.want {
@@ -335,18 +324,18 @@ func TestSessionOriginatingToRegistered(t *testing.T) {
 		}
 	})
 	t.Run("unknown user", func(t *testing.T) {
-		res, _ := l.send(t, sip.INVITE, "sip:nobody@"+testDomain, alice())
+		res, _ := l.send(t, sip.INVITE, "sip:nobody@"+Domain, alice())
 		if res.StatusCode != 404 {
 			t.Errorf("%d %s", res.StatusCode, res.Reason)
 		}
 	})
 	t.Run("known, unregistered, no services", func(t *testing.T) {
 		l.addUser(t, "carol", nil)
-		res, _ := l.send(t, sip.INVITE, "sip:carol@"+testDomain, alice())
+		res, _ := l.send(t, sip.INVITE, "sip:carol@"+Domain, alice())
 		if res.StatusCode != 480 {
 			t.Errorf("%d %s", res.StatusCode, res.Reason)
 		}
-		l.hss.waitSAR(t, 3, time.Second) // UNREGISTERED_USER
+		l.hss.WaitSAR(t, 3, time.Second) // UNREGISTERED_USER
 	})
 }
 
@@ -354,11 +343,11 @@ func TestSessionForkCancelsLoser(t *testing.T) {
 	l := newSessionLab(t, nil)
 	l.addUser(t, "alice", newUAS(t, "alice", 0))
 	fast, slow := newUAS(t, "fast", 50*time.Millisecond), newUAS(t, "slow", 5*time.Second)
-	l.hss.add(&testSub{impi: "bob@" + testDomain, impus: []string{bob()}, scheme: "aka"})
+	l.hss.Add(&Sub{IMPI: "bob@" + Domain, IMPUs: []string{bob()}, Scheme: "aka"})
 	for i, e := range []*sipElement{fast, slow} {
-		ue := newTestUE(t, "bob")
-		ue.contact = fmt.Sprintf(`<sip:bob@%s>;+sip.instance="<urn:uuid:0000-%d>"`, e.addr(), i)
-		ue.registerAKA(t, l.s, 600)
+		ue := NewUE(t, "bob")
+		ue.Contact = fmt.Sprintf(`<sip:bob@%s>;+sip.instance="<urn:uuid:0000-%d>"`, e.addr(), i)
+		ue.RegisterAKA(t, l.s, 600)
 	}
 	res, _ := l.send(t, sip.INVITE, bob(), alice())
 	if res.StatusCode != 200 {
@@ -367,7 +356,7 @@ func TestSessionForkCancelsLoser(t *testing.T) {
 	if len(fast.requests(sip.INVITE)) != 1 || len(slow.requests(sip.INVITE)) != 1 {
 		t.Fatal("not forked to both contacts")
 	}
-	waitFor(t, "CANCEL of the slow branch", func() bool { return slow.canceled.Load() == 1 })
+	WaitFor(t, "CANCEL of the slow branch", func() bool { return slow.canceled.Load() == 1 })
 	if fast.canceled.Load() != 0 {
 		t.Error("the answering branch was CANCELed")
 	}
@@ -410,8 +399,8 @@ func TestSessionISC(t *testing.T) {
 			if res.StatusCode != c.want {
 				t.Fatalf("INVITE: %d %s", res.StatusCode, res.Reason)
 			}
-			if c.warnings && !strings.Contains(hdr(res, "Warning"), silent) {
-				t.Errorf("Warning does not name the AS: %q", hdr(res, "Warning"))
+			if c.warnings && !strings.Contains(Hdr(res, "Warning"), silent) {
+				t.Errorf("Warning does not name the AS: %q", Hdr(res, "Warning"))
 			}
 			var order []string
 			for _, a := range []*sipElement{as1, as2} {
@@ -450,26 +439,6 @@ func TestSessionTerminatingUnregisteredWithService(t *testing.T) {
 	got := as.requests(sip.INVITE)
 	if len(got) != 1 || hdr2(got[0], "P-Served-User") != "<"+bob()+">;sescase=term;regstate=unreg" {
 		t.Fatalf("AS requests: %v", got)
-	}
-}
-
-func TestSharedIFCSets(t *testing.T) {
-	sets, err := parseSharedIFCSets([]byte(`<SharedIFCSets><SharedIFCSet><SetID>7</SetID>
-	<InitialFilterCriteria><Priority>1</Priority><TriggerPoint><ConditionTypeCNF>1</ConditionTypeCNF>
-	<SPT><ConditionNegated>0</ConditionNegated><Group>0</Group><Method>INVITE</Method></SPT></TriggerPoint>
-	<ApplicationServer><ServerName>sip:as.example:5090</ServerName><DefaultHandling>1</DefaultHandling></ApplicationServer>
-	</InitialFilterCriteria></SharedIFCSet></SharedIFCSets>`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(sets[7]) != 1 || sets[7][0].ApplicationServer.Handling() != userdata.SessionTerminated {
-		t.Fatalf("%+v", sets)
-	}
-	for _, bad := range []string{`<x/>`, `<SharedIFCSets><SharedIFCSet><SetID>1</SetID><InitialFilterCriteria><Priority>1</Priority>
-		<ApplicationServer><ServerName>mailto:x</ServerName></ApplicationServer></InitialFilterCriteria></SharedIFCSet></SharedIFCSets>`} {
-		if _, err := parseSharedIFCSets([]byte(bad)); err == nil {
-			t.Errorf("accepted %s", bad)
-		}
 	}
 }
 

@@ -54,43 +54,43 @@ func bodyParts(t *testing.T, req *sip.Request) []part {
 }
 
 func TestThirdPartyRegister(t *testing.T) {
-	h := newTestHSS(t)
-	h.add(akaSub("alice"))
-	as := newTestPeer(t, 200)
-	other := newTestPeer(t, 200)
+	h := NewHSS(t)
+	h.Add(AKASub("alice"))
+	as := NewPeer(t, 200)
+	other := NewPeer(t, 200)
 	invite := "INVITE"
-	serveProfiles(t, h, func(s *testSub) *userdata.IMSSubscription {
-		return profileWith(s,
-			registerIFC(10, userdata.ApplicationServer{ServerName: "sip:" + as.hostport(),
+	ServeProfiles(t, h, func(s *Sub) *userdata.IMSSubscription {
+		return ProfileWith(s,
+			RegisterIFC(10, userdata.ApplicationServer{ServerName: "sip:" + as.HostPort(),
 				ServiceInfo: "plan=gold & <vip>", IncludeRegisterRequest: true}),
 			userdata.InitialFilterCriteria{Priority: 20,
 				TriggerPoint:      &userdata.TriggerPoint{SPTs: []userdata.SPT{{Groups: []uint32{0}, Method: &invite}}},
-				ApplicationServer: userdata.ApplicationServer{ServerName: "sip:" + other.hostport()}})
+				ApplicationServer: userdata.ApplicationServer{ServerName: "sip:" + other.HostPort()}})
 	})
-	l := newRegLab(t, h, "", nil)
-	u := newTestUE(t, "alice")
+	l := NewRegLab(t, h, "", nil)
+	u := NewUE(t, "alice")
 	pcv := sip.NewHeader("P-Charging-Vector", "icid-value=abc123;orig-ioi=visited.example.net")
-	res := u.send(t, l.shim, 600, u.initialAuthz(), pcv)
-	res = u.send(t, l.shim, 600, u.answer(t, res, true), pcv)
+	res := u.Send(t, l.Shim, 600, u.InitialAuthz(), pcv)
+	res = u.Send(t, l.Shim, 600, u.Answer(t, res, true), pcv)
 	if res.StatusCode != 200 {
 		t.Fatalf("REGISTER %d", res.StatusCode)
 	}
 
-	r := as.next(3 * time.Second)
-	if r.Method != sip.REGISTER || r.Recipient.Host != "127.0.0.1" || r.Recipient.Port != as.p.Addr("udp").Port {
+	r := as.Next(3 * time.Second)
+	if r.Method != sip.REGISTER || r.Recipient.Host != "127.0.0.1" || r.Recipient.Port != as.P.Addr("udp").Port {
 		t.Fatalf("third-party request %s", r.StartLine())
 	}
-	if got := binding.CanonURI(r.To().Address.String()); got != u.impu {
+	if got := binding.CanonURI(r.To().Address.String()); got != u.IMPU {
 		t.Errorf("To %s", got)
 	}
-	if r.From().Address.String() != l.s.cfg.ServerName || r.Contact() == nil || r.Contact().Address.String() != l.s.cfg.ServerName {
-		t.Errorf("From %s Contact %v, want %s", r.From().Address.String(), r.Contact(), l.s.cfg.ServerName)
+	if r.From().Address.String() != l.S.Config().ServerName || r.Contact() == nil || r.Contact().Address.String() != l.S.Config().ServerName {
+		t.Errorf("From %s Contact %v, want %s", r.From().Address.String(), r.Contact(), l.S.Config().ServerName)
 	}
 	if e := r.GetHeader("Expires"); e == nil || (e.Value() != "600" && e.Value() != "599") {
 		t.Errorf("Expires %v", e)
 	}
 	v, err := imsheader.GetPChargingVector(r)
-	if err != nil || v == nil || v.ICID() != "abc123" || v.OrigIOI() != testDomain || v.TermIOI() != "" {
+	if err != nil || v == nil || v.ICID() != "abc123" || v.OrigIOI() != Domain || v.TermIOI() != "" {
 		t.Errorf("P-Charging-Vector %v %v", v, err)
 	}
 	parts := bodyParts(t, r)
@@ -105,68 +105,68 @@ func TestThirdPartyRegister(t *testing.T) {
 		t.Fatalf("message/sip: %v\n%s", err, parts[1].body)
 	}
 	ireq, ok := inc.(*sip.Request)
-	if !ok || ireq.Method != sip.REGISTER || ireq.CallID().Value() != u.callID || ireq.CSeq().SeqNo != u.cseq || ireq.GetHeader("Authorization") == nil {
+	if !ok || ireq.Method != sip.REGISTER || ireq.CallID().Value() != u.CallID || ireq.CSeq().SeqNo != u.CSeq || ireq.GetHeader("Authorization") == nil {
 		t.Errorf("included REGISTER:\n%s", parts[1].body)
 	}
 	callID, cseq := r.CallID().Value(), r.CSeq().SeqNo
 
 	// Re-registration: same Call-ID, next CSeq.
-	u.registerAKA(t, l.shim, 600)
-	r = as.next(3 * time.Second)
+	u.RegisterAKA(t, l.Shim, 600)
+	r = as.Next(3 * time.Second)
 	if r.CallID().Value() != callID || r.CSeq().SeqNo != cseq+1 {
 		t.Errorf("re-registration: Call-ID %s CSeq %d", r.CallID().Value(), r.CSeq().SeqNo)
 	}
 	// De-registration: Expires 0.
-	u.registerAKA(t, l.shim, 0)
-	r = as.next(3 * time.Second)
+	u.RegisterAKA(t, l.Shim, 0)
+	r = as.Next(3 * time.Second)
 	if e := r.GetHeader("Expires"); e == nil || e.Value() != "0" {
 		t.Errorf("de-registration Expires %v", e)
 	}
-	other.none(300 * time.Millisecond)
-	as.none(100 * time.Millisecond)
+	other.None(300 * time.Millisecond)
+	as.None(100 * time.Millisecond)
 }
 
 // TestThirdPartyRegisterSharedIFCSet: an iFC that the service profile
 // references through a shared iFC set (TS 29.228 §6.6.3) triggers the
 // third-party REGISTER (TS 24.229 §5.4.1.7) as one of its own does.
 func TestThirdPartyRegisterSharedIFCSet(t *testing.T) {
-	h := newTestHSS(t)
-	h.add(akaSub("frank"))
-	as := newTestPeer(t, 200)
+	h := NewHSS(t)
+	h.Add(AKASub("frank"))
+	as := NewPeer(t, 200)
 	sets := filepath.Join(t.TempDir(), "shared-ifc-sets.xml")
 	if err := os.WriteFile(sets, []byte(`<SharedIFCSets><SharedIFCSet><SetID>7</SetID>
 	<InitialFilterCriteria><Priority>1</Priority><TriggerPoint><ConditionTypeCNF>1</ConditionTypeCNF>
 	<SPT><ConditionNegated>0</ConditionNegated><Group>0</Group><Method>REGISTER</Method></SPT></TriggerPoint>
-	<ApplicationServer><ServerName>sip:`+as.hostport()+`</ServerName><DefaultHandling>0</DefaultHandling></ApplicationServer>
+	<ApplicationServer><ServerName>sip:`+as.HostPort()+`</ServerName><DefaultHandling>0</DefaultHandling></ApplicationServer>
 	</InitialFilterCriteria></SharedIFCSet></SharedIFCSets>`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	serveProfiles(t, h, func(s *testSub) *userdata.IMSSubscription {
-		p := profileWith(s) // no iFC of its own
+	ServeProfiles(t, h, func(s *Sub) *userdata.IMSSubscription {
+		p := ProfileWith(s) // no iFC of its own
 		p.ServiceProfiles[0].SharedIFCSetIDs = []uint32{7}
 		return p
 	})
-	l := newRegLab(t, h, "", nil, func(c *Config) { c.SharedIFCSetsFile = sets })
-	u := newTestUE(t, "frank")
-	u.registerAKA(t, l.shim, 600)
-	r := as.next(3 * time.Second)
-	if r.Method != sip.REGISTER || binding.CanonURI(r.To().Address.String()) != u.impu {
+	l := NewRegLab(t, h, "", nil, func(c *Config) { c.SharedIFCSetsFile = sets })
+	u := NewUE(t, "frank")
+	u.RegisterAKA(t, l.Shim, 600)
+	r := as.Next(3 * time.Second)
+	if r.Method != sip.REGISTER || binding.CanonURI(r.To().Address.String()) != u.IMPU {
 		t.Fatalf("third-party request %s to %s", r.StartLine(), r.To().Address.String())
 	}
 }
 
 func TestThirdPartyRegistrationTypesAndResponse(t *testing.T) {
-	h := newTestHSS(t)
-	h.add(akaSub("bob"))
-	as := newTestPeer(t, 200)
-	serveProfiles(t, h, func(s *testSub) *userdata.IMSSubscription {
-		return profileWith(s, registerIFC(1, userdata.ApplicationServer{ServerName: "sip:" + as.hostport(), IncludeRegisterResponse: true},
+	h := NewHSS(t)
+	h.Add(AKASub("bob"))
+	as := NewPeer(t, 200)
+	ServeProfiles(t, h, func(s *Sub) *userdata.IMSSubscription {
+		return ProfileWith(s, RegisterIFC(1, userdata.ApplicationServer{ServerName: "sip:" + as.HostPort(), IncludeRegisterResponse: true},
 			userdata.RegistrationInitial))
 	})
-	l := newRegLab(t, h, "", nil)
-	u := newTestUE(t, "bob")
-	u.registerAKA(t, l.shim, 600)
-	r := as.next(3 * time.Second)
+	l := NewRegLab(t, h, "", nil)
+	u := NewUE(t, "bob")
+	u.RegisterAKA(t, l.Shim, 600)
+	r := as.Next(3 * time.Second)
 	parts := bodyParts(t, r)
 	if len(parts) != 1 || parts[0].contentType != ContentTypeMessageSIP {
 		t.Fatalf("parts %+v", parts)
@@ -179,66 +179,66 @@ func TestThirdPartyRegistrationTypesAndResponse(t *testing.T) {
 		t.Errorf("included response:\n%s", parts[0].body)
 	}
 	// Only INITIAL_REGISTRATION matches: nothing for re- or de-registration.
-	u.registerAKA(t, l.shim, 600)
-	u.registerAKA(t, l.shim, 0)
-	as.none(500 * time.Millisecond)
+	u.RegisterAKA(t, l.Shim, 600)
+	u.RegisterAKA(t, l.Shim, 0)
+	as.None(500 * time.Millisecond)
 }
 
 func TestThirdPartyFailingAS(t *testing.T) {
-	h := newTestHSS(t)
-	h.add(akaSub("carol"))
-	h.add(akaSub("dave"))
-	h.add(akaSub("erin"))
-	broken := newTestPeer(t, 503)
-	silent := newTestPeer(t, 0)
-	tolerant := newTestPeer(t, 500)
-	serveProfiles(t, h, func(s *testSub) *userdata.IMSSubscription {
+	h := NewHSS(t)
+	h.Add(AKASub("carol"))
+	h.Add(AKASub("dave"))
+	h.Add(AKASub("erin"))
+	broken := NewPeer(t, 503)
+	silent := NewPeer(t, 0)
+	tolerant := NewPeer(t, 500)
+	ServeProfiles(t, h, func(s *Sub) *userdata.IMSSubscription {
 		term, cont := userdata.SessionTerminated, userdata.SessionContinued
-		switch s.impi {
-		case "carol@" + testDomain:
-			return profileWith(s, registerIFC(1, userdata.ApplicationServer{ServerName: "sip:" + broken.hostport(), DefaultHandling: &term}))
-		case "dave@" + testDomain:
-			return profileWith(s, registerIFC(1, userdata.ApplicationServer{ServerName: "sip:" + silent.hostport(), DefaultHandling: &term}))
+		switch s.IMPI {
+		case "carol@" + Domain:
+			return ProfileWith(s, RegisterIFC(1, userdata.ApplicationServer{ServerName: "sip:" + broken.HostPort(), DefaultHandling: &term}))
+		case "dave@" + Domain:
+			return ProfileWith(s, RegisterIFC(1, userdata.ApplicationServer{ServerName: "sip:" + silent.HostPort(), DefaultHandling: &term}))
 		default:
-			return profileWith(s, registerIFC(1, userdata.ApplicationServer{ServerName: "sip:" + tolerant.hostport(), DefaultHandling: &cont}))
+			return ProfileWith(s, RegisterIFC(1, userdata.ApplicationServer{ServerName: "sip:" + tolerant.HostPort(), DefaultHandling: &cont}))
 		}
 	})
 	type dereg struct{ impu, reason string }
 	got := make(chan dereg, 10)
-	var l *regLab
-	l = newRegLab(t, h, "", func(impu, reason string) {
+	var l *RegLab
+	l = NewRegLab(t, h, "", func(impu, reason string) {
 		got <- dereg{impu, reason}
-		l.s.NetworkDeregister(impu, reason)
+		l.S.NetworkDeregister(impu, reason)
 	})
 
 	// 503 from an AS with SESSION_TERMINATED: the user is de-registered.
-	c := newTestUE(t, "carol")
-	c.registerAKA(t, l.shim, 600)
-	broken.next(3 * time.Second)
+	c := NewUE(t, "carol")
+	c.RegisterAKA(t, l.Shim, 600)
+	broken.Next(3 * time.Second)
 	select {
 	case d := <-got:
-		if d.impu != c.impu || !strings.Contains(d.reason, "503") {
+		if d.impu != c.IMPU || !strings.Contains(d.reason, "503") {
 			t.Errorf("deregister(%q, %q)", d.impu, d.reason)
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("no de-registration after a 503 from a SESSION_TERMINATED AS")
 	}
-	h.waitSAR(t, diameter.SATAdministrativeDeregistration, 3*time.Second)
-	if _, ok := l.s.Lookup(c.impu); ok {
+	h.WaitSAR(t, diameter.SATAdministrativeDeregistration, 3*time.Second)
+	if _, ok := l.S.Lookup(c.IMPU); ok {
 		t.Error("carol still registered")
 	}
 	// The network-initiated de-registration reaches the AS too (Expires 0).
-	r := broken.next(3 * time.Second)
+	r := broken.Next(3 * time.Second)
 	if e := r.GetHeader("Expires"); e == nil || e.Value() != "0" {
 		t.Errorf("de-registration to the AS: Expires %v", e)
 	}
 
 	// No answer at all (timeout): the same.
-	d := newTestUE(t, "dave")
-	d.registerAKA(t, l.shim, 600)
+	d := NewUE(t, "dave")
+	d.RegisterAKA(t, l.Shim, 600)
 	select {
 	case x := <-got:
-		if x.impu != d.impu {
+		if x.impu != d.IMPU {
 			t.Errorf("deregister(%q)", x.impu)
 		}
 	case <-time.After(5 * time.Second):
@@ -246,15 +246,15 @@ func TestThirdPartyFailingAS(t *testing.T) {
 	}
 
 	// SESSION_CONTINUED: logged only.
-	e := newTestUE(t, "erin")
-	e.registerAKA(t, l.shim, 600)
-	tolerant.next(3 * time.Second)
+	e := NewUE(t, "erin")
+	e.RegisterAKA(t, l.Shim, 600)
+	tolerant.Next(3 * time.Second)
 	select {
 	case x := <-got:
 		t.Errorf("deregister(%q) for SESSION_CONTINUED", x.impu)
 	case <-time.After(500 * time.Millisecond):
 	}
-	if _, ok := l.s.Lookup(e.impu); !ok {
+	if _, ok := l.S.Lookup(e.IMPU); !ok {
 		t.Error("erin de-registered")
 	}
 }
