@@ -1,4 +1,4 @@
-package scscf
+package scscf_test
 
 import (
 	"sync"
@@ -6,16 +6,18 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/imscore/imscore/scscf"
 	"github.com/imscore/imscore/scscf/binding"
+	"github.com/imscore/imscore/scscf/internal/scscftest"
 )
 
 func TestRegistrationHooks(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("hook"))
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("hook"))
 	var mu sync.Mutex
 	var kinds []binding.EventKind
 	var answered []int
-	s := NewServerWith(t, h, func(srv *Server) {
+	s := scscftest.NewServerWith(t, h, func(srv *scscf.Server) {
 		srv.AddRegistrationListener(func(ev binding.Event) { mu.Lock(); kinds = append(kinds, ev.Kind); mu.Unlock() })
 		srv.AddRegisterAnsweredHook(func(ev binding.Event, req *sip.Request, res *sip.Response) {
 			mu.Lock()
@@ -26,10 +28,10 @@ func TestRegistrationHooks(t *testing.T) {
 			answered = append(answered, res.StatusCode)
 		})
 	})
-	u := NewUE(t, "hook")
+	u := scscftest.NewUE(t, "hook")
 	u.RegisterAKA(t, s, 600)
 	u.RegisterAKA(t, s, 0)
-	WaitFor(t, "hooks", func() bool {
+	scscftest.WaitFor(t, "hooks", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(kinds) == 2 && len(answered) == 2

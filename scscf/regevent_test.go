@@ -1,4 +1,4 @@
-package scscf
+package scscf_test
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"github.com/imscore/imscore/pkg/pgtest"
 	"github.com/imscore/imscore/pkg/reginfo"
 	"github.com/imscore/imscore/pkg/userdata"
+	"github.com/imscore/imscore/scscf"
+	"github.com/imscore/imscore/scscf/internal/scscftest"
 )
 
 func findReg(t *testing.T, doc *reginfo.Reginfo, aor string) reginfo.Registration {
@@ -49,14 +51,14 @@ func param(c reginfo.Contact, name string) (string, bool) {
 }
 
 func TestRegEventUserSubscriptionAndDeregistration(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("alice", "tel:+15550001"))
-	l := NewRegLab(t, h, "", nil)
-	u := NewUE(t, "alice")
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("alice", "tel:+15550001"))
+	l := scscftest.NewRegLab(t, h, "", nil)
+	u := scscftest.NewUE(t, "alice")
 	u.Path = "<sip:term@127.0.0.1:5999;lr>"
 	u.RegisterAKA(t, l.Shim, 600)
 
-	peer := NewPeer(t, 200)
+	peer := scscftest.NewPeer(t, 200)
 	res, sub := peer.Subscribe(l, u.IMPU, u.IMPU, 700000)
 	if res.StatusCode != 200 {
 		t.Fatalf("SUBSCRIBE: %d %s", res.StatusCode, res.Reason)
@@ -100,7 +102,7 @@ func TestRegEventUserSubscriptionAndDeregistration(t *testing.T) {
 	}
 
 	// A second contact of the same user: partial NOTIFY, version 1.
-	u2 := NewUE(t, "alice")
+	u2 := scscftest.NewUE(t, "alice")
 	u2.Contact = "<sip:alice@127.0.0.1:6001>"
 	u2.Path = u.Path
 	u2.RegisterAKA(t, l.Shim, 600)
@@ -145,11 +147,11 @@ func TestRegEventUserSubscriptionAndDeregistration(t *testing.T) {
 }
 
 func TestRegEventPCSCFSubscriptionAndRTR(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("bob"))
-	l := NewRegLab(t, h, "", nil)
-	peer := NewPeer(t, 200)
-	u := NewUE(t, "bob")
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("bob"))
+	l := scscftest.NewRegLab(t, h, "", nil)
+	peer := scscftest.NewPeer(t, 200)
+	u := scscftest.NewUE(t, "bob")
 	u.Path = "<sip:term@" + peer.HostPort() + ";lr>"
 	u.RegisterAKA(t, l.Shim, 600)
 
@@ -158,7 +160,7 @@ func TestRegEventPCSCFSubscriptionAndRTR(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("P-CSCF SUBSCRIBE: %d %s", res.StatusCode, res.Reason)
 	}
-	if got := l.N.Subscriptions(); len(got) != 1 || got[0].Kind != RegSubscriberPCSCF {
+	if got := l.N.Subscriptions(); len(got) != 1 || got[0].Kind != scscf.RegSubscriberPCSCF {
 		t.Errorf("subscriptions %+v", got)
 	}
 	n := peer.NextNotify(3 * time.Second)
@@ -166,7 +168,7 @@ func TestRegEventPCSCFSubscriptionAndRTR(t *testing.T) {
 		t.Fatalf("first NOTIFY %+v", n.Doc)
 	}
 
-	rtr := h.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, Domain, l.S.Config().OriginHost)
+	rtr := h.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, scscftest.Domain, l.S.Config().OriginHost)
 	rtr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(u.IMPI)))
 	rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason,
 		diameter.NewAVP(diameter.AVPReasonCode, datatype.Enumerated(diameter.ReasonPermanentTermination)),
@@ -188,19 +190,19 @@ func TestRegEventPCSCFSubscriptionAndRTR(t *testing.T) {
 }
 
 func TestRegEventAuthorisation(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("carol"))
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("carol"))
 	invite := "INVITE"
-	ServeProfiles(t, h, func(s *Sub) *userdata.IMSSubscription {
-		return ProfileWith(s, userdata.InitialFilterCriteria{Priority: 1,
+	scscftest.ServeProfiles(t, h, func(s *scscftest.Sub) *userdata.IMSSubscription {
+		return scscftest.ProfileWith(s, userdata.InitialFilterCriteria{Priority: 1,
 			TriggerPoint:      &userdata.TriggerPoint{SPTs: []userdata.SPT{{Groups: []uint32{0}, Method: &invite}}},
 			ApplicationServer: userdata.ApplicationServer{ServerName: "sip:tas.example.net:5060"}})
 	})
-	l := NewRegLab(t, h, "", nil)
-	u := NewUE(t, "carol")
+	l := scscftest.NewRegLab(t, h, "", nil)
+	u := scscftest.NewUE(t, "carol")
 	u.Path = "<sip:term@pcscf.example.net:5060;lr>"
 	u.RegisterAKA(t, l.Shim, 600)
-	peer := NewPeer(t, 200)
+	peer := scscftest.NewPeer(t, 200)
 
 	for _, tc := range []struct {
 		name, impu, pai string
@@ -208,8 +210,8 @@ func TestRegEventAuthorisation(t *testing.T) {
 	}{
 		{"stranger", u.IMPU, "sip:mallory@evil.example.net", 403},
 		{"no P-Asserted-Identity", u.IMPU, "", 403},
-		{"other user", u.IMPU, "sip:dave@" + Domain, 403},
-		{"not registered", "sip:nobody@" + Domain, "sip:nobody@" + Domain, 480},
+		{"other user", u.IMPU, "sip:dave@" + scscftest.Domain, 403},
+		{"not registered", "sip:nobody@" + scscftest.Domain, "sip:nobody@" + scscftest.Domain, 480},
 		{"its P-CSCF", u.IMPU, "sip:pcscf-reginfo@pcscf.example.net:5060", 200},
 		{"its AS", u.IMPU, "sip:tas.example.net", 200},
 		{"the user", u.IMPU, u.IMPU, 200},
@@ -219,7 +221,7 @@ func TestRegEventAuthorisation(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d", tc.name, res.StatusCode, res.Reason, tc.code)
 		}
 	}
-	probe := sip.NewRequest(sip.SUBSCRIBE, sip.Uri{Scheme: "sip", User: "carol", Host: Domain})
+	probe := sip.NewRequest(sip.SUBSCRIBE, sip.Uri{Scheme: "sip", User: "carol", Host: scscftest.Domain})
 	probe.AppendHeader(sip.NewHeader("Event", "reg;id=7"))
 	if !l.N.Handles(probe) {
 		t.Error("Handles: false for a registered IMPU")
@@ -237,18 +239,18 @@ func TestRegEventAuthorisation(t *testing.T) {
 	for _, s := range l.N.Subscriptions() {
 		kinds[s.Kind] = true
 	}
-	if len(kinds) != 3 || !kinds[RegSubscriberPCSCF] || !kinds[RegSubscriberAS] || !kinds[RegSubscriberUE] {
+	if len(kinds) != 3 || !kinds[scscf.RegSubscriberPCSCF] || !kinds[scscf.RegSubscriberAS] || !kinds[scscf.RegSubscriberUE] {
 		t.Errorf("subscription kinds %v", kinds)
 	}
 }
 
 func TestRegEventUnsubscribeAndExpiry(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("erin"))
-	l := NewRegLab(t, h, "", nil)
-	u := NewUE(t, "erin")
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("erin"))
+	l := scscftest.NewRegLab(t, h, "", nil)
+	u := scscftest.NewUE(t, "erin")
 	u.RegisterAKA(t, l.Shim, 600)
-	peer := NewPeer(t, 200)
+	peer := scscftest.NewPeer(t, 200)
 
 	// Too short.
 	if res, _ := peer.Subscribe(l, u.IMPU, u.IMPU, 10); res.StatusCode != 423 || hdrValue(res, "Min-Expires") != "60" {
@@ -289,27 +291,27 @@ func TestRegEventUnsubscribeAndExpiry(t *testing.T) {
 		t.Fatalf("SUBSCRIBE %d", res.StatusCode)
 	}
 	peer.NextNotify(3 * time.Second)
-	ExpireRegSubscriptions(l.N, time.Now().Add(-time.Second))
+	scscf.ExpireRegSubscriptions(l.N, time.Now().Add(-time.Second))
 	n = peer.NextNotify(3 * time.Second)
 	if n.State != "terminated;reason=timeout" {
 		t.Errorf("expiry NOTIFY Subscription-State %q", n.State)
 	}
 	waitNoRows(t, l.S)
 	// Ended subscriptions leave the by-IMPU and by-AOR indexes too.
-	left := RegSubscriptionEntries(l.N)
+	left := scscf.RegSubscriptionEntries(l.N)
 	if left != 0 {
 		t.Errorf("subscriptions or index entries left after every subscription ended: %d", left)
 	}
 }
 
 func TestRegEventSubscriptionsReloadedAfterRestart(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("frank"))
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("frank"))
 	dsn := pgtest.NewDB(t)
-	l := NewRegLab(t, h, dsn, nil)
-	u := NewUE(t, "frank")
+	l := scscftest.NewRegLab(t, h, dsn, nil)
+	u := scscftest.NewUE(t, "frank")
 	u.RegisterAKA(t, l.Shim, 600)
-	peer := NewPeer(t, 200)
+	peer := scscftest.NewPeer(t, 200)
 	res, sub := peer.Subscribe(l, u.IMPU, u.IMPU, 3600)
 	if res.StatusCode != 200 {
 		t.Fatalf("SUBSCRIBE %d", res.StatusCode)
@@ -318,7 +320,7 @@ func TestRegEventSubscriptionsReloadedAfterRestart(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // state written after the NOTIFY's 200
 	l.Close()
 
-	l2 := NewRegLab(t, h, dsn, nil)
+	l2 := scscftest.NewRegLab(t, h, dsn, nil)
 	subs := l2.N.Subscriptions()
 	if len(subs) != 1 || subs[0].CallID != sub.CallID || subs[0].Version != 1 || subs[0].CSeq != 1 || subs[0].IMPU != u.IMPU {
 		t.Fatalf("reloaded %+v", subs)
@@ -344,7 +346,7 @@ func tagOf(p sip.HeaderParams) string {
 }
 
 // waitNoRows waits until scscf_reg_subscription of s's database is empty.
-func waitNoRows(t *testing.T, s *Server) {
+func waitNoRows(t *testing.T, s *scscf.Server) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := pgx.Connect(ctx, s.Config().DatabaseURL)

@@ -1,4 +1,4 @@
-package scscf
+package scscf_test
 
 import (
 	"bytes"
@@ -18,33 +18,35 @@ import (
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/scscf"
 	"github.com/imscore/imscore/scscf/binding"
+	"github.com/imscore/imscore/scscf/internal/scscftest"
 )
 
 func TestAKARegistration(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("alice", "tel:+15551234", "sip:alice.barred@"+Domain))
-	h.Bar("alice@"+Domain, "sip:alice.barred@"+Domain)
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("alice", "tel:+15551234", "sip:alice.barred@"+scscftest.Domain))
+	h.Bar("alice@"+scscftest.Domain, "sip:alice.barred@"+scscftest.Domain)
 	var events []binding.Event
 	var evMu sync.Mutex
-	s := NewServer(t, h, "", func(c *Config) {
+	s := scscftest.NewServer(t, h, "", func(c *scscf.Config) {
 		c.OnRegistrationChange = func(ev binding.Event) { evMu.Lock(); events = append(events, ev); evMu.Unlock() }
 	})
-	u := NewUE(t, "alice")
-	u.Path = "<sip:term@pcscf." + Domain + ":5060;lr>"
+	u := scscftest.NewUE(t, "alice")
+	u.Path = "<sip:term@pcscf." + scscftest.Domain + ":5060;lr>"
 
 	res := u.Send(t, s, 600000, u.InitialAuthz(), sip.NewHeader("P-Visited-Network-ID", `"visited.example.net"`),
 		sip.NewHeader("P-Charging-Vector", "icid-value=abc123;orig-ioi=visited.example.net"))
-	ch := ChallengeOf(t, res)
-	if ch.Algorithm() != digest.AlgAKAv1 || ch.QOP() != "auth" || ch.Realm() != Domain {
+	ch := scscftest.ChallengeOf(t, res)
+	if ch.Algorithm() != digest.AlgAKAv1 || ch.QOP() != "auth" || ch.Realm() != scscftest.Domain {
 		t.Errorf("challenge %s", ch)
 	}
 	rnd, autn, err := digest.SplitAKANonce(ch.Nonce())
 	if err != nil {
 		t.Fatal(err)
 	}
-	opc, _ := aka.ComputeOPc(Set1K, Set1OP)
-	_, ck, ik, _, err := aka.CheckAUTN(Set1K, opc, rnd, autn)
+	opc, _ := aka.ComputeOPc(scscftest.Set1K, scscftest.Set1OP)
+	_, ck, ik, _, err := aka.CheckAUTN(scscftest.Set1K, opc, rnd, autn)
 	if err != nil {
 		t.Fatalf("AUTN of the nonce: %v", err)
 	}
@@ -52,7 +54,7 @@ func TestAKARegistration(t *testing.T) {
 		t.Errorf("ik/ck %s/%s, want %x/%x", ch.IK(), ch.CK(), ik, ck)
 	}
 	mar := h.Requests()[0]
-	if mar.Cmd != diameter.CmdMultimediaAuth || mar.Scheme != SchemeUnknown || mar.N != 2 || mar.IMPI != u.IMPI || mar.IMPU != u.IMPU || mar.Server != s.Config().ServerName {
+	if mar.Cmd != diameter.CmdMultimediaAuth || mar.Scheme != scscf.SchemeUnknown || mar.N != 2 || mar.IMPI != u.IMPI || mar.IMPU != u.IMPU || mar.Server != s.Config().ServerName {
 		t.Errorf("MAR %+v", mar)
 	}
 
@@ -66,19 +68,19 @@ func TestAKARegistration(t *testing.T) {
 		t.Errorf("SAR %+v", sr)
 	}
 	wantSR := "<sip:orig@" + net.JoinHostPort(s.Config().SIPHost, strconv.Itoa(s.SIPAddr().Port)) + ";lr>"
-	if got := Hdr(res, "Service-Route"); got != wantSR {
+	if got := scscftest.Hdr(res, "Service-Route"); got != wantSR {
 		t.Errorf("Service-Route %q, want %q", got, wantSR)
 	}
-	if got := Hdr(res, "P-Associated-URI"); got != "<"+u.IMPU+">, <tel:+15551234>" {
+	if got := scscftest.Hdr(res, "P-Associated-URI"); got != "<"+u.IMPU+">, <tel:+15551234>" {
 		t.Errorf("P-Associated-URI %q", got)
 	}
-	if got := Hdr(res, "Path"); got != u.Path {
+	if got := scscftest.Hdr(res, "Path"); got != u.Path {
 		t.Errorf("Path %q", got)
 	}
-	if !strings.Contains(Hdr(res, "Require"), "path") {
+	if !strings.Contains(scscftest.Hdr(res, "Require"), "path") {
 		t.Error("no Require: path")
 	}
-	contact := Hdr(res, "Contact")
+	contact := scscftest.Hdr(res, "Contact")
 	if !strings.Contains(contact, `+sip.instance="<urn:gsma:imei:35-000000-000000-0>"`) || !strings.Contains(contact, "reg-id=1") ||
 		!strings.Contains(contact, `+g.3gpp.icsi-ref="urn%3Aurn-7%3A3gpp-service.ims.icsi.mmtel"`) || !strings.Contains(contact, "expires=3600") {
 		t.Errorf("Contact %q", contact)
@@ -108,13 +110,13 @@ func TestAKARegistration(t *testing.T) {
 	if rr.UDA != diameter.UserDataAlreadyAvailable {
 		t.Errorf("re-registration SAR User-Data-Already-Available %d", rr.UDA)
 	}
-	if !strings.Contains(Hdr(res, "Contact"), "expires=600") {
-		t.Errorf("Contact %q", Hdr(res, "Contact"))
+	if !strings.Contains(scscftest.Hdr(res, "Contact"), "expires=600") {
+		t.Errorf("Contact %q", scscftest.Hdr(res, "Contact"))
 	}
 	// A third: the cache is empty, a new MAR.
 	u.RegisterAKA(t, s, 600)
 	// The event is emitted right after the 200 is sent.
-	WaitFor(t, "three registration events", func() bool {
+	scscftest.WaitFor(t, "three registration events", func() bool {
 		evMu.Lock()
 		defer evMu.Unlock()
 		return len(events) >= 3
@@ -127,12 +129,12 @@ func TestAKARegistration(t *testing.T) {
 }
 
 func TestWrongRESGets403AndSARAuthenticationFailure(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("bob"))
-	s := NewServer(t, h, "", nil)
-	u := NewUE(t, "bob")
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("bob"))
+	s := scscftest.NewServer(t, h, "", nil)
+	u := scscftest.NewUE(t, "bob")
 	res := u.Send(t, s, 600, u.InitialAuthz())
-	ch := ChallengeOf(t, res)
+	ch := scscftest.ChallengeOf(t, res)
 	res = u.Send(t, s, 600, u.Credentials(ch, "\x00\x01\x02\x03\x04\x05\x06\x07", true))
 	if res.StatusCode != 403 || !strings.Contains(res.Reason, "Authentication failed") {
 		t.Fatalf("got %d %s", res.StatusCode, res.Reason)
@@ -144,15 +146,15 @@ func TestWrongRESGets403AndSARAuthenticationFailure(t *testing.T) {
 }
 
 func TestMD5WithAndWithoutQop(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(&Sub{IMPI: "carol@" + Domain, IMPUs: []string{"sip:carol@" + Domain}, Scheme: "md5", Password: "secret"})
-	s := NewServer(t, h, "", nil)
+	h := scscftest.NewHSS(t)
+	h.Add(&scscftest.Sub{IMPI: "carol@" + scscftest.Domain, IMPUs: []string{"sip:carol@" + scscftest.Domain}, Scheme: "md5", Password: "secret"})
+	s := scscftest.NewServer(t, h, "", nil)
 	for _, qop := range []bool{true, false} {
-		u := NewUE(t, "carol")
+		u := scscftest.NewUE(t, "carol")
 		u.Password = "secret"
 		u.Contact = "<sip:carol@127.0.0.1:6000>"
 		res := u.Send(t, s, 600, "")
-		ch := ChallengeOf(t, res)
+		ch := scscftest.ChallengeOf(t, res)
 		if ch.Algorithm() != digest.AlgMD5 || ch.QOP() != "auth" || ch.Has("ik") {
 			t.Errorf("MD5 challenge %s", ch)
 		}
@@ -171,16 +173,16 @@ func TestMD5WithAndWithoutQop(t *testing.T) {
 			t.Fatalf("qop=%v wrong password: %d", qop, res.StatusCode)
 		}
 	}
-	if h.Requests()[0].Scheme != SchemeUnknown {
+	if h.Requests()[0].Scheme != scscf.SchemeUnknown {
 		t.Errorf("first MAR scheme %q", h.Requests()[0].Scheme)
 	}
 }
 
 func TestNonceReplayRejected(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("dave"))
-	s := NewServer(t, h, "", nil)
-	u := NewUE(t, "dave")
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("dave"))
+	s := scscftest.NewServer(t, h, "", nil)
+	u := scscftest.NewUE(t, "dave")
 	res := u.Send(t, s, 600, u.InitialAuthz())
 	authz := u.Answer(t, res, true)
 	if res = u.Send(t, s, 600, authz); res.StatusCode != 200 {
@@ -191,14 +193,14 @@ func TestNonceReplayRejected(t *testing.T) {
 	if res.StatusCode != 401 {
 		t.Fatalf("replayed nonce: %d, want 401", res.StatusCode)
 	}
-	if ChallengeOf(t, res).Nonce() == mustNonce(t, authz) {
+	if scscftest.ChallengeOf(t, res).Nonce() == mustNonce(t, authz) {
 		t.Error("the replayed nonce was offered again")
 	}
 	// Another IMPI cannot use a nonce issued to dave.
-	h.Add(AKASub("eve"))
-	e := NewUE(t, "eve")
+	h.Add(scscftest.AKASub("eve"))
+	e := scscftest.NewUE(t, "eve")
 	res = e.Send(t, s, 600, e.InitialAuthz())
-	ch := ChallengeOf(t, res)
+	ch := scscftest.ChallengeOf(t, res)
 	other := strings.Replace(e.Answer(t, res, true), "eve@", "dave@", 1)
 	_ = ch
 	if res = e.Send(t, s, 600, other); res.StatusCode == 200 {
@@ -215,27 +217,27 @@ func mustNonce(t *testing.T, authz string) string {
 }
 
 func TestResyncWithAUTS(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("frank"))
-	s := NewServer(t, h, "", nil)
-	u := NewUE(t, "frank")
-	opc, _ := aka.ComputeOPc(Set1K, Set1OP)
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("frank"))
+	s := scscftest.NewServer(t, h, "", nil)
+	u := scscftest.NewUE(t, "frank")
+	opc, _ := aka.ComputeOPc(scscftest.Set1K, scscftest.Set1OP)
 	// The USIM has seen a much higher SQN than the HSS will use.
-	usim, _ := aka.NewUE(Set1K, opc, 1<<30)
+	usim, _ := aka.NewUE(scscftest.Set1K, opc, 1<<30)
 	u.USIM = usim
 	res := u.Send(t, s, 600, u.InitialAuthz())
-	ch := ChallengeOf(t, res)
+	ch := scscftest.ChallengeOf(t, res)
 	rnd, autn, _ := digest.SplitAKANonce(ch.Nonce())
 	_, _, _, auts, err := usim.Authenticate(rnd, autn)
 	if err == nil || auts == nil {
 		t.Fatalf("USIM accepted a stale SQN: %v", err)
 	}
 	enc, _ := digest.EncodeAUTS(auts)
-	authz := `Digest username="` + u.IMPI + `", realm="` + Domain + `", nonce="` + ch.Nonce() + `", uri="sip:` + Domain +
+	authz := `Digest username="` + u.IMPI + `", realm="` + scscftest.Domain + `", nonce="` + ch.Nonce() + `", uri="sip:` + scscftest.Domain +
 		`", response="", algorithm=AKAv1-MD5, auts="` + enc + `"`
 	res = u.Send(t, s, 600, authz)
-	ch2 := ChallengeOf(t, res)
-	var resyncMAR *CxReq
+	ch2 := scscftest.ChallengeOf(t, res)
+	var resyncMAR *scscftest.CxReq
 	for _, r := range h.Requests() {
 		if r.Resync != nil {
 			r := r
@@ -255,13 +257,13 @@ func TestResyncWithAUTS(t *testing.T) {
 }
 
 func TestIntervalTooBrief(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("gina"))
-	s := NewServer(t, h, "", nil)
-	u := NewUE(t, "gina")
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("gina"))
+	s := scscftest.NewServer(t, h, "", nil)
+	u := scscftest.NewUE(t, "gina")
 	res := u.Send(t, s, 10, u.InitialAuthz())
-	if res.StatusCode != 423 || Hdr(res, "Min-Expires") != "60" {
-		t.Fatalf("got %d Min-Expires %q", res.StatusCode, Hdr(res, "Min-Expires"))
+	if res.StatusCode != 423 || scscftest.Hdr(res, "Min-Expires") != "60" {
+		t.Fatalf("got %d Min-Expires %q", res.StatusCode, scscftest.Hdr(res, "Min-Expires"))
 	}
 	if len(h.Requests()) != 0 {
 		t.Error("423 cost a MAR")
@@ -269,19 +271,19 @@ func TestIntervalTooBrief(t *testing.T) {
 }
 
 func TestDeregistration(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("hank"))
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("hank"))
 	var mu sync.Mutex
 	var last binding.Event
-	s := NewServer(t, h, "", func(c *Config) {
+	s := scscftest.NewServer(t, h, "", func(c *scscf.Config) {
 		c.OnRegistrationChange = func(ev binding.Event) { mu.Lock(); last = ev; mu.Unlock() }
 	})
-	u := NewUE(t, "hank")
+	u := scscftest.NewUE(t, "hank")
 	u.RegisterAKA(t, s, 600)
 	res := u.Send(t, s, 0, u.InitialAuthz())
 	res = u.Send(t, s, 0, u.Answer(t, res, true))
-	if res.StatusCode != 200 || Hdr(res, "Contact") != "" {
-		t.Fatalf("de-registration: %d Contact %q", res.StatusCode, Hdr(res, "Contact"))
+	if res.StatusCode != 200 || scscftest.Hdr(res, "Contact") != "" {
+		t.Fatalf("de-registration: %d Contact %q", res.StatusCode, scscftest.Hdr(res, "Contact"))
 	}
 	h.WaitSAR(t, diameter.SATUserDeregistration, time.Second)
 	if _, ok := s.Lookup(u.IMPU); ok {
@@ -325,14 +327,14 @@ func TestDeregistration(t *testing.T) {
 }
 
 func TestExpiryAndChallengeTimeout(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("ivan"))
-	h.Add(AKASub("jane"))
-	s := NewServer(t, h, "", func(c *Config) {
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("ivan"))
+	h.Add(scscftest.AKASub("jane"))
+	s := scscftest.NewServer(t, h, "", func(c *scscf.Config) {
 		c.MinExpires, c.DefaultExpires = time.Second, time.Second
 		c.ChallengeTimeout, c.NonceLifetime = 300*time.Millisecond, 300*time.Millisecond
 	})
-	u := NewUE(t, "ivan")
+	u := scscftest.NewUE(t, "ivan")
 	u.RegisterAKA(t, s, 1)
 	if _, ok := s.Lookup(u.IMPU); !ok {
 		t.Fatal("not registered")
@@ -345,8 +347,8 @@ func TestExpiryAndChallengeTimeout(t *testing.T) {
 		t.Error("binding outlived its expiry")
 	}
 	// A challenge nobody answers.
-	j := NewUE(t, "jane")
-	ChallengeOf(t, j.Send(t, s, 600, j.InitialAuthz()))
+	j := scscftest.NewUE(t, "jane")
+	scscftest.ChallengeOf(t, j.Send(t, s, 600, j.InitialAuthz()))
 	sar = h.WaitSAR(t, diameter.SATAuthenticationTimeout, 3*time.Second)
 	if sar.IMPI != j.IMPI {
 		t.Errorf("SAR %+v", sar)
@@ -354,22 +356,22 @@ func TestExpiryAndChallengeTimeout(t *testing.T) {
 }
 
 func TestRTR(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("kate", "sip:kate2@"+Domain))
-	h.Add(AKASub("leo"))
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("kate", "sip:kate2@"+scscftest.Domain))
+	h.Add(scscftest.AKASub("leo"))
 	var mu sync.Mutex
 	var kinds []binding.EventKind
-	s := NewServer(t, h, "", func(c *Config) {
+	s := scscftest.NewServer(t, h, "", func(c *scscf.Config) {
 		c.OnRegistrationChange = func(ev binding.Event) { mu.Lock(); kinds = append(kinds, ev.Kind); mu.Unlock() }
 	})
-	k, l := NewUE(t, "kate"), NewUE(t, "leo")
+	k, l := scscftest.NewUE(t, "kate"), scscftest.NewUE(t, "leo")
 	k.RegisterAKA(t, s, 600)
 	l.RegisterAKA(t, s, 600)
 
 	// IMPU-list form naming the second IMPU of kate's set.
-	rtr := h.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, Domain, s.Config().OriginHost)
+	rtr := h.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, scscftest.Domain, s.Config().OriginHost)
 	rtr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(k.IMPI)))
-	rtr.AddAVP(diameter.NewAVP(diameter.AVPPublicIdentity, datatype.UTF8String("sip:kate2@"+Domain)))
+	rtr.AddAVP(diameter.NewAVP(diameter.AVPPublicIdentity, datatype.UTF8String("sip:kate2@"+scscftest.Domain)))
 	rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason,
 		diameter.NewAVP(diameter.AVPReasonCode, datatype.Enumerated(diameter.ReasonPermanentTermination)),
 		diameter.NewAVP(diameter.AVPReasonInfo, datatype.UTF8String("operator"))))
@@ -389,7 +391,7 @@ func TestRTR(t *testing.T) {
 		t.Error("leo lost his registration")
 	}
 	// IMPI-only form.
-	rtr = h.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, Domain, s.Config().OriginHost)
+	rtr = h.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, scscftest.Domain, s.Config().OriginHost)
 	rtr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(l.IMPI)))
 	rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason,
 		diameter.NewAVP(diameter.AVPReasonCode, datatype.Enumerated(diameter.ReasonPermanentTermination))))
@@ -413,18 +415,18 @@ func TestRTR(t *testing.T) {
 }
 
 func TestPPRReplacesProfile(t *testing.T) {
-	h := NewHSS(t)
-	sub := AKASub("mia")
+	h := scscftest.NewHSS(t)
+	sub := scscftest.AKASub("mia")
 	h.Add(sub)
-	s := NewServer(t, h, "", nil)
-	u := NewUE(t, "mia")
+	s := scscftest.NewServer(t, h, "", nil)
+	u := scscftest.NewUE(t, "mia")
 	u.RegisterAKA(t, s, 600)
 	newSub := h.Copy(sub) // the scripted HSS writes sub.SQN
 	newSub.IMPUs = append([]string{}, sub.IMPUs...)
 	newSub.IMPUs = append(newSub.IMPUs, "tel:+4930123")
-	ppr := h.Node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, Domain, s.Config().OriginHost)
+	ppr := h.Node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, scscftest.Domain, s.Config().OriginHost)
 	ppr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(u.IMPI)))
-	ppr.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(UserData(t, &newSub))))
+	ppr.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(scscftest.UserData(t, &newSub))))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	a, err := h.Node.Send(ctx, ppr)
@@ -439,7 +441,7 @@ func TestPPRReplacesProfile(t *testing.T) {
 		t.Fatalf("after PPR: %+v %v", reg, ok)
 	}
 	// Bad User-Data: 5009, profile unchanged.
-	ppr = h.Node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, Domain, s.Config().OriginHost)
+	ppr = h.Node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, scscftest.Domain, s.Config().OriginHost)
 	ppr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(u.IMPI)))
 	ppr.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString("<nope")))
 	a, err = h.Node.Send(ctx, ppr)
@@ -450,8 +452,8 @@ func TestPPRReplacesProfile(t *testing.T) {
 		t.Errorf("bad User-Data: %d", code)
 	}
 	// Unknown IMPI: 5001.
-	ppr = h.Node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, Domain, s.Config().OriginHost)
-	ppr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String("nobody@"+Domain)))
+	ppr = h.Node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, scscftest.Domain, s.Config().OriginHost)
+	ppr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String("nobody@"+scscftest.Domain)))
 	a, _ = h.Node.Send(ctx, ppr)
 	if code, _, _ := diameter.Result(a); code != diameter.DiameterErrorUserUnknown {
 		t.Errorf("unknown IMPI: %d", code)
@@ -459,18 +461,18 @@ func TestPPRReplacesProfile(t *testing.T) {
 }
 
 func TestRestartKeepsBindings(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("nina"))
-	h.Add(AKASub("omar"))
-	s1 := NewServer(t, h, "", func(c *Config) { c.MinExpires = time.Second })
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("nina"))
+	h.Add(scscftest.AKASub("omar"))
+	s1 := scscftest.NewServer(t, h, "", func(c *scscf.Config) { c.MinExpires = time.Second })
 	dsn := s1.Config().DatabaseURL
-	n, o := NewUE(t, "nina"), NewUE(t, "omar")
+	n, o := scscftest.NewUE(t, "nina"), scscftest.NewUE(t, "omar")
 	n.RegisterAKA(t, s1, 600)
 	o.RegisterAKA(t, s1, 1)
 	_ = s1.Close()
 	time.Sleep(1200 * time.Millisecond) // omar's binding expires while down
 
-	s2 := NewServer(t, h, dsn, func(c *Config) { c.MinExpires = time.Second })
+	s2 := scscftest.NewServer(t, h, dsn, func(c *scscf.Config) { c.MinExpires = time.Second })
 	reg, ok := s2.Lookup(n.IMPU)
 	if !ok || len(reg.Contacts) != 1 || reg.Contacts[0].Instance != "<urn:gsma:imei:35-000000-000000-0>" {
 		t.Fatalf("after restart: %+v %v", reg, ok)
@@ -483,69 +485,69 @@ func TestRestartKeepsBindings(t *testing.T) {
 	n.RegisterAKA(t, s2, 600)
 	h.WaitSAR(t, diameter.SATReRegistration, time.Second)
 	st, _ := s2.Status(context.Background())
-	if regs := st.(Status).Registrations; len(regs) != 1 || regs[0].AOR != n.IMPU {
+	if regs := st.(scscf.Status).Registrations; len(regs) != 1 || regs[0].AOR != n.IMPU {
 		t.Errorf("status %+v", regs)
 	}
 }
 
 func TestHSSErrors(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(&Sub{IMPI: "pat@" + Domain, IMPUs: []string{"sip:pat@" + Domain}, Scheme: "md5", Password: "x"})
-	h.Add(AKASub("quinn", "sip:quinn.barred@"+Domain))
-	h.Bar("quinn@"+Domain, "sip:quinn.barred@"+Domain)
-	s := NewServer(t, h, "", nil)
+	h := scscftest.NewHSS(t)
+	h.Add(&scscftest.Sub{IMPI: "pat@" + scscftest.Domain, IMPUs: []string{"sip:pat@" + scscftest.Domain}, Scheme: "md5", Password: "x"})
+	h.Add(scscftest.AKASub("quinn", "sip:quinn.barred@"+scscftest.Domain))
+	h.Bar("quinn@"+scscftest.Domain, "sip:quinn.barred@"+scscftest.Domain)
+	s := scscftest.NewServer(t, h, "", nil)
 
-	u := NewUE(t, "nobody")
+	u := scscftest.NewUE(t, "nobody")
 	if res := u.Send(t, s, 600, u.InitialAuthz()); res.StatusCode != 403 || !strings.Contains(res.Reason, "unknown") {
 		t.Errorf("unknown user: %d %s", res.StatusCode, res.Reason)
 	}
 	// An AKA answer for an MD5-only subscriber: 5006 names the algorithm.
-	p := NewUE(t, "pat")
-	authz := `Digest username="` + p.IMPI + `", realm="` + Domain + `", uri="sip:` + Domain + `", nonce="", response="", algorithm=AKAv1-MD5`
+	p := scscftest.NewUE(t, "pat")
+	authz := `Digest username="` + p.IMPI + `", realm="` + scscftest.Domain + `", uri="sip:` + scscftest.Domain + `", nonce="", response="", algorithm=AKAv1-MD5`
 	if res := p.Send(t, s, 600, authz); res.StatusCode != 403 || !strings.Contains(res.Reason, "AKAv1-MD5") {
 		t.Errorf("scheme not supported: %d %s", res.StatusCode, res.Reason)
 	}
 	// A barred IMPU of an IRS cannot register.
-	q := NewUE(t, "quinn")
-	q.IMPU = "sip:quinn.barred@" + Domain
+	q := scscftest.NewUE(t, "quinn")
+	q.IMPU = "sip:quinn.barred@" + scscftest.Domain
 	res := q.SendTo(t, s, "quinn.barred")
 	if res.StatusCode != 403 || !strings.Contains(res.Reason, "barred") {
 		t.Errorf("barred: %d %s", res.StatusCode, res.Reason)
 	}
 	// MAR 5012 and a dead HSS: 5xx with Warning, never 403.
-	h.Add(AKASub("rob"))
+	h.Add(scscftest.AKASub("rob"))
 	h.FailMAR(diameter.DiameterUnableToComply)
-	r := NewUE(t, "rob")
+	r := scscftest.NewUE(t, "rob")
 	res = r.Send(t, s, 600, "")
-	if res.StatusCode < 500 || !strings.Contains(Hdr(res, "Warning"), "399 127.0.0.1 \"HSS") {
-		t.Errorf("MAR 5012: %d Warning %q", res.StatusCode, Hdr(res, "Warning"))
+	if res.StatusCode < 500 || !strings.Contains(scscftest.Hdr(res, "Warning"), "399 127.0.0.1 \"HSS") {
+		t.Errorf("MAR 5012: %d Warning %q", res.StatusCode, scscftest.Hdr(res, "Warning"))
 	}
 	// HSS unreachable.
-	s2 := NewServer(t, h, "", nil)
+	s2 := scscftest.NewServer(t, h, "", nil)
 	_ = h.Node.Close(context.Background())
 	deadline := time.Now().Add(3 * time.Second)
 	for s2.Ready(context.Background()) == nil && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	res = r.Send(t, s2, 600, "")
-	if res.StatusCode < 500 || !strings.Contains(Hdr(res, "Warning"), "HSS") {
-		t.Errorf("HSS down: %d Warning %q", res.StatusCode, Hdr(res, "Warning"))
+	if res.StatusCode < 500 || !strings.Contains(scscftest.Hdr(res, "Warning"), "HSS") {
+		t.Errorf("HSS down: %d Warning %q", res.StatusCode, scscftest.Hdr(res, "Warning"))
 	}
 }
 
 func TestIntegrityProtectedReRegister(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("rita"))
-	for _, policy := range []string{ReauthRegistered, ReauthAlways} {
-		s := NewServer(t, h, "", func(c *Config) { c.ReauthProtected = policy })
-		u := NewUE(t, "rita")
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("rita"))
+	for _, policy := range []string{scscf.ReauthRegistered, scscf.ReauthAlways} {
+		s := scscftest.NewServer(t, h, "", func(c *scscf.Config) { c.ReauthProtected = policy })
+		u := scscftest.NewUE(t, "rita")
 		u.Protect = "no"
 		u.RegisterAKA(t, s, 600)
 		u.Protect = "yes"
 		authz := u.InitialAuthz() + `, integrity-protected="yes"`
 		res := u.Send(t, s, 600, authz)
 		want := 200
-		if policy == ReauthAlways {
+		if policy == scscf.ReauthAlways {
 			want = 401
 		}
 		if res.StatusCode != want {

@@ -1,4 +1,4 @@
-package scscf
+package scscf_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/imscore/imscore/pkg/sipproxy"
+	"github.com/imscore/imscore/scscf/internal/scscftest"
 )
 
 // TestSessionInviteProfile runs N INVITEs through the S-CSCF (originating half, then --icscf pointing at the S-CSCF itself, the
@@ -35,7 +36,7 @@ func TestSessionInviteProfile(t *testing.T) {
 			var ru sip.Uri
 			_ = sip.ParseUri(bob(), &ru)
 			req := sip.NewRequest(sip.INVITE, ru)
-			from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: Domain}, Params: sip.NewParams()}
+			from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: scscftest.Domain}, Params: sip.NewParams()}
 			from.Params.Add("tag", sip.GenerateTagN(8))
 			req.AppendHeader(from)
 			req.AppendHeader(&sip.ToHeader{Address: ru, Params: sip.NewParams()})

@@ -1,4 +1,4 @@
-package scscf
+package scscf_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/imscore/imscore/pkg/siptest"
+	"github.com/imscore/imscore/scscf"
+	"github.com/imscore/imscore/scscf/internal/scscftest"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -149,16 +151,16 @@ func asIFC(prio int, server string, handling userdata.DefaultHandling, sc userda
 // sessionLab is an S-CSCF (its --icscf pointing at itself, so that the
 // terminating half runs in the same server) with a scripted HSS.
 type sessionLab struct {
-	hss    *HSS
-	s      *Server
+	hss    *scscftest.HSS
+	s      *scscf.Server
 	caller *sipElement // UAC side of alice
 }
 
-func newSessionLab(t *testing.T, mod func(*Config)) *sessionLab {
+func newSessionLab(t *testing.T, mod func(*scscf.Config)) *sessionLab {
 	t.Helper()
-	h := NewHSS(t)
-	addr := FreeAddr(t)
-	s := NewServer(t, h, "", func(c *Config) {
+	h := scscftest.NewHSS(t)
+	addr := scscftest.FreeAddr(t)
+	s := scscftest.NewServer(t, h, "", func(c *scscf.Config) {
 		c.SIPListen = addr
 		c.ICSCF = "sip:" + addr
 		c.ASTimeout = 500 * time.Millisecond
@@ -179,12 +181,12 @@ func newSessionLab(t *testing.T, mod func(*Config)) *sessionLab {
 // its contact.
 func (l *sessionLab) addUser(t *testing.T, user string, uas *sipElement, ifcs ...userdata.InitialFilterCriteria) {
 	t.Helper()
-	impu := "sip:" + user + "@" + Domain
-	l.hss.Add(&Sub{IMPI: user + "@" + Domain, IMPUs: []string{impu}, Scheme: "aka", IFCs: ifcs})
+	impu := "sip:" + user + "@" + scscftest.Domain
+	l.hss.Add(&scscftest.Sub{IMPI: user + "@" + scscftest.Domain, IMPUs: []string{impu}, Scheme: "aka", IFCs: ifcs})
 	if uas == nil {
 		return
 	}
-	ue := NewUE(t, user)
+	ue := scscftest.NewUE(t, user)
 	ue.Contact = "<sip:" + user + "@" + uas.addr() + ">"
 	ue.RegisterAKA(t, l.s, 600)
 }
@@ -198,7 +200,7 @@ func (l *sessionLab) send(t *testing.T, method sip.RequestMethod, to string, pai
 		t.Fatal(err)
 	}
 	req := sip.NewRequest(method, ru)
-	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: Domain}, Params: sip.NewParams()}
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: scscftest.Domain}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(8))
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: ru, Params: sip.NewParams()})
@@ -220,8 +222,8 @@ func (l *sessionLab) send(t *testing.T, method sip.RequestMethod, to string, pai
 	return res, req
 }
 
-func alice() string { return "sip:alice@" + Domain }
-func bob() string   { return "sip:bob@" + Domain }
+func alice() string { return "sip:alice@" + scscftest.Domain }
+func bob() string   { return "sip:bob@" + scscftest.Domain }
 
 // ackAndBye completes a call answered by res: ACK and BYE along the
 // Record-Route of the 2xx.
@@ -291,7 +293,7 @@ func TestSessionOriginatingToRegistered(t *testing.T) {
 	if bye.StatusCode != 200 {
 		t.Fatalf("BYE: %d", bye.StatusCode)
 	}
-	WaitFor(t, "ACK at bob", func() bool { return len(uasB.requests(sip.ACK)) == 1 })
+	scscftest.WaitFor(t, "ACK at bob", func() bool { return len(uasB.requests(sip.ACK)) == 1 })
 	if n := len(uasB.requests(sip.BYE)); n != 1 {
 		t.Errorf("bob got %d BYEs", n)
 	}
@@ -309,7 +311,7 @@ func TestSessionOriginatingToRegistered(t *testing.T) {
 	t.Run("originating refusals", func(t *testing.T) {
 		for _, c := range []struct{ pai, want string }{
 			{"", "Forbidden - no P-Asserted-Identity"},
-			{"sip:nobody@" + Domain, "Forbidden - originating user not registered"},
+			{"sip:nobody@" + scscftest.Domain, "Forbidden - originating user not registered"},
 		} {
 			res, _ := l.send(t, sip.INVITE, bob(), c.pai)
 			if res.StatusCode != 403 || res.Reason != c.want {
@@ -324,14 +326,14 @@ func TestSessionOriginatingToRegistered(t *testing.T) {
 		}
 	})
 	t.Run("unknown user", func(t *testing.T) {
-		res, _ := l.send(t, sip.INVITE, "sip:nobody@"+Domain, alice())
+		res, _ := l.send(t, sip.INVITE, "sip:nobody@"+scscftest.Domain, alice())
 		if res.StatusCode != 404 {
 			t.Errorf("%d %s", res.StatusCode, res.Reason)
 		}
 	})
 	t.Run("known, unregistered, no services", func(t *testing.T) {
 		l.addUser(t, "carol", nil)
-		res, _ := l.send(t, sip.INVITE, "sip:carol@"+Domain, alice())
+		res, _ := l.send(t, sip.INVITE, "sip:carol@"+scscftest.Domain, alice())
 		if res.StatusCode != 480 {
 			t.Errorf("%d %s", res.StatusCode, res.Reason)
 		}
@@ -343,9 +345,9 @@ func TestSessionForkCancelsLoser(t *testing.T) {
 	l := newSessionLab(t, nil)
 	l.addUser(t, "alice", newUAS(t, "alice", 0))
 	fast, slow := newUAS(t, "fast", 50*time.Millisecond), newUAS(t, "slow", 5*time.Second)
-	l.hss.Add(&Sub{IMPI: "bob@" + Domain, IMPUs: []string{bob()}, Scheme: "aka"})
+	l.hss.Add(&scscftest.Sub{IMPI: "bob@" + scscftest.Domain, IMPUs: []string{bob()}, Scheme: "aka"})
 	for i, e := range []*sipElement{fast, slow} {
-		ue := NewUE(t, "bob")
+		ue := scscftest.NewUE(t, "bob")
 		ue.Contact = fmt.Sprintf(`<sip:bob@%s>;+sip.instance="<urn:uuid:0000-%d>"`, e.addr(), i)
 		ue.RegisterAKA(t, l.s, 600)
 	}
@@ -356,7 +358,7 @@ func TestSessionForkCancelsLoser(t *testing.T) {
 	if len(fast.requests(sip.INVITE)) != 1 || len(slow.requests(sip.INVITE)) != 1 {
 		t.Fatal("not forked to both contacts")
 	}
-	WaitFor(t, "CANCEL of the slow branch", func() bool { return slow.canceled.Load() == 1 })
+	scscftest.WaitFor(t, "CANCEL of the slow branch", func() bool { return slow.canceled.Load() == 1 })
 	if fast.canceled.Load() != 0 {
 		t.Error("the answering branch was CANCELed")
 	}
@@ -399,8 +401,8 @@ func TestSessionISC(t *testing.T) {
 			if res.StatusCode != c.want {
 				t.Fatalf("INVITE: %d %s", res.StatusCode, res.Reason)
 			}
-			if c.warnings && !strings.Contains(Hdr(res, "Warning"), silent) {
-				t.Errorf("Warning does not name the AS: %q", Hdr(res, "Warning"))
+			if c.warnings && !strings.Contains(scscftest.Hdr(res, "Warning"), silent) {
+				t.Errorf("Warning does not name the AS: %q", scscftest.Hdr(res, "Warning"))
 			}
 			var order []string
 			for _, a := range []*sipElement{as1, as2} {

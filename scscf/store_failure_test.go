@@ -1,4 +1,4 @@
-package scscf
+package scscf_test
 
 import (
 	"strings"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/pgtest"
+	"github.com/imscore/imscore/scscf/internal/scscftest"
 )
 
 // TestStoreFailureUndoesFirstSAR: when the binding of a first registration
@@ -16,16 +17,16 @@ import (
 // works again the UE registers, and nothing more is undone.
 func TestStoreFailureUndoesFirstSAR(t *testing.T) {
 	dsn := pgtest.NewDB(t)
-	h := NewHSS(t)
-	h.Add(AKASub("sam"))
-	s := NewServer(t, h, dsn, nil)
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("sam"))
+	s := scscftest.NewServer(t, h, dsn, nil)
 	pgtest.Exec(t, dsn, `ALTER TABLE scscf_registration ADD CONSTRAINT refuse_all CHECK (false) NOT VALID`)
 
-	u := NewUE(t, "sam")
+	u := scscftest.NewUE(t, "sam")
 	res := u.Send(t, s, 600, u.InitialAuthz())
 	res = u.Send(t, s, 600, u.Answer(t, res, true))
-	if res.StatusCode != 500 || !strings.Contains(Hdr(res, "Warning"), "registration store failed") {
-		t.Fatalf("store refused: %d %s, Warning %q", res.StatusCode, res.Reason, Hdr(res, "Warning"))
+	if res.StatusCode != 500 || !strings.Contains(scscftest.Hdr(res, "Warning"), "registration store failed") {
+		t.Fatalf("store refused: %d %s, Warning %q", res.StatusCode, res.Reason, scscftest.Hdr(res, "Warning"))
 	}
 	if _, ok := s.Lookup(u.IMPU); ok {
 		t.Error("registered although the binding was not stored")

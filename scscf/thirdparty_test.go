@@ -1,4 +1,4 @@
-package scscf
+package scscf_test
 
 import (
 	"bytes"
@@ -16,7 +16,9 @@ import (
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/userdata"
+	"github.com/imscore/imscore/scscf"
 	"github.com/imscore/imscore/scscf/binding"
+	"github.com/imscore/imscore/scscf/internal/scscftest"
 )
 
 type part struct {
@@ -54,21 +56,21 @@ func bodyParts(t *testing.T, req *sip.Request) []part {
 }
 
 func TestThirdPartyRegister(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("alice"))
-	as := NewPeer(t, 200)
-	other := NewPeer(t, 200)
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("alice"))
+	as := scscftest.NewPeer(t, 200)
+	other := scscftest.NewPeer(t, 200)
 	invite := "INVITE"
-	ServeProfiles(t, h, func(s *Sub) *userdata.IMSSubscription {
-		return ProfileWith(s,
-			RegisterIFC(10, userdata.ApplicationServer{ServerName: "sip:" + as.HostPort(),
+	scscftest.ServeProfiles(t, h, func(s *scscftest.Sub) *userdata.IMSSubscription {
+		return scscftest.ProfileWith(s,
+			scscftest.RegisterIFC(10, userdata.ApplicationServer{ServerName: "sip:" + as.HostPort(),
 				ServiceInfo: "plan=gold & <vip>", IncludeRegisterRequest: true}),
 			userdata.InitialFilterCriteria{Priority: 20,
 				TriggerPoint:      &userdata.TriggerPoint{SPTs: []userdata.SPT{{Groups: []uint32{0}, Method: &invite}}},
 				ApplicationServer: userdata.ApplicationServer{ServerName: "sip:" + other.HostPort()}})
 	})
-	l := NewRegLab(t, h, "", nil)
-	u := NewUE(t, "alice")
+	l := scscftest.NewRegLab(t, h, "", nil)
+	u := scscftest.NewUE(t, "alice")
 	pcv := sip.NewHeader("P-Charging-Vector", "icid-value=abc123;orig-ioi=visited.example.net")
 	res := u.Send(t, l.Shim, 600, u.InitialAuthz(), pcv)
 	res = u.Send(t, l.Shim, 600, u.Answer(t, res, true), pcv)
@@ -90,11 +92,11 @@ func TestThirdPartyRegister(t *testing.T) {
 		t.Errorf("Expires %v", e)
 	}
 	v, err := imsheader.GetPChargingVector(r)
-	if err != nil || v == nil || v.ICID() != "abc123" || v.OrigIOI() != Domain || v.TermIOI() != "" {
+	if err != nil || v == nil || v.ICID() != "abc123" || v.OrigIOI() != scscftest.Domain || v.TermIOI() != "" {
 		t.Errorf("P-Charging-Vector %v %v", v, err)
 	}
 	parts := bodyParts(t, r)
-	if len(parts) != 2 || parts[0].contentType != ContentType3GPPIMSXML || parts[1].contentType != ContentTypeMessageSIP {
+	if len(parts) != 2 || parts[0].contentType != scscf.ContentType3GPPIMSXML || parts[1].contentType != scscf.ContentTypeMessageSIP {
 		t.Fatalf("parts %+v", parts)
 	}
 	if !strings.Contains(string(parts[0].body), `<ims-3gpp version="1"><service-info>plan=gold &amp; &lt;vip&gt;</service-info></ims-3gpp>`) {
@@ -130,9 +132,9 @@ func TestThirdPartyRegister(t *testing.T) {
 // references through a shared iFC set (TS 29.228 §6.6.3) triggers the
 // third-party REGISTER (TS 24.229 §5.4.1.7) as one of its own does.
 func TestThirdPartyRegisterSharedIFCSet(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("frank"))
-	as := NewPeer(t, 200)
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("frank"))
+	as := scscftest.NewPeer(t, 200)
 	sets := filepath.Join(t.TempDir(), "shared-ifc-sets.xml")
 	if err := os.WriteFile(sets, []byte(`<SharedIFCSets><SharedIFCSet><SetID>7</SetID>
 	<InitialFilterCriteria><Priority>1</Priority><TriggerPoint><ConditionTypeCNF>1</ConditionTypeCNF>
@@ -141,13 +143,13 @@ func TestThirdPartyRegisterSharedIFCSet(t *testing.T) {
 	</InitialFilterCriteria></SharedIFCSet></SharedIFCSets>`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ServeProfiles(t, h, func(s *Sub) *userdata.IMSSubscription {
-		p := ProfileWith(s) // no iFC of its own
+	scscftest.ServeProfiles(t, h, func(s *scscftest.Sub) *userdata.IMSSubscription {
+		p := scscftest.ProfileWith(s) // no iFC of its own
 		p.ServiceProfiles[0].SharedIFCSetIDs = []uint32{7}
 		return p
 	})
-	l := NewRegLab(t, h, "", nil, func(c *Config) { c.SharedIFCSetsFile = sets })
-	u := NewUE(t, "frank")
+	l := scscftest.NewRegLab(t, h, "", nil, func(c *scscf.Config) { c.SharedIFCSetsFile = sets })
+	u := scscftest.NewUE(t, "frank")
 	u.RegisterAKA(t, l.Shim, 600)
 	r := as.Next(3 * time.Second)
 	if r.Method != sip.REGISTER || binding.CanonURI(r.To().Address.String()) != u.IMPU {
@@ -156,19 +158,19 @@ func TestThirdPartyRegisterSharedIFCSet(t *testing.T) {
 }
 
 func TestThirdPartyRegistrationTypesAndResponse(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("bob"))
-	as := NewPeer(t, 200)
-	ServeProfiles(t, h, func(s *Sub) *userdata.IMSSubscription {
-		return ProfileWith(s, RegisterIFC(1, userdata.ApplicationServer{ServerName: "sip:" + as.HostPort(), IncludeRegisterResponse: true},
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("bob"))
+	as := scscftest.NewPeer(t, 200)
+	scscftest.ServeProfiles(t, h, func(s *scscftest.Sub) *userdata.IMSSubscription {
+		return scscftest.ProfileWith(s, scscftest.RegisterIFC(1, userdata.ApplicationServer{ServerName: "sip:" + as.HostPort(), IncludeRegisterResponse: true},
 			userdata.RegistrationInitial))
 	})
-	l := NewRegLab(t, h, "", nil)
-	u := NewUE(t, "bob")
+	l := scscftest.NewRegLab(t, h, "", nil)
+	u := scscftest.NewUE(t, "bob")
 	u.RegisterAKA(t, l.Shim, 600)
 	r := as.Next(3 * time.Second)
 	parts := bodyParts(t, r)
-	if len(parts) != 1 || parts[0].contentType != ContentTypeMessageSIP {
+	if len(parts) != 1 || parts[0].contentType != scscf.ContentTypeMessageSIP {
 		t.Fatalf("parts %+v", parts)
 	}
 	m, err := sip.ParseMessage(parts[0].body)
@@ -185,34 +187,34 @@ func TestThirdPartyRegistrationTypesAndResponse(t *testing.T) {
 }
 
 func TestThirdPartyFailingAS(t *testing.T) {
-	h := NewHSS(t)
-	h.Add(AKASub("carol"))
-	h.Add(AKASub("dave"))
-	h.Add(AKASub("erin"))
-	broken := NewPeer(t, 503)
-	silent := NewPeer(t, 0)
-	tolerant := NewPeer(t, 500)
-	ServeProfiles(t, h, func(s *Sub) *userdata.IMSSubscription {
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub("carol"))
+	h.Add(scscftest.AKASub("dave"))
+	h.Add(scscftest.AKASub("erin"))
+	broken := scscftest.NewPeer(t, 503)
+	silent := scscftest.NewPeer(t, 0)
+	tolerant := scscftest.NewPeer(t, 500)
+	scscftest.ServeProfiles(t, h, func(s *scscftest.Sub) *userdata.IMSSubscription {
 		term, cont := userdata.SessionTerminated, userdata.SessionContinued
 		switch s.IMPI {
-		case "carol@" + Domain:
-			return ProfileWith(s, RegisterIFC(1, userdata.ApplicationServer{ServerName: "sip:" + broken.HostPort(), DefaultHandling: &term}))
-		case "dave@" + Domain:
-			return ProfileWith(s, RegisterIFC(1, userdata.ApplicationServer{ServerName: "sip:" + silent.HostPort(), DefaultHandling: &term}))
+		case "carol@" + scscftest.Domain:
+			return scscftest.ProfileWith(s, scscftest.RegisterIFC(1, userdata.ApplicationServer{ServerName: "sip:" + broken.HostPort(), DefaultHandling: &term}))
+		case "dave@" + scscftest.Domain:
+			return scscftest.ProfileWith(s, scscftest.RegisterIFC(1, userdata.ApplicationServer{ServerName: "sip:" + silent.HostPort(), DefaultHandling: &term}))
 		default:
-			return ProfileWith(s, RegisterIFC(1, userdata.ApplicationServer{ServerName: "sip:" + tolerant.HostPort(), DefaultHandling: &cont}))
+			return scscftest.ProfileWith(s, scscftest.RegisterIFC(1, userdata.ApplicationServer{ServerName: "sip:" + tolerant.HostPort(), DefaultHandling: &cont}))
 		}
 	})
 	type dereg struct{ impu, reason string }
 	got := make(chan dereg, 10)
-	var l *RegLab
-	l = NewRegLab(t, h, "", func(impu, reason string) {
+	var l *scscftest.RegLab
+	l = scscftest.NewRegLab(t, h, "", func(impu, reason string) {
 		got <- dereg{impu, reason}
 		l.S.NetworkDeregister(impu, reason)
 	})
 
 	// 503 from an AS with SESSION_TERMINATED: the user is de-registered.
-	c := NewUE(t, "carol")
+	c := scscftest.NewUE(t, "carol")
 	c.RegisterAKA(t, l.Shim, 600)
 	broken.Next(3 * time.Second)
 	select {
@@ -234,7 +236,7 @@ func TestThirdPartyFailingAS(t *testing.T) {
 	}
 
 	// No answer at all (timeout): the same.
-	d := NewUE(t, "dave")
+	d := scscftest.NewUE(t, "dave")
 	d.RegisterAKA(t, l.Shim, 600)
 	select {
 	case x := <-got:
@@ -246,7 +248,7 @@ func TestThirdPartyFailingAS(t *testing.T) {
 	}
 
 	// SESSION_CONTINUED: logged only.
-	e := NewUE(t, "erin")
+	e := scscftest.NewUE(t, "erin")
 	e.RegisterAKA(t, l.Shim, 600)
 	tolerant.Next(3 * time.Second)
 	select {

@@ -1,4 +1,4 @@
-package scscf
+package scscftest
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imscore/imscore/pkg/siptest"
+	"github.com/imscore/imscore/scscf"
 	"github.com/imscore/imscore/scscf/binding"
 
 	"github.com/emiago/sipgo/sip"
@@ -32,13 +33,13 @@ import (
 type RegLab struct {
 	t     *testing.T
 	H     *HSS
-	S     *Server
+	S     *scscf.Server
 	Front *sipproxy.Proxy
 	Shim  Front // SIPAddr() is the front: UE.Send goes through it
 
 	mu   sync.Mutex
-	N    *RegEventNotifier
-	TP   *ThirdPartyRegistrar
+	N    *scscf.RegEventNotifier
+	TP   *scscf.ThirdPartyRegistrar
 	evCh chan binding.Event
 }
 
@@ -50,10 +51,10 @@ func (f Front) SIPAddr() *net.TCPAddr { return f.Addr("udp") }
 
 // NewRegLab starts an S-CSCF (configured further by mods) with its
 // reg-event notifier and third-party registrar, behind a front proxy.
-func NewRegLab(t *testing.T, h *HSS, dsn string, deregister func(impu, reason string), mods ...func(*Config)) *RegLab {
+func NewRegLab(t *testing.T, h *HSS, dsn string, deregister func(impu, reason string), mods ...func(*scscf.Config)) *RegLab {
 	t.Helper()
 	l := &RegLab{t: t, H: h, evCh: make(chan binding.Event, 100)}
-	l.S = NewServer(t, h, dsn, func(c *Config) {
+	l.S = NewServer(t, h, dsn, func(c *scscf.Config) {
 		for _, mod := range mods {
 			mod(c)
 		}
@@ -73,7 +74,7 @@ func NewRegLab(t *testing.T, h *HSS, dsn string, deregister func(impu, reason st
 			}
 		}
 	})
-	n, err := NewRegEventNotifier(l.S, RegEventConfig{SweepInterval: 50 * time.Millisecond, NotifyTimeout: 3 * time.Second})
+	n, err := scscf.NewRegEventNotifier(l.S, scscf.RegEventConfig{SweepInterval: 50 * time.Millisecond, NotifyTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func NewRegLab(t *testing.T, h *HSS, dsn string, deregister func(impu, reason st
 	if deregister == nil {
 		deregister = l.S.NetworkDeregister
 	}
-	tp, err := NewThirdPartyRegistrar(l.S, ThirdPartyConfig{Timeout: 2 * time.Second}, deregister)
+	tp, err := scscf.NewThirdPartyRegistrar(l.S, scscf.ThirdPartyConfig{Timeout: 2 * time.Second}, deregister)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func (l *RegLab) handle(ctx context.Context, t *sipproxy.Txn) {
 		if ev != nil {
 			l.TP.AfterRegister(*ev, req, res)
 		}
-	case IsRegEvent(req): // production: l.N.Handles(req); here every reg SUBSCRIBE, to see 480/481
+	case scscf.IsRegEvent(req): // production: l.N.Handles(req); here every reg SUBSCRIBE, to see 480/481
 		l.N.HandleSubscribe(ctx, t)
 	default:
 		_ = t.Respond(501, "Not Implemented")

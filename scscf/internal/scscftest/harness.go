@@ -1,4 +1,10 @@
-package scscf
+// Package scscftest is the test harness the S-CSCF's packages share
+// (scscf, scscf/registrar, scscf/isc, scscf/regevent): a scripted HSS
+// (Cx MAR/SAR, RTR/PPR sent from its Node), UEs that register with IMS
+// AKA or SIP digest, an S-CSCF on a throw-away database, and the RegLab
+// with the reg-event notifier and the third-party registrar. Test code
+// only.
+package scscftest
 
 import (
 	"context"
@@ -22,6 +28,7 @@ import (
 	"github.com/imscore/imscore/pkg/pgtest"
 	"github.com/imscore/imscore/pkg/siptest"
 	"github.com/imscore/imscore/pkg/userdata"
+	"github.com/imscore/imscore/scscf"
 )
 
 const (
@@ -206,8 +213,8 @@ func (h *HSS) mar(ctx context.Context, c *diameter.Conn, req *diam.Message) (*di
 	if s == nil {
 		return h.Node.AnswerExperimental(req, diameter.DiameterErrorUserUnknown), nil
 	}
-	want := map[string]string{"aka": SchemeAKAv1, "md5": SchemeDigest}[s.Scheme]
-	if r.Scheme != SchemeUnknown && r.Scheme != want {
+	want := map[string]string{"aka": scscf.SchemeAKAv1, "md5": scscf.SchemeDigest}[s.Scheme]
+	if r.Scheme != scscf.SchemeUnknown && r.Scheme != want {
 		return h.Node.AnswerExperimental(req, diameter.DiameterErrorAuthSchemeNotSupported), nil
 	}
 	opc, _ := aka.ComputeOPc(Set1K, Set1OP)
@@ -233,7 +240,7 @@ func (h *HSS) mar(ctx context.Context, c *diameter.Conn, req *diam.Message) (*di
 		if s.Scheme == "md5" {
 			a.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem,
 				diameter.NewAVP(diameter.AVPSIPItemNumber, datatype.Unsigned32(uint32(i+1))),
-				diameter.NewAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(SchemeDigest)),
+				diameter.NewAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(scscf.SchemeDigest)),
 				diameter.Grouped(diameter.AVPSIPDigestAuthenticate,
 					diameter.NewAVP(diameter.AVPDigestRealm, datatype.UTF8String(Domain)),
 					diameter.NewAVP(diameter.AVPDigestQoP, datatype.UTF8String("auth")),
@@ -247,7 +254,7 @@ func (h *HSS) mar(ctx context.Context, c *diameter.Conn, req *diam.Message) (*di
 		}
 		a.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem,
 			diameter.NewAVP(diameter.AVPSIPItemNumber, datatype.Unsigned32(uint32(i+1))),
-			diameter.NewAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(SchemeAKAv1)),
+			diameter.NewAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(scscf.SchemeAKAv1)),
 			diameter.NewAVP(diameter.AVPSIPAuthenticate, datatype.OctetString(v.SIPAuthenticate())),
 			diameter.NewAVP(diameter.AVPSIPAuthorization, datatype.OctetString(v.XRES)),
 			diameter.NewAVP(diameter.AVPConfidentialityKey, datatype.OctetString(v.CK)),
@@ -308,28 +315,28 @@ func UserData(t testing.TB, s *Sub) []byte {
 // NewServer starts an S-CSCF against h on a throw-away database (dsn ""
 // creates one), configured further by mod, and waits until its HSS
 // connection is open.
-func NewServer(t *testing.T, h *HSS, dsn string, mod func(*Config)) *Server {
+func NewServer(t *testing.T, h *HSS, dsn string, mod func(*scscf.Config)) *scscf.Server {
 	t.Helper()
 	return startServer(t, h, dsn, mod, nil)
 }
 
 // NewServerWith is NewServer with before run between New and Start.
-func NewServerWith(t *testing.T, h *HSS, before func(*Server)) *Server {
+func NewServerWith(t *testing.T, h *HSS, before func(*scscf.Server)) *scscf.Server {
 	t.Helper()
 	return startServer(t, h, "", nil, before)
 }
 
-func startServer(t *testing.T, h *HSS, dsn string, mod func(*Config), before func(*Server)) *Server {
+func startServer(t *testing.T, h *HSS, dsn string, mod func(*scscf.Config), before func(*scscf.Server)) *scscf.Server {
 	t.Helper()
 	if dsn == "" {
 		dsn = pgtest.NewDB(t)
 	}
-	cfg := Config{SIPListen: "127.0.0.1:0", Domain: Domain, ServerName: "sip:scscf." + Domain + ":5080",
+	cfg := scscf.Config{SIPListen: "127.0.0.1:0", Domain: Domain, ServerName: "sip:scscf." + Domain + ":5080",
 		HSSAddr: h.Addr, DatabaseURL: dsn, SweepInterval: 50 * time.Millisecond, Logger: siptest.Logger(t).Named("scscf")}
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := New(cfg)
+	s, err := scscf.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
