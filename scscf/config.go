@@ -11,19 +11,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/scscf/binding"
+	"github.com/imscore/imscore/scscf/registrar"
 )
 
-// Re-authentication policies for REGISTER requests the P-CSCF marks as
-// integrity protected (TS 24.229 §5.4.1.2.1: the S-CSCF "may" skip the
-// challenge for an already registered UE).
+// Values of Config.ReauthProtected: the re-authentication policies of the
+// registrar for REGISTER requests the P-CSCF marks as integrity protected
+// (TS 24.229 §5.4.1.2.1; see registrar.ReauthAlways, ReauthRegistered).
 const (
-	// ReauthAlways challenges every REGISTER, protected or not.
-	ReauthAlways = "always"
-	// ReauthRegistered accepts a REGISTER with integrity-protected "yes",
-	// "ipsec-3gpp", "tls-yes" or "ip-assoc-yes" without a new challenge when
-	// the IMPI already has a binding for the To IMPU and every Contact of
-	// the request is already bound (or the request only de-registers).
-	ReauthRegistered = "registered"
+	ReauthAlways     = registrar.ReauthAlways
+	ReauthRegistered = registrar.ReauthRegistered
 )
 
 // Config configures a Server. Zero values take the documented defaults

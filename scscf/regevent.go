@@ -319,7 +319,7 @@ func (n *RegEventNotifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn)
 	profile, _ := n.s.Profile(impu)
 	kind, who, ok := authorizeRegSubscriber(req, reg, profile)
 	if !ok {
-		n.log.Info("reg-event SUBSCRIBE refused", zapStr("impu", impu), zapStr("pai", strings.Join(imsheader.Values(req, "P-Asserted-Identity"), ", ")))
+		n.log.Info("reg-event SUBSCRIBE refused", zap.String("impu", impu), zap.String("pai", strings.Join(imsheader.Values(req, "P-Asserted-Identity"), ", ")))
 		_ = t.Respond(403, "Forbidden - not authorised for the reg event of "+impu)
 		return
 	}
@@ -338,7 +338,7 @@ func (n *RegEventNotifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn)
 		return
 	}
 	if err := n.save(ctx, &sub.RegSubscription); err != nil {
-		n.log.Error("storing reg-event subscription", zapStr("impu", impu), zap.Error(err))
+		n.log.Error("storing reg-event subscription", zap.String("impu", impu), zap.Error(err))
 		_ = t.Respond(500, "Server Internal Error", n.s.warning("subscription store failed"))
 		return
 	}
@@ -347,8 +347,8 @@ func (n *RegEventNotifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn)
 	sub.queue = []notifyJob{{full: true}}
 	n.putSubLocked(sub)
 	n.mu.Unlock()
-	n.log.Info("reg-event subscription", zapStr("impu", impu), zapStr("subscriber", who), zapStr("kind", kind),
-		zap.Duration("expires", expires), zapStr("call-id", sub.CallID))
+	n.log.Info("reg-event subscription", zap.String("impu", impu), zap.String("subscriber", who), zap.String("kind", kind),
+		zap.Duration("expires", expires), zap.String("call-id", sub.CallID))
 	_ = t.Relay(res)
 	n.startDrain(sub)
 }
@@ -377,7 +377,7 @@ func (n *RegEventNotifier) refresh(t *sipproxy.Txn, req *sip.Request, tag, targe
 	n.mu.Unlock()
 	if expires > 0 {
 		if err := n.save(t.Context(), &snap); err != nil {
-			n.log.Error("storing reg-event subscription", zapStr("impu", snap.IMPU), zap.Error(err))
+			n.log.Error("storing reg-event subscription", zap.String("impu", snap.IMPU), zap.Error(err))
 		}
 	}
 	_ = t.Relay(n.okResponse(t, req, "", expires))
@@ -793,11 +793,11 @@ func (n *RegEventNotifier) drain(sub *regSub) {
 		switch {
 		case job.terminated || drop:
 			if err := n.delete(ctx, &snap); err != nil {
-				n.log.Warn("deleting reg-event subscription", zapStr("impu", snap.IMPU), zap.Error(err))
+				n.log.Warn("deleting reg-event subscription", zap.String("impu", snap.IMPU), zap.Error(err))
 			}
 		default:
 			if err := n.saveState(ctx, &snap); err != nil {
-				n.log.Warn("storing reg-event subscription state", zapStr("impu", snap.IMPU), zap.Error(err))
+				n.log.Warn("storing reg-event subscription state", zap.String("impu", snap.IMPU), zap.Error(err))
 			}
 		}
 		cancel()
@@ -830,7 +830,7 @@ func (n *RegEventNotifier) send(sub RegSubscription, version int, job notifyJob)
 	doc := &reginfo.Reginfo{Version: version, State: state, Registrations: regs}
 	body, err := reginfo.Marshal(doc)
 	if err != nil {
-		n.log.Error("reginfo document", zapStr("impu", sub.IMPU), zap.Error(err))
+		n.log.Error("reginfo document", zap.String("impu", sub.IMPU), zap.Error(err))
 		n.notifies.WithLabelValues("not_sent").Inc()
 		return drop
 	}
@@ -843,12 +843,12 @@ func (n *RegEventNotifier) send(sub RegSubscription, version int, job notifyJob)
 	}
 	req, tg, err := n.buildNotify(sub, subState, body)
 	if err != nil {
-		n.log.Warn("reg-event NOTIFY not built", zapStr("impu", sub.IMPU), zap.Error(err))
+		n.log.Warn("reg-event NOTIFY not built", zap.String("impu", sub.IMPU), zap.Error(err))
 		n.notifies.WithLabelValues("not_sent").Inc()
 		return true
 	}
 	if !n.s.started.Load() {
-		n.log.Warn("reg-event NOTIFY before the SIP layer started; dropped", zapStr("impu", sub.IMPU))
+		n.log.Warn("reg-event NOTIFY before the SIP layer started; dropped", zap.String("impu", sub.IMPU))
 		n.notifies.WithLabelValues("not_sent").Inc()
 		return drop
 	}
@@ -857,12 +857,12 @@ func (n *RegEventNotifier) send(sub RegSubscription, version int, job notifyJob)
 	res, err := n.s.proxy.Do(ctx, req, tg)
 	if err != nil {
 		n.notifies.WithLabelValues("no_answer").Inc()
-		n.log.Info("reg-event NOTIFY not answered; subscription removed", zapStr("impu", sub.IMPU), zapStr("target", sub.Target), zap.Error(err))
+		n.log.Info("reg-event NOTIFY not answered; subscription removed", zap.String("impu", sub.IMPU), zap.String("target", sub.Target), zap.Error(err))
 		return true
 	}
 	if res.StatusCode >= 300 {
 		n.notifies.WithLabelValues("error_response").Inc()
-		n.log.Info("reg-event NOTIFY refused", zapStr("impu", sub.IMPU), zap.Int("status", res.StatusCode))
+		n.log.Info("reg-event NOTIFY refused", zap.String("impu", sub.IMPU), zap.Int("status", res.StatusCode))
 		return drop || res.StatusCode == 481
 	}
 	n.notifies.WithLabelValues("ok").Inc()
@@ -945,7 +945,7 @@ func (n *RegEventNotifier) sweeper() {
 		n.mu.Lock()
 		for _, sub := range n.subs {
 			if !sub.final && !sub.Expires.After(now) {
-				n.log.Info("reg-event subscription expired", zapStr("impu", sub.IMPU), zapStr("call-id", sub.CallID))
+				n.log.Info("reg-event subscription expired", zap.String("impu", sub.IMPU), zap.String("call-id", sub.CallID))
 				n.enqueueLocked(sub, notifyJob{full: true, terminated: true, reason: "timeout"})
 			}
 		}

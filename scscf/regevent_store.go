@@ -25,10 +25,10 @@ func (n *RegEventNotifier) LoadSubscriptions(ctx context.Context) error {
 			go n.sweeper()
 		}
 	})
-	if n.s.store == nil {
+	if n.s.pool == nil {
 		return nil
 	}
-	pool := n.s.store.pool
+	pool := n.s.pool
 	n.mu.Lock()
 	n.pool = pool
 	n.mu.Unlock()

@@ -16,8 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/imscore/imscore/pkg/cxclient"
-	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/ifc"
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/sipproxy"
@@ -252,7 +250,8 @@ func (s *Server) handleSession(ctx context.Context, t *sipproxy.Txn) {
 const allowed = "INVITE, ACK, CANCEL, BYE, REGISTER, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, UPDATE, PRACK, INFO, REFER, PUBLISH"
 
 func (s *Server) servesRegistered(u sip.Uri) bool {
-	return s.reg.lookup(u.String()) != nil
+	_, ok := s.reg.Served(u.String())
+	return ok
 }
 
 // inDialog forwards a request with a To tag (and every ACK) along its Route
@@ -290,36 +289,6 @@ func (s *Server) inDialog(ctx context.Context, t *sipproxy.Txn, popped *sip.Uri)
 	}
 }
 
-// served is what the registrar knows of one IMPU.
-type served struct {
-	impu       string // canonical
-	registered bool   // the set has at least one unexpired binding
-	barred     bool
-	profile    *userdata.IMSSubscription
-	contacts   []binding.Contact
-}
-
-func (s *Server) servedUser(impu string) (served, bool) {
-	key := binding.CanonURI(impu)
-	now := time.Now()
-	s.reg.mu.RLock()
-	defer s.reg.mu.RUnlock()
-	r := s.reg.byIMPU[key]
-	if r == nil {
-		return served{}, false
-	}
-	out := served{impu: key, barred: r.barred[key], profile: r.profile}
-	for _, c := range r.contacts {
-		if c.Expires.After(now) {
-			cc := *c
-			cc.Path = append([]string(nil), c.Path...)
-			out.contacts = append(out.contacts, cc)
-		}
-	}
-	out.registered = len(out.contacts) > 0
-	return out, true
-}
-
 // ifcsFor returns the iFCs of the service profile serving impu, with the
 // shared iFC sets it references (TS 29.228 §6.6.3).
 func (s *Server) ifcsFor(p *userdata.IMSSubscription, impu string) []userdata.InitialFilterCriteria {
@@ -341,7 +310,7 @@ func (s *Server) profileIFCs(sp *userdata.ServiceProfile, impu string) []userdat
 	for _, id := range sp.SharedIFCSetIDs {
 		set, ok := s.sess.shared[id]
 		if !ok {
-			s.log.Warn("profile references an unknown shared iFC set", zapU32("set", id), zapStr("impu", impu))
+			s.log.Warn("profile references an unknown shared iFC set", zap.Uint32("set", id), zap.String("impu", impu))
 			continue
 		}
 		out = append(out, set...)
@@ -371,25 +340,25 @@ func (s *Server) originating(ctx context.Context, t *sipproxy.Txn) {
 		}
 		ids = append(ids, req.From().Address.String())
 	}
-	var u served
+	var u binding.Served
 	found := false
 	for _, id := range ids {
-		if x, ok := s.servedUser(id); ok {
+		if x, ok := s.reg.Served(id); ok {
 			u, found = x, true
 			break
 		}
 	}
 	switch {
-	case !found || !u.registered:
-		s.log.Info("originating request from an unregistered user", zap.Strings("identity", ids), zapStr("method", string(req.Method)))
+	case !found || !u.Registered:
+		s.log.Info("originating request from an unregistered user", zap.Strings("identity", ids), zap.String("method", string(req.Method)))
 		_ = t.Respond(403, "Forbidden - originating user not registered")
 		return
-	case u.barred:
+	case u.Barred:
 		_ = t.Respond(403, "Forbidden - public identity barred")
 		return
 	}
-	st := &iscState{served: u.impu, sescase: userdata.SessionCaseOriginating, registered: true,
-		ifcs: s.ifcsFor(u.profile, u.impu), after: math.MinInt}
+	st := &iscState{served: u.IMPU, sescase: userdata.SessionCaseOriginating, registered: true,
+		ifcs: s.ifcsFor(u.Profile, u.IMPU), after: math.MinInt}
 	s.runISC(ctx, t, st)
 }
 
@@ -400,14 +369,14 @@ func (s *Server) originating(ctx context.Context, t *sipproxy.Txn) {
 func (s *Server) terminating(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
 	target := req.Recipient.String()
-	u, ok := s.servedUser(target)
-	if ok && u.registered {
-		if u.barred {
+	u, ok := s.reg.Served(target)
+	if ok && u.Registered {
+		if u.Barred {
 			_ = t.Respond(404, "Not Found - public identity barred")
 			return
 		}
-		st := &iscState{served: u.impu, sescase: userdata.SessionCaseTerminatingRegistered, registered: true,
-			ifcs: s.ifcsFor(u.profile, u.impu), after: math.MinInt}
+		st := &iscState{served: u.IMPU, sescase: userdata.SessionCaseTerminatingRegistered, registered: true,
+			ifcs: s.ifcsFor(u.Profile, u.IMPU), after: math.MinInt}
 		s.runISC(ctx, t, st)
 		return
 	}
@@ -416,22 +385,9 @@ func (s *Server) terminating(ctx context.Context, t *sipproxy.Txn) {
 		return
 	}
 	impu := binding.CanonURI(target)
-	ud, err := s.sar(ctx, "", impu, diameter.SATUnregisteredUser, false)
-	if err != nil {
-		if he, ok := cxclient.AsError(err); ok && he.Is3GPP(diameter.DiameterErrorUserUnknown) {
-			_ = t.Respond(404, "Not Found - user unknown")
-			return
-		}
-		s.respondHSSError(t, err, "", "")
+	profile, ok := s.reg.AssignUnregistered(ctx, t, impu)
+	if !ok {
 		return
-	}
-	var profile *userdata.IMSSubscription
-	if ud != nil {
-		if profile, err = userdata.Parse(ud); err != nil {
-			s.log.Warn("SAA User-Data rejected", zapStr("impu", impu), zap.Error(err))
-			_ = t.Respond(500, "Server Internal Error", s.warning("HSS sent invalid User-Data"))
-			return
-		}
 	}
 	if profile != nil {
 		if _, pi := profile.ProfileFor(impu); pi != nil && bool(pi.BarringIndication) {
@@ -492,10 +448,7 @@ func (s *Server) isServedTarget(ru sip.Uri, served string) bool {
 	if k == served {
 		return true
 	}
-	if r := s.reg.lookup(k); r != nil && r == s.reg.lookup(served) {
-		return true
-	}
-	return false
+	return s.reg.SameSet(k, served)
 }
 
 // sendToAS forwards the request to the AS of f with the ODI route and
@@ -570,11 +523,11 @@ func (s *Server) asFailed(t *sipproxy.Txn, f *userdata.InitialFilterCriteria, wh
 	as := f.ApplicationServer.ServerName
 	if f.ApplicationServer.Handling() == userdata.SessionContinued {
 		s.sess.isc.WithLabelValues("continued").Inc()
-		s.log.Info("AS failed; SESSION_CONTINUED", zapStr("as", as), zapStr("why", why), zap.Int("priority", f.Priority))
+		s.log.Info("AS failed; SESSION_CONTINUED", zap.String("as", as), zap.String("why", why), zap.Int("priority", f.Priority))
 		return false
 	}
 	s.sess.isc.WithLabelValues("terminated").Inc()
-	s.log.Info("AS failed; SESSION_TERMINATED", zapStr("as", as), zapStr("why", why), zap.Int("priority", f.Priority))
+	s.log.Info("AS failed; SESSION_TERMINATED", zap.String("as", as), zap.String("why", why), zap.Int("priority", f.Priority))
 	reason := "Server Internal Error"
 	if code == 408 {
 		reason = "Request Timeout"
@@ -626,23 +579,23 @@ func (s *Server) routeToTarget(ctx context.Context, t *sipproxy.Txn) {
 // INVITE branches on a 2xx.
 func (s *Server) deliver(ctx context.Context, t *sipproxy.Txn, impu string) {
 	req := t.Request()
-	u, ok := s.servedUser(impu)
-	if !ok || !u.registered {
+	u, ok := s.reg.Served(impu)
+	if !ok || !u.Registered {
 		_ = t.Respond(480, "Temporarily Unavailable")
 		return
 	}
 	var targets []sipproxy.Target
-	for _, c := range u.contacts {
+	for _, c := range u.Contacts {
 		var ru sip.Uri
 		if err := sip.ParseUri(strings.Trim(c.URI, "<>"), &ru); err != nil {
-			s.log.Warn("stored contact does not parse", zapStr("contact", c.URI), zap.Error(err))
+			s.log.Warn("stored contact does not parse", zap.String("contact", c.URI), zap.Error(err))
 			continue
 		}
 		tg := sipproxy.Target{RequestURI: &ru}
 		for _, p := range c.Path {
 			entries, err := imsheader.ParsePath(p)
 			if err != nil {
-				s.log.Warn("stored Path does not parse", zapStr("path", p), zap.Error(err))
+				s.log.Warn("stored Path does not parse", zap.String("path", p), zap.Error(err))
 				continue
 			}
 			for _, n := range entries {

@@ -3,16 +3,13 @@ package scscf
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
 
-	"github.com/imscore/imscore/pkg/pgretry"
 	"github.com/imscore/imscore/pkg/pgsession"
-	"github.com/imscore/imscore/scscf/binding"
 )
 
 // MigrationVersionTable is the tern version table of the S-CSCF schema,
@@ -22,14 +19,12 @@ const MigrationVersionTable = "scscf_schema_version"
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// store writes registrations through to PostgreSQL (table
-// scscf_registration).
-type store struct {
-	pool *pgxpool.Pool
-}
-
-// openStore connects, applies the embedded migrations and returns the store.
-func openStore(ctx context.Context, dsn string) (*store, error) {
+// openStore connects to the S-CSCF's database and applies the embedded
+// migrations: the tables of the registrar (scscf_registration,
+// scscf/registrar/store.go) and of the reg-event notifier
+// (scscf_reg_subscription), one tern version table for both. Each writes
+// its own rows on the pool.
+func openStore(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("scscf: database-url: %w", err)
@@ -50,7 +45,7 @@ func openStore(ctx context.Context, dsn string) (*store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &store{pool: pool}, nil
+	return pool, nil
 }
 
 func migrateDB(ctx context.Context, pool *pgxpool.Pool) error {
@@ -74,51 +69,6 @@ func migrateDB(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("scscf: migrations: %w", err)
 	}
 	return nil
-}
-
-func (st *store) close() { st.pool.Close() }
-
-func (st *store) save(ctx context.Context, r binding.Registration) error {
-	contacts, err := json.Marshal(r.Contacts)
-	if err != nil {
-		return err
-	}
-	barred := r.Barred
-	if barred == nil {
-		barred = []string{}
-	}
-	_, err = pgretry.Exec(ctx, st.pool, `INSERT INTO scscf_registration (aor, impi, impus, barred, user_data, contacts, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, now())
-		ON CONFLICT (aor) DO UPDATE SET impi = EXCLUDED.impi, impus = EXCLUDED.impus, barred = EXCLUDED.barred,
-			user_data = EXCLUDED.user_data, contacts = EXCLUDED.contacts, updated_at = now()`,
-		r.AOR, r.IMPI, r.IMPUs, barred, r.UserData, contacts)
-	return err
-}
-
-func (st *store) delete(ctx context.Context, aor string) error {
-	_, err := pgretry.Exec(ctx, st.pool, `DELETE FROM scscf_registration WHERE aor = $1`, aor)
-	return err
-}
-
-func (st *store) loadAll(ctx context.Context) ([]binding.Registration, error) {
-	rows, err := st.pool.Query(ctx, `SELECT aor, impi, impus, barred, user_data, contacts FROM scscf_registration ORDER BY aor`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []binding.Registration
-	for rows.Next() {
-		var r binding.Registration
-		var contacts []byte
-		if err := rows.Scan(&r.AOR, &r.IMPI, &r.IMPUs, &r.Barred, &r.UserData, &contacts); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(contacts, &r.Contacts); err != nil {
-			return nil, fmt.Errorf("scscf_registration %s: contacts: %w", r.AOR, err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 func subFS() (fs.FS, error) {

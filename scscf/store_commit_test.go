@@ -21,8 +21,8 @@ func TestStoreSynchronousCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got string
-		err = st.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&got)
-		st.close()
+		err = st.QueryRow(ctx, "SHOW synchronous_commit").Scan(&got)
+		st.Close()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,8 +21,8 @@ func TestStoreSessionDefaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := pgtest.Settings(t, st.pool, "enable_seqscan", "synchronous_commit")
-		st.pool.Close()
+		got := pgtest.Settings(t, st, "enable_seqscan", "synchronous_commit")
+		st.Close()
 		if got[0] != c.seqscan || got[1] != c.commit {
 			t.Errorf("DSN %s: enable_seqscan %s, synchronous_commit %s; want %s, %s", c.dsn, got[0], got[1], c.seqscan, c.commit)
 		}

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/ifc"
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/sipproxy"
@@ -168,7 +167,7 @@ func (tp *ThirdPartyRegistrar) dispatch(ev binding.Event, impu string, rt userda
 	if prof == nil && len(ev.After.UserData) > 0 {
 		p, err := userdata.Parse(ev.After.UserData)
 		if err != nil {
-			tp.log.Warn("User-Data of the registration does not parse; no third-party REGISTER", zapStr("impu", impu), zap.Error(err))
+			tp.log.Warn("User-Data of the registration does not parse; no third-party REGISTER", zap.String("impu", impu), zap.Error(err))
 			return
 		}
 		prof = p
@@ -263,11 +262,11 @@ func rtLabel(rt userdata.RegistrationType) string {
 func (tp *ThirdPartyRegistrar) send(j tpSend) {
 	req, err := tp.build(j)
 	if err != nil {
-		tp.log.Warn("third-party REGISTER not built", zapStr("as", j.as.ServerName), zapStr("impu", j.impu), zap.Error(err))
+		tp.log.Warn("third-party REGISTER not built", zap.String("as", j.as.ServerName), zap.String("impu", j.impu), zap.Error(err))
 		return
 	}
 	if !tp.s.started.Load() {
-		tp.log.Warn("third-party REGISTER before the SIP layer started; dropped", zapStr("as", j.as.ServerName))
+		tp.log.Warn("third-party REGISTER before the SIP layer started; dropped", zap.String("as", j.as.ServerName))
 		return
 	}
 	ctx, cancel := context.WithTimeout(tp.ctx, tp.cfg.Timeout)
@@ -283,11 +282,11 @@ func (tp *ThirdPartyRegistrar) send(j tpSend) {
 		failure = fmt.Sprintf("answered %d %s", res.StatusCode, res.Reason)
 	case res.StatusCode >= 300:
 		tp.sent.WithLabelValues(rtLabel(j.rt), "error_response").Inc()
-		tp.log.Info("third-party REGISTER refused", zapStr("as", j.as.ServerName), zapStr("impu", j.impu), zap.Int("status", res.StatusCode))
+		tp.log.Info("third-party REGISTER refused", zap.String("as", j.as.ServerName), zap.String("impu", j.impu), zap.Int("status", res.StatusCode))
 		return
 	default:
 		tp.sent.WithLabelValues(rtLabel(j.rt), "ok").Inc()
-		tp.log.Debug("third-party REGISTER accepted", zapStr("as", j.as.ServerName), zapStr("impu", j.impu), zap.Int("status", res.StatusCode))
+		tp.log.Debug("third-party REGISTER accepted", zap.String("as", j.as.ServerName), zap.String("impu", j.impu), zap.Int("status", res.StatusCode))
 		return
 	}
 	if tp.ctx.Err() != nil {
@@ -295,13 +294,13 @@ func (tp *ThirdPartyRegistrar) send(j tpSend) {
 	}
 	if j.as.Handling() == userdata.SessionTerminated && j.rt != userdata.RegistrationDeRegistration {
 		reason := "third-party REGISTER to " + j.as.ServerName + " failed (" + failure + ")"
-		tp.log.Info("AS with SESSION_TERMINATED failed: de-registering", zapStr("as", j.as.ServerName), zapStr("impu", j.impu), zapStr("failure", failure))
+		tp.log.Info("AS with SESSION_TERMINATED failed: de-registering", zap.String("as", j.as.ServerName), zap.String("impu", j.impu), zap.String("failure", failure))
 		if tp.deregister != nil {
 			tp.deregister(j.impu, reason)
 		}
 		return
 	}
-	tp.log.Info("third-party REGISTER failed", zapStr("default-handling", j.as.Handling().String()), zapStr("type", rtLabel(j.rt)), zapStr("as", j.as.ServerName), zapStr("impu", j.impu), zapStr("failure", failure))
+	tp.log.Info("third-party REGISTER failed", zap.String("default-handling", j.as.Handling().String()), zap.String("type", rtLabel(j.rt)), zap.String("as", j.as.ServerName), zap.String("impu", j.impu), zap.String("failure", failure))
 }
 
 // build makes the third-party REGISTER of j.
@@ -407,27 +406,4 @@ func multipartMixed(boundary string, parts []bodyPart) []byte {
 	}
 	b.WriteString("--" + boundary + "--\r\n")
 	return b.Bytes()
-}
-
-// NetworkDeregister ends the registration of the set holding impu as the
-// S-CSCF's own decision (TS 24.229 §5.4.1.5): the bindings are removed
-// (binding.EventTerminated with reason, so reg-event subscribers get their
-// NOTIFY and the ASes a de-registration) and the HSS gets SAR
-// ADMINISTRATIVE_DEREGISTRATION. It is the deregister callback of
-// NewThirdPartyRegistrar; it must not be called with the IMPI's lock held.
-func (s *Server) NetworkDeregister(impu, reason string) {
-	r := s.reg.lookup(impu)
-	if r == nil {
-		return
-	}
-	s.reg.mu.RLock()
-	impi, aor := r.impi, r.aor
-	s.reg.mu.RUnlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s.log.Info("network-initiated de-registration", zapStr("impu", impu), zapStr("reason", reason))
-	s.terminate(ctx, r, reason)
-	if _, err := s.sar(ctx, impi, aor, diameter.SATAdministrativeDeregistration, true); err != nil {
-		s.log.Warn("SAR ADMINISTRATIVE_DEREGISTRATION failed", zapStr("impu", aor), zap.Error(err))
-	}
 }

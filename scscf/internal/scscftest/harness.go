@@ -29,6 +29,7 @@ import (
 	"github.com/imscore/imscore/pkg/siptest"
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf"
+	"github.com/imscore/imscore/scscf/registrar"
 )
 
 const (
@@ -213,8 +214,8 @@ func (h *HSS) mar(ctx context.Context, c *diameter.Conn, req *diam.Message) (*di
 	if s == nil {
 		return h.Node.AnswerExperimental(req, diameter.DiameterErrorUserUnknown), nil
 	}
-	want := map[string]string{"aka": scscf.SchemeAKAv1, "md5": scscf.SchemeDigest}[s.Scheme]
-	if r.Scheme != scscf.SchemeUnknown && r.Scheme != want {
+	want := map[string]string{"aka": registrar.SchemeAKAv1, "md5": registrar.SchemeDigest}[s.Scheme]
+	if r.Scheme != registrar.SchemeUnknown && r.Scheme != want {
 		return h.Node.AnswerExperimental(req, diameter.DiameterErrorAuthSchemeNotSupported), nil
 	}
 	opc, _ := aka.ComputeOPc(Set1K, Set1OP)
@@ -240,7 +241,7 @@ func (h *HSS) mar(ctx context.Context, c *diameter.Conn, req *diam.Message) (*di
 		if s.Scheme == "md5" {
 			a.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem,
 				diameter.NewAVP(diameter.AVPSIPItemNumber, datatype.Unsigned32(uint32(i+1))),
-				diameter.NewAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(scscf.SchemeDigest)),
+				diameter.NewAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(registrar.SchemeDigest)),
 				diameter.Grouped(diameter.AVPSIPDigestAuthenticate,
 					diameter.NewAVP(diameter.AVPDigestRealm, datatype.UTF8String(Domain)),
 					diameter.NewAVP(diameter.AVPDigestQoP, datatype.UTF8String("auth")),
@@ -254,7 +255,7 @@ func (h *HSS) mar(ctx context.Context, c *diameter.Conn, req *diam.Message) (*di
 		}
 		a.AddAVP(diameter.Grouped(diameter.AVPSIPAuthDataItem,
 			diameter.NewAVP(diameter.AVPSIPItemNumber, datatype.Unsigned32(uint32(i+1))),
-			diameter.NewAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(scscf.SchemeAKAv1)),
+			diameter.NewAVP(diameter.AVPSIPAuthenticationScheme, datatype.UTF8String(registrar.SchemeAKAv1)),
 			diameter.NewAVP(diameter.AVPSIPAuthenticate, datatype.OctetString(v.SIPAuthenticate())),
 			diameter.NewAVP(diameter.AVPSIPAuthorization, datatype.OctetString(v.XRES)),
 			diameter.NewAVP(diameter.AVPConfidentialityKey, datatype.OctetString(v.CK)),

@@ -1,4 +1,4 @@
-package scscf_test
+package registrar_test
 
 import (
 	"strings"

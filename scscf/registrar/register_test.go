@@ -1,4 +1,4 @@
-package scscf_test
+package registrar_test
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/imscore/imscore/scscf"
 	"github.com/imscore/imscore/scscf/binding"
 	"github.com/imscore/imscore/scscf/internal/scscftest"
+	"github.com/imscore/imscore/scscf/registrar"
 )
 
 func TestAKARegistration(t *testing.T) {
@@ -54,7 +55,7 @@ func TestAKARegistration(t *testing.T) {
 		t.Errorf("ik/ck %s/%s, want %x/%x", ch.IK(), ch.CK(), ik, ck)
 	}
 	mar := h.Requests()[0]
-	if mar.Cmd != diameter.CmdMultimediaAuth || mar.Scheme != scscf.SchemeUnknown || mar.N != 2 || mar.IMPI != u.IMPI || mar.IMPU != u.IMPU || mar.Server != s.Config().ServerName {
+	if mar.Cmd != diameter.CmdMultimediaAuth || mar.Scheme != registrar.SchemeUnknown || mar.N != 2 || mar.IMPI != u.IMPI || mar.IMPU != u.IMPU || mar.Server != s.Config().ServerName {
 		t.Errorf("MAR %+v", mar)
 	}
 
@@ -173,7 +174,7 @@ func TestMD5WithAndWithoutQop(t *testing.T) {
 			t.Fatalf("qop=%v wrong password: %d", qop, res.StatusCode)
 		}
 	}
-	if h.Requests()[0].Scheme != scscf.SchemeUnknown {
+	if h.Requests()[0].Scheme != registrar.SchemeUnknown {
 		t.Errorf("first MAR scheme %q", h.Requests()[0].Scheme)
 	}
 }

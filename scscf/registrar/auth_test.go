@@ -1,4 +1,4 @@
-package scscf
+package registrar
 
 import (
 	"fmt"
@@ -16,7 +16,7 @@ func TestRESWithZeroBytesIsThePassword(t *testing.T) {
 	// with a known XRES containing 0x00 verifies only with those bytes.
 	c := &challenge{realm: testDomain, v: &vector{alg: digest.AlgAKAv1, xres: []byte{0x12, 0x00, 0x34, 0x00, 0, 0, 0x56, 0x78}}}
 	ch := digest.NewAKAChallenge(testDomain, "bm9uY2U=", digest.AlgAKAv1, make([]byte, 16), make([]byte, 16))
-	s := &Server{auth: newAuthState()}
+	s := &Registrar{auth: newAuthState()}
 	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: testDomain})
 	good, _ := digest.Parse(credentials(ch, "z@"+testDomain, string(c.v.xres)))
 	if ok, why := s.verify(c, good, req); !ok {

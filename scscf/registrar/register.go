@@ -1,8 +1,7 @@
-package scscf
+package registrar
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
 
-	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/imsheader"
@@ -20,16 +18,6 @@ import (
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf/binding"
 )
-
-// handle is the sipproxy handler: REGISTER goes to the registrar, every
-// other request to session routing (session.go).
-func (s *Server) handle(ctx context.Context, t *sipproxy.Txn) {
-	if t.Request().Method == sip.REGISTER {
-		s.handleRegister(ctx, t)
-		return
-	}
-	s.handleSession(ctx, t)
-}
 
 // reqContact is one Contact of a REGISTER with its requested expiry.
 type reqContact struct {
@@ -39,7 +27,7 @@ type reqContact struct {
 
 // parseContacts reads the Contact headers and the expiry each asks for
 // (RFC 3261 §10.2.1.1, §10.3 step 6); wildcard reports "Contact: *".
-func (s *Server) parseContacts(req *sip.Request) (list []reqContact, wildcard bool, minTooBrief bool, err error) {
+func (s *Registrar) parseContacts(req *sip.Request) (list []reqContact, wildcard bool, minTooBrief bool, err error) {
 	var hdrExp *time.Duration
 	if h := req.GetHeader("Expires"); h != nil {
 		n, perr := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
@@ -98,14 +86,6 @@ func (s *Server) parseContacts(req *sip.Request) (list []reqContact, wildcard bo
 	return list, wildcard, minTooBrief, nil
 }
 
-func isProtected(v string) bool {
-	switch strings.ToLower(v) {
-	case digest.IntegrityYes, digest.IntegrityIPsec3GPP, digest.IntegrityTLSYes, digest.IntegrityIPAssocYes:
-		return true
-	}
-	return false
-}
-
 // impiFromIMPU derives the IMPI for a REGISTER without credentials
 // (TS 23.003 §13.3 style: user@host of a sip: IMPU).
 func impiFromIMPU(impu string) string {
@@ -134,10 +114,10 @@ type regRequest struct {
 	rec *record
 }
 
-// handleRegister serves a REGISTER (TS 24.229 §5.4.1.2): readRegister,
+// HandleRegister serves a REGISTER (TS 24.229 §5.4.1.2): readRegister,
 // then, under the lock of the IMPI, authenticate (401 challenge or
 // checked response) and register: assign (SAR), bind, answer (200).
-func (s *Server) handleRegister(ctx context.Context, t *sipproxy.Txn) {
+func (s *Registrar) HandleRegister(ctx context.Context, t *sipproxy.Txn) {
 	r, ok := s.readRegister(t)
 	if !ok {
 		return
@@ -157,7 +137,7 @@ func (s *Server) handleRegister(ctx context.Context, t *sipproxy.Txn) {
 // Authorization; 423 with Min-Expires for a non-zero expiry below
 // MinExpires. The IMPI is the Authorization username, else derived from
 // the To IMPU (TS 24.229 §5.4.1.2.1).
-func (s *Server) readRegister(t *sipproxy.Txn) (*regRequest, bool) {
+func (s *Registrar) readRegister(t *sipproxy.Txn) (*regRequest, bool) {
 	req := t.Request()
 	to := req.To()
 	if to == nil || req.CallID() == nil || req.CSeq() == nil {
@@ -192,75 +172,6 @@ func (s *Server) readRegister(t *sipproxy.Txn) (*regRequest, bool) {
 	return r, true
 }
 
-// authenticate is the authentication stage (TS 24.229 §5.4.1.2.1,
-// §5.4.1.2.2, §5.4.1.2.3; TS 33.203 §6.1). It reports true when the
-// REGISTER is authenticated and may be registered; otherwise it has
-// answered it:
-//   - an integrity-protected REGISTER the registration already covers
-//     (reauthWaived) is authenticated without a challenge;
-//   - auts in the credentials: SQN resynchronisation, a new 401
-//     (§5.4.1.2.3, resync);
-//   - a response to a nonce issued to this IMPI, unused and younger than
-//     NonceLifetime: checked (verify); a wrong one gets 403 and SAR
-//     AUTHENTICATION_FAILURE (§5.4.1.2.3);
-//   - anything else gets a 401 challenge (§5.4.1.2.1), with stale=TRUE
-//     when the nonce answered had expired.
-func (s *Server) authenticate(ctx context.Context, r *regRequest) bool {
-	cred := r.cred
-	if cred == nil {
-		s.challenge(ctx, r.t, r.impi, r.impu, "", false, nil)
-		return false
-	}
-	if s.reauthWaived(r) {
-		s.metrics.auth.WithLabelValues("integrity_protected").Inc()
-		return true
-	}
-	if cred.AUTS() != "" {
-		s.resync(ctx, r.t, cred, r.impi, r.impu)
-		return false
-	}
-	stale := false
-	if cred.Nonce() != "" && cred.Response() != "" {
-		c := s.auth.lookup(cred.Nonce())
-		switch {
-		case c == nil || c.impi != r.impi:
-			s.metrics.auth.WithLabelValues("unknown_nonce").Inc()
-		case time.Since(c.created) > s.cfg.NonceLifetime:
-			s.auth.consume(c)
-			stale = true
-			s.metrics.auth.WithLabelValues("stale_nonce").Inc()
-		default:
-			ok, why := s.verify(c, cred, r.req)
-			if !s.auth.consume(c) {
-				s.metrics.auth.WithLabelValues("nonce_reused").Inc()
-				break
-			}
-			if !ok {
-				s.metrics.authFailures.WithLabelValues(why).Inc()
-				s.log.Info("authentication failed", zapStr("impi", r.impi), zapStr("impu", r.impu), zapStr("cause", why))
-				s.sarAsync(r.impi, r.impu, diameter.SATAuthenticationFailure)
-				_ = r.t.Respond(403, "Forbidden - Authentication failed")
-				return false
-			}
-			s.metrics.auth.WithLabelValues("ok").Inc()
-			return true
-		}
-	}
-	s.challenge(ctx, r.t, r.impi, r.impu, cred.Algorithm(), stale, nil)
-	return false
-}
-
-// reauthWaived reports whether a REGISTER needs no new challenge (TS
-// 24.229 §5.4.1.2.1: the S-CSCF may skip authentication of a REGISTER
-// that is integrity protected): with ReauthRegistered, the P-CSCF marked
-// it integrity-protected "yes", "ipsec-3gpp", "tls-yes" or "ip-assoc-yes",
-// and its IMPI already has the registration of the To IMPU with every
-// Contact of the request bound (or the request only de-registers).
-func (s *Server) reauthWaived(r *regRequest) bool {
-	return s.cfg.ReauthProtected == ReauthRegistered && isProtected(r.cred.IntegrityProtected()) &&
-		r.rec != nil && r.rec.impi == r.impi && (r.dereg || allBound(r.rec, r.contacts))
-}
-
 func allZero(cs []reqContact) bool {
 	for _, c := range cs {
 		if c.expires != 0 {
@@ -270,187 +181,13 @@ func allZero(cs []reqContact) bool {
 	return true
 }
 
-func allBound(rec *record, cs []reqContact) bool {
-	for _, c := range cs {
-		found := false
-		for _, b := range rec.contacts {
-			if b.Key() == c.c.Key() {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
-
-// verify checks credentials against challenge c: AKAv1-MD5 with RES as the
-// password (RFC 3310 §3.3), AKAv2-MD5 (RFC 4169), MD5 with the HSS's HA1
-// (RFC 2617 with or without qop). It returns the failure cause for metrics.
-func (s *Server) verify(c *challenge, cred *digest.Header, req *sip.Request) (bool, string) {
-	if !strings.EqualFold(cred.Realm(), c.realm) {
-		return false, "wrong_realm"
-	}
-	got := cred.Algorithm()
-	if got == "" {
-		got = digest.AlgMD5
-	}
-	if !strings.EqualFold(got, c.v.alg) {
-		return false, "wrong_algorithm"
-	}
-	if cred.QOP() != "" && !s.auth.checkNC(c, cred.NC()) {
-		return false, "nonce_count"
-	}
-	var ok bool
-	var err error
-	switch c.v.alg {
-	case digest.AlgAKAv1:
-		ok, err = digest.VerifyPassword(cred, string(req.Method), digest.AKAv1Password(c.v.xres), req.Body())
-	case digest.AlgAKAv2:
-		ok, err = digest.VerifyPassword(cred, string(req.Method), digest.AKAv2Password(c.v.xres, c.v.ik, c.v.ck), req.Body())
-	default:
-		ok, err = digest.VerifyHA1(cred, string(req.Method), c.v.ha1, req.Body())
-	}
-	if err != nil {
-		return false, "malformed_credentials"
-	}
-	if !ok {
-		return false, "wrong_response"
-	}
-	return true, ""
-}
-
-// challenge answers 401 with a fresh vector (TS 24.229 §5.4.1.2.1),
-// fetching vectors with MAR when the cache has none for impi. resync is
-// RAND‖AUTS for a resynchronisation MAR.
-func (s *Server) challenge(ctx context.Context, t *sipproxy.Txn, impi, impu, alg string, stale bool, resync []byte) {
-	want := ""
-	if a, ok := algFor(schemeFor(alg)); ok {
-		want = a
-	}
-	now := time.Now()
-	var v *vector
-	if resync == nil {
-		v = s.auth.takeVector(impi, want, s.cfg.VectorLifetime, now)
-	}
-	if v == nil {
-		scheme := schemeFor(alg)
-		if resync != nil && scheme == SchemeUnknown {
-			scheme = SchemeAKAv1
-		}
-		vs, err := s.mar(ctx, impi, impu, scheme, s.cfg.VectorsPerMAR, resync)
-		if err != nil {
-			s.respondHSSError(t, err, alg, impi)
-			return
-		}
-		v = vs[0]
-		s.auth.putVectors(impi, vs[1:])
-	}
-	realm := s.cfg.Domain
-	c, err := s.auth.newChallenge(impi, impu, realm, v, now)
-	if err != nil {
-		s.log.Error("challenge", zap.Error(err))
-		_ = t.Respond(500, "Server Internal Error")
-		return
-	}
-	var h *digest.Header
-	if v.alg == digest.AlgMD5 {
-		h = digest.NewChallenge(realm, c.nonce, digest.AlgMD5, digest.QOPAuth)
-	} else {
-		h = digest.NewAKAChallenge(realm, c.nonce, v.alg, v.ik, v.ck)
-	}
-	if stale {
-		h.Set("stale", "TRUE")
-	}
-	s.metrics.challenges.WithLabelValues(v.alg).Inc()
-	_ = t.Respond(401, "Unauthorized", sip.NewHeader(digest.HeaderWWWAuthenticate, h.String()))
-}
-
-// resync handles credentials with auts (RFC 3310 §3.4, TS 33.203 §6.1.2):
-// MAR with SIP-Authorization = RAND‖AUTS, then a new 401.
-func (s *Server) resync(ctx context.Context, t *sipproxy.Txn, cred *digest.Header, impi, impu string) {
-	rnd, _, err := digest.SplitAKANonce(cred.Nonce())
-	if err != nil {
-		_ = t.Respond(400, "Bad Request - auts with a nonce that is not an AKA nonce")
-		return
-	}
-	auts, err := digest.DecodeAUTS(cred.AUTS())
-	if err != nil {
-		_ = t.Respond(400, "Bad Request - malformed auts")
-		return
-	}
-	if c := s.auth.lookup(cred.Nonce()); c != nil {
-		s.auth.consume(c)
-	}
-	s.auth.dropVectors(impi)
-	s.metrics.auth.WithLabelValues("resync").Inc()
-	s.log.Info("SQN resynchronisation", zapStr("impi", impi), zapStr("rand", base64.StdEncoding.EncodeToString(rnd)))
-	s.challenge(ctx, t, impi, impu, cred.Algorithm(), false, append(rnd, auts...))
-}
-
-// respondHSSError maps a failed MAR/SAR to the SIP answer: user errors of
-// the HSS become 403 with a reason; a missing or failed HSS becomes 500
-// (504 on timeout) with a Warning, never 403.
-func (s *Server) respondHSSError(t *sipproxy.Txn, err error, alg, impi string) {
-	he, ok := cxclient.AsError(err)
-	if !ok {
-		s.log.Error("HSS exchange", zap.Error(err))
-		_ = t.Respond(500, "Server Internal Error", s.warning("HSS exchange failed"))
-		return
-	}
-	s.log.Info("HSS error", zapStr("impi", impi), zap.Error(err))
-	if he.Err == nil && he.Experimental {
-		switch he.Code {
-		case diameter.DiameterErrorUserUnknown:
-			s.metrics.authFailures.WithLabelValues("user_unknown").Inc()
-			_ = t.Respond(403, "Forbidden - user unknown")
-			return
-		case diameter.DiameterErrorIdentitiesDontMatch:
-			s.metrics.authFailures.WithLabelValues("identities_dont_match").Inc()
-			_ = t.Respond(403, "Forbidden - identities don't match")
-			return
-		case diameter.DiameterErrorAuthSchemeNotSupported:
-			s.metrics.authFailures.WithLabelValues("scheme_not_supported").Inc()
-			name := alg
-			if name == "" {
-				name = "Unknown"
-			}
-			_ = t.Respond(403, "Forbidden - authentication scheme "+name+" not supported")
-			return
-		case diameter.DiameterErrorRoamingNotAllowed:
-			_ = t.Respond(403, "Forbidden - roaming not allowed")
-			return
-		}
-	}
-	if he.Err == nil && !he.Experimental && (he.Code == diameter.DiameterAuthorizationRejected || he.Code == diameter.DiameterAuthenticationRejected) {
-		s.metrics.authFailures.WithLabelValues("hss_rejected").Inc()
-		_ = t.Respond(403, "Forbidden - authorization rejected by the HSS")
-		return
-	}
-	if he.TimedOut() {
-		_ = t.Respond(504, "Server Time-out", s.warning("HSS did not answer "+he.Command))
-		return
-	}
-	if he.Err != nil {
-		_ = t.Respond(500, "Server Internal Error", s.warning("HSS unreachable: "+he.Command+" failed"))
-		return
-	}
-	_ = t.Respond(500, "Server Internal Error", s.warning(fmt.Sprintf("HSS answered %s with %d", he.Command, he.Code)))
-}
-
-func (s *Server) warning(text string) sip.Header {
-	return sip.NewHeader("Warning", "399 "+s.cfg.SIPHost+" "+imsheader.Quote(text))
-}
-
 // register applies an authenticated REGISTER (TS 24.229 §5.4.1.2.2,
 // §5.4.1.4; RFC 3261 §10.3 steps 7-8): a REGISTER older than the
 // bindings it names gets 500; one without Contact is a query of the
 // bindings; a de-registration unbinds (deregister); anything else goes
 // through assign (SAR), bind and answer (200), and is then reported to
 // the registration listeners and the register-answered hooks.
-func (s *Server) register(ctx context.Context, r *regRequest) {
+func (s *Registrar) register(ctx context.Context, r *regRequest) {
 	now := time.Now()
 	switch {
 	case s.outOfOrder(r):
@@ -476,7 +213,7 @@ func (s *Server) register(ctx context.Context, r *regRequest) {
 // outOfOrder reports whether the REGISTER refreshes a binding it has the
 // Call-ID of with a CSeq not higher than the binding's (RFC 3261 §10.3
 // step 7).
-func (s *Server) outOfOrder(r *regRequest) bool {
+func (s *Registrar) outOfOrder(r *regRequest) bool {
 	if r.rec == nil {
 		return false
 	}
@@ -493,7 +230,7 @@ func (s *Server) outOfOrder(r *regRequest) bool {
 
 // answerQuery answers a REGISTER without Contact with the current
 // bindings (RFC 3261 §10.3 step 8).
-func (s *Server) answerQuery(r *regRequest) {
+func (s *Registrar) answerQuery(r *regRequest) {
 	if r.rec == nil {
 		_ = r.t.Respond(200, "OK")
 		return
@@ -505,7 +242,7 @@ func (s *Server) answerQuery(r *regRequest) {
 // Contacts with expiry 0 (every one for "Contact: *") are unbound; when
 // none is left the HSS gets SAR USER_DEREGISTRATION; the 200 lists the
 // bindings left.
-func (s *Server) deregister(ctx context.Context, r *regRequest) {
+func (s *Registrar) deregister(ctx context.Context, r *regRequest) {
 	rec := r.rec
 	if rec == nil {
 		_ = r.t.Respond(200, "OK")
@@ -529,7 +266,7 @@ func (s *Server) deregister(ctx context.Context, r *regRequest) {
 	snap := s.setContacts(ctx, rec, keep)
 	if len(keep) == 0 {
 		if _, err := s.sar(ctx, rec.impi, rec.aor, diameter.SATUserDeregistration, true); err != nil {
-			s.log.Warn("SAR USER_DEREGISTRATION failed", zapStr("impu", rec.aor), zap.Error(err))
+			s.log.Warn("SAR USER_DEREGISTRATION failed", zap.String("impu", rec.aor), zap.Error(err))
 		}
 	}
 	s.metrics.deregistrations.WithLabelValues("user").Add(float64(len(removed)))
@@ -554,7 +291,7 @@ type assignment struct {
 // by respondHSSError; User-Data that does not parse or is missing gets
 // 500 with a Warning, a barred To IMPU 403; for a first registration the
 // HSS is then told it did not happen (undoFirstSAR).
-func (s *Server) assign(ctx context.Context, r *regRequest) (assignment, bool) {
+func (s *Registrar) assign(ctx context.Context, r *regRequest) (assignment, bool) {
 	t, rec := r.t, r.rec
 	sat := diameter.SATRegistration
 	if rec != nil {
@@ -570,7 +307,7 @@ func (s *Server) assign(ctx context.Context, r *regRequest) (assignment, bool) {
 	case ud != nil:
 		profile, err = userdata.Parse(ud)
 		if err != nil {
-			s.log.Warn("SAA User-Data rejected", zapStr("impi", r.impi), zap.Error(err))
+			s.log.Warn("SAA User-Data rejected", zap.String("impi", r.impi), zap.Error(err))
 			_ = t.Respond(500, "Server Internal Error", s.warning("HSS sent invalid User-Data"))
 			s.undoFirstSAR(rec == nil, r.impi, r.impu)
 			return assignment{}, false
@@ -599,7 +336,7 @@ func (s *Server) assign(ctx context.Context, r *regRequest) (assignment, bool) {
 // §6.1.2), in the background, so that the HSS does not keep the IMPU
 // registered at an S-CSCF that has no binding for it. Re-registrations
 // keep their earlier binding and state, so nothing is undone for them.
-func (s *Server) undoFirstSAR(first bool, impi, impu string) {
+func (s *Registrar) undoFirstSAR(first bool, impi, impu string) {
 	if first {
 		s.sarAsync(impi, impu, diameter.SATUserDeregistration)
 	}
@@ -620,7 +357,7 @@ type bound struct {
 // when that fails the REGISTER gets 500 with a Warning and nothing is
 // bound (undoFirstSAR). Expiries count from now, when the REGISTER was
 // taken up.
-func (s *Server) bind(ctx context.Context, r *regRequest, a assignment, now time.Time) (bound, bool) {
+func (s *Registrar) bind(ctx context.Context, r *regRequest, a assignment, now time.Time) (bound, bool) {
 	next, changed, removedN, path := r.mergeContacts(now)
 	rec := r.rec
 	first := rec == nil
@@ -630,7 +367,7 @@ func (s *Server) bind(ctx context.Context, r *regRequest, a assignment, now time
 	newRec := &record{aor: rec.aor, impi: r.impi, impus: a.impus, barred: a.barred, userData: a.userData, profile: a.profile, contacts: next}
 	snap := newRec.snapshot()
 	if err := s.persist(ctx, snap); err != nil {
-		s.log.Error("storing binding", zapStr("impu", r.impu), zap.Error(err))
+		s.log.Error("storing binding", zap.String("impu", r.impu), zap.Error(err))
 		_ = r.t.Respond(500, "Server Internal Error", s.warning("registration store failed"))
 		s.undoFirstSAR(first, r.impi, r.impu)
 		return bound{}, false
@@ -726,7 +463,7 @@ func (r *regRequest) mergeContacts(now time.Time) (next []*binding.Contact, chan
 
 // report tells the registration listeners of ev (emit) and then the
 // register-answered hooks, with the REGISTER and the 200 sent.
-func (s *Server) report(ev binding.Event, req *sip.Request, res *sip.Response) {
+func (s *Registrar) report(ev binding.Event, req *sip.Request, res *sip.Response) {
 	s.emit(ev)
 	s.afterRegister(ev, req, res)
 }
@@ -743,28 +480,10 @@ func sameStrings(a, b []string) bool {
 	return true
 }
 
-// setContacts replaces the bindings of rec (removing the record when none
-// is left), stores the change and returns the new snapshot.
-func (s *Server) setContacts(ctx context.Context, rec *record, keep []*binding.Contact) binding.Registration {
-	s.reg.mu.Lock()
-	rec.contacts = keep
-	snap := rec.snapshot()
-	s.reg.mu.Unlock()
-	if len(keep) == 0 {
-		s.reg.remove(rec)
-		if err := s.unpersist(ctx, rec.aor); err != nil {
-			s.log.Error("deleting binding", zapStr("impu", rec.aor), zap.Error(err))
-		}
-	} else if err := s.persist(ctx, snap); err != nil {
-		s.log.Error("storing binding", zapStr("impu", rec.aor), zap.Error(err))
-	}
-	return snap
-}
-
 // answer sends the 200 to a REGISTER (TS 24.229 §5.4.1.2.2):
 // Contact with granted expiries, Service-Route, P-Associated-URI (the
 // non-barred IMPUs, the registered one first), Path echoed and Require: path.
-func (s *Server) answer(t *sipproxy.Txn, snap binding.Registration, path []string) *sip.Response {
+func (s *Registrar) answer(t *sipproxy.Txn, snap binding.Registration, path []string) *sip.Response {
 	now := time.Now()
 	var hdrs []sip.Header
 	for _, c := range snap.Contacts {
@@ -775,7 +494,7 @@ func (s *Server) answer(t *sipproxy.Txn, snap binding.Registration, path []strin
 		hdrs = append(hdrs, sip.NewHeader("Contact", c.Value+";expires="+strconv.Itoa(left)))
 	}
 	if len(snap.Contacts) > 0 {
-		hdrs = append(hdrs, sip.NewHeader(imsheader.HeaderServiceRoute, "<"+s.ServiceRoute()+">"))
+		hdrs = append(hdrs, sip.NewHeader(imsheader.HeaderServiceRoute, "<"+s.cfg.ServiceRoute()+">"))
 		barred := map[string]bool{}
 		for _, b := range snap.Barred {
 			barred[binding.CanonURI(b)] = true
@@ -798,13 +517,3 @@ func (s *Server) answer(t *sipproxy.Txn, snap binding.Registration, path []strin
 	_ = t.Relay(res)
 	return res
 }
-
-// ServiceRoute returns the URI this S-CSCF puts in Service-Route:
-// sip:orig@<sip host>:<port>;lr. A request whose popped Route had user
-// part "orig" is an originating request of a registered user.
-func (s *Server) ServiceRoute() string {
-	return fmt.Sprintf("sip:%s@%s;lr", ServiceRouteUser, s.hostport)
-}
-
-// ServiceRouteUser is the user part of the Service-Route URI.
-const ServiceRouteUser = "orig"

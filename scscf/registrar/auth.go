@@ -1,4 +1,4 @@
-package scscf
+package registrar
 
 import (
 	"crypto/rand"

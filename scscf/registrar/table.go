@@ -1,4 +1,4 @@
-package scscf
+package registrar
 
 import (
 	"sort"
@@ -8,7 +8,7 @@ import (
 	"github.com/imscore/imscore/scscf/binding"
 )
 
-// record is the in-memory registration; guarded by registrar.mu.
+// record is the in-memory registration; guarded by table.mu.
 type record struct {
 	aor      string
 	impi     string
@@ -18,7 +18,7 @@ type record struct {
 	profile  *userdata.IMSSubscription
 	contacts []*binding.Contact
 
-	keys        []string // byIMPU keys (guarded by registrar.mu)
+	keys        []string // byIMPU keys (guarded by table.mu)
 	indexedIMPI string   // byIMPI key
 }
 
@@ -38,25 +38,25 @@ func (r *record) snapshot() binding.Registration {
 	return out
 }
 
-// registrar holds the registrations, indexed by AOR, IMPU and IMPI.
-type registrar struct {
+// table holds the registrations, indexed by AOR, IMPU and IMPI.
+type table struct {
 	mu     sync.RWMutex
 	byAOR  map[string]*record            // canonical AOR
 	byIMPU map[string]*record            // canonical IMPU of every IRS member
 	byIMPI map[string]map[string]*record // impi -> aor -> record
 }
 
-func newRegistrar() *registrar {
-	return &registrar{byAOR: map[string]*record{}, byIMPU: map[string]*record{}, byIMPI: map[string]map[string]*record{}}
+func newTable() *table {
+	return &table{byAOR: map[string]*record{}, byIMPU: map[string]*record{}, byIMPI: map[string]map[string]*record{}}
 }
 
-func (g *registrar) lookup(impu string) *record {
+func (g *table) lookup(impu string) *record {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	return g.byIMPU[binding.CanonURI(impu)]
 }
 
-func (g *registrar) ofIMPI(impi string) []*record {
+func (g *table) ofIMPI(impi string) []*record {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	out := make([]*record, 0, len(g.byIMPI[impi]))
@@ -67,7 +67,7 @@ func (g *registrar) ofIMPI(impi string) []*record {
 }
 
 // put indexes r (new, or with a changed IRS or IMPI).
-func (g *registrar) put(r *record) {
+func (g *table) put(r *record) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	key := binding.CanonURI(r.aor)
@@ -91,13 +91,13 @@ func (g *registrar) put(r *record) {
 	m[key] = r
 }
 
-func (g *registrar) remove(r *record) {
+func (g *table) remove(r *record) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.unindexLocked(r)
 }
 
-func (g *registrar) unindexLocked(r *record) {
+func (g *table) unindexLocked(r *record) {
 	key := binding.CanonURI(r.aor)
 	if g.byAOR[key] == r {
 		delete(g.byAOR, key)
@@ -116,7 +116,7 @@ func (g *registrar) unindexLocked(r *record) {
 	}
 }
 
-func (g *registrar) all() []*record {
+func (g *table) all() []*record {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	out := make([]*record, 0, len(g.byAOR))

@@ -1,0 +1,62 @@
+package registrar
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/imscore/imscore/pkg/pgretry"
+	"github.com/imscore/imscore/scscf/binding"
+)
+
+// store writes registrations through to PostgreSQL: one row of table
+// scscf_registration per registered set, the bindings as JSON (the schema
+// is scscf/migrations; the S-CSCF opens the pool).
+type store struct {
+	pool *pgxpool.Pool
+}
+
+func (st *store) save(ctx context.Context, r binding.Registration) error {
+	contacts, err := json.Marshal(r.Contacts)
+	if err != nil {
+		return err
+	}
+	barred := r.Barred
+	if barred == nil {
+		barred = []string{}
+	}
+	_, err = pgretry.Exec(ctx, st.pool, `INSERT INTO scscf_registration (aor, impi, impus, barred, user_data, contacts, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, now())
+		ON CONFLICT (aor) DO UPDATE SET impi = EXCLUDED.impi, impus = EXCLUDED.impus, barred = EXCLUDED.barred,
+			user_data = EXCLUDED.user_data, contacts = EXCLUDED.contacts, updated_at = now()`,
+		r.AOR, r.IMPI, r.IMPUs, barred, r.UserData, contacts)
+	return err
+}
+
+func (st *store) delete(ctx context.Context, aor string) error {
+	_, err := pgretry.Exec(ctx, st.pool, `DELETE FROM scscf_registration WHERE aor = $1`, aor)
+	return err
+}
+
+func (st *store) loadAll(ctx context.Context) ([]binding.Registration, error) {
+	rows, err := st.pool.Query(ctx, `SELECT aor, impi, impus, barred, user_data, contacts FROM scscf_registration ORDER BY aor`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []binding.Registration
+	for rows.Next() {
+		var r binding.Registration
+		var contacts []byte
+		if err := rows.Scan(&r.AOR, &r.IMPI, &r.IMPUs, &r.Barred, &r.UserData, &contacts); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(contacts, &r.Contacts); err != nil {
+			return nil, fmt.Errorf("scscf_registration %s: contacts: %w", r.AOR, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
