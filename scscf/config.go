@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/scscf/binding"
+	"github.com/imscore/imscore/scscf/isc"
 	"github.com/imscore/imscore/scscf/registrar"
 )
 
@@ -67,7 +68,7 @@ type Config struct {
 	// SweepInterval is the period of the expiry/challenge timer. Default 1s.
 	SweepInterval time.Duration
 
-	// Session routing (TS 24.229 §5.4.3; see session.go).
+	// Session routing (TS 24.229 §5.4.3; see scscf/isc).
 
 	// ICSCF is where originating requests for home-domain targets go
 	// (a sip: URI, pushed as a loose Route). Default "sip:127.0.0.1:5070".
@@ -206,11 +207,11 @@ func (c Config) Validate() error {
 	if c.ReauthProtected != ReauthAlways && c.ReauthProtected != ReauthRegistered {
 		errs = append(errs, fmt.Errorf("reauth-protected %q: want %q or %q", c.ReauthProtected, ReauthRegistered, ReauthAlways))
 	}
-	if _, err := routeURI(c.ICSCF); err != nil {
+	if _, err := isc.RouteURI(c.ICSCF); err != nil {
 		errs = append(errs, fmt.Errorf("icscf: %v", err))
 	}
 	if c.Breakout != "" {
-		if _, err := routeURI(c.Breakout); err != nil {
+		if _, err := isc.RouteURI(c.Breakout); err != nil {
 			errs = append(errs, fmt.Errorf("breakout: %v", err))
 		}
 	}
@@ -223,8 +224,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Values of Config.TelURIs.
+// Values of Config.TelURIs (see isc.TelHome, TelBreakout).
 const (
-	TelHome     = "home"
-	TelBreakout = "breakout"
+	TelHome     = isc.TelHome
+	TelBreakout = isc.TelBreakout
 )

@@ -198,29 +198,12 @@ func (n *RegEventNotifier) Subscriptions() []RegSubscription {
 	return out
 }
 
-// IsRegEvent reports whether req is a SUBSCRIBE for the reg event
-// package (Event: reg, with or without parameters).
-func IsRegEvent(req *sip.Request) bool {
-	if req.Method != sip.SUBSCRIBE {
-		return false
-	}
-	h := req.GetHeader("Event")
-	if h == nil {
-		h = req.GetHeader("o")
-	}
-	return h != nil && eventPackage(h.Value()) == "reg"
-}
-
-func eventPackage(v string) string {
-	return strings.ToLower(strings.TrimSpace(strings.SplitN(v, ";", 2)[0]))
-}
-
 // Handles reports whether the SUBSCRIBE req is for this notifier: Event:
 // reg and either in one of its dialogs (To tag known) or, outside a
 // dialog, for an IMPU registered here. The session router calls it first
 // and passes such requests to HandleSubscribe.
 func (n *RegEventNotifier) Handles(req *sip.Request) bool {
-	if !IsRegEvent(req) {
+	if !binding.IsRegEvent(req) {
 		return false
 	}
 	if tag := toTag(req); tag != "" {
@@ -270,7 +253,7 @@ func fromTag(req *sip.Request) string {
 //     NOTIFY "Subscription-State: terminated;reason=timeout".
 func (n *RegEventNotifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
-	if !IsRegEvent(req) {
+	if !binding.IsRegEvent(req) {
 		_ = t.Respond(489, "Bad Event", sip.NewHeader("Allow-Events", "reg"))
 		return
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf/binding"
+	"github.com/imscore/imscore/scscf/isc"
 	"github.com/imscore/imscore/scscf/registrar"
 )
 
@@ -36,11 +37,7 @@ type Server struct {
 	pool     *pgxpool.Pool // nil without a database
 	reg      *registrar.Registrar
 	hostport string
-	sess     *session
-
-	// regEvent, when set with SetRegEventHandler, is asked first about
-	// every request other than REGISTER (RFC 3680 SUBSCRIBEs).
-	regEvent RegEventHandler
+	sess     *isc.Router
 	// listeners and answered: see AddRegistrationListener,
 	// AddRegisterAnsweredHook.
 	listeners []func(binding.Event)
@@ -80,7 +77,12 @@ func New(cfg Config) (*Server, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if s.sess, err = newSession(cfg, cfg.Logger, cfg.Registry); err != nil {
+	if s.sess, err = isc.New(isc.Config{
+		Domain: cfg.Domain, SIPHost: cfg.SIPHost, ServerName: cfg.ServerName,
+		ICSCF: cfg.ICSCF, Breakout: cfg.Breakout, TelURIs: cfg.TelURIs, SharedIFCSetsFile: cfg.SharedIFCSetsFile,
+		OrigIdentityFromHeader: cfg.OrigIdentityFromHeader, ASTimeout: cfg.ASTimeout, ODILifetime: cfg.ODILifetime,
+		Warning: s.warning, Logger: cfg.Logger, Registry: cfg.Registry,
+	}, s.reg, s); err != nil {
 		return nil, err
 	}
 	node.Handle(diameter.CmdRegistrationTermination, diameter.AppCx, s.reg.HandleRTR)
@@ -150,14 +152,29 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// handle is the sipproxy handler: REGISTER goes to the registrar, every
-// other request to session routing (session.go).
+// handle is the sipproxy handler: REGISTER goes to the registrar
+// (scscf/registrar), every other request to session routing (scscf/isc).
 func (s *Server) handle(ctx context.Context, t *sipproxy.Txn) {
 	if t.Request().Method == sip.REGISTER {
 		s.reg.HandleRegister(ctx, t)
 		return
 	}
-	s.handleSession(ctx, t)
+	s.sess.Handle(ctx, t)
+}
+
+// SetRegEventHandler installs the reg event notifier in session routing
+// (isc.Router.SetRegEventHandler); call it before Start. Without one, a
+// reg-event SUBSCRIBE for a registered IMPU is answered 489 and an
+// in-dialog request addressed to the S-CSCF 481.
+func (s *Server) SetRegEventHandler(h isc.RegEventHandler) { s.sess.SetRegEventHandler(h) }
+
+// SIPProxy is the S-CSCF's SIP element, nil until Start has finished: the
+// reg-event notifier and the third-party registrar send from its socket.
+func (s *Server) SIPProxy() *sipproxy.Proxy {
+	if !s.started.Load() {
+		return nil
+	}
+	return s.proxy
 }
 
 // SIPAddr is the bound SIP address (UDP and TCP share the port).
@@ -198,7 +215,7 @@ func (s *Server) ServiceRoute() string {
 }
 
 // ServiceRouteUser is the user part of the Service-Route URI.
-const ServiceRouteUser = "orig"
+const ServiceRouteUser = binding.ServiceRouteUser
 
 // warning is the Warning header of the S-CSCF's error answers (RFC 3261
 // §20.43: code 399, the SIP host as agent).
@@ -293,6 +310,6 @@ func (s *Server) sweeper() {
 }
 
 func (s *Server) sweep(now time.Time) {
-	s.sess.odi.sweep(now)
+	s.sess.Sweep(now)
 	s.reg.Sweep(now)
 }

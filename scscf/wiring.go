@@ -1,13 +1,17 @@
 package scscf
 
-import "context"
+import (
+	"context"
+
+	"github.com/imscore/imscore/scscf/isc"
+)
 
 // services are the parts of the S-CSCF built on top of the registrar: the
 // reg event notifier (RFC 3680, TS 24.229 §5.4.2.1) and third-party
 // registration towards application servers (TS 24.229 §5.4.1.7).
 type services struct {
 	notifier   *RegEventNotifier
-	thirdParty *ThirdPartyRegistrar
+	thirdParty *isc.ThirdPartyRegistrar
 }
 
 // attachServices builds the notifier and the third-party registrar and
@@ -19,7 +23,7 @@ func attachServices(s *Server) (*services, error) {
 	if err != nil {
 		return nil, err
 	}
-	tp, err := NewThirdPartyRegistrar(s, ThirdPartyConfig{}, s.NetworkDeregister)
+	tp, err := NewThirdPartyRegistrar(s, isc.ThirdPartyConfig{}, s.NetworkDeregister)
 	if err != nil {
 		n.Close()
 		return nil, err
@@ -38,4 +42,13 @@ func (sv *services) start(ctx context.Context) error { return sv.notifier.LoadSu
 func (sv *services) close() {
 	sv.thirdParty.Close()
 	sv.notifier.Close()
+}
+
+// NewThirdPartyRegistrar builds the third-party registrar of s
+// (isc.NewThirdPartyRegistrar on s's session router, so with its shared
+// iFC sets, its registrar and its SIP socket). deregister (may be nil) is
+// called when an AS with DefaultHandling SESSION_TERMINATED fails; pass
+// s.NetworkDeregister. Call it after New, before Start.
+func NewThirdPartyRegistrar(s *Server, cfg isc.ThirdPartyConfig, deregister func(impu, reason string)) (*isc.ThirdPartyRegistrar, error) {
+	return isc.NewThirdPartyRegistrar(s.sess, cfg, deregister)
 }

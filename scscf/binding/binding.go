@@ -3,9 +3,11 @@
 // and session routing with iFC/ISC (scscf/isc): the bindings of a
 // registered implicit registration set (RFC 3261 §10.3, RFC 3327,
 // RFC 5626), the set and its barred members as the user profile gives
-// them (TS 29.228 §6.6.1), the changes the registrar reports, and the
-// comparison form of the URIs they are keyed by. It imports no other
-// S-CSCF package.
+// them (TS 29.228 §6.6.1), the changes the registrar reports (event.go),
+// the comparison form of the URIs they are keyed by, and the two names
+// the packages agree on (names.go): the user part of the Service-Route
+// and the reg event package (RFC 3680) that reports these bindings. It
+// imports no other S-CSCF package.
 package binding
 
 import (

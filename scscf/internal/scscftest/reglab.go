@@ -11,6 +11,7 @@ import (
 	"github.com/imscore/imscore/pkg/siptest"
 	"github.com/imscore/imscore/scscf"
 	"github.com/imscore/imscore/scscf/binding"
+	"github.com/imscore/imscore/scscf/isc"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/fiorix/go-diameter/v4/diam"
@@ -39,7 +40,7 @@ type RegLab struct {
 
 	mu   sync.Mutex
 	N    *scscf.RegEventNotifier
-	TP   *scscf.ThirdPartyRegistrar
+	TP   *isc.ThirdPartyRegistrar
 	evCh chan binding.Event
 }
 
@@ -86,7 +87,7 @@ func NewRegLab(t *testing.T, h *HSS, dsn string, deregister func(impu, reason st
 	if deregister == nil {
 		deregister = l.S.NetworkDeregister
 	}
-	tp, err := scscf.NewThirdPartyRegistrar(l.S, scscf.ThirdPartyConfig{Timeout: 2 * time.Second}, deregister)
+	tp, err := scscf.NewThirdPartyRegistrar(l.S, isc.ThirdPartyConfig{Timeout: 2 * time.Second}, deregister)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func (l *RegLab) handle(ctx context.Context, t *sipproxy.Txn) {
 		if ev != nil {
 			l.TP.AfterRegister(*ev, req, res)
 		}
-	case scscf.IsRegEvent(req): // production: l.N.Handles(req); here every reg SUBSCRIBE, to see 480/481
+	case binding.IsRegEvent(req): // production: l.N.Handles(req); here every reg SUBSCRIBE, to see 480/481
 		l.N.HandleSubscribe(ctx, t)
 	default:
 		_ = t.Respond(501, "Not Implemented")

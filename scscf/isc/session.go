@@ -1,4 +1,12 @@
-package scscf
+// Package isc is the S-CSCF's session routing with iFC evaluation and ISC
+// towards application servers (TS 24.229 §5.4.3, TS 23.218 §6, RFC 5502;
+// session.go), the shared iFC sets (TS 29.228 §6.6.3; sharedifc.go) and
+// third-party registration (TS 24.229 §5.4.1.7; thirdparty.go).
+//
+// It reads the registrar through the Registrar interface and sends from
+// the S-CSCF's SIP socket (Sender); reg-event SUBSCRIBEs go to the
+// RegEventHandler installed with SetRegEventHandler.
+package isc
 
 import (
 	"context"
@@ -107,19 +115,62 @@ func (o *odiTable) len() int {
 	return len(o.m)
 }
 
-// session holds the session-routing state of a Server.
-type session struct {
-	icscf    sip.Uri
-	breakout *sip.Uri
-	shared   map[uint32][]userdata.InitialFilterCriteria
-	eval     *ifc.Evaluator
-	odi      odiTable
-	requests *prometheus.CounterVec
-	isc      *prometheus.CounterVec
+// Values of Config.TelURIs.
+const (
+	TelHome     = "home"
+	TelBreakout = "breakout"
+)
+
+// Config configures a Router; the S-CSCF fills it from its own
+// configuration (scscf.Config documents the values and defaults).
+type Config struct {
+	// Domain is the home domain; SIPHost the S-CSCF's host in ODI routes
+	// and Call-IDs; ServerName its Server-Name (From and Contact of
+	// third-party REGISTERs).
+	Domain, SIPHost, ServerName string
+	// ICSCF and Breakout are the loose Routes of originating requests to
+	// home and to other targets; TelURIs is TelHome or TelBreakout.
+	ICSCF, Breakout, TelURIs string
+	// SharedIFCSetsFile names the shared iFC sets file; "" means none.
+	SharedIFCSetsFile string
+	// OrigIdentityFromHeader serves an originating request without
+	// P-Asserted-Identity as its From identity.
+	OrigIdentityFromHeader bool
+	// ASTimeout is how long an AS may stay silent; ODILifetime how long
+	// an ODI token routes a request back into the iFC chain.
+	ASTimeout, ODILifetime time.Duration
+	// Warning builds the Warning header of an error answer.
+	Warning func(text string) sip.Header
+
+	Logger   *zap.Logger
+	Registry prometheus.Registerer
+}
+
+// Registrar is what session routing and third-party registration read of
+// the registrar (*registrar.Registrar implements it).
+type Registrar interface {
+	// Served is what the registrar knows of impu; false: no registration
+	// holds it.
+	Served(impu string) (binding.Served, bool)
+	// SameSet reports whether a and b are IMPUs of one registered set.
+	SameSet(a, b string) bool
+	// AssignUnregistered is SAR UNREGISTERED_USER for impu (TS 24.229
+	// §5.4.3.3); on false it has answered t.
+	AssignUnregistered(ctx context.Context, t *sipproxy.Txn, impu string) (*userdata.IMSSubscription, bool)
+	// Profile is the user profile of the set holding impu.
+	Profile(impu string) (*userdata.IMSSubscription, bool)
+}
+
+// Sender gives the S-CSCF's SIP element, from whose socket the requests
+// this package originates leave (third-party REGISTERs); nil until the
+// S-CSCF has started.
+type Sender interface {
+	SIPProxy() *sipproxy.Proxy
 }
 
 // RegEventHandler is the reg event notifier (RFC 3680, TS 24.229
-// §5.4.2.1) as the session router sees it; *RegEventNotifier implements it.
+// §5.4.2.1) as the session router sees it; *regevent.Notifier implements
+// it.
 type RegEventHandler interface {
 	// Handles reports whether req (any method but REGISTER) is a
 	// reg-event SUBSCRIBE for the notifier.
@@ -128,20 +179,45 @@ type RegEventHandler interface {
 	HandleSubscribe(ctx context.Context, t *sipproxy.Txn)
 }
 
-// SetRegEventHandler installs the reg event notifier; call it before
-// Start. Without one, a reg-event SUBSCRIBE for a registered IMPU is
-// answered 489 and an in-dialog request addressed to the S-CSCF 481.
-func (s *Server) SetRegEventHandler(h RegEventHandler) { s.regEvent = h }
+// Router routes the requests other than REGISTER and holds the ISC
+// chains in flight (ODI tokens).
+type Router struct {
+	cfg    Config
+	log    *zap.Logger
+	reg    Registrar
+	sender Sender
 
-func newSession(cfg Config, log *zap.Logger, r prometheus.Registerer) (*session, error) {
-	ss := &session{eval: ifc.NewEvaluator(func(err error) { log.Warn("iFC not evaluable", zap.Error(err)) }),
-		odi: odiTable{m: map[string]*odiEntry{}}}
+	icscf    sip.Uri
+	breakout *sip.Uri
+	shared   map[uint32][]userdata.InitialFilterCriteria
+	eval     *ifc.Evaluator
+	odi      odiTable
+	requests *prometheus.CounterVec
+	isc      *prometheus.CounterVec
+
+	// regEvent, when set with SetRegEventHandler, is asked first about
+	// every request (RFC 3680 SUBSCRIBEs).
+	regEvent RegEventHandler
+}
+
+// SetRegEventHandler installs the reg event notifier; call it before the
+// S-CSCF starts. Without one, a reg-event SUBSCRIBE for a registered IMPU
+// is answered 489 and an in-dialog request addressed to the S-CSCF 481.
+func (s *Router) SetRegEventHandler(h RegEventHandler) { s.regEvent = h }
+
+// New builds the Router: the I-CSCF and breakout routes and the shared
+// iFC sets are checked (errors name the flag), its metrics registered.
+func New(cfg Config, reg Registrar, sender Sender) (*Router, error) {
+	log := cfg.Logger
+	ss := &Router{cfg: cfg, log: log, reg: reg, sender: sender,
+		eval: ifc.NewEvaluator(func(err error) { log.Warn("iFC not evaluable", zap.Error(err)) }),
+		odi:  odiTable{m: map[string]*odiEntry{}}}
 	var err error
-	if ss.icscf, err = routeURI(cfg.ICSCF); err != nil {
+	if ss.icscf, err = RouteURI(cfg.ICSCF); err != nil {
 		return nil, fmt.Errorf("icscf: %w", err)
 	}
 	if cfg.Breakout != "" {
-		b, err := routeURI(cfg.Breakout)
+		b, err := RouteURI(cfg.Breakout)
 		if err != nil {
 			return nil, fmt.Errorf("breakout: %w", err)
 		}
@@ -157,16 +233,22 @@ func newSession(cfg Config, log *zap.Logger, r prometheus.Registerer) (*session,
 	odi := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "scscf_odi_tokens",
 		Help: "ODI tokens waiting for a request back from an AS."}, func() float64 { return float64(ss.odi.len()) })
 	for _, c := range []prometheus.Collector{ss.requests, ss.isc, odi} {
-		if err := r.Register(c); err != nil {
+		if err := cfg.Registry.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return ss, nil
 }
 
-// routeURI parses a sip:/sips: URI used as a loose Route (I-CSCF, breakout,
+// Sweep forgets the ODI tokens older than ODILifetime (the S-CSCF's
+// timer calls it).
+func (s *Router) Sweep(now time.Time) { s.odi.sweep(now) }
+
+func (s *Router) warning(text string) sip.Header { return s.cfg.Warning(text) }
+
+// RouteURI parses a sip:/sips: URI used as a loose Route (I-CSCF, breakout,
 // AS Server-Name) and adds ;lr when missing.
-func routeURI(s string) (sip.Uri, error) {
+func RouteURI(s string) (sip.Uri, error) {
 	var u sip.Uri
 	v := strings.TrimSpace(s)
 	v = strings.TrimSuffix(strings.TrimPrefix(v, "<"), ">")
@@ -214,42 +296,42 @@ func hasToTag(req *sip.Request) bool {
 	return ok && tag != ""
 }
 
-// handleSession serves every request except REGISTER.
-func (s *Server) handleSession(ctx context.Context, t *sipproxy.Txn) {
+// Handle serves every request except REGISTER.
+func (s *Router) Handle(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
 	popped := t.RemovedRoute()
 	method := string(req.Method)
 	if s.regEvent != nil && !req.IsAck() && s.regEvent.Handles(req) {
-		s.sess.requests.WithLabelValues("reg_event", method).Inc()
+		s.requests.WithLabelValues("reg_event", method).Inc()
 		s.regEvent.HandleSubscribe(ctx, t)
 		return
 	}
 	if req.IsAck() || hasToTag(req) {
-		s.sess.requests.WithLabelValues("in_dialog", method).Inc()
+		s.requests.WithLabelValues("in_dialog", method).Inc()
 		s.inDialog(ctx, t, popped)
 		return
 	}
 	switch {
 	case popped != nil && strings.HasPrefix(popped.User, odiPrefix):
-		s.sess.requests.WithLabelValues("odi", method).Inc()
+		s.requests.WithLabelValues("odi", method).Inc()
 		s.resumeISC(ctx, t, strings.TrimPrefix(popped.User, odiPrefix))
-	case IsRegEvent(req) && (s.servesRegistered(req.Recipient) || s.proxy.IsSelf(req.Recipient)):
+	case binding.IsRegEvent(req) && (s.servesRegistered(req.Recipient) || t.Proxy().IsSelf(req.Recipient)):
 		// No notifier installed (SetRegEventHandler).
 		_ = t.Respond(489, "Bad Event - reg event package not available here")
-	case popped != nil && popped.User == ServiceRouteUser:
-		s.sess.requests.WithLabelValues("orig", method).Inc()
+	case popped != nil && popped.User == binding.ServiceRouteUser:
+		s.requests.WithLabelValues("orig", method).Inc()
 		s.originating(ctx, t)
-	case req.Method == sip.OPTIONS && (req.Recipient.User == "" && s.proxy.IsSelf(req.Recipient)):
+	case req.Method == sip.OPTIONS && (req.Recipient.User == "" && t.Proxy().IsSelf(req.Recipient)):
 		_ = t.Respond(200, "OK", sip.NewHeader("Allow", allowed))
 	default:
-		s.sess.requests.WithLabelValues("term", method).Inc()
+		s.requests.WithLabelValues("term", method).Inc()
 		s.terminating(ctx, t)
 	}
 }
 
 const allowed = "INVITE, ACK, CANCEL, BYE, REGISTER, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, UPDATE, PRACK, INFO, REFER, PUBLISH"
 
-func (s *Server) servesRegistered(u sip.Uri) bool {
+func (s *Router) servesRegistered(u sip.Uri) bool {
 	_, ok := s.reg.Served(u.String())
 	return ok
 }
@@ -258,11 +340,11 @@ func (s *Server) servesRegistered(u sip.Uri) bool {
 // (RFC 3261 §16.12). Own entries left on top (the same S-CSCF Record-Routed
 // on the originating and the terminating side) are removed first. A request
 // addressed to the S-CSCF itself goes to the reg-event hook or gets 481.
-func (s *Server) inDialog(ctx context.Context, t *sipproxy.Txn, popped *sip.Uri) {
+func (s *Router) inDialog(ctx context.Context, t *sipproxy.Txn, popped *sip.Uri) {
 	req := t.Request()
 	for {
 		rt := req.Route()
-		if rt == nil || !s.proxy.IsSelf(rt.Address) {
+		if rt == nil || !t.Proxy().IsSelf(rt.Address) {
 			break
 		}
 		req.RemoveHeader("Route")
@@ -270,7 +352,7 @@ func (s *Server) inDialog(ctx context.Context, t *sipproxy.Txn, popped *sip.Uri)
 			popped = rt.Address.Clone()
 		}
 	}
-	if req.Route() == nil && s.proxy.IsSelf(req.Recipient) {
+	if req.Route() == nil && t.Proxy().IsSelf(req.Recipient) {
 		// Addressed to the S-CSCF as a UA: only the reg-event dialogs
 		// (asked above) exist.
 		if !req.IsAck() {
@@ -291,7 +373,7 @@ func (s *Server) inDialog(ctx context.Context, t *sipproxy.Txn, popped *sip.Uri)
 
 // ifcsFor returns the iFCs of the service profile serving impu, with the
 // shared iFC sets it references (TS 29.228 §6.6.3).
-func (s *Server) ifcsFor(p *userdata.IMSSubscription, impu string) []userdata.InitialFilterCriteria {
+func (s *Router) ifcsFor(p *userdata.IMSSubscription, impu string) []userdata.InitialFilterCriteria {
 	if p == nil {
 		return nil
 	}
@@ -302,13 +384,13 @@ func (s *Server) ifcsFor(p *userdata.IMSSubscription, impu string) []userdata.In
 // profileIFCs returns the iFCs of service profile sp (nil: none) with the
 // shared iFC sets it references (TS 29.228 §6.6.3), in a new slice; impu
 // is the served user, for the warning about an unknown set.
-func (s *Server) profileIFCs(sp *userdata.ServiceProfile, impu string) []userdata.InitialFilterCriteria {
+func (s *Router) profileIFCs(sp *userdata.ServiceProfile, impu string) []userdata.InitialFilterCriteria {
 	if sp == nil {
 		return nil
 	}
 	out := append([]userdata.InitialFilterCriteria(nil), sp.InitialFilterCriteria...)
 	for _, id := range sp.SharedIFCSetIDs {
-		set, ok := s.sess.shared[id]
+		set, ok := s.shared[id]
 		if !ok {
 			s.log.Warn("profile references an unknown shared iFC set", zap.Uint32("set", id), zap.String("impu", impu))
 			continue
@@ -322,7 +404,7 @@ func (s *Server) profileIFCs(sp *userdata.ServiceProfile, impu string) []userdat
 // (TS 24.229 §5.4.3.2): served user from P-Asserted-Identity (From only if
 // configured), registered and not barred, then the originating iFCs, then
 // the target.
-func (s *Server) originating(ctx context.Context, t *sipproxy.Txn) {
+func (s *Router) originating(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
 	var ids []string
 	pai, err := imsheader.GetPAssertedIdentity(req)
@@ -366,7 +448,7 @@ func (s *Server) originating(ctx context.Context, t *sipproxy.Txn) {
 // §5.4.3.3): registered → terminating-registered iFCs, then the contacts;
 // not registered here → SAR UNREGISTERED_USER, terminating-unregistered
 // iFCs, then 480; unknown → 404.
-func (s *Server) terminating(ctx context.Context, t *sipproxy.Txn) {
+func (s *Router) terminating(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
 	target := req.Recipient.String()
 	u, ok := s.reg.Served(target)
@@ -402,8 +484,8 @@ func (s *Server) terminating(ctx context.Context, t *sipproxy.Txn) {
 
 // resumeISC continues the chain of an ODI token with the request the AS
 // sent back (TS 24.229 §5.4.3.2 step 4 / §5.4.3.3).
-func (s *Server) resumeISC(ctx context.Context, t *sipproxy.Txn, token string) {
-	e := s.sess.odi.get(token, time.Now())
+func (s *Router) resumeISC(ctx context.Context, t *sipproxy.Txn, token string) {
+	e := s.odi.get(token, time.Now())
 	if e == nil {
 		_ = t.Respond(403, "Forbidden - unknown or expired original dialog identifier")
 		return
@@ -415,12 +497,12 @@ func (s *Server) resumeISC(ctx context.Context, t *sipproxy.Txn, token string) {
 
 // runISC sends the request to the AS of each matching iFC in priority order
 // (TS 23.218 §6) and, when the chain is done, routes it on.
-func (s *Server) runISC(ctx context.Context, t *sipproxy.Txn, st *iscState) {
+func (s *Router) runISC(ctx context.Context, t *sipproxy.Txn, st *iscState) {
 	req := t.Request()
 	for len(st.ifcs) > 0 {
 		r := ifc.FromSIP(req, st.sescase)
 		r.Registered = st.registered
-		f, ok := s.sess.eval.Next(st.ifcs, r, st.after)
+		f, ok := s.eval.Next(st.ifcs, r, st.after)
 		if !ok {
 			break
 		}
@@ -443,7 +525,7 @@ func (s *Server) runISC(ctx context.Context, t *sipproxy.Txn, st *iscState) {
 	}
 }
 
-func (s *Server) isServedTarget(ru sip.Uri, served string) bool {
+func (s *Router) isServedTarget(ru sip.Uri, served string) bool {
 	k := binding.CanonURI(ru.String())
 	if k == served {
 		return true
@@ -456,16 +538,16 @@ func (s *Server) isServedTarget(ru sip.Uri, served string) bool {
 // (by the AS, by whatever the AS sent it on to, or by default handling
 // SESSION_TERMINATED) and false when the chain goes on without this AS
 // (SESSION_CONTINUED after a failure).
-func (s *Server) sendToAS(ctx context.Context, t *sipproxy.Txn, st *iscState, f *userdata.InitialFilterCriteria) bool {
+func (s *Router) sendToAS(ctx context.Context, t *sipproxy.Txn, st *iscState, f *userdata.InitialFilterCriteria) bool {
 	req := t.Request()
 	name := f.ApplicationServer.ServerName
-	asURI, err := routeURI(name)
+	asURI, err := RouteURI(name)
 	if err != nil {
 		return s.asFailed(t, f, "has an unusable Server-Name", 500)
 	}
 	e := &odiEntry{token: newToken(), st: *st, as: name, expires: time.Now().Add(s.cfg.ODILifetime)}
-	s.sess.odi.add(e)
-	odi := sip.Uri{Scheme: "sip", User: odiPrefix + e.token, Host: s.cfg.SIPHost, Port: s.SIPAddr().Port, UriParams: sip.NewParams()}
+	s.odi.add(e)
+	odi := sip.Uri{Scheme: "sip", User: odiPrefix + e.token, Host: s.cfg.SIPHost, Port: t.Proxy().Addr("udp").Port, UriParams: sip.NewParams()}
 	odi.UriParams.Add("lr", "")
 
 	sescase, regstate := "term", "reg"
@@ -497,7 +579,7 @@ func (s *Server) sendToAS(ctx context.Context, t *sipproxy.Txn, st *iscState, f 
 		return true
 	}
 	if e.returned.Load() {
-		s.sess.isc.WithLabelValues("returned").Inc()
+		s.isc.WithLabelValues("returned").Inc()
 		return true
 	}
 	switch {
@@ -510,8 +592,8 @@ func (s *Server) sendToAS(ctx context.Context, t *sipproxy.Txn, st *iscState, f 
 	case res != nil && (res.StatusCode == 408 || res.StatusCode >= 500 && res.StatusCode < 600):
 		return s.asFailed(t, f, fmt.Sprintf("answered %d", res.StatusCode), 500)
 	}
-	s.sess.isc.WithLabelValues("answered").Inc()
-	s.sess.odi.remove(e.token)
+	s.isc.WithLabelValues("answered").Inc()
+	s.odi.remove(e.token)
 	return true
 }
 
@@ -519,14 +601,14 @@ func (s *Server) sendToAS(ctx context.Context, t *sipproxy.Txn, st *iscState, f 
 // TS 29.228 Annex B.2.3) after its AS failed: SESSION_CONTINUED goes on
 // with the next iFC; SESSION_TERMINATED answers code with a Warning naming
 // the AS.
-func (s *Server) asFailed(t *sipproxy.Txn, f *userdata.InitialFilterCriteria, why string, code int) bool {
+func (s *Router) asFailed(t *sipproxy.Txn, f *userdata.InitialFilterCriteria, why string, code int) bool {
 	as := f.ApplicationServer.ServerName
 	if f.ApplicationServer.Handling() == userdata.SessionContinued {
-		s.sess.isc.WithLabelValues("continued").Inc()
+		s.isc.WithLabelValues("continued").Inc()
 		s.log.Info("AS failed; SESSION_CONTINUED", zap.String("as", as), zap.String("why", why), zap.Int("priority", f.Priority))
 		return false
 	}
-	s.sess.isc.WithLabelValues("terminated").Inc()
+	s.isc.WithLabelValues("terminated").Inc()
 	s.log.Info("AS failed; SESSION_TERMINATED", zap.String("as", as), zap.String("why", why), zap.Int("priority", f.Priority))
 	reason := "Server Internal Error"
 	if code == 408 {
@@ -539,7 +621,7 @@ func (s *Server) asFailed(t *sipproxy.Txn, f *userdata.InitialFilterCriteria, wh
 // isHome reports whether u is a target of the home network: a sip:/sips:
 // URI of the home domain, or a tel: URI (or sip: with user=phone) when
 // TelURIs is TelHome.
-func (s *Server) isHome(u sip.Uri) bool {
+func (s *Router) isHome(u sip.Uri) bool {
 	switch strings.ToLower(u.Scheme) {
 	case "tel":
 		return s.cfg.TelURIs == TelHome
@@ -557,14 +639,14 @@ func (s *Server) isHome(u sip.Uri) bool {
 // routeToTarget sends an originating request (after its iFCs) on: home
 // targets to the I-CSCF, others to the breakout route, else 404
 // (TS 24.229 §5.4.3.2 step 10).
-func (s *Server) routeToTarget(ctx context.Context, t *sipproxy.Txn) {
+func (s *Router) routeToTarget(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
 	var next sip.Uri
 	switch {
 	case s.isHome(req.Recipient):
-		next = s.sess.icscf
-	case s.sess.breakout != nil:
-		next = *s.sess.breakout
+		next = s.icscf
+	case s.breakout != nil:
+		next = *s.breakout
 	default:
 		_ = t.Respond(404, "Not Found - no route to "+req.Recipient.Host)
 		return
@@ -577,7 +659,7 @@ func (s *Server) routeToTarget(ctx context.Context, t *sipproxy.Txn) {
 // steps 9-10): Request-URI = contact, Route = the contact's Path,
 // P-Called-Party-ID = the original Request-URI. sipproxy CANCELs the other
 // INVITE branches on a 2xx.
-func (s *Server) deliver(ctx context.Context, t *sipproxy.Txn, impu string) {
+func (s *Router) deliver(ctx context.Context, t *sipproxy.Txn, impu string) {
 	req := t.Request()
 	u, ok := s.reg.Served(impu)
 	if !ok || !u.Registered {

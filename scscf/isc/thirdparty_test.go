@@ -1,4 +1,4 @@
-package scscf_test
+package isc_test
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	"github.com/imscore/imscore/scscf"
 	"github.com/imscore/imscore/scscf/binding"
 	"github.com/imscore/imscore/scscf/internal/scscftest"
+	"github.com/imscore/imscore/scscf/isc"
 )
 
 type part struct {
@@ -96,7 +97,7 @@ func TestThirdPartyRegister(t *testing.T) {
 		t.Errorf("P-Charging-Vector %v %v", v, err)
 	}
 	parts := bodyParts(t, r)
-	if len(parts) != 2 || parts[0].contentType != scscf.ContentType3GPPIMSXML || parts[1].contentType != scscf.ContentTypeMessageSIP {
+	if len(parts) != 2 || parts[0].contentType != isc.ContentType3GPPIMSXML || parts[1].contentType != isc.ContentTypeMessageSIP {
 		t.Fatalf("parts %+v", parts)
 	}
 	if !strings.Contains(string(parts[0].body), `<ims-3gpp version="1"><service-info>plan=gold &amp; &lt;vip&gt;</service-info></ims-3gpp>`) {
@@ -170,7 +171,7 @@ func TestThirdPartyRegistrationTypesAndResponse(t *testing.T) {
 	u.RegisterAKA(t, l.Shim, 600)
 	r := as.Next(3 * time.Second)
 	parts := bodyParts(t, r)
-	if len(parts) != 1 || parts[0].contentType != scscf.ContentTypeMessageSIP {
+	if len(parts) != 1 || parts[0].contentType != isc.ContentTypeMessageSIP {
 		t.Fatalf("parts %+v", parts)
 	}
 	m, err := sip.ParseMessage(parts[0].body)

@@ -1,4 +1,4 @@
-package scscf_test
+package isc_test
 
 import (
 	"context"

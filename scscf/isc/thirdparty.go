@@ -1,4 +1,4 @@
-package scscf
+package isc
 
 import (
 	"bytes"
@@ -59,7 +59,7 @@ type ThirdPartyConfig struct {
 // de-registration, TS 24.229 §5.4.1.7 last steps); SESSION_CONTINUED
 // only logs.
 type ThirdPartyRegistrar struct {
-	s          *Server
+	s          *Router
 	cfg        ThirdPartyConfig
 	log        *zap.Logger
 	deregister func(impu, reason string)
@@ -81,12 +81,14 @@ type tpDialog struct {
 	cseq   uint32
 }
 
-// NewThirdPartyRegistrar builds the third-party registrar of s.
-// deregister (may be nil) is called, on a goroutine of the registrar,
-// when an AS with DefaultHandling SESSION_TERMINATED fails; pass
-// s.NetworkDeregister. It registers scscf_third_party_registers_total
-// {type,result} with s's Registry.
-func NewThirdPartyRegistrar(s *Server, cfg ThirdPartyConfig, deregister func(impu, reason string)) (*ThirdPartyRegistrar, error) {
+// NewThirdPartyRegistrar builds the third-party registrar of the S-CSCF
+// whose session router is s: it reads the profiles through s's
+// Registrar, evaluates the iFCs with s's shared iFC sets and sends from
+// s's Sender. deregister (may be nil) is called, on a goroutine of the
+// registrar, when an AS with DefaultHandling SESSION_TERMINATED fails;
+// pass the S-CSCF's NetworkDeregister. It registers
+// scscf_third_party_registers_total{type,result} with s's Registry.
+func NewThirdPartyRegistrar(s *Router, cfg ThirdPartyConfig, deregister func(impu, reason string)) (*ThirdPartyRegistrar, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
@@ -171,7 +173,7 @@ func (tp *ThirdPartyRegistrar) dispatch(ev binding.Event, impu string, rt userda
 			return
 		}
 		prof = p
-	} else if p, ok := tp.s.Profile(impu); ok {
+	} else if p, ok := tp.s.reg.Profile(impu); ok {
 		prof = p
 	}
 	if prof == nil {
@@ -265,13 +267,14 @@ func (tp *ThirdPartyRegistrar) send(j tpSend) {
 		tp.log.Warn("third-party REGISTER not built", zap.String("as", j.as.ServerName), zap.String("impu", j.impu), zap.Error(err))
 		return
 	}
-	if !tp.s.started.Load() {
+	p := tp.s.sender.SIPProxy()
+	if p == nil {
 		tp.log.Warn("third-party REGISTER before the SIP layer started; dropped", zap.String("as", j.as.ServerName))
 		return
 	}
 	ctx, cancel := context.WithTimeout(tp.ctx, tp.cfg.Timeout)
 	defer cancel()
-	res, err := tp.s.proxy.Do(ctx, req, sipproxy.Target{})
+	res, err := p.Do(ctx, req, sipproxy.Target{})
 	failure := ""
 	switch {
 	case err != nil:

@@ -1,4 +1,4 @@
-package scscf
+package isc
 
 import (
 	"encoding/xml"
