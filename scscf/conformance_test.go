@@ -11,10 +11,10 @@ import (
 // (the S-CSCF's Cx client and the scripted HSS of
 // scscf/internal/scscftest) against the specification tables
 // (diamtest.Check, and each answer against its request) and requires the
-// S-CSCF's MAR, SAR and RTA among them. The registrar's tests, with the
-// same TestMain, require PPA too (scscf/registrar/conformance_test.go).
+// S-CSCF's MAR and SAR among them. The tests of scscf/registrar (RTA,
+// PPA), scscf/regevent (RTA) and scscf/isc have the same TestMain.
 func TestMain(m *testing.M) {
 	os.Exit(diamtest.Run(m, diamtest.Options{
-		Expect: []string{"CER", "MAR", "SAR", "RTA"},
+		Expect: []string{"CER", "MAR", "SAR"},
 	}))
 }

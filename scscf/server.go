@@ -168,6 +168,11 @@ func (s *Server) handle(ctx context.Context, t *sipproxy.Txn) {
 // in-dialog request addressed to the S-CSCF 481.
 func (s *Server) SetRegEventHandler(h isc.RegEventHandler) { s.sess.SetRegEventHandler(h) }
 
+// DB is the S-CSCF's database pool (its scscf_* tables), nil without a
+// database or before Start: the reg-event notifier keeps its
+// subscriptions there.
+func (s *Server) DB() *pgxpool.Pool { return s.pool }
+
 // SIPProxy is the S-CSCF's SIP element, nil until Start has finished: the
 // reg-event notifier and the third-party registrar send from its socket.
 func (s *Server) SIPProxy() *sipproxy.Proxy {

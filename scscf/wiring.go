@@ -4,13 +4,14 @@ import (
 	"context"
 
 	"github.com/imscore/imscore/scscf/isc"
+	"github.com/imscore/imscore/scscf/regevent"
 )
 
 // services are the parts of the S-CSCF built on top of the registrar: the
 // reg event notifier (RFC 3680, TS 24.229 §5.4.2.1) and third-party
 // registration towards application servers (TS 24.229 §5.4.1.7).
 type services struct {
-	notifier   *RegEventNotifier
+	notifier   *regevent.Notifier
 	thirdParty *isc.ThirdPartyRegistrar
 }
 
@@ -19,7 +20,7 @@ type services struct {
 // start after s.Start (it reloads persisted subscriptions) and close on
 // shutdown.
 func attachServices(s *Server) (*services, error) {
-	n, err := NewRegEventNotifier(s, RegEventConfig{})
+	n, err := NewRegEventNotifier(s, regevent.Config{})
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +43,15 @@ func (sv *services) start(ctx context.Context) error { return sv.notifier.LoadSu
 func (sv *services) close() {
 	sv.thirdParty.Close()
 	sv.notifier.Close()
+}
+
+// NewRegEventNotifier builds the reg event notifier of s (regevent.New
+// on s's registrar and s): cfg tunes it, its SIPHost, Warning, Logger and
+// Registry are s's. Call it after New, before Start; after Start,
+// LoadSubscriptions attaches it to s's database.
+func NewRegEventNotifier(s *Server, cfg regevent.Config) (*regevent.Notifier, error) {
+	cfg.SIPHost, cfg.Warning, cfg.Logger, cfg.Registry = s.cfg.SIPHost, s.warning, s.log, s.cfg.Registry
+	return regevent.New(s.reg, s, cfg)
 }
 
 // NewThirdPartyRegistrar builds the third-party registrar of s

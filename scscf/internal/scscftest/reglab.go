@@ -12,6 +12,7 @@ import (
 	"github.com/imscore/imscore/scscf"
 	"github.com/imscore/imscore/scscf/binding"
 	"github.com/imscore/imscore/scscf/isc"
+	"github.com/imscore/imscore/scscf/regevent"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/fiorix/go-diameter/v4/diam"
@@ -39,7 +40,7 @@ type RegLab struct {
 	Shim  Front // SIPAddr() is the front: UE.Send goes through it
 
 	mu   sync.Mutex
-	N    *scscf.RegEventNotifier
+	N    *regevent.Notifier
 	TP   *isc.ThirdPartyRegistrar
 	evCh chan binding.Event
 }
@@ -75,7 +76,7 @@ func NewRegLab(t *testing.T, h *HSS, dsn string, deregister func(impu, reason st
 			}
 		}
 	})
-	n, err := scscf.NewRegEventNotifier(l.S, scscf.RegEventConfig{SweepInterval: 50 * time.Millisecond, NotifyTimeout: 3 * time.Second})
+	n, err := scscf.NewRegEventNotifier(l.S, regevent.Config{SweepInterval: 50 * time.Millisecond, NotifyTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

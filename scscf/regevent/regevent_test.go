@@ -1,4 +1,4 @@
-package scscf_test
+package regevent_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf"
 	"github.com/imscore/imscore/scscf/internal/scscftest"
+	"github.com/imscore/imscore/scscf/regevent"
 )
 
 func findReg(t *testing.T, doc *reginfo.Reginfo, aor string) reginfo.Registration {
@@ -160,7 +161,7 @@ func TestRegEventPCSCFSubscriptionAndRTR(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("P-CSCF SUBSCRIBE: %d %s", res.StatusCode, res.Reason)
 	}
-	if got := l.N.Subscriptions(); len(got) != 1 || got[0].Kind != scscf.RegSubscriberPCSCF {
+	if got := l.N.Subscriptions(); len(got) != 1 || got[0].Kind != regevent.SubscriberPCSCF {
 		t.Errorf("subscriptions %+v", got)
 	}
 	n := peer.NextNotify(3 * time.Second)
@@ -239,7 +240,7 @@ func TestRegEventAuthorisation(t *testing.T) {
 	for _, s := range l.N.Subscriptions() {
 		kinds[s.Kind] = true
 	}
-	if len(kinds) != 3 || !kinds[scscf.RegSubscriberPCSCF] || !kinds[scscf.RegSubscriberAS] || !kinds[scscf.RegSubscriberUE] {
+	if len(kinds) != 3 || !kinds[regevent.SubscriberPCSCF] || !kinds[regevent.SubscriberAS] || !kinds[regevent.SubscriberUE] {
 		t.Errorf("subscription kinds %v", kinds)
 	}
 }
@@ -291,14 +292,14 @@ func TestRegEventUnsubscribeAndExpiry(t *testing.T) {
 		t.Fatalf("SUBSCRIBE %d", res.StatusCode)
 	}
 	peer.NextNotify(3 * time.Second)
-	scscf.ExpireRegSubscriptions(l.N, time.Now().Add(-time.Second))
+	regevent.ExpireSubscriptions(l.N, time.Now().Add(-time.Second))
 	n = peer.NextNotify(3 * time.Second)
 	if n.State != "terminated;reason=timeout" {
 		t.Errorf("expiry NOTIFY Subscription-State %q", n.State)
 	}
 	waitNoRows(t, l.S)
 	// Ended subscriptions leave the by-IMPU and by-AOR indexes too.
-	left := scscf.RegSubscriptionEntries(l.N)
+	left := regevent.SubscriptionEntries(l.N)
 	if left != 0 {
 		t.Errorf("subscriptions or index entries left after every subscription ended: %d", left)
 	}

@@ -1,4 +1,14 @@
-package scscf
+// Package regevent is the S-CSCF's notifier of the reg event package
+// (RFC 3680, TS 24.229 §5.4.2.1): SUBSCRIBE with Event: reg, the
+// subscriptions (persisted in scscf_reg_subscription, store.go) and the
+// NOTIFYs of every registration change.
+//
+// It reads the bindings through the Bindings interface (the registrar),
+// is told of changes by OnRegistrationChange (a registration listener of
+// the S-CSCF) and gets SUBSCRIBEs from session routing (Handles,
+// HandleSubscribe: isc.RegEventHandler); NOTIFYs leave from the S-CSCF's
+// socket and rows go to its database (Host).
+package regevent
 
 import (
 	"context"
@@ -27,14 +37,32 @@ import (
 // Subscriber kinds a reg-event subscription is authorised as (TS 24.229
 // §5.4.2.1.1).
 const (
-	RegSubscriberUE    = "ue"    // P-Asserted-Identity is an IMPU of the set
-	RegSubscriberPCSCF = "pcscf" // P-Asserted-Identity host is the host of a Path entry of a binding
-	RegSubscriberAS    = "as"    // P-Asserted-Identity host is the host of an iFC ApplicationServer
+	SubscriberUE    = "ue"    // P-Asserted-Identity is an IMPU of the set
+	SubscriberPCSCF = "pcscf" // P-Asserted-Identity host is the host of a Path entry of a binding
+	SubscriberAS    = "as"    // P-Asserted-Identity host is the host of an iFC ApplicationServer
 )
 
-// RegEventConfig tunes the reg event notifier. Zero values take the
-// defaults given per field.
-type RegEventConfig struct {
+// Bindings is how the notifier reads the registrar (*registrar.Registrar
+// implements it): the registration and the user profile of the set
+// holding an IMPU. Changes come to OnRegistrationChange.
+type Bindings interface {
+	Lookup(impu string) (binding.Registration, bool)
+	Profile(impu string) (*userdata.IMSSubscription, bool)
+}
+
+// Host is the S-CSCF around the notifier (*scscf.Server implements it).
+type Host interface {
+	// SIPProxy is the S-CSCF's SIP element, nil until it has started:
+	// NOTIFYs leave from its socket.
+	SIPProxy() *sipproxy.Proxy
+	// DB is the S-CSCF's database (table scscf_reg_subscription), nil
+	// without one; LoadSubscriptions reads it.
+	DB() *pgxpool.Pool
+}
+
+// Config tunes the reg event notifier. Zero values take the defaults
+// given per field.
+type Config struct {
 	// MinExpires: a SUBSCRIBE asking for less (but not 0) gets 423 with
 	// Min-Expires. Default 60s.
 	MinExpires time.Duration
@@ -53,9 +81,18 @@ type RegEventConfig struct {
 	// RTR: reginfo.EventRejected (default: the UE is not expected to
 	// register again, TS 24.229 §5.4.2.1.2) or reginfo.EventDeactivated.
 	RTREvent reginfo.Event
+
+	// The S-CSCF's (scscf.NewRegEventNotifier sets them): SIPHost, its
+	// host in the Contact of the 200 and of NOTIFYs; Warning, the Warning
+	// header of a 500; Logger and Registry for the notifier's logs and
+	// metrics.
+	SIPHost  string
+	Warning  func(text string) sip.Header
+	Logger   *zap.Logger
+	Registry prometheus.Registerer
 }
 
-func (c RegEventConfig) withDefaults() RegEventConfig {
+func (c Config) withDefaults() Config {
 	if c.MinExpires == 0 {
 		c.MinExpires = 60 * time.Second
 	}
@@ -77,9 +114,9 @@ func (c RegEventConfig) withDefaults() RegEventConfig {
 	return c
 }
 
-// RegSubscription is one reg-event subscription (a SUBSCRIBE dialog,
+// Subscription is one reg-event subscription (a SUBSCRIBE dialog,
 // RFC 6665 §4.1) as stored in scscf_reg_subscription.
-type RegSubscription struct {
+type Subscription struct {
 	CallID     string    `json:"call_id"`
 	LocalTag   string    `json:"local_tag"`  // our To tag
 	RemoteTag  string    `json:"remote_tag"` // subscriber's From tag
@@ -88,7 +125,7 @@ type RegSubscription struct {
 	LocalURI   string    `json:"local_uri"`  // To URI of the SUBSCRIBE
 	RemoteURI  string    `json:"remote_uri"` // From URI of the SUBSCRIBE
 	Subscriber string    `json:"subscriber"` // authorised P-Asserted-Identity
-	Kind       string    `json:"kind"`       // RegSubscriberUE, RegSubscriberPCSCF, RegSubscriberAS
+	Kind       string    `json:"kind"`       // SubscriberUE, SubscriberPCSCF, SubscriberAS
 	Target     string    `json:"target"`     // remote target (Contact URI)
 	RouteSet   []string  `json:"route_set"`  // Record-Route URIs of the SUBSCRIBE, in order
 	Event      string    `json:"-"`          // Event header value to echo (not stored: always "reg" + id)
@@ -97,12 +134,12 @@ type RegSubscription struct {
 	Expires    time.Time `json:"expires"`
 }
 
-func (r *RegSubscription) key() string { return r.CallID + "\x00" + r.LocalTag }
+func (r *Subscription) key() string { return r.CallID + "\x00" + r.LocalTag }
 
 // regSub is a subscription with its NOTIFY queue; guarded by
-// RegEventNotifier.mu.
+// Notifier.mu.
 type regSub struct {
-	RegSubscription
+	Subscription
 	queue []notifyJob
 	busy  bool // a goroutine drains queue
 	final bool // the terminating NOTIFY is queued; nothing is added after it
@@ -118,15 +155,16 @@ type notifyJob struct {
 	reason     string // its reason (RFC 6665 §4.1.3)
 }
 
-// RegEventNotifier is the S-CSCF's notifier of the reg event package
+// Notifier is the S-CSCF's notifier of the reg event package
 // (RFC 3680, TS 24.229 §5.4.2.1): it serves SUBSCRIBE with Event: reg for
 // registered IMPUs, keeps the subscriptions (in PostgreSQL when the server
 // has a database) and sends NOTIFYs in the subscription dialogs on every
 // registration change reported to OnRegistrationChange.
-type RegEventNotifier struct {
-	s   *Server
-	cfg RegEventConfig
-	log *zap.Logger
+type Notifier struct {
+	reg  Bindings
+	host Host
+	cfg  Config
+	log  *zap.Logger
 
 	mu   sync.Mutex
 	subs map[string]*regSub
@@ -145,11 +183,11 @@ type RegEventNotifier struct {
 	notifies *prometheus.CounterVec
 }
 
-// NewRegEventNotifier builds the notifier of s; LoadSubscriptions starts
-// its expiry timer and Close stops it. Call it after New, before Start
-// (s.cfg and the logger are read); it registers scscf_regevent_subscriptions and
-// scscf_regevent_notifies_total{result} with s's Registry.
-func NewRegEventNotifier(s *Server, cfg RegEventConfig) (*RegEventNotifier, error) {
+// New builds the notifier of the S-CSCF host whose registrar is reg;
+// LoadSubscriptions starts its expiry timer and Close stops it. It
+// registers scscf_regevent_subscriptions and
+// scscf_regevent_notifies_total{result} with cfg.Registry.
+func New(reg Bindings, host Host, cfg Config) (*Notifier, error) {
 	cfg = cfg.withDefaults()
 	if cfg.MinExpires > cfg.MaxExpires || cfg.DefaultExpires < cfg.MinExpires {
 		return nil, errors.New("scscf: reg event: need MinExpires <= DefaultExpires and MinExpires <= MaxExpires")
@@ -157,7 +195,7 @@ func NewRegEventNotifier(s *Server, cfg RegEventConfig) (*RegEventNotifier, erro
 	if cfg.RTREvent != reginfo.EventRejected && cfg.RTREvent != reginfo.EventDeactivated {
 		return nil, fmt.Errorf("scscf: reg event: RTREvent %q is neither rejected nor deactivated", cfg.RTREvent)
 	}
-	n := &RegEventNotifier{s: s, cfg: cfg, log: s.log.Named("regevent"), subs: map[string]*regSub{},
+	n := &Notifier{reg: reg, host: host, cfg: cfg, log: cfg.Logger.Named("regevent"), subs: map[string]*regSub{},
 		byIMPU: subIndex{}, byAOR: subIndex{}, known: map[string]map[string]bool{}}
 	n.notifies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scscf_regevent_notifies_total",
 		Help: "reg-event NOTIFYs sent, by result (ok, error_response, no_answer, not_sent)."}, []string{"result"})
@@ -168,7 +206,7 @@ func NewRegEventNotifier(s *Server, cfg RegEventConfig) (*RegEventNotifier, erro
 		return float64(len(n.subs))
 	})
 	for _, c := range []prometheus.Collector{n.notifies, gauge} {
-		if err := s.cfg.Registry.Register(c); err != nil {
+		if err := cfg.Registry.Register(c); err != nil {
 			return nil, err
 		}
 	}
@@ -178,7 +216,7 @@ func NewRegEventNotifier(s *Server, cfg RegEventConfig) (*RegEventNotifier, erro
 
 // Close stops the expiry timer and waits for NOTIFYs in flight. The
 // subscriptions stay in the database.
-func (n *RegEventNotifier) Close() {
+func (n *Notifier) Close() {
 	n.closed.Do(func() {
 		n.cancel()
 		n.wg.Wait()
@@ -186,12 +224,12 @@ func (n *RegEventNotifier) Close() {
 }
 
 // Subscriptions returns a copy of the active subscriptions.
-func (n *RegEventNotifier) Subscriptions() []RegSubscription {
+func (n *Notifier) Subscriptions() []Subscription {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := make([]RegSubscription, 0, len(n.subs))
+	out := make([]Subscription, 0, len(n.subs))
 	for _, s := range n.subs {
-		c := s.RegSubscription
+		c := s.Subscription
 		c.RouteSet = append([]string(nil), s.RouteSet...)
 		out = append(out, c)
 	}
@@ -202,7 +240,7 @@ func (n *RegEventNotifier) Subscriptions() []RegSubscription {
 // reg and either in one of its dialogs (To tag known) or, outside a
 // dialog, for an IMPU registered here. The session router calls it first
 // and passes such requests to HandleSubscribe.
-func (n *RegEventNotifier) Handles(req *sip.Request) bool {
+func (n *Notifier) Handles(req *sip.Request) bool {
 	if !binding.IsRegEvent(req) {
 		return false
 	}
@@ -213,9 +251,10 @@ func (n *RegEventNotifier) Handles(req *sip.Request) bool {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		_, ok := n.subs[req.CallID().Value()+"\x00"+tag]
-		return ok || n.s.proxy.IsSelf(req.Recipient)
+		p := n.host.SIPProxy()
+		return ok || (p != nil && p.IsSelf(req.Recipient))
 	}
-	_, ok := n.s.Lookup(req.Recipient.String())
+	_, ok := n.reg.Lookup(req.Recipient.String())
 	return ok
 }
 
@@ -251,7 +290,7 @@ func fromTag(req *sip.Request) string {
 //   - 200 with Expires (clamped to MaxExpires), To tag and Contact, then a
 //     NOTIFY with the full state; Expires 0 ends the subscription with a
 //     NOTIFY "Subscription-State: terminated;reason=timeout".
-func (n *RegEventNotifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn) {
+func (n *Notifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
 	if !binding.IsRegEvent(req) {
 		_ = t.Respond(489, "Bad Event", sip.NewHeader("Allow-Events", "reg"))
@@ -294,19 +333,19 @@ func (n *RegEventNotifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn)
 		return
 	}
 	impu := binding.CanonURI(req.Recipient.String())
-	reg, ok := n.s.Lookup(impu)
+	reg, ok := n.reg.Lookup(impu)
 	if !ok {
 		_ = t.Respond(480, "Temporarily Unavailable - "+impu+" not registered")
 		return
 	}
-	profile, _ := n.s.Profile(impu)
+	profile, _ := n.reg.Profile(impu)
 	kind, who, ok := authorizeRegSubscriber(req, reg, profile)
 	if !ok {
 		n.log.Info("reg-event SUBSCRIBE refused", zap.String("impu", impu), zap.String("pai", strings.Join(imsheader.Values(req, "P-Asserted-Identity"), ", ")))
 		_ = t.Respond(403, "Forbidden - not authorised for the reg event of "+impu)
 		return
 	}
-	sub := &regSub{RegSubscription: RegSubscription{
+	sub := &regSub{Subscription: Subscription{
 		CallID: req.CallID().Value(), LocalTag: sip.GenerateTagN(16), RemoteTag: fromTag(req),
 		IMPU: impu, AOR: binding.CanonURI(reg.AOR), LocalURI: req.To().Address.String(), RemoteURI: req.From().Address.String(),
 		Subscriber: who, Kind: kind, Target: target, RouteSet: recordRoutes(req), Event: req.GetHeader("Event").Value(),
@@ -320,9 +359,9 @@ func (n *RegEventNotifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn)
 		n.startDrain(sub)
 		return
 	}
-	if err := n.save(ctx, &sub.RegSubscription); err != nil {
+	if err := n.save(ctx, &sub.Subscription); err != nil {
 		n.log.Error("storing reg-event subscription", zap.String("impu", impu), zap.Error(err))
-		_ = t.Respond(500, "Server Internal Error", n.s.warning("subscription store failed"))
+		_ = t.Respond(500, "Server Internal Error", n.cfg.Warning("subscription store failed"))
 		return
 	}
 	n.mu.Lock()
@@ -338,7 +377,7 @@ func (n *RegEventNotifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn)
 
 // refresh serves a SUBSCRIBE inside an existing dialog (RFC 6665
 // §4.2.1.2/§4.2.1.4).
-func (n *RegEventNotifier) refresh(t *sipproxy.Txn, req *sip.Request, tag, target string, expires time.Duration) {
+func (n *Notifier) refresh(t *sipproxy.Txn, req *sip.Request, tag, target string, expires time.Duration) {
 	n.mu.Lock()
 	sub := n.subs[req.CallID().Value()+"\x00"+tag]
 	if sub == nil || sub.final || sub.RemoteTag != fromTag(req) {
@@ -356,7 +395,7 @@ func (n *RegEventNotifier) refresh(t *sipproxy.Txn, req *sip.Request, tag, targe
 	} else {
 		sub.Expires = time.Now().Add(expires)
 	}
-	snap := sub.RegSubscription
+	snap := sub.Subscription
 	n.mu.Unlock()
 	if expires > 0 {
 		if err := n.save(t.Context(), &snap); err != nil {
@@ -367,9 +406,9 @@ func (n *RegEventNotifier) refresh(t *sipproxy.Txn, req *sip.Request, tag, targe
 	n.enqueue(sub, job)
 }
 
-func (n *RegEventNotifier) okResponse(t *sipproxy.Txn, req *sip.Request, tag string, expires time.Duration) *sip.Response {
+func (n *Notifier) okResponse(t *sipproxy.Txn, req *sip.Request, tag string, expires time.Duration) *sip.Response {
 	res := t.NewResponse(200, "OK", sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))),
-		&sip.ContactHeader{Address: n.contactURI(req.Transport()), Params: sip.NewParams()})
+		&sip.ContactHeader{Address: n.contactURI(t.Proxy(), req.Transport()), Params: sip.NewParams()})
 	if tag != "" {
 		if to := res.To(); to != nil {
 			nt := &sip.ToHeader{DisplayName: to.DisplayName, Address: to.Address, Params: to.Params.Clone()}
@@ -381,10 +420,11 @@ func (n *RegEventNotifier) okResponse(t *sipproxy.Txn, req *sip.Request, tag str
 }
 
 // contactURI is the Contact of the 200 and of NOTIFYs: this S-CSCF's
-// SIP address with the transport the SUBSCRIBE came over.
-func (n *RegEventNotifier) contactURI(transport string) sip.Uri {
-	u := sip.Uri{Scheme: "sip", Host: n.s.cfg.SIPHost, UriParams: sip.NewParams()}
-	if p := n.s.proxy; p != nil {
+// SIP address (SIPHost and the port of p, if any) with the transport the
+// SUBSCRIBE came over.
+func (n *Notifier) contactURI(p *sipproxy.Proxy, transport string) sip.Uri {
+	u := sip.Uri{Scheme: "sip", Host: n.cfg.SIPHost, UriParams: sip.NewParams()}
+	if p != nil {
 		a := p.Addr("udp")
 		u.Port = a.Port
 	}
@@ -468,17 +508,17 @@ func authorizeRegSubscriber(req *sip.Request, reg binding.Registration, prof *us
 	}
 	for _, id := range ids {
 		if impus[binding.CanonURI(id.URI)] {
-			return RegSubscriberUE, id.URI, true
+			return SubscriberUE, id.URI, true
 		}
 		h := uriHost(id.URI)
 		if h == "" {
 			continue
 		}
 		if pathHosts[h] {
-			return RegSubscriberPCSCF, id.URI, true
+			return SubscriberPCSCF, id.URI, true
 		}
 		if asHosts[h] {
-			return RegSubscriberAS, id.URI, true
+			return SubscriberAS, id.URI, true
 		}
 	}
 	return "", "", false
@@ -507,7 +547,7 @@ func uriHost(s string) string {
 // RTR with RTREvent rejected) and the subscriptions are removed. It
 // does not block: NOTIFYs are sent by goroutines, in order per
 // subscription.
-func (n *RegEventNotifier) OnRegistrationChange(ev binding.Event) {
+func (n *Notifier) OnRegistrationChange(ev binding.Event) {
 	if ev.Kind == binding.EventProfileUpdated {
 		return
 	}
@@ -610,7 +650,7 @@ func (ix subIndex) remove(v string, sub *regSub) {
 
 // putSubLocked stores sub (replacing one with its key) and indexes it;
 // n.mu held.
-func (n *RegEventNotifier) putSubLocked(sub *regSub) {
+func (n *Notifier) putSubLocked(sub *regSub) {
 	if old := n.subs[sub.key()]; old != nil {
 		n.dropSubLocked(old)
 	}
@@ -620,7 +660,7 @@ func (n *RegEventNotifier) putSubLocked(sub *regSub) {
 }
 
 // dropSubLocked removes sub from the table and the indexes; n.mu held.
-func (n *RegEventNotifier) dropSubLocked(sub *regSub) {
+func (n *Notifier) dropSubLocked(sub *regSub) {
 	if n.subs[sub.key()] == sub {
 		delete(n.subs, sub.key())
 	}
@@ -706,8 +746,8 @@ func reginfoContact(c binding.Contact, st reginfo.ContactState, ev reginfo.Event
 // §5.3): one registration element per visible IMPU, each with every
 // binding (active, event registered). ok is false when impu is no longer
 // registered; the element is then in state init.
-func (n *RegEventNotifier) fullRegistrations(impu string) ([]reginfo.Registration, bool) {
-	reg, ok := n.s.Lookup(impu)
+func (n *Notifier) fullRegistrations(impu string) ([]reginfo.Registration, bool) {
+	reg, ok := n.reg.Lookup(impu)
 	if !ok || len(reg.Contacts) == 0 {
 		return []reginfo.Registration{{AOR: impu, ID: regID(impu), State: reginfo.RegInit}}, false
 	}
@@ -723,7 +763,7 @@ func (n *RegEventNotifier) fullRegistrations(impu string) ([]reginfo.Registratio
 	return regs, true
 }
 
-func (n *RegEventNotifier) enqueue(sub *regSub, job notifyJob) {
+func (n *Notifier) enqueue(sub *regSub, job notifyJob) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.enqueueLocked(sub, job)
@@ -731,7 +771,7 @@ func (n *RegEventNotifier) enqueue(sub *regSub, job notifyJob) {
 
 // enqueueLocked adds job to sub's queue and starts its drain goroutine if
 // none runs. A terminating job removes sub from the active set at once.
-func (n *RegEventNotifier) enqueueLocked(sub *regSub, job notifyJob) {
+func (n *Notifier) enqueueLocked(sub *regSub, job notifyJob) {
 	if sub.final {
 		return
 	}
@@ -748,12 +788,12 @@ func (n *RegEventNotifier) enqueueLocked(sub *regSub, job notifyJob) {
 }
 
 // startDrain starts the drain goroutine of a sub created busy.
-func (n *RegEventNotifier) startDrain(sub *regSub) {
+func (n *Notifier) startDrain(sub *regSub) {
 	n.wg.Add(1)
 	go n.drain(sub)
 }
 
-func (n *RegEventNotifier) drain(sub *regSub) {
+func (n *Notifier) drain(sub *regSub) {
 	defer n.wg.Done()
 	for {
 		n.mu.Lock()
@@ -767,7 +807,7 @@ func (n *RegEventNotifier) drain(sub *regSub) {
 		sub.CSeq++
 		version := sub.Version
 		sub.Version++
-		snap := sub.RegSubscription
+		snap := sub.Subscription
 		snap.RouteSet = append([]string(nil), sub.RouteSet...)
 		n.mu.Unlock()
 
@@ -798,7 +838,7 @@ func (n *RegEventNotifier) drain(sub *regSub) {
 // §4.5). It reports whether the subscription must be removed: the
 // subscriber answered 481, or the NOTIFY timed out / could not be sent
 // (RFC 6665 §4.2.2).
-func (n *RegEventNotifier) send(sub RegSubscription, version int, job notifyJob) (drop bool) {
+func (n *Notifier) send(sub Subscription, version int, job notifyJob) (drop bool) {
 	regs, state := job.regs, reginfo.StatePartial
 	terminated, reason := job.terminated, job.reason
 	if job.full {
@@ -830,14 +870,15 @@ func (n *RegEventNotifier) send(sub RegSubscription, version int, job notifyJob)
 		n.notifies.WithLabelValues("not_sent").Inc()
 		return true
 	}
-	if !n.s.started.Load() {
+	p := n.host.SIPProxy()
+	if p == nil {
 		n.log.Warn("reg-event NOTIFY before the SIP layer started; dropped", zap.String("impu", sub.IMPU))
 		n.notifies.WithLabelValues("not_sent").Inc()
 		return drop
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.NotifyTimeout)
 	defer cancel()
-	res, err := n.s.proxy.Do(ctx, req, tg)
+	res, err := p.Do(ctx, req, tg)
 	if err != nil {
 		n.notifies.WithLabelValues("no_answer").Inc()
 		n.log.Info("reg-event NOTIFY not answered; subscription removed", zap.String("impu", sub.IMPU), zap.String("target", sub.Target), zap.Error(err))
@@ -857,7 +898,7 @@ func (n *RegEventNotifier) send(sub RegSubscription, version int, job notifyJob)
 // is a strict router, Request-URI that route and the target appended
 // (RFC 3261 §12.2.1.1); From the SUBSCRIBE's To with our tag, To its
 // From with the subscriber's tag.
-func (n *RegEventNotifier) buildNotify(sub RegSubscription, subState string, body []byte) (*sip.Request, sipproxy.Target, error) {
+func (n *Notifier) buildNotify(sub Subscription, subState string, body []byte) (*sip.Request, sipproxy.Target, error) {
 	var target sip.Uri
 	if err := sip.ParseUri(sub.Target, &target); err != nil {
 		return nil, sipproxy.Target{}, fmt.Errorf("remote target %q: %w", sub.Target, err)
@@ -896,7 +937,7 @@ func (n *RegEventNotifier) buildNotify(sub RegSubscription, subState string, bod
 	if v, ok := target.UriParams.Get("transport"); ok {
 		transport = v
 	}
-	req.AppendHeader(&sip.ContactHeader{Address: n.contactURI(transport), Params: sip.NewParams()})
+	req.AppendHeader(&sip.ContactHeader{Address: n.contactURI(n.host.SIPProxy(), transport), Params: sip.NewParams()})
 	ev := sub.Event
 	if ev == "" {
 		ev = "reg"
@@ -911,7 +952,7 @@ func (n *RegEventNotifier) buildNotify(sub RegSubscription, subState string, bod
 
 // sweeper ends expired subscriptions with a NOTIFY
 // "Subscription-State: terminated;reason=timeout" (RFC 6665 §4.2.2).
-func (n *RegEventNotifier) sweeper() {
+func (n *Notifier) sweeper() {
 	defer n.wg.Done()
 	tick := time.NewTicker(n.cfg.SweepInterval)
 	defer tick.Stop()
@@ -921,7 +962,7 @@ func (n *RegEventNotifier) sweeper() {
 			return
 		case <-tick.C:
 		}
-		if !n.s.started.Load() {
+		if n.host.SIPProxy() == nil {
 			continue
 		}
 		now := time.Now()

@@ -1,4 +1,4 @@
-package scscf
+package regevent
 
 import (
 	"context"
@@ -12,23 +12,24 @@ import (
 )
 
 // LoadSubscriptions starts the subscription expiry timer, attaches the
-// notifier to the server's database (table scscf_reg_subscription,
-// migration 002) and reloads the stored subscriptions; expired ones are
-// ended by the next sweep (a terminated NOTIFY, reason timeout). Call it
-// from Server.Start once the store is open, with or without a database
+// notifier to the S-CSCF's database (Host.DB: table
+// scscf_reg_subscription, migration 002 of scscf/migrations) and reloads
+// the stored subscriptions; expired ones are ended by the next sweep (a
+// terminated NOTIFY, reason timeout). Call it after the S-CSCF's Start
+// (which opens the database), with or without a database
 // (without, subscriptions live in memory only). The NOTIFYs of reloaded
 // subscriptions continue their CSeq and version.
-func (n *RegEventNotifier) LoadSubscriptions(ctx context.Context) error {
+func (n *Notifier) LoadSubscriptions(ctx context.Context) error {
 	n.swept.Do(func() {
 		if n.ctx.Err() == nil {
 			n.wg.Add(1)
 			go n.sweeper()
 		}
 	})
-	if n.s.pool == nil {
+	pool := n.host.DB()
+	if pool == nil {
 		return nil
 	}
-	pool := n.s.pool
 	n.mu.Lock()
 	n.pool = pool
 	n.mu.Unlock()
@@ -40,14 +41,14 @@ func (n *RegEventNotifier) LoadSubscriptions(ctx context.Context) error {
 	defer rows.Close()
 	var loaded []*regSub
 	for rows.Next() {
-		var r RegSubscription
+		var r Subscription
 		var cseq int64
 		if err := rows.Scan(&r.CallID, &r.LocalTag, &r.RemoteTag, &r.IMPU, &r.AOR, &r.LocalURI, &r.RemoteURI, &r.Subscriber,
 			&r.Kind, &r.Target, &r.RouteSet, &cseq, &r.Version, &r.Expires); err != nil {
 			return fmt.Errorf("scscf: loading reg-event subscriptions: %w", err)
 		}
 		r.CSeq = uint32(cseq)
-		loaded = append(loaded, &regSub{RegSubscription: r})
+		loaded = append(loaded, &regSub{Subscription: r})
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("scscf: loading reg-event subscriptions: %w", err)
@@ -61,14 +62,14 @@ func (n *RegEventNotifier) LoadSubscriptions(ctx context.Context) error {
 	return nil
 }
 
-func (n *RegEventNotifier) db() *pgxpool.Pool {
+func (n *Notifier) db() *pgxpool.Pool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.pool
 }
 
 // save inserts or replaces a subscription row.
-func (n *RegEventNotifier) save(ctx context.Context, r *RegSubscription) error {
+func (n *Notifier) save(ctx context.Context, r *Subscription) error {
 	p := n.db()
 	if p == nil {
 		return nil
@@ -88,7 +89,7 @@ func (n *RegEventNotifier) save(ctx context.Context, r *RegSubscription) error {
 }
 
 // saveState records the CSeq and version after a NOTIFY.
-func (n *RegEventNotifier) saveState(ctx context.Context, r *RegSubscription) error {
+func (n *Notifier) saveState(ctx context.Context, r *Subscription) error {
 	p := n.db()
 	if p == nil {
 		return nil
@@ -98,7 +99,7 @@ func (n *RegEventNotifier) saveState(ctx context.Context, r *RegSubscription) er
 	return err
 }
 
-func (n *RegEventNotifier) delete(ctx context.Context, r *RegSubscription) error {
+func (n *Notifier) delete(ctx context.Context, r *Subscription) error {
 	p := n.db()
 	if p == nil {
 		return nil
