@@ -1,8 +1,22 @@
-// Package scscf is the S-CSCF of the IMS core: the registrar and
-// authentication (TS 24.229 §5.4.1, TS 29.228 §6.1.2/§6.3, TS 33.203) and
-// session routing (TS 24.229 §5.4.3: originating and terminating requests,
-// iFC evaluation and ISC routing to application servers with ODI tokens,
-// TS 23.218 §6, RFC 5502 P-Served-User).
+// Package scscf is the S-CSCF of the IMS core: the Server (SIP socket,
+// Diameter node towards the HSS, database, timers), its Config and flags
+// (Function), and the wiring of the packages that hold each concern:
+//   - scscf/registrar: the registrar and authentication (TS 24.229
+//     §5.4.1, TS 29.228 §6.1.2/§6.3, TS 33.203), Cx MAR/SAR through
+//     pkg/cxclient, RTR/PPR, expiry, the scscf_registration rows;
+//   - scscf/isc: session routing (TS 24.229 §5.4.3: originating and
+//     terminating requests, iFC evaluation and ISC routing to application
+//     servers with ODI tokens, TS 23.218 §6, RFC 5502 P-Served-User) and
+//     third-party registration (TS 24.229 §5.4.1.7);
+//   - scscf/regevent: the reg event notifier (RFC 3680, TS 24.229
+//     §5.4.2.1) and its scscf_reg_subscription rows;
+//   - scscf/binding: the binding model they share.
+//
+// The Server dispatches REGISTER to the registrar and every other request
+// to session routing, fans the registrar's changes out to the listeners
+// (the notifier, third-party registration, Config.OnRegistrationChange)
+// and owns the schema (migrations/, store.go) that the registrar and the
+// notifier write to.
 package scscf
 
 import (

@@ -97,7 +97,7 @@ func impiFromIMPU(impu string) string {
 }
 
 // regRequest is one REGISTER on its way through the stages of
-// handleRegister.
+// HandleRegister.
 type regRequest struct {
 	t    *sipproxy.Txn
 	req  *sip.Request
@@ -136,7 +136,7 @@ func (s *Registrar) HandleRegister(ctx context.Context, t *sipproxy.Txn) {
 // To, Call-ID or CSeq, or with a malformed Contact, Expires or
 // Authorization; 423 with Min-Expires for a non-zero expiry below
 // MinExpires. The IMPI is the Authorization username, else derived from
-// the To IMPU (TS 24.229 §5.4.1.2.1).
+// the To IMPU (impiFromIMPU).
 func (s *Registrar) readRegister(t *sipproxy.Txn) (*regRequest, bool) {
 	req := t.Request()
 	to := req.To()
