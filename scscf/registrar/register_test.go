@@ -368,6 +368,13 @@ func TestRTR(t *testing.T) {
 	k, l := scscftest.NewUE(t, "kate"), scscftest.NewUE(t, "leo")
 	k.RegisterAKA(t, s, 600)
 	l.RegisterAKA(t, s, 600)
+	// The events are emitted right after the 200s are sent: the RTR's
+	// must come after both.
+	scscftest.WaitFor(t, "two registration events", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(kinds) == 2
+	})
 
 	// IMPU-list form naming the second IMPU of kate's set.
 	rtr := h.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, scscftest.Domain, s.Config().OriginHost)
