@@ -24,12 +24,13 @@ import (
 	"github.com/imscore/imscore/pkg/userdata"
 )
 
-// Test wiring of the reg-event notifier and the third-party registrar
-// while Server.handle does not dispatch to them yet: a front sipproxy
-// (test code) receives the UE's REGISTERs and forwards them to the real
-// S-CSCF, hands the REGISTER and its 200 to ThirdPartyRegistrar.AfterRegister
+// RegLab is test wiring of the reg-event notifier and the third-party
+// registrar (it predates their wiring in the Server, attachServices): a
+// front sipproxy (test code) receives the UE's REGISTERs and forwards
+// them to the real S-CSCF, hands the REGISTER and its 200 to
+// isc.ThirdPartyRegistrar.AfterRegister
 // with the binding.Event the S-CSCF emitted, and passes SUBSCRIBE
-// Event: reg to RegEventNotifier.HandleSubscribe. The notifier and the
+// Event: reg to regevent.Notifier.HandleSubscribe. The notifier and the
 // third-party registrar send from the S-CSCF's own SIP socket, as wired
 // in production.
 type RegLab struct {
