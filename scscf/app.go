@@ -44,6 +44,8 @@ func Function() config.Function {
 			config.String(p, "origin-host", "", "Diameter Origin-Host (default scscf.<domain>)"),
 			config.String(p, "hss-addr", "127.0.0.1:3868", "HSS Diameter address (TCP)"),
 			config.String(p, "hss-host", "", "HSS Diameter Origin-Host (default hss.<domain>)"),
+			config.String(p, "hss-standby-addr", "", "a standby HSS Diameter address (TCP), used while the primary fails its watchdog (RFC 3539 fail-over and fail-back); empty: none"),
+			config.String(p, "hss-standby-host", "", "the standby HSS's Diameter Origin-Host (default: --hss-host)"),
 			config.Duration(p, "hss-timeout", 5e9, "timeout of one MAR/SAR"),
 			config.DatabaseURL(p),
 			config.Duration(p, "min-expires", 60e9, "shortest registration accepted (shorter: 423 with Min-Expires)"),
@@ -100,7 +102,8 @@ func configFrom(c *cli.Context) Config {
 	return Config{
 		SIPListen: c.String("sip-listen"), SIPHost: c.String("sip-host"), Domain: c.String("domain"),
 		ServerName: c.String("server-name"), OriginHost: c.String("origin-host"),
-		HSSAddr: c.String("hss-addr"), HSSHost: c.String("hss-host"), HSSTimeout: c.Duration("hss-timeout"),
+		HSSAddr: c.String("hss-addr"), HSSHost: c.String("hss-host"),
+		HSSStandbyAddr: c.String("hss-standby-addr"), HSSStandbyHost: c.String("hss-standby-host"), HSSTimeout: c.Duration("hss-timeout"),
 		DatabaseURL: c.String("database-url"),
 		MinExpires:  c.Duration("min-expires"), MaxExpires: c.Duration("max-expires"), DefaultExpires: c.Duration("default-expires"),
 		VectorsPerMAR: c.Int("vectors-per-mar"), NonceLifetime: c.Duration("nonce-lifetime"),

@@ -44,6 +44,14 @@ type Config struct {
 	// HSSHost is the HSS Origin-Host, used as Destination-Host. Default
 	// "hss.<domain>".
 	HSSHost string
+	// HSSStandbyAddr is a second HSS "host:port" (optional): MAR and SAR
+	// go to it only while the primary is not OKAY by its Diameter
+	// watchdog (RFC 3539 fail-over) and back to the primary once it is
+	// (fail-back).
+	HSSStandbyAddr string
+	// HSSStandbyHost is the standby's Origin-Host; default HSSHost (two
+	// instances of one HSS identity sharing one database).
+	HSSStandbyHost string
 	// HSSTimeout bounds one MAR/SAR exchange. Default 5s.
 	HSSTimeout time.Duration
 	// DatabaseURL is the PostgreSQL DSN for the S-CSCF's own tables
@@ -129,6 +137,9 @@ func (c Config) WithDefaults() Config {
 	if c.HSSHost == "" {
 		c.HSSHost = "hss." + c.Domain
 	}
+	if c.HSSStandbyAddr != "" && c.HSSStandbyHost == "" {
+		c.HSSStandbyHost = c.HSSHost
+	}
 	if c.HSSTimeout == 0 {
 		c.HSSTimeout = 5 * time.Second
 	}
@@ -188,6 +199,11 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HSSAddr); err != nil {
 		errs = append(errs, fmt.Errorf("hss-addr %q: %v", c.HSSAddr, err))
+	}
+	if c.HSSStandbyAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HSSStandbyAddr); err != nil {
+			errs = append(errs, fmt.Errorf("hss-standby-addr %q: %v", c.HSSStandbyAddr, err))
+		}
 	}
 	if !strings.HasPrefix(strings.ToLower(c.ServerName), "sip:") {
 		errs = append(errs, fmt.Errorf("server-name %q must be a sip: URI", c.ServerName))

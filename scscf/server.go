@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,9 +59,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
+	peers := []string{cfg.HSSHost}
+	if cfg.HSSStandbyHost != "" {
+		peers = append(peers, cfg.HSSStandbyHost)
+	}
 	node, err := diameter.New(diameter.Config{
 		OriginHost: cfg.OriginHost, OriginRealm: cfg.Domain, Apps: []diameter.App{diameter.AppCx},
-		AllowedPeers: []string{cfg.HSSHost}, Logger: cfg.Logger.Named("diameter"),
+		AllowedPeers: peers, Logger: cfg.Logger.Named("diameter"),
 		ReconnectMin: 200 * time.Millisecond, ReconnectMax: 5 * time.Second,
 	})
 	if err != nil {
@@ -68,7 +73,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.node = node
 	if s.reg, err = registrar.New(registrar.Config{
-		Domain: cfg.Domain, ServerName: cfg.ServerName, HSSHost: cfg.HSSHost, HSSTimeout: cfg.HSSTimeout, Node: node,
+		Domain: cfg.Domain, ServerName: cfg.ServerName, HSSHost: destinationHost(cfg), HSSTimeout: cfg.HSSTimeout, Node: node,
 		MinExpires: cfg.MinExpires, MaxExpires: cfg.MaxExpires, DefaultExpires: cfg.DefaultExpires,
 		VectorsPerMAR: cfg.VectorsPerMAR, NonceLifetime: cfg.NonceLifetime, ChallengeTimeout: cfg.ChallengeTimeout,
 		VectorLifetime: cfg.VectorLifetime, ReauthProtected: cfg.ReauthProtected,
@@ -111,6 +116,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.hss = peer
+	if s.cfg.HSSStandbyAddr != "" {
+		if _, err := s.node.Connect(s.ctx, diameter.PeerConfig{Addr: s.cfg.HSSStandbyAddr, Host: s.cfg.HSSStandbyHost,
+			Realm: s.cfg.Domain, Priority: 1}); err != nil {
+			return err
+		}
+	}
 	p, err := sipproxy.New(sipproxy.Config{ListenAddr: s.cfg.SIPListen, Host: s.cfg.SIPHost, Handler: s.handle,
 		Logger: s.log.Named("sip"), Aliases: []string{"scscf." + s.cfg.Domain}})
 	if err != nil {
@@ -188,15 +199,26 @@ func (s *Server) SIPAddr() *net.TCPAddr { return s.proxy.Addr("udp") }
 // Config returns the effective configuration.
 func (s *Server) Config() Config { return s.cfg }
 
-// Ready reports nil when the HSS connection is open.
+// Ready reports nil when an HSS (the primary, or the standby while the
+// primary is down) can take a MAR or SAR.
 func (s *Server) Ready(context.Context) error {
 	if !s.started.Load() {
 		return errors.New("starting")
 	}
-	if !s.node.Ready() {
+	if !s.node.Routable(s.cfg.Domain, diameter.AppCx) {
 		return errors.New("HSS peer not open")
 	}
 	return nil
+}
+
+// destinationHost is the Destination-Host of MAR and SAR: the HSS's
+// identity, or none when a standby with another identity may answer (the
+// node then routes by realm, RFC 6733 §6.1).
+func destinationHost(cfg Config) string {
+	if cfg.HSSStandbyAddr != "" && !strings.EqualFold(cfg.HSSStandbyHost, cfg.HSSHost) {
+		return ""
+	}
+	return cfg.HSSHost
 }
 
 // Lookup returns the registration that holds impu (any IMPU of the set).
@@ -299,8 +321,12 @@ func (s *Server) afterRegister(ev binding.Event, req *sip.Request, res *sip.Resp
 // the HSS is connected (so that de-registrations reach it).
 func (s *Server) sweeper() {
 	defer s.bg.Done()
-	if err := s.hss.WaitOpen(s.ctx); err != nil {
-		return
+	for !s.node.Routable(s.cfg.Domain, diameter.AppCx) {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	tick := time.NewTicker(s.cfg.SweepInterval)
 	defer tick.Stop()
