@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imscore/imscore/pkg/imsuri"
 	"github.com/imscore/imscore/pkg/userdata"
 )
 
@@ -120,13 +121,20 @@ func IRS(p *userdata.IMSSubscription, impu string) ([]string, map[string]bool) {
 }
 
 // CanonURI gives the comparison form of an IMPU or contact URI: angle
-// brackets and header parameters dropped, scheme and host lower-cased.
+// brackets and header parameters dropped, scheme and host lower-cased; a
+// telephone number in a tel URI or in a SIP URI with user=phone is the tel
+// URI of the number without visual separators (imsuri.Canonical, RFC 3261
+// §19.1.6, TS 24.229 §5.4.3.3), so sip:+15550100@<domain>;user=phone and
+// tel:+1-555-0100 name the IMPU tel:+15550100.
 func CanonURI(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '<'); i >= 0 {
 		if j := strings.IndexByte(s[i:], '>'); j > 0 {
 			s = s[i+1 : i+j]
 		}
+	}
+	if telForm(s) {
+		s = imsuri.Canonical(s)
 	}
 	colon := strings.IndexByte(s, ':')
 	if colon < 0 {
@@ -157,4 +165,24 @@ func CanonURI(s string) string {
 		return scheme + ":" + user + lower
 	}
 	return s[:colon+1+len(user)+len(host)]
+}
+
+// telForm reports whether s may be a telephone number URI: a tel URI, or a
+// URI with a user=phone parameter (any case). It allocates nothing, so the
+// SIP URIs of the REGISTER hot path stay a substring of their input.
+func telForm(s string) bool {
+	if len(s) >= 4 && strings.EqualFold(s[:4], "tel:") {
+		return true
+	}
+	for i := strings.IndexByte(s, ';'); i >= 0 && i+11 <= len(s); {
+		if strings.EqualFold(s[i+1:i+11], "user=phone") {
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], ';')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
 }

@@ -16,9 +16,16 @@ func TestCanonURI(t *testing.T) {
 		"TEL:+15551234567":                               "tel:+15551234567",
 		"sip:ims.example.org":                            "sip:ims.example.org",
 		"Alice":                                          "alice",
+		"sip:+1-555-0100@IMS.example.org;user=phone":     "tel:+15550100",
+		"tel:+1-555-0100":                                "tel:+15550100",
+		"sip:+15550100@ims.example.org":                  "sip:+15550100@ims.example.org",
 	} {
 		if got := CanonURI(in); got != want {
 			t.Errorf("CanonURI(%q) = %q, want %q", in, got, want)
 		}
+	}
+	// The REGISTER hot path: an already canonical SIP URI costs nothing.
+	if n := testing.AllocsPerRun(100, func() { CanonURI("sip:alice@ims.example.org;transport=udp") }); n != 0 {
+		t.Errorf("CanonURI allocated %v times for a canonical SIP URI", n)
 	}
 }

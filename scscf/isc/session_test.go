@@ -319,6 +319,26 @@ func TestSessionOriginatingToRegistered(t *testing.T) {
 			}
 		}
 	})
+	t.Run("telephone number as a SIP URI with user=phone", func(t *testing.T) {
+		// TS 24.229 §5.4.3.3, RFC 3261 §19.1.6: sip:+15550042@<domain>;user=phone
+		// and tel:+1-555-0042 are the IMPU tel:+15550042.
+		uasD := newUAS(t, "dave", 0)
+		l.hss.Add(&scscftest.Sub{IMPI: "dave@" + scscftest.Domain, Scheme: "aka",
+			IMPUs: []string{"sip:dave@" + scscftest.Domain, "tel:+15550042"}})
+		ue := scscftest.NewUE(t, "dave")
+		ue.Contact = "<sip:dave@" + uasD.addr() + ">"
+		ue.RegisterAKA(t, l.s, 600)
+		for i, to := range []string{"sip:+15550042@" + scscftest.Domain + ";user=phone", "tel:+1-555-0042"} {
+			res, _ := l.send(t, sip.MESSAGE, to, alice())
+			if res.StatusCode != 200 {
+				t.Errorf("MESSAGE to %s: %d %s", to, res.StatusCode, res.Reason)
+				continue
+			}
+			if n := len(uasD.requests(sip.MESSAGE)); n != i+1 {
+				t.Errorf("MESSAGE to %s: dave has %d MESSAGEs, want %d", to, n, i+1)
+			}
+		}
+	})
 	t.Run("other domain without breakout", func(t *testing.T) {
 		res, _ := l.send(t, sip.INVITE, "sip:x@example.net", alice())
 		if res.StatusCode != 404 {
