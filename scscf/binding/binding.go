@@ -11,6 +11,7 @@
 package binding
 
 import (
+	"sort"
 	"strings"
 	"time"
 
@@ -185,4 +186,31 @@ func telForm(s string) bool {
 		i += 1 + j
 	}
 	return false
+}
+
+// HSSOrder returns impus in the order profile p lists them (TS 29.228
+// Annex B: the HSS lists the implicit registration set with the default
+// public user identity first, TS 24.229 §5.4.1.2.2), IMPUs p does not list
+// last in their given order. With p nil, impus unchanged.
+func HSSOrder(p *userdata.IMSSubscription, impus []string) []string {
+	if p == nil {
+		return impus
+	}
+	pos := map[string]int{}
+	for i, pi := range p.PublicIdentities() {
+		if k := CanonURI(pi.Identity); k != "" {
+			if _, ok := pos[k]; !ok {
+				pos[k] = i
+			}
+		}
+	}
+	out := append([]string(nil), impus...)
+	rank := func(u string) int {
+		if i, ok := pos[CanonURI(u)]; ok {
+			return i
+		}
+		return len(pos)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
+	return out
 }

@@ -205,7 +205,7 @@ func (s *Registrar) register(ctx context.Context, r *regRequest) {
 		if !ok {
 			return
 		}
-		res := s.answer(r.t, b.snap, b.path)
+		res := s.answer(r.t, b.snap, a.profile, b.path)
 		s.report(binding.Event{Kind: b.kind, After: b.snap, Changed: b.changed, Profile: a.profile}, r.req, res)
 	}
 }
@@ -235,7 +235,7 @@ func (s *Registrar) answerQuery(r *regRequest) {
 		_ = r.t.Respond(200, "OK")
 		return
 	}
-	s.answer(r.t, r.rec.snapshot(), nil)
+	s.answer(r.t, r.rec.snapshot(), r.rec.profile, nil)
 }
 
 // deregister is user-initiated de-registration (TS 24.229 §5.4.1.4): the
@@ -270,7 +270,7 @@ func (s *Registrar) deregister(ctx context.Context, r *regRequest) {
 		}
 	}
 	s.metrics.deregistrations.WithLabelValues("user").Add(float64(len(removed)))
-	res := s.answer(r.t, snap, nil)
+	res := s.answer(r.t, snap, rec.profile, nil)
 	s.report(binding.Event{Kind: binding.EventDeregistered, After: snap, Changed: removed}, r.req, res)
 }
 
@@ -320,7 +320,12 @@ func (s *Registrar) assign(ctx context.Context, r *regRequest) (assignment, bool
 		return assignment{}, false
 	}
 	impus, barred := binding.IRS(profile, r.impu)
-	if barred[binding.CanonURI(r.impu)] {
+	if len(barred) >= len(impus) {
+		// Every IMPU of the set is barred. A barred IMPU with non-barred
+		// ones beside it registers (TS 24.229 §5.4.1.2.2, TS 23.003
+		// §13.4B: a USIM-only UE's temporary IMPU); the barred ones are
+		// left out of P-Associated-URI and can neither originate nor
+		// terminate sessions (session routing).
 		s.metrics.authFailures.WithLabelValues("barred").Inc()
 		s.undoFirstSAR(rec == nil, r.impi, r.impu)
 		_ = t.Respond(403, "Forbidden - public identity barred")
@@ -482,8 +487,10 @@ func sameStrings(a, b []string) bool {
 
 // answer sends the 200 to a REGISTER (TS 24.229 §5.4.1.2.2):
 // Contact with granted expiries, Service-Route, P-Associated-URI (the
-// non-barred IMPUs, the registered one first), Path echoed and Require: path.
-func (s *Registrar) answer(t *sipproxy.Txn, snap binding.Registration, path []string) *sip.Response {
+// non-barred IMPUs of the implicit registration set, the default public
+// user identity first: the first the HSS lists in profile, which the P-CSCF
+// then asserts for the UE), Path echoed and Require: path.
+func (s *Registrar) answer(t *sipproxy.Txn, snap binding.Registration, profile *userdata.IMSSubscription, path []string) *sip.Response {
 	now := time.Now()
 	var hdrs []sip.Header
 	for _, c := range snap.Contacts {
@@ -500,7 +507,7 @@ func (s *Registrar) answer(t *sipproxy.Txn, snap binding.Registration, path []st
 			barred[binding.CanonURI(b)] = true
 		}
 		var pau []string
-		for _, u := range snap.IMPUs {
+		for _, u := range binding.HSSOrder(profile, snap.IMPUs) {
 			if !barred[binding.CanonURI(u)] {
 				pau = append(pau, "<"+u+">")
 			}

@@ -515,7 +515,8 @@ func TestHSSErrors(t *testing.T) {
 	if res := p.Send(t, s, 600, authz); res.StatusCode != 403 || !strings.Contains(res.Reason, "AKAv1-MD5") {
 		t.Errorf("scheme not supported: %d %s", res.StatusCode, res.Reason)
 	}
-	// A barred IMPU of an IRS cannot register.
+	// A set whose IMPUs are all barred cannot register.
+	h.Bar("quinn@"+scscftest.Domain, "sip:quinn@"+scscftest.Domain)
 	q := scscftest.NewUE(t, "quinn")
 	q.IMPU = "sip:quinn.barred@" + scscftest.Domain
 	res := q.SendTo(t, s, "quinn.barred")
@@ -574,3 +575,29 @@ func TestIntegrityProtectedReRegister(t *testing.T) {
 }
 
 var _ = imsheader.HeaderPath
+
+// TestBarredTemporaryIMPUAndDefaultFirst: TS 24.229 §5.4.1.2.2. A UE may
+// register with a barred IMPU when its implicit registration set has a
+// non-barred one (TS 23.003 §13.4B: a USIM-only UE's temporary IMPU); the
+// 200's P-Associated-URI lists the non-barred IMPUs with the default public
+// user identity (the first the HSS lists) first, whichever IMPU registered,
+// because the P-CSCF asserts that one for the UE.
+func TestBarredTemporaryIMPUAndDefaultFirst(t *testing.T) {
+	h := scscftest.NewHSS(t)
+	d := scscftest.Domain
+	h.Add(scscftest.AKASub("vera", "sip:vera.work@"+d, "sip:vera.temp@"+d))
+	h.Bar("vera@"+d, "sip:vera.temp@"+d)
+	s := scscftest.NewServer(t, h, "", nil)
+	want := "<sip:vera@" + d + ">, <sip:vera.work@" + d + ">"
+	for _, impu := range []string{"vera.temp", "vera.work"} {
+		u := scscftest.NewUE(t, "vera")
+		u.IMPU = "sip:" + impu + "@" + d
+		res := u.SendTo(t, s, impu)
+		if res.StatusCode != 200 {
+			t.Fatalf("REGISTER of %s: %d %s, want 200", impu, res.StatusCode, res.Reason)
+		}
+		if got := scscftest.Hdr(res, "P-Associated-URI"); got != want {
+			t.Errorf("REGISTER of %s: P-Associated-URI %q, want %q (default first, barred left out)", impu, got, want)
+		}
+	}
+}
