@@ -27,6 +27,13 @@ type Event struct {
 	Changed []Contact
 	// Reason is the Reason-Info of an RTR, or "" otherwise.
 	Reason string
+	// Reregister, for EventTerminated from an RTR, tells whether the HSS
+	// expects the UE to register again (Deregistration-Reason Reason-Code
+	// NEW_SERVER_ASSIGNED, SERVER_CHANGE or REMOVE_S-CSCF: reg-event
+	// contact event "deactivated") or not (PERMANENT_TERMINATION:
+	// "rejected"); nil when the RTR gave no Reason-Code (TS 29.228
+	// §6.1.3, TS 24.229 §5.4.1.5).
+	Reregister *bool
 
 	// Profile is After.UserData already parsed (read-only, shared with
 	// the registrar), when the registrar had it at hand; nil otherwise.

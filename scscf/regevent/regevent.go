@@ -582,7 +582,7 @@ func (n *Notifier) OnRegistrationChange(ev binding.Event) {
 		case binding.EventExpired:
 			e = reginfo.EventExpired
 		case binding.EventTerminated:
-			e = n.cfg.RTREvent
+			e = n.rtrEvent(ev)
 		}
 		changed = append(changed, reginfoContact(c, reginfo.ContactTerminated, e, now))
 	}
@@ -612,8 +612,13 @@ func (n *Notifier) OnRegistrationChange(ev binding.Event) {
 		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: regState, Contacts: changed})
 	}
 	reason := "noresource"
-	if ev.Kind == binding.EventTerminated && n.cfg.RTREvent == reginfo.EventRejected {
-		reason = "rejected"
+	if ev.Kind == binding.EventTerminated {
+		switch n.rtrEvent(ev) {
+		case reginfo.EventRejected:
+			reason = "rejected"
+		case reginfo.EventDeactivated:
+			reason = "deactivated" // RFC 6665 §4.1.3: the UE may subscribe again at once
+		}
 	}
 	subs := maps.Clone(n.byAOR[aor])
 	for m := range members {
@@ -629,6 +634,21 @@ func (n *Notifier) OnRegistrationChange(ev binding.Event) {
 			n.enqueueLocked(sub, notifyJob{regs: regs, terminated: terminal, reason: reason})
 		}
 	}
+}
+
+// rtrEvent is the contact event of bindings an HSS RTR removed (TS 24.229
+// §5.4.1.5, TS 29.228 §6.1.3): "deactivated" when the UE is to register
+// again (Reason-Code NEW_SERVER_ASSIGNED, SERVER_CHANGE, REMOVE_S-CSCF),
+// "rejected" for PERMANENT_TERMINATION, Config.RTREvent when the RTR gave
+// no Reason-Code (or the removal was the S-CSCF's own decision).
+func (n *Notifier) rtrEvent(ev binding.Event) reginfo.Event {
+	switch {
+	case ev.Reregister == nil:
+		return n.cfg.RTREvent
+	case *ev.Reregister:
+		return reginfo.EventDeactivated
+	}
+	return reginfo.EventRejected
 }
 
 // subIndex maps an IMPU or AOR to the subscriptions for it.

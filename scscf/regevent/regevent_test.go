@@ -190,6 +190,47 @@ func TestRegEventPCSCFSubscriptionAndRTR(t *testing.T) {
 	}
 }
 
+// TestRegEventRTRReasons: the contact event of an RTR follows its
+// Deregistration-Reason (TS 24.229 §5.4.1.5, TS 29.228 §6.1.3):
+// NEW_SERVER_ASSIGNED and SERVER_CHANGE ask the UE to register again
+// ("deactivated", Subscription-State reason deactivated);
+// PERMANENT_TERMINATION is "rejected" (TestRegEventPCSCFSubscriptionAndRTR).
+func TestRegEventRTRReasons(t *testing.T) {
+	for _, code := range []uint32{diameter.ReasonNewServerAssigned, diameter.ReasonServerChange} {
+		h := scscftest.NewHSS(t)
+		h.Add(scscftest.AKASub("rita"))
+		l := scscftest.NewRegLab(t, h, "", nil)
+		peer := scscftest.NewPeer(t, 200)
+		u := scscftest.NewUE(t, "rita")
+		u.Path = "<sip:term@" + peer.HostPort() + ";lr>"
+		u.RegisterAKA(t, l.Shim, 600)
+		pcscf := peer.URI("pcscf-reginfo")
+		if res, _ := peer.Subscribe(l, u.IMPU, pcscf.String(), 600000); res.StatusCode != 200 {
+			t.Fatalf("SUBSCRIBE: %d", res.StatusCode)
+		}
+		peer.NextNotify(3 * time.Second)
+		rtr := h.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, scscftest.Domain, l.S.Config().OriginHost)
+		rtr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(u.IMPI)))
+		rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason,
+			diameter.NewAVP(diameter.AVPReasonCode, datatype.Enumerated(code)),
+			diameter.NewAVP(diameter.AVPReasonInfo, datatype.UTF8String("moving you"))))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := h.Node.Send(ctx, rtr)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := peer.NextNotify(3 * time.Second)
+		c := findContact(t, findReg(t, n.Doc, u.IMPU), "sip:rita@127.0.0.1:5999")
+		if c.State != reginfo.ContactTerminated || c.Event != reginfo.EventDeactivated {
+			t.Errorf("Reason-Code %d: contact %s/%s, want terminated/deactivated", code, c.State, c.Event)
+		}
+		if n.State != "terminated;reason=deactivated" {
+			t.Errorf("Reason-Code %d: Subscription-State %q", code, n.State)
+		}
+	}
+}
+
 func TestRegEventAuthorisation(t *testing.T) {
 	h := scscftest.NewHSS(t)
 	h.Add(scscftest.AKASub("carol"))

@@ -26,6 +26,11 @@ func (s *Registrar) HandleRTR(ctx context.Context, c *diameter.Conn, req *diam.M
 		return nil, diameter.MissingAVP(diameter.AVPUserName)
 	}
 	reason := diameter.String(req, diameter.AVPDeregistrationReason, diameter.AVPReasonInfo)
+	var reregister *bool
+	if code, ok := diameter.Uint32(req, diameter.AVPDeregistrationReason, diameter.AVPReasonCode); ok {
+		v := code != diameter.ReasonPermanentTermination
+		reregister = &v
+	}
 	var targets []*record
 	seen := map[*record]bool{}
 	if len(impus) > 0 {
@@ -50,15 +55,16 @@ func (s *Registrar) HandleRTR(ctx context.Context, c *diameter.Conn, req *diam.M
 		}
 	}
 	for _, r := range targets {
-		s.terminate(ctx, r, reason)
+		s.terminate(ctx, r, reason, reregister)
 	}
 	s.log.Info("RTR", zap.String("impi", impi), zap.Strings("impus", impus), zap.Int("sets", len(targets)), zap.String("reason", reason))
 	return s.cfg.Node.Answer(req, diameter.DiameterSuccess), nil
 }
 
 // terminate removes every binding of r as an administrative
-// de-registration (EventTerminated with reason), under the IMPI's lock.
-func (s *Registrar) terminate(ctx context.Context, r *record, reason string) {
+// de-registration (EventTerminated with reason and, from an RTR, whether
+// the UE is to register again), under the IMPI's lock.
+func (s *Registrar) terminate(ctx context.Context, r *record, reason string, reregister *bool) {
 	s.reg.mu.RLock()
 	impi := r.impi
 	s.reg.mu.RUnlock()
@@ -72,7 +78,7 @@ func (s *Registrar) terminate(ctx context.Context, r *record, reason string) {
 	s.reg.mu.RUnlock()
 	snap := s.setContacts(ctx, r, nil)
 	s.metrics.deregistrations.WithLabelValues("administrative").Add(float64(len(gone)))
-	s.emit(binding.Event{Kind: binding.EventTerminated, After: snap, Changed: gone, Reason: reason})
+	s.emit(binding.Event{Kind: binding.EventTerminated, After: snap, Changed: gone, Reason: reason, Reregister: reregister})
 }
 
 // NetworkDeregister ends the registration of the set holding impu as the
@@ -92,7 +98,7 @@ func (s *Registrar) NetworkDeregister(impu, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s.log.Info("network-initiated de-registration", zap.String("impu", impu), zap.String("reason", reason))
-	s.terminate(ctx, r, reason)
+	s.terminate(ctx, r, reason, nil)
 	if _, err := s.sar(ctx, impi, aor, diameter.SATAdministrativeDeregistration, true); err != nil {
 		s.log.Warn("SAR ADMINISTRATIVE_DEREGISTRATION failed", zap.String("impu", aor), zap.Error(err))
 	}
