@@ -34,6 +34,9 @@ type Event struct {
 	// "rejected"); nil when the RTR gave no Reason-Code (TS 29.228
 	// §6.1.3, TS 24.229 §5.4.1.5).
 	Reregister *bool
+	// Before, for EventProfileUpdated, is the registration as it was
+	// before the new profile (its IMPUs and barring); nil otherwise.
+	Before *Registration
 
 	// Profile is After.UserData already parsed (read-only, shared with
 	// the registrar), when the registrar had it at hand; nil otherwise.

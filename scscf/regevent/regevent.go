@@ -541,14 +541,15 @@ func uriHost(s string) string {
 // OnRegistrationChange turns a registration change into partial
 // NOTIFYs (version+1) for every subscription of the set (TS 24.229
 // §5.4.2.1.2): contacts registered/refreshed (active), unregistered
-// (user de-registration), expired, RTREvent (RTR); profile-updated is
-// ignored. When no binding is left, the NOTIFY carries
+// (user de-registration), expired, RTREvent (RTR); profile-updated: see
+// profileUpdated. When no binding is left, the NOTIFY carries
 // "Subscription-State: terminated" (reason noresource; rejected after an
 // RTR with RTREvent rejected) and the subscriptions are removed. It
 // does not block: NOTIFYs are sent by goroutines, in order per
 // subscription.
 func (n *Notifier) OnRegistrationChange(ev binding.Event) {
 	if ev.Kind == binding.EventProfileUpdated {
+		n.profileUpdated(ev)
 		return
 	}
 	aor := binding.CanonURI(ev.After.AOR)
@@ -632,6 +633,70 @@ func (n *Notifier) OnRegistrationChange(ev binding.Event) {
 	for sub := range subs {
 		if !sub.final {
 			n.enqueueLocked(sub, notifyJob{regs: regs, terminated: terminal, reason: reason})
+		}
+	}
+}
+
+// profileUpdated sends a partial NOTIFY when a new profile (PPR) changes
+// which IMPUs of the set the UE may use (TS 24.229 §5.4.2.1.2): an IMPU
+// added to the implicit registration set, or no longer barred, is a
+// registration element "active" whose contacts are "created"; an IMPU
+// removed from the set, or barred, is "terminated" with contacts
+// "rejected". Nothing is sent when the visible set did not change.
+func (n *Notifier) profileUpdated(ev binding.Event) {
+	if ev.Before == nil || len(ev.After.Contacts) == 0 {
+		return
+	}
+	before, after := visibleIMPUs(*ev.Before), visibleIMPUs(ev.After)
+	had, has := map[string]bool{}, map[string]bool{}
+	for _, u := range before {
+		had[binding.CanonURI(u)] = true
+	}
+	for _, u := range after {
+		has[binding.CanonURI(u)] = true
+	}
+	now := time.Now()
+	var regs []reginfo.Registration
+	for _, u := range after {
+		if had[binding.CanonURI(u)] {
+			continue
+		}
+		var cs []reginfo.Contact
+		for _, c := range ev.After.Contacts {
+			cs = append(cs, reginfoContact(c, reginfo.ContactActive, reginfo.EventCreated, now))
+		}
+		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: reginfo.RegActive, Contacts: cs})
+	}
+	for _, u := range before {
+		if has[binding.CanonURI(u)] {
+			continue
+		}
+		var cs []reginfo.Contact
+		for _, c := range ev.After.Contacts {
+			cs = append(cs, reginfoContact(c, reginfo.ContactTerminated, reginfo.EventRejected, now))
+		}
+		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: reginfo.RegTerminated, Contacts: cs})
+	}
+	if len(regs) == 0 {
+		return
+	}
+	aor := binding.CanonURI(ev.After.AOR)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	subs := maps.Clone(n.byAOR[aor])
+	for _, list := range [][]string{ev.Before.IMPUs, ev.After.IMPUs} {
+		for _, u := range list {
+			for sub := range n.byIMPU[binding.CanonURI(u)] {
+				if subs == nil {
+					subs = map[*regSub]struct{}{}
+				}
+				subs[sub] = struct{}{}
+			}
+		}
+	}
+	for sub := range subs {
+		if !sub.final {
+			n.enqueueLocked(sub, notifyJob{regs: regs})
 		}
 	}
 }

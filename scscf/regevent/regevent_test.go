@@ -16,6 +16,7 @@ import (
 	"github.com/imscore/imscore/pkg/reginfo"
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf"
+	"github.com/imscore/imscore/scscf/binding"
 	"github.com/imscore/imscore/scscf/internal/scscftest"
 	"github.com/imscore/imscore/scscf/regevent"
 )
@@ -227,6 +228,63 @@ func TestRegEventRTRReasons(t *testing.T) {
 		}
 		if n.State != "terminated;reason=deactivated" {
 			t.Errorf("Reason-Code %d: Subscription-State %q", code, n.State)
+		}
+	}
+}
+
+// TestRegEventProfileChange: a PPR that changes which IMPUs the UE may use
+// reaches the subscribers (TS 24.229 §5.4.2.1.2): an IMPU now barred is
+// "terminated" with contacts "rejected", an IMPU added to the set "active"
+// with contacts "created". A PPR that changes neither sends nothing.
+func TestRegEventProfileChange(t *testing.T) {
+	h := scscftest.NewHSS(t)
+	d := scscftest.Domain
+	sub := scscftest.AKASub("pia", "sip:pia.work@"+d)
+	h.Add(sub)
+	l := scscftest.NewRegLab(t, h, "", nil)
+	peer := scscftest.NewPeer(t, 200)
+	u := scscftest.NewUE(t, "pia")
+	u.Path = "<sip:term@" + peer.HostPort() + ";lr>"
+	u.RegisterAKA(t, l.Shim, 600)
+	pcscf := peer.URI("pcscf-reginfo")
+	if res, _ := peer.Subscribe(l, u.IMPU, pcscf.String(), 600000); res.StatusCode != 200 {
+		t.Fatalf("SUBSCRIBE: %d", res.StatusCode)
+	}
+	peer.NextNotify(3 * time.Second)
+	ppr := func(s *scscftest.Sub) {
+		t.Helper()
+		req := h.Node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, d, l.S.Config().OriginHost)
+		req.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(s.IMPI)))
+		req.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(scscftest.UserData(t, s))))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a, err := h.Node.Send(ctx, req)
+		if err != nil || !diameter.IsSuccess(a) {
+			t.Fatalf("PPR: %v %v", err, a)
+		}
+	}
+	// The same profile again: no NOTIFY.
+	cur := h.Copy(sub)
+	ppr(&cur)
+	// pia.work barred, tel:+15550077 added.
+	next := scscftest.Sub{IMPI: sub.IMPI, IMPUs: []string{"sip:pia@" + d, "sip:pia.work@" + d, "tel:+15550077"},
+		Barred: map[string]bool{"sip:pia.work@" + d: true}}
+	ppr(&next)
+	n := peer.NextNotify(3 * time.Second)
+	if n.Doc.State != reginfo.StatePartial || n.Doc.Version != 1 {
+		t.Fatalf("NOTIFY after the profile change: state %s version %d, want partial 1 (the unchanged PPR sent one?)", n.Doc.State, n.Doc.Version)
+	}
+	work := findReg(t, n.Doc, "sip:pia.work@"+d)
+	if work.State != reginfo.RegTerminated || len(work.Contacts) != 1 || work.Contacts[0].Event != reginfo.EventRejected {
+		t.Errorf("barred IMPU: %+v", work)
+	}
+	tel := findReg(t, n.Doc, "tel:+15550077")
+	if tel.State != reginfo.RegActive || len(tel.Contacts) != 1 || tel.Contacts[0].Event != reginfo.EventCreated {
+		t.Errorf("added IMPU: %+v", tel)
+	}
+	for _, r := range n.Doc.Registrations {
+		if binding.CanonURI(r.AOR) == binding.CanonURI(u.IMPU) {
+			t.Errorf("unchanged IMPU %s in the partial NOTIFY", r.AOR)
 		}
 	}
 }

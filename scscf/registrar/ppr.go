@@ -43,6 +43,7 @@ func (s *Registrar) HandlePPR(ctx context.Context, c *diameter.Conn, req *diam.M
 		}
 		impus, barred := binding.IRS(profile, r.aor)
 		s.reg.mu.Lock()
+		before := r.snapshot()
 		r.userData, r.profile, r.impus, r.barred = ud, profile, impus, barred
 		snap := r.snapshot()
 		s.reg.mu.Unlock()
@@ -51,7 +52,7 @@ func (s *Registrar) HandlePPR(ctx context.Context, c *diameter.Conn, req *diam.M
 			s.log.Error("storing profile", zap.String("aor", r.aor), zap.Error(err))
 			return nil, err
 		}
-		s.emit(binding.Event{Kind: binding.EventProfileUpdated, After: snap})
+		s.emit(binding.Event{Kind: binding.EventProfileUpdated, After: snap, Before: &before, Profile: profile})
 	}
 	return s.cfg.Node.Answer(req, diameter.DiameterSuccess), nil
 }
