@@ -655,8 +655,9 @@ func (s *Router) routeToTarget(ctx context.Context, t *sipproxy.Txn) {
 		sipproxy.Target{Route: []sip.Uri{*next.Clone()}})
 }
 
-// deliver forks the request to every contact of impu (TS 24.229 §5.4.3.3
-// steps 9-10): Request-URI = contact, Route = the contact's Path,
+// deliver forks the request to the contacts of impu that the caller's
+// preferences select (Accept-Contact, RFC 3841; every contact without
+// them) (TS 24.229 §5.4.3.3 steps 9-10): Request-URI = contact, Route = the contact's Path,
 // P-Called-Party-ID = the original Request-URI. sipproxy CANCELs the other
 // INVITE branches on a 2xx.
 func (s *Router) deliver(ctx context.Context, t *sipproxy.Txn, impu string) {
@@ -667,7 +668,7 @@ func (s *Router) deliver(ctx context.Context, t *sipproxy.Txn, impu string) {
 		return
 	}
 	var targets []sipproxy.Target
-	for _, c := range u.Contacts {
+	for _, c := range preferredContacts(req, u.Contacts) {
 		var ru sip.Uri
 		if err := sip.ParseUri(strings.Trim(c.URI, "<>"), &ru); err != nil {
 			s.log.Warn("stored contact does not parse", zap.String("contact", c.URI), zap.Error(err))

@@ -193,7 +193,7 @@ func (l *sessionLab) addUser(t *testing.T, user string, uas *sipElement, ifcs ..
 
 // send sends an initial request from alice's phone as a P-CSCF would: Route
 // = Service-Route (orig), P-Asserted-Identity.
-func (l *sessionLab) send(t *testing.T, method sip.RequestMethod, to string, pai string) (*sip.Response, *sip.Request) {
+func (l *sessionLab) send(t *testing.T, method sip.RequestMethod, to string, pai string, extra ...sip.Header) (*sip.Response, *sip.Request) {
 	t.Helper()
 	var ru sip.Uri
 	if err := sip.ParseUri(to, &ru); err != nil {
@@ -208,6 +208,9 @@ func (l *sessionLab) send(t *testing.T, method sip.RequestMethod, to string, pai
 	req.AppendHeader(sip.NewHeader("Contact", "<sip:alice@"+l.caller.addr()+">"))
 	if pai != "" {
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+pai+">"))
+	}
+	for _, h := range extra {
+		req.AppendHeader(h)
 	}
 	if method == sip.MESSAGE {
 		req.AppendHeader(sip.NewHeader("Content-Type", "text/plain"))
