@@ -406,6 +406,13 @@ func (s *Router) profileIFCs(sp *userdata.ServiceProfile, impu string) []userdat
 // the target.
 func (s *Router) originating(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
+	if missing := unavailablePrivacy(req); len(missing) > 0 {
+		// RFC 3323 §4.2 / §5.1: "critical" privacy that cannot be given
+		// → 500 with the reason phrase Privacy Unavailable.
+		_ = t.Respond(500, "Privacy Unavailable", sip.NewHeader("Warning",
+			"399 "+s.cfg.SIPHost+` "requested privacy not provided: `+strings.Join(missing, ", ")+`"`))
+		return
+	}
 	var ids []string
 	pai, err := imsheader.GetPAssertedIdentity(req)
 	if err != nil {

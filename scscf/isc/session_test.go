@@ -342,6 +342,22 @@ func TestSessionOriginatingToRegistered(t *testing.T) {
 			}
 		}
 	})
+	t.Run("critical privacy", func(t *testing.T) {
+		// RFC 3323 §4.2: privacy marked critical that the core cannot give
+		// ("header", "session", "user" need a privacy service) is refused
+		// with 500 Privacy Unavailable; "id" is given (the terminating
+		// P-CSCF removes P-Asserted-Identity); without "critical" the
+		// request goes on.
+		for _, c := range []struct {
+			privacy string
+			want    int
+		}{{"header;critical", 500}, {"id;user;critical", 500}, {"id;critical", 200}, {"header", 200}} {
+			res, _ := l.send(t, sip.MESSAGE, bob(), alice(), sip.NewHeader("Privacy", c.privacy))
+			if res.StatusCode != c.want || (c.want == 500 && res.Reason != "Privacy Unavailable") {
+				t.Errorf("Privacy: %s: %d %s, want %d", c.privacy, res.StatusCode, res.Reason, c.want)
+			}
+		}
+	})
 	t.Run("other domain without breakout", func(t *testing.T) {
 		res, _ := l.send(t, sip.INVITE, "sip:x@example.net", alice())
 		if res.StatusCode != 404 {
