@@ -296,16 +296,7 @@ func (p *Peer) inbound(c *Conn) (lost bool, err error) {
 			p.abort()
 		}
 	}
-	c.peer.Store(p)
-	if p.everOpen {
-		// RFC 3539 §3.4.1: DOWN → connection up → REOPEN.
-		c.wdState.Store(int32(WatchdogReopen))
-	}
-	p.everOpen = true
-	if p.cfg.Host == "" {
-		p.learned.Store(&c.peerHost)
-	}
-	if !n.register(c) {
+	if !p.attachLocked(c) {
 		return false, ErrNodeClosed
 	}
 	p.setStateLocked(PeerOpen, c, nil)
@@ -314,6 +305,22 @@ func (p *Peer) inbound(c *Conn) (lost bool, err error) {
 	default:
 	}
 	return false, nil
+}
+
+// attachLocked makes c the connection of p (its caller holds p.mu): a
+// reconnection starts in REOPEN (RFC 3539 §3.4.1: DOWN → connection up →
+// REOPEN), the peer's Origin-Host is learnt when none was configured, and
+// c is registered with the node. false when the node is closed.
+func (p *Peer) attachLocked(c *Conn) bool {
+	c.peer.Store(p)
+	if p.everOpen {
+		c.wdState.Store(int32(WatchdogReopen))
+	}
+	p.everOpen = true
+	if p.cfg.Host == "" {
+		p.learned.Store(&c.peerHost)
+	}
+	return p.node.register(c)
 }
 
 func (p *Peer) loop() {
@@ -473,16 +480,7 @@ func (p *Peer) connect() (*Conn, error) {
 		drop, dropErr = c, actx.Err()
 		return nil, actx.Err()
 	}
-	c.peer.Store(p)
-	if p.everOpen {
-		// RFC 3539 §3.4.1: DOWN → connection up → REOPEN.
-		c.wdState.Store(int32(WatchdogReopen))
-	}
-	p.everOpen = true
-	if p.cfg.Host == "" {
-		p.learned.Store(&c.peerHost)
-	}
-	if !n.register(c) {
+	if !p.attachLocked(c) {
 		drop, dropErr = c, ErrNodeClosed
 		return nil, ErrNodeClosed
 	}

@@ -657,26 +657,22 @@ func (n *Notifier) profileUpdated(ev binding.Event) {
 	}
 	now := time.Now()
 	var regs []reginfo.Registration
-	for _, u := range after {
-		if had[binding.CanonURI(u)] {
-			continue
+	// changed appends a registration element for every IMPU of list not in
+	// other, its contacts in state st with event e.
+	changed := func(list []string, other map[string]bool, rs reginfo.RegState, st reginfo.ContactState, e reginfo.Event) {
+		for _, u := range list {
+			if other[binding.CanonURI(u)] {
+				continue
+			}
+			var cs []reginfo.Contact
+			for _, c := range ev.After.Contacts {
+				cs = append(cs, reginfoContact(c, st, e, now))
+			}
+			regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: rs, Contacts: cs})
 		}
-		var cs []reginfo.Contact
-		for _, c := range ev.After.Contacts {
-			cs = append(cs, reginfoContact(c, reginfo.ContactActive, reginfo.EventCreated, now))
-		}
-		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: reginfo.RegActive, Contacts: cs})
 	}
-	for _, u := range before {
-		if has[binding.CanonURI(u)] {
-			continue
-		}
-		var cs []reginfo.Contact
-		for _, c := range ev.After.Contacts {
-			cs = append(cs, reginfoContact(c, reginfo.ContactTerminated, reginfo.EventRejected, now))
-		}
-		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: reginfo.RegTerminated, Contacts: cs})
-	}
+	changed(after, had, reginfo.RegActive, reginfo.ContactActive, reginfo.EventCreated)
+	changed(before, has, reginfo.RegTerminated, reginfo.ContactTerminated, reginfo.EventRejected)
 	if len(regs) == 0 {
 		return
 	}
