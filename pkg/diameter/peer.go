@@ -102,26 +102,12 @@ func (n *Node) Connect(ctx context.Context, pc PeerConfig) (*Peer, error) {
 		return nil, ErrNodeClosed
 	}
 	n.peers = append(n.peers, p)
+	n.mu.Unlock()
 	// The peer may have connected to us already (its CER came before
 	// this Connect): that connection becomes the Peer's (R-Open).
-	var existing *Conn
-	if pc.Host != "" {
-		for c := range n.conns {
-			if c.inbound && c.peer.Load() == nil && !c.closing() && strings.EqualFold(c.peerHost, pc.Host) {
-				existing = c
-				break
-			}
-		}
-	}
-	n.mu.Unlock()
-	if existing != nil {
-		p.mu.Lock()
-		if existing.Err() == nil && existing.peer.CompareAndSwap(nil, p) {
-			p.everOpen = true
-			p.setStateLocked(PeerOpen, existing, nil)
-		}
-		p.mu.Unlock()
-	}
+	p.mu.Lock()
+	p.adoptInboundLocked()
+	p.mu.Unlock()
 	stop := context.AfterFunc(ctx, p.cancel)
 	n.wg.Add(1)
 	go func() {
@@ -323,6 +309,31 @@ func (p *Peer) attachLocked(c *Conn) bool {
 	return p.node.register(c)
 }
 
+// adoptInboundLocked makes an open inbound connection from the peer's
+// configured Origin-Host that no Peer holds the Peer's connection
+// (R-Open), and returns it; nil when there is none. p.mu is held.
+func (p *Peer) adoptInboundLocked() *Conn {
+	if p.cfg.Host == "" {
+		return nil
+	}
+	n := p.node
+	var existing *Conn
+	n.mu.Lock()
+	for c := range n.conns {
+		if c.inbound && c.peer.Load() == nil && !c.closing() && strings.EqualFold(c.peerHost, p.cfg.Host) {
+			existing = c
+			break
+		}
+	}
+	n.mu.Unlock()
+	if existing == nil || existing.Err() != nil || !existing.peer.CompareAndSwap(nil, p) {
+		return nil
+	}
+	p.everOpen = true
+	p.setStateLocked(PeerOpen, existing, nil)
+	return existing
+}
+
 func (p *Peer) loop() {
 	defer close(p.done)
 	defer p.setState(PeerClosed, nil, nil)
@@ -448,6 +459,14 @@ func (p *Peer) connect() (*Conn, error) {
 	defer cancel()
 	p.mu.Lock()
 	if c := p.openLocked(); c != nil {
+		p.mu.Unlock()
+		return c, nil
+	}
+	// An inbound connection of the peer that no Peer took (its CER was
+	// answered while Connect ran, between Connect's look and this Peer
+	// joining the node's list): take it instead of dialling, which the
+	// peer would refuse as a second connection (RFC 6733 §5.6.4).
+	if c := p.adoptInboundLocked(); c != nil {
 		p.mu.Unlock()
 		return c, nil
 	}
