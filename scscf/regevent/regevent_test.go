@@ -170,16 +170,7 @@ func TestRegEventPCSCFSubscriptionAndRTR(t *testing.T) {
 		t.Fatalf("first NOTIFY %+v", n.Doc)
 	}
 
-	rtr := h.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, scscftest.Domain, l.S.Config().OriginHost)
-	rtr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(u.IMPI)))
-	rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason,
-		diameter.NewAVP(diameter.AVPReasonCode, datatype.Enumerated(diameter.ReasonPermanentTermination)),
-		diameter.NewAVP(diameter.AVPReasonInfo, datatype.UTF8String("operator"))))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := h.Node.Send(ctx, rtr); err != nil {
-		t.Fatal(err)
-	}
+	sendRTR(t, h, l, u.IMPI, diameter.ReasonPermanentTermination, "operator")
 	n = peer.NextNotify(3 * time.Second)
 	r := findReg(t, n.Doc, u.IMPU)
 	c := findContact(t, r, "sip:bob@127.0.0.1:5999")
@@ -198,29 +189,8 @@ func TestRegEventPCSCFSubscriptionAndRTR(t *testing.T) {
 // PERMANENT_TERMINATION is "rejected" (TestRegEventPCSCFSubscriptionAndRTR).
 func TestRegEventRTRReasons(t *testing.T) {
 	for _, code := range []uint32{diameter.ReasonNewServerAssigned, diameter.ReasonServerChange} {
-		h := scscftest.NewHSS(t)
-		h.Add(scscftest.AKASub("rita"))
-		l := scscftest.NewRegLab(t, h, "", nil)
-		peer := scscftest.NewPeer(t, 200)
-		u := scscftest.NewUE(t, "rita")
-		u.Path = "<sip:term@" + peer.HostPort() + ";lr>"
-		u.RegisterAKA(t, l.Shim, 600)
-		pcscf := peer.URI("pcscf-reginfo")
-		if res, _ := peer.Subscribe(l, u.IMPU, pcscf.String(), 600000); res.StatusCode != 200 {
-			t.Fatalf("SUBSCRIBE: %d", res.StatusCode)
-		}
-		peer.NextNotify(3 * time.Second)
-		rtr := h.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, scscftest.Domain, l.S.Config().OriginHost)
-		rtr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(u.IMPI)))
-		rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason,
-			diameter.NewAVP(diameter.AVPReasonCode, datatype.Enumerated(code)),
-			diameter.NewAVP(diameter.AVPReasonInfo, datatype.UTF8String("moving you"))))
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := h.Node.Send(ctx, rtr)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		h, l, peer, u := pcscfSubscribed(t, "rita")
+		sendRTR(t, h, l, u.IMPI, code, "moving you")
 		n := peer.NextNotify(3 * time.Second)
 		c := findContact(t, findReg(t, n.Doc, u.IMPU), "sip:rita@127.0.0.1:5999")
 		if c.State != reginfo.ContactTerminated || c.Event != reginfo.EventDeactivated {
@@ -237,20 +207,8 @@ func TestRegEventRTRReasons(t *testing.T) {
 // "terminated" with contacts "rejected", an IMPU added to the set "active"
 // with contacts "created". A PPR that changes neither sends nothing.
 func TestRegEventProfileChange(t *testing.T) {
-	h := scscftest.NewHSS(t)
 	d := scscftest.Domain
-	sub := scscftest.AKASub("pia", "sip:pia.work@"+d)
-	h.Add(sub)
-	l := scscftest.NewRegLab(t, h, "", nil)
-	peer := scscftest.NewPeer(t, 200)
-	u := scscftest.NewUE(t, "pia")
-	u.Path = "<sip:term@" + peer.HostPort() + ";lr>"
-	u.RegisterAKA(t, l.Shim, 600)
-	pcscf := peer.URI("pcscf-reginfo")
-	if res, _ := peer.Subscribe(l, u.IMPU, pcscf.String(), 600000); res.StatusCode != 200 {
-		t.Fatalf("SUBSCRIBE: %d", res.StatusCode)
-	}
-	peer.NextNotify(3 * time.Second)
+	h, l, peer, u := pcscfSubscribed(t, "pia", "sip:pia.work@"+d)
 	ppr := func(s *scscftest.Sub) {
 		t.Helper()
 		req := h.Node.NewRequest(diameter.CmdPushProfile, diameter.AppCx, d, l.S.Config().OriginHost)
@@ -264,10 +222,9 @@ func TestRegEventProfileChange(t *testing.T) {
 		}
 	}
 	// The same profile again: no NOTIFY.
-	cur := h.Copy(sub)
-	ppr(&cur)
+	ppr(&scscftest.Sub{IMPI: u.IMPI, IMPUs: []string{"sip:pia@" + d, "sip:pia.work@" + d}})
 	// pia.work barred, tel:+15550077 added.
-	next := scscftest.Sub{IMPI: sub.IMPI, IMPUs: []string{"sip:pia@" + d, "sip:pia.work@" + d, "tel:+15550077"},
+	next := scscftest.Sub{IMPI: u.IMPI, IMPUs: []string{"sip:pia@" + d, "sip:pia.work@" + d, "tel:+15550077"},
 		Barred: map[string]bool{"sip:pia.work@" + d: true}}
 	ppr(&next)
 	n := peer.NextNotify(3 * time.Second)
@@ -467,5 +424,43 @@ func waitNoRows(t *testing.T, s *scscf.Server) {
 			t.Fatalf("%d subscription rows left", n)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pcscfSubscribed registers user (AKA) with Path through a new peer that
+// then subscribes to the reg event as a P-CSCF; the first (full) NOTIFY is
+// consumed.
+func pcscfSubscribed(t *testing.T, user string, more ...string) (*scscftest.HSS, *scscftest.RegLab, *scscftest.Peer, *scscftest.UE) {
+	t.Helper()
+	h := scscftest.NewHSS(t)
+	h.Add(scscftest.AKASub(user, more...))
+	l := scscftest.NewRegLab(t, h, "", nil)
+	peer := scscftest.NewPeer(t, 200)
+	u := scscftest.NewUE(t, user)
+	u.Path = "<sip:term@" + peer.HostPort() + ";lr>"
+	u.RegisterAKA(t, l.Shim, 600)
+	pcscf := peer.URI("pcscf-reginfo")
+	if res, _ := peer.Subscribe(l, u.IMPU, pcscf.String(), 600000); res.StatusCode != 200 {
+		t.Fatalf("P-CSCF SUBSCRIBE: %d %s", res.StatusCode, res.Reason)
+	}
+	if n := peer.NextNotify(3 * time.Second); n.Doc.State != reginfo.StateFull {
+		t.Fatalf("first NOTIFY %+v", n.Doc)
+	}
+	return h, l, peer, u
+}
+
+// sendRTR makes h send the S-CSCF of l an RTR for impi with
+// Deregistration-Reason {code, info}.
+func sendRTR(t *testing.T, h *scscftest.HSS, l *scscftest.RegLab, impi string, code uint32, info string) {
+	t.Helper()
+	rtr := h.Node.NewRequest(diameter.CmdRegistrationTermination, diameter.AppCx, scscftest.Domain, l.S.Config().OriginHost)
+	rtr.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
+	rtr.AddAVP(diameter.Grouped(diameter.AVPDeregistrationReason,
+		diameter.NewAVP(diameter.AVPReasonCode, datatype.Enumerated(code)),
+		diameter.NewAVP(diameter.AVPReasonInfo, datatype.UTF8String(info))))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := h.Node.Send(ctx, rtr); err != nil {
+		t.Fatal(err)
 	}
 }
