@@ -77,6 +77,15 @@ func TestCxRegistrationFlow(t *testing.T) {
 	}
 	// LIR before SAR: not registered, default profile has no services.
 	wantResult(t, send(t, icscf, lir(icscf, aliceIMPU)), diameter.DiameterErrorIdentityNotRegistered, true)
+	// The same with Originating-Request (an AS originating for the
+	// unregistered user, TS 29.228 §6.1.4.1): the pending S-CSCF is named.
+	origLIR := lir(icscf, aliceIMPU)
+	origLIR.AddAVP(diameter.NewAVP(diameter.AVPOriginatingRequest, datatype.Enumerated(int32(diameter.OriginatingRequestOriginating))))
+	a = send(t, icscf, origLIR)
+	wantResult(t, a, diameter.DiameterSuccess, false)
+	if diameter.String(a, diameter.AVPServerName) != scscfName {
+		t.Fatalf("originating LIA lacks the S-CSCF's Server-Name: %v", a)
+	}
 
 	// SAR REGISTRATION: user data for the whole IRS.
 	a = send(t, scscf, sar(scscf, aliceIMPI, aliceIMPU, diameter.SATRegistration, 0))

@@ -31,7 +31,8 @@ type cxSeen struct {
 	impu string
 	impi string
 	vnid string
-	uat  int // -1 when absent
+	uat  int  // -1 when absent
+	orig bool // Originating-Request present
 }
 
 // cxReply scripts an answer of the test HSS.
@@ -78,6 +79,7 @@ func newTestHSS(t *testing.T, reply func(r cxSeen, n int) cxReply) *testHSS {
 		if v, ok := diameter.Uint32(req, diameter.AVPUserAuthorizationType); ok {
 			r.uat = int(v)
 		}
+		_, r.orig = diameter.Uint32(req, diameter.AVPOriginatingRequest)
 		h.mu.Lock()
 		n := 0
 		for _, s := range h.seen {

@@ -203,6 +203,8 @@ func (s *Server) handle(ctx context.Context, t *sipproxy.Txn) {
 func (s *Server) dispatch(ctx context.Context, t *sipproxy.Txn) int {
 	req := t.Request()
 	switch {
+	case isOriginating(t.RemovedRoute()) && req.Method != sip.REGISTER && !hasToTag(req):
+		return s.originating(ctx, t)
 	case req.Route() != nil:
 		// A Route not pointing at us (ours was popped): in-dialog or
 		// pre-loaded route, forwarded along it (RFC 3261 §16.6).
@@ -355,8 +357,16 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn) int {
 // §5.3.2.1; TS 29.228 §6.1.4): LIR for the Request-URI, then a Route to
 // the S-CSCF, Request-URI unchanged, no Record-Route.
 func (s *Server) terminating(ctx context.Context, t *sipproxy.Txn) int {
+	return s.locate(ctx, t, publicIdentity(t.Request().Recipient), false)
+}
+
+// locate sends the LIR for impu (originating: with Originating-Request) and
+// forwards the request to the S-CSCF it names or the I-CSCF selects,
+// trying the next S-CSCF while none has answered (TS 24.229 §5.3.1.3).
+// An originating request's Route entry keeps the "orig" parameter
+// (TS 24.229 §5.3.2.1A) so that the S-CSCF serves its originating side.
+func (s *Server) locate(ctx context.Context, t *sipproxy.Txn, impu string, originating bool) int {
 	req := t.Request()
-	impu := publicIdentity(req.Recipient)
 	var provisional atomic.Bool
 	opts := sipproxy.ForwardOptions{OnResponse: func(_ sipproxy.Target, res *sip.Response) {
 		if res.StatusCode < 200 {
@@ -372,7 +382,7 @@ func (s *Server) terminating(ctx context.Context, t *sipproxy.Txn) int {
 	capabilities := false
 	for attempt := 0; attempt <= len(s.cfg.SCSCFs); attempt++ {
 		var err error
-		a, err = s.cx.LIR(ctx, impu, capabilities)
+		a, err = s.cx.LIR(ctx, impu, capabilities, originating)
 		if err != nil {
 			return s.reply(t, s.cxFailure("LIR", err, s.liaError))
 		}
@@ -381,7 +391,12 @@ func (s *Server) terminating(ctx context.Context, t *sipproxy.Txn) int {
 			break
 		}
 		c := cands[0]
-		res, ferr := t.Forward(ctx, opts, s.target(c))
+		tg := s.target(c)
+		if originating {
+			tg.Route[0] = *tg.Route[0].Clone()
+			tg.Route[0].UriParams.Add(origParam, "")
+		}
+		res, ferr := t.Forward(ctx, opts, tg)
 		// Only a request no S-CSCF has seen is sent elsewhere.
 		if !scscfFailed(res, ferr, false) || provisional.Load() {
 			return s.relay(t, res)

@@ -11,7 +11,13 @@ import (
 	"github.com/imscore/imscore/pkg/diameter"
 )
 
-// LIR answers a Location-Info-Request (TS 29.228 §6.1.4.1).
+// LIR answers a Location-Info-Request (TS 29.228 §6.1.4.1): the assigned
+// S-CSCF's Server-Name (2001) when impu is registered, or when it is not
+// but has services for the unregistered state or the request carries
+// Originating-Request (an originating request of an unregistered served
+// user, TS 24.229 §5.3.2.1A); 2003 with Server-Capabilities when no S-CSCF
+// is assigned yet; otherwise Experimental-Result 5003
+// (DIAMETER_ERROR_IDENTITY_NOT_REGISTERED).
 func (s *Server) LIR(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
 	impu := publicIdentity(req)
 	a, err := s.Store.Assignment(ctx, impu)
@@ -23,12 +29,15 @@ func (s *Server) LIR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 		ans.AddAVP(vstr(diameter.AVPServerName, a.SCSCFName))
 		return ans, nil
 	}
-	has, err := s.Store.HasUnregisteredServices(ctx, impu)
-	if err != nil {
-		return nil, lookupErr(err)
-	}
-	if !has {
-		return nil, exp(diameter.DiameterErrorIdentityNotRegistered)
+	_, originating := diameter.Uint32(req, diameter.AVPOriginatingRequest)
+	if !originating {
+		has, err := s.Store.HasUnregisteredServices(ctx, impu)
+		if err != nil {
+			return nil, lookupErr(err)
+		}
+		if !has {
+			return nil, exp(diameter.DiameterErrorIdentityNotRegistered)
+		}
 	}
 	if a.SCSCFName != "" {
 		ans := s.Node.Answer(req, diameter.DiameterSuccess)

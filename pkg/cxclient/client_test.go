@@ -86,7 +86,7 @@ func TestErrorShapes(t *testing.T) {
 	if err != nil || a.Code != diameter.DiameterFirstRegistration || !a.Experimental || len(a.Mandatory()) != 1 || a.Capabilities.ServerNames[0] != "sip:s1."+realm {
 		t.Fatalf("UAR: %+v, %v", a, err)
 	}
-	_, err = c.LIR(ctx, "sip:unknown@"+realm, false)
+	_, err = c.LIR(ctx, "sip:unknown@"+realm, false, false)
 	ce, ok := cxclient.AsError(err)
 	if !ok || !ce.Answered() || !ce.Is3GPP(diameter.DiameterErrorUserUnknown) || ce.TimedOut() || ce.Label() != "e5001" {
 		t.Errorf("LIR unknown: %#v", err)

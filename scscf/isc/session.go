@@ -42,12 +42,20 @@ import (
 //   - popped user "odi-<token>": an AS sends the request back; the iFC chain
 //     of the token resumes after the iFC that chose that AS.
 //   - popped user "orig" (our Service-Route): originating for the served
-//     user of P-Asserted-Identity.
+//     user of P-Asserted-Identity, who must be registered.
+//   - popped entry with the "orig" parameter (from the I-CSCF or an AS,
+//     TS 24.229 §5.3.2.1A): originating for the served user of
+//     P-Served-User or P-Asserted-Identity, registered or not
+//     (ORIGINATING_UNREGISTERED, SAR UNREGISTERED_USER).
 //   - anything else (our Server-Name as Route from the I-CSCF, or no Route):
 //     terminating for the Request-URI.
 
 // odiPrefix starts the user part of the ODI Route entry of ISC requests.
 const odiPrefix = "odi-"
+
+// origParam is the Route URI parameter of an originating request sent by
+// the I-CSCF or an AS (TS 24.229 §5.3.2.1A, §5.4.3.2).
+const origParam = "orig"
 
 // sescase is the session case of an iFC chain.
 type iscState struct {
@@ -58,8 +66,15 @@ type iscState struct {
 	after      int // Priority of the last iFC used
 }
 
+// orig reports an originating session case (ORIGINATING,
+// ORIGINATING_UNREGISTERED, ORIGINATING_CDIV): the request goes to its
+// target when the chain is done.
 func (st *iscState) orig() bool {
-	return st.sescase == userdata.SessionCaseOriginating || st.sescase == userdata.SessionCaseOriginatingUnregistered
+	switch st.sescase {
+	case userdata.SessionCaseOriginating, userdata.SessionCaseOriginatingUnregistered, userdata.SessionCaseOriginatingCDIV:
+		return true
+	}
+	return false
 }
 
 // odiEntry is one ISC round trip in flight: the chain to resume when the AS
@@ -318,9 +333,14 @@ func (s *Router) Handle(ctx context.Context, t *sipproxy.Txn) {
 	case binding.IsRegEvent(req) && (s.servesRegistered(req.Recipient) || t.Proxy().IsSelf(req.Recipient)):
 		// No notifier installed (SetRegEventHandler).
 		_ = t.Respond(489, "Bad Event - reg event package not available here")
+	case popped != nil && popped.UriParams != nil && popped.UriParams.Has(origParam):
+		// From the I-CSCF or an AS (TS 24.229 §5.4.3.2): the served user
+		// may be unregistered.
+		s.requests.WithLabelValues("orig", method).Inc()
+		s.originating(ctx, t, true)
 	case popped != nil && popped.User == binding.ServiceRouteUser:
 		s.requests.WithLabelValues("orig", method).Inc()
-		s.originating(ctx, t)
+		s.originating(ctx, t, false)
 	case req.Method == sip.OPTIONS && (req.Recipient.User == "" && t.Proxy().IsSelf(req.Recipient)):
 		_ = t.Respond(200, "OK", sip.NewHeader("Allow", allowed))
 	default:
@@ -403,8 +423,11 @@ func (s *Router) profileIFCs(sp *userdata.ServiceProfile, impu string) []userdat
 // originating serves a request that came in on our Service-Route
 // (TS 24.229 §5.4.3.2): served user from P-Asserted-Identity (From only if
 // configured), registered and not barred, then the originating iFCs, then
-// the target.
-func (s *Router) originating(ctx context.Context, t *sipproxy.Txn) {
+// the target. With viaOrig (the "orig" Route parameter of the I-CSCF or an
+// AS) P-Served-User names the served user first, and a home user who is
+// not registered is served too: SAR UNREGISTERED_USER, then the
+// ORIGINATING_UNREGISTERED iFCs (TS 24.229 §5.4.3.2, TS 29.228 §6.1.2).
+func (s *Router) originating(ctx context.Context, t *sipproxy.Txn, viaOrig bool) {
 	req := t.Request()
 	if missing := unavailablePrivacy(req); len(missing) > 0 {
 		// RFC 3323 §4.2 / §5.1: "critical" privacy that cannot be given
@@ -413,21 +436,9 @@ func (s *Router) originating(ctx context.Context, t *sipproxy.Txn) {
 			"399 "+s.cfg.SIPHost+` "requested privacy not provided: `+strings.Join(missing, ", ")+`"`))
 		return
 	}
-	var ids []string
-	pai, err := imsheader.GetPAssertedIdentity(req)
-	if err != nil {
-		_ = t.Respond(400, "Bad Request - malformed P-Asserted-Identity")
+	ids, ok := s.originatingIdentities(t, viaOrig)
+	if !ok {
 		return
-	}
-	for _, n := range pai {
-		ids = append(ids, n.URI)
-	}
-	if len(ids) == 0 {
-		if !s.cfg.OrigIdentityFromHeader || req.From() == nil {
-			_ = t.Respond(403, "Forbidden - no P-Asserted-Identity")
-			return
-		}
-		ids = append(ids, req.From().Address.String())
 	}
 	var u binding.Served
 	found := false
@@ -438,6 +449,9 @@ func (s *Router) originating(ctx context.Context, t *sipproxy.Txn) {
 		}
 	}
 	switch {
+	case (!found || !u.Registered) && viaOrig:
+		s.originatingUnregistered(ctx, t, ids[0])
+		return
 	case !found || !u.Registered:
 		s.log.Info("originating request from an unregistered user", zap.Strings("identity", ids), zap.String("method", string(req.Method)))
 		_ = t.Respond(403, "Forbidden - originating user not registered")
@@ -448,6 +462,69 @@ func (s *Router) originating(ctx context.Context, t *sipproxy.Txn) {
 	}
 	st := &iscState{served: u.IMPU, sescase: userdata.SessionCaseOriginating, registered: true,
 		ifcs: s.ifcsFor(u.Profile, u.IMPU), after: math.MinInt}
+	s.runISC(ctx, t, st)
+}
+
+// originatingIdentities returns the candidate served identities of an
+// originating request, at least one: P-Served-User when viaOrig (RFC 5502;
+// an AS originating on behalf of a user), then P-Asserted-Identity, then
+// From when OrigIdentityFromHeader is set. When it reports false it has
+// answered t (400 for a malformed header, 403 without an identity).
+func (s *Router) originatingIdentities(t *sipproxy.Txn, viaOrig bool) ([]string, bool) {
+	req := t.Request()
+	var ids []string
+	if viaOrig {
+		psu, err := imsheader.GetPServedUser(req)
+		if err != nil {
+			_ = t.Respond(400, "Bad Request - malformed P-Served-User")
+			return nil, false
+		}
+		if psu != nil {
+			ids = append(ids, psu.URI)
+		}
+	}
+	pai, err := imsheader.GetPAssertedIdentity(req)
+	if err != nil {
+		_ = t.Respond(400, "Bad Request - malformed P-Asserted-Identity")
+		return nil, false
+	}
+	for _, n := range pai {
+		ids = append(ids, n.URI)
+	}
+	if len(ids) == 0 {
+		if !s.cfg.OrigIdentityFromHeader || req.From() == nil {
+			_ = t.Respond(403, "Forbidden - no P-Asserted-Identity")
+			return nil, false
+		}
+		ids = append(ids, req.From().Address.String())
+	}
+	return ids, true
+}
+
+// originatingUnregistered serves an originating request of a home user
+// not registered here (TS 24.229 §5.4.3.2, session case
+// ORIGINATING_UNREGISTERED): SAR UNREGISTERED_USER for served, 403 when
+// served is barred or not of the home network, then its
+// ORIGINATING_UNREGISTERED iFCs and the target.
+func (s *Router) originatingUnregistered(ctx context.Context, t *sipproxy.Txn, served string) {
+	var su sip.Uri
+	if err := sip.ParseUri(served, &su); err != nil || !s.isHome(su) {
+		_ = t.Respond(403, "Forbidden - originating user not served by this network")
+		return
+	}
+	impu := binding.CanonURI(served)
+	profile, ok := s.reg.AssignUnregistered(ctx, t, impu)
+	if !ok {
+		return
+	}
+	if profile != nil {
+		if _, pi := profile.ProfileFor(impu); pi != nil && bool(pi.BarringIndication) {
+			_ = t.Respond(403, "Forbidden - public identity barred")
+			return
+		}
+	}
+	st := &iscState{served: impu, sescase: userdata.SessionCaseOriginatingUnregistered, registered: false,
+		ifcs: s.ifcsFor(profile, impu), after: math.MinInt}
 	s.runISC(ctx, t, st)
 }
 
@@ -503,10 +580,21 @@ func (s *Router) resumeISC(ctx context.Context, t *sipproxy.Txn, token string) {
 }
 
 // runISC sends the request to the AS of each matching iFC in priority order
-// (TS 23.218 §6) and, when the chain is done, routes it on.
+// (TS 23.218 §6) and, when the chain is done, routes it on. A terminating
+// request whose Request-URI an AS changed to another user (call
+// diversion) leaves the terminating chain (TS 24.229 §5.4.3.3 step 4) and
+// gets the served user's ORIGINATING_CDIV iFCs (TS 24.229 §5.4.3.3,
+// TS 29.228 Annex B, RFC 8498) before it goes to its new target.
 func (s *Router) runISC(ctx context.Context, t *sipproxy.Txn, st *iscState) {
 	req := t.Request()
-	for len(st.ifcs) > 0 {
+	for {
+		if !st.orig() && !s.isServedTarget(req.Recipient, st.served) {
+			st = &iscState{served: st.served, sescase: userdata.SessionCaseOriginatingCDIV,
+				registered: st.registered, ifcs: st.ifcs, after: math.MinInt}
+		}
+		if len(st.ifcs) == 0 {
+			break
+		}
 		r := ifc.FromSIP(req, st.sescase)
 		r.Registered = st.registered
 		f, ok := s.eval.Next(st.ifcs, r, st.after)
@@ -521,9 +609,6 @@ func (s *Router) runISC(ctx context.Context, t *sipproxy.Txn, st *iscState) {
 	imsheader.RemoveHeaders(req, imsheader.HeaderPServedUser)
 	switch {
 	case st.orig():
-		s.routeToTarget(ctx, t)
-	case !s.isServedTarget(req.Recipient, st.served):
-		// An AS retargeted the request (TS 24.229 §5.4.3.3 step 8).
 		s.routeToTarget(ctx, t)
 	case st.registered:
 		s.deliver(ctx, t, st.served)
@@ -557,15 +642,19 @@ func (s *Router) sendToAS(ctx context.Context, t *sipproxy.Txn, st *iscState, f 
 	odi := sip.Uri{Scheme: "sip", User: odiPrefix + e.token, Host: s.cfg.SIPHost, Port: t.Proxy().Addr("udp").Port, UriParams: sip.NewParams()}
 	odi.UriParams.Add("lr", "")
 
-	sescase, regstate := "term", "reg"
-	if st.orig() {
-		sescase = "orig"
-	}
+	regstate := "reg"
 	if !st.registered {
 		regstate = "unreg"
 	}
 	psu := imsheader.PServedUser{NameAddr: imsheader.NameAddr{URI: st.served}}
-	psu.Params.Set("sescase", sescase)
+	switch {
+	case st.sescase == userdata.SessionCaseOriginatingCDIV:
+		psu.Params.SetFlag("orig-cdiv") // RFC 8498 §3
+	case st.orig():
+		psu.Params.Set("sescase", "orig")
+	default:
+		psu.Params.Set("sescase", "term")
+	}
 	psu.Params.Set("regstate", regstate)
 	imsheader.SetPServedUser(req, psu)
 

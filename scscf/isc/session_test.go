@@ -195,6 +195,12 @@ func (l *sessionLab) addUser(t *testing.T, user string, uas *sipElement, ifcs ..
 // = Service-Route (orig), P-Asserted-Identity.
 func (l *sessionLab) send(t *testing.T, method sip.RequestMethod, to string, pai string, extra ...sip.Header) (*sip.Response, *sip.Request) {
 	t.Helper()
+	return l.sendRoute(t, method, to, l.s.ServiceRoute(), pai, extra...)
+}
+
+// sendRoute is send with route as the Route header.
+func (l *sessionLab) sendRoute(t *testing.T, method sip.RequestMethod, to, route, pai string, extra ...sip.Header) (*sip.Response, *sip.Request) {
+	t.Helper()
 	var ru sip.Uri
 	if err := sip.ParseUri(to, &ru); err != nil {
 		t.Fatal(err)
@@ -204,7 +210,7 @@ func (l *sessionLab) send(t *testing.T, method sip.RequestMethod, to string, pai
 	from.Params.Add("tag", sip.GenerateTagN(8))
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: ru, Params: sip.NewParams()})
-	req.AppendHeader(sip.NewHeader("Route", "<"+l.s.ServiceRoute()+">"))
+	req.AppendHeader(sip.NewHeader("Route", "<"+route+">"))
 	req.AppendHeader(sip.NewHeader("Contact", "<sip:alice@"+l.caller.addr()+">"))
 	if pai != "" {
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+pai+">"))
