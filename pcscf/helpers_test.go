@@ -209,8 +209,9 @@ Contact: <sip:alice@%[7]s:%[2]d>;expires=%[5]d
 }
 
 // coreRegistrar answers REGISTERs: 401 with ik/ck when the Authorization
-// has no response, else 200 with Service-Route and P-Associated-URI.
-func coreAnswerRegister(t *testing.T, core *udpPeer, withAuth bool) *sip.Request {
+// has no response, else 200 with Service-Route, P-Associated-URI and
+// extra.
+func coreAnswerRegister(t *testing.T, core *udpPeer, withAuth bool, extra ...sip.Header) *sip.Request {
 	t.Helper()
 	req := core.nextRequest(5 * time.Second)
 	if req.Method != sip.REGISTER {
@@ -229,8 +230,8 @@ func coreAnswerRegister(t *testing.T, core *udpPeer, withAuth bool) *sip.Request
 	ct := req.Contact().Clone()
 	ct.Params = sip.NewParams()
 	ct.Params.Add("expires", exp)
-	core.respond(req, 200, "OK", ct,
+	core.respond(req, 200, "OK", append([]sip.Header{ct,
 		sip.NewHeader("Service-Route", fmt.Sprintf("<sip:orig@%s:%d;lr>", core.host(), core.port())),
-		sip.NewHeader("P-Associated-URI", "<sip:alice@ims.test>, <tel:+15550001>"))
+		sip.NewHeader("P-Associated-URI", "<sip:alice@ims.test>, <tel:+15550001>")}, extra...)...)
 	return req
 }

@@ -108,6 +108,7 @@ func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn) {
 	case res.StatusCode >= 200 && res.StatusCode < 300:
 		s.on200(ctx, req, res, src, usedSA, pend, pendKey)
 	}
+	chargingTowardsUE(res)
 	_ = t.Relay(res)
 }
 

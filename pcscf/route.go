@@ -95,6 +95,7 @@ func (s *PCSCF) terminating(ctx context.Context, t *sipproxy.Txn, c *contacts.Co
 		_ = t.Respond(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", sip.NewHeader("Warning", `399 `+hostRef(s.cfg.SIPHost)+` "Rx: signalling bearer of the UE lost"`))
 		return
 	}
+	chargingTowardsUE(req)
 	if terminatingPrivacy(req) {
 		s.log.Debug("P-Asserted-Identity withheld from the UE (Privacy: id)", zap.String("call-id", req.CallID().Value()))
 	}
@@ -184,6 +185,17 @@ func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contac
 				_ = t.Respond(sip.StatusServiceUnavailable, "Service Unavailable", s.rxWarning(reason))
 				return
 			}
+		}
+	}
+	if orig {
+		// Responses go to the UE: provisional ones are relayed by
+		// t.Forward after OnResponse, the final one below.
+		onRes := opts.OnResponse
+		opts.OnResponse = func(tg sipproxy.Target, res *sip.Response) {
+			if onRes != nil {
+				onRes(tg, res)
+			}
+			chargingTowardsUE(res)
 		}
 	}
 	res, err := t.Forward(fctx, opts, tg)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/imscore/imscore/hss/profile"
 	"github.com/imscore/imscore/hss/store"
+	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/imsuri"
 	"github.com/imscore/imscore/pkg/userdata"
@@ -315,18 +316,6 @@ func chargingAVP(ci *store.ChargingInfo) *diam.AVP {
 	if ci == nil {
 		return nil
 	}
-	var kids []*diam.AVP
-	add := func(code diameter.AVPCode, v string) {
-		if v != "" {
-			kids = append(kids, diameter.NewAVP(code, datatype.DiameterURI(v)))
-		}
-	}
-	add(diameter.AVPPrimaryEventChargingFunctionName, ci.PrimaryECF)
-	add(diameter.AVPSecondaryEventChargingFunctionName, ci.SecondaryECF)
-	add(diameter.AVPPrimaryChargingCollectionFunctionName, ci.PrimaryCCF)
-	add(diameter.AVPSecondaryChargingCollectionFunctionName, ci.SecondaryCCF)
-	if len(kids) == 0 {
-		return nil
-	}
-	return diameter.Grouped(diameter.AVPChargingInformation, kids...)
+	return (&cxclient.ChargingInformation{PrimaryECF: ci.PrimaryECF, SecondaryECF: ci.SecondaryECF,
+		PrimaryCCF: ci.PrimaryCCF, SecondaryCCF: ci.SecondaryCCF}).AVP()
 }

@@ -13,9 +13,9 @@ import (
 // SAR sends a Server-Assignment-Request of type sat (diameter.SAT*) for
 // impi ("" for none, e.g. UNREGISTERED_USER) and impu ("" for none), with
 // this S-CSCF's Server-Name; dataAvailable sets User-Data-Already-Available.
-// It returns the SAA's User-Data (TS 29.228 Annex E XML), nil when absent.
-// Errors: *Error.
-func (c *Client) SAR(ctx context.Context, impi, impu string, sat uint32, dataAvailable bool) ([]byte, error) {
+// It returns the SAA's User-Data (TS 29.228 Annex E XML, nil when absent)
+// and Charging-Information (nil when absent). Errors: *Error.
+func (c *Client) SAR(ctx context.Context, impi, impu string, sat uint32, dataAvailable bool) (*ServerAssignment, error) {
 	req := c.newRequest(diameter.CmdServerAssignment)
 	if impi != "" {
 		req.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(impi)))
@@ -34,9 +34,18 @@ func (c *Client) SAR(ctx context.Context, impi, impu string, sat uint32, dataAva
 	if err != nil {
 		return nil, err
 	}
+	out := &ServerAssignment{Charging: ParseChargingInformation(ans)}
 	if a := diameter.Find(ans, diameter.AVPUserData); a != nil {
-		b, _ := diameter.AsBytes(a)
-		return b, nil
+		out.UserData, _ = diameter.AsBytes(a)
 	}
-	return nil, nil
+	return out, nil
+}
+
+// ServerAssignment is what an SAA gives the S-CSCF.
+type ServerAssignment struct {
+	// UserData is the User-Data XML (TS 29.228 Annex E); nil when absent
+	// (User-Data-Already-Available, de-registrations).
+	UserData []byte
+	// Charging is the Charging-Information; nil when absent.
+	Charging *ChargingInformation
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/imsuri"
 	"github.com/imscore/imscore/pkg/userdata"
 )
@@ -79,6 +80,10 @@ type Registration struct {
 	Contacts []Contact `json:"contacts"`
 	// UserData is the User-Data XML of the last SAA or PPR.
 	UserData []byte `json:"-"`
+	// Charging is the P-Charging-Function-Addresses built from the
+	// Charging-Information of the last SAA or PPR that had one (TS 29.229
+	// §6.3.19); empty when the HSS sent none.
+	Charging imsheader.PChargingFunctionAddresses `json:"charging,omitempty"`
 }
 
 // Served is what the registrar knows of one IMPU, as session routing
@@ -94,6 +99,8 @@ type Served struct {
 	Profile *userdata.IMSSubscription
 	// Contacts are the unexpired bindings (copies).
 	Contacts []Contact
+	// Charging is the set's charging function addresses (Registration.Charging).
+	Charging imsheader.PChargingFunctionAddresses
 }
 
 // IRS returns the implicit registration set of profile p with impu first
@@ -213,4 +220,13 @@ func HSSOrder(p *userdata.IMSSubscription, impus []string) []string {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
 	return out
+}
+
+// Unregistered is what SAR UNREGISTERED_USER gives the S-CSCF for an IMPU
+// served while not registered (TS 29.228 §6.1.2, TS 24.229 §5.4.3.3).
+type Unregistered struct {
+	// Profile is the user profile of the SAA; nil without User-Data.
+	Profile *userdata.IMSSubscription
+	// Charging is built from its Charging-Information; empty without.
+	Charging imsheader.PChargingFunctionAddresses
 }

@@ -64,6 +64,9 @@ type iscState struct {
 	registered bool
 	ifcs       []userdata.InitialFilterCriteria
 	after      int // Priority of the last iFC used
+	// charging is the served user's P-Charging-Function-Addresses
+	// (from the HSS's Charging-Information), empty when unknown.
+	charging imsheader.PChargingFunctionAddresses
 }
 
 // orig reports an originating session case (ORIGINATING,
@@ -171,7 +174,7 @@ type Registrar interface {
 	SameSet(a, b string) bool
 	// AssignUnregistered is SAR UNREGISTERED_USER for impu (TS 24.229
 	// §5.4.3.3); on false it has answered t.
-	AssignUnregistered(ctx context.Context, t *sipproxy.Txn, impu string) (*userdata.IMSSubscription, bool)
+	AssignUnregistered(ctx context.Context, t *sipproxy.Txn, impu string) (binding.Unregistered, bool)
 	// Profile is the user profile of the set holding impu.
 	Profile(impu string) (*userdata.IMSSubscription, bool)
 }
@@ -461,7 +464,7 @@ func (s *Router) originating(ctx context.Context, t *sipproxy.Txn, viaOrig bool)
 		return
 	}
 	st := &iscState{served: u.IMPU, sescase: userdata.SessionCaseOriginating, registered: true,
-		ifcs: s.ifcsFor(u.Profile, u.IMPU), after: math.MinInt}
+		ifcs: s.ifcsFor(u.Profile, u.IMPU), after: math.MinInt, charging: u.Charging}
 	s.runISC(ctx, t, st)
 }
 
@@ -513,18 +516,18 @@ func (s *Router) originatingUnregistered(ctx context.Context, t *sipproxy.Txn, s
 		return
 	}
 	impu := binding.CanonURI(served)
-	profile, ok := s.reg.AssignUnregistered(ctx, t, impu)
+	un, ok := s.reg.AssignUnregistered(ctx, t, impu)
 	if !ok {
 		return
 	}
-	if profile != nil {
-		if _, pi := profile.ProfileFor(impu); pi != nil && bool(pi.BarringIndication) {
+	if un.Profile != nil {
+		if _, pi := un.Profile.ProfileFor(impu); pi != nil && bool(pi.BarringIndication) {
 			_ = t.Respond(403, "Forbidden - public identity barred")
 			return
 		}
 	}
 	st := &iscState{served: impu, sescase: userdata.SessionCaseOriginatingUnregistered, registered: false,
-		ifcs: s.ifcsFor(profile, impu), after: math.MinInt}
+		ifcs: s.ifcsFor(un.Profile, impu), after: math.MinInt, charging: un.Charging}
 	s.runISC(ctx, t, st)
 }
 
@@ -542,7 +545,7 @@ func (s *Router) terminating(ctx context.Context, t *sipproxy.Txn) {
 			return
 		}
 		st := &iscState{served: u.IMPU, sescase: userdata.SessionCaseTerminatingRegistered, registered: true,
-			ifcs: s.ifcsFor(u.Profile, u.IMPU), after: math.MinInt}
+			ifcs: s.ifcsFor(u.Profile, u.IMPU), after: math.MinInt, charging: u.Charging}
 		s.runISC(ctx, t, st)
 		return
 	}
@@ -551,18 +554,18 @@ func (s *Router) terminating(ctx context.Context, t *sipproxy.Txn) {
 		return
 	}
 	impu := binding.CanonURI(target)
-	profile, ok := s.reg.AssignUnregistered(ctx, t, impu)
+	un, ok := s.reg.AssignUnregistered(ctx, t, impu)
 	if !ok {
 		return
 	}
-	if profile != nil {
-		if _, pi := profile.ProfileFor(impu); pi != nil && bool(pi.BarringIndication) {
+	if un.Profile != nil {
+		if _, pi := un.Profile.ProfileFor(impu); pi != nil && bool(pi.BarringIndication) {
 			_ = t.Respond(404, "Not Found - public identity barred")
 			return
 		}
 	}
 	st := &iscState{served: impu, sescase: userdata.SessionCaseTerminatingUnregistered, registered: false,
-		ifcs: s.ifcsFor(profile, impu), after: math.MinInt}
+		ifcs: s.ifcsFor(un.Profile, impu), after: math.MinInt, charging: un.Charging}
 	s.runISC(ctx, t, st)
 }
 
@@ -590,7 +593,7 @@ func (s *Router) runISC(ctx context.Context, t *sipproxy.Txn, st *iscState) {
 	for {
 		if !st.orig() && !s.isServedTarget(req.Recipient, st.served) {
 			st = &iscState{served: st.served, sescase: userdata.SessionCaseOriginatingCDIV,
-				registered: st.registered, ifcs: st.ifcs, after: math.MinInt}
+				registered: st.registered, ifcs: st.ifcs, after: math.MinInt, charging: st.charging}
 		}
 		if len(st.ifcs) == 0 {
 			break
@@ -657,6 +660,7 @@ func (s *Router) sendToAS(ctx context.Context, t *sipproxy.Txn, st *iscState, f 
 	}
 	psu.Params.Set("regstate", regstate)
 	imsheader.SetPServedUser(req, psu)
+	s.chargingTowardsAS(req, st)
 
 	asCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -743,6 +747,9 @@ func (s *Router) routeToTarget(ctx context.Context, t *sipproxy.Txn) {
 		next = s.icscf
 	case s.breakout != nil:
 		next = *s.breakout
+		// Leaving the home network: its charging functions stay inside
+		// (TS 24.229 §5.4.3.2, RFC 7315 §5.5).
+		imsheader.RemoveHeaders(req, imsheader.HeaderPChargingFunctionAddresses)
 	default:
 		_ = t.Respond(404, "Not Found - no route to "+req.Recipient.Host)
 		return
@@ -763,8 +770,16 @@ func (s *Router) deliver(ctx context.Context, t *sipproxy.Txn, impu string) {
 		_ = t.Respond(480, "Temporarily Unavailable")
 		return
 	}
+	contacts := u.Contacts
+	if instance, ok := gruuInstance(req.Recipient); ok {
+		// A public GRUU reaches its instance only (RFC 5627 §5.4).
+		if contacts = instanceContacts(contacts, instance); len(contacts) == 0 {
+			_ = t.Respond(480, "Temporarily Unavailable - GRUU instance not registered")
+			return
+		}
+	}
 	var targets []sipproxy.Target
-	for _, c := range preferredContacts(req, u.Contacts) {
+	for _, c := range preferredContacts(req, contacts) {
 		var ru sip.Uri
 		if err := sip.ParseUri(strings.Trim(c.URI, "<>"), &ru); err != nil {
 			s.log.Warn("stored contact does not parse", zap.String("contact", c.URI), zap.Error(err))
@@ -792,5 +807,6 @@ func (s *Router) deliver(ctx context.Context, t *sipproxy.Txn, impu string) {
 	if len(imsheader.Values(req, "P-Called-Party-ID")) == 0 {
 		imsheader.SetHeader(req, "P-Called-Party-ID", "<"+req.Recipient.String()+">")
 	}
+	setChargingAddresses(req, u.Charging)
 	_, _ = t.Forward(ctx, sipproxy.ForwardOptions{RecordRoute: dialogForming(req.Method)}, targets...)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
+	"github.com/imscore/imscore/scscf/binding"
 )
 
 // SIP-Authentication-Scheme values this S-CSCF sends in MAR and understands
@@ -114,7 +115,7 @@ func (s *Registrar) mar(ctx context.Context, impi, impu, scheme string, n int, r
 // sar sends SAR through the Cx client (TS 29.228 §6.1.2, TS 29.229
 // §6.1.3) and returns the User-Data of the SAA (nil when absent). Errors:
 // *cxclient.Error.
-func (s *Registrar) sar(ctx context.Context, impi, impu string, sat uint32, dataAvailable bool) ([]byte, error) {
+func (s *Registrar) sar(ctx context.Context, impi, impu string, sat uint32, dataAvailable bool) (*cxclient.ServerAssignment, error) {
 	return s.cx.SAR(ctx, impi, impu, sat, dataAvailable)
 }
 
@@ -198,27 +199,28 @@ func (s *Registrar) respondHSSError(t *sipproxy.Txn, err error, alg, impi string
 // AssignUnregistered is the S-CSCF registration procedure for a request
 // to a user that is not registered here (TS 24.229 §5.4.3.3; TS 29.228
 // §6.1.2): SAR UNREGISTERED_USER for impu, without User-Name. It returns
-// the user profile of the SAA (nil without User-Data). When it reports
+// the user profile of the SAA (Profile nil without User-Data) and the
+// charging function addresses of its Charging-Information. When it reports
 // false it has answered t: 404 for an IMPU the HSS does not know, the
 // answer of respondHSSError for any other failure (500/504 with a
 // Warning, never 403), 500 for User-Data that does not parse.
-func (s *Registrar) AssignUnregistered(ctx context.Context, t *sipproxy.Txn, impu string) (*userdata.IMSSubscription, bool) {
-	ud, err := s.sar(ctx, "", impu, diameter.SATUnregisteredUser, false)
+func (s *Registrar) AssignUnregistered(ctx context.Context, t *sipproxy.Txn, impu string) (binding.Unregistered, bool) {
+	sa, err := s.sar(ctx, "", impu, diameter.SATUnregisteredUser, false)
 	if err != nil {
 		if he, ok := cxclient.AsError(err); ok && he.Is3GPP(diameter.DiameterErrorUserUnknown) {
 			_ = t.Respond(404, "Not Found - user unknown")
-			return nil, false
+			return binding.Unregistered{}, false
 		}
 		s.respondHSSError(t, err, "", "")
-		return nil, false
+		return binding.Unregistered{}, false
 	}
-	var profile *userdata.IMSSubscription
-	if ud != nil {
-		if profile, err = userdata.Parse(ud); err != nil {
+	out := binding.Unregistered{Charging: sa.Charging.Header()}
+	if sa.UserData != nil {
+		if out.Profile, err = userdata.Parse(sa.UserData); err != nil {
 			s.log.Warn("SAA User-Data rejected", zap.String("impu", impu), zap.Error(err))
 			_ = t.Respond(500, "Server Internal Error", s.warning("HSS sent invalid User-Data"))
-			return nil, false
+			return binding.Unregistered{}, false
 		}
 	}
-	return profile, true
+	return out, true
 }

@@ -6,16 +6,18 @@ import (
 	"github.com/fiorix/go-diameter/v4/diam"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf/binding"
 )
 
 // HandlePPR serves Push-Profile-Request (TS 29.228 §6.2.2, TS 29.229
-// §6.1.11): the User-Data replaces the cached profile of every set of the
-// IMPI. PPA 2001; 5001 (experimental) when the IMPI has no registration
-// here; 5009 DIAMETER_ERROR_NOT_SUPPORTED_USER_DATA for User-Data that
-// does not parse.
+// §6.1.11): the User-Data replaces the cached profile, and the
+// Charging-Information the charging function addresses, of every set of
+// the IMPI. PPA 2001; 5001 (experimental) when the IMPI has no
+// registration here; 5009 DIAMETER_ERROR_NOT_SUPPORTED_USER_DATA for
+// User-Data that does not parse.
 func (s *Registrar) HandlePPR(ctx context.Context, c *diameter.Conn, req *diam.Message) (*diam.Message, error) {
 	impi := diameter.String(req, diameter.AVPUserName)
 	if impi == "" {
@@ -25,15 +27,19 @@ func (s *Registrar) HandlePPR(ctx context.Context, c *diameter.Conn, req *diam.M
 	if len(recs) == 0 {
 		return s.cfg.Node.AnswerExperimental(req, diameter.DiameterErrorUserUnknown), nil
 	}
-	a := diameter.Find(req, diameter.AVPUserData)
-	if a == nil { // only Charging-Information or SIP-Auth-Data-Item changed
-		return s.cfg.Node.Answer(req, diameter.DiameterSuccess), nil
+	charging := cxclient.ParseChargingInformation(req)
+	var ud []byte
+	var profile *userdata.IMSSubscription
+	if a := diameter.Find(req, diameter.AVPUserData); a != nil {
+		ud, _ = diameter.AsBytes(a)
+		var err error
+		if profile, err = userdata.Parse(ud); err != nil {
+			s.log.Warn("PPR User-Data rejected", zap.String("impi", impi), zap.Error(err))
+			return s.cfg.Node.AnswerExperimental(req, diameter.DiameterErrorNotSupportedUserData), nil
+		}
 	}
-	ud, _ := diameter.AsBytes(a)
-	profile, err := userdata.Parse(ud)
-	if err != nil {
-		s.log.Warn("PPR User-Data rejected", zap.String("impi", impi), zap.Error(err))
-		return s.cfg.Node.AnswerExperimental(req, diameter.DiameterErrorNotSupportedUserData), nil
+	if profile == nil && charging == nil { // only SIP-Auth-Data-Item changed
+		return s.cfg.Node.Answer(req, diameter.DiameterSuccess), nil
 	}
 	unlock := s.locks.Lock(impi)
 	defer unlock()
@@ -41,10 +47,15 @@ func (s *Registrar) HandlePPR(ctx context.Context, c *diameter.Conn, req *diam.M
 		if s.reg.lookup(r.aor) != r {
 			continue
 		}
-		impus, barred := binding.IRS(profile, r.aor)
 		s.reg.mu.Lock()
 		before := r.snapshot()
-		r.userData, r.profile, r.impus, r.barred = ud, profile, impus, barred
+		if profile != nil {
+			r.userData, r.profile = ud, profile
+			r.impus, r.barred = binding.IRS(profile, r.aor)
+		}
+		if charging != nil {
+			r.charging = charging.Header()
+		}
 		snap := r.snapshot()
 		s.reg.mu.Unlock()
 		s.reg.put(r)
@@ -52,7 +63,9 @@ func (s *Registrar) HandlePPR(ctx context.Context, c *diameter.Conn, req *diam.M
 			s.log.Error("storing profile", zap.String("aor", r.aor), zap.Error(err))
 			return nil, err
 		}
-		s.emit(binding.Event{Kind: binding.EventProfileUpdated, After: snap, Before: &before, Profile: profile})
+		if profile != nil {
+			s.emit(binding.Event{Kind: binding.EventProfileUpdated, After: snap, Before: &before, Profile: profile})
+		}
 	}
 	return s.cfg.Node.Answer(req, diameter.DiameterSuccess), nil
 }

@@ -279,6 +279,7 @@ func (s *Registrar) deregister(ctx context.Context, r *regRequest) {
 type assignment struct {
 	userData []byte
 	profile  *userdata.IMSSubscription
+	charging imsheader.PChargingFunctionAddresses
 	impus    []string        // the set, the registered IMPU first
 	barred   map[string]bool // comparison form -> barred
 }
@@ -297,10 +298,15 @@ func (s *Registrar) assign(ctx context.Context, r *regRequest) (assignment, bool
 	if rec != nil {
 		sat = diameter.SATReRegistration
 	}
-	ud, err := s.sar(ctx, r.impi, r.impu, sat, rec != nil && rec.userData != nil)
+	sa, err := s.sar(ctx, r.impi, r.impu, sat, rec != nil && rec.userData != nil)
 	if err != nil {
 		s.respondHSSError(t, err, "", r.impi)
 		return assignment{}, false
+	}
+	ud := sa.UserData
+	charging := sa.Charging.Header()
+	if sa.Charging == nil && rec != nil {
+		charging = rec.charging // not sent again with the profile cached
 	}
 	var profile *userdata.IMSSubscription
 	switch {
@@ -331,7 +337,7 @@ func (s *Registrar) assign(ctx context.Context, r *regRequest) (assignment, bool
 		_ = t.Respond(403, "Forbidden - public identity barred")
 		return assignment{}, false
 	}
-	return assignment{userData: ud, profile: profile, impus: impus, barred: barred}, true
+	return assignment{userData: ud, profile: profile, charging: charging, impus: impus, barred: barred}, true
 }
 
 // undoFirstSAR tells the HSS that a first registration it has just
@@ -369,7 +375,7 @@ func (s *Registrar) bind(ctx context.Context, r *regRequest, a assignment, now t
 	if first {
 		rec = &record{aor: r.impu, impi: r.impi}
 	}
-	newRec := &record{aor: rec.aor, impi: r.impi, impus: a.impus, barred: a.barred, userData: a.userData, profile: a.profile, contacts: next}
+	newRec := &record{aor: rec.aor, impi: r.impi, impus: a.impus, barred: a.barred, userData: a.userData, profile: a.profile, charging: a.charging, contacts: next}
 	snap := newRec.snapshot()
 	if err := s.persist(ctx, snap); err != nil {
 		s.log.Error("storing binding", zap.String("impu", r.impu), zap.Error(err))
@@ -493,12 +499,13 @@ func sameStrings(a, b []string) bool {
 func (s *Registrar) answer(t *sipproxy.Txn, snap binding.Registration, profile *userdata.IMSSubscription, path []string) *sip.Response {
 	now := time.Now()
 	var hdrs []sip.Header
+	gruuAOR := gruuAOROf(t.Request())
 	for _, c := range snap.Contacts {
 		left := int(c.Expires.Sub(now).Round(time.Second) / time.Second)
 		if left < 0 {
 			left = 0
 		}
-		hdrs = append(hdrs, sip.NewHeader("Contact", c.Value+";expires="+strconv.Itoa(left)))
+		hdrs = append(hdrs, sip.NewHeader("Contact", c.Value+pubGRUUParam(gruuAOR, c, left)+";expires="+strconv.Itoa(left)))
 	}
 	if len(snap.Contacts) > 0 {
 		hdrs = append(hdrs, sip.NewHeader(imsheader.HeaderServiceRoute, "<"+s.cfg.ServiceRoute()+">"))
@@ -513,6 +520,7 @@ func (s *Registrar) answer(t *sipproxy.Txn, snap binding.Registration, profile *
 			}
 		}
 		hdrs = append(hdrs, sip.NewHeader(imsheader.HeaderPAssociatedURI, strings.Join(pau, ", ")))
+		hdrs = append(hdrs, s.chargingHeaders(t.Request(), snap)...)
 	}
 	if len(path) > 0 {
 		for _, p := range path {

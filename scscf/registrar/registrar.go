@@ -208,7 +208,7 @@ func (s *Registrar) Served(impu string) (binding.Served, bool) {
 	if r == nil {
 		return binding.Served{}, false
 	}
-	out := binding.Served{IMPU: key, Barred: r.barred[key], Profile: r.profile}
+	out := binding.Served{IMPU: key, Barred: r.barred[key], Profile: r.profile, Charging: r.charging}
 	for _, c := range r.contacts {
 		if c.Expires.After(now) {
 			cc := *c
@@ -252,7 +252,7 @@ func (s *Registrar) Load(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("scscf: loading registrations: %w", err)
 	}
 	for _, r := range regs {
-		rec := &record{aor: r.AOR, impi: r.IMPI, impus: r.IMPUs, barred: map[string]bool{}, userData: r.UserData}
+		rec := &record{aor: r.AOR, impi: r.IMPI, impus: r.IMPUs, barred: map[string]bool{}, userData: r.UserData, charging: r.Charging}
 		for _, b := range r.Barred {
 			rec.barred[binding.CanonURI(b)] = true
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/pgretry"
 	"github.com/imscore/imscore/scscf/binding"
 )
@@ -27,11 +28,11 @@ func (st *store) save(ctx context.Context, r binding.Registration) error {
 	if barred == nil {
 		barred = []string{}
 	}
-	_, err = pgretry.Exec(ctx, st.pool, `INSERT INTO scscf_registration (aor, impi, impus, barred, user_data, contacts, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, now())
+	_, err = pgretry.Exec(ctx, st.pool, `INSERT INTO scscf_registration (aor, impi, impus, barred, user_data, contacts, charging, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, now())
 		ON CONFLICT (aor) DO UPDATE SET impi = EXCLUDED.impi, impus = EXCLUDED.impus, barred = EXCLUDED.barred,
-			user_data = EXCLUDED.user_data, contacts = EXCLUDED.contacts, updated_at = now()`,
-		r.AOR, r.IMPI, r.IMPUs, barred, r.UserData, contacts)
+			user_data = EXCLUDED.user_data, contacts = EXCLUDED.contacts, charging = EXCLUDED.charging, updated_at = now()`,
+		r.AOR, r.IMPI, r.IMPUs, barred, r.UserData, contacts, r.Charging.String())
 	return err
 }
 
@@ -41,7 +42,7 @@ func (st *store) delete(ctx context.Context, aor string) error {
 }
 
 func (st *store) loadAll(ctx context.Context) ([]binding.Registration, error) {
-	rows, err := st.pool.Query(ctx, `SELECT aor, impi, impus, barred, user_data, contacts FROM scscf_registration ORDER BY aor`)
+	rows, err := st.pool.Query(ctx, `SELECT aor, impi, impus, barred, user_data, contacts, charging FROM scscf_registration ORDER BY aor`)
 	if err != nil {
 		return nil, err
 	}
@@ -50,8 +51,14 @@ func (st *store) loadAll(ctx context.Context) ([]binding.Registration, error) {
 	for rows.Next() {
 		var r binding.Registration
 		var contacts []byte
-		if err := rows.Scan(&r.AOR, &r.IMPI, &r.IMPUs, &r.Barred, &r.UserData, &contacts); err != nil {
+		var charging string
+		if err := rows.Scan(&r.AOR, &r.IMPI, &r.IMPUs, &r.Barred, &r.UserData, &contacts, &charging); err != nil {
 			return nil, err
+		}
+		if charging != "" {
+			if r.Charging, err = imsheader.ParsePChargingFunctionAddresses(charging); err != nil {
+				return nil, fmt.Errorf("scscf_registration %s: charging: %w", r.AOR, err)
+			}
 		}
 		if err := json.Unmarshal(contacts, &r.Contacts); err != nil {
 			return nil, fmt.Errorf("scscf_registration %s: contacts: %w", r.AOR, err)

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf/binding"
 )
@@ -16,6 +17,7 @@ type record struct {
 	barred   map[string]bool // canonical IMPU -> barred
 	userData []byte
 	profile  *userdata.IMSSubscription
+	charging imsheader.PChargingFunctionAddresses
 	contacts []*binding.Contact
 
 	keys        []string // byIMPU keys (guarded by table.mu)
@@ -23,7 +25,7 @@ type record struct {
 }
 
 func (r *record) snapshot() binding.Registration {
-	out := binding.Registration{AOR: r.aor, IMPI: r.impi, IMPUs: append([]string(nil), r.impus...), UserData: r.userData}
+	out := binding.Registration{AOR: r.aor, IMPI: r.impi, IMPUs: append([]string(nil), r.impus...), UserData: r.userData, Charging: r.charging}
 	for _, u := range r.impus {
 		if r.barred[binding.CanonURI(u)] {
 			out.Barred = append(out.Barred, u)

@@ -23,6 +23,7 @@ import (
 	"github.com/fiorix/go-diameter/v4/diam/datatype"
 
 	"github.com/imscore/imscore/pkg/aka"
+	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/pgtest"
@@ -61,6 +62,8 @@ type Sub struct {
 	Password string // md5
 	SQN      uint64
 	IFCs     []userdata.InitialFilterCriteria
+	// Charging is sent as Charging-Information with User-Data.
+	Charging *cxclient.ChargingInformation
 }
 
 // CxReq is a Cx request the scripted HSS received.
@@ -294,6 +297,9 @@ func (h *HSS) sar(ctx context.Context, c *diameter.Conn, req *diam.Message) (*di
 	case diameter.SATRegistration, diameter.SATReRegistration, diameter.SATUnregisteredUser:
 		if !h.noSAR {
 			a.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(UserData(h.t, s))))
+			if ci := s.Charging.AVP(); ci != nil {
+				a.AddAVP(ci)
+			}
 		}
 	}
 	return a, nil
