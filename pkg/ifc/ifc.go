@@ -6,7 +6,9 @@
 //
 // # Service point triggers
 //
-//   - RequestURI: the regular expression matches the Request-URI.
+//   - RequestURI: the regular expression matches the Request-URI, or,
+//     for a telephone number (a tel URI with visual separators, a SIP URI
+//     with user=phone), its global tel URI form (pkg/imsuri.Canonical).
 //   - Method: the method equals the SPT's method, case-sensitively
 //     (RFC 3261 §7.1). With RegistrationTypes and Method REGISTER, the
 //     request's RegistrationType must also be in the list (TS 29.228
@@ -63,6 +65,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/imscore/imscore/pkg/imsuri"
 	"github.com/imscore/imscore/pkg/userdata"
 )
 
@@ -387,6 +390,14 @@ func (e *Evaluator) spt(s *userdata.SPT, req *Request) (bool, error) {
 			return false, &RegexpError{Field: "RequestURI", Pattern: *s.RequestURI, Err: err}
 		}
 		ok = re.MatchString(req.RequestURI)
+		if !ok {
+			// A telephone number matches in its tel URI form too:
+			// sip:+1-555-0100@home;user=phone is tel:+15550100
+			// (RFC 3261 §19.1.6, TS 24.229 §5.4.3.3, pkg/imsuri).
+			if c := imsuri.Canonical(req.RequestURI); c != req.RequestURI {
+				ok = re.MatchString(c)
+			}
+		}
 	case s.Method != nil:
 		m := strings.TrimSpace(*s.Method)
 		ok = req.Method == m

@@ -100,6 +100,10 @@ func TestSPTs(t *testing.T) {
 		{"ruri anchored whole", ruri(`^sip:bob@ims\.example(;.*)?$`, 0), invite(), true},
 		{"ruri anchored miss", ruri(`^sip:alice@`, 0), invite(), false},
 		{"ruri tel", ruri(`^tel:\+1`, 0), Request{Method: "INVITE", RequestURI: "tel:+15551234"}, true},
+		{"ruri tel pattern, user=phone SIP URI", ruri(`^tel:\+15551234$`, 0), Request{Method: "INVITE", RequestURI: "sip:+1-555-1234@ims.example;user=phone"}, true},
+		{"ruri tel pattern, visual separators", ruri(`^tel:\+15551234$`, 0), Request{Method: "INVITE", RequestURI: "tel:+1-555-1234"}, true},
+		{"ruri SIP pattern, user=phone SIP URI as sent", ruri(`^sip:\+1-555-1234@`, 0), Request{Method: "INVITE", RequestURI: "sip:+1-555-1234@ims.example;user=phone"}, true},
+		{"ruri tel pattern negated, user=phone SIP URI", neg(ruri(`^tel:\+15551234$`, 0)), Request{Method: "INVITE", RequestURI: "sip:+15551234@ims.example;user=phone"}, false},
 		{"ruri pattern whitespace trimmed", ruri("\n  ^sip:bob@ \n", 0), invite(), true},
 		{"ruri negated", neg(ruri(`^sip:alice@`, 0)), invite(), true},
 
