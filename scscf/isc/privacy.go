@@ -29,3 +29,14 @@ func unavailablePrivacy(req *sip.Request) []string {
 	}
 	return out
 }
+
+// leavingTrustDomain applies "id" privacy to a request the S-CSCF sends
+// out of the network (--breakout): with Privacy: id (and not "none")
+// P-Asserted-Identity is removed (RFC 3325 §7, TS 24.229 §5.4.3.2 step
+// 10). It reports whether it removed one.
+func leavingTrustDomain(req *sip.Request) bool {
+	if !imsheader.WantsPrivacy(req, "id") {
+		return false
+	}
+	return imsheader.RemoveHeaders(req, imsheader.HeaderPAssertedIdentity) > 0
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
+	"github.com/imscore/imscore/scscf"
 	"github.com/imscore/imscore/scscf/internal/scscftest"
 )
 
@@ -111,5 +112,40 @@ func TestSessionOriginatingCDIV(t *testing.T) {
 	}
 	if bye := l.ackAndBye(t, inv, res); bye.StatusCode != 200 {
 		t.Errorf("BYE: %d", bye.StatusCode)
+	}
+}
+
+// TestSessionBreakoutPrivacy: a request leaving the network through
+// --breakout loses P-Asserted-Identity when it asks for "id" privacy
+// (RFC 3325 §7) and the home network's P-Charging-Function-Addresses; without
+// Privacy the asserted identity goes on. Before, both went out.
+func TestSessionBreakoutPrivacy(t *testing.T) {
+	bgcf := newUAS(t, "bgcf", 0)
+	l := newSessionLab(t, func(c *scscf.Config) { c.Breakout = "sip:" + bgcf.addr() })
+	l.addUser(t, "alice", newUAS(t, "alice", 0))
+	for i, c := range []struct {
+		privacy string
+		pai     bool
+	}{{"id", false}, {"", true}, {"id;none", true}} {
+		var extra []sip.Header
+		if c.privacy != "" {
+			extra = append(extra, sip.NewHeader("Privacy", c.privacy))
+		}
+		extra = append(extra, sip.NewHeader("P-Charging-Function-Addresses", `ccf="aaa://ccf.home.test"`))
+		res, _ := l.send(t, sip.MESSAGE, "sip:x@example.net", alice(), extra...)
+		if res.StatusCode != 200 {
+			t.Fatalf("MESSAGE out: %d %s", res.StatusCode, res.Reason)
+		}
+		got := bgcf.requests(sip.MESSAGE)
+		if len(got) != i+1 {
+			t.Fatalf("breakout got %d MESSAGEs", len(got))
+		}
+		out := got[i]
+		if has := hdr2(out, "P-Asserted-Identity") != ""; has != c.pai {
+			t.Errorf("Privacy %q: P-Asserted-Identity leaves the network: %v, want %v", c.privacy, has, c.pai)
+		}
+		if v := hdr2(out, "P-Charging-Function-Addresses"); v != "" {
+			t.Errorf("P-Charging-Function-Addresses left the network: %s", v)
+		}
 	}
 }

@@ -750,6 +750,7 @@ func (s *Router) routeToTarget(ctx context.Context, t *sipproxy.Txn) {
 		// Leaving the home network: its charging functions stay inside
 		// (TS 24.229 §5.4.3.2, RFC 7315 §5.5).
 		imsheader.RemoveHeaders(req, imsheader.HeaderPChargingFunctionAddresses)
+		leavingTrustDomain(req)
 	default:
 		_ = t.Respond(404, "Not Found - no route to "+req.Recipient.Host)
 		return
