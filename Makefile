@@ -116,3 +116,10 @@ bench-call:
 bench-call-pcscf:
 	BENCH_VIA_PCSCF=1 BENCH_CALL_N=$(BENCH_CALL_N) BENCH_CALL_RATE=$(BENCH_CALL_RATE) \
 	  $(GO) test -count=1 -run '^TestBenchCall$$' -v -timeout 30m ./e2e/ | grep -A11 '^bench-call:'
+
+## bench-import: imsctl subscriber import of BENCH_IMPORT_N AKA subscribers from CSV (COPY into a
+## staging table, set-based inserts, one transaction) into a throw-away database at DATABASE_URL.
+BENCH_IMPORT_N ?= 1000000
+.PHONY: bench-import
+bench-import:
+	BENCH_IMPORT_N=$(BENCH_IMPORT_N) $(GO) test -count=1 -run '^TestBenchImport$$' -v -timeout 20m ./hss/provision/ | grep '^bench-import:'

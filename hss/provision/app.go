@@ -2,13 +2,11 @@ package provision
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/imscore/imscore/migrations"
@@ -144,7 +142,7 @@ func subscriberCmd() *cli.Command {
 				}
 				irs, err := AddSubscriber(c.Context, conn, s)
 				if err != nil {
-					return err
+					return flagErr(err)
 				}
 				fmt.Fprintf(c.App.Writer, "added IMPI %s with %d IMPU(s) in implicit registration set %d\n", s.IMPI, len(s.IMPUs), irs)
 				return nil
@@ -178,7 +176,11 @@ func subscriberCmd() *cli.Command {
 					return printJSON(c.App.Writer, infos)
 				}
 				for _, in := range infos {
-					fmt.Fprintf(c.App.Writer, "%s\tauth=%s\timpus=%s\n", in.IMPI, strings.Join(in.AuthSchemes, ","), strings.Join(in.impuNames(), ","))
+					var names []string
+					for _, u := range in.Subscriber.IMPUs {
+						names = append(names, u.Identity)
+					}
+					fmt.Fprintf(c.App.Writer, "%s\tauth=%s\timpus=%s\n", in.Subscriber.IMPI, strings.Join(in.Subscriber.AuthSchemes, ","), strings.Join(names, ","))
 				}
 				return nil
 			})},
@@ -213,90 +215,38 @@ func subscriberCmd() *cli.Command {
 				fmt.Fprintf(c.App.Writer, "imported %d subscriber(s)\n", n)
 				return nil
 			})},
+		{Name: "export", Usage: "write every subscriber as CSV in the import format (secrets only with --secrets)", ArgsUsage: "[FILE]",
+			Flags: []cli.Flag{boolf("secrets", "also write k, op, opc and password")},
+			Action: withConn(func(c *cli.Context, conn *pgx.Conn) error {
+				w := c.App.Writer
+				if c.NArg() > 1 {
+					return userErr("subscriber export takes at most one FILE")
+				}
+				if c.NArg() == 1 {
+					f, err := os.OpenFile(c.Args().First(), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					w = f
+				}
+				_, err := ExportCSV(c.Context, conn, w, c.Bool("secrets"))
+				return err
+			})},
 	}}
 }
 
-// CSVColumns are the columns ImportCSV understands (header names).
-// Multi-valued cells (impu, barred, auth_schemes) are separated by spaces.
-var CSVColumns = []string{"impi", "impu", "imsu", "k", "op", "opc", "amf", "sqn", "password", "realm", "auth_schemes", "profile", "scscf", "barred"}
-
-// ImportCSV reads subscribers from r (a header row naming CSVColumns, in
-// any order, then one subscriber per row) and adds them all in one
-// transaction: any bad row aborts the import and the error names its line.
-func ImportCSV(ctx context.Context, conn *pgx.Conn, r io.Reader) (int, error) {
-	cr := csv.NewReader(r)
-	cr.TrimLeadingSpace = true
-	cr.FieldsPerRecord = -1
-	header, err := cr.Read()
-	if err != nil {
-		return 0, userErr("line 1: cannot read the header row: %v", err)
-	}
-	col := map[string]int{}
-	for i, h := range header {
-		h = strings.ToLower(strings.TrimSpace(h))
-		known := false
-		for _, k := range CSVColumns {
-			known = known || k == h
+// flagErr names the flag of a field error of "subscriber add":
+// "/k" becomes "--k".
+func flagErr(err error) error {
+	var ue *UserError
+	if errors.As(err, &ue) && strings.HasPrefix(ue.Field, "/") && !strings.Contains(ue.Field[1:], "/") {
+		name := strings.ReplaceAll(ue.Field[1:], "_", "-")
+		if strings.HasPrefix(ue.Msg, ue.Field[1:]+" ") {
+			return &UserError{Kind: ue.Kind, Field: ue.Field, Msg: "--" + name + ue.Msg[len(ue.Field)-1:]}
 		}
-		if !known {
-			return 0, userErr("line 1: unknown column %q (known: %s)", h, strings.Join(CSVColumns, ", "))
-		}
-		col[h] = i
 	}
-	if _, ok := col["impi"]; !ok {
-		return 0, userErr("line 1: the header has no impi column")
-	}
-	if _, ok := col["impu"]; !ok {
-		return 0, userErr("line 1: the header has no impu column")
-	}
-	n := 0
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		for {
-			rec, err := cr.Read()
-			if err == io.EOF {
-				return nil
-			}
-			line, _ := cr.FieldPos(0)
-			if err != nil {
-				return userErr("line %d: %v", line, err)
-			}
-			get := func(k string) string {
-				if i, ok := col[k]; ok && i < len(rec) {
-					return strings.TrimSpace(rec[i])
-				}
-				return ""
-			}
-			if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
-				continue
-			}
-			s := Subscriber{IMPI: get("impi"), IMPUs: strings.Fields(get("impu")), IMSU: get("imsu"), K: get("k"),
-				OP: get("op"), OPc: get("opc"), AMF: get("amf"), Password: get("password"), Realm: get("realm"),
-				Profile: get("profile"), SCSCF: get("scscf"), Barred: strings.Fields(get("barred"))}
-			if v := get("sqn"); v != "" {
-				if s.SQN, err = strconv.ParseUint(v, 0, 64); err != nil {
-					return userErr("line %d: sqn %q is not a number", line, v)
-				}
-			}
-			if v := get("auth_schemes"); v != "" {
-				s.AuthSchemes = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
-			}
-			row, err := s.validate()
-			if err == nil {
-				_, err = addSubscriberTx(ctx, tx, row)
-			}
-			if err != nil {
-				if ue := new(UserError); errors.As(friendly(err), &ue) {
-					return userErr("line %d: %s", line, ue.Msg)
-				}
-				return fmt.Errorf("line %d: %w", line, err)
-			}
-			n++
-		}
-	})
-	if err != nil {
-		return 0, err
-	}
-	return n, nil
+	return err
 }
 
 func deregister(c *cli.Context) error {
@@ -339,57 +289,4 @@ func pushProfile(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "queued %d PPR command(s) (the running HSS sends them)\n", len(ids))
 	return nil
-}
-
-// PushProfile records a request for the HSS to send PPR with the current
-// user data of impu's implicit registration set (TS 29.228 §6.2.2) in
-// hss_command. The IMPU must exist; the HSS skips it when no S-CSCF is
-// assigned.
-func PushProfile(ctx context.Context, conn *pgx.Conn, impu string) (id int64, err error) {
-	return queueCommand(ctx, conn, "ppr", impu, "")
-}
-
-// PushProfileOf queues one PPR per implicit registration set that uses the
-// service profile name and has an S-CSCF assigned (after the profile or its
-// iFCs changed). It returns the command ids; none when nobody is assigned.
-func PushProfileOf(ctx context.Context, conn *pgx.Conn, name string) ([]int64, error) {
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM service_profile WHERE name = $1)`, name).Scan(&exists); err != nil {
-		return nil, err
-	}
-	if !exists {
-		return nil, userErr("service profile %s does not exist", name)
-	}
-	rows, err := conn.Query(ctx, `
-		INSERT INTO hss_command (kind, impu, reason)
-		SELECT DISTINCT ON (u.implicit_set_id) 'ppr', u.identity, 'profile ' || $1
-		  FROM impu u
-		  JOIN service_profile p ON p.id = u.service_profile_id
-		  JOIN scscf_assignment a ON a.impu_id = u.id
-		 WHERE p.name = $1
-		 ORDER BY u.implicit_set_id, u.id
-		RETURNING id`, name)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[int64])
-}
-
-func queueCommand(ctx context.Context, conn *pgx.Conn, kind, impu, reason string) (id int64, err error) {
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM impu WHERE identity = $1)`, impu).Scan(&exists); err != nil {
-		return 0, err
-	}
-	if !exists {
-		return 0, userErr("IMPU %s does not exist", impu)
-	}
-	err = conn.QueryRow(ctx, `INSERT INTO hss_command (kind, impu, reason) VALUES ($1, $2, $3) RETURNING id`, kind, impu, reason).Scan(&id)
-	return id, err
-}
-
-// Deregister records a request for the HSS to send RTR for impu
-// (TS 29.228 §6.2.1) in hss_command; the insert trigger NOTIFYs channel
-// hss_commands with the command id. The IMPU must exist.
-func Deregister(ctx context.Context, conn *pgx.Conn, impu, reason string) (id int64, err error) {
-	return queueCommand(ctx, conn, "rtr", impu, reason)
 }

@@ -7,14 +7,22 @@ import (
 	"strings"
 )
 
-// SPTSpec is one parsed Service Point Trigger for the ifc table.
-type SPTSpec struct {
-	Group             int
-	Negated           bool
-	Type              string // method, request_uri, sip_header, session_case, session_description
-	Value             string
-	Content           *string
-	RegistrationTypes []int16
+// SPT is one Service Point Trigger of an iFC's trigger point (TS 29.228
+// Annex B.2.2 / C).
+type SPT struct {
+	Group   int32  `json:"group" doc:"group number: SPTs of one group are ORed (CNF) or ANDed (DNF)"`
+	Negated bool   `json:"negated,omitempty" doc:"ConditionNegated"`
+	Type    string `json:"type" required:"true" doc:"method, request_uri, sip_header, session_case or session_description"`
+	// Value: the method; the Request-URI regular expression; the header
+	// name; the session case (originating, terminating-registered,
+	// terminating-unregistered, originating-unregistered,
+	// originating-cdiv); the SDP line name (e.g. m).
+	Value string `json:"value" required:"true" doc:"method; Request-URI regular expression; header name; session case name; SDP line name (m)"`
+	// Content: for sip_header and session_description, a regular
+	// expression the content must match (absent: presence only).
+	Content *string `json:"content,omitempty" doc:"sip_header / session_description: regular expression on the content (absent: presence only)"`
+	// RegistrationTypes: for method REGISTER, initial, re, de.
+	RegistrationTypes []string `json:"registration_types,omitempty" doc:"method REGISTER only: initial, re, de"`
 }
 
 // TriggerInput holds the trigger flags of "imsctl ifc add" (see
@@ -44,20 +52,21 @@ var groupPrefix = regexp.MustCompile(`^([0-9]{1,6}):`)
 // CNF (the default) SPTs of the same kind are ORed in one group and the
 // kinds are ANDed; in DNF every SPT is its own group (any one matches).
 // With explicit "G:" prefixes every value must carry one.
-func (in TriggerInput) Parse() ([]SPTSpec, error) {
-	var out []SPTSpec
+func (in TriggerInput) Parse() ([]SPT, error) {
+	var out []SPT
 	explicit, implicit := 0, 0
-	add := func(kind int, raw string, build func(v string, s *SPTSpec) error) error {
-		s := SPTSpec{}
+	add := func(kind int32, raw string, build func(v string, s *SPT) error) error {
+		s := SPT{}
 		v := raw
 		if m := groupPrefix.FindStringSubmatch(v); m != nil {
-			s.Group, _ = strconv.Atoi(m[1])
+			g, _ := strconv.Atoi(m[1])
+			s.Group = int32(g)
 			v = v[len(m[0]):]
 			explicit++
 		} else {
 			implicit++
 			if in.DNF {
-				s.Group = len(out)
+				s.Group = int32(len(out))
 			} else {
 				s.Group = kind
 			}
@@ -75,7 +84,7 @@ func (in TriggerInput) Parse() ([]SPTSpec, error) {
 		return nil
 	}
 	for _, v := range in.Methods {
-		if err := add(0, v, func(v string, s *SPTSpec) error {
+		if err := add(0, v, func(v string, s *SPT) error {
 			if strings.ContainsAny(v, " \t=") {
 				return userErr("--method %q is not a SIP method", v)
 			}
@@ -86,7 +95,7 @@ func (in TriggerInput) Parse() ([]SPTSpec, error) {
 		}
 	}
 	for _, v := range in.RequestURIs {
-		if err := add(1, v, func(v string, s *SPTSpec) error {
+		if err := add(1, v, func(v string, s *SPT) error {
 			s.Type, s.Value = "request_uri", v
 			return checkRegexp("--ruri", v)
 		}); err != nil {
@@ -94,7 +103,7 @@ func (in TriggerInput) Parse() ([]SPTSpec, error) {
 		}
 	}
 	for _, v := range in.Headers {
-		if err := add(2, v, func(v string, s *SPTSpec) error {
+		if err := add(2, v, func(v string, s *SPT) error {
 			name, content, ok := strings.Cut(v, "=")
 			name = strings.TrimSpace(name)
 			if name == "" || strings.ContainsAny(name, " \t:") {
@@ -111,19 +120,19 @@ func (in TriggerInput) Parse() ([]SPTSpec, error) {
 		}
 	}
 	for _, v := range in.SessionCases {
-		if err := add(3, v, func(v string, s *SPTSpec) error {
+		if err := add(3, v, func(v string, s *SPT) error {
 			c, ok := sessionCases[strings.ToLower(v)]
 			if !ok {
 				return userErr("--session-case %q: want originating, terminating-registered, terminating-unregistered, originating-unregistered, originating-cdiv or 0..4", v)
 			}
-			s.Type, s.Value = "session_case", c
+			s.Type, s.Value = "session_case", SessionCaseNames[c[0]-'0']
 			return nil
 		}); err != nil {
 			return nil, err
 		}
 	}
 	for _, v := range in.SDPs {
-		if err := add(4, v, func(v string, s *SPTSpec) error {
+		if err := add(4, v, func(v string, s *SPT) error {
 			line, content, ok := strings.Cut(v, "=")
 			if line == "" || strings.ContainsAny(line, " \t") {
 				return userErr("--sdp %q: want LINE or LINE=REGEX (e.g. m=audio)", v)
@@ -142,21 +151,13 @@ func (in TriggerInput) Parse() ([]SPTSpec, error) {
 		return nil, userErr("either every trigger value has a GROUP: prefix or none has")
 	}
 	if len(in.RegistrationTypes) > 0 {
-		var rts []int16
-		var names []string
+		var rts []string
 		for _, r := range in.RegistrationTypes {
-			names = append(names, strings.Split(r, ",")...)
-		}
-		for _, r := range names {
-			switch strings.ToLower(strings.TrimSpace(r)) {
-			case "initial", "0":
-				rts = append(rts, 0)
-			case "re", "re-registration", "1":
-				rts = append(rts, 1)
-			case "de", "de-registration", "2":
-				rts = append(rts, 2)
-			default:
-				return nil, userErr("--registration-type %q: want initial, re or de", r)
+			for _, n := range strings.Split(r, ",") {
+				if _, ok := registrationTypes[strings.ToLower(strings.TrimSpace(n))]; !ok {
+					return nil, userErr("--registration-type %q: want initial, re or de", n)
+				}
+				rts = append(rts, strings.TrimSpace(n))
 			}
 		}
 		found := false
@@ -172,53 +173,138 @@ func (in TriggerInput) Parse() ([]SPTSpec, error) {
 	return out, nil
 }
 
-func checkRegexp(flag, re string) error {
+func checkRegexp(field, re string) error {
 	if _, err := regexp.Compile(re); err != nil {
-		return userErr("%s %q is not a regular expression: %v", flag, re, err)
+		if strings.HasPrefix(field, "/") {
+			return fieldErr(field, "%q is not a regular expression: %v", re, err)
+		}
+		return userErr("%s %q is not a regular expression: %v", field, re, err)
 	}
 	return nil
 }
 
-// FormatSPT renders one SPT in the flag syntax, e.g. "!method=INVITE".
-func FormatSPT(negated bool, typ, value, content string, hasContent bool, regTypes []int16) string {
-	var b strings.Builder
-	if negated {
-		b.WriteString("NOT ")
+var registrationTypes = map[string]int16{"initial": 0, "0": 0, "re": 1, "re-registration": 1, "1": 1,
+	"de": 2, "de-registration": 2, "2": 2}
+
+var registrationTypeNames = []string{"initial", "re", "de"}
+
+var sptTypes = map[string]bool{"method": true, "request_uri": true, "sip_header": true, "session_case": true, "session_description": true}
+
+// normalize checks s (field: its JSON pointer) and returns it in the
+// stored form: session case 0..4, registration types 0..2.
+func (s SPT) normalize(field string) (value string, regTypes []int16, err error) {
+	if !sptTypes[s.Type] {
+		return "", nil, fieldErr(field+"/type", "SPT type %q: want method, request_uri, sip_header, session_case or session_description", s.Type)
 	}
-	switch typ {
+	if s.Group < 0 {
+		return "", nil, fieldErr(field+"/group", "group must not be negative")
+	}
+	value = strings.TrimSpace(s.Value)
+	if value == "" {
+		return "", nil, fieldErr(field+"/value", "an SPT needs a value")
+	}
+	regTypes = []int16{}
+	switch s.Type {
 	case "method":
-		fmt.Fprintf(&b, "method=%s", value)
-		if len(regTypes) > 0 {
-			names := []string{"initial", "re", "de"}
-			var rs []string
-			for _, r := range regTypes {
-				if r >= 0 && int(r) < len(names) {
-					rs = append(rs, names[r])
-				}
-			}
-			fmt.Fprintf(&b, "(%s)", strings.Join(rs, ","))
+		if strings.ContainsAny(value, " \t=") {
+			return "", nil, fieldErr(field+"/value", "%q is not a SIP method", value)
 		}
+		value = strings.ToUpper(value)
 	case "request_uri":
-		fmt.Fprintf(&b, "ruri~%s", value)
+		if err := checkRegexp(field+"/value", value); err != nil {
+			return "", nil, err
+		}
 	case "sip_header":
-		fmt.Fprintf(&b, "header %s", value)
-		if hasContent {
-			fmt.Fprintf(&b, "~%s", content)
+		if strings.ContainsAny(value, " \t:") {
+			return "", nil, fieldErr(field+"/value", "header name %q", value)
 		}
 	case "session_case":
-		n, _ := strconv.Atoi(value)
-		name := value
-		if n >= 0 && n < len(SessionCaseNames) {
-			name = SessionCaseNames[n]
+		c, ok := sessionCases[strings.ToLower(value)]
+		if !ok {
+			return "", nil, fieldErr(field+"/value", "session case %q: want originating, terminating-registered, terminating-unregistered, originating-unregistered, originating-cdiv or 0..4", value)
 		}
-		fmt.Fprintf(&b, "session-case=%s", name)
+		value = c
 	case "session_description":
-		fmt.Fprintf(&b, "sdp %s", value)
-		if hasContent {
-			fmt.Fprintf(&b, "~%s", content)
+		if strings.ContainsAny(value, " \t") {
+			return "", nil, fieldErr(field+"/value", "SDP line %q", value)
+		}
+	}
+	if s.Content != nil {
+		if s.Type != "sip_header" && s.Type != "session_description" {
+			return "", nil, fieldErr(field+"/content", "content is for sip_header and session_description SPTs")
+		}
+		if err := checkRegexp(field+"/content", *s.Content); err != nil {
+			return "", nil, err
+		}
+	}
+	for i, r := range s.RegistrationTypes {
+		n, ok := registrationTypes[strings.ToLower(strings.TrimSpace(r))]
+		if !ok {
+			return "", nil, fieldErr(fmt.Sprintf("%s/registration_types/%d", field, i), "registration type %q: want initial, re or de", r)
+		}
+		regTypes = append(regTypes, n)
+	}
+	if len(regTypes) > 0 && (s.Type != "method" || value != "REGISTER") {
+		return "", nil, fieldErr(field+"/registration_types", "registration types are for method REGISTER")
+	}
+	return value, regTypes, nil
+}
+
+// String renders the SPT as in imsctl's trigger formula, e.g.
+// "NOT method=INVITE".
+func (s SPT) String() string {
+	var b strings.Builder
+	if s.Negated {
+		b.WriteString("NOT ")
+	}
+	switch s.Type {
+	case "method":
+		fmt.Fprintf(&b, "method=%s", s.Value)
+		if len(s.RegistrationTypes) > 0 {
+			fmt.Fprintf(&b, "(%s)", strings.Join(s.RegistrationTypes, ","))
+		}
+	case "request_uri":
+		fmt.Fprintf(&b, "ruri~%s", s.Value)
+	case "sip_header":
+		fmt.Fprintf(&b, "header %s", s.Value)
+		if s.Content != nil {
+			fmt.Fprintf(&b, "~%s", *s.Content)
+		}
+	case "session_case":
+		fmt.Fprintf(&b, "session-case=%s", s.Value)
+	case "session_description":
+		fmt.Fprintf(&b, "sdp %s", s.Value)
+		if s.Content != nil {
+			fmt.Fprintf(&b, "~%s", *s.Content)
 		}
 	default:
-		fmt.Fprintf(&b, "%s=%s", typ, value)
+		fmt.Fprintf(&b, "%s=%s", s.Type, s.Value)
 	}
 	return b.String()
+}
+
+// Formula renders a trigger point: groups in parentheses, ORed inside and
+// ANDed outside for CNF, the other way round for DNF; "(always)" without
+// SPTs.
+func Formula(cnf bool, spts []SPT) string {
+	groups := map[int32][]string{}
+	var order []int32
+	for _, s := range spts {
+		if _, ok := groups[s.Group]; !ok {
+			order = append(order, s.Group)
+		}
+		groups[s.Group] = append(groups[s.Group], s.String())
+	}
+	inner, outer := " OR ", " AND "
+	if !cnf {
+		inner, outer = " AND ", " OR "
+	}
+	var parts []string
+	for _, g := range order {
+		parts = append(parts, "("+strings.Join(groups[g], inner)+")")
+	}
+	if len(parts) == 0 {
+		return "(always)"
+	}
+	return strings.Join(parts, outer)
 }
