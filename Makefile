@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/imscore/imscore/pkg/version.Version=$(VERSION)
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ims?sslmode=disable
 FUZZTIME  ?= 20s
 
-.PHONY: all build test test-short vet fmt fuzz bench clean
+.PHONY: all build test test-short test-ipsec vet fmt fuzz bench clean
 all: build
 
 build: $(addprefix bin/,$(BINARIES))
@@ -26,8 +26,15 @@ test: vet
 test-short:
 	$(GO) test -short -count=1 ./...
 
+## test-ipsec: the P-CSCF's IPsec scenarios in a qemu VM whose kernel has ESP (TCG emulation,
+## e2e/ipsecvm; make test runs them too). IPSECVM_RUN=<regexp> picks scenarios, IPSECVM_KEEP=1
+## keeps the work directory (console log, the VM's /out with every process's log).
+test-ipsec:
+	$(GO) test -count=1 -timeout 20m -run '^TestIPsec$$' -v ./e2e/ipsecvm/
+
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags ipsecvm ./e2e/ipsecvm/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/imscore/imscore/pcscf/ipsec"
 	"github.com/imscore/imscore/pcscf/rx"
+	"github.com/imscore/imscore/pkg/ipsec"
 )
 
 // Defaults of the loopback lab.

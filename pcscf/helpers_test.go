@@ -12,7 +12,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/imscore/imscore/pcscf/ipsec"
+	"github.com/imscore/imscore/pkg/ipsec"
 )
 
 const testDomain = "ims.test"

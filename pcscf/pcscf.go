@@ -15,9 +15,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/pcscf/contacts"
-	"github.com/imscore/imscore/pcscf/ipsec"
 	"github.com/imscore/imscore/pcscf/rx"
 	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/ipsec"
 	"github.com/imscore/imscore/pkg/sipproxy"
 )
 
@@ -380,6 +380,7 @@ func (s *PCSCF) updateGauges() {
 // handle dispatches one new request.
 func (s *PCSCF) handle(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
+	s.answerOverSA(t)
 	switch {
 	case req.Method == sip.REGISTER:
 		s.handleRegister(ctx, t)

@@ -10,9 +10,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/pcscf/contacts"
-	"github.com/imscore/imscore/pcscf/ipsec"
 	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/ipsec"
 	"github.com/imscore/imscore/pkg/sipproxy"
 )
 

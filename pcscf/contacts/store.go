@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/imscore/imscore/pcscf/ipsec"
+	"github.com/imscore/imscore/pkg/ipsec"
 	"github.com/imscore/imscore/pkg/keylock"
 )
 

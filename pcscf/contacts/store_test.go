@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imscore/imscore/pcscf/ipsec"
+	"github.com/imscore/imscore/pkg/ipsec"
 	"github.com/imscore/imscore/pkg/pgtest"
 )
 

@@ -88,6 +88,18 @@ type Txn struct {
 	dest      string
 }
 
+// SetResponseDestination makes the responses to the request go to
+// hostport ("ip:port") instead of where RFC 3261 §18.2.2 sends them (the
+// source address with the Via port, or rport). Over UDP they still leave
+// from the socket the request came in on. A P-CSCF answers a request that
+// came over an IPsec SA to the UE's protected client port (TS 33.203
+// §7.1), whatever the Via says.
+func (t *Txn) SetResponseDestination(hostport string) {
+	t.mu.Lock()
+	t.dest = hostport
+	t.mu.Unlock()
+}
+
 // Request returns the request after pre-processing (own Route popped). The
 // handler may modify it before Forward; each branch forwards a copy.
 func (t *Txn) Request() *sip.Request { return t.req }

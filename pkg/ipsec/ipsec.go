@@ -1,7 +1,9 @@
 // Package ipsec installs and removes the IPsec ESP transport-mode security
-// associations and policies a P-CSCF sets up with a UE during IMS
-// sec-agree (TS 33.203 §7, annex H; RFC 3329), on Linux through XFRM
-// netlink (github.com/vishvananda/netlink).
+// associations and policies a P-CSCF and a UE set up during IMS sec-agree
+// (TS 33.203 §7, annex H; RFC 3329), on Linux through XFRM netlink
+// (github.com/vishvananda/netlink). The P-CSCF (pcscf) and the test UE
+// (pkg/imsue) share it: the states are the same at both ends, the
+// policies' directions mirrored (Kernel.Side).
 //
 // One registration uses four SAs (TS 33.203 §7.1), named from the
 // P-CSCF's side:

@@ -204,6 +204,41 @@ func TestKernelPoliciesInNetns(t *testing.T) {
 	}
 }
 
+// TestKernelPoliciesUESide: a UE installs the same selectors with the
+// directions mirrored (its requests to the P-CSCF's port-s go out).
+func TestKernelPoliciesUESide(t *testing.T) {
+	h := testNS(t)
+	k, err := NewKernel(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Side = SideUE
+	a, _ := NewSPIAllocator(4096, 1<<20)
+	s := testSA(t, a)
+	if err := k.InstallPolicies(s); err != nil {
+		t.Fatalf("install policies: %v", err)
+	}
+	pols, err := h.XfrmPolicyList(netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[[2]int]netlink.Dir{
+		{31800, 5101}: netlink.XFRM_DIR_OUT, {5100, 31900}: netlink.XFRM_DIR_IN,
+		{31900, 5100}: netlink.XFRM_DIR_OUT, {5101, 31800}: netlink.XFRM_DIR_IN,
+	}
+	if len(pols) != 8 {
+		t.Fatalf("want 8 policies, got %d", len(pols))
+	}
+	for _, p := range pols {
+		if d, ok := want[[2]int{p.SrcPort, p.DstPort}]; !ok || d != p.Dir {
+			t.Errorf("policy %d→%d dir %v, want %v", p.SrcPort, p.DstPort, p.Dir, d)
+		}
+	}
+	if err := k.RemovePolicies(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestKernelESPStatesInNetns(t *testing.T) {
 	h := testNS(t)
 	k, err := NewKernel(h)

@@ -24,7 +24,20 @@ type Kernel struct {
 	reqid atomic.Uint32
 	// Priority of the installed policies (default 2080 like `ip xfrm`).
 	Priority int
+	// Side is the end of the SA set this kernel is (SidePCSCF by
+	// default): a UE installs the same four states with the policies'
+	// directions mirrored.
+	Side Side
 }
+
+// Side says which end of a SecAssoc installs it.
+type Side int
+
+// Sides of a SecAssoc.
+const (
+	SidePCSCF Side = iota // the P-CSCF (OneSA.Out is outbound)
+	SideUE                // the UE (OneSA.Out is inbound)
+)
 
 // NewKernel returns a backend using h (nil: a handle on the current
 // network namespace; pass netlink.NewHandleAt(ns) for another one).
@@ -89,10 +102,11 @@ func (k *Kernel) state(sa OneSA, s SecAssoc) (*netlink.XfrmState, error) {
 	}, nil
 }
 
-// Policies returns the XFRM policies (UDP and TCP) of one SA.
-func Policies(sa OneSA, priority int) []*netlink.XfrmPolicy {
+// Policies returns the XFRM policies (UDP and TCP) of one SA as side
+// installs them.
+func Policies(sa OneSA, priority int, side Side) []*netlink.XfrmPolicy {
 	dir := netlink.XFRM_DIR_IN
-	if sa.Out {
+	if sa.Out != (side == SideUE) {
 		dir = netlink.XFRM_DIR_OUT
 	}
 	var out []*netlink.XfrmPolicy
@@ -114,7 +128,7 @@ func Policies(sa OneSA, priority int) []*netlink.XfrmPolicy {
 func (k *Kernel) InstallPolicies(s SecAssoc) error {
 	var done []*netlink.XfrmPolicy
 	for _, sa := range s.SAs() {
-		for _, p := range Policies(sa, k.Priority) {
+		for _, p := range Policies(sa, k.Priority, k.Side) {
 			if err := k.h.XfrmPolicyUpdate(p); err != nil {
 				for _, d := range done {
 					_ = k.h.XfrmPolicyDel(d)
@@ -176,7 +190,7 @@ func (k *Kernel) removeStates(s SecAssoc) error {
 func (k *Kernel) RemovePolicies(s SecAssoc) error {
 	var first error
 	for _, sa := range s.SAs() {
-		for _, p := range Policies(sa, k.Priority) {
+		for _, p := range Policies(sa, k.Priority, k.Side) {
 			if err := k.h.XfrmPolicyDel(p); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) && first == nil {
 				first = classify(err)
 			}
