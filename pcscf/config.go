@@ -138,21 +138,9 @@ func (c *Config) setDefaults() error {
 	if c.SPIMax < c.SPIMin || c.SPIMin < 256 {
 		return fmt.Errorf("pcscf: bad SPI range %d-%d (min ≥ 256)", c.SPIMin, c.SPIMax)
 	}
-	if len(c.Algs) == 0 {
-		c.Algs = ipsec.DefaultAlgs
-	}
-	if len(c.EAlgs) == 0 {
-		c.EAlgs = ipsec.DefaultEAlgs
-	}
-	for _, a := range c.Algs {
-		if !ipsec.SupportedAlg(a) {
-			return fmt.Errorf("pcscf: unsupported alg %q (hmac-md5-96, hmac-sha-1-96)", a)
-		}
-	}
-	for _, e := range c.EAlgs {
-		if !ipsec.SupportedEAlg(e) {
-			return fmt.Errorf("pcscf: unsupported ealg %q (null, aes-cbc)", e)
-		}
+	var err2 error
+	if c.Algs, c.EAlgs, err2 = ipsec.Algorithms(c.Algs, c.EAlgs); err2 != nil {
+		return fmt.Errorf("pcscf: %w", err2)
 	}
 	switch c.RxPolicy = strings.ToLower(c.RxPolicy); c.RxPolicy {
 	case "", rxOnAlias:

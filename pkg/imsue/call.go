@@ -77,15 +77,7 @@ func (u *UE) Call(ctx context.Context, target string, o CallOptions) (*Call, err
 		return nil, fmt.Errorf("%w: calls need a registration", ErrNotReg)
 	}
 	sa := u.SA()
-	req := u.newRequest(sip.INVITE, to, to)
-	u.mu.Lock()
-	tr := u.tr
-	u.mu.Unlock()
-	req.AppendHeader(&sip.ContactHeader{Address: u.contactURI(tr), Params: sip.NewParams()})
-	for _, r := range u.routeSet(sa) {
-		req.AppendHeader(&sip.RouteHeader{Address: r})
-	}
-	req.AppendHeader(sip.NewHeader("P-Preferred-Identity", "<"+u.cfg.IMPU+">"))
+	req := u.initialRequest(sip.INVITE, to, sa)
 	req.AppendHeader(sip.NewHeader("Supported", "timer, sec-agree"))
 	req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, MESSAGE, NOTIFY, OPTIONS, UPDATE"))
 	req.AppendHeader(sip.NewHeader("Accept-Contact", `*;+g.3gpp.icsi-ref="urn%3Aurn-7%3A3gpp-service.ims.icsi.mmtel"`))

@@ -35,11 +35,7 @@ func (u *UE) SendMessage(ctx context.Context, target, text string) error {
 		return fmt.Errorf("%w: MESSAGE needs a registration", ErrNotReg)
 	}
 	sa := u.SA()
-	req := u.newRequest(sip.MESSAGE, to, to)
-	for _, r := range u.routeSet(sa) {
-		req.AppendHeader(&sip.RouteHeader{Address: r})
-	}
-	req.AppendHeader(sip.NewHeader("P-Preferred-Identity", "<"+u.cfg.IMPU+">"))
+	req := u.initialRequest(sip.MESSAGE, to, sa)
 	req.AppendHeader(sip.NewHeader("Content-Type", "text/plain"))
 	req.SetBody([]byte(text))
 	start := time.Now()
@@ -98,15 +94,7 @@ func (u *UE) SubscribeReg(ctx context.Context) (<-chan RegNotify, error) {
 	var impu sip.Uri
 	_ = sip.ParseUri(u.cfg.IMPU, &impu)
 	sa := u.SA()
-	req := u.newRequest(sip.SUBSCRIBE, impu, impu)
-	u.mu.Lock()
-	tr := u.tr
-	u.mu.Unlock()
-	req.AppendHeader(&sip.ContactHeader{Address: u.contactURI(tr), Params: sip.NewParams()})
-	for _, r := range u.routeSet(sa) {
-		req.AppendHeader(&sip.RouteHeader{Address: r})
-	}
-	req.AppendHeader(sip.NewHeader("P-Preferred-Identity", "<"+u.cfg.IMPU+">"))
+	req := u.initialRequest(sip.SUBSCRIBE, impu, sa)
 	req.AppendHeader(sip.NewHeader("Event", "reg"))
 	req.AppendHeader(sip.NewHeader("Accept", reginfo.ContentType))
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(u.cfg.Expires)))

@@ -54,6 +54,24 @@ func (u *UE) newRequest(method sip.RequestMethod, ruri sip.Uri, to sip.Uri) *sip
 	return req
 }
 
+// initialRequest is newRequest for an initial request of the UE over the
+// SA in use (sa): Contact, the preloaded Route set and
+// P-Preferred-Identity added.
+func (u *UE) initialRequest(method sip.RequestMethod, target sip.Uri, sa *ipsec.SecAssoc) *sip.Request {
+	req := u.newRequest(method, target, target)
+	u.mu.Lock()
+	tr := u.tr
+	u.mu.Unlock()
+	if method != sip.MESSAGE {
+		req.AppendHeader(&sip.ContactHeader{Address: u.contactURI(tr), Params: sip.NewParams()})
+	}
+	for _, r := range u.routeSet(sa) {
+		req.AppendHeader(&sip.RouteHeader{Address: r})
+	}
+	req.AppendHeader(sip.NewHeader("P-Preferred-Identity", "<"+u.cfg.IMPU+">"))
+	return req
+}
+
 // routeSet is the preloaded Route of an initial request (TS 24.229
 // §5.1.2A.1.1): the P-CSCF (its protected server port when there is an
 // SA), then the Service-Route of the registration.

@@ -250,21 +250,8 @@ func (u *UE) init() error {
 	default:
 		return fmt.Errorf("%w: ipsec %q (on, auto, off)", ErrConfig, c.IPsec)
 	}
-	if len(c.Algs) == 0 {
-		c.Algs = ipsec.DefaultAlgs
-	}
-	if len(c.EAlgs) == 0 {
-		c.EAlgs = ipsec.DefaultEAlgs
-	}
-	for _, a := range c.Algs {
-		if !ipsec.SupportedAlg(a) {
-			return fmt.Errorf("%w: alg %q (hmac-sha-1-96, hmac-md5-96)", ErrConfig, a)
-		}
-	}
-	for _, e := range c.EAlgs {
-		if !ipsec.SupportedEAlg(e) {
-			return fmt.Errorf("%w: ealg %q (null, aes-cbc)", ErrConfig, e)
-		}
+	if c.Algs, c.EAlgs, err = ipsec.Algorithms(c.Algs, c.EAlgs); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if c.Expires <= 0 {
 		c.Expires = 600000

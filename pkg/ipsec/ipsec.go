@@ -62,6 +62,29 @@ var (
 	DefaultEAlgs = []string{imsheader.EAlgNull, imsheader.EAlgAESCBC}
 )
 
+// Algorithms fills empty preference lists with DefaultAlgs and
+// DefaultEAlgs and checks that every algorithm is implemented; the error
+// names the first one that is not, with the supported ones.
+func Algorithms(algs, ealgs []string) ([]string, []string, error) {
+	if len(algs) == 0 {
+		algs = DefaultAlgs
+	}
+	if len(ealgs) == 0 {
+		ealgs = DefaultEAlgs
+	}
+	for _, a := range algs {
+		if !SupportedAlg(a) {
+			return nil, nil, fmt.Errorf("%w: alg %q (hmac-sha-1-96, hmac-md5-96)", ErrUnsupportedAlg, a)
+		}
+	}
+	for _, e := range ealgs {
+		if !SupportedEAlg(e) {
+			return nil, nil, fmt.Errorf("%w: ealg %q (null, aes-cbc)", ErrUnsupportedAlg, e)
+		}
+	}
+	return algs, ealgs, nil
+}
+
 // SupportedAlg reports whether alg (integrity) is implemented.
 func SupportedAlg(alg string) bool { _, ok := authKernelName[strings.ToLower(alg)]; return ok }
 

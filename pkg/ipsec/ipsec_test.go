@@ -142,12 +142,17 @@ func testSA(t *testing.T, a *SPIAllocator) SecAssoc {
 	}
 }
 
-func TestKernelPoliciesInNetns(t *testing.T) {
+// installedPolicies installs the policies of a test SA set as side
+// would, in a fresh netns, and returns them with the handle, the kernel
+// and the set.
+func installedPolicies(t *testing.T, side Side) (*netlink.Handle, *Kernel, SecAssoc, []netlink.XfrmPolicy) {
+	t.Helper()
 	h := testNS(t)
 	k, err := NewKernel(h)
 	if err != nil {
 		t.Fatal(err)
 	}
+	k.Side = side
 	a, _ := NewSPIAllocator(4096, 1<<20)
 	s := testSA(t, a)
 	if err := s.Validate(); err != nil {
@@ -163,6 +168,11 @@ func TestKernelPoliciesInNetns(t *testing.T) {
 	if len(pols) != 8 {
 		t.Fatalf("want 8 policies, got %d", len(pols))
 	}
+	return h, k, s, pols
+}
+
+func TestKernelPoliciesInNetns(t *testing.T) {
+	h, k, s, pols := installedPolicies(t, SidePCSCF)
 	type key struct {
 		src, dst         string
 		sport, dport     int
@@ -207,27 +217,10 @@ func TestKernelPoliciesInNetns(t *testing.T) {
 // TestKernelPoliciesUESide: a UE installs the same selectors with the
 // directions mirrored (its requests to the P-CSCF's port-s go out).
 func TestKernelPoliciesUESide(t *testing.T) {
-	h := testNS(t)
-	k, err := NewKernel(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.Side = SideUE
-	a, _ := NewSPIAllocator(4096, 1<<20)
-	s := testSA(t, a)
-	if err := k.InstallPolicies(s); err != nil {
-		t.Fatalf("install policies: %v", err)
-	}
-	pols, err := h.XfrmPolicyList(netlink.FAMILY_V4)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, k, s, pols := installedPolicies(t, SideUE)
 	want := map[[2]int]netlink.Dir{
 		{31800, 5101}: netlink.XFRM_DIR_OUT, {5100, 31900}: netlink.XFRM_DIR_IN,
 		{31900, 5100}: netlink.XFRM_DIR_OUT, {5101, 31800}: netlink.XFRM_DIR_IN,
-	}
-	if len(pols) != 8 {
-		t.Fatalf("want 8 policies, got %d", len(pols))
 	}
 	for _, p := range pols {
 		if d, ok := want[[2]int{p.SrcPort, p.DstPort}]; !ok || d != p.Dir {
