@@ -23,7 +23,7 @@ func TestDiameterCaptureClean(t *testing.T) {
 		t.Fatalf("MD5 registration:\n%s", tail(out, 2000))
 	}
 	l.sippAKA(t, "cap", 0)
-	if ok, out, _ := l.sippRun(t, "register_403.xml", []string{"nobody"}, 600); !ok {
+	if ok, out, _ := l.sippRun(t, "register_unknown.xml", []string{"nobody"}, 600); !ok {
 		t.Fatalf("unknown user:\n%s", tail(out, 2000))
 	}
 	for _, n := range []string{"icscf", "scscf", "hss"} {

@@ -36,6 +36,10 @@ func Function() config.Function {
 			config.Strings(prefix, "resolve", nil, "name→address override instead of DNS, repeatable: <name>[:<port>]=<ip>[:<port>] (default scscf.<domain>=127.0.0.1 while --scscf is the default)"),
 			config.Duration(prefix, "cx-timeout", DefaultCxTimeout, "how long to wait for a UAA/LIA"),
 			config.Duration(prefix, "sip-timeout", DefaultSIPTimeout, "how long a non-INVITE forwarded to an S-CSCF may stay unanswered before the next S-CSCF is tried"),
+			config.HideWarnings(prefix),
+			config.Bool(prefix, "reveal-unknown-users", false, "answer a REGISTER of an identity the HSS does not know 403 with the UAA in a Warning (troubleshooting); default: a decoy challenge, so that known and unknown identities look alike"),
+			config.Int(prefix, "auth-failure-burst", 10, "failed answers to decoy challenges in a row that lock an unknown IMPI out (403 with Retry-After), as the S-CSCF throttles known ones; -1 disables"),
+			config.Duration(prefix, "auth-failure-every", 30e9, "how often one failure of a locked-out unknown IMPI is forgiven"),
 			config.Int(prefix, "max-pending-register", DefaultMaxPendingRegister, "REGISTER transactions in progress from which a new initial REGISTER is answered 503 at once; challenge answers and de-registrations are admitted up to twice as many (0: no limit)"),
 			config.Int(prefix, "overload-retry-after", DefaultOverloadRetryAfter, "Retry-After in seconds of the 503 sent to REGISTERs refused by --max-pending-register (at least 1)"),
 		},
@@ -80,6 +84,11 @@ func configFromCLI(c *cli.Context) (Config, error) {
 		HSSStandbyHost: c.String("hss-standby-host"),
 		CxTimeout:      c.Duration("cx-timeout"),
 		SIPTimeout:     c.Duration("sip-timeout"),
+
+		RevealUnknownUsers: c.Bool("reveal-unknown-users"),
+		HideWarnings:       c.Bool("hide-warnings"),
+		AuthFailureBurst:   c.Int("auth-failure-burst"),
+		AuthFailureEvery:   c.Duration("auth-failure-every"),
 	}
 	scscfs, resolve := c.StringSlice("scscf"), c.StringSlice("resolve")
 	if len(scscfs) == 0 {

@@ -83,6 +83,21 @@ type Config struct {
 	// OverloadRetryAfter is the Retry-After of those 503s in seconds;
 	// default DefaultOverloadRetryAfter.
 	OverloadRetryAfter int
+	// (A locked-out unknown IMPI gets 403 with Retry-After, below.)
+	// RevealUnknownUsers answers a REGISTER of an identity the HSS does
+	// not know (UAA 5001/5002) with 403 and a Warning quoting the UAA, as
+	// a lab may want; by default (false) it gets the decoy answers of
+	// conceal.go, so that known and unknown identities look alike.
+	RevealUnknownUsers bool
+	// HideWarnings removes Warning headers from every response sent
+	// (sipproxy.Config.HideWarnings).
+	HideWarnings bool
+	// AuthFailureBurst failed answers to decoy challenges lock an unknown
+	// IMPI out (403 with Retry-After), one forgiven every
+	// AuthFailureEvery, as the S-CSCF throttles known IMPIs. Defaults 10
+	// and 30s; negative burst disables.
+	AuthFailureBurst int
+	AuthFailureEvery time.Duration
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger
 	// Registerer receives the Prometheus collectors; nil registers nothing.
@@ -92,6 +107,12 @@ type Config struct {
 func (c *Config) setDefaults() error {
 	if c.SIPListen == "" {
 		c.SIPListen = DefaultSIPListen
+	}
+	if c.AuthFailureBurst == 0 {
+		c.AuthFailureBurst = 10
+	}
+	if c.AuthFailureEvery == 0 {
+		c.AuthFailureEvery = 30 * time.Second
 	}
 	if c.Domain == "" {
 		return errors.New("icscf: domain is required")

@@ -282,6 +282,10 @@ func (s *testSCSCF) none(t *testing.T) {
 
 type icscfOpt func(*Config)
 
+// revealUnknownUsers is --reveal-unknown-users: 403 with the UAA in a
+// Warning instead of decoy answers.
+func revealUnknownUsers(c *Config) { c.RevealUnknownUsers = true }
+
 // startICSCF runs an I-CSCF on 127.0.0.1 with the S-CSCFs given as --scscf
 // values; every *.ims.test name resolves to 127.0.0.1.
 func startICSCF(t *testing.T, hssAddr string, scscfs []string, opts ...icscfOpt) (*Server, *prometheus.Registry) {

@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/authguard"
 	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/digest"
@@ -35,6 +36,7 @@ type Server struct {
 	warnAgent string
 	started   sync.Map // *sipproxy.Txn → time.Time the request arrived
 	admission admission
+	decoy     *concealer // answers for identities the HSS does not know
 
 	mu     sync.Mutex
 	peer   *diameter.Peer
@@ -49,6 +51,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
+	s.decoy = newConcealer(authguard.New(authguard.Config{Burst: max(cfg.AuthFailureBurst, 0), Every: cfg.AuthFailureEvery,
+		OnLockout: func(impi string, d time.Duration) {
+			s.log.Warn("authentication throttled: unknown IMPI locked out after repeated failures", zap.String("impi", impi), zap.Duration("for", d))
+		}}))
 	if cfg.MaxPendingRegister > 0 {
 		s.admission.limit = int64(cfg.MaxPendingRegister)
 	}
@@ -70,11 +76,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	aliases := append([]string{cfg.OriginHost}, cfg.Aliases...)
 	p, err := sipproxy.New(sipproxy.Config{
-		ListenAddr: cfg.SIPListen,
-		Host:       cfg.SIPHost,
-		Aliases:    aliases,
-		Handler:    s.handle,
-		Logger:     cfg.Logger.Named("sip"),
+		ListenAddr:   cfg.SIPListen,
+		Host:         cfg.SIPHost,
+		Aliases:      aliases,
+		Handler:      s.handle,
+		HideWarnings: cfg.HideWarnings,
+		Logger:       cfg.Logger.Named("sip"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("icscf: sip: %w", err)
@@ -227,6 +234,14 @@ func (s *Server) dispatch(ctx context.Context, t *sipproxy.Txn) int {
 	}
 }
 
+// startOf is when t's request arrived (now if unknown).
+func (s *Server) startOf(t *sipproxy.Txn) time.Time {
+	if v, ok := s.started.Load(t); ok {
+		return v.(time.Time)
+	}
+	return time.Now()
+}
+
 func hasToTag(req *sip.Request) bool {
 	to := req.To()
 	if to == nil {
@@ -323,6 +338,13 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn) int {
 		var err error
 		a, err = s.cx.UAR(ctx, impu, impi, vnid, uat)
 		if err != nil {
+			if ce, ok := cxclient.AsError(err); ok && !s.cfg.RevealUnknownUsers && unknownIdentity(ce) {
+				if uat == diameter.UATDeRegistration {
+					// As for a known IMPU that is not registered (5003).
+					return s.reply(t, s.uaaError(&cxclient.Error{Code: diameter.DiameterErrorIdentityNotRegistered, Experimental: true}))
+				}
+				return s.conceal(ctx, t, impi, s.startOf(t))
+			}
 			return s.reply(t, s.cxFailure("UAR", err, s.uaaError))
 		}
 		if uat == diameter.UATDeRegistration && a.ServerName == "" {
@@ -338,6 +360,9 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn) int {
 		s.log.Debug("REGISTER to S-CSCF", zap.String("impu", impu), zap.String("scscf", c.name), zap.Uint32("uat", uat))
 		res, ferr := t.Forward(ctx, sipproxy.ForwardOptions{Timeout: s.cfg.SIPTimeout}, s.target(c))
 		if !scscfFailed(res, ferr, true) || uat == diameter.UATDeRegistration {
+			if ferr == nil {
+				s.decoy.observe(req, res, time.Since(s.startOf(t)))
+			}
 			return s.relay(t, res)
 		}
 		s.metrics.failovers.Inc()

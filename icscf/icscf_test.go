@@ -174,7 +174,7 @@ func TestUAAErrorsToSIP(t *testing.T) {
 			hss := newTestHSS(t, func(r cxSeen, n int) cxReply {
 				return cxReply{code: tc.code, experimental: tc.experimental}
 			})
-			ic, _ := startICSCF(t, hss.addr, []string{s1.spec()})
+			ic, _ := startICSCF(t, hss.addr, []string{s1.spec()}, revealUnknownUsers)
 			waitReady(t, ic)
 			res := do(t, newUAC(t), register(ic))
 			if res.StatusCode != tc.wantCode {

@@ -12,6 +12,7 @@ type metrics struct {
 	sipResults  *prometheus.CounterVec   // method, code
 	sipDuration *prometheus.HistogramVec // method
 	failovers   prometheus.Counter
+	concealed   *prometheus.CounterVec // answer
 
 	overloadRejections *prometheus.CounterVec // kind
 	pendingRegister    prometheus.GaugeFunc
@@ -43,6 +44,10 @@ func newMetrics(reg prometheus.Registerer, pendingRegister func() float64) *metr
 			Name: "icscf_scscf_failovers_total",
 			Help: "S-CSCFs given up on (timeout, transport failure or 5xx) before trying another (TS 24.229 §5.3.1.3).",
 		}),
+		concealed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "icscf_concealed_answers_total",
+			Help: "REGISTERs of identities the HSS does not know answered like a known user's (conceal.go), by answer: 401 decoy challenge, 403 failed decoy, throttled (403 with Retry-After).",
+		}, []string{"answer"}),
 		overloadRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "icscf_overload_rejections_total",
 			Help: "REGISTERs answered 503 at once because too many REGISTER transactions were pending (--max-pending-register), by kind: initial, or challenge_answer (an Authorization with a response, or a de-registration).",
@@ -57,7 +62,7 @@ func newMetrics(reg prometheus.Registerer, pendingRegister func() float64) *metr
 	m.overloadRejections.WithLabelValues(kindInitial)
 	m.overloadRejections.WithLabelValues(kindChallengeAnswer)
 	if reg != nil {
-		reg.MustRegister(m.cxResults, m.cxDuration, m.sipResults, m.sipDuration, m.failovers,
+		reg.MustRegister(m.cxResults, m.cxDuration, m.sipResults, m.sipDuration, m.failovers, m.concealed,
 			m.overloadRejections, m.pendingRegister)
 	}
 	return m

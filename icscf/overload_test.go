@@ -278,7 +278,7 @@ func TestOverloadSlotReleasedOnEveryPath(t *testing.T) {
 		user string
 		want int
 	}{
-		{"unknown", 403},  // UAA error
+		{"unknown", 401},  // UAA 5001: decoy challenge (conceal.go)
 		{"slow", 504},     // UAR timeout
 		{"failover", 200}, // silent S-CSCF, then the other one
 		{"panic", 500},    // handler panic recovered by sipproxy

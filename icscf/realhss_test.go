@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/imscore/imscore/pkg/siptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/imscore/imscore/pkg/digest"
+	"github.com/imscore/imscore/pkg/siptest"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -111,11 +113,14 @@ func TestWithRealHSS(t *testing.T) {
 		}
 	})
 
-	ic, _ := startICSCF(t, hssAddr, []string{s1.spec(2), s2.spec(1, 2)})
+	ic, _ := startICSCF(t, hssAddr, []string{s1.spec(2), s2.spec(1, 2)}, revealUnknownUsers)
+	conceal, _ := startICSCF(t, hssAddr, []string{s1.spec(2), s2.spec(1, 2)})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := ic.WaitReady(ctx); err != nil {
-		t.Fatalf("HSS never became a Cx peer: %v", err)
+	for _, x := range []*Server{ic, conceal} {
+		if err := x.WaitReady(ctx); err != nil {
+			t.Fatalf("HSS never became a Cx peer: %v", err)
+		}
 	}
 	c := newUAC(t)
 
@@ -135,6 +140,34 @@ func TestWithRealHSS(t *testing.T) {
 		}
 		if w := res.GetHeader("Warning"); w == nil || !strings.Contains(w.Value(), "5001") {
 			t.Errorf("Warning = %v", w)
+		}
+	})
+	t.Run("unknown identities concealed", func(t *testing.T) {
+		// Default: a decoy challenge in the S-CSCF's form, then 403
+		// "Authentication failed" for its answer, neither with a Warning.
+		for _, authz := range []string{
+			`Digest username="mallory@ims.test", realm="ims.test", uri="sip:ims.test", nonce="", response=""`,
+			`Digest username="bob@ims.test", realm="ims.test", uri="sip:ims.test", nonce="", response=""`, // 5002 for alice
+		} {
+			to := "sip:mallory@" + testDomain
+			if strings.Contains(authz, "bob@") {
+				to = "sip:alice@" + testDomain
+			}
+			res := do(t, c, newRequest(conceal, sip.REGISTER, "sip:"+testDomain, to, header("Authorization", authz)))
+			ch, err := digest.Parse(headerValue(res, "WWW-Authenticate"))
+			if res.StatusCode != 401 || res.Reason != "Unauthorized" || err != nil || ch.Algorithm() != digest.AlgAKAv1 ||
+				ch.Realm() != testDomain || ch.QOP() != "auth" || len(ch.IK()) != 32 || len(ch.CK()) != 32 || res.GetHeader("Warning") != nil {
+				t.Fatalf("%s: %d %s, challenge %v (%v), Warning %v", to, res.StatusCode, res.Reason, ch, err, res.GetHeader("Warning"))
+			}
+			if _, _, err := digest.SplitAKANonce(ch.Nonce()); err != nil {
+				t.Errorf("decoy nonce is not an AKA nonce: %v", err)
+			}
+			answer := strings.Replace(strings.Replace(authz, `nonce=""`, `nonce="`+ch.Nonce()+`"`, 1), `response=""`,
+				`response="00112233445566778899aabbccddeeff", algorithm=AKAv1-MD5, qop=auth, nc=00000001, cnonce="c"`, 1)
+			res = do(t, c, newRequest(conceal, sip.REGISTER, "sip:"+testDomain, to, header("Authorization", answer)))
+			if res.StatusCode != 403 || res.Reason != "Forbidden - Authentication failed" || res.GetHeader("Warning") != nil {
+				t.Errorf("%s, answer to the decoy: %d %s, Warning %v", to, res.StatusCode, res.Reason, res.GetHeader("Warning"))
+			}
 		}
 	})
 	t.Run("identities don't match", func(t *testing.T) {
@@ -162,4 +195,11 @@ func TestWithRealHSS(t *testing.T) {
 		}
 		t.Logf("LIR for unregistered alice: %d %s", res.StatusCode, res.Reason)
 	})
+}
+
+func headerValue(res *sip.Response, name string) string {
+	if h := res.GetHeader(name); h != nil {
+		return h.Value()
+	}
+	return ""
 }

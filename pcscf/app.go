@@ -53,6 +53,9 @@ func Function() config.Function {
 			config.String(prefix, "pcrf-realm", "", "PCRF realm (default: the domain)"),
 			config.String(prefix, "origin-host", "", "Diameter Origin-Host (default pcscf.<domain>)"),
 			config.Bool(prefix, "rx-aar-at-offer", false, "also send an AAR with preliminary service information at the SDP offer of an initial INVITE, updated at the answer (TS 29.214 §4.4.1)"),
+			config.HideWarnings(prefix),
+			config.Int(prefix, "source-auth-failure-burst", 20, "failed authentications (403 to a challenge answer) from one UE address that lock it out (503 with Retry-After); -1 disables"),
+			config.Duration(prefix, "source-auth-failure-every", 10e9, "how often one failure of a locked-out UE address is forgiven"),
 		},
 		Validate: func(c *cli.Context) error {
 			cfg, err := configFromCLI(c)
@@ -96,6 +99,8 @@ func configFromCLI(c *cli.Context) (Config, error) {
 		SPIMin: uint32(c.Int("spi-min")), SPIMax: uint32(c.Int("spi-max")),
 		Algs: c.StringSlice("alg"), EAlgs: c.StringSlice("ealg"),
 		TimerInterval: c.Duration("timer-interval"), RxAARAtOffer: c.Bool("rx-aar-at-offer"),
+		HideWarnings:           c.Bool("hide-warnings"),
+		SourceAuthFailureBurst: c.Int("source-auth-failure-burst"), SourceAuthFailureEvery: c.Duration("source-auth-failure-every"),
 	}
 	if c.Bool("persist") {
 		cfg.DatabaseURL = c.String("database-url")

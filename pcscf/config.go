@@ -84,6 +84,16 @@ type Config struct {
 	// with the final information at the answer (TS 29.214 §4.4.1);
 	// false: one AAR, at the answer.
 	RxAARAtOffer bool
+	// SourceAuthFailureBurst failed authentications (403 to a challenge
+	// answer) from one UE address lock it out (503 with Retry-After);
+	// one is forgiven every SourceAuthFailureEvery. Defaults 20 and 10s;
+	// negative burst disables (throttle.go).
+	SourceAuthFailureBurst int
+	SourceAuthFailureEvery time.Duration
+	// HideWarnings removes Warning headers from every response sent,
+	// relayed ones included (sipproxy.Config.HideWarnings): UEs learn no
+	// internal host names or Diameter result codes.
+	HideWarnings bool
 
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer
@@ -92,6 +102,12 @@ type Config struct {
 func (c *Config) setDefaults() error {
 	if c.SIPListen == "" {
 		c.SIPListen = DefaultSIPListen
+	}
+	if c.SourceAuthFailureBurst == 0 {
+		c.SourceAuthFailureBurst = 20
+	}
+	if c.SourceAuthFailureEvery == 0 {
+		c.SourceAuthFailureEvery = 10 * time.Second
 	}
 	host, _, err := net.SplitHostPort(c.SIPListen)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/imscore/imscore/pcscf/contacts"
 	"github.com/imscore/imscore/pcscf/rx"
+	"github.com/imscore/imscore/pkg/authguard"
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/ipsec"
 	"github.com/imscore/imscore/pkg/sipproxy"
@@ -47,7 +48,9 @@ type PCSCF struct {
 	spis    *ipsec.SPIAllocator
 	rx      *rx.Client
 	m       *metrics
-	icscf   sip.Uri
+	// srcGuard throttles failed authentication per UE address (throttle.go).
+	srcGuard *authguard.Guard
+	icscf    sip.Uri
 	// expired counts contacts removed by the expiry timer since start or
 	// the last ResetExpired (the resettable statistic of ulpcscf).
 	expired atomic.Int64
@@ -83,9 +86,10 @@ func New(cfg Config) (*PCSCF, error) {
 		return nil, err
 	}
 	s.m = newMetrics(cfg.Registerer)
+	s.srcGuard = s.newSourceGuard()
 	s.proxy, err = sipproxy.New(sipproxy.Config{
 		ListenAddr: cfg.SIPListen, Host: cfg.SIPHost, Aliases: cfg.Aliases,
-		Handler: s.handle, Logger: cfg.Logger.Named("sip"),
+		Handler: s.handle, Logger: cfg.Logger.Named("sip"), HideWarnings: cfg.HideWarnings,
 	})
 	if err != nil {
 		return nil, err

@@ -20,6 +20,9 @@ import (
 func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
 	src := flowOf(req)
+	if s.sourceThrottled(t, src.Host) {
+		return
+	}
 	offers, err := imsheader.GetSecurityClient(req)
 	if err != nil {
 		_ = t.Respond(sip.StatusBadRequest, "Bad Security-Client")
@@ -108,6 +111,7 @@ func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn) {
 	case res.StatusCode >= 200 && res.StatusCode < 300:
 		s.on200(ctx, req, res, src, usedSA, pend, pendKey)
 	}
+	s.countAuthFailure(req, res, src.Host)
 	chargingTowardsUE(res)
 	_ = t.Relay(res)
 }

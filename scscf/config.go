@@ -73,6 +73,14 @@ type Config struct {
 	VectorLifetime time.Duration
 	// ReauthProtected is ReauthRegistered (default) or ReauthAlways.
 	ReauthProtected string
+	// AuthFailureBurst wrong authentication responses in a row lock an
+	// IMPI out (403 with Retry-After); one failure is forgiven every
+	// AuthFailureEvery. Defaults 10 and 30s; a negative burst disables.
+	AuthFailureBurst int
+	AuthFailureEvery time.Duration
+	// HideWarnings removes Warning headers from every response sent
+	// (sipproxy.Config.HideWarnings).
+	HideWarnings bool
 	// SweepInterval is the period of the expiry/challenge timer. Default 1s.
 	SweepInterval time.Duration
 
@@ -157,6 +165,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.NonceLifetime == 0 {
 		c.NonceLifetime = 60 * time.Second
+	}
+	if c.AuthFailureBurst == 0 {
+		c.AuthFailureBurst = 10
+	}
+	if c.AuthFailureEvery == 0 {
+		c.AuthFailureEvery = 30 * time.Second
 	}
 	if c.ChallengeTimeout == 0 {
 		c.ChallengeTimeout = 30 * time.Second

@@ -77,6 +77,7 @@ func New(cfg Config) (*Server, error) {
 		MinExpires: cfg.MinExpires, MaxExpires: cfg.MaxExpires, DefaultExpires: cfg.DefaultExpires,
 		VectorsPerMAR: cfg.VectorsPerMAR, NonceLifetime: cfg.NonceLifetime, ChallengeTimeout: cfg.ChallengeTimeout,
 		VectorLifetime: cfg.VectorLifetime, ReauthProtected: cfg.ReauthProtected,
+		AuthFailureBurst: max(cfg.AuthFailureBurst, 0), AuthFailureEvery: cfg.AuthFailureEvery,
 		ServiceRoute: s.ServiceRoute, Warning: s.warning, OnChange: s.emit, OnAnswered: s.afterRegister,
 		Logger: cfg.Logger, Registry: cfg.Registry,
 	}); err != nil {
@@ -123,7 +124,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	p, err := sipproxy.New(sipproxy.Config{ListenAddr: s.cfg.SIPListen, Host: s.cfg.SIPHost, Handler: s.handle,
-		Logger: s.log.Named("sip"), Aliases: []string{"scscf." + s.cfg.Domain}})
+		Logger: s.log.Named("sip"), Aliases: []string{"scscf." + s.cfg.Domain}, HideWarnings: s.cfg.HideWarnings})
 	if err != nil {
 		return err
 	}

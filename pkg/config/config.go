@@ -233,3 +233,16 @@ func Probe(ctx context.Context, addr string) error {
 	}
 	return nil
 }
+
+// HideWarnings declares --hide-warnings, shared by the three CSCFs: no
+// Warning header (RFC 3261 §20.43) in any SIP response the function
+// sends, so that UEs learn no internal host names or Diameter result
+// codes; the details stay in the logs. Also read from IMS_HIDE_WARNINGS,
+// which the compose file sets for every function.
+func HideWarnings(prefix string) *cli.BoolFlag {
+	return &cli.BoolFlag{
+		Name:    "hide-warnings",
+		Usage:   "send no Warning headers (internal host names, Diameter result codes) in SIP responses; details stay in the logs",
+		EnvVars: []string{Env(prefix, "hide-warnings"), "IMS_HIDE_WARNINGS"},
+	}
+}

@@ -82,6 +82,11 @@ type Config struct {
 	// often 208 KiB) holds about 200 REGISTERs. Default
 	// DefaultUDPBufferBytes; negative keeps the kernel default.
 	UDPBufferBytes int
+	// HideWarnings removes the Warning headers (RFC 3261 §20.43) from
+	// every response the proxy sends upstream, its own and relayed ones,
+	// so that internal host names and Diameter result codes do not reach
+	// UEs (the functions log the details).
+	HideWarnings bool
 }
 
 // DefaultUDPBufferBytes is the default Config.UDPBufferBytes (4 MiB).

@@ -164,6 +164,10 @@ func (t *Txn) relayLocked(res *sip.Response) error {
 	if res == t.relayed {
 		return nil
 	}
+	if t.p.cfg.HideWarnings {
+		for res.RemoveHeader("Warning") {
+		}
+	}
 	invite2xx := t.origin.IsInvite() && res.IsSuccess()
 	if t.finalSent && !invite2xx {
 		if res.IsProvisional() {

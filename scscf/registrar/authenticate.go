@@ -22,6 +22,8 @@ import (
 //     (reauthWaived) is authenticated without a challenge;
 //   - auts in the credentials: SQN resynchronisation, a new 401
 //     (§5.4.1.2.3, resync);
+//   - an IMPI locked out by failed-authentication throttling gets 403
+//     with Retry-After (throttle.go), neither a challenge nor a check;
 //   - a response to a nonce issued to this IMPI, unused and younger than
 //     NonceLifetime: checked (verify); a wrong one gets 403 and SAR
 //     AUTHENTICATION_FAILURE (§5.4.1.2.3);
@@ -29,16 +31,19 @@ import (
 //     when the nonce answered had expired.
 func (s *Registrar) authenticate(ctx context.Context, r *regRequest) bool {
 	cred := r.cred
-	if cred == nil {
-		s.challenge(ctx, r.t, r.impi, r.impu, "", false, nil)
-		return false
-	}
-	if s.reauthWaived(r) {
+	if cred != nil && s.reauthWaived(r) {
 		s.metrics.auth.WithLabelValues("integrity_protected").Inc()
 		return true
 	}
-	if cred.AUTS() != "" {
+	if cred != nil && cred.AUTS() != "" {
 		s.resync(ctx, r.t, cred, r.impi, r.impu)
+		return false
+	}
+	if s.throttled(r) {
+		return false
+	}
+	if cred == nil {
+		s.challenge(ctx, r.t, r.impi, r.impu, "", false, nil)
 		return false
 	}
 	stale := false
@@ -61,9 +66,11 @@ func (s *Registrar) authenticate(ctx context.Context, r *regRequest) bool {
 				s.metrics.authFailures.WithLabelValues(why).Inc()
 				s.log.Info("authentication failed", zap.String("impi", r.impi), zap.String("impu", r.impu), zap.String("cause", why))
 				s.sarAsync(r.impi, r.impu, diameter.SATAuthenticationFailure)
+				s.guard.Failed(r.impi)
 				_ = r.t.Respond(403, "Forbidden - Authentication failed")
 				return false
 			}
+			s.guard.Succeeded(r.impi)
 			s.metrics.auth.WithLabelValues("ok").Inc()
 			return true
 		}

@@ -17,6 +17,7 @@ import (
 // (EventExpired), and when the last one of a set goes the HSS gets SAR
 // TIMEOUT_DEREGISTRATION (TS 29.228 §6.1.2).
 func (s *Registrar) Sweep(now time.Time) {
+	s.guard.Sweep()
 	for _, c := range s.auth.sweep(now, s.cfg.ChallengeTimeout, s.cfg.NonceLifetime, s.cfg.VectorLifetime) {
 		s.metrics.auth.WithLabelValues("timeout").Inc()
 		s.log.Info("challenge unanswered", zap.String("impi", c.impi), zap.String("impu", c.impu))

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/authguard"
 	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/keylock"
@@ -72,6 +73,10 @@ type Config struct {
 	NonceLifetime, ChallengeTimeout, VectorLifetime time.Duration
 	// ReauthProtected is ReauthRegistered or ReauthAlways.
 	ReauthProtected string
+	// AuthFailureBurst wrong responses in a row lock an IMPI out; one is
+	// forgiven every AuthFailureEvery (pkg/authguard). 0 disables.
+	AuthFailureBurst int
+	AuthFailureEvery time.Duration
 
 	// ServiceRoute returns the URI of the Service-Route of a 200
 	// (TS 24.229 §5.4.1.2.2).
@@ -102,6 +107,7 @@ type Registrar struct {
 	auth    *authState
 	locks   keylock.Mutex // per IMPI
 	metrics *metrics
+	guard   *authguard.Guard // failed authentication per IMPI
 
 	// ctx bounds the background SARs (sarAsync) and expiry; Close
 	// cancels it and waits for them.
@@ -160,6 +166,9 @@ func New(cfg Config) (*Registrar, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if s.guard, err = s.newGuard(); err != nil {
+		return nil, err
+	}
 	if s.cx, err = cxclient.New(cxclient.Config{Node: cfg.Node, Realm: cfg.Domain, HSSHost: cfg.HSSHost,
 		ServerName: cfg.ServerName, Timeout: cfg.HSSTimeout, Observe: s.observeCx}); err != nil {
 		return nil, err
