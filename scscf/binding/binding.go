@@ -230,3 +230,15 @@ type Unregistered struct {
 	// Charging is built from its Charging-Information; empty without.
 	Charging imsheader.PChargingFunctionAddresses
 }
+
+// Supersedes reports whether a Contact c of a REGISTER replaces the
+// existing binding b although their keys differ: same contact URI
+// (comparison form) with another +sip.instance (or none). Only one device
+// listens at one address, so b is that device's binding from before it
+// restarted with a new instance-id; left alone it would outlive the
+// device's de-registration until it expired (RFC 3261 §10.3 step 7 binds
+// by contact URI; RFC 5626 §6 keys by instance only to tell flows of one
+// device apart).
+func Supersedes(c, b *Contact) bool {
+	return c.Key() != b.Key() && c.Instance != b.Instance && CanonURI(c.URI) == CanonURI(b.URI)
+}

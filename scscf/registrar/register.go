@@ -253,7 +253,7 @@ func (s *Registrar) deregister(ctx context.Context, r *regRequest) {
 	for _, b := range rec.contacts {
 		drop := r.wildcard
 		for _, rc := range r.contacts {
-			if b.Key() == rc.c.Key() {
+			if b.Key() == rc.c.Key() || binding.Supersedes(&rc.c, b) {
 				drop = true
 			}
 		}
@@ -449,6 +449,17 @@ func (r *regRequest) mergeContacts(now time.Time) (next []*binding.Contact, chan
 		i, exists := byKey[c.Key()]
 		if exists {
 			c.Registered = next[i].Registered
+		}
+		for j, b := range next {
+			if b != nil && (!exists || j != i) && binding.Supersedes(&c, b) {
+				// The device at this address restarted with a new
+				// +sip.instance: its old binding goes (removed, reported).
+				next[j] = nil
+				removed++
+				gone := *b
+				gone.Expires = now
+				changed = append(changed, gone)
+			}
 		}
 		switch {
 		case rc.expires == 0 && exists:
