@@ -23,7 +23,7 @@ func Function() config.Function {
 		Prefix:    "HSS",
 		Usage:     "HSS: subscriber database serving Cx and Sh over Diameter",
 		AdminAddr: "127.0.0.1:9868",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			config.String("HSS", "diameter-listen", "127.0.0.1:3868", "Diameter listen address (TCP)"),
 			config.String("HSS", "domain", config.DefaultDomain, "home domain and Diameter realm"),
 			config.String("HSS", "origin-host", "", "Diameter Origin-Host (default hss.<domain>)"),
@@ -38,7 +38,7 @@ func Function() config.Function {
 			config.Int("HSS", "group-commit-lanes", DefaultGroupCommitLanes, "workers that send the Cx hot path's statements of concurrent requests as one batch and one commit (0: off, one statement per request)"),
 			config.Duration("HSS", "request-timeout", 2*time.Second, "database budget per Diameter request; beyond it the answer is 5012"),
 			config.Duration("HSS", "command-poll", 5*time.Second, "how often pending hss_command rows (RTR/PPR) and the Sh PNR queue are re-examined"),
-		},
+		}, apiFlags()...),
 		Validate: func(c *cli.Context) error {
 			if n := c.Int("max-auth-items"); n < 1 || n > 64 {
 				return fmt.Errorf("--max-auth-items %d: want 1..64", n)
@@ -58,7 +58,7 @@ func Function() config.Function {
 			if _, err := pgx.ParseConfig(c.String("database-url")); err != nil {
 				return fmt.Errorf("--database-url: %v", err)
 			}
-			return nil
+			return validateAPI(c)
 		},
 		Run: run,
 	}
@@ -100,6 +100,12 @@ func run(ctx context.Context, rt *config.Runtime) error {
 	rt.Admin.AddReadyCheck("hss", s.Ready)
 	addr, err := s.Start(ctx)
 	if err != nil {
+		return err
+	}
+	if err := startAPI(ctx, c, s, rt); err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Close(sctx)
 		return err
 	}
 	rt.Admin.MarkStarted()

@@ -11,6 +11,9 @@ LAB=.lab
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/ims?sslmode=disable}"
 export IMS_DOMAIN="${IMS_DOMAIN:-ims.mnc001.mcc001.3gppnetwork.org}"
 FUNCTIONS=(hss scscf icscf pcscf)
+# The HSS's provisioning REST API and web console, with a lab token made
+# once and kept in .lab/api-token (HSS_API_ADMIN_TOKEN overrides it).
+API_LISTEN="${HSS_API_LISTEN:-127.0.0.1:9869}"
 declare -A ADMIN=([hss]=9868 [icscf]=9070 [scscf]=9080 [pcscf]=9060)
 
 running() { [ -f "$LAB/$1.pid" ] && kill -0 "$(cat "$LAB/$1.pid")" 2>/dev/null; }
@@ -47,22 +50,43 @@ wait_ready() {
   echo "lab: $fn not ready after 20 s: $(curl -sS "http://127.0.0.1:$port/readyz" 2>&1)"; return 1
 }
 
+api_token() {
+  if [ -n "${HSS_API_ADMIN_TOKEN:-}" ]; then printf '%s' "$HSS_API_ADMIN_TOKEN"; return; fi
+  if [ ! -s "$LAB/api-token" ]; then
+    (umask 077; head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$LAB/api-token")
+  fi
+  cat "$LAB/api-token"
+}
+
 up() {
   mkdir -p "$LAB"
+  TOKEN=$(api_token)
   make -s build
   ensure_db
   bin/imsctl db migrate
   for fn in "${FUNCTIONS[@]}"; do
     if running "$fn"; then echo "lab: $fn already running (pid $(cat "$LAB/$fn.pid"))"; continue; fi
-    nohup "bin/$fn" --domain "$IMS_DOMAIN" >"$LAB/$fn.log" 2>&1 &
+    if [ "$fn" = hss ]; then
+      # The token goes through the environment, not the command line (ps).
+      HSS_API_LISTEN="$API_LISTEN" HSS_API_ADMIN_TOKEN="$TOKEN" \
+        nohup "bin/$fn" --domain "$IMS_DOMAIN" >"$LAB/$fn.log" 2>&1 &
+    else
+      nohup "bin/$fn" --domain "$IMS_DOMAIN" >"$LAB/$fn.log" 2>&1 &
+    fi
     echo $! >"$LAB/$fn.pid"
     wait_ready "$fn"
     echo "lab: $fn ready (pid $(cat "$LAB/$fn.pid"), admin http://127.0.0.1:${ADMIN[$fn]})"
   done
   cat <<EOT
 
-The lab runs (domain $IMS_DOMAIN, logs in $LAB/). Next:
+The lab runs (domain $IMS_DOMAIN, logs in $LAB/).
+HSS provisioning API and console: http://$API_LISTEN/console/  (OpenAPI: http://$API_LISTEN/openapi.json)
+  lab token (role admin, in $LAB/api-token): $TOKEN
+Next:
   bin/imsctl subscriber add --impi alice@$IMS_DOMAIN --impu sip:alice@$IMS_DOMAIN --password alice
+  or: curl -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' http://$API_LISTEN/api/v1/subscribers \\
+        -d '{"impi":"bob@$IMS_DOMAIN","password":"bob","impus":[{"identity":"sip:bob@$IMS_DOMAIN"}]}'
+
   register a softphone to the P-CSCF at 127.0.0.1:5060 (docs/softphones.md)
   make lab-down    stops it
 EOT

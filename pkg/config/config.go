@@ -182,8 +182,8 @@ func (f Function) Main() {
 }
 
 // PrintConfig writes every flag's effective value, one "name = value" per
-// line in name order; values of flags whose name mentions a secret or a
-// database URL with a password are masked.
+// line in name order; values of flags whose name mentions a password or a
+// secret or ends in -token, and the password of a database URL, are masked.
 func PrintConfig(w io.Writer, c *cli.Context) {
 	names := c.FlagNames()
 	sort.Strings(names)
@@ -195,7 +195,7 @@ func PrintConfig(w io.Writer, c *cli.Context) {
 		if s, ok := c.Value(n).(cli.StringSlice); ok {
 			v = strings.Join(s.Value(), ",")
 		}
-		if strings.Contains(n, "password") || strings.Contains(n, "secret") {
+		if strings.Contains(n, "password") || strings.Contains(n, "secret") || strings.HasSuffix(n, "-token") {
 			v = "****"
 		}
 		if u, err := url.Parse(v); err == nil && u.User != nil {
