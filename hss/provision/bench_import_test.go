@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,9 +49,32 @@ func TestBenchImport(t *testing.T) {
 	st, _ := os.Stat(file)
 	cmd := exec.Command(bin, "subscriber", "import", file)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn)
+	// The PostgreSQL back end's CPU time, sampled while it lives (it ends
+	// with imsctl): what the import costs whatever else the machine runs.
+	u, _ := url.Parse(dsn)
+	db := strings.TrimPrefix(u.Path, "/")
+	var pgCPU float64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		_, base := pgtest.CPUSeconds(db)
+		for {
+			if _, c := pgtest.CPUSeconds(db); c-base > pgCPU {
+				pgCPU = c - base
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	elapsed := time.Since(start)
+	close(stop)
+	<-sampled
 	if err != nil || !strings.Contains(string(out), fmt.Sprintf("imported %d subscriber(s)", n)) {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
@@ -61,6 +85,11 @@ func TestBenchImport(t *testing.T) {
 	if impi != int64(n) || impu != int64(n) || link != int64(n) {
 		t.Fatalf("after import: %d IMPIs, %d IMPUs, %d links; want %d", impi, impu, link, n)
 	}
-	fmt.Printf("bench-import: %d AKA subscribers (%.0f MB of CSV) imported by imsctl in %.1f s (%.0f subscribers/s)\n",
-		n, float64(st.Size())/1e6, elapsed.Seconds(), float64(n)/elapsed.Seconds())
+	var load string
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	fmt.Printf("bench-import: %d AKA subscribers (%.0f MB of CSV) imported by imsctl in %.1f s (%.0f subscribers/s); CPU: imsctl %.1f s, its PostgreSQL back end %.1f s; load average %s\n",
+		n, float64(st.Size())/1e6, elapsed.Seconds(), float64(n)/elapsed.Seconds(),
+		cmd.ProcessState.UserTime().Seconds()+cmd.ProcessState.SystemTime().Seconds(), pgCPU, load)
 }

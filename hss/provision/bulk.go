@@ -113,6 +113,7 @@ const stagingSQL = `CREATE TEMP TABLE import_subscriber (
 	impi text NOT NULL,
 	imsu text NOT NULL,
 	imsu_first boolean NOT NULL,
+	imsu_existed boolean NOT NULL DEFAULT false,
 	scscf text,
 	k bytea, op bytea, op_type text, amf bytea,
 	sqn bigint NOT NULL,
@@ -129,20 +130,18 @@ const stagingSQL = `CREATE TEMP TABLE import_subscriber (
 var stagingCols = []string{"line", "impi", "imsu", "imsu_first", "scscf", "k", "op", "op_type", "amf", "sqn", "schemes",
 	"realm", "ha1", "password", "impus", "barred", "profile_id"}
 
-// sharedIMSUSQL gives the rows of an IMSU named on several rows the id
-// of its first row (run only when there are such rows).
-const sharedIMSUSQL = `UPDATE import_subscriber s SET imsu_id = f.imsu_id FROM import_subscriber f
-	WHERE f.imsu_first AND NOT s.imsu_first AND f.imsu = s.imsu`
-
-// The set-based statements that write the staged rows. The IMSU insert
-// reports the IMSUs that existed already (xmax <> 0 after ON CONFLICT DO
-// UPDATE), whose rows then take the stored id.
+// The set-based statements that write the staged rows, in order.
+// IMSUs that exist keep their id (and take the file's preferred S-CSCF
+// when it names one); an IMSU named on several rows takes the id of its
+// first row; the new ones are inserted.
 var importSQL = []string{
-	`WITH up AS (INSERT INTO imsu (id, name, preferred_scscf)
-		SELECT imsu_id, imsu, nullif(scscf, '') FROM import_subscriber WHERE imsu_first
-		ON CONFLICT (name) DO UPDATE SET preferred_scscf = coalesce(EXCLUDED.preferred_scscf, imsu.preferred_scscf)
-		RETURNING id, name, xmax <> 0 AS existed)
-	 UPDATE import_subscriber s SET imsu_id = up.id FROM up WHERE up.existed AND s.imsu = up.name`,
+	`UPDATE import_subscriber s SET imsu_id = u.id, imsu_existed = true FROM imsu u WHERE u.name = s.imsu`,
+	`UPDATE imsu u SET preferred_scscf = s.scscf FROM import_subscriber s
+	 WHERE s.imsu_existed AND s.imsu_first AND s.scscf <> '' AND u.id = s.imsu_id`,
+	`UPDATE import_subscriber s SET imsu_id = f.imsu_id FROM import_subscriber f
+	 WHERE f.imsu_first AND NOT f.imsu_existed AND NOT s.imsu_first AND f.imsu = s.imsu`,
+	`INSERT INTO imsu (id, name, preferred_scscf)
+	 SELECT imsu_id, imsu, nullif(scscf, '') FROM import_subscriber WHERE imsu_first AND NOT imsu_existed`,
 	`INSERT INTO implicit_registration_set (id) SELECT irs_id FROM import_subscriber`,
 	`INSERT INTO impi (id, imsu_id, identity, k, op, op_type, amf, sqn, auth_schemes, default_scheme, digest_realm, digest_ha1, password)
 	 SELECT impi_id, imsu_id, impi, k, op, op_type, coalesce(amf, '\x8000'::bytea), sqn, schemes, schemes[1], realm, ha1, password
@@ -155,12 +154,27 @@ var importSQL = []string{
 	`INSERT INTO impi_impu (impi_id, impu_id) SELECT impi_id, id FROM import_impu`,
 }
 
+// withoutTriggersSQL skips the per-row triggers (foreign key checks,
+// impi_check) for the rest of the transaction, as pg_restore
+// --disable-triggers does; only a superuser may. The rows are consistent
+// by construction (every id comes from this transaction or from a row it
+// locked) and were checked in Go as impi_check would; lockReferencedSQL
+// keeps the referenced service profiles and existing IMSUs from being
+// deleted meanwhile, and notifySQL sends what the statement triggers
+// would have sent.
+const (
+	withoutTriggersSQL = `SET LOCAL session_replication_role = replica`
+	lockReferencedSQL  = `SELECT count(*) FROM (SELECT 1 FROM service_profile WHERE id IN (SELECT DISTINCT profile_id FROM import_subscriber)
+		FOR KEY SHARE) p, (SELECT count(*) FROM (SELECT 1 FROM imsu WHERE id IN (SELECT imsu_id FROM import_subscriber WHERE imsu_existed)
+		FOR KEY SHARE) x) u`
+	notifySQL = `SELECT pg_notify('hss_userdata', t) FROM unnest('{imsu,impi,impu,impi_impu}'::text[]) t`
+)
+
 // copySource feeds validated CSV rows to COPY.
 type copySource struct {
 	in       *csvReader
 	profiles map[string]int64
 	imsus    map[string]bool // IMSU names seen
-	shared   bool            // an IMSU is named on several rows
 	row      []any
 	err      error
 	n        int
@@ -196,11 +210,7 @@ func (c *copySource) Next() bool {
 		ids[i], barred[i] = u.identity, u.barred
 	}
 	first := !c.imsus[row.imsu]
-	if first {
-		c.imsus[row.imsu] = true
-	} else {
-		c.shared = true
-	}
+	c.imsus[row.imsu] = true
 	sqn := int64(0)
 	if row.sqn != nil {
 		sqn = *row.sqn
@@ -272,13 +282,25 @@ func ImportCSV(ctx context.Context, db DB, r io.Reader) (int, error) {
 		if n == 0 {
 			return nil
 		}
+		// The planner needs the staged row count to join it well.
+		if _, err := tx.Exec(ctx, `ANALYZE import_subscriber`); err != nil {
+			return err
+		}
+		fast := false
+		if sp, err := tx.Begin(ctx); err == nil {
+			if _, err := sp.Exec(ctx, withoutTriggersSQL); err == nil {
+				fast = sp.Commit(ctx) == nil
+			} else {
+				_ = sp.Rollback(ctx) // not a superuser: the triggers run
+			}
+		}
 		sp, err := tx.Begin(ctx)
 		if err != nil {
 			return err
 		}
 		stmts := importSQL
-		if src.shared {
-			stmts = append([]string{sharedIMSUSQL}, stmts...)
+		if fast {
+			stmts = append(append([]string{importSQL[0], lockReferencedSQL}, importSQL[1:]...), notifySQL)
 		}
 		for _, q := range stmts {
 			if _, err = sp.Exec(ctx, seqNames.Replace(q)); err != nil {
