@@ -1,6 +1,6 @@
 # IMS core: build, test, fuzz, benchmarks and the loopback lab.
 GO        ?= go
-BINARIES  := pcscf icscf scscf hss imsctl
+BINARIES  := pcscf icscf scscf hss imsctl imsue
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/imscore/imscore/pkg/version.Version=$(VERSION)
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ims?sslmode=disable

@@ -47,6 +47,7 @@ func Function() config.Function {
 			config.DatabaseURL(prefix),
 			config.Bool(prefix, "persist", true, "write contacts through to PostgreSQL (--database-url) and reload them at start"),
 			config.Duration(prefix, "timer-interval", DefaultTimer, "how often expired contacts are removed"),
+			config.Int(prefix, "reg-subscribe-expires", 600000, "Expires (seconds) of the P-CSCF's reg event SUBSCRIBE (TS 24.229 §5.2.3)"),
 			config.String(prefix, "rx", RxOff, "Rx towards a PCRF: off, best-effort (AAR failures are logged, calls go on; 'on' is an alias) or required (a PCRF rejection or an absent PCRF fails the call with 503)"),
 			config.String(prefix, "pcrf-addr", "127.0.0.1:3869", "PCRF Diameter address host:port"),
 			config.String(prefix, "pcrf-host", "", "PCRF Diameter identity expected in its CEA (default pcrf.<domain>)"),
@@ -101,6 +102,7 @@ func configFromCLI(c *cli.Context) (Config, error) {
 		TimerInterval: c.Duration("timer-interval"), RxAARAtOffer: c.Bool("rx-aar-at-offer"),
 		HideWarnings:           c.Bool("hide-warnings"),
 		SourceAuthFailureBurst: c.Int("source-auth-failure-burst"), SourceAuthFailureEvery: c.Duration("source-auth-failure-every"),
+		RegSubscribeExpires: c.Int("reg-subscribe-expires"),
 	}
 	if c.Bool("persist") {
 		cfg.DatabaseURL = c.String("database-url")

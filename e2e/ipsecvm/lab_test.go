@@ -209,7 +209,8 @@ func stopAll() {
 
 // pcscfArgs are the P-CSCF's flags: IPsec required, Rx off.
 var pcscfArgs = []string{"--sip-listen", fmt.Sprintf("%s:%d", PCSCFIP, PCSCFPort), "--domain", Domain,
-	"--icscf", fmt.Sprintf("sip:%s:%d", CoreIP, ICSCFPort), "--ipsec", "on", "--rx", "off", "--timer-interval", "1s"}
+	"--icscf", fmt.Sprintf("sip:%s:%d", CoreIP, ICSCFPort), "--ipsec", "on", "--rx", "off", "--timer-interval", "1s",
+	"--reg-subscribe-expires", "60"}
 
 var pcscfDSN string
 

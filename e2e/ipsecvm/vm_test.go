@@ -279,7 +279,7 @@ func TestIPsec(t *testing.T) {
 func build(t *testing.T, src, bin string) {
 	t.Helper()
 	env := append(os.Environ(), "CGO_ENABLED=0")
-	pkgs := []string{"./cmd/pcscf", "./cmd/icscf", "./cmd/scscf", "./cmd/hss", "./cmd/imsctl"}
+	pkgs := []string{"./cmd/pcscf", "./cmd/icscf", "./cmd/scscf", "./cmd/hss", "./cmd/imsctl", "./cmd/imsue"}
 	cmd := exec.Command("go", append([]string{"build", "-ldflags", "-s -w", "-o", bin + "/"}, pkgs...)...)
 	cmd.Dir, cmd.Env = src, env
 	if out, err := cmd.CombinedOutput(); err != nil {

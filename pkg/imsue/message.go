@@ -26,7 +26,7 @@ func (u *UE) Messages() <-chan Message { return u.messages }
 
 // SendMessage sends a MESSAGE with text/plain text to target over the SA
 // in use (TS 24.229 §5.1.2A: a request outside a dialog).
-func (u *UE) SendMessage(ctx context.Context, target, text string) error {
+func (u *UE) SendMessage(ctx context.Context, target, text string, opts ...SendOptions) error {
 	var to sip.Uri
 	if err := sip.ParseUri(target, &to); err != nil {
 		return fmt.Errorf("%w: MESSAGE target %q: %v", ErrConfig, target, err)
@@ -35,6 +35,9 @@ func (u *UE) SendMessage(ctx context.Context, target, text string) error {
 		return fmt.Errorf("%w: MESSAGE needs a registration", ErrNotReg)
 	}
 	sa := u.SA()
+	if len(opts) > 0 && opts[0].Unprotected {
+		sa = nil
+	}
 	req := u.initialRequest(sip.MESSAGE, to, sa)
 	req.AppendHeader(sip.NewHeader("Content-Type", "text/plain"))
 	req.SetBody([]byte(text))

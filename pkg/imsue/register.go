@@ -58,20 +58,54 @@ func (u *UE) Register(ctx context.Context, opts ...RegisterOptions) error {
 			return err
 		}
 	}
-	return u.answer401(ctx, res, offers, nil)
+	return u.complete(ctx, res, offers, nil, u.cfg.Expires)
+}
+
+// complete finishes a registration procedure from the response to its
+// first REGISTER (see answer401) and records the registration.
+func (u *UE) complete(ctx context.Context, res *sip.Response, offers []imsheader.SecurityMechanism, over *ipsec.SecAssoc, expires int) error {
+	res, sa, server, err := u.answer401(ctx, res, offers, over, expires)
+	if err != nil {
+		return err
+	}
+	return u.registered(res, sa, server)
+}
+
+// SendOptions tune how a request leaves.
+type SendOptions struct {
+	// Unprotected sends the request from port-c to the P-CSCF's
+	// unprotected port, outside the SA, with the headers it would have
+	// over the SA (Security-Verify included): what the P-CSCF must not
+	// take for protected (tests).
+	Unprotected bool
 }
 
 // Reregister refreshes the registration over the SA (TS 24.229
 // §5.1.1.4). When the S-CSCF challenges it again (re-authentication), a
 // new SA set is agreed and the old one removed after the 200.
-func (u *UE) Reregister(ctx context.Context) error {
+func (u *UE) Reregister(ctx context.Context, opts ...SendOptions) error {
 	u.regMu.Lock()
 	defer u.regMu.Unlock()
 	sa := u.SA()
+	if len(opts) > 0 && opts[0].Unprotected {
+		verify := u.verify()
+		offers, err := u.offers(false)
+		if err != nil {
+			return err
+		}
+		res, err := u.register(ctx, "reregister-unprotected", regRequest{expires: u.cfg.Expires, authz: u.lastAuthz(), offers: offers, verify: verify})
+		if err != nil {
+			return err
+		}
+		if res.StatusCode != sip.StatusOK {
+			return statusError("REGISTER outside the SA", res)
+		}
+		return nil
+	}
 	if !u.Registered() {
 		return fmt.Errorf("%w: re-registration needs a registration", ErrNotReg)
 	}
-	offers, err := u.offers(false)
+	offers, err := u.offers(true)
 	if err != nil {
 		return err
 	}
@@ -79,12 +113,7 @@ func (u *UE) Reregister(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if res.StatusCode == sip.StatusUnauthorized {
-		if offers, err = u.offers(true); err != nil {
-			return err
-		}
-	}
-	return u.answer401(ctx, res, offers, sa)
+	return u.complete(ctx, res, offers, sa, u.cfg.Expires)
 }
 
 // SetTransport switches the transport of the next requests ("udp" or
@@ -114,20 +143,29 @@ func (u *UE) Deregister(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if res.StatusCode != sip.StatusOK {
-		return statusError("de-registration", res)
+	// Without integrity protection the S-CSCF challenges it too.
+	res, pend, _, err := u.answer401(ctx, res, offers, sa, 0)
+	if err != nil {
+		return fmt.Errorf("de-registration: %w", err)
 	}
+	_ = res
 	u.mu.Lock()
 	u.regState = regState{}
-	old := u.sa
-	u.sa, u.server = nil, ""
+	drop := []*ipsec.SecAssoc{u.sa}
+	if pend != nil && pend != u.sa {
+		drop = append(drop, pend)
+	}
+	u.sa, u.pend, u.server = nil, nil, ""
 	u.mu.Unlock()
-	if old != nil {
-		if err := u.be.Remove(*old); err != nil {
-			return fmt.Errorf("%w: remove SAs: %v", ErrSecAgree, err)
+	var errs []error
+	for _, x := range drop {
+		if x != nil {
+			if err := u.be.Remove(*x); err != nil {
+				errs = append(errs, fmt.Errorf("%w: remove SAs: %v", ErrSecAgree, err))
+			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // regRequest is one REGISTER to send.
@@ -189,32 +227,32 @@ func (u *UE) register(ctx context.Context, step string, r regRequest) (*sip.Resp
 // network), or 401 with the AKA challenge, answered (resynchronising
 // first when needed) over the SAs it agrees. over is the SA set the
 // challenged REGISTER went over (nil: unprotected).
-func (u *UE) answer401(ctx context.Context, res *sip.Response, offers []imsheader.SecurityMechanism, over *ipsec.SecAssoc) error {
+func (u *UE) answer401(ctx context.Context, res *sip.Response, offers []imsheader.SecurityMechanism, over *ipsec.SecAssoc, expires int) (*sip.Response, *ipsec.SecAssoc, string, error) {
 	for round := 0; ; round++ {
 		switch {
 		case res.StatusCode == sip.StatusOK:
-			return u.registered(res, over, "")
+			return res, over, "", nil
 		case res.StatusCode != sip.StatusUnauthorized:
 			if res.StatusCode == 494 {
-				return fmt.Errorf("%w: 494 Security Agreement Required: the P-CSCF did not accept the Security-Verify or the request did not come over the SA (Security-Server %q)", ErrSecAgree, headerValues(res, "Security-Server"))
+				return nil, nil, "", fmt.Errorf("%w: 494 Security Agreement Required: the P-CSCF did not accept the Security-Verify or the request did not come over the SA (Security-Server %q)", ErrSecAgree, headerValues(res, "Security-Server"))
 			}
-			return statusError("REGISTER", res)
+			return nil, nil, "", statusError("REGISTER", res)
 		case round >= 3:
-			return fmt.Errorf("%w: still challenged after %d rounds", ErrAuth, round)
+			return nil, nil, "", fmt.Errorf("%w: still challenged after %d rounds", ErrAuth, round)
 		}
 		ch, err := digest.GetWWWAuthenticate(res)
 		if err != nil || ch == nil {
-			return fmt.Errorf("%w: 401 without a usable WWW-Authenticate: %v", ErrAuth, err)
+			return nil, nil, "", fmt.Errorf("%w: 401 without a usable WWW-Authenticate: %v", ErrAuth, err)
 		}
 		rnd, autn, err := digest.SplitAKANonce(ch.Nonce())
 		if err != nil {
-			return fmt.Errorf("%w: 401 nonce is not RAND‖AUTN (is the subscriber provisioned for AKA, not SIP digest?): %v", ErrAuth, err)
+			return nil, nil, "", fmt.Errorf("%w: 401 nonce is not RAND‖AUTN (is the subscriber provisioned for AKA, not SIP digest?): %v", ErrAuth, err)
 		}
 		resp, ck, ik, auts, err := u.usim.Authenticate(rnd, autn)
 		switch {
 		case errors.Is(err, aka.ErrMACAMismatch):
 			u.emit(Event{Step: "authenticate", Error: "AUTN MAC check failed"})
-			return fmt.Errorf("%w: the network's AUTN does not verify (MAC-A): K or OP/OPc differ from the HSS's", ErrAuth)
+			return nil, nil, "", fmt.Errorf("%w: the network's AUTN does not verify (MAC-A): K or OP/OPc differ from the HSS's", ErrAuth)
 		case errors.Is(err, aka.ErrSQNNotFresh):
 			// SQN failure: AUTS over the SA in use, if any (TS 24.229
 			// §5.1.1.5.3); the new challenge is answered on the next round.
@@ -222,12 +260,12 @@ func (u *UE) answer401(ctx context.Context, res *sip.Response, offers []imsheade
 			authz := fmt.Sprintf(`Digest username="%s", realm="%s", uri="sip:%s", nonce="%s", response="", algorithm=%s, auts="%s"`,
 				u.cfg.IMPI, ch.Realm(), u.domain, ch.Nonce(), algOr(ch.Algorithm()), enc)
 			u.emit(Event{Step: "resync", Detail: map[string]any{"sqn_ms": u.usim.SQNMS()}})
-			if res, err = u.register(ctx, "register-auts", regRequest{expires: u.cfg.Expires, authz: authz, offers: offers, verify: u.verifyFor(over), sa: over}); err != nil {
-				return err
+			if res, err = u.register(ctx, "register-auts", regRequest{expires: expires, authz: authz, offers: offers, verify: u.verifyFor(over), sa: over}); err != nil {
+				return nil, nil, "", err
 			}
 			continue
 		case err != nil:
-			return fmt.Errorf("%w: %v", ErrAuth, err)
+			return nil, nil, "", fmt.Errorf("%w: %v", ErrAuth, err)
 		}
 		authz := u.responseAuthz(ch, resp, ik, ck)
 		// The SAs (TS 33.203 §7.2): from the Security-Server of the 401.
@@ -238,36 +276,40 @@ func (u *UE) answer401(ctx context.Context, res *sip.Response, offers []imsheade
 		case len(offers) > 0 && len(server) > 0:
 			m, alg, ealg, err := u.chooseServer(server)
 			if err != nil {
-				return err
+				return nil, nil, "", err
 			}
 			if sa, err = u.newSA(m, alg, ealg, ik, ck); err != nil {
-				return err
+				return nil, nil, "", err
 			}
 			u.emit(Event{Step: "sa-installed", Detail: saDetail(sa)})
 			verify = server
 		case len(offers) > 0 && u.cfg.IPsec == IPsecOn:
-			return fmt.Errorf("%w: the P-CSCF's 401 has no Security-Server (its IPsec is off, or its kernel has no ESP)", ErrSecAgree)
+			return nil, nil, "", fmt.Errorf("%w: the P-CSCF's 401 has no Security-Server (its IPsec is off, or its kernel has no ESP)", ErrSecAgree)
 		}
-		next, err := u.register(ctx, "register-auth", regRequest{expires: u.cfg.Expires, authz: authz, offers: offers, verify: verify, sa: sa})
+		step := "register-auth"
+		if expires == 0 {
+			step = "deregister-auth"
+		}
+		next, err := u.register(ctx, step, regRequest{expires: expires, authz: authz, offers: offers, verify: verify, sa: sa})
 		if err != nil {
 			u.dropSA(sa)
-			return err
+			return nil, nil, "", err
 		}
 		switch next.StatusCode {
 		case sip.StatusOK:
-			return u.registered(next, sa, imsheader.FormatSecurity(server))
+			return next, sa, imsheader.FormatSecurity(server), nil
 		case sip.StatusUnauthorized:
 			u.dropSA(sa)
-			return fmt.Errorf("%w: 401 again after the response: K or OP differ from the HSS? (or RES was refused)", ErrAuth)
+			return nil, nil, "", fmt.Errorf("%w: 401 again after the response: K or OP differ from the HSS? (or RES was refused)", ErrAuth)
 		case sip.StatusForbidden:
 			u.dropSA(sa)
-			return fmt.Errorf("%w: 403 after the response: the S-CSCF refused RES, K or OP differ from the HSS? %v", ErrAuth, statusError("REGISTER", next))
+			return nil, nil, "", fmt.Errorf("%w: 403 after the response: the S-CSCF refused RES, K or OP differ from the HSS? %v", ErrAuth, statusError("REGISTER", next))
 		default:
 			u.dropSA(sa)
 			if next.StatusCode == 494 {
-				return fmt.Errorf("%w: 494 to the protected REGISTER: the P-CSCF did not see it arrive over the SA it offered", ErrSecAgree)
+				return nil, nil, "", fmt.Errorf("%w: 494 to the protected REGISTER: the P-CSCF did not see it arrive over the SA it offered", ErrSecAgree)
 			}
-			return statusError("REGISTER with the response", next)
+			return nil, nil, "", statusError("REGISTER with the response", next)
 		}
 	}
 }

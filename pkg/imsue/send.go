@@ -14,11 +14,17 @@ import (
 
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/ipsec"
+	"github.com/imscore/imscore/pkg/sipproxy"
 )
 
-// UDPSizeLimit is the size above which a request goes over TCP even when
-// the UE uses UDP (RFC 3261 §18.1.1); through the SA, TCP goes from
-// port-c to the P-CSCF's port-s like UDP.
+// Without an SA a large request stays on UDP (the P-CSCF knows the UE
+// by its flow); importing pkg/sipproxy raises sipgo's UDP size limit to
+// sipproxy.MaxUDPMessageSize, as for the CSCFs.
+var _ = sipproxy.MaxUDPMessageSize
+
+// UDPSizeLimit is the size above which a request over an SA goes over
+// TCP even when the UE uses UDP (RFC 3261 §18.1.1); through the SA, TCP
+// goes from port-c to the P-CSCF's port-s like UDP.
 const UDPSizeLimit = 1300
 
 // asBuilt is the sipgo client option that leaves a request as the UE
@@ -94,13 +100,14 @@ func (u *UE) routeSet(sa *ipsec.SecAssoc) []sip.Uri {
 	return out
 }
 
-// transportFor is the transport of req (with its Via): the UE's, or TCP
-// for a request above UDPSizeLimit.
-func (u *UE) transportFor(req *sip.Request) string {
+// transportFor is the transport of req (with its Via): the UE's, or,
+// over an SA, TCP for a request above UDPSizeLimit. Without an SA the
+// P-CSCF knows the UE by its registered flow, so the transport stays.
+func (u *UE) transportFor(req *sip.Request, sa *ipsec.SecAssoc) string {
 	u.mu.Lock()
 	tr := u.tr
 	u.mu.Unlock()
-	if tr == "udp" && len(req.String()) > UDPSizeLimit {
+	if tr == "udp" && sa != nil && len(req.String()) > UDPSizeLimit {
 		return "tcp"
 	}
 	return tr
@@ -127,7 +134,7 @@ func (u *UE) prepare(ctx context.Context, req *sip.Request, sa *ipsec.SecAssoc) 
 	if req.ContentLength() == nil {
 		req.SetBody(req.Body())
 	}
-	transport = u.transportFor(req)
+	transport = u.transportFor(req, sa)
 	via.Transport = strings.ToUpper(transport)
 	req.SetTransport(strings.ToUpper(transport))
 	req.SetDestination(dst.String())

@@ -2,11 +2,15 @@ package imsue
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/imscore/imscore/pkg/ipsec"
@@ -71,6 +75,10 @@ func (l *connListener) hand(c net.Conn) bool {
 // dialTCP opens a TCP connection from ip:port-c to raddr and hands it to
 // sipgo, unless sipgo already holds one to raddr.
 func (u *UE) dialTCP(ctx context.Context, raddr *net.TCPAddr) error {
+	// One dial at a time: two connections from port-c to the same
+	// address are the same 4-tuple (EADDRNOTAVAIL).
+	u.dialMu.Lock()
+	defer u.dialMu.Unlock()
 	tp := u.ua.TransportLayer()
 	if c, _ := tp.GetConnection("tcp", raddr.String()); c != nil {
 		return nil
@@ -134,4 +142,25 @@ func init() {
 	// The UEs of one process draw their SPIs from one range so that two
 	// of them never pick the same inbound SPI.
 	spis, _ = ipsec.NewSPIAllocator(0x10000, 0x0fffffff)
+}
+
+// EnterNetns re-executes the running program inside the named network
+// namespace (/run/netns/NAME, as `ip netns add` makes) with args, so that
+// every socket and the XFRM handle of its UEs are there: a UE with IPsec
+// needs a namespace other than the P-CSCF's. It returns only on error.
+func EnterNetns(name string, args []string) error {
+	runtime.LockOSThread()
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("%w: network namespace %q: %v (create it with ip netns add, see docs/softphones.md)", ErrConfig, name, err)
+	}
+	if err := netns.Set(h); err != nil {
+		return fmt.Errorf("%w: enter network namespace %q: %v (needs CAP_SYS_ADMIN)", ErrConfig, name, err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	// The calling thread is in the namespace; execve keeps it.
+	return syscall.Exec(exe, args, os.Environ())
 }

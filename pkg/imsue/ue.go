@@ -154,7 +154,8 @@ type UE struct {
 	portC      int
 	portS      int
 
-	regMu sync.Mutex // one registration procedure at a time
+	regMu  sync.Mutex // one registration procedure at a time
+	dialMu sync.Mutex // one TCP dial at a time
 
 	mu        sync.Mutex
 	callID    string // of the registration

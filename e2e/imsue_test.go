@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	imsueBuild    sync.Once
+	imsueBuildErr error
+)
+
+func buildIMSUE(t testing.TB) string {
+	t.Helper()
+	imsueBuild.Do(func() {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "imsue"), "../cmd/imsue").CombinedOutput()
+		if err != nil {
+			imsueBuildErr = fmt.Errorf("go build imsue: %v\n%s", err, out)
+		}
+	})
+	if imsueBuildErr != nil {
+		t.Fatal(imsueBuildErr)
+	}
+	return filepath.Join(binDir, "imsue")
+}
+
+// TestIMSUEThroughLab runs the imsue command as docs/softphones.md shows
+// against the lab of make lab (on free ports; this kernel has no ESP, so
+// --ipsec auto registers without SAs): bob answers, alice registers,
+// sends bob a MESSAGE and calls him with an INVITE above 1,300 bytes.
+func TestIMSUEThroughLab(t *testing.T) {
+	imsue := buildIMSUE(t)
+	l := newPCSCFLab(t, freePort(t))
+	l.addAKA("alice")
+	l.addAKA("bob")
+	pcscf := fmt.Sprintf("127.0.0.1:%d", l.pcscf)
+	args := func(user string, rest ...string) []string {
+		return append([]string{"--impi", user + "@" + domain, "--impu", "sip:" + user + "@" + domain,
+			"--k", set1K, "--op", set1OP, "--pcscf", pcscf}, rest...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	bob := exec.CommandContext(ctx, imsue, args("bob", "answer", "--for", "20s")...)
+	bobOut, err := bob.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bobErr strings.Builder
+	bob.Stderr = &bobErr
+	if err := bob.Start(); err != nil {
+		t.Fatal(err)
+	}
+	steps := make(chan map[string]any, 64)
+	go func() {
+		sc := bufio.NewScanner(bobOut)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				steps <- m
+			}
+		}
+		close(steps)
+	}()
+	var bobLog []string
+	waitStep := func(name string) {
+		t.Helper()
+		for {
+			select {
+			case m, ok := <-steps:
+				if !ok {
+					t.Fatalf("bob's imsue ended before %q: %v\n%s\n%s", name, bob.Wait(), strings.Join(bobLog, "\n"), bobErr.String())
+				}
+				b, _ := json.Marshal(m)
+				bobLog = append(bobLog, string(b))
+				if m["step"] == name && m["error"] == nil {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("bob: no %q step\n%s", name, strings.Join(bobLog, "\n"))
+			}
+		}
+	}
+	waitStep("subscribe-reg")
+	for _, c := range [][]string{
+		args("alice", "message", "--to", "sip:bob@"+domain, "--text", "hi bob"),
+		args("alice", "call", "--to", "sip:bob@"+domain, "--duration", "1s", "--min-size", "1500"),
+	} {
+		out, err := exec.CommandContext(ctx, imsue, c...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("imsue %s: %v\n%s", strings.Join(c[len(c)-5:], " "), err, out)
+		}
+		for _, want := range []string{`"step":"registered"`, `"step":"deregister-auth","status":200`} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("alice: no %s line in\n%s", want, out)
+			}
+		}
+	}
+	waitStep("message-received")
+	waitStep("incoming-call")
+	waitStep("call-ended")
+	_ = bob.Process.Kill()
+	_ = bob.Wait()
+}
