@@ -34,6 +34,7 @@ func Function() config.Function {
 			config.String(prefix, "sip-listen", DefaultSIPListen, "SIP listen address (UDP and TCP)"),
 			config.String(prefix, "sip-host", "", "host written in Via/Path/Record-Route (default: host of --sip-listen)"),
 			config.Strings(prefix, "sip-alias", nil, "further names of this P-CSCF in Route headers"),
+			config.String(prefix, "advertise", "", "host[:port] UEs reach the P-CSCF at through a NAT or a published container port (port: that of --sip-listen), written in the Via and Record-Route UEs see (empty: --sip-host)"),
 			config.String(prefix, "domain", config.DefaultDomain, "home domain and Diameter realm"),
 			config.String(prefix, "icscf", DefaultICSCF, "I-CSCF URI REGISTER requests are sent to"),
 			config.String(prefix, "visited-network-id", "", "P-Visited-Network-ID value (default: the domain)"),
@@ -94,7 +95,7 @@ func Function() config.Function {
 
 func configFromCLI(c *cli.Context) (Config, error) {
 	cfg := Config{
-		SIPListen: c.String("sip-listen"), SIPHost: c.String("sip-host"), Aliases: c.StringSlice("sip-alias"),
+		SIPListen: c.String("sip-listen"), SIPHost: c.String("sip-host"), Aliases: c.StringSlice("sip-alias"), Advertise: c.String("advertise"),
 		Domain: c.String("domain"), ICSCF: c.String("icscf"), VisitedNetworkID: c.String("visited-network-id"),
 		IPsec: c.String("ipsec"), PortC: c.Int("port-c"), PortS: c.Int("port-s"),
 		SPIMin: uint32(c.Int("spi-min")), SPIMax: uint32(c.Int("spi-max")),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,7 +48,14 @@ type Config struct {
 	SIPListen string   // host:port for UDP and TCP (Gm and Mw)
 	SIPHost   string   // host in Via/Path/Record-Route; default host of SIPListen
 	Aliases   []string // other names of this P-CSCF in Route headers
-	Domain    string   // home domain (orig-ioi, visited network default)
+	// Advertise is the "host[:port]" UEs reach this P-CSCF at when a NAT or
+	// a published container port stands between them (port: that of
+	// SIPListen when absent). The P-CSCF writes it in the Via of requests
+	// to the UE and in the Record-Route entry the UE sees, with a second
+	// entry (SIPHost) for the core (RFC 5658 double record-routing); Path
+	// keeps SIPHost, which the S-CSCF reaches. "": UEs see SIPHost.
+	Advertise string
+	Domain    string // home domain (orig-ioi, visited network default)
 	// ICSCF is where REGISTER requests go (TS 24.229 §5.2.2.1).
 	ICSCF string
 	// VisitedNetworkID is written in P-Visited-Network-ID; default Domain.
@@ -115,6 +123,16 @@ func (c *Config) setDefaults() error {
 	}
 	if c.SIPHost == "" {
 		c.SIPHost = host
+	}
+	if c.Advertise != "" {
+		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+			_, port, _ := net.SplitHostPort(c.SIPListen)
+			c.Advertise = net.JoinHostPort(strings.Trim(c.Advertise, "[]"), port)
+		}
+		h, p, _ := net.SplitHostPort(c.Advertise)
+		if n, err := strconv.Atoi(p); h == "" || err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("pcscf: bad advertise %q: want host[:port]", c.Advertise)
+		}
 	}
 	if c.Domain == "" {
 		return errors.New("pcscf: domain is required")

@@ -88,7 +88,7 @@ func New(cfg Config) (*PCSCF, error) {
 	s.m = newMetrics(cfg.Registerer)
 	s.srcGuard = s.newSourceGuard()
 	s.proxy, err = sipproxy.New(sipproxy.Config{
-		ListenAddr: cfg.SIPListen, Host: cfg.SIPHost, Aliases: cfg.Aliases,
+		ListenAddr: cfg.SIPListen, Host: cfg.SIPHost, Aliases: cfg.Aliases, Advertised: advertised(cfg.Advertise),
 		Handler: s.handle, Logger: cfg.Logger.Named("sip"), HideWarnings: cfg.HideWarnings,
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package pcscf
 import (
 	"context"
 	"net"
+	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -25,11 +26,14 @@ func hostRef(h string) string {
 }
 
 // ueFacingURI is the Record-Route entry the UE sees: the protected
-// server port when the contact uses IPsec, else the main address.
+// server port when the contact uses IPsec, else the main address, or the
+// advertised one (--advertise).
 func (s *PCSCF) ueFacingURI(c *contacts.Contact, transport string) *sip.Uri {
 	u := s.proxy.URI(transport)
 	if c.SA != nil {
 		u.Port = s.cfg.PortS
+	} else if host, port, ok := s.advertisedTo(c); ok {
+		u.Host, u.Port = host, port
 	}
 	return &u
 }
@@ -72,6 +76,12 @@ func (s *PCSCF) originating(ctx context.Context, t *sipproxy.Txn, c *contacts.Co
 		if req.Method != sip.MESSAGE && req.Method != sip.OPTIONS && req.Method != sip.PUBLISH {
 			opts.RecordRoute = true
 			opts.RecordRouteURI = s.ueFacingURI(c, "udp")
+			if _, _, ok := s.advertisedTo(c); ok {
+				// RFC 5658: the UE's entry below, the core's on top.
+				req.PrependHeader(&sip.RecordRouteHeader{Address: *opts.RecordRouteURI})
+				core := s.proxy.URI("udp")
+				opts.RecordRouteURI = &core
+			}
 		}
 		s.forward(ctx, t, c, opts, tg, true)
 		return
@@ -101,9 +111,16 @@ func (s *PCSCF) terminating(ctx context.Context, t *sipproxy.Txn, c *contacts.Co
 	}
 	tg := s.ueTarget(c, req)
 	opts := sipproxy.ForwardOptions{}
+	if host, port, ok := s.advertisedTo(c); ok {
+		opts.SentBy = joinHostPort(host, port) // the UE answers there
+	}
 	if initial && req.Method != sip.MESSAGE && req.Method != sip.OPTIONS && !req.IsAck() {
 		opts.RecordRoute = true
 		opts.RecordRouteURI = s.ueFacingURI(c, tg.Transport)
+		if opts.SentBy != "" {
+			// RFC 5658: the core's entry below, the UE's on top.
+			req.PrependHeader(&sip.RecordRouteHeader{Address: s.proxy.URI(tg.Transport)})
+		}
 	}
 	s.forward(ctx, t, c, opts, tg, false)
 }
@@ -260,4 +277,24 @@ func containsFold(list []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// advertised is Config.Advertise as sipproxy.Config.Advertised.
+func advertised(a string) []string {
+	if a == "" {
+		return nil
+	}
+	return []string{a}
+}
+
+// advertisedTo returns the advertised host and port (--advertise) when UEs
+// reach this P-CSCF there and c is such a UE's contact (not one over IPsec
+// SAs, which address the P-CSCF's own IP).
+func (s *PCSCF) advertisedTo(c *contacts.Contact) (string, int, bool) {
+	if s.cfg.Advertise == "" || c.SA != nil {
+		return "", 0, false
+	}
+	h, p, _ := net.SplitHostPort(s.cfg.Advertise)
+	port, _ := strconv.Atoi(p)
+	return h, port, true
 }

@@ -126,3 +126,33 @@ func doReq(t testing.TB, c *sipgo.Client, req *sip.Request) *sip.Response {
 }
 
 func portStr(p int) string { return strconv.Itoa(p) }
+
+// newRecordingUAS starts a UAS that answers every MESSAGE 200 and hands
+// the request to the returned channel.
+func newRecordingUAS(t testing.TB) (*testUAS, chan *sip.Request) {
+	t.Helper()
+	got := make(chan *sip.Request, 4)
+	uas := newUAS(t, func(s *sipgo.Server) {
+		s.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+			got <- req
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		})
+	})
+	return uas, got
+}
+
+// withRoutes is req with Route headers (reparsed: sipgo's client needs the
+// typed Route) sent to the proxy's UDP address.
+func withRoutes(t testing.TB, p *Proxy, req *sip.Request, routes ...string) *sip.Request {
+	t.Helper()
+	for _, r := range routes {
+		req.AppendHeader(sip.NewHeader("Route", r))
+	}
+	msg, err := sip.ParseMessage([]byte(req.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req = msg.(*sip.Request)
+	req.SetDestination("127.0.0.1:" + portStr(p.Addr("udp").Port))
+	return req
+}

@@ -64,6 +64,12 @@ type Config struct {
 	// Aliases are extra host names or IPs that mean "this proxy" when
 	// matching Route headers (RFC 3261 §16.4), e.g. "pcscf.ims.example.org".
 	Aliases []string
+	// Advertised are "host:port" addresses under which clients reach this
+	// proxy through a NAT or a published container port (e.g. a P-CSCF
+	// behind docker's port publishing): a Route naming one is this proxy's
+	// own (RFC 3261 §16.4) whatever the listening port, a response whose top
+	// Via names one is ours, and ForwardOptions.SentBy may write one in Via.
+	Advertised []string
 	// Handler is called for each new request. Required.
 	Handler Handler
 	// Logger receives structured logs; default zap.NewNop().
@@ -95,8 +101,9 @@ const DefaultUDPBufferBytes = 4 << 20
 // Proxy is a SIP stateful proxy core, UAS and UAC on one set of sockets.
 // Create with New, then Start; stop with Close.
 type Proxy struct {
-	cfg Config
-	log *zap.Logger
+	cfg        Config
+	log        *zap.Logger
+	advertised map[string]bool // Config.Advertised, lower-case "host:port"
 
 	ua  *sipgo.UserAgent
 	tp  *sip.TransportLayer
@@ -150,10 +157,20 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.UDPBufferBytes == 0 {
 		cfg.UDPBufferBytes = DefaultUDPBufferBytes
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, selfHosts: map[string]bool{}}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, selfHosts: map[string]bool{}, advertised: map[string]bool{}}
 	p.selfHosts[strings.ToLower(cfg.Host)] = true
 	for _, a := range cfg.Aliases {
 		p.selfHosts[strings.ToLower(a)] = true
+	}
+	for _, a := range cfg.Advertised {
+		h, port, err := net.SplitHostPort(a)
+		if err != nil || h == "" {
+			return nil, fmt.Errorf("sipproxy: bad advertised address %q: want host:port", a)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("sipproxy: bad port in advertised address %q", a)
+		}
+		p.advertised[strings.ToLower(net.JoinHostPort(h, port))] = true
 	}
 	slogger := slog.New(newZapSlogHandler(cfg.Logger.Named("sipgo")))
 	ua, err := sipgo.NewUA(
@@ -333,19 +350,24 @@ func (p *Proxy) URI(transport string) sip.Uri {
 
 // IsSelf reports whether u addresses this proxy: its host is Config.Host, an
 // alias, or a listening IP, and its port (5060 if absent) is a listening
-// port. Used for the RFC 3261 §16.4 Route check.
+// port; or its host and port are one of Config.Advertised. Used for the
+// RFC 3261 §16.4 Route check.
 func (p *Proxy) IsSelf(u sip.Uri) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.selfHosts[strings.ToLower(strings.Trim(u.Host, "[]"))] {
-		return false
-	}
 	port := u.Port
 	if port == 0 {
 		port = 5060
 		if u.Scheme == "sips" {
 			port = 5061
 		}
+	}
+	host := strings.ToLower(strings.Trim(u.Host, "[]"))
+	if p.advertised[net.JoinHostPort(host, strconv.Itoa(port))] {
+		return true // whatever the listening port
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.selfHosts[host] {
+		return false
 	}
 	for _, l := range p.listeners {
 		if l.addr.Port == port {

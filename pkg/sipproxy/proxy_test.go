@@ -208,13 +208,7 @@ func TestMalformedGets400(t *testing.T) {
 }
 
 func TestLooseRoutingAndRecordRoute(t *testing.T) {
-	got := make(chan *sip.Request, 1)
-	uas := newUAS(t, func(s *sipgo.Server) {
-		s.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
-			got <- req
-			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-		})
-	})
+	uas, got := newRecordingUAS(t)
 	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
 		// No target: next hop is the remaining Route.
 		_, _ = tx.Forward(ctx, ForwardOptions{RecordRoute: true})
@@ -222,16 +216,7 @@ func TestLooseRoutingAndRecordRoute(t *testing.T) {
 	c := newClient(t)
 	req := proxyReq(sip.MESSAGE, p, "udp", "bob")
 	req.Recipient = sip.Uri{Scheme: "sip", User: "bob", Host: "ims.example.org"}
-	req.AppendHeader(sip.NewHeader("Route", "<sip:127.0.0.1:"+portStr(p.Addr("udp").Port)+";lr>"))
-	req.AppendHeader(sip.NewHeader("Route", "<sip:127.0.0.1:"+portStr(uas.udp.Port)+";lr>"))
-	// NewHeader makes generic headers; sipgo's client needs the typed
-	// Route for destination, so reparse.
-	msg, err := sip.ParseMessage([]byte(req.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req = msg.(*sip.Request)
-	req.SetDestination("127.0.0.1:" + portStr(p.Addr("udp").Port))
+	req = withRoutes(t, p, req, "<sip:127.0.0.1:"+portStr(p.Addr("udp").Port)+";lr>", "<sip:127.0.0.1:"+portStr(uas.udp.Port)+";lr>")
 	res := doReq(t, c, req)
 	if res.StatusCode != 200 {
 		t.Fatalf("got %d", res.StatusCode)
@@ -663,16 +648,7 @@ func TestRemovedRoute(t *testing.T) {
 	c := newClient(t)
 	send := func(routes ...string) seen {
 		t.Helper()
-		req := proxyReq(sip.MESSAGE, p, "udp", "bob")
-		for _, r := range routes {
-			req.AppendHeader(sip.NewHeader("Route", r))
-		}
-		msg, err := sip.ParseMessage([]byte(req.String()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req = msg.(*sip.Request)
-		req.SetDestination("127.0.0.1:" + portStr(p.Addr("udp").Port))
+		req := withRoutes(t, p, proxyReq(sip.MESSAGE, p, "udp", "bob"), routes...)
 		if res := doReq(t, c, req); res.StatusCode != 200 {
 			t.Fatalf("got %d", res.StatusCode)
 		}

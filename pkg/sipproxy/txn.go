@@ -65,6 +65,11 @@ type ForwardOptions struct {
 	// waits the Retry-After time (TS 24.229 §5.1.3.1, §5.1.2.2). A 503
 	// without Retry-After still becomes 500.
 	PassOverload503 bool
+	// SentBy is the "host:port" written as sent-by in this proxy's Via
+	// (one of Config.Advertised, for requests to clients that reach the
+	// proxy through a NAT or a published port and answer to that port);
+	// "" writes Config.Host and the port the request leaves from.
+	SentBy string
 }
 
 // Txn is one server transaction handed to the Handler: the received request
@@ -506,10 +511,14 @@ func (b *branch) sendCancel() {
 }
 
 // popOwnVia removes the top Via of a response if it is one this proxy added
-// (sent-by host is ours); reports whether the response may go on.
+// (sent-by host is ours, or an advertised address); reports whether the
+// response may go on.
 func popOwnVia(p *Proxy, res *sip.Response) bool {
 	v := res.Via()
-	if v == nil || !strings.EqualFold(v.Host, p.cfg.Host) {
+	if v == nil {
+		return false
+	}
+	if !strings.EqualFold(v.Host, p.cfg.Host) && !p.isAdvertised(sip.Uri{Host: v.Host, Port: v.Port}) {
 		return false
 	}
 	res.RemoveHeader("Via")
@@ -611,11 +620,20 @@ func (p *Proxy) buildOutgoing(req *sip.Request, tg Target, opts *ForwardOptions,
 	if branchID == "" {
 		branchID = sip.GenerateBranchN(16)
 	}
+	viaHost := p.cfg.Host
+	if opts != nil && opts.SentBy != "" {
+		h, sp, err := net.SplitHostPort(opts.SentBy)
+		n, perr := strconv.Atoi(sp)
+		if err != nil || perr != nil {
+			return nil, fmt.Errorf("sipproxy: bad SentBy %q: want host:port", opts.SentBy)
+		}
+		viaHost, viaPort = h, n
+	}
 	via := &sip.ViaHeader{
 		ProtocolName:    "SIP",
 		ProtocolVersion: "2.0",
 		Transport:       strings.ToUpper(transport),
-		Host:            p.cfg.Host,
+		Host:            viaHost,
 		Port:            viaPort,
 		Params:          sip.NewParams(),
 	}
@@ -742,8 +760,12 @@ func validate(req *sip.Request) (int, string) {
 
 // preprocessRoute implements RFC 3261 §16.4: a Request-URI that is our own
 // Record-Route value (strict-routing upstream) is replaced by the last Route;
-// then a top Route pointing at this proxy is removed. It returns the removed
-// own URI (the top Route, else the replaced Request-URI), or nil.
+// then a top Route pointing at this proxy is removed, and the next one as
+// well when it is ours too and one of the two is an advertised address (the
+// proxy record-routed twice, RFC 5658: the advertised address towards a
+// client behind a NAT, the listening one towards the other side). It
+// returns the first removed own URI (the top Route, else the replaced
+// Request-URI), or nil.
 func (p *Proxy) preprocessRoute(r *sip.Request) *sip.Uri {
 	var popped *sip.Uri
 	if routes := r.GetHeaders("Route"); len(routes) > 0 && p.IsSelf(r.Recipient) && r.Recipient.UriParams.Has("lr") {
@@ -756,8 +778,21 @@ func (p *Proxy) preprocessRoute(r *sip.Request) *sip.Uri {
 	if rt := r.Route(); rt != nil && p.IsSelf(rt.Address) {
 		popped = rt.Address.Clone()
 		r.RemoveHeader("Route")
+		if next := r.Route(); next != nil && p.IsSelf(next.Address) && (p.isAdvertised(*popped) || p.isAdvertised(next.Address)) {
+			r.RemoveHeader("Route")
+		}
 	}
 	return popped
+}
+
+// isAdvertised reports whether u's host and port (5060 if absent) are one
+// of Config.Advertised.
+func (p *Proxy) isAdvertised(u sip.Uri) bool {
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	return p.advertised[strings.ToLower(net.JoinHostPort(strings.Trim(u.Host, "[]"), strconv.Itoa(port)))]
 }
 
 func removeLastRoute(r *sip.Request) {
