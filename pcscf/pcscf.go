@@ -56,13 +56,15 @@ type PCSCF struct {
 	expired atomic.Int64
 
 	mu      sync.Mutex
-	pending map[string]*pendingSA          // by UE ip + UE port-c
-	calls   map[string]*call               // by callKey (Rx)
-	callsOf map[string]map[string]struct{} // contact key → callKeys of its calls
-	subs    map[string]*regSub             // reg-event subscriptions by Call-ID
-	wg      sync.WaitGroup
-	cancel  context.CancelFunc
-	closing atomic.Bool // Close has begun
+	pending map[string]*pendingSA // by UE ip + UE port-c
+	calls   map[string]*call      // by callKey (Rx)
+	// callBySID indexes the calls of s.calls by their Rx Session-Id (ASR, RAR).
+	callBySID map[string]*call
+	callsOf   map[string]map[string]struct{} // contact key → callKeys of its calls
+	subs      map[string]*regSub             // reg-event subscriptions by Call-ID
+	wg        sync.WaitGroup
+	cancel    context.CancelFunc
+	closing   atomic.Bool // Close has begun
 }
 
 // pendingSA is a SA set installed on a 401, waiting for the protected
@@ -78,7 +80,7 @@ func New(cfg Config) (*PCSCF, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &PCSCF{cfg: cfg, log: cfg.Logger, pending: map[string]*pendingSA{}, calls: map[string]*call{}, callsOf: map[string]map[string]struct{}{}, subs: map[string]*regSub{}}
+	s := &PCSCF{cfg: cfg, log: cfg.Logger, pending: map[string]*pendingSA{}, calls: map[string]*call{}, callBySID: map[string]*call{}, callsOf: map[string]map[string]struct{}{}, subs: map[string]*regSub{}}
 	_ = sip.ParseUri(cfg.ICSCF, &s.icscf)
 	var err error
 	s.spis, err = ipsec.NewSPIAllocator(cfg.SPIMin, cfg.SPIMax)
@@ -359,9 +361,7 @@ func (s *PCSCF) dropContactState(ctx context.Context, c *contacts.Contact) {
 
 // saInUse reports whether another stored contact still uses sa (same SPIs).
 func (s *PCSCF) saInUse(sa ipsec.SecAssoc) bool {
-	return s.store.Any(func(c *contacts.Contact) bool {
-		return c.SA != nil && c.SA.PCSCF.SPIS == sa.PCSCF.SPIS && c.SA.PCSCF.SPIC == sa.PCSCF.SPIC
-	})
+	return s.store.UsesSA(sa)
 }
 
 func (s *PCSCF) removeSA(sa ipsec.SecAssoc) {
@@ -394,10 +394,33 @@ func (s *PCSCF) handle(ctx context.Context, t *sipproxy.Txn) {
 		return
 	}
 	src := flowOf(req)
-	if c := s.store.BySource(src.Transport, src.Host, src.Port); c != nil {
+	c, err := s.store.BySender(senderOf(req, src))
+	switch {
+	case c != nil:
+		if !s.inDialogThroughUs(t) {
+			s.m.rejected.WithLabelValues("no_dialog").Inc()
+			s.log.Info("request within a dialog that does not go through this P-CSCF", zap.String("method", string(req.Method)), zap.Stringer("flow", src), zap.String("call-id", req.CallID().Value()))
+			if !req.IsAck() {
+				_ = t.Respond(sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist",
+					sip.NewHeader("Warning", `399 `+hostRef(s.cfg.SIPHost)+` "no dialog through this P-CSCF: the request has a To tag but no Route to it"`))
+			}
+			return
+		}
 		s.originating(ctx, t, c)
 		return
+	case errors.Is(err, contacts.ErrAmbiguous):
+		// Several users registered over this flow with the address the
+		// request gives: asserting one of them could give it another
+		// user's identity.
+		s.m.rejected.WithLabelValues("ambiguous_sender").Inc()
+		s.log.Info("request refused: its flow and Via/Contact match registrations of different users", zap.String("method", string(req.Method)), zap.Stringer("flow", src))
+		if !req.IsAck() {
+			_ = t.Respond(sip.StatusForbidden, "Forbidden - Ambiguous Sender",
+				sip.NewHeader("Warning", `399 `+hostRef(s.cfg.SIPHost)+` "several users are registered over this flow with the request's Via/Contact address; send P-Preferred-Identity or register a distinct Contact"`))
+		}
+		return
 	}
+	unmatched := errors.Is(err, contacts.ErrNoMatch)
 	// Terminating: our Path entry (term marker) was the top Route, or the
 	// Request-URI is a registered contact (in-dialog requests follow our
 	// Record-Route, which carries no marker).
@@ -416,8 +439,46 @@ func (s *PCSCF) handle(ctx context.Context, t *sipproxy.Txn) {
 		return
 	}
 	s.m.rejected.WithLabelValues("not_registered").Inc()
-	s.log.Info("request from an unregistered flow", zap.String("method", string(req.Method)), zap.Stringer("flow", src))
-	_ = t.Respond(sip.StatusForbidden, "Forbidden - Not Registered", sip.NewHeader("Warning", `399 `+hostRef(s.cfg.SIPHost)+` "sender is not registered at this P-CSCF"`))
+	why := "sender is not registered at this P-CSCF"
+	if unmatched {
+		why = "no UE registered over this flow has the request's Via/Contact address"
+	}
+	s.log.Info("request from an unregistered UE", zap.String("method", string(req.Method)), zap.Stringer("flow", src), zap.String("why", why))
+	_ = t.Respond(sip.StatusForbidden, "Forbidden - Not Registered", sip.NewHeader("Warning", `399 `+hostRef(s.cfg.SIPHost)+` "`+why+`"`))
+}
+
+// inDialogThroughUs reports whether a request from a UE may be forwarded
+// as the request it is: an initial one (no To tag), an ACK, or one within
+// a dialog whose route set runs through this P-CSCF (our Record-Route was
+// its top Route, which the proxy core removed). A request with a To tag
+// and no Route to us belongs to no dialog set up through here: RFC 3261
+// §12.2.2 answers it 481, and forwarding it by its Request-URI would
+// bypass the S-CSCF (TS 24.229 §5.2.6.3.3 routes the UE's requests along
+// the Service-Route or the dialog's route set only).
+func (s *PCSCF) inDialogThroughUs(t *sipproxy.Txn) bool {
+	req := t.Request()
+	if req.IsAck() || req.To() == nil || !req.To().Params.Has("tag") {
+		return true
+	}
+	return t.RemovedRoute() != nil
+}
+
+// senderOf is what req tells about its sender (contacts.Sender): the flow
+// src, the top Via sent-by, the Contact URI and the P-Preferred-Identity.
+func senderOf(req *sip.Request, src contacts.Flow) contacts.Sender {
+	snd := contacts.Sender{Flow: src}
+	if v := req.Via(); v != nil {
+		snd.ViaHost, snd.ViaPort = v.Host, v.Port
+	}
+	if ct := req.Contact(); ct != nil && !ct.Address.Wildcard {
+		snd.Contact = ct.Address.String()
+	}
+	if pp, err := imsheader.GetPPreferredIdentity(req); err == nil {
+		for _, p := range pp {
+			snd.Preferred = append(snd.Preferred, p.URI)
+		}
+	}
+	return snd
 }
 
 // isTermRoute reports whether u, the own Route entry sipproxy removed, is

@@ -174,6 +174,9 @@ func (s *PCSCF) rxOpened(ctx context.Context, key string, cl *call, c *contacts.
 	s.mu.Lock()
 	cl.sid, cl.prelim = sid, prelim
 	ended := s.calls[key] != cl // the call failed or ended while the AAR was out
+	if !ended {
+		s.callBySID[sid] = cl
+	}
 	s.mu.Unlock()
 	if ended {
 		if err := s.rx.STR(ctx, sid); err != nil {
@@ -242,6 +245,9 @@ func (s *PCSCF) removeCallLocked(key string) *call {
 		return nil
 	}
 	delete(s.calls, key)
+	if cl.sid != "" && s.callBySID[cl.sid] == cl {
+		delete(s.callBySID, cl.sid)
+	}
 	ck := cl.contact.Key()
 	delete(s.callsOf[ck], key)
 	if len(s.callsOf[ck]) == 0 {
@@ -278,17 +284,16 @@ func (s *PCSCF) onAbort(sid string) {
 	s.releaseBySession(sid, "ASR", "Rx session aborted")
 }
 
-// callOfSession returns the call whose Rx session is sid, nil when none
-// (ASR and RAR are rare: a scan of the calls will do).
+// callOfSession returns the call whose Rx session is sid, nil when none.
 func (s *PCSCF) callOfSession(sid string) *call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, c := range s.calls {
-		if c.sid == sid {
-			return c
-		}
-	}
-	return nil
+	return s.callBySID[sid]
+}
+
+// signallingOf keeps the contacts of cs whose signalling session is sid.
+func signallingOf(cs []*contacts.Contact, sid string) []*contacts.Contact {
+	return slices.DeleteFunc(cs, func(c *contacts.Contact) bool { return c.RxSignalling != sid })
 }
 
 // releaseBySession releases the call of Rx session sid (why: ASR, RAR
@@ -441,7 +446,7 @@ func (s *PCSCF) rxRegister(key string) {
 // SAs; STR for its Rx sessions), TS 29.214 §4.4.6 / TS 24.229 §5.2.8.
 // It reports whether sid was a signalling session.
 func (s *PCSCF) releaseSignalling(sid, why string) bool {
-	cs := s.store.Matching(func(c *contacts.Contact) bool { return c.RxSignalling == sid })
+	cs := signallingOf(s.store.BySession(sid), sid)
 	if len(cs) == 0 {
 		return false
 	}
@@ -457,7 +462,7 @@ func (s *PCSCF) releaseSignalling(sid, why string) bool {
 // so there is nothing to send BYEs on): it is removed from the contact
 // and ended with STR (TS 29.214 §4.4.4). False when no contact has sid.
 func (s *PCSCF) endRestoredCallSession(sid, why string) bool {
-	cs := s.store.Matching(func(c *contacts.Contact) bool { return slices.Contains(c.RxSessions, sid) })
+	cs := slices.DeleteFunc(s.store.BySession(sid), func(c *contacts.Contact) bool { return !slices.Contains(c.RxSessions, sid) })
 	if len(cs) == 0 {
 		return false
 	}
@@ -539,7 +544,7 @@ func (s *PCSCF) onReAuth(r rx.ReAuth) {
 func (s *PCSCF) signallingLost(sid, action string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, c := range s.store.Matching(func(c *contacts.Contact) bool { return c.RxSignalling == sid }) {
+	for _, c := range signallingOf(s.store.BySession(sid), sid) {
 		_, _ = s.store.Update(ctx, c.Key(), func(x *contacts.Contact) { x.SignallingLost = action })
 		s.log.Info("Rx: signalling bearer of the UE lost: its calls are released, terminating INVITEs refused until it registers again",
 			zap.String("aor", c.AOR), zap.Stringer("flow", c.Flow), zap.String("specific-action", action))
@@ -564,7 +569,10 @@ func (s *PCSCF) signallingLost(sid, action string) {
 // when the PCRF reports its recovery.
 func (s *PCSCF) signallingRecovered(sid string) {
 	loss := rx.ActionName(rx.ActionIndicationOfLossOfBearer)
-	for _, c := range s.store.Matching(func(c *contacts.Contact) bool { return c.RxSignalling == sid && c.SignallingLost == loss }) {
+	for _, c := range signallingOf(s.store.BySession(sid), sid) {
+		if c.SignallingLost != loss {
+			continue
+		}
 		_, _ = s.store.Update(context.Background(), c.Key(), func(x *contacts.Contact) {
 			if x.SignallingLost == loss {
 				x.SignallingLost = ""

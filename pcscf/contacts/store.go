@@ -10,9 +10,11 @@ package contacts
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -99,18 +101,26 @@ type Persister interface {
 }
 
 // Store is the in-memory contact table, safe for concurrent use. Besides
-// the key, contacts are indexed by IMPU, by Contact URI and by host and
-// port (of the flow, of the UE's protected ports and of the Contact URI),
-// so that the per-request look-ups cost the same with a hundred thousand
-// contacts as with ten, even when all UEs share one address (NAT, sipp).
+// the key, contacts are indexed by IMPU, by Contact URI, by host and port
+// (of the Contact URI, and of the flow and the UE's protected ports), by
+// the flow together with the Contact's address, by Rx Session-Id and by
+// SA, so that the per-request look-ups cost the same with a hundred
+// thousand contacts as with ten, even when all UEs share one flow (behind
+// an SBC, a NAT without per-UE ports, or a load generator's one socket).
 type Store struct {
-	mu      sync.RWMutex
-	byKey   map[string]*Contact
-	byIMPU  index // lower-case IMPU
-	byAOR   index // lower-case Contact URI
-	byAddr  index // hostPort of the flow, the SA's UE ports, the Contact URI
-	persist Persister
-	now     func() time.Time
+	mu            sync.RWMutex
+	byKey         map[string]*Contact
+	byIMPU        index // lower-case IMPU
+	byAOR         index // lower-case Contact URI
+	byContactAddr index // hostPort of the Contact URI
+	byFlowAddr    index // hostPort of the flow and of the SA's UE ports
+	bySource      index // sourceKey: where the UE's requests come from
+	bySourceUE    index // sourceKey + "|" + hostPort of the Contact URI
+	bySourceHost  index // sourceKey + "|" + normHost of the Contact URI
+	bySession     index // Rx Session-Id (RxSessions, RxSignalling)
+	bySA          index // saKey of the P-CSCF's SPIs
+	persist       Persister
+	now           func() time.Time
 
 	// keyLocks serialise the writes of one key: its in-memory change and
 	// its write-through happen under the key's lock, so the persister gets
@@ -122,30 +132,10 @@ type Store struct {
 	keyLocks keylock.Mutex
 }
 
-// index maps a normalised value to the keys of the contacts holding it.
-type index map[string]map[string]struct{}
-
-func (ix index) add(v, key string) {
-	set := ix[v]
-	if set == nil {
-		set = map[string]struct{}{}
-		ix[v] = set
-	}
-	set[key] = struct{}{}
-}
-
-func (ix index) remove(v, key string) {
-	if set := ix[v]; set != nil {
-		delete(set, key)
-		if len(set) == 0 {
-			delete(ix, v)
-		}
-	}
-}
-
 // New returns an empty store; p may be nil (memory only).
 func New(p Persister) *Store {
-	return &Store{byKey: map[string]*Contact{}, byIMPU: index{}, byAOR: index{}, byAddr: index{}, persist: p, now: time.Now}
+	return &Store{byKey: map[string]*Contact{}, byIMPU: index{}, byAOR: index{}, byContactAddr: index{}, byFlowAddr: index{},
+		bySource: index{}, bySourceUE: index{}, bySourceHost: index{}, bySession: index{}, bySA: index{}, persist: p, now: time.Now}
 }
 
 // set stores c under key (s.mu held), keeping the indexes.
@@ -172,18 +162,73 @@ func (s *Store) indexContact(key string, c *Contact, op func(index, string, stri
 		op(s.byIMPU, strings.ToLower(impu), key)
 	}
 	op(s.byAOR, strings.ToLower(c.AOR), key)
-	op(s.byAddr, hostPort(c.Flow.Host, c.Flow.Port), key)
+	op(s.byFlowAddr, hostPort(c.Flow.Host, c.Flow.Port), key)
 	if c.SA != nil {
-		op(s.byAddr, hostPort(c.Flow.Host, int(c.SA.UE.PortC)), key)
-		op(s.byAddr, hostPort(c.Flow.Host, int(c.SA.UE.PortS)), key)
+		op(s.byFlowAddr, hostPort(c.Flow.Host, int(c.SA.UE.PortC)), key)
+		op(s.byFlowAddr, hostPort(c.Flow.Host, int(c.SA.UE.PortS)), key)
+		op(s.bySA, saKey(c.SA), key)
 	}
-	if _, h, p := splitURI(c.AOR); h != "" {
-		op(s.byAddr, hostPort(h, p), key)
+	_, h, p := splitURI(c.AOR)
+	if h != "" {
+		op(s.byContactAddr, hostPort(h, p), key)
 	}
+	for _, src := range c.sourceKeys() {
+		op(s.bySource, src, key)
+		if h != "" {
+			op(s.bySourceUE, src+"|"+hostPort(h, p), key)
+			op(s.bySourceHost, src+"|"+normHost(h), key)
+		}
+	}
+	for i, sid := range c.RxSessions {
+		if !slices.Contains(c.RxSessions[:i], sid) {
+			op(s.bySession, sid, key)
+		}
+	}
+	if c.RxSignalling != "" && !slices.Contains(c.RxSessions, c.RxSignalling) {
+		op(s.bySession, c.RxSignalling, key)
+	}
+}
+
+// sourceKeys are the sources c's requests may come from: its
+// registration flow (transport, address, port) or, when it has an SA,
+// the UE's protected ports (port-c, and port-s: TCP connections the UE
+// opens from it) over any transport.
+func (c *Contact) sourceKeys() []string {
+	if c.SA != nil {
+		return []string{saSource(c.Flow.Host, int(c.SA.UE.PortC)), saSource(c.Flow.Host, int(c.SA.UE.PortS))}
+	}
+	return []string{flowSource(c.Flow.Transport, c.Flow.Host, c.Flow.Port)}
+}
+
+func saSource(host string, port int) string { return "sa|" + hostPort(host, port) }
+
+func flowSource(transport, host string, port int) string {
+	return "t|" + strings.ToLower(transport) + "|" + hostPort(host, port)
+}
+
+// sourcesOf are the sourceKeys a request from transport/host/port may be
+// filed under.
+func sourcesOf(transport, host string, port int) []string {
+	return []string{saSource(host, port), flowSource(transport, host, port)}
+}
+
+// saKey identifies an SA set by the P-CSCF's SPIs.
+func saKey(sa *ipsec.SecAssoc) string {
+	return strconv.FormatUint(uint64(sa.PCSCF.SPIC), 10) + "|" + strconv.FormatUint(uint64(sa.PCSCF.SPIS), 10)
 }
 
 // hostPort is the byAddr form of a host and port.
 func hostPort(host string, port int) string { return normHost(host) + "|" + strconv.Itoa(port) }
+
+// userOf is what tells the users of contacts apart: the default IMPU of
+// the registration (the identity P-Asserted-Identity gets), else the
+// Contact URI.
+func userOf(c *Contact) string {
+	if len(c.IMPUs) > 0 {
+		return strings.ToLower(c.IMPUs[0])
+	}
+	return strings.ToLower(c.AOR)
+}
 
 // Counts returns the number of contacts and of distinct IMPUs (compared
 // case-insensitively) they hold, expired ones not yet removed included.
@@ -273,44 +318,257 @@ func (s *Store) Get(key string) *Contact {
 }
 
 // BySource finds an unexpired contact whose requests may come from
-// transport/host/port: its registration flow, or, when it has an SA,
-// the UE's protected ports (port-c, and port-s for TCP replies are not
-// requests). The most recently registered match wins.
+// transport/host/port: one with an SA whose protected port (port-c, or
+// port-s for TCP) it is, else one registered over that flow. When users
+// share the flow (several registrations with different default IMPUs),
+// it returns nil: the flow alone does not tell them apart, BySender does.
+// Among the contacts of one user the most recently registered wins.
 func (s *Store) BySource(transport, host string, port int) *Contact {
 	now := s.now()
-	return s.find([]index{s.byAddr}, []string{hostPort(host, port)}, func(c *Contact) bool {
-		if !c.Expires.After(now) || !sameIP(c.Flow.Host, host) {
-			return false
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, src := range sourcesOf(transport, host, port) {
+		var best *Contact
+		ambiguous := false
+		s.bySource.each(src, func(key string) bool {
+			c := s.byKey[key]
+			if !c.Expires.After(now) {
+				return true
+			}
+			if best != nil && userOf(best) != userOf(c) {
+				ambiguous = true
+				return false
+			}
+			if best == nil || c.Registered.After(best.Registered) {
+				best = c
+			}
+			return true
+		})
+		if ambiguous {
+			return nil
 		}
-		if c.SA != nil {
-			return int(c.SA.UE.PortC) == port || int(c.SA.UE.PortS) == port
+		if best != nil {
+			return best.Clone()
 		}
-		return strings.EqualFold(c.Flow.Transport, transport) && c.Flow.Port == port
-	})
+	}
+	return nil
 }
 
-// ByURI finds an unexpired contact addressed by a Request-URI: its
-// Contact URI, or a URI whose host:port is the contact's flow or the
-// UE's protected server port.
-func (s *Store) ByURI(user, host string, port int, full string) *Contact {
+// Sender is what a request tells about the UE that sent it: the flow it
+// arrived on and the addresses it gives for its sender (RFC 3261 §8.1.1.7
+// Via sent-by, §8.1.1.8 Contact), and the identities it prefers.
+type Sender struct {
+	Flow Flow
+	// ViaHost and ViaPort are the sent-by of the top Via (port 0: 5060).
+	ViaHost string
+	ViaPort int
+	// Contact is the request's Contact URI, "" when it has none.
+	Contact string
+	// Preferred are the P-Preferred-Identity URIs (RFC 3325).
+	Preferred []string
+}
+
+// Errors of BySender.
+var (
+	// ErrAmbiguous: registrations of different users match the request's
+	// flow and addresses; asserting one of them could give the request
+	// another user's identity.
+	ErrAmbiguous = errors.New("registrations of different users match the request's flow, Via and Contact")
+	// ErrNoMatch: UEs are registered over the request's flow, but none
+	// with the address its Via or Contact gives.
+	ErrNoMatch = errors.New("no registration over the request's flow has the address of its Via or Contact")
+)
+
+// BySender finds the registration of the UE that sent a request: among
+// the unexpired contacts registered over its flow (or holding an SA
+// whose protected port it came from), the one the request names by its
+// Contact URI, else those whose Contact host and port are the request's
+// Contact or Via sent-by, else whose Contact host is theirs (TS 24.229
+// §5.2.6.3.1: the P-CSCF checks a request comes from a registered UE;
+// RFC 5626 §5.2 matches the flow and the UE's registration together).
+// When those belong to different users, the P-Preferred-Identity may
+// choose one; otherwise the result is ErrAmbiguous, never a guess. It
+// returns (nil, nil) when nothing is registered over the flow, and
+// ErrNoMatch when the Via and Contact name none of the UEs that are. Each
+// step is an index look-up: the cost does not grow with the number of
+// UEs sharing the flow.
+func (s *Store) BySender(snd Sender) (*Contact, error) {
 	now := s.now()
-	full = strings.ToLower(full)
-	return s.find([]index{s.byAOR, s.byAddr}, []string{full, hostPort(host, port)}, func(c *Contact) bool {
-		if !c.Expires.After(now) {
+	srcs := sourcesOf(snd.Flow.Transport, snd.Flow.Host, snd.Flow.Port)
+	viaPort := snd.ViaPort
+	if viaPort == 0 {
+		viaPort = 5060
+	}
+	var cu, ch string
+	var cp int
+	if snd.Contact != "" {
+		_, ch, cp = splitURI(snd.Contact)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.bySource.has(srcs[0]) && !s.bySource.has(srcs[1]) {
+		return nil, nil
+	}
+	var cands []*Contact
+	seen := map[string]bool{}
+	add := func(key string) bool {
+		c := s.byKey[key]
+		if !seen[key] && c.Expires.After(now) {
+			seen[key] = true
+			cands = append(cands, c)
+		}
+		return true
+	}
+	if snd.Contact != "" {
+		cu = strings.ToLower(snd.Contact)
+		s.byAOR.each(cu, func(key string) bool {
+			if c := s.byKey[key]; slices.ContainsFunc(c.sourceKeys(), func(k string) bool { return k == srcs[0] || k == srcs[1] }) {
+				add(key)
+			}
+			return true
+		})
+	}
+	lookup := func(ix index, values ...string) {
+		for _, v := range values {
+			for _, src := range srcs {
+				ix.each(src+"|"+v, add)
+			}
+		}
+	}
+	if len(cands) == 0 {
+		var hps []string
+		if ch != "" {
+			hps = append(hps, hostPort(ch, cp))
+		}
+		if snd.ViaHost != "" {
+			hps = append(hps, hostPort(snd.ViaHost, viaPort))
+		}
+		lookup(s.bySourceUE, hps...)
+	}
+	if len(cands) == 0 {
+		var hosts []string
+		if ch != "" {
+			hosts = append(hosts, normHost(ch))
+		}
+		if snd.ViaHost != "" {
+			hosts = append(hosts, normHost(snd.ViaHost))
+		}
+		lookup(s.bySourceHost, hosts...)
+	}
+	if len(cands) == 0 {
+		return nil, ErrNoMatch
+	}
+	if !oneUser(cands) && len(snd.Preferred) > 0 {
+		var pref []*Contact
+		for _, c := range cands {
+			if slices.ContainsFunc(snd.Preferred, func(p string) bool { return containsFold(c.IMPUs, p) }) {
+				pref = append(pref, c)
+			}
+		}
+		if len(pref) > 0 {
+			cands = pref
+		}
+	}
+	if !oneUser(cands) {
+		return nil, ErrAmbiguous
+	}
+	return latest(cands).Clone(), nil
+}
+
+// oneUser reports whether the contacts belong to one user (userOf).
+func oneUser(cs []*Contact) bool {
+	for _, c := range cs[1:] {
+		if userOf(c) != userOf(cs[0]) {
 			return false
 		}
-		if strings.EqualFold(c.AOR, full) {
-			return true
+	}
+	return true
+}
+
+// latest is the most recently registered of cs (not empty).
+func latest(cs []*Contact) *Contact {
+	best := cs[0]
+	for _, c := range cs[1:] {
+		if c.Registered.After(best.Registered) {
+			best = c
 		}
-		u, h, p := splitURI(c.AOR)
-		if strings.EqualFold(u, user) && sameIP(h, host) && p == port {
-			return true
+	}
+	return best
+}
+
+func containsFold(list []string, v string) bool {
+	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, v) })
+}
+
+// ByURI finds an unexpired contact addressed by a Request-URI: first the
+// one whose Contact URI it is; else one whose Contact URI has its user,
+// host and port; else one whose flow (or the UE's protected server port)
+// is its host and port, unless users share that flow (nil then: a
+// request is not delivered to a guess). The most recently registered
+// match wins.
+func (s *Store) ByURI(user, host string, port int, full string) *Contact {
+	now := s.now()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var cands []*Contact
+	s.byAOR.each(strings.ToLower(full), func(key string) bool {
+		if c := s.byKey[key]; c.Expires.After(now) {
+			cands = append(cands, c)
 		}
-		if sameIP(c.Flow.Host, host) && (c.Flow.Port == port || (c.SA != nil && int(c.SA.UE.PortS) == port)) {
-			return true
-		}
-		return false
+		return true
 	})
+	if len(cands) == 0 {
+		s.byContactAddr.each(hostPort(host, port), func(key string) bool {
+			c := s.byKey[key]
+			if u, h, p := splitURI(c.AOR); c.Expires.After(now) && strings.EqualFold(u, user) && sameIP(h, host) && p == port {
+				cands = append(cands, c)
+			}
+			return true
+		})
+	}
+	if len(cands) == 0 {
+		ambiguous := false
+		s.byFlowAddr.each(hostPort(host, port), func(key string) bool {
+			c := s.byKey[key]
+			if !c.Expires.After(now) || !sameIP(c.Flow.Host, host) || (c.Flow.Port != port && (c.SA == nil || int(c.SA.UE.PortS) != port)) {
+				return true
+			}
+			if len(cands) > 0 && userOf(cands[0]) != userOf(c) {
+				ambiguous = true
+				return false
+			}
+			cands = append(cands, c)
+			return true
+		})
+		if ambiguous {
+			return nil
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	return latest(cands).Clone()
+}
+
+// BySession lists the contacts (expired ones included) holding the Rx
+// session sid: a call's (RxSessions) or the signalling one (RxSignalling).
+func (s *Store) BySession(sid string) []*Contact {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*Contact
+	s.bySession.each(sid, func(key string) bool {
+		out = append(out, s.byKey[key].Clone())
+		return true
+	})
+	return out
+}
+
+// UsesSA reports whether a stored contact (expired ones included) holds
+// an SA set with the P-CSCF SPIs of sa.
+func (s *Store) UsesSA(sa ipsec.SecAssoc) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.bySA.has(saKey(&sa))
 }
 
 // ByIMPU lists unexpired contacts registered with impu (compared
@@ -320,11 +578,12 @@ func (s *Store) ByIMPU(impu string) []*Contact {
 	var out []*Contact
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for key := range s.byIMPU[strings.ToLower(impu)] {
+	s.byIMPU.each(strings.ToLower(impu), func(key string) bool {
 		if c := s.byKey[key]; c.Expires.After(now) {
 			out = append(out, c.Clone())
 		}
-	}
+		return true
+	})
 	return out
 }
 
@@ -334,36 +593,17 @@ func (s *Store) ByAOR(aor string) []*Contact {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []*Contact
-	for key := range s.byAOR[strings.ToLower(aor)] {
+	s.byAOR.each(strings.ToLower(aor), func(key string) bool {
 		if c := s.byKey[key]; c.AOR == aor {
 			out = append(out, c.Clone())
 		}
-	}
+		return true
+	})
 	return out
 }
 
-// find returns a copy of the most recently registered contact for which
-// match is true among those listed under values[i] in indexes[i].
-func (s *Store) find(indexes []index, values []string, match func(*Contact) bool) *Contact {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var best *Contact
-	for i, ix := range indexes {
-		for key := range ix[values[i]] {
-			c := s.byKey[key]
-			if match(c) && (best == nil || c.Registered.After(best.Registered)) {
-				best = c
-			}
-		}
-	}
-	if best == nil {
-		return nil
-	}
-	return best.Clone()
-}
-
 // All returns copies of every contact ordered by key. It copies the whole
-// table: per-request code uses Matching or Any.
+// table: per-request code uses the indexed look-ups.
 func (s *Store) All() []*Contact {
 	s.mu.RLock()
 	keys := make([]string, 0, len(s.byKey))
@@ -381,7 +621,9 @@ func (s *Store) All() []*Contact {
 
 // Matching returns copies of the contacts (expired ones included) for
 // which match is true, in no particular order. match runs under the
-// store's read lock and must not call the store.
+// store's read lock and must not call the store. It scans every contact:
+// not for per-request or per-session use (BySession, BySender are
+// indexed).
 func (s *Store) Matching(match func(*Contact) bool) []*Contact {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -396,7 +638,8 @@ func (s *Store) Matching(match func(*Contact) bool) []*Contact {
 
 // Any reports whether match is true for a contact (expired ones
 // included); match runs under the store's read lock and must not modify
-// the contact or call the store.
+// the contact or call the store. It scans every contact (UsesSA is
+// indexed).
 func (s *Store) Any(match func(*Contact) bool) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -211,8 +211,11 @@ func TestIndexesFollowChanges(t *testing.T) {
 	if ex, _ := s.Expired(ctx); len(ex) != 1 {
 		t.Fatalf("Expired: %d", len(ex))
 	}
-	if len(s.byIMPU) != 0 || len(s.byAOR) != 0 || len(s.byAddr) != 0 {
-		t.Errorf("indexes not empty with no contacts: %v %v %v", s.byIMPU, s.byAOR, s.byAddr)
+	for name, ix := range map[string]index{"IMPU": s.byIMPU, "AOR": s.byAOR, "contact address": s.byContactAddr, "flow address": s.byFlowAddr,
+		"source": s.bySource, "source and UE address": s.bySourceUE, "source and UE host": s.bySourceHost, "session": s.bySession, "SA": s.bySA} {
+		if len(ix) != 0 {
+			t.Errorf("%s index not empty with no contacts: %v", name, ix)
+		}
 	}
 }
 
@@ -350,6 +353,132 @@ func TestPGSessionDefaults(t *testing.T) {
 		pg.Close()
 		if got[0] != c.seqscan || got[1] != c.commit {
 			t.Errorf("DSN %s: enable_seqscan %s, synchronous_commit %s; want %s, %s", c.dsn, got[0], got[1], c.seqscan, c.commit)
+		}
+	}
+}
+
+// TestBySenderSharedFlow: contacts of several users registered over one
+// flow are told apart by the request's Contact URI, its Contact or Via
+// address, then host; an address of two users is ambiguous unless a
+// P-Preferred-Identity picks one; nothing is guessed.
+func TestBySenderSharedFlow(t *testing.T) {
+	ctx := context.Background()
+	s := New(nil)
+	now := time.Now()
+	flow := Flow{Transport: "udp", Host: "192.0.2.1", Port: 5060}
+	put := func(user, contactHost string, port int, age time.Duration) *Contact {
+		c := &Contact{AOR: "sip:" + user + "@" + contactHost + ":" + itoa(port), Flow: flow, IMPUs: []string{"sip:" + user + "@ims.test"},
+			Expires: now.Add(time.Hour), Registered: now.Add(-age)}
+		if err := s.Put(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	alice := put("alice", "10.0.0.1", 5060, 3*time.Second)
+	bob := put("bob", "10.0.0.2", 5060, 2*time.Second)
+	carol := put("carol", "10.0.0.2", 5062, time.Second) // bob's host, another port
+	dave := put("dave", "10.0.0.3", 5060, time.Second)
+	dave2 := put("dave", "10.0.0.3", 5060, 0) // the same user under another Contact user part
+	dave2.AOR = "sip:dave-2@10.0.0.3:5060"
+	_, _ = s.Delete(ctx, Key("sip:dave@10.0.0.3:5060", flow))
+	_ = s.Put(ctx, dave)
+	_ = s.Put(ctx, dave2)
+
+	cases := []struct {
+		name string
+		snd  Sender
+		want *Contact
+		err  error
+	}{
+		{"Via host and port", Sender{Flow: flow, ViaHost: "10.0.0.1", ViaPort: 5060}, alice, nil},
+		{"Via without port", Sender{Flow: flow, ViaHost: "10.0.0.1"}, alice, nil},
+		{"Contact URI", Sender{Flow: flow, ViaHost: "10.0.0.2", ViaPort: 5060, Contact: "sip:carol@10.0.0.2:5062"}, carol, nil},
+		{"Contact address, Via elsewhere", Sender{Flow: flow, ViaHost: "172.16.0.1", ViaPort: 5060, Contact: "sip:x@10.0.0.2:5060"}, bob, nil},
+		{"Via host and port among two of one host", Sender{Flow: flow, ViaHost: "10.0.0.2", ViaPort: 5062}, carol, nil},
+		{"host of two users, port of neither", Sender{Flow: flow, ViaHost: "10.0.0.2", ViaPort: 5070}, nil, ErrAmbiguous},
+		{"host of two users, preferred identity", Sender{Flow: flow, ViaHost: "10.0.0.2", ViaPort: 5070, Preferred: []string{"SIP:bob@ims.test"}}, bob, nil},
+		{"preferred identity of nobody there", Sender{Flow: flow, ViaHost: "10.0.0.2", ViaPort: 5070, Preferred: []string{"sip:alice@ims.test"}}, nil, ErrAmbiguous},
+		{"two contacts of one user: the latest", Sender{Flow: flow, ViaHost: "10.0.0.3", ViaPort: 5060}, dave2, nil},
+		{"address nobody registered", Sender{Flow: flow, ViaHost: "10.0.0.9", ViaPort: 5060}, nil, ErrNoMatch},
+		{"alice's Contact URI over another flow", Sender{Flow: Flow{Transport: "udp", Host: "192.0.2.1", Port: 5061}, ViaHost: "10.0.0.1", Contact: alice.AOR}, nil, nil},
+		{"other transport", Sender{Flow: Flow{Transport: "tcp", Host: "192.0.2.1", Port: 5060}, ViaHost: "10.0.0.1"}, nil, nil},
+	}
+	for _, tc := range cases {
+		c, err := s.BySender(tc.snd)
+		if err != tc.err || (c == nil) != (tc.want == nil) || (c != nil && c.Key() != tc.want.Key()) {
+			t.Errorf("%s: got %v, %v; want %v, %v", tc.name, c, err, tc.want, tc.err)
+		}
+	}
+	if c := s.BySource("udp", "192.0.2.1", 5060); c != nil {
+		t.Errorf("BySource of a flow users share: %s, want none", c.AOR)
+	}
+	if c := s.ByURI("", "192.0.2.1", 5060, "sip:192.0.2.1:5060"); c != nil {
+		t.Errorf("ByURI of a flow users share: %s, want none", c.AOR)
+	}
+	if c := s.ByURI("carol", "10.0.0.2", 5062, "sip:carol@10.0.0.2:5062"); c == nil || c.Key() != carol.Key() {
+		t.Errorf("ByURI of carol's Contact: %+v", c)
+	}
+	// Expired registrations are not matched.
+	_, _ = s.Update(ctx, alice.Key(), func(c *Contact) { c.Expires = now.Add(-time.Second) })
+	if c, err := s.BySender(Sender{Flow: flow, ViaHost: "10.0.0.1"}); c != nil || err != ErrNoMatch {
+		t.Errorf("expired alice: %v %v", c, err)
+	}
+}
+
+// TestSessionAndSAIndexes: BySession finds the contacts of an Rx session
+// (call or signalling) and UsesSA the holders of an SA, after updates and
+// deletes.
+func TestSessionAndSAIndexes(t *testing.T) {
+	ctx := context.Background()
+	s := New(nil)
+	a := sample(42000, time.Hour)
+	a.RxSignalling = "sig;1"
+	a.RxSessions = []string{"sig;1", "call;1"}
+	a.SA = &ipsec.SecAssoc{UE: ipsec.Endpoint{IP: net.ParseIP("127.0.0.1"), PortC: 42001, PortS: 42002}, PCSCF: ipsec.Endpoint{SPIC: 7, SPIS: 8}}
+	if err := s.Put(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.BySession("call;1"); len(got) != 1 || got[0].Key() != a.Key() {
+		t.Errorf("BySession call: %+v", got)
+	}
+	if got := s.BySession("sig;1"); len(got) != 1 {
+		t.Errorf("BySession signalling: %+v", got)
+	}
+	if !s.UsesSA(*a.SA) || s.UsesSA(ipsec.SecAssoc{PCSCF: ipsec.Endpoint{SPIC: 7, SPIS: 9}}) {
+		t.Error("UsesSA")
+	}
+	_, _ = s.Update(ctx, a.Key(), func(c *Contact) { c.RxSessions = []string{"sig;1"} })
+	if got := s.BySession("call;1"); len(got) != 0 {
+		t.Errorf("ended call session still found: %+v", got)
+	}
+	if c := s.BySource("udp", "127.0.0.1", 42001); c == nil || c.Key() != a.Key() {
+		t.Errorf("BySource port-c: %+v", c)
+	}
+	_, _ = s.Delete(ctx, a.Key())
+	if len(s.BySession("sig;1")) != 0 || s.UsesSA(*a.SA) {
+		t.Error("deleted contact still indexed")
+	}
+}
+
+// BenchmarkBySenderSharedFlow100k: 100,000 UEs registered over one flow
+// (one SBC address and port), each request matched by its Via address;
+// the cost must be that of one UE per flow.
+func BenchmarkBySenderSharedFlow100k(b *testing.B) {
+	ctx := context.Background()
+	s := New(nil)
+	const n = 100000
+	flow := Flow{Transport: "udp", Host: "192.0.2.1", Port: 5060}
+	host := func(i int) string { return "10." + itoa(i>>16) + "." + itoa(i>>8&255) + "." + itoa(i&255) }
+	for i := range n {
+		_ = s.Put(ctx, &Contact{AOR: "sip:u" + itoa(i) + "@" + host(i) + ":5060", Flow: flow,
+			IMPUs: []string{"sip:u" + itoa(i) + "@ims.test"}, Expires: time.Now().Add(time.Hour)})
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		j := i % n
+		c, err := s.BySender(Sender{Flow: flow, ViaHost: host(j), ViaPort: 5060})
+		if err != nil || c == nil || c.IMPUs[0] != "sip:u"+itoa(j)+"@ims.test" {
+			b.Fatalf("u%d: %v %v", j, c, err)
 		}
 	}
 }
