@@ -146,12 +146,11 @@ var importSQL = []string{
 	`INSERT INTO impi (id, imsu_id, identity, k, op, op_type, amf, sqn, auth_schemes, default_scheme, digest_realm, digest_ha1, password)
 	 SELECT impi_id, imsu_id, impi, k, op, op_type, coalesce(amf, '\x8000'::bytea), sqn, schemes, schemes[1], realm, ha1, password
 	   FROM import_subscriber`,
-	`CREATE TEMP TABLE import_impu ON COMMIT DROP AS
-	 SELECT nextval('$IMPU_SEQ'::regclass) AS id, s.impi_id, s.irs_id, s.profile_id, u.identity, u.barred
-	   FROM import_subscriber s, unnest(s.impus, s.barred) AS u(identity, barred)`,
-	`INSERT INTO impu (id, identity, barring, service_profile_id, implicit_set_id)
-	 SELECT id, identity, barred, profile_id, irs_id FROM import_impu`,
-	`INSERT INTO impi_impu (impi_id, impu_id) SELECT impi_id, id FROM import_impu`,
+	`WITH u AS (INSERT INTO impu (id, identity, barring, service_profile_id, implicit_set_id)
+	   SELECT nextval('$IMPU_SEQ'::regclass), u.identity, u.barred, s.profile_id, s.irs_id
+	     FROM import_subscriber s, unnest(s.impus, s.barred) AS u(identity, barred)
+	   RETURNING id, implicit_set_id)
+	 INSERT INTO impi_impu (impi_id, impu_id) SELECT s.impi_id, u.id FROM u JOIN import_subscriber s ON s.irs_id = u.implicit_set_id`,
 }
 
 // withoutTriggersSQL skips the per-row triggers (foreign key checks,
