@@ -186,12 +186,11 @@ func (r *SubscriberRecord) validate(cur *storedAuth) (*subRow, error) {
 		// tel:+1-555-0100 and sip:+15550100@domain;user=phone are stored
 		// as tel:+15550100, the form every look-up uses (imsuri).
 		u := imsuri.Canonical(strings.TrimSpace(pu.Identity))
-		field := fmt.Sprintf("/impus/%d/identity", i)
 		if err := CheckIMPU(u); err != nil {
-			return nil, fieldErr(field, "%s", err)
+			return nil, fieldErr(fmt.Sprintf("/impus/%d/identity", i), "%s", err)
 		}
 		if seen[u] {
-			return nil, fieldErr(field, "IMPU %s given twice", u)
+			return nil, fieldErr(fmt.Sprintf("/impus/%d/identity", i), "IMPU %s given twice", u)
 		}
 		seen[u] = true
 		p := strings.TrimSpace(pu.Profile)
