@@ -242,10 +242,10 @@ func (s *Server) apiHandler(rt *route) http.Handler {
 			w.WriteHeader(status)
 			return
 		}
-		if raw, ok := body.(rawBody); ok {
-			w.Header().Set("Content-Type", raw.contentType)
-			w.WriteHeader(status)
-			_, _ = w.Write(raw.data)
+		if _, ok := body.(streamed); ok {
+			if !wroteBody(w) { // nothing to export: an empty 200
+				w.WriteHeader(status)
+			}
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -257,10 +257,8 @@ func (s *Server) apiHandler(rt *route) http.Handler {
 	})
 }
 
-type rawBody struct {
-	contentType string
-	data        []byte
-}
+// streamed is the body of a handler that wrote its response itself.
+type streamed struct{}
 
 // maxJSONBody bounds a JSON request body.
 const maxJSONBody = 1 << 20

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/hss/provision"
 )
@@ -277,15 +277,21 @@ func (s *Server) apiRoutes() []*route {
 		&route{method: "GET", path: "/api/v1/subscribers.csv", id: "exportSubscribers", tag: "bulk", outCSV: true,
 			summary: "Export every subscriber as CSV (imsctl's format, without secrets)", role: RoleRead, status: 200,
 			h: func(w http.ResponseWriter, r *http.Request) (int, any, error) {
-				var buf bytes.Buffer
+				// Streamed as PostgreSQL sends it: a failure half-way ends
+				// the response early (the client sees a truncated body).
 				err := s.withConn(r.Context(), func(c *pgx.Conn) error {
-					_, err := provision.ExportCSV(r.Context(), c, &buf, false)
+					w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+					w.Header().Set("Content-Disposition", `attachment; filename="subscribers.csv"`)
+					_, err := provision.ExportCSV(r.Context(), c, &lazyWriter{w: w}, false)
 					return err
 				})
-				if err != nil {
+				if err != nil && !wroteBody(w) {
 					return 0, nil, err
 				}
-				return 200, rawBody{contentType: "text/csv; charset=utf-8", data: buf.Bytes()}, nil
+				if err != nil {
+					s.log.Warn("subscriber export ended early", zap.Error(err))
+				}
+				return 200, streamed{}, nil
 			}},
 	)
 	rs = append(rs, resource[provision.Profile]{
@@ -357,6 +363,27 @@ func byOptions[T any](f func(context.Context, provision.DB, provision.ListOption
 	return func(ctx context.Context, db provision.DB, _ *http.Request, o provision.ListOptions) ([]T, bool, error) {
 		return f(ctx, db, o)
 	}
+}
+
+// lazyWriter writes the 200 status with the first byte, so that an
+// error before any data can still be answered as a problem.
+type lazyWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (l *lazyWriter) Write(b []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		l.w.WriteHeader(200)
+	}
+	return l.w.Write(b)
+}
+
+// wroteBody reports whether the response has begun.
+func wroteBody(w http.ResponseWriter) bool {
+	sw, ok := w.(*statusWriter)
+	return ok && sw.code != 0
 }
 
 func setID(key string) (int32, error) {
