@@ -130,3 +130,12 @@ BENCH_IMPORT_N ?= 1000000
 .PHONY: bench-import
 bench-import:
 	BENCH_IMPORT_N=$(BENCH_IMPORT_N) $(GO) test -count=1 -run '^TestBenchImport$$' -v -timeout 20m ./hss/provision/ | grep '^bench-import:'
+
+## bench-load: sipp load steps through P-CSCF → I-CSCF → S-CSCF → HSS (real binaries, throw-away
+## database at DATABASE_URL), counted from sipp's side; fails when a REGISTER or INVITE transaction
+## got no final answer. LOAD_STEPS: KIND:RATE,... (reg, sharedreg, sharedcall, call; e2e/load_test.go);
+## LOAD_STEP_SECONDS each (default 20). Not part of make test.
+LOAD_STEPS ?= reg:300,reg:500,sharedreg:200,sharedcall:200,call:350
+.PHONY: bench-load
+bench-load:
+	LOAD_STEPS='$(LOAD_STEPS)' $(GO) test -count=1 -run '^TestLoad$$' -v -timeout 60m ./e2e/ | sed -n '/^bench-load/,/^[-=]\{3\} /p'

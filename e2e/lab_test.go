@@ -204,10 +204,12 @@ func (l *lab) startSCSCF() {
 	l.start("scscf", append(args, l.scscfArg...)...)
 }
 
+// startICSCF starts the I-CSCF; BENCH_ICSCF_ARGS (space-separated flags)
+// is appended, for benchmarks.
 func (l *lab) startICSCF() {
-	l.start("icscf", "--sip-listen", fmt.Sprintf("127.0.0.1:%d", l.icscf), "--domain", domain,
+	l.start("icscf", append([]string{"--sip-listen", fmt.Sprintf("127.0.0.1:%d", l.icscf), "--domain", domain,
 		"--hss-addr", fmt.Sprintf("127.0.0.1:%d", l.hssPort), "--scscf", l.scscfServerName(),
-		"--resolve", "scscf."+domain+"=127.0.0.1")
+		"--resolve", "scscf." + domain + "=127.0.0.1"}, strings.Fields(os.Getenv("BENCH_ICSCF_ARGS"))...)...)
 }
 
 func (l *lab) waitReady(name string, within time.Duration) {
