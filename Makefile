@@ -139,3 +139,14 @@ LOAD_STEPS ?= reg:300,reg:500,sharedreg:200,sharedcall:200,call:350
 .PHONY: bench-load
 bench-load:
 	LOAD_STEPS='$(LOAD_STEPS)' $(GO) test -count=1 -run '^TestLoad$$' -v -timeout 60m ./e2e/ | sed -n '/^bench-load/,/^[-=]\{3\} /p'
+
+## bench-compare: the bench-load steps (COMPARE_STEPS) alternated between our chain and a Kamailio 5.6
+## IMS chain (P-CSCF e2e/testdata/kamailio/pcscf.cfg, the interop I-CSCF and S-CSCF) on the same HSS
+## and database, COMPARE_ROUNDS rounds (the order swapped each round); prints the table of
+## docs/performance.md. Needs sipp and the Debian packages kamailio, kamailio-ims-modules,
+## kamailio-presence-modules. Not part of make test.
+COMPARE_STEPS  ?= reg:300,reg:500,reg:700,sharedreg:200,sharedreg:400,sharedcall:200,sharedcall:350,call:350,call:500
+COMPARE_ROUNDS ?= 1
+.PHONY: bench-compare
+bench-compare:
+	COMPARE_STEPS='$(COMPARE_STEPS)' COMPARE_ROUNDS='$(COMPARE_ROUNDS)' $(GO) test -count=1 -run '^TestCompare$$' -v -timeout 120m ./e2e/ | sed -n '/^bench-compare/,/^[-=]\{3\} /p'

@@ -58,6 +58,9 @@ var kamailioModules = map[string]string{
 	"ims_usrloc_scscf": "kamailio-ims-modules", "ims_registrar_scscf": "kamailio-ims-modules",
 	"ims_auth": "kamailio-ims-modules", "ims_diameter_server": "kamailio-ims-modules", "ims_dialog": "kamailio-ims-modules",
 	"presence": "kamailio-presence-modules",
+	// the P-CSCF of the benchmark (compare_test.go)
+	"path": "kamailio", "nathelper": "kamailio",
+	"ims_usrloc_pcscf": "kamailio-ims-modules", "ims_registrar_pcscf": "kamailio-ims-modules", "ims_ipsec_pcscf": "kamailio-ims-modules",
 }
 
 // kamailioTools are the binaries and module directory found by needKamailio.
@@ -125,7 +128,13 @@ type kamailioConf struct {
 	SCSCFURI         string // S-CSCF: its own name (ims_auth, registrar)
 	SCSCFNameDB      string // I-CSCF db_text row (':' escaped)
 	SCSCFURIDB       string
-	ICSCFPort        int // S-CSCF: where originating requests go
+	ICSCFPort        int // S-CSCF, P-CSCF: where originating requests and REGISTERs go
+	// Children (SIP worker processes), CDPWorkers and CDPQueueLength
+	// (cdp's Diameter workers and task queue): 2, 2 and 32 when zero, the
+	// interop test's; the benchmark sizes them for load.
+	Children, CDPWorkers, CDPQueueLength int
+	// ShmMB is Kamailio's shared memory (-m), 64 when zero.
+	ShmMB int
 }
 
 // kamailioProc is one running Kamailio.
@@ -182,6 +191,18 @@ func startKamailio(t *testing.T, k kamailioTools, name string, c kamailioConf) *
 	} else {
 		c.Debug = 2 // info
 	}
+	if c.Children == 0 {
+		c.Children = 2
+	}
+	if c.CDPWorkers == 0 {
+		c.CDPWorkers = 2
+	}
+	if c.CDPQueueLength == 0 {
+		c.CDPQueueLength = 32
+	}
+	if c.ShmMB == 0 {
+		c.ShmMB = 64
+	}
 	if name == "icscf" {
 		c.DBDir = filepath.Join(dir, "db")
 		if err := os.Mkdir(c.DBDir, 0o755); err != nil {
@@ -193,12 +214,14 @@ func startKamailio(t *testing.T, k kamailioTools, name string, c kamailioConf) *
 	}
 	cfg := filepath.Join(dir, name+".cfg")
 	renderKamailio(t, name+".cfg", cfg, c)
-	renderKamailio(t, "cdp.xml", c.CDPConfig, c)
+	if name != "pcscf" { // the P-CSCF has no Diameter (no Rx here)
+		renderKamailio(t, "cdp.xml", c.CDPConfig, c)
+	}
 	if out, err := exec.Command(k.kamailio, "-c", "-f", cfg, "-L", k.modules).CombinedOutput(); err != nil {
 		t.Fatalf("kamailio -c %s: %v\n%s", name, err, tail(string(out), 4000))
 	}
 	p := &kamailioProc{name: name, logs: &syncBuffer{}, done: make(chan struct{}), ctl: c.CtlSocket, k: k}
-	p.cmd = exec.Command(k.kamailio, "-f", cfg, "-L", k.modules, "-DD", "-E", "-Y", run, "-m", "64", "-M", "8")
+	p.cmd = exec.Command(k.kamailio, "-f", cfg, "-L", k.modules, "-DD", "-E", "-Y", run, "-m", fmt.Sprint(c.ShmMB), "-M", "8")
 	p.cmd.Dir = dir
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	// Its own process group: the workers it forks are stopped with it.

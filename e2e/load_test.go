@@ -78,6 +78,10 @@ type loadChain struct {
 	procs []loadProc
 	// shared are the UEs of the last sharedreg step, by socket.
 	shared [2][]loadUE
+	// scscf is the S-CSCF name the chain's subscribers are provisioned
+	// with (their preferred S-CSCF: the UAA names it), so that each chain
+	// keeps its users when both share one HSS.
+	scscf string
 	ports  [2]int
 	// pair is the registered caller and callee of the call steps.
 	pair      [2]loadUE
@@ -177,12 +181,12 @@ func (c *loadChain) newUsers(t *testing.T, n int) []string {
 	t.Helper()
 	c.seq++
 	var csv strings.Builder
-	csv.WriteString("impi,impu,k,op,amf\n")
+	csv.WriteString("impi,impu,k,op,amf,scscf\n")
 	users := make([]string, n)
 	hexOf := func(s string) string { return fmt.Sprintf("%x", s) }
 	for i := range users {
 		users[i] = fmt.Sprintf("load%02d%s%06d", c.seq, strings.ToLower(c.name[:1]), i)
-		fmt.Fprintf(&csv, "%s@%s,sip:%s@%s,%s,%s,%s\n", users[i], domain, users[i], domain, hexOf(benchK), hexOf(benchOP), hexOf(benchAMF))
+		fmt.Fprintf(&csv, "%s@%s,sip:%s@%s,%s,%s,%s,%s\n", users[i], domain, users[i], domain, hexOf(benchK), hexOf(benchOP), hexOf(benchAMF), c.scscf)
 	}
 	path := filepath.Join(t.TempDir(), "subs.csv")
 	if err := os.WriteFile(path, []byte(csv.String()), 0o644); err != nil {
@@ -557,7 +561,7 @@ func startOurChain(t *testing.T) *loadChain {
 	t.Setenv("BENCH_HSS_ARGS", strings.TrimSpace(os.Getenv("BENCH_HSS_ARGS")+" --log-level warn"))
 	t.Setenv("BENCH_ICSCF_ARGS", strings.TrimSpace(os.Getenv("BENCH_ICSCF_ARGS")+" --log-level warn"))
 	pl := newPCSCFLabArgs(t, freePort(t), []string{"--log-level", "warn"}, append(benchPCSCFArgs(), "--log-level", "warn"))
-	ch := &loadChain{name: "ours", l: pl.lab, entry: pl.pcscf}
+	ch := &loadChain{name: "ours", l: pl.lab, entry: pl.pcscf, scscf: pl.scscfServerName()}
 	for _, n := range []string{"pcscf", "icscf", "scscf", "hss"} {
 		ch.procs = append(ch.procs, loadProc{n, func() []int { return []int{pl.procs[n].cmd.Process.Pid} }})
 	}
