@@ -82,7 +82,7 @@ type loadChain struct {
 	// with (their preferred S-CSCF: the UAA names it), so that each chain
 	// keeps its users when both share one HSS.
 	scscf string
-	ports  [2]int
+	ports [2]int
 	// pair is the registered caller and callee of the call steps.
 	pair      [2]loadUE
 	pairPorts [2]int
