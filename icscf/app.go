@@ -40,7 +40,8 @@ func Function() config.Function {
 			config.Bool(prefix, "reveal-unknown-users", false, "answer a REGISTER of an identity the HSS does not know 403 with the UAA in a Warning (troubleshooting); default: a decoy challenge, so that known and unknown identities look alike"),
 			config.Int(prefix, "auth-failure-burst", 10, "failed answers to decoy challenges in a row that lock an unknown IMPI out (403 with Retry-After), as the S-CSCF throttles known ones; -1 disables"),
 			config.Duration(prefix, "auth-failure-every", 30e9, "how often one failure of a locked-out unknown IMPI is forgiven"),
-			config.Int(prefix, "max-pending-register", DefaultMaxPendingRegister, "REGISTER transactions in progress from which a new initial REGISTER is answered 503 at once; challenge answers and de-registrations are admitted up to twice as many (0: no limit)"),
+			config.Int(prefix, "max-pending-register", DefaultMaxPendingRegister, "REGISTER transactions in progress from which a new initial REGISTER is answered 503 at once; challenge answers and de-registrations are admitted up to twice as many (0: no limit); with --register-admission adaptive, where the limit starts"),
+			config.String(prefix, "register-admission", AdmissionAdaptive, "adaptive: the REGISTER admission limit follows the latency of the REGISTER transactions (grows while they do not slow down, shrinks when they queue); fixed: --max-pending-register"),
 			config.Int(prefix, "overload-retry-after", DefaultOverloadRetryAfter, "Retry-After in seconds of the 503 sent to REGISTERs refused by --max-pending-register (at least 1)"),
 		},
 		Validate: func(c *cli.Context) error {
@@ -122,6 +123,7 @@ func configFromCLI(c *cli.Context) (Config, error) {
 	default:
 		cfg.MaxPendingRegister = n
 	}
+	cfg.RegisterAdmission = c.String("register-admission")
 	cfg.OverloadRetryAfter = c.Int("overload-retry-after")
 	if cfg.OverloadRetryAfter < 1 {
 		return cfg, fmt.Errorf("icscf: --overload-retry-after %d: want at least 1 (seconds)", cfg.OverloadRetryAfter)

@@ -28,6 +28,15 @@ const (
 	DefaultOverloadRetryAfter = 5
 )
 
+// Values of Config.RegisterAdmission (--register-admission).
+const (
+	// AdmissionAdaptive: the limit starts at MaxPendingRegister and
+	// follows the latency of the REGISTER transactions (adaptive.go).
+	AdmissionAdaptive = "adaptive"
+	// AdmissionFixed: the limit is MaxPendingRegister.
+	AdmissionFixed = "fixed"
+)
+
 // LabSCSCF is the loopback lab's S-CSCF in the home domain: the
 // Server-Name the S-CSCF uses by default (sip:scscf.<domain>:5080).
 func LabSCSCF(domain string) string { return "sip:scscf." + domain + ":5080" }
@@ -77,9 +86,14 @@ type Config struct {
 	// MaxPendingRegister is the admission limit of REGISTERs (docs/icscf.md,
 	// "Overload"): an initial REGISTER arriving while this many REGISTER
 	// transactions are in progress is answered 503 at once; challenge
-	// answers and de-registrations get twice as many. 0 takes
+	// answers and de-registrations get twice as many. With
+	// RegisterAdmission adaptive it is where the limit starts. 0 takes
 	// DefaultMaxPendingRegister; negative means no limit.
 	MaxPendingRegister int
+	// RegisterAdmission is AdmissionAdaptive (default: the limit follows
+	// the latency of the REGISTER transactions between 32 and 20,000) or
+	// AdmissionFixed.
+	RegisterAdmission string
 	// OverloadRetryAfter is the Retry-After of those 503s in seconds;
 	// default DefaultOverloadRetryAfter.
 	OverloadRetryAfter int
@@ -155,6 +169,13 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxPendingRegister == 0 {
 		c.MaxPendingRegister = DefaultMaxPendingRegister
+	}
+	switch c.RegisterAdmission {
+	case "":
+		c.RegisterAdmission = AdmissionAdaptive
+	case AdmissionAdaptive, AdmissionFixed:
+	default:
+		return fmt.Errorf("icscf: register admission %q: want %s or %s", c.RegisterAdmission, AdmissionAdaptive, AdmissionFixed)
 	}
 	if c.OverloadRetryAfter == 0 {
 		c.OverloadRetryAfter = DefaultOverloadRetryAfter

@@ -56,9 +56,14 @@ func New(cfg Config) (*Server, error) {
 			s.log.Warn("authentication throttled: unknown IMPI locked out after repeated failures", zap.String("impi", impi), zap.Duration("for", d))
 		}}))
 	if cfg.MaxPendingRegister > 0 {
-		s.admission.limit = int64(cfg.MaxPendingRegister)
+		s.admission.limit.Store(int64(cfg.MaxPendingRegister))
+		if cfg.RegisterAdmission == AdmissionAdaptive {
+			s.admission.adaptive = newAdaptiveLimit(cfg.MaxPendingRegister)
+			s.admission.limit.Store(s.admission.adaptive.current())
+		}
 	}
-	s.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(s.admission.pending.Load()) })
+	s.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(s.admission.pending.Load()) },
+		func() float64 { return float64(s.admission.limit.Load()) })
 	node, err := diameter.New(diameter.Config{
 		OriginHost:   cfg.OriginHost,
 		OriginRealm:  cfg.Domain,

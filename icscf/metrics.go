@@ -16,11 +16,12 @@ type metrics struct {
 
 	overloadRejections *prometheus.CounterVec // kind
 	pendingRegister    prometheus.GaugeFunc
+	admissionLimit     prometheus.GaugeFunc
 }
 
 // newMetrics builds the collectors; pendingRegister reads the number of
-// REGISTER transactions in progress.
-func newMetrics(reg prometheus.Registerer, pendingRegister func() float64) *metrics {
+// REGISTER transactions in progress, admissionLimit their limit now.
+func newMetrics(reg prometheus.Registerer, pendingRegister, admissionLimit func() float64) *metrics {
 	m := &metrics{
 		cxResults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "icscf_cx_answers_total",
@@ -50,12 +51,16 @@ func newMetrics(reg prometheus.Registerer, pendingRegister func() float64) *metr
 		}, []string{"answer"}),
 		overloadRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "icscf_overload_rejections_total",
-			Help: "REGISTERs answered 503 at once because too many REGISTER transactions were pending (--max-pending-register), by kind: initial, or challenge_answer (an Authorization with a response, or a de-registration).",
+			Help: "REGISTERs answered 503 at once because too many REGISTER transactions were pending (icscf_register_admission_limit), by kind: initial, or challenge_answer (an Authorization with a response, or a de-registration).",
 		}, []string{"kind"}),
 		pendingRegister: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "icscf_pending_register",
 			Help: "REGISTER transactions in progress: admitted and without final response sent yet.",
 		}, pendingRegister),
+		admissionLimit: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "icscf_register_admission_limit",
+			Help: "REGISTER transactions in progress from which an initial REGISTER is answered 503 (challenge answers: twice as many); it follows their latency with --register-admission adaptive; 0: no limit.",
+		}, admissionLimit),
 	}
 	// Both kinds exist from the start, so a rate() over them works before
 	// the first rejection.
@@ -63,7 +68,7 @@ func newMetrics(reg prometheus.Registerer, pendingRegister func() float64) *metr
 	m.overloadRejections.WithLabelValues(kindChallengeAnswer)
 	if reg != nil {
 		reg.MustRegister(m.cxResults, m.cxDuration, m.sipResults, m.sipDuration, m.failovers, m.concealed,
-			m.overloadRejections, m.pendingRegister)
+			m.overloadRejections, m.pendingRegister, m.admissionLimit)
 	}
 	return m
 }

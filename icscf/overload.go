@@ -27,10 +27,13 @@ const overloadLogEvery = 10 * time.Second
 // admission counts the REGISTER transactions in progress and decides
 // whether a new one may start (docs/icscf.md, "Overload").
 type admission struct {
-	limit   int64 // initial REGISTERs; challenge answers get 2×; <= 0: none
+	limit   atomic.Int64 // initial REGISTERs; challenge answers get 2×; <= 0: none
 	pending atomic.Int64
-	lastLog atomic.Int64 // unix nanoseconds of the last overload warning
-	shed    atomic.Int64 // rejections since that warning
+	// adaptive, when set, moves limit with the latency of the admitted
+	// REGISTERs (adaptive.go).
+	adaptive *adaptiveLimit
+	lastLog  atomic.Int64 // unix nanoseconds of the last overload warning
+	shed     atomic.Int64 // rejections since that warning
 }
 
 // registerKind classifies a REGISTER: a challenge answer carries a Digest
@@ -59,17 +62,27 @@ func registerKind(req *sip.Request) string {
 // already pending when the request must be refused.
 func (a *admission) admitRegister(kind string) (release func(), pending int64, ok bool) {
 	n := a.pending.Add(1)
-	if a.limit > 0 {
-		max := a.limit
+	if limit := a.limit.Load(); limit > 0 {
+		max := limit
 		if kind == kindChallengeAnswer {
-			max = 2 * a.limit
+			max = 2 * limit
 		}
 		if n-1 >= max {
 			a.pending.Add(-1)
 			return nil, n - 1, false
 		}
 	}
-	return func() { a.pending.Add(-1) }, n, true
+	if a.adaptive == nil {
+		return func() { a.pending.Add(-1) }, n, true
+	}
+	start := time.Now()
+	return func() {
+		a.pending.Add(-1)
+		now := time.Now()
+		if limit, changed := a.adaptive.observe(now, now.Sub(start), n); changed {
+			a.limit.Store(limit)
+		}
+	}, n, true
 }
 
 // refuseOverload answers a REGISTER that was not admitted at once, before
@@ -78,13 +91,13 @@ func (a *admission) admitRegister(kind string) (release func(), pending int64, o
 // per overloadLogEvery, the rest at debug level.
 func (s *Server) refuseOverload(t *sipproxy.Txn, kind string, pending int64) int {
 	s.metrics.overloadRejections.WithLabelValues(kind).Inc()
-	text := fmt.Sprintf("overload: %d REGISTER transactions pending (--max-pending-register)", pending)
+	text := fmt.Sprintf("overload: %d REGISTER transactions pending (limit %d, %s)", pending, s.admission.limit.Load(), s.cfg.RegisterAdmission)
 	shed := s.admission.shed.Add(1)
 	now := time.Now().UnixNano()
 	if last := s.admission.lastLog.Load(); now-last >= int64(overloadLogEvery) && s.admission.lastLog.CompareAndSwap(last, now) {
 		s.admission.shed.Add(-shed)
 		s.log.Warn("overload: refusing REGISTERs with 503",
-			zap.Int64("pending", pending), zap.Int("max-pending-register", s.cfg.MaxPendingRegister),
+			zap.Int64("pending", pending), zap.Int64("limit", s.admission.limit.Load()), zap.String("admission", s.cfg.RegisterAdmission),
 			zap.Int64("refused-since-last-warning", shed))
 	} else {
 		s.log.Debug("REGISTER refused: overload", zap.String("kind", kind), zap.Int64("pending", pending))

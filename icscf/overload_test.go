@@ -120,7 +120,7 @@ func checkOverload503(t *testing.T, ic *Server, res *sip.Response, pending strin
 	if ra := res.GetHeader("Retry-After"); ra == nil || ra.Value() != "7" {
 		t.Errorf("Retry-After = %v, want 7", ra)
 	}
-	want := `399 ` + ic.warnAgent + ` "overload: ` + pending + ` REGISTER transactions pending (--max-pending-register)"`
+	want := `399 ` + ic.warnAgent + ` "overload: ` + pending + ` REGISTER transactions pending (limit 1, fixed)"`
 	if w := res.GetHeader("Warning"); w == nil || w.Value() != want {
 		t.Errorf("Warning = %v, want %s", w, want)
 	}
@@ -132,7 +132,7 @@ func TestOverloadRefusesInitialRegisterAdmitsChallengeAnswers(t *testing.T) {
 		return cxReply{code: diameter.DiameterSubsequentRegistration, experimental: true, serverName: s1.name}
 	})
 	ic, reg := startICSCF(t, hss.addr, []string{s1.spec()}, func(c *Config) {
-		c.MaxPendingRegister = 1
+		c.MaxPendingRegister, c.RegisterAdmission = 1, AdmissionFixed
 		c.OverloadRetryAfter = 7
 		c.SIPTimeout = 10 * time.Second // the held REGISTERs must not fail over
 	})
@@ -268,7 +268,7 @@ func TestOverloadSlotReleasedOnEveryPath(t *testing.T) {
 	})
 	logger := zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), panicCore{zapcore.DebugLevel}))
 	ic, reg := startICSCF(t, hss.addr, []string{silent.spec(), s2.spec()}, func(c *Config) {
-		c.MaxPendingRegister = 1
+		c.MaxPendingRegister, c.RegisterAdmission = 1, AdmissionFixed
 		c.CxTimeout = 200 * time.Millisecond
 		c.Logger = logger
 	})
@@ -341,13 +341,16 @@ func TestOverloadFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MaxPendingRegister != 128 || cfg.OverloadRetryAfter != 5 {
-		t.Errorf("defaults: max pending %d, Retry-After %d; want 128, 5", cfg.MaxPendingRegister, cfg.OverloadRetryAfter)
+	if cfg.MaxPendingRegister != 128 || cfg.OverloadRetryAfter != 5 || cfg.RegisterAdmission != AdmissionAdaptive {
+		t.Errorf("defaults: max pending %d, Retry-After %d, admission %q; want 128, 5, adaptive", cfg.MaxPendingRegister, cfg.OverloadRetryAfter, cfg.RegisterAdmission)
+	}
+	if cfg, err = run(nil, "--register-admission", "fixed"); err != nil || cfg.RegisterAdmission != AdmissionFixed {
+		t.Errorf("--register-admission fixed: %q, %v", cfg.RegisterAdmission, err)
 	}
 	if cfg, err = run(nil, "--max-pending-register", "0", "--overload-retry-after", "1"); err != nil || cfg.MaxPendingRegister >= 0 || cfg.OverloadRetryAfter != 1 {
 		t.Errorf("--max-pending-register 0: %+v, %v; want no limit (negative)", cfg.MaxPendingRegister, err)
 	}
-	for _, bad := range [][]string{{"--max-pending-register", "-1"}, {"--overload-retry-after", "0"}} {
+	for _, bad := range [][]string{{"--max-pending-register", "-1"}, {"--overload-retry-after", "0"}, {"--register-admission", "aimd"}} {
 		if _, err := run(nil, bad...); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

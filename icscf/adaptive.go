@@ -1,0 +1,109 @@
+package icscf
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// Adaptive REGISTER admission limit (docs/icscf.md, "Overload";
+// docs/adr/0003-admission-from-latency.md). The limit on REGISTER
+// transactions in progress follows their latency, after the gradient
+// limiter of Netflix's concurrency-limits (Gradient2): while a window's
+// mean latency stays within adaptiveTolerance of the long-run latency
+// (the chain is not queueing) the limit grows by a tenth per window;
+// when the latency rises above it (work queues up somewhere behind the
+// I-CSCF: S-CSCF, HSS, PostgreSQL, the CPU) the limit shrinks in
+// proportion. A fixed limit is either too low for a fast chain (503s
+// while it still has CPU to spare) or too high for a slow one.
+const (
+	// adaptiveMin and adaptiveMax bound the limit.
+	adaptiveMin = 32
+	adaptiveMax = 20000
+	// adaptiveWindow is the shortest sampling window; a window also needs
+	// adaptiveMinSamples completed REGISTERs.
+	adaptiveWindow     = 100 * time.Millisecond
+	adaptiveMinSamples = 10
+	// adaptiveTolerance is how much slower than the long-run latency a
+	// window may be before the limit shrinks.
+	adaptiveTolerance = 1.5
+	// adaptiveLongWindows is the span, in windows, of the long-run
+	// latency's exponential average.
+	adaptiveLongWindows = 100
+	// adaptiveSmoothing is the weight of each new, lower estimate.
+	adaptiveSmoothing = 0.2
+)
+
+// adaptiveLimit estimates the REGISTER admission limit from the latency
+// of completed REGISTER transactions. Safe for concurrent use.
+type adaptiveLimit struct {
+	mu    sync.Mutex
+	limit float64
+	long  float64 // ms: exponential average of the windows' mean latencies
+	// the current window
+	start       time.Time
+	sum         float64 // ms
+	n           int
+	maxInflight int64
+}
+
+func newAdaptiveLimit(initial int) *adaptiveLimit {
+	return &adaptiveLimit{limit: math.Max(adaptiveMin, math.Min(adaptiveMax, float64(initial)))}
+}
+
+// current is the limit now.
+func (a *adaptiveLimit) current() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return int64(a.limit)
+}
+
+// observe records a REGISTER transaction that took rtt and found inflight
+// transactions in progress (itself included) when it was admitted; at
+// the end of a window it updates the limit and returns it with true.
+func (a *adaptiveLimit) observe(now time.Time, rtt time.Duration, inflight int64) (int64, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.start.IsZero() {
+		a.start = now
+	}
+	a.sum += float64(rtt) / float64(time.Millisecond)
+	a.n++
+	a.maxInflight = max(a.maxInflight, inflight)
+	if now.Sub(a.start) < adaptiveWindow || a.n < adaptiveMinSamples {
+		return 0, false
+	}
+	short := a.sum / float64(a.n)
+	busy := float64(a.maxInflight) >= a.limit/2
+	a.start, a.sum, a.n, a.maxInflight = now, 0, 0, 0
+	if short <= 0 {
+		return int64(a.limit), false
+	}
+	switch {
+	case a.long == 0:
+		a.long = short
+	default:
+		a.long += (short - a.long) * 2 / (adaptiveLongWindows + 1)
+		// Latency fell far below the long-run average (a burst is over):
+		// forget the slow past faster.
+		if a.long > 2*short {
+			a.long = (a.long + short) / 2
+		}
+	}
+	if !busy {
+		// The limit was not the constraint: nothing says it is too low or
+		// too high.
+		return int64(a.limit), false
+	}
+	gradient := math.Max(0.5, math.Min(1, adaptiveTolerance*a.long/short))
+	if gradient >= 1 {
+		// Not queueing and the limit is in use: grow by a tenth (at least
+		// √limit) a window, from 128 to about 1,000 in two seconds.
+		a.limit += math.Max(math.Sqrt(a.limit), a.limit/10)
+	} else {
+		next := a.limit*gradient + math.Sqrt(a.limit)
+		a.limit = a.limit*(1-adaptiveSmoothing) + next*adaptiveSmoothing
+	}
+	a.limit = math.Max(adaptiveMin, math.Min(adaptiveMax, a.limit))
+	return int64(a.limit), true
+}

@@ -1,0 +1,49 @@
+package icscf
+
+import (
+	"testing"
+	"time"
+)
+
+// TestAdaptiveLimit: the REGISTER admission limit grows while the
+// transactions it admits keep their latency and the limit is what bounds
+// them; it shrinks when their latency rises (they queue behind the
+// I-CSCF); it stays where it is while the load uses less than half of it;
+// it never leaves [adaptiveMin, adaptiveMax].
+func TestAdaptiveLimit(t *testing.T) {
+	a := newAdaptiveLimit(128)
+	now := time.Unix(0, 0)
+	// feed runs windows of 20 REGISTERs taking rtt, with inflight of them
+	// in progress, and returns the limit after them.
+	feed := func(windows int, rtt time.Duration, inflight func(limit int64) int64) int64 {
+		for range windows {
+			for range adaptiveMinSamples * 2 {
+				now = now.Add(adaptiveWindow / (adaptiveMinSamples * 2))
+				a.observe(now, rtt, inflight(a.current()))
+			}
+			now = now.Add(time.Millisecond)
+			a.observe(now, rtt, inflight(a.current()))
+		}
+		return a.current()
+	}
+	atLimit := func(limit int64) int64 { return limit }
+	grown := feed(100, 20*time.Millisecond, atLimit)
+	if grown <= 1000 {
+		t.Fatalf("latency steady at the limit for 100 windows: limit %d, want it well above 128", grown)
+	}
+	// Idle-ish: a tenth of the limit in use says nothing.
+	if idle := feed(50, 20*time.Millisecond, func(l int64) int64 { return l / 10 }); idle != grown {
+		t.Errorf("load below half the limit moved it: %d → %d", grown, idle)
+	}
+	// Queueing: the latency triples while the limit is full.
+	shrunk := feed(20, 60*time.Millisecond, atLimit)
+	if shrunk >= grown/2 {
+		t.Errorf("latency tripled for 20 windows: limit %d, want below half of %d", shrunk, grown)
+	}
+	if low := feed(200, 2*time.Second, atLimit); low < adaptiveMin {
+		t.Errorf("limit %d below the floor %d", low, adaptiveMin)
+	}
+	if high := feed(3000, time.Millisecond, atLimit); high > adaptiveMax {
+		t.Errorf("limit %d above the ceiling %d", high, adaptiveMax)
+	}
+}
