@@ -107,7 +107,12 @@ func (e *env) start() {
 	s, err := hss.New(hss.Config{
 		Registry: e.reg, DiameterListen: "127.0.0.1:0", Realm: realm, AcceptAnyPeer: true, DatabaseURL: e.dsn,
 		PollInterval: 200 * time.Millisecond, Logger: zaptest.NewLogger(e.t), MaxAuthItems: 8,
-		RequestTimeout: 2 * time.Second,
+		// The production default is 2 s; on a CI machine that other
+		// jobs load (seen at load average 20: the first SNR's new
+		// database connection alone took over 2 s) that budget made
+		// tests fail with 5012 while nothing was wrong. A lock that never
+		// frees still fails them.
+		RequestTimeout: 10 * time.Second,
 	})
 	if err != nil {
 		e.t.Fatal(err)
