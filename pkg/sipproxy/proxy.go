@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -178,7 +179,11 @@ func New(cfg Config) (*Proxy, error) {
 			sip.WithTransactionLayerLogger(slogger),
 			sip.WithTransactionLayerUnhandledResponseHandler(p.handleStrayResponse),
 		),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slogger)),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerLogger(slogger),
+			sip.WithTransportLayerReadFilter(tagLocalAddr),
+			sip.WithTransportLayerTransports(sip.TransportsConfig{TCP: &sip.TransportTCP{DialerCreate: reuseAddrDialer}}),
+		),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("sipproxy: %w", err)
@@ -303,6 +308,26 @@ func (p *Proxy) serve(l *listener, fn func() error) {
 	}()
 }
 
+// CloseConnectionsFrom closes the TCP connection dialled from laddr
+// ("ip:port", a Target.Laddr) and forgets it, so that the next request
+// from that local address dials its own: sipgo finds an outgoing TCP
+// connection by local address alone, so a connection left from an
+// earlier peer of that address would carry the next peer's requests.
+func (p *Proxy) CloseConnectionsFrom(laddr string) {
+	pool := p.tp.Pool("tcp")
+	if pool == nil {
+		return
+	}
+	if c := pool.Get(laddr); c != nil {
+		pool.Delete(laddr)
+		_ = c.Close()
+	}
+}
+
+// Unlisten closes a socket added with Listen ("udp" or "tcp", its bound
+// "ip:port").
+func (p *Proxy) Unlisten(network, addr string) { p.closeListener(addr, strings.ToLower(network)) }
+
 func (p *Proxy) closeListener(addr, network string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -424,6 +449,49 @@ func init() {
 	if sip.UDPMTUSize < MaxUDPMessageSize+200 {
 		sip.UDPMTUSize = MaxUDPMessageSize + 200
 	}
+}
+
+// localAddrHeader carries, inside the proxy only, the local address a UDP
+// request was received on (see tagLocalAddr). It never leaves the proxy.
+const localAddrHeader = "X-Sipproxy-Local-Addr"
+
+// tagLocalAddr is sipgo's read filter: a UDP request gets, as its first
+// header, the address of the socket it arrived on, which sipgo does not
+// keep (its UDP connection pool answers "which socket last heard this
+// source", which another socket may change at any moment). A header of
+// that name the sender wrote comes later and is ignored and removed
+// (Txn.LocalAddr). TCP requests are not tagged: their connection knows.
+func tagLocalAddr(p sip.TransportReadProps, data []byte) ([]byte, error) {
+	if !strings.EqualFold(p.Transport, "udp") || p.LocalAddr == nil || len(data) < 8 || string(data[:8]) == "SIP/2.0 " {
+		return data, nil
+	}
+	i := strings.IndexByte(string(data[:min(len(data), 4096)]), '\n')
+	if i < 0 {
+		return data, nil
+	}
+	out := make([]byte, 0, len(data)+len(localAddrHeader)+32)
+	out = append(out, data[:i+1]...)
+	out = append(out, localAddrHeader+": "+p.LocalAddr.String()+"\r\n"...)
+	return append(out, data[i+1:]...), nil
+}
+
+// reuseAddrDialer dials TCP with SO_REUSEADDR, so that a connection from a
+// chosen local port (Target.Laddr, e.g. a P-CSCF's protected client port)
+// can be opened again while the previous one is in TIME_WAIT.
+func reuseAddrDialer(laddr net.Addr) net.Dialer {
+	return net.Dialer{Timeout: time.Minute, LocalAddr: laddr, Control: ReuseAddr}
+}
+
+// ReuseAddr is a net.Dialer / net.ListenConfig Control that sets
+// SO_REUSEADDR on the socket.
+func ReuseAddr(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 // readyPacketConn closes ready on the first ReadFrom, which sipgo's UDP

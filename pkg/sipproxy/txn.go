@@ -91,6 +91,31 @@ type Txn struct {
 	relayed   *sip.Response
 	branches  []*branch
 	dest      string
+	laddr     string // the local address the request arrived on
+}
+
+// LocalAddr returns the local "ip:port" the request arrived on: the
+// socket of a UDP request (as the read filter recorded it), the
+// connection's local end for TCP; "" when unknown. A P-CSCF tells by it
+// whether a request came through a UE's IPsec SA (to the protected
+// server port of that UE's SA set) or not.
+func (t *Txn) LocalAddr() string { return t.laddr }
+
+// localAddrOf reads the tag of tagLocalAddr (the first header of that
+// name) for UDP, the connection for TCP.
+func localAddrOf(req *sip.Request, stx *sip.ServerTx) string {
+	if strings.EqualFold(req.Transport(), "udp") {
+		if hs := req.GetHeaders(localAddrHeader); len(hs) > 0 {
+			return strings.TrimSpace(hs[0].Value())
+		}
+		return ""
+	}
+	if c := stx.Connection(); c != nil {
+		if la := c.LocalAddr(); la != nil {
+			return la.String()
+		}
+	}
+	return ""
 }
 
 // SetResponseDestination makes the responses to the request go to
@@ -704,7 +729,12 @@ func (p *Proxy) handleRequest(req *sip.Request, stx *sip.ServerTx) {
 		}
 		return
 	}
+	t.laddr = localAddrOf(req, stx)
+	// The original belongs to sipgo's server transaction (read by its
+	// timers): only the working copy loses the tag.
 	t.req = req.Clone()
+	for t.req.RemoveHeader(localAddrHeader) {
+	}
 	t.popped = p.preprocessRoute(t.req)
 	if req.IsCancel() {
 		// A CANCEL matching a pending INVITE is absorbed by sipgo.
