@@ -26,6 +26,7 @@ const (
 	DefaultSPIMax       = 0x0fffffff
 	DefaultTimer        = 5 * time.Second
 	DefaultPendingSAAge = 4 * time.Minute
+	DefaultIPsecPorts   = 1000
 )
 
 // IPsec modes of --ipsec.
@@ -61,11 +62,16 @@ type Config struct {
 	// VisitedNetworkID is written in P-Visited-Network-ID; default Domain.
 	VisitedNetworkID string
 
-	IPsec        string // on, auto (default), off
-	PortC, PortS int    // protected ports of the P-CSCF
-	SPIMin       uint32
-	SPIMax       uint32
-	Algs, EAlgs  []string // preference lists (alg, ealg)
+	IPsec string // on, auto (default), off
+	// PortC, PortS are the protected ports of the first SA set; set i
+	// uses PortC+2i and PortS+2i (one pair per SA set, TS 33.203 §7.1).
+	PortC, PortS int
+	// IPsecPorts is how many port pairs (so SA sets at once) there are;
+	// 0: as many as fit, up to DefaultIPsecPorts.
+	IPsecPorts  int
+	SPIMin      uint32
+	SPIMax      uint32
+	Algs, EAlgs []string // preference lists (alg, ealg)
 	// IPsecBackend installs SAs; nil means the kernel (XFRM) backend of the
 	// current network namespace, probed once at start.
 	IPsecBackend ipsec.Backend
@@ -78,6 +84,9 @@ type Config struct {
 	// PendingSAAge bounds how long SAs set up on a 401 wait for the
 	// protected REGISTER.
 	PendingSAAge time.Duration
+	// RetireGrace is how long the SA set of a de-registered contact
+	// stays (default DefaultRetireGrace; see secagree.go).
+	RetireGrace time.Duration
 	// RegSubscribeExpires is the Expires of the reg-event SUBSCRIBE
 	// (0: 600000 s, TS 24.229 §5.2.3).
 	RegSubscribeExpires int
@@ -163,6 +172,13 @@ func (c *Config) setDefaults() error {
 	if c.PortC == c.PortS || c.PortC < 1 || c.PortC > 65535 || c.PortS < 1 || c.PortS > 65535 {
 		return fmt.Errorf("pcscf: protected ports must differ and be 1..65535 (port-c %d, port-s %d)", c.PortC, c.PortS)
 	}
+	fit := pairCount(c.PortC, c.PortS, 1<<16)
+	if c.IPsecPorts == 0 {
+		c.IPsecPorts = min(fit, DefaultIPsecPorts)
+	}
+	if c.IPsecPorts < 1 || c.IPsecPorts > fit {
+		return fmt.Errorf("pcscf: %d protected port pairs from port-c %d and port-s %d (pair i is port-c+2i, port-s+2i) do not fit: at most %d", c.IPsecPorts, c.PortC, c.PortS, fit)
+	}
 	if c.SPIMin == 0 {
 		c.SPIMin = DefaultSPIMin
 	}
@@ -193,6 +209,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.PendingSAAge <= 0 {
 		c.PendingSAAge = DefaultPendingSAAge
+	}
+	if c.RetireGrace <= 0 {
+		c.RetireGrace = DefaultRetireGrace
 	}
 	if c.RegSubscribeExpires <= 0 {
 		c.RegSubscribeExpires = 600000

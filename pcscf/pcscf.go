@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,8 +54,11 @@ type PCSCF struct {
 	expired atomic.Int64
 
 	mu      sync.Mutex
-	pending map[string]*pendingSA // by UE ip + UE port-c
-	calls   map[string]*call      // by callKey (Rx)
+	ports   *portPool         // protected port pairs (secagree.go)
+	sets    map[int]*saSet    // SA sets by their P-CSCF port-s
+	pending map[string]*saSet // pending SA sets by UE ip + UE port-c
+	retired *contacts.Store   // contacts ended, kept Config.RetireGrace for in-flight NOTIFYs
+	calls   map[string]*call  // by callKey (Rx)
 	// callBySID indexes the calls of s.calls by their Rx Session-Id (ASR, RAR).
 	callBySID map[string]*call
 	callsOf   map[string]map[string]struct{} // contact key → callKeys of its calls
@@ -67,20 +68,14 @@ type PCSCF struct {
 	closing   atomic.Bool // Close has begun
 }
 
-// pendingSA is a SA set installed on a 401, waiting for the protected
-// REGISTER (TS 33.203 §7.4).
-type pendingSA struct {
-	sa      ipsec.SecAssoc
-	server  []imsheader.SecurityMechanism
-	created time.Time
-}
-
 // New validates cfg and builds a P-CSCF (no sockets yet).
 func New(cfg Config) (*PCSCF, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &PCSCF{cfg: cfg, log: cfg.Logger, pending: map[string]*pendingSA{}, calls: map[string]*call{}, callBySID: map[string]*call{}, callsOf: map[string]map[string]struct{}{}, subs: map[string]*regSub{}}
+	s := &PCSCF{cfg: cfg, log: cfg.Logger, pending: map[string]*saSet{}, sets: map[int]*saSet{}, retired: contacts.New(nil),
+		ports: &portPool{baseC: cfg.PortC, baseS: cfg.PortS, n: cfg.IPsecPorts, used: map[int]bool{}, opened: map[int]bool{}, bad: map[int]bool{}},
+		calls: map[string]*call{}, callBySID: map[string]*call{}, callsOf: map[string]map[string]struct{}{}, subs: map[string]*regSub{}}
 	_ = sip.ParseUri(cfg.ICSCF, &s.icscf)
 	var err error
 	s.spis, err = ipsec.NewSPIAllocator(cfg.SPIMin, cfg.SPIMax)
@@ -128,16 +123,17 @@ func (s *PCSCF) Start(ctx context.Context) error {
 		return err
 	}
 	if s.ipsecOK {
-		host := s.proxy.Addr("udp").IP.String()
-		for _, l := range []struct {
-			net  string
-			port int
-		}{{"udp", s.cfg.PortS}, {"tcp", s.cfg.PortS}, {"udp", s.cfg.PortC}} {
-			if _, err := s.proxy.Listen(l.net, net.JoinHostPort(host, strconv.Itoa(l.port))); err != nil {
-				_ = s.proxy.Close()
-				return fmt.Errorf("pcscf: protected port: %w", err)
-			}
+		// The first pair opens now, so that a port taken by another
+		// program shows at start; the others on first use.
+		portC, portS, err := s.allocPair()
+		if err != nil {
+			_ = s.proxy.Close()
+			return fmt.Errorf("pcscf: protected ports: %w", err)
 		}
+		s.mu.Lock()
+		s.freePairLocked(portC, portS)
+		s.ports.next = 0
+		s.mu.Unlock()
 	}
 	restored, err := s.reload(ctx)
 	if err != nil {
@@ -272,20 +268,14 @@ func (s *PCSCF) reload(ctx context.Context) (restoredRx, error) {
 		if c.Expires.After(now) {
 			rxs.live = append(rxs.live, c.RxSessions...)
 			if c.RegSubscription != "" {
-				s.trackRegSubscription(c.RegSubscription) // its NOTIFYs are accepted
+				s.trackRegSubscription(c.RegSubscription, c.Key()) // its NOTIFYs are accepted
 			}
 		} else {
 			rxs.stale = append(rxs.stale, c.RxSessions...)
 		}
-		if c.SA != nil {
-			s.spis.Reserve(c.SA.PCSCF.SPIC)
-			s.spis.Reserve(c.SA.PCSCF.SPIS)
-			if s.backend != nil && c.Expires.After(time.Now()) {
-				if err := s.backend.Install(*c.SA); err != nil {
-					s.log.Warn("re-install SA of reloaded contact", zap.String("aor", c.AOR), zap.Error(err))
-				} else {
-					s.m.sas.Inc()
-				}
+		if c.SA != nil && s.ipsecOK && c.Expires.After(time.Now()) {
+			if err := s.adoptStored(c); err != nil {
+				s.log.Warn("re-install SA of reloaded contact", zap.String("aor", c.AOR), zap.Error(err))
 			}
 		}
 		n++
@@ -323,27 +313,52 @@ func (s *PCSCF) sweep(ctx context.Context) {
 		s.log.Info("contact expired", zap.String("aor", c.AOR), zap.Stringer("flow", c.Flow))
 		s.m.expired.Inc()
 		s.expired.Add(1)
-		s.dropContactState(ctx, c)
+		s.dropContactState(ctx, c, false)
 	}
-	s.mu.Lock()
-	var old []*pendingSA
-	for k, p := range s.pending {
-		if time.Since(p.created) > s.cfg.PendingSAAge {
-			old = append(old, p)
-			delete(s.pending, k)
-		}
-	}
-	s.mu.Unlock()
-	for _, p := range old {
-		s.removeSA(p.sa)
-	}
+	s.sweepSets()
+	s.refreshRegSubs()
 	s.updateGauges()
 }
 
-// dropContactState removes the SA and Rx sessions of a removed contact.
-func (s *PCSCF) dropContactState(ctx context.Context, c *contacts.Contact) {
-	if c.SA != nil && !s.saInUse(*c.SA) {
-		s.removeSA(*c.SA)
+// moveCalls hands the calls (Rx) of the contact under key from to the
+// contact to (the same UE, which switched transport).
+func (s *PCSCF) moveCalls(from string, to *contacts.Contact) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.callsOf[from] {
+		if cl := s.calls[k]; cl != nil {
+			s.removeCallLocked(k)
+			cl.contact = to.Clone()
+			s.addCallLocked(k, cl)
+		}
+	}
+}
+
+// dropContactState removes the SA set and Rx sessions of a removed
+// contact. With linger (a de-registration, not an expiry), the SA set
+// stays Config.RetireGrace and the contact stays reachable for terminating
+// requests meanwhile: the 200 to the de-REGISTER and the S-CSCF's reg
+// event NOTIFY to the UE still go through the SA (TS 24.229 §5.2.2.3,
+// §5.2.3).
+func (s *PCSCF) dropContactState(ctx context.Context, c *contacts.Contact, linger bool) {
+	if c.RegSubscription != "" {
+		// No more refreshes: the subscription ends with the registration
+		// (its last NOTIFY is still accepted).
+		s.mu.Lock()
+		if sub := s.subs[c.RegSubscription]; sub != nil {
+			sub.refreshAt = time.Time{}
+		}
+		s.mu.Unlock()
+	}
+	if set := s.setOf(c.SA); set != nil {
+		if linger {
+			s.retire(set)
+			r := c.Clone()
+			r.Expires = time.Now().Add(s.cfg.RetireGrace)
+			_ = s.retired.Put(ctx, r)
+		} else {
+			s.dropSet(set)
+		}
 	}
 	if s.rx != nil {
 		for _, sid := range c.RxSessions {
@@ -359,22 +374,6 @@ func (s *PCSCF) dropContactState(ctx context.Context, c *contacts.Contact) {
 	}
 }
 
-// saInUse reports whether another stored contact still uses sa (same SPIs).
-func (s *PCSCF) saInUse(sa ipsec.SecAssoc) bool {
-	return s.store.UsesSA(sa)
-}
-
-func (s *PCSCF) removeSA(sa ipsec.SecAssoc) {
-	if s.backend != nil {
-		if err := s.backend.Remove(sa); err != nil {
-			s.log.Warn("remove SA", zap.Error(err))
-		}
-		s.m.sas.Dec()
-	}
-	s.spis.Free(sa.PCSCF.SPIC)
-	s.spis.Free(sa.PCSCF.SPIS)
-}
-
 func (s *PCSCF) updateGauges() {
 	n, impus := s.store.Counts()
 	s.m.contacts.Set(float64(n))
@@ -384,17 +383,26 @@ func (s *PCSCF) updateGauges() {
 // handle dispatches one new request.
 func (s *PCSCF) handle(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
-	s.answerOverSA(t)
+	over := s.arrivedOver(t)
+	s.answerOverSA(t, over)
 	switch {
 	case req.Method == sip.REGISTER:
-		s.handleRegister(ctx, t)
+		s.handleRegister(ctx, t, over)
 		return
 	case req.Method == sip.NOTIFY && strings.EqualFold(req.Recipient.User, regEventUser) && s.proxy.IsSelf(req.Recipient):
 		s.handleRegNotify(ctx, t)
 		return
 	}
 	src := flowOf(req)
-	c, err := s.store.BySender(senderOf(req, src))
+	var c *contacts.Contact
+	var err error
+	if over != nil {
+		c = s.protectedSender(over)
+	} else if c, err = s.store.BySender(senderOf(req, src)); c != nil && c.SA != nil {
+		// A contact registered with SAs sends only through them (TS
+		// 24.229 §5.2.6.3): plaintext from its address is not its.
+		c, err = nil, nil
+	}
 	switch {
 	case c != nil:
 		if !s.inDialogThroughUs(t) {
@@ -423,11 +431,17 @@ func (s *PCSCF) handle(ctx context.Context, t *sipproxy.Txn) {
 	unmatched := errors.Is(err, contacts.ErrNoMatch)
 	// Terminating: our Path entry (term marker) was the top Route, or the
 	// Request-URI is a registered contact (in-dialog requests follow our
-	// Record-Route, which carries no marker).
+	// Record-Route, which carries no marker). A contact that just ended
+	// stays reachable Config.RetireGrace (the NOTIFY telling the UE, the 200 of
+	// its de-REGISTER).
 	term := isTermRoute(t.RemovedRoute())
-	if c := s.store.ByURI(req.Recipient.User, req.Recipient.Host, portOr(req.Recipient.Port), req.Recipient.String()); c != nil {
-		s.terminating(ctx, t, c)
-		return
+	if over == nil {
+		for _, st := range []*contacts.Store{s.store, s.retired} {
+			if c := st.ByURI(req.Recipient.User, req.Recipient.Host, portOr(req.Recipient.Port), req.Recipient.String()); c != nil {
+				s.terminating(ctx, t, c)
+				return
+			}
+		}
 	}
 	if req.IsAck() {
 		return
@@ -479,6 +493,21 @@ func senderOf(req *sip.Request, src contacts.Flow) contacts.Sender {
 		}
 	}
 	return snd
+}
+
+// protectedSender is the registered contact of the SA set a request
+// came through (nil when the set is not, or no longer, a contact's).
+func (s *PCSCF) protectedSender(over *saSet) *contacts.Contact {
+	s.mu.Lock()
+	key, active := over.contact, over.state == setActive
+	s.mu.Unlock()
+	if !active {
+		return nil
+	}
+	if c := s.store.Get(key); c != nil && c.Expires.After(time.Now()) {
+		return c
+	}
+	return nil
 }
 
 // isTermRoute reports whether u, the own Route entry sipproxy removed, is

@@ -2,6 +2,8 @@ package pcscf
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
@@ -17,66 +19,165 @@ import (
 
 // subscribeRegEvent subscribes to the reg event package (RFC 3680) of the
 // contact's default IMPU at the S-CSCF (first Service-Route hop), TS
-// 24.229 §5.2.3. Failures are logged only.
+// 24.229 §5.2.3, and keeps the subscription refreshed (refreshRegSubs).
+// Failures are logged only.
 func (s *PCSCF) subscribeRegEvent(key string, c *contacts.Contact) {
-	if len(c.ServiceRoute) == 0 {
+	if len(c.ServiceRoute) == 0 || len(c.IMPUs) == 0 {
 		return
 	}
-	var hop, target sip.Uri
-	if err := sip.ParseUri(c.ServiceRoute[0], &hop); err != nil {
+	sub := &regSub{version: -1, key: key}
+	if err := sip.ParseUri(c.ServiceRoute[0], &sub.hop); err != nil {
 		return
 	}
-	if err := sip.ParseUri(c.IMPUs[0], &target); err != nil || target.Scheme != "sip" {
+	if err := sip.ParseUri(c.IMPUs[0], &sub.target); err != nil || sub.target.Scheme != "sip" {
 		return
 	}
-	callID := sip.GenerateTagN(16) + "@" + s.cfg.SIPHost
-	_, _ = s.store.Update(context.Background(), key, func(c *contacts.Contact) { c.RegSubscription = callID })
-	s.trackRegSubscription(callID)
+	sub.tr = "udp"
+	if v, ok := sub.hop.UriParams.Get("transport"); ok {
+		sub.tr = strings.ToLower(v)
+	}
+	sub.callID = sip.GenerateTagN(16) + "@" + s.cfg.SIPHost
+	sub.fromTag = sip.GenerateTagN(10)
+	_, _ = s.store.Update(context.Background(), key, func(c *contacts.Contact) { c.RegSubscription = sub.callID })
+	s.mu.Lock()
+	sub.busy = true
+	s.subs[sub.callID] = sub
+	s.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		req := sip.NewRequest(sip.SUBSCRIBE, target)
-		from := s.proxy.URI("udp")
-		from.UriParams = sip.NewParams()
-		from.User = regEventUser
-		fp := sip.NewParams()
-		fp.Add("tag", sip.GenerateTagN(10))
-		req.AppendHeader(&sip.FromHeader{Address: from, Params: fp})
-		req.AppendHeader(&sip.ToHeader{Address: target, Params: sip.NewParams()})
-		cid := sip.CallIDHeader(callID)
-		req.AppendHeader(&cid)
-		req.AppendHeader(&sip.ContactHeader{Address: from, Params: sip.NewParams()})
-		req.AppendHeader(sip.NewHeader("Event", "reg"))
-		req.AppendHeader(sip.NewHeader("Accept", "application/reginfo+xml"))
-		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(s.cfg.RegSubscribeExpires)))
-		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+from.String()+">"))
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		tr := "udp"
-		if v, ok := hop.UriParams.Get("transport"); ok {
-			tr = strings.ToLower(v)
-		}
-		nh := sip.Uri{Scheme: "sip", Host: hop.Host, Port: hop.Port}
-		res, err := s.proxy.Do(ctx, req, sipproxy.Target{NextHop: &nh, Transport: tr})
-		switch {
-		case err != nil && (errors.Is(err, sipproxy.ErrClosed) || s.closing.Load()):
-			// Shutting down: the S-CSCF may have the subscription; keep
-			// the record so that a restarted P-CSCF accepts its NOTIFYs.
-		case err != nil:
-			s.log.Info("reg-event SUBSCRIBE failed (continuing without it)", zap.String("impu", target.String()), zap.Error(err))
-			s.untrackRegSubscription(key, callID)
-		case res.StatusCode >= 300:
-			s.log.Info("reg-event SUBSCRIBE refused (continuing without it)", zap.String("impu", target.String()), zap.Int("status", res.StatusCode))
-			s.untrackRegSubscription(key, callID)
-		default:
-			s.log.Info("subscribed to reg event", zap.String("impu", target.String()), zap.Int("status", res.StatusCode))
-		}
+		s.sendRegSubscribe(sub)
 	}()
+}
+
+// sendRegSubscribe sends the SUBSCRIBE of sub: the initial one, or a
+// refresh in its dialog (RFC 6665 §4.1.2.1: same Call-ID and tags, next
+// CSeq, to the notifier's Contact). A failed refresh (481: the S-CSCF no
+// longer has it) is followed by a new subscription while the contact
+// lasts.
+func (s *PCSCF) sendRegSubscribe(sub *regSub) {
+	s.mu.Lock()
+	sub.cseq++
+	refresh := sub.toTag != ""
+	cseq, toTag, ruri := sub.cseq, sub.toTag, sub.target
+	if sub.remote != nil {
+		ruri = *sub.remote
+	}
+	s.mu.Unlock()
+	req := sip.NewRequest(sip.SUBSCRIBE, ruri)
+	from := s.proxy.URI("udp")
+	from.UriParams = sip.NewParams()
+	from.User = regEventUser
+	fp := sip.NewParams()
+	fp.Add("tag", sub.fromTag)
+	req.AppendHeader(&sip.FromHeader{Address: from, Params: fp})
+	tp := sip.NewParams()
+	if toTag != "" {
+		tp.Add("tag", toTag)
+	}
+	req.AppendHeader(&sip.ToHeader{Address: sub.target, Params: tp})
+	cid := sip.CallIDHeader(sub.callID)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: sip.SUBSCRIBE})
+	req.AppendHeader(&sip.ContactHeader{Address: from, Params: sip.NewParams()})
+	req.AppendHeader(sip.NewHeader("Event", "reg"))
+	req.AppendHeader(sip.NewHeader("Accept", "application/reginfo+xml"))
+	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(s.cfg.RegSubscribeExpires)))
+	req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+from.String()+">"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nh := sip.Uri{Scheme: "sip", Host: sub.hop.Host, Port: sub.hop.Port}
+	res, err := s.proxy.Do(ctx, req, sipproxy.Target{NextHop: &nh, Transport: sub.tr})
+	switch {
+	case err != nil && (errors.Is(err, sipproxy.ErrClosed) || s.closing.Load()):
+		// Shutting down: the S-CSCF may have the subscription; keep
+		// the record so that a restarted P-CSCF accepts its NOTIFYs.
+	case err != nil || res.StatusCode >= 300:
+		status := 0
+		if res != nil {
+			status = res.StatusCode
+		}
+		s.log.Info("reg-event SUBSCRIBE failed (continuing without it)", zap.String("impu", sub.target.String()), zap.Bool("refresh", refresh), zap.Int("status", status), zap.Error(err))
+		s.untrackRegSubscription(sub.key, sub.callID)
+		if refresh && !s.closing.Load() {
+			if c := s.store.Get(sub.key); c != nil {
+				s.subscribeRegEvent(sub.key, c)
+			}
+		}
+	default:
+		exp := s.cfg.RegSubscribeExpires
+		if h := res.GetHeader("Expires"); h != nil {
+			if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n > 0 {
+				exp = n
+			}
+		}
+		s.mu.Lock()
+		if t := res.To(); t != nil {
+			if tag, ok := t.Params.Get("tag"); ok {
+				sub.toTag = tag
+			}
+		}
+		if ct := res.Contact(); ct != nil {
+			u := ct.Address
+			sub.remote = &u
+		}
+		// Refreshed once two thirds of the granted time have passed.
+		sub.refreshAt = time.Now().Add(time.Duration(exp) * time.Second * 2 / 3)
+		sub.busy = false
+		s.mu.Unlock()
+		what := "subscribed to reg event"
+		if refresh {
+			what = "reg event subscription refreshed"
+		}
+		s.log.Info(what, zap.String("impu", sub.target.String()), zap.Int("status", res.StatusCode), zap.Int("expires", exp))
+	}
+}
+
+// refreshRegSubs refreshes the reg event subscriptions that are due
+// (run by the timer). A subscription known only from a contact reloaded
+// at start has no dialog to refresh: a new one replaces it (the old
+// one's NOTIFYs get 481 after that, which ends it at the S-CSCF).
+func (s *PCSCF) refreshRegSubs() {
+	now := time.Now()
+	var due []*regSub
+	s.mu.Lock()
+	for _, sub := range s.subs {
+		if !sub.busy && !sub.refreshAt.IsZero() && now.After(sub.refreshAt) {
+			sub.busy = true
+			due = append(due, sub)
+		}
+	}
+	s.mu.Unlock()
+	for _, sub := range due {
+		if sub.toTag == "" {
+			s.mu.Lock()
+			delete(s.subs, sub.callID)
+			s.mu.Unlock()
+			if c := s.store.Get(sub.key); c != nil {
+				s.subscribeRegEvent(sub.key, c)
+			}
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.sendRegSubscribe(sub)
+		}()
+	}
 }
 
 // regSub is the state of one reg-event subscription (by Call-ID).
 type regSub struct {
-	version int // version of the last document applied; -1 before the first
+	version int    // version of the last document applied; -1 before the first
+	key     string // the contact it was made for
+	// The dialog (RFC 6665 §4.1.2), what a refresh needs.
+	callID, fromTag, toTag string
+	target, hop            sip.Uri
+	tr                     string
+	remote                 *sip.Uri // the notifier's Contact
+	cseq                   uint32
+	refreshAt              time.Time // zero: not scheduled
+	busy                   bool      // a SUBSCRIBE is in flight
 }
 
 // untrackRegSubscription forgets a SUBSCRIBE that failed, here and on
@@ -93,12 +194,17 @@ func (s *PCSCF) untrackRegSubscription(key, callID string) {
 	})
 }
 
-// trackRegSubscription remembers a SUBSCRIBE dialog so its NOTIFYs are
-// accepted.
-func (s *PCSCF) trackRegSubscription(callID string) {
+// trackRegSubscription remembers the subscription of a contact reloaded
+// at start so its NOTIFYs are accepted; without its dialog it is
+// replaced by a new one soon (within a minute, spread over the contacts,
+// see refreshRegSubs).
+func (s *PCSCF) trackRegSubscription(callID, key string) {
 	s.mu.Lock()
 	if s.subs[callID] == nil {
-		s.subs[callID] = &regSub{version: -1}
+		var b [2]byte
+		_, _ = rand.Read(b[:])
+		s.subs[callID] = &regSub{version: -1, key: key, callID: callID,
+			refreshAt: time.Now().Add(time.Duration(binary.BigEndian.Uint16(b[:])%60000) * time.Millisecond)}
 	}
 	s.mu.Unlock()
 }
@@ -150,10 +256,23 @@ func (s *PCSCF) handleRegNotify(ctx context.Context, t *sipproxy.Txn) {
 			return
 		}
 	}
+	terminated, retry := false, false
 	if st := req.GetHeader("Subscription-State"); st != nil && strings.HasPrefix(strings.ToLower(strings.TrimSpace(st.Value())), "terminated") {
-		s.mu.Lock()
-		delete(s.subs, callID)
-		s.mu.Unlock()
+		// The subscription is over, here and on the contact, so that a
+		// new one can be made (RFC 6665 §4.1.3: at once after
+		// "deactivated", "timeout" or no reason; after "rejected",
+		// "noresource", "invariant" or "giveup" only at the next
+		// registration). Before, the contact kept its Call-ID and never
+		// subscribed again.
+		terminated = true
+		reason := ""
+		for _, p := range strings.Split(strings.ToLower(st.Value()), ";")[1:] {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && k == "reason" {
+				reason = strings.Trim(v, `" `)
+			}
+		}
+		retry = reason == "" || reason == "deactivated" || reason == "timeout"
+		s.untrackRegSubscription(sub.key, callID)
 	}
 	if doc != nil {
 		s.applyRegNotify(ctx, sub, doc)
@@ -161,6 +280,11 @@ func (s *PCSCF) handleRegNotify(ctx context.Context, t *sipproxy.Txn) {
 	// Answered after the document is applied: once the notifier has the
 	// 200, the P-CSCF no longer serves a terminated contact.
 	_ = t.Respond(sip.StatusOK, "OK")
+	if terminated && retry && sub.key != "" && !s.closing.Load() {
+		if c := s.store.Get(sub.key); c != nil && c.RegSubscription == "" {
+			s.subscribeRegEvent(sub.key, c)
+		}
+	}
 }
 
 func (s *PCSCF) applyRegNotify(ctx context.Context, sub *regSub, doc *reginfo.Reginfo) {

@@ -193,13 +193,16 @@ func TestRegEventNotify(t *testing.T) {
 }
 
 // TestRegEventNotifyRemovesSA: a contact registered with sec-agree (SAs
-// on an in-memory backend) is removed by a NOTIFY, and so are its SAs.
+// on an in-memory backend) is removed by a NOTIFY, and so are its SAs
+// once RetireGrace is over (the S-CSCF's NOTIFY to the UE still goes
+// through them meanwhile).
 func TestRegEventNotifyRemovesSA(t *testing.T) {
 	core := newPeer(t, "")
 	be := &memBackend{}
 	pcPortC, pcPortS := freeUDPPort(t), freeUDPPort(t)
 	p := startPCSCF(t, core, func(c *Config) {
 		c.IPsec, c.IPsecBackend, c.PortC, c.PortS = IPsecAuto, be, pcPortC, pcPortS
+		c.RetireGrace, c.TimerInterval = 300*time.Millisecond, 50*time.Millisecond
 	})
 	ue := newPeer(t, "") // its port is the UE's port-c
 	uePortS := freeUDPPort(t)
@@ -225,8 +228,15 @@ func TestRegEventNotifyRemovesSA(t *testing.T) {
 	if r := notify(t, p, core, sub, 1, "reg", "active", reginfo.Full(0, aliceReg(reginfo.RegActive, c), telReg(reginfo.RegActive, c))); r.StatusCode != 200 {
 		t.Fatalf("NOTIFY: %d", r.StatusCode)
 	}
-	if n := len(p.Status().Contacts); n != 0 || be.count() != 0 {
-		t.Fatalf("after NOTIFY: %d contacts, %d SA sets", n, be.count())
+	if n := len(p.Status().Contacts); n != 0 || be.count() != 1 {
+		t.Fatalf("right after NOTIFY: %d contacts, %d SA sets (want 0, 1 kept for the grace)", n, be.count())
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for be.count() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if be.count() != 0 {
+		t.Fatalf("%d SA sets left after the grace", be.count())
 	}
 }
 
@@ -288,4 +298,37 @@ func TestRegEventNotifyAfterRestart(t *testing.T) {
 	if n := len(p2.Status().Contacts); n != 0 {
 		t.Errorf("%d contacts after the NOTIFY terminated the registration", n)
 	}
+}
+
+// TestRegSubscriptionRefreshed (fault h): the P-CSCF refreshes its reg
+// event subscription in the dialog before the time the S-CSCF granted
+// runs out (same Call-ID and tags, next CSeq), and after a NOTIFY that
+// terminates it ("deactivated") it subscribes again. Before, it never
+// refreshed, and a terminated subscription stayed on the contact, which
+// then never subscribed again.
+func TestRegSubscriptionRefreshed(t *testing.T) {
+	core := newPeer(t, "")
+	p := startPCSCF(t, core, func(c *Config) { c.TimerInterval = 50 * time.Millisecond })
+	ue := newPeer(t, "")
+	register(ue, p.addr(), "refresh", 1, 600, "")
+	coreAnswerRegister(t, core, false)
+	if r := ue.nextResponse(5 * time.Second); r.StatusCode != 200 {
+		t.Fatalf("register: %d", r.StatusCode)
+	}
+	sub := waitRequest(t, core, sip.SUBSCRIBE)
+	core.respond(sub, 200, "OK", sip.NewHeader("Expires", "2"))
+	refresh := waitRequest(t, core, sip.SUBSCRIBE)
+	if refresh.CallID().Value() != sub.CallID().Value() || refresh.CSeq().SeqNo != sub.CSeq().SeqNo+1 || !refresh.To().Params.Has("tag") {
+		t.Fatalf("refresh is not in the dialog: Call-ID %s (was %s), CSeq %d (was %d), To %s",
+			refresh.CallID().Value(), sub.CallID().Value(), refresh.CSeq().SeqNo, sub.CSeq().SeqNo, refresh.To().Value())
+	}
+	core.respond(refresh, 200, "OK", sip.NewHeader("Expires", "600000"))
+	if r := notify(t, p, core, sub, 1, "reg", "terminated;reason=deactivated", nil); r.StatusCode != 200 {
+		t.Fatalf("terminating NOTIFY: %d", r.StatusCode)
+	}
+	again := waitRequest(t, core, sip.SUBSCRIBE)
+	if again.CallID().Value() == sub.CallID().Value() || again.To().Params.Has("tag") {
+		t.Fatalf("after the terminated subscription: %s", again.StartLine())
+	}
+	core.respond(again, 200, "OK", sip.NewHeader("Expires", "600000"))
 }

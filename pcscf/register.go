@@ -17,7 +17,7 @@ import (
 )
 
 // handleRegister implements TS 24.229 §5.2.2 (REGISTER from the UE).
-func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn) {
+func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn, over *saSet) {
 	req := t.Request()
 	src := flowOf(req)
 	if s.sourceThrottled(t, src.Host) {
@@ -40,33 +40,17 @@ func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn) {
 		}
 	}
 
-	// Is this REGISTER protected by a SA we set up (pending from a 401,
-	// or the SA of a registered contact)?
-	pendKey := pendingKey(src.Host, src.Port)
-	s.mu.Lock()
-	pend := s.pending[pendKey]
-	s.mu.Unlock()
-	var regSA *contacts.Contact
-	if pend == nil {
-		if c := s.store.BySource(src.Transport, src.Host, src.Port); c != nil && c.SA != nil {
-			regSA = c
-		}
-	}
+	// Is this REGISTER protected: did it come through an SA set we set
+	// up (pending from a 401, or the set of a registered contact)? Where
+	// it came from alone does not tell (see secagree.go).
 	integrity := digest.IntegrityNo
-	var usedSA *ipsec.SecAssoc
 	switch {
-	case pend != nil || regSA != nil:
-		var offered []imsheader.SecurityMechanism
-		if pend != nil {
-			offered, usedSA = pend.server, &pend.sa
-		} else {
-			offered, _ = imsheader.ParseSecurity(imsheader.HeaderSecurityServer, regSA.SecurityServer)
-			usedSA = regSA.SA
-		}
+	case over != nil:
+		offered, _ := imsheader.ParseSecurity(imsheader.HeaderSecurityServer, over.server)
 		if !imsheader.EquivalentSecurityLists(verify, offered) {
 			s.m.rejected.WithLabelValues("security_verify").Inc()
-			s.log.Info("Security-Verify differs from the Security-Server offered", zap.Stringer("flow", src))
-			_ = t.Respond(494, "Security Agreement Required", sip.NewHeader("Security-Server", imsheader.FormatSecurity(offered)), sip.NewHeader("Require", "sec-agree"))
+			s.log.Info("Security-Verify differs from the Security-Server offered", zap.Stringer("flow", src), zap.String("sa", describeSet(over)))
+			_ = t.Respond(494, "Security Agreement Required", sip.NewHeader("Security-Server", over.server), sip.NewHeader("Require", "sec-agree"))
 			return
 		}
 		integrity = digest.IntegrityIPsec3GPP
@@ -88,7 +72,7 @@ func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn) {
 	removeOptionTag(req, "Proxy-Require", "sec-agree")
 	addOptionTag(req, "Require", "path")
 	addOptionTag(req, "Supported", "path")
-	pathURI := s.pathURI(src, usedSA)
+	pathURI := s.pathURI(src, nil)
 	imsheader.PrependPath(req, imsheader.NameAddr{URI: pathURI})
 	imsheader.SetPVisitedNetworkID(req, imsheader.NewVisitedNetwork(s.cfg.VisitedNetworkID))
 	pcv := imsheader.NewPChargingVector(imsheader.NewICID(), hostRef(s.cfg.SIPHost))
@@ -107,9 +91,9 @@ func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn) {
 	}
 	switch {
 	case res.StatusCode == sip.StatusUnauthorized:
-		s.on401(t, res, offers, src, pendKey)
+		s.on401(t, res, offers, src)
 	case res.StatusCode >= 200 && res.StatusCode < 300:
-		s.on200(ctx, req, res, src, usedSA, pend, pendKey)
+		s.on200(ctx, req, res, src, over)
 	}
 	s.countAuthFailure(req, res, src.Host)
 	chargingTowardsUE(res)
@@ -169,7 +153,7 @@ func (s *PCSCF) markAuthorization(req *sip.Request, integrity string) {
 // on401 takes ik/ck out of the challenge and, when the UE offered
 // ipsec-3gpp and IPsec is usable, installs the SAs and adds
 // Security-Server (TS 33.203 §7.2, TS 24.229 §5.2.2.1).
-func (s *PCSCF) on401(t *sipproxy.Txn, res *sip.Response, offers []imsheader.SecurityMechanism, src contacts.Flow, oldPendKey string) {
+func (s *PCSCF) on401(t *sipproxy.Txn, res *sip.Response, offers []imsheader.SecurityMechanism, src contacts.Flow) {
 	ch, err := digest.GetWWWAuthenticate(res)
 	if err != nil || ch == nil {
 		return
@@ -197,48 +181,34 @@ func (s *PCSCF) on401(t *sipproxy.Txn, res *sip.Response, offers []imsheader.Sec
 	uePortS, _ := m.PortS()
 	ueSPIC, _ := m.SPIC()
 	ueSPIS, _ := m.SPIS()
-	spiC, err1 := s.spis.Alloc()
-	spiS, err2 := s.spis.Alloc()
-	if err1 != nil || err2 != nil {
-		s.log.Error("no free SPI", zap.Error(err1), zap.Error(err2))
-		return
+	ue := ipsec.Endpoint{IP: parseIP(src.Host), PortC: uePortC, PortS: uePortS, SPIC: ueSPIC, SPIS: ueSPIS}
+	if v4 := ue.IP.To4(); v4 != nil {
+		ue.IP = v4
 	}
-	sa := ipsec.SecAssoc{
-		UE:    ipsec.Endpoint{IP: parseIP(src.Host), PortC: uePortC, PortS: uePortS, SPIC: ueSPIC, SPIS: ueSPIS},
-		PCSCF: ipsec.Endpoint{IP: s.proxy.Addr("udp").IP, PortC: uint16(s.cfg.PortC), PortS: uint16(s.cfg.PortS), SPIC: spiC, SPIS: spiS},
-		Alg:   alg, EAlg: ealg, IK: ik, CK: ck,
-	}
-	if err := s.backend.Install(sa); err != nil {
-		s.spis.Free(spiC)
-		s.spis.Free(spiS)
+	key := pendingKey(src.Host, int(uePortC))
+	set, err := s.newSet(ue, alg, ealg, ik, ck, key)
+	if err != nil {
 		s.log.Error("install SAs", zap.Error(err))
 		res.StatusCode, res.Reason = sip.StatusInternalServerError, "Server Internal Error - IPsec SA setup failed"
 		return
 	}
-	s.m.sas.Inc()
-	srv := imsheader.NewSecurityMechanism(imsheader.MechanismIPsec3GPP)
-	srv.SetQ(0.1)
-	srv.SetAlg(alg)
-	srv.SetEAlg(ealg)
-	srv.SetSPIC(spiC)
-	srv.SetSPIS(spiS)
-	srv.SetPortC(uint16(s.cfg.PortC))
-	srv.SetPortS(uint16(s.cfg.PortS))
-	server := []imsheader.SecurityMechanism{srv}
+	server := serverOf(set.sa)
+	set.server = imsheader.FormatSecurity(server)
 	imsheader.SetSecurityServer(res, server...)
-	key := pendingKey(src.Host, int(uePortC))
+	// A newer challenge replaces the set pending for the same UE port-c
+	// (a retried REGISTER, a resynchronisation).
 	s.mu.Lock()
 	old := s.pending[key]
-	s.pending[key] = &pendingSA{sa: sa, server: server, created: time.Now()}
+	s.pending[key] = set
 	s.mu.Unlock()
-	if old != nil {
-		s.removeSA(old.sa)
+	if old != nil && old != set {
+		s.dropSet(old)
 	}
-	s.log.Info("SAs installed for sec-agree", zap.String("ue", src.Host), zap.Uint16("ue-port-c", uePortC), zap.Uint32("spi-c", spiC), zap.Uint32("spi-s", spiS), zap.String("alg", alg), zap.String("ealg", ealg))
+	s.log.Info("SAs installed for sec-agree", zap.String("ue", src.Host), zap.String("sa", describeSet(set)), zap.String("alg", alg), zap.String("ealg", ealg))
 }
 
 // on200 stores (or removes, on de-registration) the contact.
-func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, src contacts.Flow, usedSA *ipsec.SecAssoc, pend *pendingSA, pendKey string) {
+func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, src contacts.Flow, over *saSet) {
 	impus := []string{}
 	if as, err := imsheader.GetPAssociatedURI(res); err == nil {
 		for _, a := range as {
@@ -279,10 +249,6 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 			}
 		}
 	}
-	var secServer string
-	if pend != nil {
-		secServer = imsheader.FormatSecurity(pend.server)
-	}
 	for _, h := range req.GetHeaders("Contact") {
 		ch, ok := h.(*sip.ContactHeader)
 		if !ok || ch.Address.Wildcard {
@@ -309,6 +275,21 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 			continue
 		}
 		prev := s.store.Get(key)
+		// The contact this registration renews: the same key, or, over
+		// an SA, the contact of that SA set even when the UE switched
+		// between UDP and TCP (its flow, so its key, changed; its SA, its
+		// Security-Server and its Rx sessions did not).
+		carried := ""
+		if prev == nil && over != nil {
+			s.mu.Lock()
+			k := over.contact
+			s.mu.Unlock()
+			if k != "" && k != key {
+				if prev = s.store.Get(k); prev != nil {
+					carried = k
+				}
+			}
+		}
 		c := &contacts.Contact{
 			AOR: aor, Flow: src, IMPUs: impus, ServiceRoute: sr,
 			Expires: time.Now().Add(time.Duration(exp) * time.Second), Registered: time.Now(),
@@ -316,32 +297,41 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 		if prev != nil {
 			c.Registered, c.RxSessions, c.RxSignalling, c.RegSubscription, c.SA, c.SecurityServer = prev.Registered, prev.RxSessions, prev.RxSignalling, prev.RegSubscription, prev.SA, prev.SecurityServer
 		}
-		var oldSA *ipsec.SecAssoc
-		if usedSA != nil {
-			if c.SA != nil && (c.SA.PCSCF.SPIS != usedSA.PCSCF.SPIS) {
-				oldSA = c.SA
+		var oldSets []*saSet
+		if over != nil {
+			if o := s.setOf(c.SA); o != nil && o != over {
+				oldSets = append(oldSets, o) // replaced only now that the new registration succeeded
 			}
-			sa := *usedSA
-			c.SA = &sa
-			if secServer != "" {
-				c.SecurityServer = secServer
-			}
+			sa := over.sa
+			c.SA, c.SecurityServer = &sa, over.server
+		}
+		if carried != "" {
+			_, _ = s.store.Delete(ctx, carried)
 		}
 		// A contact registered before over another flow of the same UE
-		// (e.g. unprotected, then over the SA) is replaced.
+		// (e.g. unprotected, then over the SA) is replaced; what it held
+		// ends (its SA set, its Rx sessions).
 		for _, o := range s.store.ByAOR(aor) {
 			if o.Key() != key && sameHost(o.Flow.Host, src.Host) {
-				if o.SA != nil && (usedSA == nil || o.SA.PCSCF.SPIS != usedSA.PCSCF.SPIS) {
-					oldSA = o.SA
+				if d, _ := s.store.Delete(ctx, o.Key()); d != nil {
+					if over != nil && s.setOf(d.SA) == over {
+						d.SA = nil // the set goes on with the new contact
+					}
+					s.dropContactState(ctx, d, false)
 				}
-				_, _ = s.store.Delete(ctx, o.Key())
 			}
 		}
 		if err := s.store.Put(ctx, c); err != nil {
 			s.log.Error("store contact", zap.Error(err))
 		}
-		if oldSA != nil && !s.saInUse(*oldSA) {
-			s.removeSA(*oldSA) // replaced only now that the new registration succeeded
+		if carried != "" {
+			s.moveCalls(carried, c)
+		}
+		if over != nil {
+			s.activate(over, key)
+		}
+		for _, o := range oldSets {
+			s.dropSet(o)
 		}
 		s.log.Info("contact registered", zap.String("aor", aor), zap.Stringer("flow", src), zap.Strings("impus", impus), zap.Int("expires", exp), zap.Bool("ipsec", c.SA != nil))
 		if c.RegSubscription == "" && len(impus) > 0 {
@@ -352,18 +342,20 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 			go func() { defer s.wg.Done(); s.rxRegister(key) }()
 		}
 	}
-	if pend != nil {
-		s.mu.Lock()
-		if s.pending[pendKey] == pend {
-			delete(s.pending, pendKey)
-		}
-		s.mu.Unlock()
-	}
 	s.updateGauges()
 }
 
-// deregister removes a contact, its SA and Rx sessions.
+// deregister removes a contact, its Rx sessions and (after
+// Config.RetireGrace,
+// see dropContactState) its SA set.
 func (s *PCSCF) deregister(ctx context.Context, key string) {
+	// Reachable among the retired before it leaves the store: the
+	// S-CSCF's NOTIFY to the UE may come at any moment.
+	if c := s.store.Get(key); c != nil && c.SA != nil {
+		r := c.Clone()
+		r.Expires = time.Now().Add(s.cfg.RetireGrace)
+		_ = s.retired.Put(ctx, r)
+	}
 	c, err := s.store.Delete(ctx, key)
 	if err != nil {
 		s.log.Warn("delete contact", zap.Error(err))
@@ -372,7 +364,7 @@ func (s *PCSCF) deregister(ctx context.Context, key string) {
 		return
 	}
 	s.log.Info("contact de-registered", zap.String("aor", c.AOR), zap.Stringer("flow", c.Flow))
-	s.dropContactState(ctx, c)
+	s.dropContactState(ctx, c, true)
 	s.updateGauges()
 }
 

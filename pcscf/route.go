@@ -31,7 +31,7 @@ func hostRef(h string) string {
 func (s *PCSCF) ueFacingURI(c *contacts.Contact, transport string) *sip.Uri {
 	u := s.proxy.URI(transport)
 	if c.SA != nil {
-		u.Port = s.cfg.PortS
+		u.Port = int(c.SA.PCSCF.PortS)
 	} else if host, port, ok := s.advertisedTo(c); ok {
 		u.Host, u.Port = host, port
 	}
@@ -138,7 +138,9 @@ func (s *PCSCF) ueTarget(c *contacts.Contact, req *sip.Request) sipproxy.Target 
 			tr = "tcp"
 		}
 		hop := sip.Uri{Scheme: "sip", Host: c.SA.UE.IP.String(), Port: int(c.SA.UE.PortS)}
-		return sipproxy.Target{NextHop: &hop, Transport: tr, Laddr: joinHostPort(local, s.cfg.PortC)}
+		// From the port-c of the UE's own SA set: over TCP, sipgo's
+		// connection from that local address is this UE's alone.
+		return sipproxy.Target{NextHop: &hop, Transport: tr, Laddr: joinHostPort(local, int(c.SA.PCSCF.PortC))}
 	}
 	flow := c.Flow
 	if big && flow.Transport == "udp" {

@@ -335,7 +335,7 @@ func (s *PCSCF) releaseCall(cl *call, why, text string, toUE bool) {
 	}
 	self := -1
 	for i, u := range rrURIs {
-		if s.proxy.IsSelf(u) || (u.Port == s.cfg.PortS && sameHost(u.Host, s.cfg.SIPHost)) {
+		if s.proxy.IsSelf(u) || (s.ownsPortS(u.Port) && sameHost(u.Host, s.cfg.SIPHost)) {
 			self = i
 		}
 	}
@@ -419,8 +419,8 @@ func (s *PCSCF) rxRegister(key string) {
 	if c.SA != nil {
 		ue := c.SA.UE.IP.String()
 		flows = append(flows,
-			rx.SignallingFlow{UEIP: ue, UEPort: int(c.SA.UE.PortC), PCSCFIP: local, PCSCFPort: s.cfg.PortS, Transport: c.Flow.Transport},
-			rx.SignallingFlow{UEIP: ue, UEPort: int(c.SA.UE.PortS), PCSCFIP: local, PCSCFPort: s.cfg.PortC, Transport: c.Flow.Transport})
+			rx.SignallingFlow{UEIP: ue, UEPort: int(c.SA.UE.PortC), PCSCFIP: local, PCSCFPort: int(c.SA.PCSCF.PortS), Transport: c.Flow.Transport},
+			rx.SignallingFlow{UEIP: ue, UEPort: int(c.SA.UE.PortS), PCSCFIP: local, PCSCFPort: int(c.SA.PCSCF.PortC), Transport: c.Flow.Transport})
 	} else {
 		port := s.proxy.Addr("udp").Port
 		flows = append(flows, rx.SignallingFlow{UEIP: strings.Trim(c.Flow.Host, "[]"), UEPort: c.Flow.Port, PCSCFIP: local, PCSCFPort: port, Transport: c.Flow.Transport})

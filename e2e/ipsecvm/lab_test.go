@@ -214,6 +214,10 @@ var pcscfArgs = []string{"--sip-listen", fmt.Sprintf("%s:%d", PCSCFIP, PCSCFPort
 
 var pcscfDSN string
 
+// startCore starts the core. Under TCG emulation, with PostgreSQL behind
+// qemu's user network, a Cx answer can take longer than the I-CSCF's and
+// S-CSCF's defaults (2 s, 5 s) when several scenarios run at once: their
+// HSS timeouts are raised to 10 s here.
 func startCore() error {
 	var err error
 	if pcscfDSN, err = startRelay(); err != nil {
@@ -226,9 +230,11 @@ func startCore() error {
 	}{
 		{"hss", HSSAdmin, inRoot, []string{"--diameter-listen", fmt.Sprintf("127.0.0.1:%d", HSSPort), "--domain", Domain}},
 		{"scscf", SCSCFAdmin, inRoot, []string{"--sip-listen", fmt.Sprintf("%s:%d", CoreIP, SCSCFPort), "--domain", Domain,
-			"--server-name", SCSCFServer, "--hss-addr", fmt.Sprintf("127.0.0.1:%d", HSSPort), "--icscf", fmt.Sprintf("sip:%s:%d", CoreIP, ICSCFPort)}},
+			"--server-name", SCSCFServer, "--hss-addr", fmt.Sprintf("127.0.0.1:%d", HSSPort), "--icscf", fmt.Sprintf("sip:%s:%d", CoreIP, ICSCFPort),
+			"--hss-timeout", "10s"}},
 		{"icscf", ICSCFAdmin, inRoot, []string{"--sip-listen", fmt.Sprintf("%s:%d", CoreIP, ICSCFPort), "--domain", Domain,
-			"--hss-addr", fmt.Sprintf("127.0.0.1:%d", HSSPort), "--scscf", SCSCFServer, "--resolve", "scscf." + Domain + "=" + CoreIP}},
+			"--hss-addr", fmt.Sprintf("127.0.0.1:%d", HSSPort), "--scscf", SCSCFServer, "--resolve", "scscf." + Domain + "=" + CoreIP,
+			"--cx-timeout", "10s"}},
 		{"pcscf", PCSCFAdmin, inPCSCF, pcscfArgs},
 	}
 	for _, s := range steps {

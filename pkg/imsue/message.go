@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -84,6 +85,8 @@ type RegNotify struct {
 type regSubscription struct {
 	callID  string
 	notifys chan RegNotify
+	ended   chan struct{} // closed by the NOTIFY that ends it
+	once    sync.Once
 }
 
 // SubscribeReg subscribes to the reg event package of the UE's IMPU
@@ -101,7 +104,7 @@ func (u *UE) SubscribeReg(ctx context.Context) (<-chan RegNotify, error) {
 	req.AppendHeader(sip.NewHeader("Event", "reg"))
 	req.AppendHeader(sip.NewHeader("Accept", reginfo.ContentType))
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(u.cfg.Expires)))
-	sub := &regSubscription{callID: req.CallID().Value(), notifys: make(chan RegNotify, 16)}
+	sub := &regSubscription{callID: req.CallID().Value(), notifys: make(chan RegNotify, 16), ended: make(chan struct{})}
 	u.mu.Lock()
 	u.sub = sub
 	u.mu.Unlock()
@@ -167,6 +170,9 @@ func (u *UE) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	select {
 	case sub.notifys <- n:
 	default:
+	}
+	if n.Terminated || n.Deregistered {
+		sub.once.Do(func() { close(sub.ended) })
 	}
 }
 

@@ -129,8 +129,13 @@ func (u *UE) SetTransport(tr string) error {
 	return nil
 }
 
+// DeregisterGrace bounds how long a de-registered UE with a reg event
+// subscription keeps its SAs waiting for the NOTIFY that ends it.
+const DeregisterGrace = 10 * time.Second
+
 // Deregister ends the registration with a REGISTER with Expires 0 over
-// the SA (TS 24.229 §5.1.1.6), then removes the SAs.
+// the SA (TS 24.229 §5.1.1.6), then removes the SAs (once the reg event
+// NOTIFY that ends the UE's subscription has come, when it has one).
 func (u *UE) Deregister(ctx context.Context) error {
 	u.regMu.Lock()
 	defer u.regMu.Unlock()
@@ -156,7 +161,28 @@ func (u *UE) Deregister(ctx context.Context) error {
 		drop = append(drop, pend)
 	}
 	u.sa, u.pend, u.server = nil, nil, ""
+	sub := u.sub
 	u.mu.Unlock()
+	if sub != nil && u.be != nil {
+		// The S-CSCF's NOTIFY ending the reg event subscription still
+		// comes through the SAs (TS 24.229 §5.1.1.6): they go once it
+		// has, or after a grace.
+		u.bg.Add(1)
+		go func() {
+			defer u.bg.Done()
+			select {
+			case <-sub.ended:
+			case <-time.After(DeregisterGrace):
+			case <-u.ctx.Done():
+			}
+			for _, x := range drop {
+				if x != nil {
+					_ = u.be.Remove(*x)
+				}
+			}
+		}()
+		return nil
+	}
 	var errs []error
 	for _, x := range drop {
 		if x != nil {

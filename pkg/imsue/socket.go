@@ -11,23 +11,15 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/imscore/imscore/pkg/ipsec"
+	"github.com/imscore/imscore/pkg/sipproxy"
 )
 
 // reuseAddr sets SO_REUSEADDR: the UE's TCP connections all leave from
 // port-c (to the P-CSCF's unprotected port, then to its protected one)
 // and a new one may follow a connection still in TIME_WAIT.
-func reuseAddr(_, _ string, c syscall.RawConn) error {
-	var serr error
-	if err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	}); err != nil {
-		return err
-	}
-	return serr
-}
+var reuseAddr = sipproxy.ReuseAddr
 
 // connListener is a net.Listener whose Accept returns the TCP
 // connections the UE dialled itself (from port-c), so that sipgo's TCP

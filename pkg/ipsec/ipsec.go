@@ -39,6 +39,9 @@ var (
 	ErrNoPermission = errors.New("ipsec: no permission for XFRM netlink (needs CAP_NET_ADMIN)")
 	// ErrNoSPI: every SPI of the configured range is in use.
 	ErrNoSPI = errors.New("ipsec: SPI range exhausted")
+	// ErrExists: the kernel already holds an SA with that destination and
+	// SPI (EEXIST), e.g. one installed before a restart.
+	ErrExists = errors.New("ipsec: SA exists")
 	// ErrUnsupportedAlg: an alg/ealg this package does not implement.
 	ErrUnsupportedAlg = errors.New("ipsec: unsupported algorithm")
 )

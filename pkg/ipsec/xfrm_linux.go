@@ -57,7 +57,8 @@ func NewKernel(h *netlink.Handle) (*Kernel, error) {
 // Close releases the netlink handle.
 func (k *Kernel) Close() { _ = k.h.Close() }
 
-// classify wraps EPROTONOSUPPORT as ErrNoESP and EPERM as ErrNoPermission.
+// classify wraps EPROTONOSUPPORT as ErrNoESP, EPERM as ErrNoPermission
+// and EEXIST as ErrExists.
 func classify(err error) error {
 	switch {
 	case err == nil:
@@ -66,6 +67,8 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %v", ErrNoESP, err)
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return fmt.Errorf("%w: %v", ErrNoPermission, err)
+	case errors.Is(err, unix.EEXIST):
+		return fmt.Errorf("%w: %w", ErrExists, err)
 	}
 	return err
 }
