@@ -109,3 +109,36 @@ func TestIMSUEThroughLab(t *testing.T) {
 	_ = bob.Process.Kill()
 	_ = bob.Wait()
 }
+
+// TestIMSUELoad: `imsue load` registers many UEs at a rate (each with its
+// own ports, from one address), lets pairs call each other, and
+// de-registers them; its summary line counts them all.
+func TestIMSUELoad(t *testing.T) {
+	imsue := buildIMSUE(t)
+	l := newPCSCFLab(t, freePort(t))
+	const n = 8
+	for i := 1; i <= n; i++ {
+		l.addAKA(fmt.Sprintf("load%d", i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, imsue, "--impi", "load%d@"+domain, "--impu", "sip:load%d@"+domain,
+		"--k", set1K, "--op", set1OP, "--pcscf", fmt.Sprintf("127.0.0.1:%d", l.pcscf),
+		"load", "--count", fmt.Sprint(n), "--rate", "20", "--calls", "--call-hold", "200ms", "--quiet").CombinedOutput()
+	if err != nil {
+		t.Fatalf("imsue load: %v\n%s", err, out)
+	}
+	var sum struct {
+		Step   string `json:"step"`
+		Result struct {
+			UEs, Registered, Failed, Calls int
+			CallsFailed                    int `json:"calls_failed"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(string(out))), &sum); err != nil || sum.Step != "load-summary" {
+		t.Fatalf("summary: %v\n%s", err, out)
+	}
+	if r := sum.Result; r.UEs != n || r.Registered != n || r.Failed != 0 || r.Calls != n/2 || r.CallsFailed != 0 {
+		t.Errorf("summary %+v, want %d registered and %d calls", r, n, n/2)
+	}
+}
