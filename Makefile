@@ -150,3 +150,16 @@ COMPARE_ROUNDS ?= 1
 .PHONY: bench-compare
 bench-compare:
 	COMPARE_STEPS='$(COMPARE_STEPS)' COMPARE_ROUNDS='$(COMPARE_ROUNDS)' $(GO) test -count=1 -run '^TestCompare$$' -v -timeout 120m ./e2e/ | sed -n '/^bench-compare/,/^[-=]\{3\} /p'
+
+## image: the container image of docker-compose.yml, its version label and --version from git.
+.PHONY: image
+image:
+	IMSCORE_VERSION=$(VERSION) docker compose build
+
+## test-compose: the docker compose lab for real (test/compose/run.sh): its own dockerd in a
+## network namespace, locally built base images (cached in /var/cache/imscore-compose), UEs
+## (sipp, baresip) on another "host" reaching it through the published ports, restarts,
+## down/up, --profile multi-scscf and monitoring, JSON logs. Needs root; CI runs it.
+.PHONY: test-compose
+test-compose:
+	VERSION=$(VERSION) bash test/compose/run.sh

@@ -35,3 +35,66 @@ for b in pcscf icscf scscf hss; do
   done
 done
 printf '\n## imsctl\n\n`imsctl` reads `DATABASE_URL` (or `--database-url`, `IMSCTL_DATABASE_URL`); every command and flag is in `docs/provisioning.md` and `imsctl <command> --help`.\n'
+cat <<'EOT'
+
+## docker compose
+
+`docker-compose.yml` runs the same functions from one image (built from
+the `Dockerfile`: static binaries on a distroless base, user `nonroot`)
+on the network `ims` (172.22.0.0/24). Its settings are variables read from
+`.env` beside it: `cp .env.example .env`, then edit.
+
+| variable | default | meaning |
+|---|---|---|
+| `IMS_DOMAIN` | `ims.mnc001.mcc001.3gppnetwork.org` | home domain of every function |
+| `POSTGRES_PASSWORD` | `ims` | PostgreSQL's `postgres` password (taken when the volume is created) |
+| `PCSCF_IPSEC` | `auto` | the P-CSCF's `--ipsec` |
+| `PCSCF_ADVERTISE` | `127.0.0.1:5060` | where UEs reach the published SIP port, `host[:port]`: the P-CSCF's `--advertise`. The default serves softphones on the Docker host itself; for UEs on other machines put the host's address on their network, e.g. `192.0.2.10` (and the port they use, when a NAT forwards another one to the published 5060) |
+| `IMSCORE_VERSION` | `dev` | version the image is built with: its `org.opencontainers.image.version` label and every binary's `--version` (`make image` sets it from `git describe`) |
+| `GRAFANA_ADMIN_PASSWORD` | `admin` | Grafana's `admin` password (monitoring profile) |
+| `HSS_API_ADMIN_TOKEN` | `imscore-lab-admin-token` | bearer token (role admin) of the HSS provisioning API and console on port 9869 |
+
+Why `PCSCF_ADVERTISE`: a UE outside the compose network reaches the P-CSCF
+only through the published port, at the Docker host's address. The P-CSCF
+writes that address in the Via of the requests it sends to the UE (the UE
+answers there) and in the Record-Route entry the UE sees, so that the UE's
+ACK, BYE and re-INVITE come back; a second Record-Route entry with the
+container address 172.22.0.14 serves the S-CSCF (RFC 5658 double
+record-routing), and Path keeps 172.22.0.14 too. A UE's outbound-proxy
+Route naming the advertised address is the P-CSCF's own. Softphones must
+send `rport` (RFC 3581) when they reach the published port through the
+engine's userland proxy (127.0.0.1 on the Docker host), which rewrites
+their source address; UEs on other machines need not.
+
+| service | address | published | runs as |
+|---|---|---|---|
+| `db` (postgres:15) | 172.22.0.10 | — | postgres; data in the volume `pgdata` |
+| `migrate` (one-shot `imsctl db migrate`; also the `imsctl` entry point: `docker compose run --rm migrate subscriber add ...`) | 172.22.0.9 | — | nonroot |
+| `hss` | 172.22.0.11 | Diameter 3868, admin 9868, provisioning API and console 9869 | nonroot |
+| `icscf` | 172.22.0.12 | admin 9070 | nonroot |
+| `scscf` | 172.22.0.13 | admin 9080 | nonroot |
+| `pcscf` | 172.22.0.14 | SIP 5060 UDP/TCP, protected ports 5100-5101, admin 9060 | root with `NET_ADMIN` (IPsec SAs over XFRM), the only privileged one |
+| `scscf2` (profile `multi-scscf`) | 172.22.0.15 | — | nonroot |
+| `prometheus` (profile `monitoring`) | 172.22.0.20 | 9090 | the image's user |
+| `grafana` (profile `monitoring`) | 172.22.0.21 | 3000 | the image's user |
+
+- State: subscribers, S-CSCF registrations and reg-event subscriptions,
+  and P-CSCF contacts live in PostgreSQL, in the volume `pgdata`:
+  `docker compose restart` and `down` then `up` keep them (registered UEs
+  go on calling without registering again); `down -v` deletes them.
+- `--profile multi-scscf` adds `scscf2`; the I-CSCF chooses between the
+  two by the HSS's answer (a subscriber added with
+  `--scscf sip:scscf2.<domain>:5060` registers there).
+- `--profile monitoring` adds Prometheus, scraping every function's
+  `/metrics` (`monitoring/prometheus.yml`), and Grafana with the dashboard
+  `monitoring/grafana/dashboards/imscore.json` (registrations, calls, Cx
+  latencies and result codes, SIP answers by code, Rx, P-CSCF refusals).
+- Logs: every function logs JSON, one event per line
+  (`docker compose logs pcscf`); keys, OPs, passwords and nonces are never
+  logged.
+- Tested for real by `make test-compose` (CI runs it; root needed): it
+  starts its own dockerd in a network namespace, builds the base images
+  locally (cached in `/var/cache/imscore-compose`), builds this image and
+  runs the lab with sipp and baresip UEs on another network namespace that
+  reaches it only through the published ports (`test/compose/`).
+EOT

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/imscore/imscore/migrations"
+	"github.com/imscore/imscore/pkg/version"
 	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 )
@@ -39,6 +40,7 @@ func App(out io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "imsctl",
 		Usage:     "provision the IMS HSS database",
+		Version:   version.Version, // --version, like the other binaries
 		Writer:    out,
 		ErrWriter: out,
 		Flags: []cli.Flag{
