@@ -56,7 +56,7 @@ func TestCallsOverSA(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx := ctxT(t, 40*time.Second)
+			ctx := ctxT(t, 90*time.Second)
 			call, err := ues[p[0]].Call(ctx, impu(p[1]), imsue.CallOptions{MinSize: 1500})
 			if err != nil {
 				errs <- fmt.Errorf("call %d → %d: %w", p[0], p[1], err)

@@ -272,7 +272,9 @@ func newUE(t *testing.T, n int, mod ...func(*imsue.Config)) *imsue.UE {
 	c := imsue.Config{
 		IMPI: fmt.Sprintf("ue%d@%s", n, Domain), IMPU: impu(n), K: k, OP: op,
 		PCSCF: fmt.Sprintf("%s:%d", PCSCFIP, PCSCFPort), LocalIP: ueIP(n), IPsec: imsue.IPsecOn,
-		Timeout: 10 * time.Second,
+		// Under TCG with several scenarios at once a call through the whole
+		// core takes several seconds (8 s seen for a 200 to an INVITE).
+		Timeout: 30 * time.Second,
 		OnEvent: func(e imsue.Event) {
 			b, _ := json.Marshal(e)
 			t.Logf("%s", b)
