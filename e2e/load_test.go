@@ -508,7 +508,16 @@ func (r *stepResult) add(t *testing.T, runs []*sippRun, flow string) {
 			}
 		}
 		if n := sc.sum("", "Unexp"); n > 0 {
-			r.refused["unexpected"] += n
+			// What sipp got instead, from its error log ("unexpected 100
+			// Trying", ...); the rest of the count stays "unexpected".
+			kinds := unexpectedKinds(s.dir)
+			for k, v := range kinds {
+				r.refused[k] += v
+				n -= v
+			}
+			if n > 0 {
+				r.refused["unexpected"] += n
+			}
 		}
 		rtts = append(rtts, readRTT(t, s.dir)...)
 	}
@@ -595,4 +604,24 @@ func TestLoad(t *testing.T) {
 	}
 	fmt.Printf("bench-load (%d-s steps, %d cores, CPU ms per completed flow of each process; postgres: every PostgreSQL process of the host):\n%s\n%s\n",
 		loadStepSeconds(), runtime.NumCPU(), stepTableHeader, strings.Join(rows, "\n"))
+}
+
+// unexpectedKinds counts the messages sipp aborted a call on, from the
+// -trace_err logs of dir, as "unexpected <status line>" or
+// "unexpected <method>".
+func unexpectedKinds(dir string) map[string]int {
+	files, _ := filepath.Glob(filepath.Join(dir, "*_errors.log"))
+	out := map[string]int{}
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for k, v := range sippErrorKinds(string(b)) {
+			if strings.HasPrefix(k, "unexpected ") {
+				if code, _, ok := strings.Cut(strings.TrimPrefix(k, "unexpected "), " "); ok {
+					k = "unexpected " + code
+				}
+				out[k] += v
+			}
+		}
+	}
+	return out
 }

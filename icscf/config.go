@@ -11,6 +11,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/imscore/imscore/pkg/admission"
 )
 
 // Defaults of the loopback lab (docs/icscf.md).
@@ -31,10 +33,10 @@ const (
 // Values of Config.RegisterAdmission (--register-admission).
 const (
 	// AdmissionAdaptive: the limit starts at MaxPendingRegister and
-	// follows the latency of the REGISTER transactions (adaptive.go).
-	AdmissionAdaptive = "adaptive"
+	// follows the latency of the REGISTER transactions (pkg/admission).
+	AdmissionAdaptive = admission.Adaptive
 	// AdmissionFixed: the limit is MaxPendingRegister.
-	AdmissionFixed = "fixed"
+	AdmissionFixed = admission.Fixed
 )
 
 // LabSCSCF is the loopback lab's S-CSCF in the home domain: the
@@ -170,12 +172,11 @@ func (c *Config) setDefaults() error {
 	if c.MaxPendingRegister == 0 {
 		c.MaxPendingRegister = DefaultMaxPendingRegister
 	}
-	switch c.RegisterAdmission {
-	case "":
+	if c.RegisterAdmission == "" {
 		c.RegisterAdmission = AdmissionAdaptive
-	case AdmissionAdaptive, AdmissionFixed:
-	default:
-		return fmt.Errorf("icscf: register admission %q: want %s or %s", c.RegisterAdmission, AdmissionAdaptive, AdmissionFixed)
+	}
+	if err := admission.CheckMode(c.RegisterAdmission); err != nil {
+		return fmt.Errorf("icscf: register %w", err)
 	}
 	if c.OverloadRetryAfter == 0 {
 		c.OverloadRetryAfter = DefaultOverloadRetryAfter

@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/admission"
 	"github.com/imscore/imscore/pkg/authguard"
 	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
@@ -35,7 +36,7 @@ type Server struct {
 	metrics   *metrics
 	warnAgent string
 	started   sync.Map // *sipproxy.Txn → time.Time the request arrived
-	admission admission
+	admission overload
 	decoy     *concealer // answers for identities the HSS does not know
 
 	mu     sync.Mutex
@@ -55,15 +56,9 @@ func New(cfg Config) (*Server, error) {
 		OnLockout: func(impi string, d time.Duration) {
 			s.log.Warn("authentication throttled: unknown IMPI locked out after repeated failures", zap.String("impi", impi), zap.Duration("for", d))
 		}}))
-	if cfg.MaxPendingRegister > 0 {
-		s.admission.limit.Store(int64(cfg.MaxPendingRegister))
-		if cfg.RegisterAdmission == AdmissionAdaptive {
-			s.admission.adaptive = newAdaptiveLimit(cfg.MaxPendingRegister)
-			s.admission.limit.Store(s.admission.adaptive.current())
-		}
-	}
-	s.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(s.admission.pending.Load()) },
-		func() float64 { return float64(s.admission.limit.Load()) })
+	s.admission.limiter = admission.New(cfg.MaxPendingRegister, cfg.RegisterAdmission)
+	s.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(s.admission.limiter.Pending()) },
+		func() float64 { return float64(s.admission.limiter.Limit()) })
 	node, err := diameter.New(diameter.Config{
 		OriginHost:   cfg.OriginHost,
 		OriginRealm:  cfg.Domain,

@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/admission"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/sipproxy"
@@ -24,16 +25,12 @@ const (
 // overloadLogEvery bounds the warning logged while REGISTERs are shed.
 const overloadLogEvery = 10 * time.Second
 
-// admission counts the REGISTER transactions in progress and decides
-// whether a new one may start (docs/icscf.md, "Overload").
-type admission struct {
-	limit   atomic.Int64 // initial REGISTERs; challenge answers get 2×; <= 0: none
-	pending atomic.Int64
-	// adaptive, when set, moves limit with the latency of the admitted
-	// REGISTERs (adaptive.go).
-	adaptive *adaptiveLimit
-	lastLog  atomic.Int64 // unix nanoseconds of the last overload warning
-	shed     atomic.Int64 // rejections since that warning
+// overload is the REGISTER admission control (docs/icscf.md, "Overload"):
+// the limiter and what the warning log of refusals needs.
+type overload struct {
+	limiter *admission.Limiter
+	lastLog atomic.Int64 // unix nanoseconds of the last overload warning
+	shed    atomic.Int64 // rejections since that warning
 }
 
 // registerKind classifies a REGISTER: a challenge answer carries a Digest
@@ -57,32 +54,16 @@ func registerKind(req *sip.Request) string {
 	return kindInitial
 }
 
-// admitRegister takes a slot for a REGISTER of kind. It returns ok and a
-// release func to defer, or !ok and the number of REGISTER transactions
-// already pending when the request must be refused.
-func (a *admission) admitRegister(kind string) (release func(), pending int64, ok bool) {
-	n := a.pending.Add(1)
-	if limit := a.limit.Load(); limit > 0 {
-		max := limit
-		if kind == kindChallengeAnswer {
-			max = 2 * limit
-		}
-		if n-1 >= max {
-			a.pending.Add(-1)
-			return nil, n - 1, false
-		}
+// admitRegister takes a slot for a REGISTER of kind (challenge answers
+// get twice the limit). It returns ok and a release func to defer, or !ok
+// and the number of REGISTER transactions already pending when the
+// request must be refused.
+func (o *overload) admitRegister(kind string) (release func(), pending int64, ok bool) {
+	factor := int64(1)
+	if kind == kindChallengeAnswer {
+		factor = 2
 	}
-	if a.adaptive == nil {
-		return func() { a.pending.Add(-1) }, n, true
-	}
-	start := time.Now()
-	return func() {
-		a.pending.Add(-1)
-		now := time.Now()
-		if limit, changed := a.adaptive.observe(now, now.Sub(start), n); changed {
-			a.limit.Store(limit)
-		}
-	}, n, true
+	return o.limiter.Admit(factor)
 }
 
 // refuseOverload answers a REGISTER that was not admitted at once, before
@@ -91,13 +72,13 @@ func (a *admission) admitRegister(kind string) (release func(), pending int64, o
 // per overloadLogEvery, the rest at debug level.
 func (s *Server) refuseOverload(t *sipproxy.Txn, kind string, pending int64) int {
 	s.metrics.overloadRejections.WithLabelValues(kind).Inc()
-	text := fmt.Sprintf("overload: %d REGISTER transactions pending (limit %d, %s)", pending, s.admission.limit.Load(), s.cfg.RegisterAdmission)
+	text := fmt.Sprintf("overload: %d REGISTER transactions pending (limit %d, %s)", pending, s.admission.limiter.Limit(), s.cfg.RegisterAdmission)
 	shed := s.admission.shed.Add(1)
 	now := time.Now().UnixNano()
 	if last := s.admission.lastLog.Load(); now-last >= int64(overloadLogEvery) && s.admission.lastLog.CompareAndSwap(last, now) {
 		s.admission.shed.Add(-shed)
 		s.log.Warn("overload: refusing REGISTERs with 503",
-			zap.Int64("pending", pending), zap.Int64("limit", s.admission.limit.Load()), zap.String("admission", s.cfg.RegisterAdmission),
+			zap.Int64("pending", pending), zap.Int64("limit", s.admission.limiter.Limit()), zap.String("admission", s.cfg.RegisterAdmission),
 			zap.Int64("refused-since-last-warning", shed))
 	} else {
 		s.log.Debug("REGISTER refused: overload", zap.String("kind", kind), zap.Int64("pending", pending))

@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/imscore/imscore/pcscf/rx"
+	"github.com/imscore/imscore/pkg/admission"
 	"github.com/imscore/imscore/pkg/config"
 )
 
@@ -59,6 +60,9 @@ func Function() config.Function {
 			config.HideWarnings(prefix),
 			config.Int(prefix, "source-auth-failure-burst", 20, "failed authentications (403 to a challenge answer) from one UE address that lock it out (503 with Retry-After); -1 disables"),
 			config.Duration(prefix, "source-auth-failure-every", 10e9, "how often one failure of a locked-out UE address is forgiven"),
+			config.Int(prefix, "max-pending", DefaultMaxPending, "new work in progress (initial requests from UEs until their first answer from the network, REGISTERs until their final one) from which a new one is answered 503 with Retry-After; challenge answers get twice as many; 0: no limit; with --admission adaptive, where the limit starts"),
+			config.String(prefix, "admission", admission.Adaptive, "adaptive: the --max-pending limit follows the latency of the admitted work (grows while it does not slow down, shrinks when it queues); fixed: --max-pending"),
+			config.Int(prefix, "overload-retry-after", DefaultOverloadRetryAfter, "Retry-After in seconds of the 503 sent beyond --max-pending"),
 		},
 		Validate: func(c *cli.Context) error {
 			cfg, err := configFromCLI(c)
@@ -105,6 +109,15 @@ func configFromCLI(c *cli.Context) (Config, error) {
 		HideWarnings:           c.Bool("hide-warnings"),
 		SourceAuthFailureBurst: c.Int("source-auth-failure-burst"), SourceAuthFailureEvery: c.Duration("source-auth-failure-every"),
 		RegSubscribeExpires: c.Int("reg-subscribe-expires"),
+		Admission:           c.String("admission"), OverloadRetryAfter: c.Int("overload-retry-after"),
+	}
+	switch n := c.Int("max-pending"); {
+	case n < 0:
+		return cfg, fmt.Errorf("pcscf: --max-pending %d: want 0 (no limit) or more", n)
+	case n == 0:
+		cfg.MaxPending = -1 // Config's "no limit"
+	default:
+		cfg.MaxPending = n
 	}
 	if c.Bool("persist") {
 		cfg.DatabaseURL = c.String("database-url")

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/pcscf/rx"
+	"github.com/imscore/imscore/pkg/admission"
 	"github.com/imscore/imscore/pkg/ipsec"
 )
 
@@ -27,6 +28,10 @@ const (
 	DefaultTimer        = 5 * time.Second
 	DefaultPendingSAAge = 4 * time.Minute
 	DefaultIPsecPorts   = 1000
+	// DefaultMaxPending is where the admission limit starts (Config.MaxPending).
+	DefaultMaxPending = 256
+	// DefaultOverloadRetryAfter is the Retry-After (s) of overload 503s.
+	DefaultOverloadRetryAfter = 5
 )
 
 // IPsec modes of --ipsec.
@@ -112,6 +117,17 @@ type Config struct {
 	// internal host names or Diameter result codes.
 	HideWarnings bool
 
+	// MaxPending bounds the new work in progress (overload.go): initial
+	// requests from UEs until their first answer from the network, and
+	// REGISTERs until their final one (challenge answers: twice as many).
+	// Beyond it a request is answered 503 with Retry-After
+	// (OverloadRetryAfter s). With Admission adaptive (default) it is
+	// where the limit starts, which then follows their latency
+	// (pkg/admission). 0: DefaultMaxPending; negative: no limit.
+	MaxPending         int
+	Admission          string
+	OverloadRetryAfter int
+
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer
 }
@@ -125,6 +141,18 @@ func (c *Config) setDefaults() error {
 	}
 	if c.SourceAuthFailureEvery == 0 {
 		c.SourceAuthFailureEvery = 10 * time.Second
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+	if c.Admission == "" {
+		c.Admission = admission.Adaptive
+	}
+	if err := admission.CheckMode(c.Admission); err != nil {
+		return fmt.Errorf("pcscf: %w", err)
+	}
+	if c.OverloadRetryAfter <= 0 {
+		c.OverloadRetryAfter = DefaultOverloadRetryAfter
 	}
 	host, _, err := net.SplitHostPort(c.SIPListen)
 	if err != nil {

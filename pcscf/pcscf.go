@@ -14,6 +14,7 @@ import (
 
 	"github.com/imscore/imscore/pcscf/contacts"
 	"github.com/imscore/imscore/pcscf/rx"
+	"github.com/imscore/imscore/pkg/admission"
 	"github.com/imscore/imscore/pkg/authguard"
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/ipsec"
@@ -48,7 +49,9 @@ type PCSCF struct {
 	m       *metrics
 	// srcGuard throttles failed authentication per UE address (throttle.go).
 	srcGuard *authguard.Guard
-	icscf    sip.Uri
+	// limiter is the admission control of new work (overload.go).
+	limiter *admission.Limiter
+	icscf   sip.Uri
 	// expired counts contacts removed by the expiry timer since start or
 	// the last ResetExpired (the resettable statistic of ulpcscf).
 	expired atomic.Int64
@@ -84,6 +87,7 @@ func New(cfg Config) (*PCSCF, error) {
 	}
 	s.m = newMetrics(cfg.Registerer)
 	s.srcGuard = s.newSourceGuard()
+	s.limiter = s.newLimiter()
 	s.proxy, err = sipproxy.New(sipproxy.Config{
 		ListenAddr: cfg.SIPListen, Host: cfg.SIPHost, Aliases: cfg.Aliases, Advertised: advertised(cfg.Advertise),
 		Handler: s.handle, Logger: cfg.Logger.Named("sip"), HideWarnings: cfg.HideWarnings,
@@ -387,6 +391,11 @@ func (s *PCSCF) handle(ctx context.Context, t *sipproxy.Txn) {
 	s.answerOverSA(t, over)
 	switch {
 	case req.Method == sip.REGISTER:
+		ctx, release, ok := s.admit(ctx, t, registerFactor(req))
+		if !ok {
+			return
+		}
+		defer release()
 		s.handleRegister(ctx, t, over)
 		return
 	case req.Method == sip.NOTIFY && strings.EqualFold(req.Recipient.User, regEventUser) && s.proxy.IsSelf(req.Recipient):
@@ -413,6 +422,14 @@ func (s *PCSCF) handle(ctx context.Context, t *sipproxy.Txn) {
 					sip.NewHeader("Warning", `399 `+hostRef(s.cfg.SIPHost)+` "no dialog through this P-CSCF: the request has a To tag but no Route to it"`))
 			}
 			return
+		}
+		if initial := req.To() == nil || !req.To().Params.Has("tag"); initial && !req.IsAck() && !req.IsCancel() {
+			var release func()
+			var ok bool
+			if ctx, release, ok = s.admit(ctx, t, 1); !ok {
+				return
+			}
+			defer release()
 		}
 		s.originating(ctx, t, c)
 		return

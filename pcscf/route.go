@@ -206,6 +206,7 @@ func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contac
 			}
 		}
 	}
+	releaseOnAnswer(ctx, &opts)
 	if orig {
 		// Responses go to the UE: provisional ones are relayed by
 		// t.Forward after OnResponse, the final one below.

@@ -1,11 +1,11 @@
-package icscf
+package admission
 
 import (
 	"testing"
 	"time"
 )
 
-// TestAdaptiveLimit: the REGISTER admission limit grows while the
+// TestAdaptiveLimit: the admission limit grows while the
 // transactions it admits keep their latency and the limit is what bounds
 // them; it shrinks when their latency rises (they queue behind the
 // I-CSCF); it stays where it is while the load uses less than half of it;

@@ -1,4 +1,4 @@
-package icscf
+package admission
 
 import (
 	"math"
@@ -6,16 +6,15 @@ import (
 	"time"
 )
 
-// Adaptive REGISTER admission limit (docs/icscf.md, "Overload";
-// docs/adr/0003-admission-from-latency.md). The limit on REGISTER
-// transactions in progress follows their latency, after the gradient
-// limiter of Netflix's concurrency-limits (Gradient2): while a window's
-// mean latency stays within adaptiveTolerance of the long-run latency
-// (the chain is not queueing) the limit grows by a tenth per window;
-// when the latency rises above it (work queues up somewhere behind the
-// I-CSCF: S-CSCF, HSS, PostgreSQL, the CPU) the limit shrinks in
-// proportion. A fixed limit is either too low for a fast chain (503s
-// while it still has CPU to spare) or too high for a slow one.
+// The adaptive limit (docs/adr/0003-admission-from-latency.md): the
+// limit on transactions in progress follows their latency, after the
+// gradient limiter of Netflix's concurrency-limits (Gradient2): while a
+// window's mean latency stays within adaptiveTolerance of the long-run
+// latency (nothing is queueing) the limit grows by a tenth per window;
+// when the latency rises above it (work queues up somewhere: the next
+// hops, the HSS, PostgreSQL, the CPU) the limit shrinks in proportion. A
+// fixed limit is either too low for a fast chain (503s while it still
+// has CPU to spare) or too high for a slow one.
 const (
 	// adaptiveMin and adaptiveMax bound the limit.
 	adaptiveMin = 32
@@ -34,8 +33,8 @@ const (
 	adaptiveSmoothing = 0.2
 )
 
-// adaptiveLimit estimates the REGISTER admission limit from the latency
-// of completed REGISTER transactions. Safe for concurrent use.
+// adaptiveLimit estimates the admission limit from the latency of
+// completed transactions. Safe for concurrent use.
 type adaptiveLimit struct {
 	mu    sync.Mutex
 	limit float64
@@ -58,7 +57,7 @@ func (a *adaptiveLimit) current() int64 {
 	return int64(a.limit)
 }
 
-// observe records a REGISTER transaction that took rtt and found inflight
+// observe records a transaction that took rtt and found inflight
 // transactions in progress (itself included) when it was admitted; at
 // the end of a window it updates the limit and returns it with true.
 func (a *adaptiveLimit) observe(now time.Time, rtt time.Duration, inflight int64) (int64, bool) {
