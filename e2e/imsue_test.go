@@ -124,10 +124,18 @@ func TestIMSUELoad(t *testing.T) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, imsue, "--impi", "load%d@"+domain, "--impu", "sip:load%d@"+domain,
 		"--k", set1K, "--op", set1OP, "--pcscf", fmt.Sprintf("127.0.0.1:%d", l.pcscf),
-		"load", "--count", fmt.Sprint(n), "--rate", "20", "--calls", "--call-hold", "200ms", "--quiet").CombinedOutput()
+		"load", "--count", fmt.Sprint(n), "--rate", "20", "--calls", "--call-hold", "200ms", "--quiet").Output()
 	if err != nil {
-		t.Fatalf("imsue load: %v\n%s", err, out)
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("imsue load: %v\n%s\n%s", err, out, stderr)
 	}
+	// The summary is the last JSON line on stdout (sipgo may log to
+	// stderr, e.g. a retransmitted 180 it no longer has a transaction for).
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	out = []byte(lines[len(lines)-1])
 	var sum struct {
 		Step   string `json:"step"`
 		Result struct {
