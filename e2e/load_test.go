@@ -163,8 +163,8 @@ func runLoadStep(t *testing.T, ch *loadChain, st loadStep) stepResult {
 	case "sharedreg":
 		return ch.sharedRegisterStep(t, st)
 	case "sharedcall":
-		if len(ch.shared[0]) == 0 {
-			ch.sharedRegisterStep(t, loadStep{"sharedreg", 100})
+		if len(ch.shared[0]) < 10 || len(ch.shared[1]) < 10 {
+			ch.sharedRegisterStep(t, loadStep{"sharedreg", 50})
 		}
 		return ch.callStep(t, st, ch.shared[0], ch.shared[1], ch.ports)
 	default:
@@ -234,7 +234,7 @@ func (c *loadChain) uacArgs(inf string, n, rate int, transport string, port int)
 		"-auth_uri", domain, "-i", "127.0.0.1", "-t", transport, "-m", fmt.Sprint(n), "-r", fmt.Sprint(rate),
 		"-l", "30000", "-max_socket", "15000", "-buff_size", "4194304", "-recv_timeout", "32000",
 		"-nostdin", "-timeout", fmt.Sprintf("%ds", loadStepSeconds()+60),
-		"-trace_counts", "-trace_stat", "-fd", "1", "-trace_rtt", "-rtt_freq", "1", "-trace_err"}
+		"-trace_counts", "-trace_stat", "-fd", "1", "-trace_rtt", "-rtt_freq", "1", "-trace_err", "-trace_logs"}
 	if port > 0 {
 		args = append(args, "-p", fmt.Sprint(port))
 	}
@@ -325,8 +325,35 @@ func (c *loadChain) sharedRegisterStep(t *testing.T, st loadStep) stepResult {
 		}
 	})
 	r.add(t, runs, "reg")
-	c.shared = groups
+	// The call steps use the UEs whose registration completed.
+	for g := range groups {
+		done := registeredUsers(runs[g].dir)
+		c.shared[g] = nil
+		for _, ue := range groups[g] {
+			if done[ue.user] {
+				c.shared[g] = append(c.shared[g], ue)
+			}
+		}
+	}
 	return r
+}
+
+// registeredUsers are the users load_register_aka.xml logged as
+// registered in dir (sipp -trace_logs).
+func registeredUsers(dir string) map[string]bool {
+	files, _ := filepath.Glob(filepath.Join(dir, "*_logs.log"))
+	out := map[string]bool{}
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(b), "\n") {
+			if _, rest, ok := strings.Cut(line, "registered "); ok {
+				if u, _, ok := strings.Cut(rest, " "); ok {
+					out[u] = true
+				}
+			}
+		}
+	}
+	return out
 }
 
 // registerPair registers a caller and a callee, each on its own socket,
