@@ -130,11 +130,15 @@ type stepResult struct {
 	// retransmitting, or waited 32 s after a provisional), plus flows
 	// still open when sipp was stopped.
 	unanswered int
-	p50, p99   float64 // ms, flow start → 200
-	elapsed    float64 // s
-	cpu        map[string]float64
-	load       string // 1-minute load average before → after
-	drops      int64  // host-wide UDP RcvbufErrors during the step
+	// lost: the unanswered transactions by scenario element ("5 BYE"),
+	// and excerpts of sipp's error log about them.
+	lost     map[string]int
+	lostLog  []string
+	p50, p99 float64 // ms, flow start → 200
+	elapsed  float64 // s
+	cpu      map[string]float64
+	load     string // 1-minute load average before → after
+	drops    int64  // host-wide UDP RcvbufErrors during the step
 }
 
 // failed is every flow that did not complete.
@@ -519,6 +523,28 @@ func (r *stepResult) add(t *testing.T, runs []*sippRun, flow string) {
 			t.Errorf("no sipp counts in %s: %v\n%s", s.dir, s.err, tail(s.out.String(), 3000))
 		}
 		r.unanswered += sc.sum("", "Timeout") + openCalls(s.dir)
+		for _, c := range sc {
+			if c.kind == "Timeout" && c.n > 0 {
+				if r.lost == nil {
+					r.lost = map[string]int{}
+				}
+				r.lost[strconv.Itoa(c.idx)+" "+c.msg] += c.n
+			}
+		}
+		if open := openCalls(s.dir); open > 0 {
+			if r.lost == nil {
+				r.lost = map[string]int{}
+			}
+			r.lost["open at the end"] += open
+		}
+		if files, _ := filepath.Glob(filepath.Join(s.dir, "*_errors.log")); len(files) > 0 && r.unanswered > 0 {
+			b, _ := os.ReadFile(files[0])
+			for _, line := range strings.Split(string(b), "\n") {
+				if l := strings.ToLower(line); (strings.Contains(l, "retrans") || strings.Contains(l, "timeout")) && len(r.lostLog) < 10 {
+					r.lostLog = append(r.lostLog, line)
+				}
+			}
+		}
 		if flow == "reg" {
 			r.ok += sc.sum("200", "Recv")
 			r.resBug += sc.sum("403", "Recv")
@@ -625,7 +651,7 @@ func TestLoad(t *testing.T) {
 		rows = append(rows, r.row(names))
 		t.Logf("%s", r.row(names))
 		if r.unanswered > 0 {
-			t.Errorf("%s: %d transactions got no final answer", st, r.unanswered)
+			t.Errorf("%s: %d transactions got no final answer: %v\n%s", st, r.unanswered, r.lost, strings.Join(r.lostLog, "\n"))
 		}
 		time.Sleep(5 * time.Second)
 	}
