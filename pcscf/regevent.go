@@ -22,15 +22,27 @@ import (
 // 24.229 §5.2.3, and keeps the subscription refreshed (refreshRegSubs).
 // Failures are logged only.
 func (s *PCSCF) subscribeRegEvent(key string, c *contacts.Contact) {
-	if len(c.ServiceRoute) == 0 || len(c.IMPUs) == 0 {
+	sub := s.newRegSub(key, c)
+	if sub == nil {
 		return
+	}
+	_, _ = s.store.Update(context.Background(), key, func(c *contacts.Contact) { c.RegSubscription = sub.callID })
+	s.startRegSub(sub)
+}
+
+// newRegSub prepares the reg-event subscription of the contact under key
+// (a new Call-ID and tag), nil when the contact has no Service-Route or
+// no sip: default IMPU to subscribe to.
+func (s *PCSCF) newRegSub(key string, c *contacts.Contact) *regSub {
+	if len(c.ServiceRoute) == 0 || len(c.IMPUs) == 0 {
+		return nil
 	}
 	sub := &regSub{version: -1, key: key}
 	if err := sip.ParseUri(c.ServiceRoute[0], &sub.hop); err != nil {
-		return
+		return nil
 	}
 	if err := sip.ParseUri(c.IMPUs[0], &sub.target); err != nil || sub.target.Scheme != "sip" {
-		return
+		return nil
 	}
 	sub.tr = "udp"
 	if v, ok := sub.hop.UriParams.Get("transport"); ok {
@@ -38,7 +50,12 @@ func (s *PCSCF) subscribeRegEvent(key string, c *contacts.Contact) {
 	}
 	sub.callID = sip.GenerateTagN(16) + "@" + s.cfg.SIPHost
 	sub.fromTag = sip.GenerateTagN(10)
-	_, _ = s.store.Update(context.Background(), key, func(c *contacts.Contact) { c.RegSubscription = sub.callID })
+	return sub
+}
+
+// startRegSub records sub (its NOTIFYs are accepted from now on) and
+// sends its SUBSCRIBE; the contact holds its Call-ID already.
+func (s *PCSCF) startRegSub(sub *regSub) {
 	s.mu.Lock()
 	sub.busy = true
 	s.subs[sub.callID] = sub

@@ -321,6 +321,14 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 				}
 			}
 		}
+		// A first registration's reg-event subscription: its Call-ID goes
+		// to PostgreSQL with the contact, in this one write (ADR 0004).
+		var sub *regSub
+		if c.RegSubscription == "" && len(impus) > 0 {
+			if sub = s.newRegSub(key, c); sub != nil {
+				c.RegSubscription = sub.callID
+			}
+		}
 		if err := s.store.Put(ctx, c); err != nil {
 			s.log.Error("store contact", zap.Error(err))
 		}
@@ -334,8 +342,8 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 			s.dropSet(o)
 		}
 		s.log.Info("contact registered", zap.String("aor", aor), zap.Stringer("flow", src), zap.Strings("impus", impus), zap.Int("expires", exp), zap.Bool("ipsec", c.SA != nil))
-		if c.RegSubscription == "" && len(impus) > 0 {
-			s.subscribeRegEvent(key, c)
+		if sub != nil {
+			s.startRegSub(sub)
 		}
 		if s.rx != nil && c.RxSignalling == "" {
 			s.wg.Add(1)
