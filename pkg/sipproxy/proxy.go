@@ -37,6 +37,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -94,6 +95,21 @@ type Config struct {
 	// so that internal host names and Diameter result codes do not reach
 	// UEs (the functions log the details).
 	HideWarnings bool
+	// Limits bound the size and header count of what the listening sockets
+	// accept (wire.go). Zero fields take the defaults.
+	Limits Limits
+	// URISchemes are the Request-URI schemes accepted; others get 416.
+	// Default DefaultURISchemes.
+	URISchemes []string
+	// ProxyRequire are the option tags this proxy understands in
+	// Proxy-Require; a request with another gets 420 (RFC 3261 §16.3 step
+	// 5). Default DefaultProxyRequire.
+	ProxyRequire []string
+	// Registerer receives sip_bad_messages_total; nil registers nothing.
+	Registerer prometheus.Registerer
+	// BadLogInterval is how often at most a source's bad messages are
+	// logged (each is counted). Default DefaultBadLogInterval.
+	BadLogInterval time.Duration
 }
 
 // DefaultUDPBufferBytes is the default Config.UDPBufferBytes (4 MiB).
@@ -109,6 +125,11 @@ type Proxy struct {
 	ua  *sipgo.UserAgent
 	tp  *sip.TransportLayer
 	txl *sip.TransactionLayer
+
+	limits       Limits
+	uriSchemes   []string
+	proxyRequire map[string]bool
+	bad          *badMessages
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -158,7 +179,21 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.UDPBufferBytes == 0 {
 		cfg.UDPBufferBytes = DefaultUDPBufferBytes
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, selfHosts: map[string]bool{}, advertised: map[string]bool{}}
+	if cfg.BadLogInterval <= 0 {
+		cfg.BadLogInterval = DefaultBadLogInterval
+	}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, selfHosts: map[string]bool{}, advertised: map[string]bool{}, limits: cfg.Limits.withDefaults(),
+		uriSchemes: cfg.URISchemes, proxyRequire: map[string]bool{}}
+	if p.uriSchemes == nil {
+		p.uriSchemes = DefaultURISchemes
+	}
+	if cfg.ProxyRequire == nil {
+		cfg.ProxyRequire = DefaultProxyRequire
+	}
+	for _, t := range cfg.ProxyRequire {
+		p.proxyRequire[strings.ToLower(t)] = true
+	}
+	p.bad = newBadMessages(cfg.Logger, cfg.BadLogInterval, cfg.Registerer)
 	p.selfHosts[strings.ToLower(cfg.Host)] = true
 	for _, a := range cfg.Aliases {
 		p.selfHosts[strings.ToLower(a)] = true
@@ -269,7 +304,7 @@ func (p *Proxy) Listen(network, addr string) (*net.TCPAddr, error) {
 		}
 		la := c.LocalAddr().(*net.UDPAddr)
 		l = &listener{network: "udp", addr: &net.TCPAddr{IP: la.IP, Port: la.Port, Zone: la.Zone}, closer: c}
-		rc := &readyPacketConn{PacketConn: c, ready: make(chan struct{})}
+		rc := &guardedPacketConn{PacketConn: c, p: p, ready: make(chan struct{})}
 		p.serve(l, func() error { return p.tp.ServeUDP(rc) })
 		// sipgo registers the socket in its pool just before the first
 		// read; only then can Target.Laddr select it.
@@ -284,7 +319,7 @@ func (p *Proxy) Listen(network, addr string) (*net.TCPAddr, error) {
 			return nil, fmt.Errorf("sipproxy: listen tcp %s: %w", addr, err)
 		}
 		l = &listener{network: "tcp", addr: c.Addr().(*net.TCPAddr), closer: c}
-		rl := &readyListener{Listener: c, ready: make(chan struct{})}
+		rl := &guardedListener{Listener: c, p: p, ready: make(chan struct{})}
 		p.serve(l, func() error { return p.tp.ServeTCP(rl) })
 		<-rl.ready
 	default:
@@ -492,29 +527,4 @@ func ReuseAddr(_, _ string, c syscall.RawConn) error {
 		return err
 	}
 	return serr
-}
-
-// readyPacketConn closes ready on the first ReadFrom, which sipgo's UDP
-// transport calls right after adding the socket to its connection pool.
-type readyPacketConn struct {
-	net.PacketConn
-	once  sync.Once
-	ready chan struct{}
-}
-
-func (c *readyPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	c.once.Do(func() { close(c.ready) })
-	return c.PacketConn.ReadFrom(b)
-}
-
-// readyListener closes ready on the first Accept.
-type readyListener struct {
-	net.Listener
-	once  sync.Once
-	ready chan struct{}
-}
-
-func (l *readyListener) Accept() (net.Conn, error) {
-	l.once.Do(func() { close(l.ready) })
-	return l.Listener.Accept()
 }

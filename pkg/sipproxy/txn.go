@@ -166,6 +166,7 @@ func (t *Txn) Canceled() bool {
 // headers, for Respond-like use with edits.
 func (t *Txn) NewResponse(code int, reason string, hdrs ...sip.Header) *sip.Response {
 	res := sip.NewResponseFromRequest(t.origin, code, reason, nil)
+	res.SipVersion = "SIP/2.0"
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
@@ -555,6 +556,7 @@ func popOwnVia(p *Proxy, res *sip.Response) bool {
 // branchID "" generates a random branch.
 func (p *Proxy) buildOutgoing(req *sip.Request, tg Target, opts *ForwardOptions, branchID string) (*sip.Request, error) {
 	r := req.Clone()
+	r.Method = wireMethod(r)
 	if v := r.Via(); v != nil {
 		// RFC 3581 §4 / RFC 3261 §18.2.1 on the upstream Via.
 		if srcHost, srcPort, err := net.SplitHostPort(req.Source()); err == nil {
@@ -722,10 +724,10 @@ func (p *Proxy) handleRequest(req *sip.Request, stx *sip.ServerTx) {
 		}
 	}()
 
-	if code, reason := validate(req); code != 0 {
+	if code, reason, hdrs := p.validate(req); code != 0 {
 		p.log.Info("bad request", zap.String("reason", reason), zap.String("source", req.Source()))
 		if !req.IsAck() {
-			_ = t.Respond(code, reason)
+			_ = t.Respond(code, reason, hdrs...)
 		}
 		return
 	}
@@ -764,28 +766,6 @@ func (p *Proxy) handleRequest(req *sip.Request, stx *sip.ServerTx) {
 	if err := t.relayLocked(res); err != nil {
 		p.log.Info("sending final response failed", zap.Error(err))
 	}
-}
-
-// validate does the RFC 3261 §16.3 checks sipgo leaves to us. Missing Via
-// or CSeq is already answered 400 by sipgo.
-func validate(req *sip.Request) (int, string) {
-	switch {
-	case req.From() == nil:
-		return 400, "Bad Request (missing From)"
-	case req.To() == nil:
-		return 400, "Bad Request (missing To)"
-	case req.CallID() == nil:
-		return 400, "Bad Request (missing Call-ID)"
-	case req.CSeq() == nil:
-		return 400, "Bad Request (missing CSeq)"
-	case req.CSeq().MethodName != req.Method:
-		return 400, "Bad Request (CSeq method does not match)"
-	case req.Recipient.Host == "" && (req.Recipient.Scheme == "sip" || req.Recipient.Scheme == "sips"):
-		return 400, "Bad Request (Request-URI without host)"
-	case req.SipVersion != "SIP/2.0":
-		return 505, "Version Not Supported"
-	}
-	return 0, ""
 }
 
 // preprocessRoute implements RFC 3261 §16.4: a Request-URI that is our own

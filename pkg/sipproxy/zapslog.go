@@ -53,6 +53,11 @@ func (h *zapSlogHandler) field(a slog.Attr) zap.Field {
 	if h.group != "" {
 		key = h.group + "." + key
 	}
+	if a.Key == "data" {
+		// sipgo puts a whole unparsable message under "data": log its
+		// size only, a flood of junk must not fill the disk.
+		return zap.Int(key+"_bytes", len(a.Value.Resolve().String()))
+	}
 	return zap.Any(key, a.Value.Resolve().Any())
 }
 

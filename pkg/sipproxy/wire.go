@@ -1,0 +1,642 @@
+package sipproxy
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// The validating layer: every message read from a listening socket passes
+// through inspect before sipgo parses it (guard.go wires it into the UDP
+// and TCP sockets). It checks the message against the RFC 3261 grammar and
+// the RFC 4475 torture cases sipgo lets through or refuses wrongly, and
+// hands sipgo a canonical rewrite it parses correctly:
+//
+//   - a request that breaks the grammar is answered here, statelessly, with
+//     400 (the reason phrase names the fault), 505 (SIP/2.0 status line),
+//     416 (Request-URI scheme we do not route), 513 (larger than
+//     Limits.MaxMessageBytes) or 400 (more than Limits.MaxHeaders header
+//     fields); sipgo never sees it, so it creates no transaction;
+//   - a response that breaks it, or whose top Via is not one this proxy
+//     inserts (host and listening port, RFC 3261 §18.1.2), is dropped;
+//   - a valid message is rewritten: folding undone, the optional white
+//     space around separators of Via, From, To, Contact, Route,
+//     Record-Route, CSeq and Content-Type removed, addr-specs put in <>,
+//     octets beyond Content-Length (UDP) cut off, Content-Length added when
+//     absent (UDP); an RFC 2543 request without From tag or RFC 3261
+//     branch gets a branch derived from its RFC 2543 transaction identity
+//     (RFC 3261 §17.2.3), which sipgo needs to match it.
+
+// Limits bound what the proxy reads from a socket. Zero fields take the
+// defaults.
+type Limits struct {
+	// MaxMessageBytes is the largest message accepted (start line,
+	// headers and body); a larger request is answered 513 Message Too
+	// Large (RFC 3261 §21.5.9), a larger TCP message closes the
+	// connection. Default DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// MaxHeaders is the largest number of header fields (lines, after
+	// unfolding) in a message; beyond it a request is answered 400.
+	// Default DefaultMaxHeaders.
+	MaxHeaders int
+}
+
+// Defaults for Limits.
+const (
+	DefaultMaxMessageBytes = 65535 // the largest UDP payload, roughly
+	DefaultMaxHeaders      = 256   // RFC 4475 longreq has 46
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if l.MaxHeaders <= 0 {
+		l.MaxHeaders = DefaultMaxHeaders
+	}
+	return l
+}
+
+// DefaultURISchemes are the Request-URI schemes a proxy accepts; others
+// get 416 (RFC 3261 §16.3 step 2). urn is for service URNs (RFC 5031,
+// emergency calls at the P-CSCF).
+var DefaultURISchemes = []string{"sip", "sips", "tel", "urn"}
+
+type action int
+
+const (
+	actPass   action = iota // hand the canonical message to sipgo
+	actReject               // answer it here, hand nothing on
+	actDrop                 // neither
+)
+
+// verdict is the layer's decision on one message.
+type verdict struct {
+	act     action
+	out     []byte // actPass: canonical message
+	code    int    // actReject: status code
+	reason  string // actReject, actDrop: the fault, for the log and the reason phrase
+	resp    []byte // actReject: the response
+	dest    string // actReject over UDP: "ip:port" (RFC 3261 §18.2.2), "" for the source
+	request bool
+	start   string // the start line, for the log (truncated)
+}
+
+// field is one header field of a message.
+type field struct {
+	key   string // lower-case full name (compact forms expanded)
+	name  string // as received
+	value string // folding replaced by SP
+	canon string // canonical value, "" when not checked or invalid
+	bad   bool   // canon failed
+}
+
+// wireMsg is a message as the layer lexes it.
+type wireMsg struct {
+	request bool
+	start   string
+	method  string
+	ruri    string
+	fields  []field
+	vias    []viaHop // of the first Via field
+	viaOK   bool
+	body    []byte
+	hasCL   bool
+	fault   int    // first fault: status code (requests)
+	reason  string // first fault
+}
+
+func (m *wireMsg) fail(code int, format string, a ...any) {
+	if m.fault == 0 {
+		m.fault, m.reason = code, fmt.Sprintf(format, a...)
+	}
+}
+
+func (m *wireMsg) first(key string) *field {
+	for i := range m.fields {
+		if m.fields[i].key == key {
+			return &m.fields[i]
+		}
+	}
+	return nil
+}
+
+// compactForms maps the compact header names (RFC 3261 §7.3.3 and the
+// extensions that define one) to the full ones.
+var compactForms = map[string]string{
+	"i": "call-id", "m": "contact", "e": "content-encoding", "l": "content-length",
+	"c": "content-type", "f": "from", "s": "subject", "k": "supported", "t": "to",
+	"v": "via", "r": "refer-to", "b": "referred-by", "o": "event", "u": "allow-events",
+	"x": "session-expires", "y": "identity", "a": "accept-contact", "j": "reject-contact",
+	"d": "request-disposition",
+}
+
+// singleFields may appear at most once (RFC 3261 §7.3.1: not a
+// comma-separated list).
+var singleFields = map[string]bool{
+	"call-id": true, "cseq": true, "from": true, "to": true, "max-forwards": true,
+	"content-length": true, "content-type": true, "expires": true, "min-expires": true,
+	"date": true, "refer-to": true, "referred-by": true,
+}
+
+// canonicalizers of the header fields whose grammar is checked (via is
+// handled apart).
+var canonicalizers = map[string]func(string) (string, error){
+	"from":           canonFromTo,
+	"to":             canonFromTo,
+	"contact":        canonContact,
+	"route":          canonRoutes,
+	"record-route":   canonRoutes,
+	"refer-to":       canonReferTo,
+	"referred-by":    canonReferTo,
+	"call-id":        canonCallID,
+	"content-type":   canonMediaType,
+	"max-forwards":   canonNumber("Max-Forwards", 255),
+	"content-length": canonNumber("Content-Length", 1<<31-1),
+	"expires":        canonNumber("Expires", 1<<32-1),
+	"min-expires":    canonNumber("Min-Expires", 1<<32-1),
+	"date":           canonDate,
+}
+
+// essentialFields of a response: sipgo needs them to match it; a response
+// with an invalid one is dropped. Other header fields of a response are
+// passed as they came when they do not parse (a downstream quirk must not
+// lose a call).
+var essentialFields = map[string]bool{"via": true, "cseq": true, "call-id": true, "from": true, "to": true, "content-length": true}
+
+func isKeepAlive(data []byte) bool { return len(bytes.Trim(data, "\r\n")) == 0 }
+
+// inspect lexes and checks one message (a UDP datagram, or one message
+// framed from a TCP stream when stream is set) received from src.
+func (p *Proxy) inspect(data []byte, stream bool, src net.Addr) verdict {
+	m := p.lex(data, stream)
+	v := verdict{request: m.request, start: printable(m.start, 80)}
+	if len(data) > p.limits.MaxMessageBytes {
+		m.fault, m.reason = 0, ""
+		m.fail(513, "message of %d bytes, more than %d", len(data), p.limits.MaxMessageBytes)
+	}
+	if !m.request {
+		if m.fault == 0 {
+			p.checkResponseVia(&m)
+		}
+		if m.fault != 0 {
+			v.act, v.reason = actDrop, m.reason
+			return v
+		}
+		v.act, v.out = actPass, m.render()
+		return v
+	}
+	if m.fault == 0 {
+		m.synthesizeBranch()
+		v.act, v.out = actPass, m.render()
+		if len(v.out) > p.limits.MaxMessageBytes+256 {
+			m.fail(513, "message too large")
+		} else {
+			return v
+		}
+	}
+	return p.refuse(&m, m.fault, m.reason, src)
+}
+
+// refuse is the verdict on a request refused with code and reason: answered
+// when it has a Via to answer to, else dropped; a response is dropped.
+func (p *Proxy) refuse(m *wireMsg, code int, reason string, src net.Addr) verdict {
+	v := verdict{act: actDrop, request: m.request, start: printable(m.start, 80), code: code, reason: reason}
+	if !m.request || m.first("via") == nil {
+		v.code = 0
+		return v
+	}
+	v.act = actReject
+	v.resp, v.dest = m.rejection(code, reason, src)
+	return v
+}
+
+// lex splits data into start line, header fields and body and runs every
+// check that does not need the proxy's state.
+func (p *Proxy) lex(data []byte, stream bool) wireMsg {
+	var m wireMsg
+	for len(data) >= 2 && data[0] == '\r' && data[1] == '\n' {
+		data = data[2:]
+	}
+	head, body, complete := bytes.Cut(data, []byte("\r\n\r\n"))
+	startLine, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	m.start = string(startLine)
+	m.request = !(len(m.start) >= 4 && strings.EqualFold(m.start[:4], "SIP/"))
+	if m.request {
+		m.checkRequestLine(p.uriSchemes)
+	} else {
+		m.checkStatusLine()
+	}
+	if !complete {
+		m.fail(400, "no empty line after the header fields")
+	}
+	lines := bytes.Split(rest, []byte("\r\n"))
+	if len(rest) == 0 {
+		lines = nil
+	}
+	for _, ln := range lines {
+		if len(ln) > 0 && isWS(ln[0]) {
+			if len(m.fields) == 0 {
+				m.fail(400, "continuation line before any header field")
+				continue
+			}
+			f := &m.fields[len(m.fields)-1]
+			if f.value == "" {
+				f.value = trimWS(string(ln))
+			} else {
+				f.value += " " + trimWS(string(ln))
+			}
+			continue
+		}
+		if len(m.fields) >= p.limits.MaxHeaders {
+			m.fail(400, "more than %d header fields", p.limits.MaxHeaders)
+			break
+		}
+		colon := bytes.IndexByte(ln, ':')
+		if colon < 0 {
+			m.fail(400, "header line without a colon")
+			continue
+		}
+		name := trimWS(string(ln[:colon]))
+		if !isToken(name) {
+			m.fail(400, "bad header field name")
+			continue
+		}
+		key := strings.ToLower(name)
+		if long, ok := compactForms[key]; ok {
+			key = long
+		}
+		m.fields = append(m.fields, field{key: key, name: name, value: trimWS(string(ln[colon+1:]))})
+	}
+	seen := map[string]bool{}
+	for i := range m.fields {
+		f := &m.fields[i]
+		if c := ctlOutsideQuotedPair(f.value); c >= 0 {
+			m.fail(400, "control character %#02x in %s", c, f.name)
+			f.bad = true
+			continue
+		}
+		if singleFields[f.key] {
+			if seen[f.key] {
+				m.fail(400, "more than one %s", canonicalName(f.key))
+			}
+			seen[f.key] = true
+		}
+		var err error
+		switch {
+		case f.key == "via":
+			var hops []viaHop
+			hops, err = parseVia(f.value)
+			if err == nil {
+				f.canon = joinVia(hops)
+				if m.vias == nil {
+					m.vias, m.viaOK = hops, true
+				}
+			}
+		case f.key == "cseq":
+			var method string
+			f.canon, method, err = canonCSeq(f.value)
+			if err == nil && m.request && m.method != "" && method != m.method {
+				m.fail(400, "CSeq method %s does not match the Request-Line", truncate(method, 32))
+			}
+		case canonicalizers[f.key] != nil:
+			f.canon, err = canonicalizers[f.key](f.value)
+		}
+		if err != nil {
+			f.bad, f.canon = true, ""
+			if m.request || essentialFields[f.key] {
+				m.fail(400, "%s: %v", canonicalName(f.key), err)
+			}
+		}
+	}
+	if m.request {
+		for _, k := range []string{"via", "from", "to", "call-id", "cseq"} {
+			if m.first(k) == nil {
+				m.fail(400, "missing %s", canonicalName(k))
+			}
+		}
+	} else {
+		for _, k := range []string{"via", "cseq", "call-id", "from", "to"} {
+			if m.first(k) == nil {
+				m.fail(400, "missing %s", canonicalName(k))
+			}
+		}
+	}
+	if cl := m.first("content-length"); cl != nil && !cl.bad {
+		m.hasCL = true
+		n, _ := strconv.Atoi(cl.canon)
+		if n > len(body) {
+			m.fail(400, "Content-Length %d larger than the %d bytes of body", n, len(body))
+		} else {
+			body = body[:n]
+		}
+	} else if stream && cl == nil {
+		m.fail(400, "missing Content-Length on a stream transport")
+	}
+	m.body = body
+	return m
+}
+
+func (m *wireMsg) checkRequestLine(schemes []string) {
+	parts := strings.Split(m.start, " ")
+	if len(parts) != 3 {
+		m.fail(400, "bad Request-Line")
+		return
+	}
+	method, ruri, version := parts[0], parts[1], parts[2]
+	if !isToken(method) {
+		m.fail(400, "bad method")
+		return
+	}
+	m.method, m.ruri = method, ruri
+	if !isSIPVersion(version) {
+		m.fail(400, "bad SIP-Version")
+		return
+	}
+	if !strings.EqualFold(version, "SIP/2.0") {
+		m.fail(505, "SIP version %s", truncate(version, 16))
+		return
+	}
+	for i := 0; i < len(ruri); i++ {
+		if c := ruri[i]; c <= ' ' || c >= 0x7f {
+			m.fail(400, "bad Request-URI")
+			return
+		}
+	}
+	colon := strings.IndexByte(ruri, ':')
+	if colon <= 0 || !isScheme(ruri[:colon]) {
+		m.fail(400, "Request-URI without a scheme")
+		return
+	}
+	supported := false
+	for _, s := range schemes {
+		supported = supported || strings.EqualFold(s, ruri[:colon])
+	}
+	if !supported {
+		m.fail(416, "Request-URI scheme %s", truncate(ruri[:colon], 32))
+		return
+	}
+	if err := checkURI(ruri, uriRequestLine); err != nil {
+		m.fail(400, "Request-URI: %v", err)
+	}
+}
+
+func isSIPVersion(v string) bool {
+	if len(v) < 7 || !strings.EqualFold(v[:4], "SIP/") {
+		return false
+	}
+	major, minor, ok := strings.Cut(v[4:], ".")
+	return ok && isDigits(major) && isDigits(minor)
+}
+
+func (m *wireMsg) checkStatusLine() {
+	parts := strings.SplitN(m.start, " ", 3)
+	if len(parts) < 2 || parts[0] != "SIP/2.0" {
+		m.fail(400, "bad Status-Line")
+		return
+	}
+	if code, ok := number(parts[1], 699); !ok || len(parts[1]) != 3 || code < 100 {
+		m.fail(400, "bad status code")
+		return
+	}
+	if len(parts) == 3 && ctlOutsideQuotedPair(parts[2]) >= 0 {
+		m.fail(400, "control character in the reason phrase")
+	}
+}
+
+// checkResponseVia drops responses not addressed to us: RFC 3261 §18.1.2,
+// the top Via sent-by must be what this proxy inserts, one of its hosts
+// and one of its listening ports.
+func (p *Proxy) checkResponseVia(m *wireMsg) {
+	if !m.viaOK || len(m.vias) == 0 {
+		m.fail(400, "no valid Via")
+		return
+	}
+	top := m.vias[0]
+	port := top.port
+	if port == 0 {
+		port = sip.DefaultPort(top.transport)
+	}
+	if !p.isOwnSentBy(top.host, port) {
+		m.fail(400, "top Via %s is not ours", truncate(top.sentBy, 64))
+	}
+}
+
+// isOwnSentBy reports whether host:port is a sent-by this proxy puts in
+// its Via: its host (or an alias or listening IP) and a listening port.
+func (p *Proxy) isOwnSentBy(host string, port int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.selfHosts[strings.ToLower(strings.Trim(host, "[]"))] {
+		return false
+	}
+	for _, l := range p.listeners {
+		if l.addr.Port == port {
+			return true
+		}
+	}
+	return false
+}
+
+// synthesizeBranch gives an RFC 2543 request without From tag and RFC 3261
+// branch a branch made of its RFC 2543 transaction identity (RFC 3261
+// §17.2.3: Request-URI, From tag, Call-ID, CSeq number, top Via; the To tag
+// and the CSeq method left out so that ACK and CANCEL match the INVITE):
+// sipgo cannot key a transaction without one of the two.
+func (m *wireMsg) synthesizeBranch() {
+	if !m.viaOK || len(m.vias) == 0 {
+		return
+	}
+	top := &m.vias[0]
+	if b, ok := top.param("branch"); ok && strings.HasPrefix(b, sip.RFC3261BranchMagicCookie) && len(b) > len(sip.RFC3261BranchMagicCookie) {
+		return
+	}
+	from := m.first("from")
+	if from == nil || strings.Contains(strings.ToLower(from.canon), ";tag=") {
+		return
+	}
+	h := fnv.New64a()
+	cseqNum, _, _ := strings.Cut(m.first("cseq").canon, " ")
+	for _, s := range []string{m.ruri, top.String(), m.first("call-id").canon, cseqNum, from.canon} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	params := top.params[:0:0]
+	for _, pr := range top.params {
+		if !strings.EqualFold(pr.name, "branch") {
+			params = append(params, pr)
+		}
+	}
+	top.params = append(params, viaParam{"branch", sip.RFC3261BranchMagicCookie + "-2543-" + strconv.FormatUint(h.Sum64(), 36)})
+	for i := range m.fields {
+		if m.fields[i].key == "via" {
+			m.fields[i].canon = joinVia(m.vias)
+			return
+		}
+	}
+}
+
+// render writes the canonical message.
+func (m *wireMsg) render() []byte {
+	var b bytes.Buffer
+	b.Grow(len(m.start) + 64*len(m.fields) + len(m.body))
+	b.WriteString(m.start)
+	b.WriteString("\r\n")
+	for _, f := range m.fields {
+		b.WriteString(f.name)
+		b.WriteString(": ")
+		if f.canon != "" {
+			b.WriteString(f.canon)
+		} else {
+			b.WriteString(f.value)
+		}
+		b.WriteString("\r\n")
+	}
+	if !m.hasCL {
+		b.WriteString("Content-Length: ")
+		b.WriteString(strconv.Itoa(len(m.body)))
+		b.WriteString("\r\n")
+	}
+	b.WriteString("\r\n")
+	b.Write(m.body)
+	return b.Bytes()
+}
+
+// rejection builds the stateless answer to a faulty request (RFC 3261
+// §8.2.6: Via, From, To with a tag, Call-ID, CSeq copied) and where it goes
+// over UDP (§18.2.2: the source address, the top Via's port or rport).
+func (m *wireMsg) rejection(code int, reason string, src net.Addr) (resp []byte, dest string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "SIP/2.0 %d %s (%s)\r\n", code, statusText(code), printable(reason, 120))
+	srcHost, srcPort := "", 0
+	if ua, ok := src.(*net.UDPAddr); ok {
+		srcHost, srcPort = ua.IP.String(), ua.Port
+	} else if ta, ok := src.(*net.TCPAddr); ok {
+		srcHost, srcPort = ta.IP.String(), ta.Port
+	}
+	topDone := false
+	for _, f := range m.fields {
+		if f.key != "via" {
+			continue
+		}
+		v := f.value
+		if f.canon != "" {
+			v = f.canon
+		} else if ctlOutsideQuotedPair(v) >= 0 {
+			continue
+		}
+		if !topDone && m.viaOK && srcHost != "" {
+			top := m.vias[0]
+			rport := false
+			for i, pr := range top.params {
+				if strings.EqualFold(pr.name, "rport") && pr.value == "" {
+					top.params[i].value, rport = strconv.Itoa(srcPort), true
+				}
+			}
+			if rport || top.host != srcHost {
+				top.params = append(top.params[:len(top.params):len(top.params)], viaParam{"received", srcHost})
+			}
+			rest := joinVia(m.vias[1:])
+			v = top.String()
+			if rest != "" {
+				v += ", " + rest
+			}
+			port := top.port
+			if port == 0 {
+				port = sip.DefaultPort(top.transport)
+			}
+			if rport {
+				port = srcPort
+			}
+			dest = net.JoinHostPort(srcHost, strconv.Itoa(port))
+		}
+		topDone = true
+		b.WriteString("Via: " + v + "\r\n")
+	}
+	for _, k := range []string{"from", "to", "call-id", "cseq"} {
+		// The first field of each, when valid: an invalid value sent back
+		// could break the client's parser as it broke ours.
+		f := m.first(k)
+		if f == nil || f.canon == "" {
+			continue
+		}
+		v := f.canon
+		if k == "to" && !strings.Contains(strings.ToLower(v), ";tag=") {
+			var t [8]byte
+			_, _ = rand.Read(t[:])
+			v += ";tag=" + hex.EncodeToString(t[:])
+		}
+		b.WriteString(canonicalName(k) + ": " + v + "\r\n")
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	return []byte(b.String()), dest
+}
+
+func statusText(code int) string {
+	switch code {
+	case 400:
+		return "Bad Request"
+	case 416:
+		return "Unsupported URI Scheme"
+	case 505:
+		return "Version Not Supported"
+	case 513:
+		return "Message Too Large"
+	}
+	return "Error"
+}
+
+func canonicalName(key string) string {
+	switch key {
+	case "call-id":
+		return "Call-ID"
+	case "cseq":
+		return "CSeq"
+	}
+	parts := strings.Split(key, "-")
+	for i, p := range parts {
+		if p != "" {
+			parts[i] = strings.ToUpper(p[:1]) + p[1:]
+		}
+	}
+	return strings.Join(parts, "-")
+}
+
+// ctlOutsideQuotedPair returns the first control character of v (CTL but
+// HTAB, RFC 3261 §25.1) that is not the second octet of a quoted-pair in a
+// quoted string, or -1. A quoted-pair may hold any octet but CR and LF.
+func ctlOutsideQuotedPair(v string) int {
+	inQuote := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '"':
+			inQuote = !inQuote
+		case c == '\\' && inQuote && i+1 < len(v) && v[i+1] != '\r' && v[i+1] != '\n':
+			i++
+		case c < 0x20 && c != '\t' || c == 0x7f:
+			return int(c)
+		}
+	}
+	return -1
+}
+
+// printable shortens s to n bytes and escapes what is not printable ASCII,
+// for logs and reason phrases.
+func printable(s string, n int) string {
+	s = truncate(s, n)
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			q := strconv.QuoteToASCII(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
+}

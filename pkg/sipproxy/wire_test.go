@@ -1,0 +1,72 @@
+package sipproxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imscore/imscore/pkg/sipproxy/rfc4475"
+)
+
+func testProxyForWire(t testing.TB) *Proxy {
+	t.Helper()
+	p, err := New(Config{ListenAddr: "127.0.0.1:5999", Handler: func(_ context.Context, _ *Txn) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var testSrc = &net.UDPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 40000}
+
+// TestWireRFC4475 runs every RFC 4475 message through the validating layer:
+// the ones to reject at the sockets are answered with their code, the
+// responses not for us dropped, and every passed message parses with sipgo
+// into the same request (method case, headers).
+func TestWireRFC4475(t *testing.T) {
+	p := testProxyForWire(t)
+	for _, c := range rfc4475.Cases() {
+		t.Run(c.Name, func(t *testing.T) {
+			v := p.inspect(c.Message(), false, testSrc)
+			switch {
+			case c.Want == rfc4475.Drop:
+				if v.act != actDrop {
+					t.Fatalf("want drop, got %v %d %s", v.act, v.code, v.reason)
+				}
+			case c.Want == rfc4475.Reject && slices.ContainsFunc(c.Codes, func(code int) bool { return code != 420 && code != 483 }):
+				if v.act != actReject || !slices.Contains(c.Codes, v.code) {
+					t.Fatalf("want %v, got act %v %d %q", c.Codes, v.act, v.code, v.reason)
+				}
+				// The status line is SIP/2.0 and names the fault; the Via
+				// is sent back even when it is what is wrong.
+				line, rest, _ := strings.Cut(string(v.resp), "\r\n")
+				if !strings.HasPrefix(line, fmt.Sprintf("SIP/2.0 %d ", v.code)) || !strings.Contains(line, "(") {
+					t.Errorf("status line %q", line)
+				}
+				if !strings.HasPrefix(rest, "Via: ") || !strings.HasSuffix(rest, "Content-Length: 0\r\n\r\n") {
+					t.Errorf("answer:\n%s", v.resp)
+				}
+			default: // valid, or refused by the proxy core after parsing (420, 483)
+				if v.act != actPass {
+					t.Fatalf("want pass, got %v %d %q", v.act, v.code, v.reason)
+				}
+				m, err := sip.ParseMessage(v.out)
+				if err != nil {
+					t.Fatalf("sipgo cannot parse the rewrite: %v\n%s", err, v.out)
+				}
+				req := m.(*sip.Request)
+				if req.CSeq() == nil || string(wireMethod(req)) != string(req.CSeq().MethodName) {
+					t.Errorf("method %q, CSeq %v", req.Method, req.CSeq())
+				}
+				if req.Via() == nil || req.From() == nil || req.To() == nil || req.CallID() == nil {
+					t.Errorf("headers lost:\n%s", v.out)
+				}
+			}
+		})
+	}
+}
