@@ -58,6 +58,26 @@ func TestRFC4475(t *testing.T) {
 					}
 				}
 			})
+			// The same over TCP, one connection per message, but where the
+			// stream framing (RFC 3261 §18.3) changes the treatment.
+			for _, c := range rfc4475.Cases() {
+				switch c.Name {
+				case "clerr", "dblreq":
+					continue // a stream waits for the rest / reads a second message
+				case "inv2543":
+					c.Want, c.Codes = rfc4475.Reject, []int{400} // no Content-Length on a stream
+				}
+				t.Run("tcp/"+c.Name, func(t *testing.T) {
+					t.Parallel()
+					msg := bytes.ReplaceAll(c.Message(), []byte("127.0.0.1:5080"), []byte(sink.addr()))
+					msg = withRport(msg, fn+".tcp."+c.Name)
+					got := sendTCP(t, ports[fn], msg, c.Want)
+					if c.Want == rfc4475.Accept && len(got) == 0 && sink.gotCallIDOf(msg) {
+						return
+					}
+					checkTorture(t, c, got)
+				})
+			}
 		})
 	}
 	t.Run("stray-response", func(t *testing.T) {
@@ -112,12 +132,14 @@ func caseMessage(t *testing.T, name string) []byte {
 }
 
 // withRport adds ;rport to the first Via header field of a request, and
-// id to its RFC 3261 branch, the changes the test makes to the messages.
+// id to its RFC 3261 branch and to its Call-ID, the changes the test makes
+// to the messages.
 // RFC 3261 §18.2.2 sends responses over UDP to the Via's port (5060 when
 // absent), someone else's port on a shared machine; with rport (RFC 3581)
 // they come back to the test socket. Several RFC 4475 messages share a
-// branch and sent-by (z9hG4bKkdjuw): sent at once to one proxy they would be
-// one transaction, the later ones taken for retransmissions.
+// branch and sent-by (z9hG4bKkdjuw), and each is sent over UDP and TCP:
+// sent at once to one proxy they would be one transaction, the later ones
+// taken for retransmissions.
 func withRport(msg []byte, id string) []byte {
 	if bytes.HasPrefix(msg, []byte("SIP/")) {
 		return msg
@@ -145,10 +167,18 @@ func withRport(msg []byte, id string) []byte {
 			}
 		}
 		lines[end] = append(bytes.TrimSuffix(lines[end], []byte("\r\n")), []byte(";rport\r\n")...)
-		return bytes.Join(lines, nil)
+		break
 	}
-	return msg
+	// RFC 2543 transactions are keyed by Call-ID (and From tag, CSeq, Via).
+	for i := 1; i < len(lines) && len(bytes.TrimSpace(lines[i])) > 0; i++ {
+		if callIDLine.Match(lines[i]) {
+			lines[i] = append(bytes.TrimSuffix(lines[i], []byte("\r\n")), []byte("-"+id+"\r\n")...)
+		}
+	}
+	return bytes.Join(lines, nil)
 }
+
+var callIDLine = regexp.MustCompile(`(?i)^(call-id|i)[ \t]*:`)
 
 // branchValue finds an RFC 3261 branch with something after the magic
 // cookie (badbranch's bare cookie stays as it is).
@@ -195,6 +225,55 @@ func sendUDP(t *testing.T, to *net.UDPAddr, msg []byte, want rfc4475.Want) []tor
 		}
 	}
 }
+
+// sendTCP is sendUDP over a new TCP connection; the answers come back on it.
+func sendTCP(t *testing.T, port int, msg []byte, want rfc4475.Want) []tortureAnswer {
+	t.Helper()
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	wait := 3 * time.Second
+	if want == rfc4475.Drop {
+		wait = 1500 * time.Millisecond
+	}
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	var out []tortureAnswer
+	var in []byte
+	buf := make([]byte, 65535)
+	for {
+		for {
+			end := bytes.Index(in, []byte("\r\n\r\n"))
+			if end < 0 {
+				break
+			}
+			n := 0
+			if m := contentLength.FindSubmatch(in[:end+2]); m != nil {
+				n, _ = strconv.Atoi(string(m[1]))
+			}
+			if len(in) < end+4+n {
+				break
+			}
+			a := parseAnswer(in[:end+4+n])
+			in = in[end+4+n:]
+			out = append(out, a)
+			if want != rfc4475.Drop && (a.code >= 200 || (want == rfc4475.Accept && a.code >= 100)) {
+				return out
+			}
+		}
+		n, err := c.Read(buf)
+		in = append(in, buf[:n]...)
+		if err != nil {
+			return out
+		}
+	}
+}
+
+var contentLength = regexp.MustCompile(`(?im)^(?:content-length|l)[ \t]*:[ \t]*(\d+)\r$`)
 
 func parseAnswer(b []byte) tortureAnswer {
 	line, _, _ := bytes.Cut(b, []byte("\r\n"))
