@@ -46,7 +46,7 @@ func notifyRaw(t *testing.T, p *PCSCF, core *udpPeer, sub *sip.Request, cseq int
 	t.Helper()
 	fromTag, _ := sub.From().Params.Get("tag")
 	hdr := fmt.Sprintf("NOTIFY %s SIP/2.0\r\n"+
-		"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKntfy%s%d\r\n"+
+		"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKntfy%x%d\r\n"+ // a branch is a token: the Call-ID in hex
 		"Max-Forwards: 70\r\n"+
 		"From: <%s>;tag=scscf-sub\r\n"+
 		"To: <%s>;tag=%s\r\n"+
