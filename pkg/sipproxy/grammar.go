@@ -320,6 +320,11 @@ func checkURI(u string, use uriUse) error {
 	if !isScheme(scheme) {
 		return bad("bad URI scheme %q", scheme)
 	}
+	if strings.IndexFunc(scheme, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') }) >= 0 {
+		// RFC 3986 allows digits, "+", "-", "." after the first letter;
+		// sipgo reads schemes of letters only.
+		return bad("URI scheme %q not supported", scheme)
+	}
 	rest := u[colon+1:]
 	if rest == "" {
 		return bad("empty URI")
