@@ -430,8 +430,12 @@ func (p *Proxy) checkResponseVia(m *wireMsg) {
 }
 
 // isOwnSentBy reports whether host:port is a sent-by this proxy puts in
-// its Via: its host (or an alias or listening IP) and a listening port.
+// its Via: its host (or an alias or listening IP) and a listening port, or
+// an advertised address.
 func (p *Proxy) isOwnSentBy(host string, port int) bool {
+	if p.isAdvertised(sip.Uri{Host: host, Port: port}) {
+		return true
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.selfHosts[strings.ToLower(strings.Trim(host, "[]"))] {
