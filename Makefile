@@ -163,3 +163,13 @@ image:
 .PHONY: test-compose
 test-compose:
 	VERSION=$(VERSION) bash test/compose/run.sh
+
+## bench-junk: RSS and log volume of the P-CSCF, I-CSCF and S-CSCF while each takes BENCH_JUNK_N
+## mutated SIP requests over UDP at BENCH_JUNK_RATE/s (issue 22); fails when a process's peak RSS
+## reaches 2x its idle RSS or it logs more than 16 bytes per junk datagram.
+BENCH_JUNK_N    ?= 20000
+BENCH_JUNK_RATE ?= 1750
+.PHONY: bench-junk
+bench-junk:
+	BENCH_JUNK=1 BENCH_JUNK_N=$(BENCH_JUNK_N) BENCH_JUNK_RATE=$(BENCH_JUNK_RATE) \
+	  $(GO) test -count=1 -run '^TestBenchJunkRSS$$' -v -timeout 10m ./e2e/ | grep -E -A4 '^bench-junk:|^--- FAIL|junk_bench_test.go'

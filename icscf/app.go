@@ -22,7 +22,7 @@ func Function() config.Function {
 		Prefix:    prefix,
 		Usage:     "I-CSCF: the home network's entry point, S-CSCF selection via Cx UAR/LIR, TS 24.229 §5.3",
 		AdminAddr: "127.0.0.1:9070",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			config.String(prefix, "sip-listen", DefaultSIPListen, "SIP listen address (UDP and TCP)"),
 			config.String(prefix, "sip-host", "", "host written in Via and used as Warning agent (default: the host of --sip-listen)"),
 			config.Strings(prefix, "sip-alias", nil, "further host names meaning this I-CSCF in Route headers (the origin host always is one)"),
@@ -43,7 +43,7 @@ func Function() config.Function {
 			config.Int(prefix, "max-pending-register", DefaultMaxPendingRegister, "REGISTER transactions in progress from which a new initial REGISTER is answered 503 at once; challenge answers and de-registrations are admitted up to twice as many (0: no limit); with --register-admission adaptive, where the limit starts"),
 			config.String(prefix, "register-admission", AdmissionAdaptive, "adaptive: the REGISTER admission limit follows the latency of the REGISTER transactions (grows while they do not slow down, shrinks when they queue); fixed: --max-pending-register"),
 			config.Int(prefix, "overload-retry-after", DefaultOverloadRetryAfter, "Retry-After in seconds of the 503 sent to REGISTERs refused by --max-pending-register (at least 1)"),
-		},
+		}, config.SIPLimitFlags(prefix)...),
 		Validate: func(c *cli.Context) error {
 			_, err := configFromCLI(c)
 			return err
@@ -91,6 +91,7 @@ func configFromCLI(c *cli.Context) (Config, error) {
 		AuthFailureBurst:   c.Int("auth-failure-burst"),
 		AuthFailureEvery:   c.Duration("auth-failure-every"),
 	}
+	cfg.SIPLimits.MaxMessageBytes, cfg.SIPLimits.MaxHeaders = config.SIPLimits(c)
 	scscfs, resolve := c.StringSlice("scscf"), c.StringSlice("resolve")
 	if len(scscfs) == 0 {
 		// The lab's S-CSCF, named in the configured home domain so that one

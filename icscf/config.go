@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/pkg/admission"
+	"github.com/imscore/imscore/pkg/sipproxy"
 )
 
 // Defaults of the loopback lab (docs/icscf.md).
@@ -108,6 +109,9 @@ type Config struct {
 	// HideWarnings removes Warning headers from every response sent
 	// (sipproxy.Config.HideWarnings).
 	HideWarnings bool
+	// SIPLimits bound the messages the SIP sockets accept
+	// (sipproxy.Config.Limits); zero fields take the defaults.
+	SIPLimits sipproxy.Limits
 	// AuthFailureBurst failed answers to decoy challenges lock an unknown
 	// IMPI out (403 with Retry-After), one forgiven every
 	// AuthFailureEvery, as the S-CSCF throttles known IMPIs. Defaults 10

@@ -82,6 +82,8 @@ func New(cfg Config) (*Server, error) {
 		Handler:      s.handle,
 		HideWarnings: cfg.HideWarnings,
 		Logger:       cfg.Logger.Named("sip"),
+		Limits:       cfg.SIPLimits,
+		Registerer:   cfg.Registerer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("icscf: sip: %w", err)

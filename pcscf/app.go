@@ -31,7 +31,7 @@ func Function() config.Function {
 		Prefix:    prefix,
 		Usage:     "P-CSCF: the UE's first contact point (Gm), TS 24.229 §5.2",
 		AdminAddr: "127.0.0.1:9060",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			config.String(prefix, "sip-listen", DefaultSIPListen, "SIP listen address (UDP and TCP)"),
 			config.String(prefix, "sip-host", "", "host written in Via/Path/Record-Route (default: host of --sip-listen)"),
 			config.Strings(prefix, "sip-alias", nil, "further names of this P-CSCF in Route headers"),
@@ -63,7 +63,7 @@ func Function() config.Function {
 			config.Int(prefix, "max-pending", DefaultMaxPending, "new work in progress (initial requests from UEs until their first answer from the network, REGISTERs until their final one) from which a new one is answered 503 with Retry-After; challenge answers get twice as many; 0: no limit; with --admission adaptive, where the limit starts"),
 			config.String(prefix, "admission", admission.Adaptive, "adaptive: the --max-pending limit follows the latency of the admitted work (grows while it does not slow down, shrinks when it queues); fixed: --max-pending"),
 			config.Int(prefix, "overload-retry-after", DefaultOverloadRetryAfter, "Retry-After in seconds of the 503 sent beyond --max-pending"),
-		},
+		}, config.SIPLimitFlags(prefix)...),
 		Validate: func(c *cli.Context) error {
 			cfg, err := configFromCLI(c)
 			if err != nil {
@@ -119,6 +119,7 @@ func configFromCLI(c *cli.Context) (Config, error) {
 	default:
 		cfg.MaxPending = n
 	}
+	cfg.SIPLimits.MaxMessageBytes, cfg.SIPLimits.MaxHeaders = config.SIPLimits(c)
 	if c.Bool("persist") {
 		cfg.DatabaseURL = c.String("database-url")
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/imscore/imscore/pcscf/rx"
 	"github.com/imscore/imscore/pkg/admission"
 	"github.com/imscore/imscore/pkg/ipsec"
+	"github.com/imscore/imscore/pkg/sipproxy"
 )
 
 // Defaults of the loopback lab.
@@ -116,6 +117,9 @@ type Config struct {
 	// relayed ones included (sipproxy.Config.HideWarnings): UEs learn no
 	// internal host names or Diameter result codes.
 	HideWarnings bool
+	// SIPLimits bound the messages the SIP sockets accept
+	// (sipproxy.Config.Limits); zero fields take the defaults.
+	SIPLimits sipproxy.Limits
 
 	// MaxPending bounds the new work in progress (overload.go): initial
 	// requests from UEs until their first answer from the network, and

@@ -91,6 +91,7 @@ func New(cfg Config) (*PCSCF, error) {
 	s.proxy, err = sipproxy.New(sipproxy.Config{
 		ListenAddr: cfg.SIPListen, Host: cfg.SIPHost, Aliases: cfg.Aliases, Advertised: advertised(cfg.Advertise),
 		Handler: s.handle, Logger: cfg.Logger.Named("sip"), HideWarnings: cfg.HideWarnings,
+		Limits: cfg.SIPLimits, Registerer: cfg.Registerer,
 	})
 	if err != nil {
 		return nil, err

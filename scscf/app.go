@@ -36,7 +36,7 @@ func Function() config.Function {
 		Prefix:    p,
 		Usage:     "S-CSCF: registrar, authentication and session control, TS 24.229 §5.4",
 		AdminAddr: "127.0.0.1:9080",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			config.String(p, "sip-listen", "127.0.0.1:5080", "SIP listen address (UDP and TCP)"),
 			config.String(p, "sip-host", "", "host in Via, Service-Route and Warning (default: host of --sip-listen)"),
 			config.String(p, "domain", config.DefaultDomain, "home domain, digest realm and Diameter realm"),
@@ -66,7 +66,7 @@ func Function() config.Function {
 			config.Duration(p, "as-timeout", 2e9, "silence of an AS after which its iFC's default handling applies"),
 			config.Duration(p, "odi-lifetime", 200e9, "how long an ODI token routes a request from an AS back into the iFC chain"),
 			config.String(p, "reauth-protected", ReauthRegistered, `integrity-protected re-REGISTER policy: "registered" (no new challenge when the IMPI and its contacts are registered) or "always"`),
-		},
+		}, config.SIPLimitFlags(p)...),
 		Validate: func(c *cli.Context) error {
 			_, err := New(configFrom(c))
 			return err
@@ -102,7 +102,7 @@ func Function() config.Function {
 }
 
 func configFrom(c *cli.Context) Config {
-	return Config{
+	cfg := Config{
 		SIPListen: c.String("sip-listen"), SIPHost: c.String("sip-host"), Domain: c.String("domain"),
 		ServerName: c.String("server-name"), OriginHost: c.String("origin-host"),
 		HSSAddr: c.String("hss-addr"), HSSHost: c.String("hss-host"),
@@ -118,4 +118,6 @@ func configFrom(c *cli.Context) Config {
 		SharedIFCSetsFile: c.String("shared-ifc-sets"), OrigIdentityFromHeader: c.Bool("orig-identity-from-header"),
 		ASTimeout: c.Duration("as-timeout"), ODILifetime: c.Duration("odi-lifetime"),
 	}
+	cfg.SIPLimits.MaxMessageBytes, cfg.SIPLimits.MaxHeaders = config.SIPLimits(c)
+	return cfg
 }

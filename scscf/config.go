@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/scscf/binding"
 	"github.com/imscore/imscore/scscf/isc"
 	"github.com/imscore/imscore/scscf/registrar"
@@ -81,6 +82,9 @@ type Config struct {
 	// HideWarnings removes Warning headers from every response sent
 	// (sipproxy.Config.HideWarnings).
 	HideWarnings bool
+	// SIPLimits bound the messages the SIP sockets accept
+	// (sipproxy.Config.Limits); zero fields take the defaults.
+	SIPLimits sipproxy.Limits
 	// SweepInterval is the period of the expiry/challenge timer. Default 1s.
 	SweepInterval time.Duration
 

@@ -124,7 +124,8 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	p, err := sipproxy.New(sipproxy.Config{ListenAddr: s.cfg.SIPListen, Host: s.cfg.SIPHost, Handler: s.handle,
-		Logger: s.log.Named("sip"), Aliases: []string{"scscf." + s.cfg.Domain}, HideWarnings: s.cfg.HideWarnings})
+		Logger: s.log.Named("sip"), Aliases: []string{"scscf." + s.cfg.Domain}, HideWarnings: s.cfg.HideWarnings,
+		Limits: s.cfg.SIPLimits, Registerer: s.cfg.Registry})
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/imscore/imscore/pkg/admin"
 	"github.com/imscore/imscore/pkg/logging"
+	"github.com/imscore/imscore/pkg/memlimit"
 	"github.com/imscore/imscore/pkg/version"
 )
 
@@ -108,6 +109,7 @@ func (f Function) App() *cli.App {
 		String(f.Prefix, "log-level", "info", "log level: debug, info, warn, error"),
 		String(f.Prefix, "admin-listen", f.AdminAddr, "admin HTTP address for /metrics, /healthz, /readyz and status"),
 		Bool(f.Prefix, "admin-pprof", false, "also serve Go profiles under /debug/pprof/ on the admin address (for performance work)"),
+		String(f.Prefix, "memory-limit", "auto", "soft memory limit of the Go runtime (GOMEMLIMIT syntax: 512MiB, 2GiB; off: none; auto: GOMEMLIMIT if set, else 80% of the cgroup memory limit, else 1GiB); freed memory is returned to the OS"),
 		&cli.BoolFlag{Name: "check", Usage: "validate the configuration, print it and exit"},
 	}, f.Flags...)
 	return &cli.App{
@@ -136,6 +138,10 @@ func (f Function) App() *cli.App {
 					return cli.Exit(fmt.Sprintf("%s: invalid configuration: %v", f.Name, err), 2)
 				}
 			}
+			limit, limitFrom, err := memlimit.Set(c.String("memory-limit"))
+			if err != nil {
+				return cli.Exit(fmt.Sprintf("%s: invalid configuration: --memory-limit: %v", f.Name, err), 2)
+			}
 			if c.Bool("check") {
 				PrintConfig(c.App.Writer, c)
 				fmt.Fprintf(c.App.Writer, "%s %s: configuration OK\n", f.Name, version.Version)
@@ -143,6 +149,7 @@ func (f Function) App() *cli.App {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			go memlimit.ReturnFreed(ctx, 10*time.Second, log)
 			adm := admin.New(log)
 			if c.Bool("admin-pprof") {
 				adm.EnablePprof()
@@ -155,7 +162,8 @@ func (f Function) App() *cli.App {
 				defer cancel()
 				_ = adm.Shutdown(sctx)
 			}()
-			log.Info("starting", zap.String("function", f.Name), zap.String("version", version.Version))
+			log.Info("starting", zap.String("function", f.Name), zap.String("version", version.Version),
+				zap.String("memory_limit", memlimit.String(limit)), zap.String("memory_limit_from", limitFrom))
 			err = f.Run(ctx, &Runtime{CLI: c, Log: log, Admin: adm})
 			if err != nil && ctx.Err() != nil {
 				// SIGTERM while starting (e.g. during migrations) cuts the

@@ -3,6 +3,7 @@ package sipproxy
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -169,10 +170,6 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 	return &guardedConn{Conn: c, p: l.p}, nil
 }
 
-// errBadStream ends a TCP connection whose framing cannot be trusted any
-// more (no, several or a bad Content-Length; a message over the limit).
-var errBadStream = errors.New("sipproxy: bad SIP stream")
-
 // guardedConn frames the SIP messages of a TCP stream (RFC 3261 §18.3:
 // header section, then Content-Length octets), passes each through the
 // validating layer and gives sipgo's reader the passed ones, one message
@@ -284,7 +281,11 @@ func (c *guardedConn) condemn(msg []byte, code int, problem string) {
 	m := c.p.lex(msg, true)
 	v := c.p.refuse(&m, code, problem, c.RemoteAddr())
 	c.answer(&v, len(msg))
-	c.in, c.err = nil, errBadStream
+	// sipgo's reader ends at EOF (logged at debug level, not as an error
+	// per junk connection); closing the socket here does not wait for the
+	// transactions that hold a reference to the connection.
+	c.in, c.err = nil, io.EOF
+	_ = c.Conn.Close()
 }
 
 // streamContentLength reads the one Content-Length a message on a stream

@@ -1,0 +1,40 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Defaults of the SIP listeners' limits, the same as pkg/sipproxy's
+// DefaultMaxMessageBytes and DefaultMaxHeaders (its tests check).
+const (
+	DefaultSIPMaxMessageBytes = 65535
+	DefaultSIPMaxHeaders      = 256
+)
+
+// SIPLimitFlags declares the bounds every SIP listener of a CSCF puts on
+// what it reads (pkg/sipproxy Limits): --sip-max-message-bytes and
+// --sip-max-headers.
+func SIPLimitFlags(prefix string) []cli.Flag {
+	atLeast := func(name string, min int) func(*cli.Context, int) error {
+		return func(_ *cli.Context, v int) error {
+			if v < min {
+				return fmt.Errorf("--%s %d: at least %d", name, v, min)
+			}
+			return nil
+		}
+	}
+	size := Int(prefix, "sip-max-message-bytes", DefaultSIPMaxMessageBytes,
+		"largest SIP message read from the SIP sockets (start line, headers, body); a larger request is answered 513, a larger message on TCP closes the connection")
+	size.Action = atLeast("sip-max-message-bytes", 1500)
+	headers := Int(prefix, "sip-max-headers", DefaultSIPMaxHeaders,
+		"largest number of header fields in a SIP message; a request with more is answered 400")
+	headers.Action = atLeast("sip-max-headers", 32)
+	return []cli.Flag{size, headers}
+}
+
+// SIPLimits returns the values of the flags of SIPLimitFlags.
+func SIPLimits(c *cli.Context) (maxMessageBytes, maxHeaders int) {
+	return c.Int("sip-max-message-bytes"), c.Int("sip-max-headers")
+}
