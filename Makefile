@@ -166,7 +166,7 @@ test-compose:
 
 ## bench-junk: RSS and log volume of the P-CSCF, I-CSCF and S-CSCF while each takes BENCH_JUNK_N
 ## mutated SIP requests over UDP at BENCH_JUNK_RATE/s (issue 22); fails when a process's peak RSS
-## reaches 2x its idle RSS or it logs more than 16 bytes per junk datagram.
+## reaches 2x its idle RSS or it logs more than 32 bytes per junk datagram.
 BENCH_JUNK_N    ?= 20000
 BENCH_JUNK_RATE ?= 1750
 .PHONY: bench-junk

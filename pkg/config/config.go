@@ -149,7 +149,7 @@ func (f Function) App() *cli.App {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			go memlimit.ReturnFreed(ctx, 10*time.Second, log)
+			go memlimit.ReturnFreed(ctx, time.Second, log)
 			adm := admin.New(log)
 			if c.Bool("admin-pprof") {
 				adm.EnablePprof()

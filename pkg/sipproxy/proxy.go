@@ -130,6 +130,7 @@ type Proxy struct {
 	uriSchemes   []string
 	proxyRequire map[string]bool
 	bad          *badMessages
+	completed    completedCache // retain.go
 
 	mu        sync.Mutex
 	listeners []*listener

@@ -699,6 +699,9 @@ func (p *Proxy) handleRequest(req *sip.Request, stx *sip.ServerTx) {
 	p.wg.Add(1)
 	p.mu.Unlock()
 	defer p.wg.Done()
+	if p.answerRetransmission(req, stx) {
+		return
+	}
 
 	ctx, cancel := context.WithCancel(p.baseCtx)
 	defer cancel()
@@ -723,6 +726,7 @@ func (p *Proxy) handleRequest(req *sip.Request, stx *sip.ServerTx) {
 			stx.TerminateGracefully()
 		}
 	}()
+	defer t.release() // runs before the above: keep only what retransmissions need
 
 	if code, reason, hdrs := p.validate(req); code != 0 {
 		p.log.Info("bad request", zap.String("reason", reason), zap.String("source", req.Source()))

@@ -1,0 +1,175 @@
+package sipproxy
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// retransmit sends msg twice from one socket to p over UDP and returns the
+// two answers; before the second, it waits until p's completed cache holds
+// the transaction (when the cache is on).
+func retransmit(t *testing.T, p *Proxy, msg string) (first, again string) {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a := p.Addr("udp")
+	to := &net.UDPAddr{IP: a.IP, Port: a.Port}
+	read := func() string {
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			b := make([]byte, 65535)
+			n, _, err := c.ReadFrom(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(string(b[:n]), "SIP/2.0 100 ") {
+				return string(b[:n])
+			}
+		}
+	}
+	for i, out := range []*string{&first, &again} {
+		if i == 1 && maxCompleted > 0 {
+			deadline := time.Now().Add(2 * time.Second)
+			for completedEntries(p) == 0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		if _, err := c.WriteTo([]byte(msg), to); err != nil {
+			t.Fatal(err)
+		}
+		*out = read()
+	}
+	return first, again
+}
+
+func completedEntries(p *Proxy) int {
+	p.completed.mu.Lock()
+	defer p.completed.mu.Unlock()
+	return len(p.completed.cur) + len(p.completed.prev)
+}
+
+// TestCompletedNonInvite: a non-INVITE answered over UDP leaves sipgo for
+// the completed cache, which answers its retransmission with the same
+// bytes without calling the handler again.
+func TestCompletedNonInvite(t *testing.T) {
+	var calls atomic.Int32
+	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
+		calls.Add(1)
+		_ = tx.Respond(404, "Not Here")
+	})
+	msg := optionsWith("Subject: a subject\r\nX-Big: "+strings.Repeat("y", 500)+"\r\nContent-Type: text/plain\r\n", "a body")
+	first, again := retransmit(t, p, msg)
+	if !strings.HasPrefix(first, "SIP/2.0 404 Not Here") || again != first || calls.Load() != 1 {
+		t.Errorf("%d handler calls, answers\n%q\nthen\n%q", calls.Load(), first, again)
+	}
+	if n := completedEntries(p); n != 1 {
+		t.Errorf("%d completed entries", n)
+	}
+}
+
+// TestCompletedInviteKeepsLittle: with the completed cache full, an INVITE
+// answered locally stays in sipgo until its ACK, keeping only the header
+// fields a response copies; its retransmission gets the same answer.
+func TestCompletedInviteKeepsLittle(t *testing.T) {
+	defer func(n int) { maxCompleted = n }(maxCompleted)
+	maxCompleted = 0
+	var calls atomic.Int32
+	kept := make(chan *sip.Request, 1)
+	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
+		calls.Add(1)
+		_ = tx.Respond(486, "Busy Here")
+		kept <- tx.origin
+	})
+	msg := strings.ReplaceAll(optionsWith("Subject: a subject\r\nX-Big: "+strings.Repeat("y", 500)+"\r\nContent-Type: application/sdp\r\n", "v=0\r\n"), "OPTIONS", "INVITE")
+	first, again := retransmit(t, p, msg)
+	if !strings.HasPrefix(first, "SIP/2.0 486 Busy Here") || again != first || calls.Load() != 1 {
+		t.Errorf("%d handler calls, answers\n%q\nthen\n%q", calls.Load(), first, again)
+	}
+	// Close waits for the handler goroutines, whose end trims the request.
+	_ = p.Close()
+	origin := <-kept
+	var names []string
+	for _, h := range origin.Headers() {
+		names = append(names, h.Name())
+	}
+	if len(names) != 5 || len(origin.Body()) != 0 {
+		t.Errorf("kept request: %v, %d body bytes", names, len(origin.Body()))
+	}
+}
+
+// TestCompletedInvite: an INVITE answered 486 over UDP leaves sipgo for the
+// completed cache, which retransmits the 486 until the ACK (Timer G),
+// answers a retransmitted INVITE with it, absorbs the ACK (the handler never
+// sees it), and answers a late CANCEL 200.
+func TestCompletedInvite(t *testing.T) {
+	var calls atomic.Int32
+	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
+		calls.Add(1)
+		_ = tx.Respond(486, "Busy Here")
+	})
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a := p.Addr("udp")
+	to := &net.UDPAddr{IP: a.IP, Port: a.Port}
+	invite := strings.ReplaceAll(optionsWith("", ""), "OPTIONS", "INVITE")
+	send := func(m string) {
+		t.Helper()
+		if _, err := c.WriteTo([]byte(m), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(within time.Duration) string {
+		t.Helper()
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(within))
+			b := make([]byte, 65535)
+			n, _, err := c.ReadFrom(b)
+			if err != nil {
+				return ""
+			}
+			if !strings.HasPrefix(string(b[:n]), "SIP/2.0 100 ") {
+				return string(b[:n])
+			}
+		}
+	}
+	send(invite)
+	first := read(3 * time.Second)
+	if !strings.HasPrefix(first, "SIP/2.0 486 ") {
+		t.Fatalf("answer %q", first)
+	}
+	if again := read(2 * time.Second); again != first { // Timer G: T1 = 500 ms
+		t.Fatalf("no retransmission of the 486 before the ACK: %q", again)
+	}
+	send(invite)
+	if again := read(3 * time.Second); again != first || calls.Load() != 1 {
+		t.Fatalf("retransmitted INVITE: %d handler calls, %q", calls.Load(), again)
+	}
+	toTag := first[strings.Index(first, "\r\nTo: ")+2:]
+	toTag = toTag[:strings.Index(toTag, "\r\n")]
+	ack := strings.Replace(strings.ReplaceAll(optionsWith("", ""), "OPTIONS", "ACK"), "To: <sip:bob@b>", toTag, 1)
+	send(ack)
+	time.Sleep(100 * time.Millisecond)
+	if got := read(1500 * time.Millisecond); got != "" {
+		t.Fatalf("the 486 is still retransmitted after the ACK: %q", got)
+	}
+	cancel := strings.ReplaceAll(optionsWith("", ""), "OPTIONS", "CANCEL")
+	send(cancel)
+	if got := read(3 * time.Second); !strings.HasPrefix(got, "SIP/2.0 200 ") || !strings.Contains(got, "CSeq: 1 CANCEL") {
+		t.Errorf("CANCEL of the completed INVITE: %q", got)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("%d handler calls", calls.Load())
+	}
+}
