@@ -42,6 +42,7 @@ var maxCompleted = 200000
 
 type completedResponse struct {
 	resp   []byte         // in the cache's arena
+	conn   net.PacketConn // the socket it left from
 	dest   netip.AddrPort // where the response went
 	invite *inviteResends // INVITE: the Timer G retransmissions until the ACK
 }
@@ -113,7 +114,7 @@ func (c *completedCache) rotate(now time.Time) {
 }
 
 // put stores a copy of resp for key; false when the cache is full.
-func (c *completedCache) put(key string, resp []byte, dest netip.AddrPort, invite *inviteResends) (completedResponse, bool) {
+func (c *completedCache) put(key string, resp []byte, conn net.PacketConn, dest netip.AddrPort, invite *inviteResends) (completedResponse, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rotate(time.Now())
@@ -131,7 +132,7 @@ func (c *completedCache) put(key string, resp []byte, dest netip.AddrPort, invit
 		c.arena = append(c.arena, resp...)
 		b = c.arena[off:len(c.arena):len(c.arena)]
 	}
-	r := completedResponse{resp: b, dest: dest, invite: invite}
+	r := completedResponse{resp: b, conn: conn, dest: dest, invite: invite}
 	c.cur[maphash.String(c.seed, key)] = r
 	return r, true
 }
@@ -178,9 +179,9 @@ func (p *Proxy) answerRetransmission(req *sip.Request, stx *sip.ServerTx) bool {
 	case r.invite != nil && !req.IsInvite():
 		return false
 	default:
-		if uc, ok := stx.Connection().(*sip.UDPConnection); ok {
-			_, _ = uc.PacketConn.WriteTo(r.resp, net.UDPAddrFromAddrPort(r.dest))
-		}
+		// From the socket the response left from, as sipgo's completed
+		// transaction would (an IPsec protected port, say).
+		_, _ = r.conn.WriteTo(r.resp, net.UDPAddrFromAddrPort(r.dest))
 	}
 	stx.Terminate()
 	return true
@@ -213,8 +214,7 @@ func (t *Txn) release() {
 	invite := t.origin.IsInvite()
 	if strings.EqualFold(t.origin.Transport(), "udp") && t.relayed != nil && !(invite && t.relayed.IsSuccess()) {
 		dest, err := netip.ParseAddrPort(t.dest)
-		uc, isUDP := t.stx.Connection().(*sip.UDPConnection)
-		if err == nil && (isUDP || !invite) {
+		if uc, ok := t.stx.Connection().(*sip.UDPConnection); ok && err == nil {
 			var ir *inviteResends
 			if invite {
 				ir = &inviteResends{}
@@ -222,12 +222,12 @@ func (t *Txn) release() {
 			b := bufPool.Get().(*bytes.Buffer)
 			b.Reset()
 			t.relayed.StringWrite(b)
-			r, ok := t.p.completed.put(t.stx.Key(), b.Bytes(), dest, ir)
+			r, ok := t.p.completed.put(t.stx.Key(), b.Bytes(), uc.PacketConn, dest, ir)
 			bufPool.Put(b)
 			if ok {
 				t.stx.Terminate()
 				if invite {
-					ir.start(uc.PacketConn, r.resp, dest)
+					ir.start(r.conn, r.resp, dest)
 				}
 				return
 			}
