@@ -2,7 +2,6 @@ package sipproxy
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,26 +15,7 @@ import (
 // the transaction (when the cache is on).
 func retransmit(t *testing.T, p *Proxy, msg string) (first, again string) {
 	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	a := p.Addr("udp")
-	to := &net.UDPAddr{IP: a.IP, Port: a.Port}
-	read := func() string {
-		for {
-			_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-			b := make([]byte, 65535)
-			n, _, err := c.ReadFrom(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.HasPrefix(string(b[:n]), "SIP/2.0 100 ") {
-				return string(b[:n])
-			}
-		}
-	}
+	c, to := udpClient(t, p)
 	for i, out := range []*string{&first, &again} {
 		if i == 1 && maxCompleted > 0 {
 			deadline := time.Now().Add(2 * time.Second)
@@ -46,7 +26,9 @@ func retransmit(t *testing.T, p *Proxy, msg string) (first, again string) {
 		if _, err := c.WriteTo([]byte(msg), to); err != nil {
 			t.Fatal(err)
 		}
-		*out = read()
+		if *out = readAnswer(c, 3*time.Second); *out == "" {
+			t.Fatal("no answer")
+		}
 	}
 	return first, again
 }
@@ -116,13 +98,7 @@ func TestCompletedInvite(t *testing.T) {
 		calls.Add(1)
 		_ = tx.Respond(486, "Busy Here")
 	})
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	a := p.Addr("udp")
-	to := &net.UDPAddr{IP: a.IP, Port: a.Port}
+	c, to := udpClient(t, p)
 	invite := strings.ReplaceAll(optionsWith("", ""), "OPTIONS", "INVITE")
 	send := func(m string) {
 		t.Helper()
@@ -130,20 +106,7 @@ func TestCompletedInvite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	read := func(within time.Duration) string {
-		t.Helper()
-		for {
-			_ = c.SetReadDeadline(time.Now().Add(within))
-			b := make([]byte, 65535)
-			n, _, err := c.ReadFrom(b)
-			if err != nil {
-				return ""
-			}
-			if !strings.HasPrefix(string(b[:n]), "SIP/2.0 100 ") {
-				return string(b[:n])
-			}
-		}
-	}
+	read := func(within time.Duration) string { return readAnswer(c, within) }
 	send(invite)
 	first := read(3 * time.Second)
 	if !strings.HasPrefix(first, "SIP/2.0 486 ") {
