@@ -347,11 +347,14 @@ func (u *UE) open() error {
 	u.serverHandlers()
 	tp := ua.TransportLayer()
 	u.dialed = newConnListener(u.tcpAddr(u.portC))
+	// The sockets are bound here, not read by the goroutines: Close
+	// clears the fields while the goroutines may still be starting.
+	udpC, udpS, tcpS, dialed := u.udpC, u.udpS, u.tcpS, u.dialed
 	for _, f := range []func() error{
-		func() error { return tp.ServeUDP(u.udpC) },
-		func() error { return tp.ServeUDP(u.udpS) },
-		func() error { return tp.ServeTCP(u.tcpS) },
-		func() error { return tp.ServeTCP(u.dialed) },
+		func() error { return tp.ServeUDP(udpC) },
+		func() error { return tp.ServeUDP(udpS) },
+		func() error { return tp.ServeTCP(tcpS) },
+		func() error { return tp.ServeTCP(dialed) },
 	} {
 		u.bg.Add(1)
 		go func() { defer u.bg.Done(); _ = f() }()
