@@ -179,9 +179,14 @@ func (p *Proxy) answerRetransmission(req *sip.Request, stx *sip.ServerTx) bool {
 	case r.invite != nil && !req.IsInvite():
 		return false
 	default:
+		// sipgo's transaction for the retransmission goes first: a
+		// request the client sends as soon as it has the answer (the ACK)
+		// must not be absorbed by it but reach the cache.
+		stx.Terminate()
 		// From the socket the response left from, as sipgo's completed
 		// transaction would (an IPsec protected port, say).
 		_, _ = r.conn.WriteTo(r.resp, net.UDPAddrFromAddrPort(r.dest))
+		return true
 	}
 	stx.Terminate()
 	return true

@@ -105,7 +105,10 @@ type wireMsg struct {
 	method  string
 	ruri    string
 	fields  []field
-	vias    []viaHop // of the first Via field
+	// verbatim: the canonical form is the message as read (raw).
+	verbatim bool
+	raw      []byte
+	vias     []viaHop // of the first Via field
 	viaOK   bool
 	body    []byte
 	hasCL   bool
@@ -140,10 +143,45 @@ var compactForms = map[string]string{
 
 // singleFields may appear at most once (RFC 3261 §7.3.1: not a
 // comma-separated list).
-var singleFields = map[string]bool{
-	"call-id": true, "cseq": true, "from": true, "to": true, "max-forwards": true,
-	"content-length": true, "content-type": true, "expires": true, "min-expires": true,
-	"date": true, "refer-to": true, "referred-by": true,
+var singleFields = map[string]singleSeen{
+	"call-id": 1 << 0, "cseq": 1 << 1, "from": 1 << 2, "to": 1 << 3, "max-forwards": 1 << 4,
+	"content-length": 1 << 5, "content-type": 1 << 6, "expires": 1 << 7, "min-expires": 1 << 8,
+	"date": 1 << 9, "refer-to": 1 << 10, "referred-by": 1 << 11,
+}
+
+// singleSeen has the bit of each singleFields entry seen in a message.
+type singleSeen uint16
+
+// commonKeys maps header names as UAs usually write them to their keys,
+// which spares a lower-casing allocation per field.
+var commonKeys = map[string]string{}
+
+func init() {
+	for _, n := range []string{"Via", "From", "To", "Call-ID", "CSeq", "Contact", "Max-Forwards", "Content-Length",
+		"Content-Type", "Expires", "Route", "Record-Route", "Path", "Service-Route", "Authorization",
+		"WWW-Authenticate", "Proxy-Authorization", "Security-Client", "Security-Server", "Security-Verify",
+		"Require", "Proxy-Require", "Supported", "Allow", "Event", "Subscription-State", "User-Agent", "Server",
+		"P-Asserted-Identity", "P-Preferred-Identity", "P-Associated-URI", "P-Access-Network-Info",
+		"P-Visited-Network-ID", "P-Charging-Vector", "P-Charging-Function-Addresses", "P-Called-Party-ID",
+		"P-Served-User", "Accept", "Accept-Contact", "Allow-Events", "Privacy", "Session-Expires", "Min-SE",
+		"Call-Info", "Date", "Min-Expires", "Retry-After", "Warning", "Reason", "RSeq", "RAck", "Content-Disposition"} {
+		commonKeys[n] = strings.ToLower(n)
+	}
+	for short, long := range compactForms {
+		commonKeys[short], commonKeys[strings.ToUpper(short)] = long, long
+	}
+}
+
+// headerKey is the lower-case full name of a header field name.
+func headerKey(name string) string {
+	if k, ok := commonKeys[name]; ok {
+		return k
+	}
+	key := strings.ToLower(name)
+	if long, ok := compactForms[key]; ok {
+		return long
+	}
+	return key
 }
 
 // canonicalizers of the header fields whose grammar is checked (via is
@@ -222,12 +260,17 @@ func (p *Proxy) refuse(m *wireMsg, code int, reason string, src net.Addr) verdic
 // check that does not need the proxy's state.
 func (p *Proxy) lex(data []byte, stream bool) wireMsg {
 	var m wireMsg
-	for len(data) >= 2 && data[0] == '\r' && data[1] == '\n' {
-		data = data[2:]
+	lead := 0
+	for len(data) >= lead+2 && data[lead] == '\r' && data[lead+1] == '\n' {
+		lead += 2
 	}
-	head, body, complete := bytes.Cut(data, []byte("\r\n\r\n"))
-	startLine, rest, _ := bytes.Cut(head, []byte("\r\n"))
-	m.start = string(startLine)
+	data = data[lead:]
+	headBytes, body, complete := bytes.Cut(data, []byte("\r\n\r\n"))
+	// One string for the whole header section: start line, names and
+	// values are substrings of it (one allocation, not one per field).
+	head := string(headBytes)
+	startLine, rest, _ := strings.Cut(head, "\r\n")
+	m.start = startLine
 	m.request = !(len(m.start) >= 4 && strings.EqualFold(m.start[:4], "SIP/"))
 	if m.request {
 		m.checkRequestLine(p.uriSchemes)
@@ -237,21 +280,26 @@ func (p *Proxy) lex(data []byte, stream bool) wireMsg {
 	if !complete {
 		m.fail(400, "no empty line after the header fields")
 	}
-	lines := bytes.Split(rest, []byte("\r\n"))
-	if len(rest) == 0 {
-		lines = nil
+	// verbatim: render would give back data unchanged, so data itself is
+	// passed (see inspect); cleared by anything render rewrites.
+	m.verbatim = lead == 0 && complete
+	if rest != "" {
+		m.fields = make([]field, 0, strings.Count(rest, "\r\n")+1)
 	}
-	for _, ln := range lines {
+	for rest != "" {
+		var ln string
+		ln, rest, _ = strings.Cut(rest, "\r\n")
 		if len(ln) > 0 && isWS(ln[0]) {
+			m.verbatim = false
 			if len(m.fields) == 0 {
 				m.fail(400, "continuation line before any header field")
 				continue
 			}
 			f := &m.fields[len(m.fields)-1]
 			if f.value == "" {
-				f.value = trimWS(string(ln))
+				f.value = trimWS(ln)
 			} else {
-				f.value += " " + trimWS(string(ln))
+				f.value += " " + trimWS(ln)
 			}
 			continue
 		}
@@ -259,23 +307,25 @@ func (p *Proxy) lex(data []byte, stream bool) wireMsg {
 			m.fail(400, "more than %d header fields", p.limits.MaxHeaders)
 			break
 		}
-		colon := bytes.IndexByte(ln, ':')
+		colon := strings.IndexByte(ln, ':')
 		if colon < 0 {
 			m.fail(400, "header line without a colon")
 			continue
 		}
-		name := trimWS(string(ln[:colon]))
+		name := trimWS(ln[:colon])
 		if !isToken(name) {
 			m.fail(400, "bad header field name")
 			continue
 		}
-		key := strings.ToLower(name)
-		if long, ok := compactForms[key]; ok {
-			key = long
+		key := headerKey(name)
+		value := trimWS(ln[colon+1:])
+		// render writes "name: value": the line is written so already.
+		if len(name) != colon || len(ln) < colon+2 || ln[colon+1] != ' ' || len(value) != len(ln)-colon-2 {
+			m.verbatim = false
 		}
-		m.fields = append(m.fields, field{key: key, name: name, value: trimWS(string(ln[colon+1:]))})
+		m.fields = append(m.fields, field{key: key, name: name, value: value})
 	}
-	seen := map[string]bool{}
+	var seen singleSeen
 	for i := range m.fields {
 		f := &m.fields[i]
 		if c := ctlOutsideQuotedPair(f.value); c >= 0 {
@@ -283,11 +333,11 @@ func (p *Proxy) lex(data []byte, stream bool) wireMsg {
 			f.bad = true
 			continue
 		}
-		if singleFields[f.key] {
-			if seen[f.key] {
+		if bit, ok := singleFields[f.key]; ok {
+			if seen&bit != 0 {
 				m.fail(400, "more than one %s", canonicalName(f.key))
 			}
-			seen[f.key] = true
+			seen |= bit
 		}
 		var err error
 		switch {
@@ -308,6 +358,9 @@ func (p *Proxy) lex(data []byte, stream bool) wireMsg {
 			}
 		case canonicalizers[f.key] != nil:
 			f.canon, err = canonicalizers[f.key](f.value)
+		}
+		if f.canon != "" && f.canon != f.value {
+			m.verbatim = false
 		}
 		if err != nil {
 			f.bad, f.canon = true, ""
@@ -335,12 +388,21 @@ func (p *Proxy) lex(data []byte, stream bool) wireMsg {
 		if n > len(body) {
 			m.fail(400, "Content-Length %d larger than the %d bytes of body", n, len(body))
 		} else {
+			if n < len(body) {
+				m.verbatim = false
+			}
 			body = body[:n]
 		}
 	} else if stream && cl == nil {
 		m.fail(400, "missing Content-Length on a stream transport")
 	}
+	if !m.hasCL {
+		m.verbatim = false
+	}
 	m.body = body
+	if m.verbatim {
+		m.raw = data
+	}
 	return m
 }
 
@@ -482,6 +544,7 @@ func (m *wireMsg) synthesizeBranch() {
 	for i := range m.fields {
 		if m.fields[i].key == "via" {
 			m.fields[i].canon = joinVia(m.vias)
+			m.verbatim = false
 			return
 		}
 	}
@@ -489,8 +552,15 @@ func (m *wireMsg) synthesizeBranch() {
 
 // render writes the canonical message.
 func (m *wireMsg) render() []byte {
+	if m.verbatim {
+		return m.raw
+	}
+	n := len(m.start) + len(m.body) + 40
+	for _, f := range m.fields {
+		n += len(f.name) + 4 + max(len(f.canon), len(f.value))
+	}
 	var b bytes.Buffer
-	b.Grow(len(m.start) + 64*len(m.fields) + len(m.body))
+	b.Grow(n)
 	b.WriteString(m.start)
 	b.WriteString("\r\n")
 	for _, f := range m.fields {
@@ -617,8 +687,16 @@ func canonicalName(key string) string {
 // HTAB, RFC 3261 §25.1) that is not the second octet of a quoted-pair in a
 // quoted string, or -1. A quoted-pair may hold any octet but CR and LF.
 func ctlOutsideQuotedPair(v string) int {
+	// Fast path: most values have neither a quote nor a control character.
+	i := 0
+	for i < len(v) && !ctlOrQuote[v[i]] {
+		i++
+	}
+	if i == len(v) {
+		return -1
+	}
 	inQuote := false
-	for i := 0; i < len(v); i++ {
+	for ; i < len(v); i++ {
 		c := v[i]
 		switch {
 		case c == '"':
@@ -631,6 +709,15 @@ func ctlOutsideQuotedPair(v string) int {
 	}
 	return -1
 }
+
+// ctlOrQuote marks the octets ctlOutsideQuotedPair must look at.
+var ctlOrQuote = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = c != '\t'
+	}
+	t[0x7f], t['"'] = true, true
+	return t
+}()
 
 // printable shortens s to n bytes and escapes what is not printable ASCII,
 // for logs and reason phrases.
