@@ -109,11 +109,11 @@ type wireMsg struct {
 	verbatim bool
 	raw      []byte
 	vias     []viaHop // of the first Via field
-	viaOK   bool
-	body    []byte
-	hasCL   bool
-	fault   int    // first fault: status code (requests)
-	reason  string // first fault
+	viaOK    bool
+	body     []byte
+	hasCL    bool
+	fault    int    // first fault: status code (requests)
+	reason   string // first fault
 }
 
 func (m *wireMsg) fail(code int, format string, a ...any) {
