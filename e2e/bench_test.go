@@ -98,6 +98,7 @@ func TestBenchRegister(t *testing.T) {
 	// sipp writes its rtt file next to the scenario name in the working dir.
 	scen, _ := filepath.Abs(filepath.Join("testdata", "bench_register_aka.xml"))
 	cmd.Args[3] = scen
+	heapBefore := l.idleHeap(t, names)
 	t0 := time.Now()
 	profiled := l.profileDuring(t)
 	out, err := cmd.CombinedOutput()
@@ -165,7 +166,20 @@ func TestBenchRegister(t *testing.T) {
 	if ok == 0 {
 		t.Fatalf("no registration completed:\n%s", tail(string(out), 3000))
 	}
-	l.reportSettledHeap(t, names)
+	l.reportSettledHeap(t, names, heapBefore, ok)
+}
+
+// idleHeap is each process's Go heap in use after a GC before the run,
+// when BENCH_SETTLE_SECONDS asks for the heap report.
+func (l *lab) idleHeap(t *testing.T, names []string) map[string]float64 {
+	if secs, _ := strconv.Atoi(os.Getenv("BENCH_SETTLE_SECONDS")); secs <= 0 {
+		return nil
+	}
+	m := map[string]float64{}
+	for _, name := range names {
+		m[name] = l.heapInUseAfterGC(t, name)
+	}
+	return m
 }
 
 // reportSettledHeap, when BENCH_SETTLE_SECONDS is set, prints each
@@ -174,7 +188,12 @@ func TestBenchRegister(t *testing.T) {
 // timers (32 s for UDP), so the heap must fall back once they expire; one
 // that does not is a leak. With BENCH_PROFILE_DIR it also saves each
 // process's heap profile then (NAME.heap.pprof).
-func (l *lab) reportSettledHeap(t *testing.T, names []string) {
+//
+// With before (the heap before the run) and the number of registrations
+// held, it also prints what each registration holds after the idle
+// period: per contact for the P-CSCF, per registered IMPU (one per
+// subscriber here) for the S-CSCF.
+func (l *lab) reportSettledHeap(t *testing.T, names []string, before map[string]float64, registered float64) {
 	secs, _ := strconv.Atoi(os.Getenv("BENCH_SETTLE_SECONDS"))
 	if secs <= 0 {
 		return
@@ -198,6 +217,12 @@ func (l *lab) reportSettledHeap(t *testing.T, names []string) {
 	fmt.Fprintf(&b, "  Go heap in use after a GC, right after the run → after %d s idle:", secs)
 	for _, name := range names {
 		fmt.Fprintf(&b, " %s %.0f → %.0f MiB", name, h0[name]/(1<<20), h1[name]/(1<<20))
+	}
+	if before != nil && registered > 0 {
+		fmt.Fprintf(&b, "\n  Go heap per registration held after the idle period ((after − before the run) / %.0f):", registered)
+		for _, name := range names {
+			fmt.Fprintf(&b, " %s %.2f KiB", name, (h1[name]-before[name])/registered/1024)
+		}
 	}
 	fmt.Println(b.String())
 }

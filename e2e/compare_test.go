@@ -54,7 +54,7 @@ func TestCompare(t *testing.T) {
 				r := runLoadStep(t, ch, st)
 				t.Logf("%s", r.row(procNames(ch)))
 				results = append(results, r)
-				time.Sleep(5 * time.Second)
+				waitQuiet(t)
 			}
 		}
 	}

@@ -233,14 +233,21 @@ func (s *Server) SAR(ctx context.Context, c *diameter.Conn, req *diam.Message) (
 
 	case diameter.SATAuthenticationFailure, diameter.SATAuthenticationTimeout:
 		// Clear the name stored by MAR while registration was pending;
-		// a registered user keeps its S-CSCF.
+		// a registered user keeps its S-CSCF. The state is checked again
+		// under the row lock: a registration that completed since a was
+		// read (the UE retried at once) must not be undone.
 		if a.State == store.NotRegistered && !foreign {
+			changed := false
 			for _, u := range impus {
-				if _, err := s.Store.ClearAssignment(ctx, u); err != nil {
+				_, cleared, err := s.Store.ClearPendingAssignment(ctx, u)
+				if err != nil {
 					return nil, lookupErr(err)
 				}
+				changed = changed || cleared
 			}
-			s.registrationChanged(irss...)
+			if changed {
+				s.registrationChanged(irss...)
+			}
 		}
 		return ok(), nil
 

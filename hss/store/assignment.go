@@ -109,6 +109,34 @@ func (s *Store) ClearAssignment(ctx context.Context, impu string) (members []IMP
 	return sortByID(members), err
 }
 
+// ClearPendingAssignment is ClearAssignment for SAR AUTHENTICATION_FAILURE
+// and AUTHENTICATION_TIMEOUT (TS 29.228 §6.1.2): the S-CSCF name stored by
+// MAR while the registration was pending is removed only if the set is
+// still Not Registered when its row is locked. A registered user keeps its
+// S-CSCF; so does one whose new registration completed between the failed
+// attempt and this request (the UE retried at once, and its SAR
+// REGISTRATION got here first). cleared tells whether anything changed.
+// ErrNotFound for an unknown IMPU.
+func (s *Store) ClearPendingAssignment(ctx context.Context, impu string) (members []IMPU, cleared bool, err error) {
+	err = s.tx(ctx, "ClearPendingAssignment", func(tx pgx.Tx) error {
+		u, err := lookupIMPU(ctx, tx, impu, true)
+		if err != nil {
+			return err
+		}
+		if u.State != NotRegistered {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM scscf_assignment a USING impu u
+			WHERE a.impu_id = u.id AND u.implicit_set_id = $1`, u.IRSID); err != nil {
+			return err
+		}
+		cleared = true
+		members, err = collectIMPUs(tx.Query(ctx, `SELECT `+impuCols+impuFrom+`WHERE u.implicit_set_id = $1`, u.IRSID))
+		return err
+	})
+	return sortByID(members), cleared, err
+}
+
 // SetUserState sets the state of impu's whole implicit registration set
 // (TS 29.228 §6.1.2; e.g. SAR with USER_DEREGISTRATION_STORE_SERVER_NAME
 // keeps the S-CSCF but moves to Unregistered). The assignment rows are not

@@ -367,3 +367,34 @@ func reserveConcurrently(t *testing.T, st *store.Store, goroutines, rounds, n in
 	wg.Wait()
 	return seen
 }
+
+// TestClearPendingAssignment: SAR AUTHENTICATION_FAILURE/TIMEOUT clears a
+// pending assignment, and leaves a registration that completed in the
+// meantime alone (ClearAssignment, used before, cleared it: the UE that
+// retried at once after a failed attempt was registered at its S-CSCF
+// and "not registered" at the HSS, so calls to it got 480).
+func TestClearPendingAssignment(t *testing.T) {
+	ctx := context.Background()
+	_, _, st := setup(t)
+	if _, err := st.SetPendingAssignment(ctx, impu1, "sip:s1.example", "s1", impi); err != nil {
+		t.Fatal(err)
+	}
+	if _, cleared, err := st.ClearPendingAssignment(ctx, impu1); err != nil || !cleared {
+		t.Fatalf("pending: cleared %v, %v", cleared, err)
+	}
+	if a, err := st.Assignment(ctx, impu1); err != nil || a.SCSCFName != "" {
+		t.Fatalf("pending assignment left: %+v, %v", a, err)
+	}
+	if _, err := st.SetAssignment(ctx, impu1, "sip:s1.example", "s1", impi, store.Registered); err != nil {
+		t.Fatal(err)
+	}
+	if _, cleared, err := st.ClearPendingAssignment(ctx, impu1); err != nil || cleared {
+		t.Fatalf("registered: cleared %v, %v", cleared, err)
+	}
+	if a, err := st.Assignment(ctx, impu1); err != nil || a.SCSCFName != "sip:s1.example" || a.State != store.Registered {
+		t.Fatalf("registration undone: %+v, %v", a, err)
+	}
+	if _, _, err := st.ClearPendingAssignment(ctx, "sip:nobody@x"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown IMPU: %v", err)
+	}
+}

@@ -25,8 +25,8 @@ import (
 //   - an IMPI locked out by failed-authentication throttling gets 403
 //     with Retry-After (throttle.go), neither a challenge nor a check;
 //   - a response to a nonce issued to this IMPI, unused and younger than
-//     NonceLifetime: checked (verify); a wrong one gets 403 and SAR
-//     AUTHENTICATION_FAILURE (§5.4.1.2.3);
+//     NonceLifetime: checked (verify); a wrong one gets SAR
+//     AUTHENTICATION_FAILURE (§5.4.1.2.3), then 403;
 //   - anything else gets a 401 challenge (§5.4.1.2.1), with stale=TRUE
 //     when the nonce answered had expired.
 func (s *Registrar) authenticate(ctx context.Context, r *regRequest) bool {
@@ -65,7 +65,13 @@ func (s *Registrar) authenticate(ctx context.Context, r *regRequest) bool {
 			if !ok {
 				s.metrics.authFailures.WithLabelValues(why).Inc()
 				s.log.Info("authentication failed", zap.String("impi", r.impi), zap.String("impu", r.impu), zap.String("cause", why))
-				s.sarAsync(r.impi, r.impu, diameter.SATAuthenticationFailure)
+				// The SAR goes before the 403: a UE that retries at once
+				// must not have its new registration overtaken at the HSS
+				// by the failure of the old attempt.
+				if _, err := s.sar(ctx, r.impi, r.impu, diameter.SATAuthenticationFailure, true); err != nil {
+					s.log.Warn("SAR failed", zap.String("impi", r.impi), zap.String("impu", r.impu),
+						zap.Uint32("type", diameter.SATAuthenticationFailure), zap.Error(err))
+				}
 				s.guard.Failed(r.impi)
 				_ = r.t.Respond(403, "Forbidden - Authentication failed")
 				return false
