@@ -145,7 +145,7 @@ bench-load:
 ## and database, COMPARE_ROUNDS rounds (the order swapped each round); prints the table of
 ## docs/performance.md. Needs sipp and the Debian packages kamailio, kamailio-ims-modules,
 ## kamailio-presence-modules. Not part of make test.
-COMPARE_STEPS  ?= reg:300,reg:500,reg:700,sharedreg:200,sharedreg:400,sharedcall:200,sharedcall:350,call:350,call:500
+COMPARE_STEPS  ?= reg:150,reg:200,reg:250,reg:300,sharedreg:200,sharedreg:300,sharedcall:200,sharedcall:350,call:350,call:500
 COMPARE_ROUNDS ?= 1
 .PHONY: bench-compare
 bench-compare:
