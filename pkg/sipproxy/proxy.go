@@ -229,6 +229,8 @@ func New(cfg Config) (*Proxy, error) {
 	p.txl = ua.TransactionLayer()
 	p.txl.OnRequest(p.handleRequest)
 	p.baseCtx, p.cancel = context.WithCancel(context.Background())
+	p.completed.lifetime = completedLifetime
+	go p.completed.expireLoop(p.baseCtx)
 	return p, nil
 }
 

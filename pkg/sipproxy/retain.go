@@ -2,6 +2,7 @@ package sipproxy
 
 import (
 	"bytes"
+	"context"
 	"hash/maphash"
 	"net"
 	"net/netip"
@@ -97,6 +98,7 @@ type completedCache struct {
 	cur, prev map[uint64]completedResponse
 	arena     []byte // the current generation's chunk being filled
 	rotated   time.Time
+	lifetime  time.Duration // completedLifetime when the proxy was made
 }
 
 const arenaChunk = 64 << 10
@@ -105,10 +107,31 @@ func (c *completedCache) rotate(now time.Time) {
 	if c.cur == nil {
 		c.seed, c.cur, c.rotated = maphash.MakeSeed(), map[uint64]completedResponse{}, now
 	}
-	if elapsed := now.Sub(c.rotated); elapsed >= completedLifetime {
+	if elapsed := now.Sub(c.rotated); elapsed >= c.lifetime {
 		c.prev, c.cur, c.rotated, c.arena = c.cur, map[uint64]completedResponse{}, now, nil
-		if elapsed >= 2*completedLifetime {
+		if elapsed >= 2*c.lifetime {
 			c.prev = nil // all older than two lifetimes
+		}
+	}
+}
+
+// expireLoop rotates the generations on time even when no transaction
+// completes: without it an idle proxy would hold the last busy period's
+// responses (tens of MiB after a registration storm) until the next one.
+// It returns when ctx is done.
+func (c *completedCache) expireLoop(ctx context.Context) {
+	t := time.NewTicker(c.lifetime / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			c.mu.Lock()
+			if c.cur != nil {
+				c.rotate(now)
+			}
+			c.mu.Unlock()
 		}
 	}
 }
