@@ -91,7 +91,7 @@ func TestBenchRegister(t *testing.T) {
 		"-sf", filepath.Join("testdata", "bench_register_aka.xml"), "-inf", infPath,
 		"-key", "domain", domain, "-key", "expires", "3600", "-auth_uri", domain,
 		"-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-t", sippTransport(), "-max_socket", "10000",
-		"-m", fmt.Sprint(n), "-r", fmt.Sprint(rate), "-l", "5000", "-nostdin", "-timeout", "300s",
+		"-m", fmt.Sprint(n), "-r", fmt.Sprint(rate), "-l", "5000", "-nostdin", "-timeout", fmt.Sprintf("%ds", sippTimeout(n, rate)),
 		"-trace_rtt", "-rtt_freq", "1", "-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
 		"-trace_stat", "-stf", filepath.Join(dir, "stat.csv"))
 	cmd.Dir = dir
@@ -168,6 +168,10 @@ func TestBenchRegister(t *testing.T) {
 	}
 	l.reportSettledHeap(t, names, heapBefore, ok)
 }
+
+// sippTimeout is the seconds sipp may run: the time n calls take at rate
+// per second, plus two minutes for the last ones, and at least 300.
+func sippTimeout(n, rate int) int { return max(300, n/max(rate, 1)+120) }
 
 // idleHeap is each process's Go heap in use after a GC before the run,
 // when BENCH_SETTLE_SECONDS asks for the heap report.
