@@ -372,11 +372,21 @@ func (p *Peer) loop() {
 				wait = n.cfg.BusyBackoff
 			}
 			p.mu.Lock()
-			p.notBefore = time.Now().Add(wait)
-			p.setStateLocked(PeerDown, nil, err)
-			p.mu.Unlock()
-			log.Info("peer connect failed", zap.Error(err), zap.Duration("retry_in", wait))
-			continue
+			if a := p.openLocked(); a != nil {
+				// The peer's connection won the election between our
+				// attempt failing and this lock (inbound attached it):
+				// it is the peer's connection now; marking the Peer down
+				// would orphan it and dial again, which the peer refuses
+				// as a second connection for as long as it lives.
+				p.mu.Unlock()
+				c, err = a, nil
+			} else {
+				p.notBefore = time.Now().Add(wait)
+				p.setStateLocked(PeerDown, nil, err)
+				p.mu.Unlock()
+				log.Info("peer connect failed", zap.Error(err), zap.Duration("retry_in", wait))
+				continue
+			}
 		}
 		backoff = n.cfg.ReconnectMin
 		log.Info("peer open", zap.String("host", c.PeerHost()), zap.Uint32s("apps", c.Apps()),
