@@ -116,13 +116,8 @@ func configFromCLI(c *cli.Context) (Config, error) {
 	if cfg.CxTimeout <= 0 || cfg.SIPTimeout <= 0 {
 		return cfg, fmt.Errorf("icscf: timeouts must be positive")
 	}
-	switch n := c.Int("max-pending-register"); {
-	case n < 0:
-		return cfg, fmt.Errorf("icscf: --max-pending-register %d: want 0 (no limit) or more", n)
-	case n == 0:
-		cfg.MaxPendingRegister = -1 // Config's "no limit"
-	default:
-		cfg.MaxPendingRegister = n
+	if cfg.MaxPendingRegister, err = config.PendingLimit(c, "max-pending-register"); err != nil {
+		return cfg, fmt.Errorf("icscf: %w", err)
 	}
 	cfg.RegisterAdmission = c.String("register-admission")
 	cfg.OverloadRetryAfter = c.Int("overload-retry-after")

@@ -111,13 +111,9 @@ func configFromCLI(c *cli.Context) (Config, error) {
 		RegSubscribeExpires: c.Int("reg-subscribe-expires"),
 		Admission:           c.String("admission"), OverloadRetryAfter: c.Int("overload-retry-after"),
 	}
-	switch n := c.Int("max-pending"); {
-	case n < 0:
-		return cfg, fmt.Errorf("pcscf: --max-pending %d: want 0 (no limit) or more", n)
-	case n == 0:
-		cfg.MaxPending = -1 // Config's "no limit"
-	default:
-		cfg.MaxPending = n
+	var err error
+	if cfg.MaxPending, err = config.PendingLimit(c, "max-pending"); err != nil {
+		return cfg, fmt.Errorf("pcscf: %w", err)
 	}
 	cfg.SIPLimits.MaxMessageBytes, cfg.SIPLimits.MaxHeaders = config.SIPLimits(c)
 	if c.Bool("persist") {

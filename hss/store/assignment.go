@@ -97,8 +97,7 @@ func (s *Store) ClearAssignment(ctx context.Context, impu string) (members []IMP
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM scscf_assignment a USING impu u
-			WHERE a.impu_id = u.id AND u.implicit_set_id = $1`, u.IRSID); err != nil {
+		if err := deleteAssignments(ctx, tx, u.IRSID); err != nil {
 			return err
 		}
 		members, err = collectIMPUs(tx.Query(ctx, `UPDATE impu u SET user_state = 'not_registered'
@@ -126,8 +125,7 @@ func (s *Store) ClearPendingAssignment(ctx context.Context, impu string) (member
 		if u.State != NotRegistered {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM scscf_assignment a USING impu u
-			WHERE a.impu_id = u.id AND u.implicit_set_id = $1`, u.IRSID); err != nil {
+		if err := deleteAssignments(ctx, tx, u.IRSID); err != nil {
 			return err
 		}
 		cleared = true
@@ -135,6 +133,14 @@ func (s *Store) ClearPendingAssignment(ctx context.Context, impu string) (member
 		return err
 	})
 	return sortByID(members), cleared, err
+}
+
+// deleteAssignments removes the S-CSCF assignment rows of the IMPUs of
+// implicit registration set irsID.
+func deleteAssignments(ctx context.Context, tx pgx.Tx, irsID int64) error {
+	_, err := tx.Exec(ctx, `DELETE FROM scscf_assignment a USING impu u
+		WHERE a.impu_id = u.id AND u.implicit_set_id = $1`, irsID)
+	return err
 }
 
 // SetUserState sets the state of impu's whole implicit registration set

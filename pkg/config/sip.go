@@ -38,3 +38,18 @@ func SIPLimitFlags(prefix string) []cli.Flag {
 func SIPLimits(c *cli.Context) (maxMessageBytes, maxHeaders int) {
 	return c.Int("sip-max-message-bytes"), c.Int("sip-max-headers")
 }
+
+// PendingLimit reads an admission flag whose 0 means "no limit" on the
+// command line (flag, e.g. "max-pending") and returns it as the Configs
+// of the CSCFs take it: -1 for no limit, else the value. A negative flag
+// value is an error naming the flag.
+func PendingLimit(c *cli.Context, flag string) (int, error) {
+	switch n := c.Int(flag); {
+	case n < 0:
+		return 0, fmt.Errorf("--%s %d: want 0 (no limit) or more", flag, n)
+	case n == 0:
+		return -1, nil
+	default:
+		return n, nil
+	}
+}
