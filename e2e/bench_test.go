@@ -173,15 +173,21 @@ func TestBenchRegister(t *testing.T) {
 // per second, plus two minutes for the last ones, and at least 300.
 func sippTimeout(n, rate int) int { return max(300, n/max(rate, 1)+120) }
 
-// idleHeap is each process's Go heap in use after a GC before the run,
-// when BENCH_SETTLE_SECONDS asks for the heap report.
-func (l *lab) idleHeap(t *testing.T, names []string) map[string]float64 {
+// heapStat is a process's Go heap right after a garbage collection: live
+// is what the reachable objects take (runtime HeapAlloc), inuse the
+// spans holding them (HeapInuse: live plus the free slots of spans that
+// still hold a live object, the fragmentation a load peak leaves).
+type heapStat struct{ live, inuse float64 }
+
+// idleHeap is each process's Go heap after a GC before the run, when
+// BENCH_SETTLE_SECONDS asks for the heap report.
+func (l *lab) idleHeap(t *testing.T, names []string) map[string]heapStat {
 	if secs, _ := strconv.Atoi(os.Getenv("BENCH_SETTLE_SECONDS")); secs <= 0 {
 		return nil
 	}
-	m := map[string]float64{}
+	m := map[string]heapStat{}
 	for _, name := range names {
-		m[name] = l.heapInUseAfterGC(t, name)
+		m[name] = l.heapAfterGC(t, name)
 	}
 	return m
 }
@@ -196,16 +202,16 @@ func (l *lab) idleHeap(t *testing.T, names []string) map[string]float64 {
 // With before (the heap before the run) and the number of registrations
 // held, it also prints what each registration holds after the idle
 // period: per contact for the P-CSCF, per registered IMPU (one per
-// subscriber here) for the S-CSCF.
-func (l *lab) reportSettledHeap(t *testing.T, names []string, before map[string]float64, registered float64) {
+// subscriber here) for the S-CSCF, as live objects and as spans in use.
+func (l *lab) reportSettledHeap(t *testing.T, names []string, before map[string]heapStat, registered float64) {
 	secs, _ := strconv.Atoi(os.Getenv("BENCH_SETTLE_SECONDS"))
 	if secs <= 0 {
 		return
 	}
-	heap := func() map[string]float64 {
-		m := map[string]float64{}
+	heap := func() map[string]heapStat {
+		m := map[string]heapStat{}
 		for _, name := range names {
-			m[name] = l.heapInUseAfterGC(t, name)
+			m[name] = l.heapAfterGC(t, name)
 		}
 		return m
 	}
@@ -218,14 +224,14 @@ func (l *lab) reportSettledHeap(t *testing.T, names []string, before map[string]
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "  Go heap in use after a GC, right after the run → after %d s idle:", secs)
+	fmt.Fprintf(&b, "  Go heap after a GC (live objects / spans in use), right after the run → after %d s idle:", secs)
 	for _, name := range names {
-		fmt.Fprintf(&b, " %s %.0f → %.0f MiB", name, h0[name]/(1<<20), h1[name]/(1<<20))
+		fmt.Fprintf(&b, " %s %.0f/%.0f → %.0f/%.0f MiB", name, h0[name].live/(1<<20), h0[name].inuse/(1<<20), h1[name].live/(1<<20), h1[name].inuse/(1<<20))
 	}
 	if before != nil && registered > 0 {
-		fmt.Fprintf(&b, "\n  Go heap per registration held after the idle period ((after − before the run) / %.0f):", registered)
+		fmt.Fprintf(&b, "\n  Go heap per registration held after the idle period ((after − before the run) / %.0f), live objects / spans in use:", registered)
 		for _, name := range names {
-			fmt.Fprintf(&b, " %s %.2f KiB", name, (h1[name]-before[name])/registered/1024)
+			fmt.Fprintf(&b, " %s %.2f / %.2f KiB", name, (h1[name].live-before[name].live)/registered/1024, (h1[name].inuse-before[name].inuse)/registered/1024)
 		}
 	}
 	fmt.Println(b.String())
@@ -246,23 +252,27 @@ func (l *lab) saveProfile(t *testing.T, proc, path, file string) {
 	}
 }
 
-// heapInUseAfterGC returns the HeapInuse bytes of proc's runtime after a
-// garbage collection (its pprof heap endpoint with gc=1), 0 when unknown.
-func (l *lab) heapInUseAfterGC(t *testing.T, proc string) float64 {
+// heapAfterGC returns the HeapAlloc and HeapInuse bytes of proc's
+// runtime after a garbage collection (its pprof heap endpoint with gc=1),
+// zero when unknown.
+func (l *lab) heapAfterGC(t *testing.T, proc string) heapStat {
+	var h heapStat
 	res, err := http.Get("http://" + l.procs[proc].admin + "/debug/pprof/heap?gc=1&debug=1")
 	if err != nil {
 		t.Logf("%s heap: %v", proc, err)
-		return 0
+		return h
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
 	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			h.live, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
 		if v, ok := strings.CutPrefix(line, "# HeapInuse = "); ok {
-			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return n
+			h.inuse, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
 		}
 	}
-	return 0
+	return h
 }
 
 // benchLab starts the lab of a benchmark: HSS, S-CSCF (with scscfArgs)

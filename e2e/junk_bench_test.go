@@ -99,7 +99,7 @@ func TestBenchJunkRSS(t *testing.T) {
 	settle := envInt("BENCH_JUNK_SETTLE_SECONDS", 40) // transactions live 32 s (64*T1)
 	time.Sleep(time.Duration(settle) * time.Second)
 	for _, name := range names {
-		st[name].heap = l.heapInUseAfterGC(t, name)
+		st[name].heap = l.heapAfterGC(t, name).inuse
 		st[name].settled = sampleProc(t, l.procs[name].cmd.Process.Pid).rssKB
 		if os.Getenv("BENCH_JUNK_MEMSTATS") != "" {
 			fmt.Println(name, memStats(t, l.lab, name))

@@ -124,7 +124,7 @@ type kamailioConf struct {
 	HSSPort          int
 	CtlSocket        string // binrpc socket for kamcmd
 	CDPConfig        string
-	DBDir            string // I-CSCF: db_text directory
+	DBDir            string // I-CSCF, P-CSCF: db_text directory
 	SCSCFURI         string // S-CSCF: its own name (ims_auth, registrar)
 	SCSCFNameDB      string // I-CSCF db_text row (':' escaped)
 	SCSCFURIDB       string
@@ -203,13 +203,14 @@ func startKamailio(t *testing.T, k kamailioTools, name string, c kamailioConf) *
 	if c.ShmMB == 0 {
 		c.ShmMB = 64
 	}
-	if name == "icscf" {
+	// db_text tables: the I-CSCF's S-CSCF list, the P-CSCF's pua table.
+	if tables := map[string][]string{"icscf": {"s_cscf", "s_cscf_capabilities", "nds_trusted_domains"}, "pcscf": {"pua", "version"}}[name]; tables != nil {
 		c.DBDir = filepath.Join(dir, "db")
 		if err := os.Mkdir(c.DBDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for _, tbl := range []string{"s_cscf", "s_cscf_capabilities", "nds_trusted_domains"} {
-			renderKamailio(t, filepath.Join("icscf-db", tbl), filepath.Join(c.DBDir, tbl), c)
+		for _, tbl := range tables {
+			renderKamailio(t, filepath.Join(name+"-db", tbl), filepath.Join(c.DBDir, tbl), c)
 		}
 	}
 	cfg := filepath.Join(dir, name+".cfg")

@@ -37,17 +37,14 @@ func (s *PCSCF) newRegSub(key string, c *contacts.Contact) *regSub {
 	if len(c.ServiceRoute) == 0 || len(c.IMPUs) == 0 {
 		return nil
 	}
-	sub := &regSub{version: -1, key: key}
-	if err := sip.ParseUri(c.ServiceRoute[0], &sub.hop); err != nil {
+	var hop, target sip.Uri
+	if err := sip.ParseUri(c.ServiceRoute[0], &hop); err != nil {
 		return nil
 	}
-	if err := sip.ParseUri(c.IMPUs[0], &sub.target); err != nil || sub.target.Scheme != "sip" {
+	if err := sip.ParseUri(c.IMPUs[0], &target); err != nil || target.Scheme != "sip" {
 		return nil
 	}
-	sub.tr = "udp"
-	if v, ok := sub.hop.UriParams.Get("transport"); ok {
-		sub.tr = strings.ToLower(v)
-	}
+	sub := &regSub{version: -1, key: key, target: c.IMPUs[0], hop: c.ServiceRoute[0]}
 	sub.callID = sip.GenerateTagN(16) + "@" + s.cfg.SIPHost
 	sub.fromTag = sip.GenerateTagN(10)
 	return sub
@@ -76,11 +73,21 @@ func (s *PCSCF) sendRegSubscribe(sub *regSub) {
 	s.mu.Lock()
 	sub.cseq++
 	refresh := sub.toTag != ""
-	cseq, toTag, ruri := sub.cseq, sub.toTag, sub.target
-	if sub.remote != nil {
-		ruri = *sub.remote
-	}
+	cseq, toTag, remote := sub.cseq, sub.toTag, sub.remote
 	s.mu.Unlock()
+	// newRegSub checked that target and hop parse; remote is the
+	// notifier's Contact as parsed from its 200.
+	var target, hop, ruri sip.Uri
+	_ = sip.ParseUri(sub.target, &target)
+	_ = sip.ParseUri(sub.hop, &hop)
+	ruri = target
+	if remote != "" {
+		_ = sip.ParseUri(remote, &ruri)
+	}
+	tr := "udp"
+	if v, ok := hop.UriParams.Get("transport"); ok {
+		tr = strings.ToLower(v)
+	}
 	req := sip.NewRequest(sip.SUBSCRIBE, ruri)
 	from := s.proxy.URI("udp")
 	from.UriParams = sip.NewParams()
@@ -92,7 +99,7 @@ func (s *PCSCF) sendRegSubscribe(sub *regSub) {
 	if toTag != "" {
 		tp.Add("tag", toTag)
 	}
-	req.AppendHeader(&sip.ToHeader{Address: sub.target, Params: tp})
+	req.AppendHeader(&sip.ToHeader{Address: target, Params: tp})
 	cid := sip.CallIDHeader(sub.callID)
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: sip.SUBSCRIBE})
@@ -103,8 +110,8 @@ func (s *PCSCF) sendRegSubscribe(sub *regSub) {
 	req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+from.String()+">"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nh := sip.Uri{Scheme: "sip", Host: sub.hop.Host, Port: sub.hop.Port}
-	res, err := s.proxy.Do(ctx, req, sipproxy.Target{NextHop: &nh, Transport: sub.tr})
+	nh := sip.Uri{Scheme: "sip", Host: hop.Host, Port: hop.Port}
+	res, err := s.proxy.Do(ctx, req, sipproxy.Target{NextHop: &nh, Transport: tr})
 	switch {
 	case err != nil && (errors.Is(err, sipproxy.ErrClosed) || s.closing.Load()):
 		// Shutting down: the S-CSCF may have the subscription; keep
@@ -114,7 +121,7 @@ func (s *PCSCF) sendRegSubscribe(sub *regSub) {
 		if res != nil {
 			status = res.StatusCode
 		}
-		s.log.Info("reg-event SUBSCRIBE failed (continuing without it)", zap.String("impu", sub.target.String()), zap.Bool("refresh", refresh), zap.Int("status", status), zap.Error(err))
+		s.log.Info("reg-event SUBSCRIBE failed (continuing without it)", zap.String("impu", sub.target), zap.Bool("refresh", refresh), zap.Int("status", status), zap.Error(err))
 		s.untrackRegSubscription(sub.key, sub.callID)
 		if refresh && !s.closing.Load() {
 			if c := s.store.Get(sub.key); c != nil {
@@ -131,12 +138,11 @@ func (s *PCSCF) sendRegSubscribe(sub *regSub) {
 		s.mu.Lock()
 		if t := res.To(); t != nil {
 			if tag, ok := t.Params.Get("tag"); ok {
-				sub.toTag = tag
+				sub.toTag = strings.Clone(tag) // not the whole To header's value
 			}
 		}
 		if ct := res.Contact(); ct != nil {
-			u := ct.Address
-			sub.remote = &u
+			sub.remote = ct.Address.String()
 		}
 		// Refreshed once two thirds of the granted time have passed.
 		sub.refreshAt = time.Now().Add(time.Duration(exp) * time.Second * 2 / 3)
@@ -146,7 +152,7 @@ func (s *PCSCF) sendRegSubscribe(sub *regSub) {
 		if refresh {
 			what = "reg event subscription refreshed"
 		}
-		s.log.Info(what, zap.String("impu", sub.target.String()), zap.Int("status", res.StatusCode), zap.Int("expires", exp))
+		s.log.Info(what, zap.String("impu", sub.target), zap.Int("status", res.StatusCode), zap.Int("expires", exp))
 	}
 }
 
@@ -189,12 +195,15 @@ type regSub struct {
 	key     string // the contact it was made for
 	// The dialog (RFC 6665 §4.1.2), what a refresh needs.
 	callID, fromTag, toTag string
-	target, hop            sip.Uri
-	tr                     string
-	remote                 *sip.Uri // the notifier's Contact
-	cseq                   uint32
-	refreshAt              time.Time // zero: not scheduled
-	busy                   bool      // a SUBSCRIBE is in flight
+	// target is the subscribed IMPU (the contact's default IMPU), hop the
+	// first Service-Route entry, remote the notifier's Contact ("" until
+	// the 200): kept as text, parsed when a SUBSCRIBE is sent (once per
+	// refresh period), since a parsed URI costs several hundred bytes
+	// per registered contact.
+	target, hop, remote string
+	cseq                uint32
+	refreshAt           time.Time // zero: not scheduled
+	busy                bool      // a SUBSCRIBE is in flight
 }
 
 // untrackRegSubscription forgets a SUBSCRIBE that failed, here and on

@@ -78,7 +78,10 @@ type Registration struct {
 	Barred []string `json:"barred,omitempty"`
 	// Contacts are the bindings, shared by every IMPU of the set.
 	Contacts []Contact `json:"contacts"`
-	// UserData is the User-Data XML of the last SAA or PPR.
+	// UserData is the User-Data XML (TS 29.228 Annex E) of the SAA or PPR
+	// that has just changed the profile, for the write-through; nil when
+	// the profile did not change (the stored one stands). The registrar
+	// keeps only the parsed profile in memory.
 	UserData []byte `json:"-"`
 	// Charging is the P-Charging-Function-Addresses built from the
 	// Charging-Information of the last SAA or PPR that had one (TS 29.229

@@ -38,7 +38,8 @@ type Event struct {
 	// before the new profile (its IMPUs and barring); nil otherwise.
 	Before *Registration
 
-	// Profile is After.UserData already parsed (read-only, shared with
-	// the registrar), when the registrar had it at hand; nil otherwise.
+	// Profile is the registration's user profile (the parsed User-Data,
+	// read-only, shared with the registrar); nil when it has none.
+	// After.UserData carries the XML only when it has just changed.
 	Profile *userdata.IMSSubscription
 }

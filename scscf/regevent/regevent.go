@@ -16,7 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,7 +171,7 @@ type Notifier struct {
 	// byIMPU and byAOR index subs by their IMPU and AOR, so that a
 	// registration change finds its subscribers without a scan of all.
 	byIMPU, byAOR subIndex
-	known         map[string]map[string]bool // canonical AOR -> keys of the active bindings seen
+	known         map[string][]string // canonical AOR -> keys of the active bindings seen
 	pool          *pgxpool.Pool
 
 	ctx    context.Context
@@ -196,7 +196,7 @@ func New(reg Bindings, host Host, cfg Config) (*Notifier, error) {
 		return nil, fmt.Errorf("scscf: reg event: RTREvent %q is neither rejected nor deactivated", cfg.RTREvent)
 	}
 	n := &Notifier{reg: reg, host: host, cfg: cfg, log: cfg.Logger.Named("regevent"), subs: map[string]*regSub{},
-		byIMPU: subIndex{}, byAOR: subIndex{}, known: map[string]map[string]bool{}}
+		byIMPU: subIndex{}, byAOR: subIndex{}, known: map[string][]string{}}
 	n.notifies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scscf_regevent_notifies_total",
 		Help: "reg-event NOTIFYs sent, by result (ok, error_response, no_answer, not_sent)."}, []string{"result"})
 	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "scscf_regevent_subscriptions",
@@ -570,7 +570,7 @@ func (n *Notifier) OnRegistrationChange(ev binding.Event) {
 			switch {
 			case ev.Kind == binding.EventRegistered:
 				e = reginfo.EventRegistered
-			case haveSeen && !seen[k]:
+			case haveSeen && !slices.Contains(seen, k):
 				e = reginfo.EventRegistered
 			case !haveSeen && now.Sub(a.Registered) < 2*time.Second: // not seen since start
 				e = reginfo.EventRegistered
@@ -590,9 +590,9 @@ func (n *Notifier) OnRegistrationChange(ev binding.Event) {
 	if len(ev.After.Contacts) == 0 {
 		delete(n.known, aor)
 	} else {
-		m := make(map[string]bool, len(active))
+		m := make([]string, 0, len(active))
 		for k := range active {
-			m[k] = true
+			m = append(m, k)
 		}
 		n.known[aor] = m
 	}
@@ -621,14 +621,9 @@ func (n *Notifier) OnRegistrationChange(ev binding.Event) {
 			reason = "deactivated" // RFC 6665 §4.1.3: the UE may subscribe again at once
 		}
 	}
-	subs := maps.Clone(n.byAOR[aor])
+	subs := n.byAOR.collect(nil, aor)
 	for m := range members {
-		for sub := range n.byIMPU[m] {
-			if subs == nil {
-				subs = map[*regSub]struct{}{}
-			}
-			subs[sub] = struct{}{}
-		}
+		subs = n.byIMPU.collect(subs, m)
 	}
 	for sub := range subs {
 		if !sub.final {
@@ -679,15 +674,10 @@ func (n *Notifier) profileUpdated(ev binding.Event) {
 	aor := binding.CanonURI(ev.After.AOR)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	subs := maps.Clone(n.byAOR[aor])
+	subs := n.byAOR.collect(nil, aor)
 	for _, list := range [][]string{ev.Before.IMPUs, ev.After.IMPUs} {
 		for _, u := range list {
-			for sub := range n.byIMPU[binding.CanonURI(u)] {
-				if subs == nil {
-					subs = map[*regSub]struct{}{}
-				}
-				subs[sub] = struct{}{}
-			}
+			subs = n.byIMPU.collect(subs, binding.CanonURI(u))
 		}
 	}
 	for sub := range subs {
@@ -712,21 +702,63 @@ func (n *Notifier) rtrEvent(ev binding.Event) reginfo.Event {
 	return reginfo.EventRejected
 }
 
-// subIndex maps an IMPU or AOR to the subscriptions for it.
-type subIndex map[string]map[*regSub]struct{}
+// subIndex maps an IMPU or AOR to the subscriptions for it. Nearly every
+// value has one subscriber (the UE's P-CSCF), so a set of one is kept
+// inline: a map per value would cost several hundred bytes per
+// registered IMPU.
+type subIndex map[string]subSet
+
+// subSet is one subscription inline, or two and more in many.
+type subSet struct {
+	one  *regSub
+	many map[*regSub]struct{}
+}
 
 func (ix subIndex) add(v string, sub *regSub) {
-	if ix[v] == nil {
-		ix[v] = map[*regSub]struct{}{}
+	ss, ok := ix[v]
+	switch {
+	case !ok:
+		ix[v] = subSet{one: sub}
+	case ss.many != nil:
+		ss.many[sub] = struct{}{}
+	case ss.one != sub:
+		ix[v] = subSet{many: map[*regSub]struct{}{ss.one: {}, sub: {}}}
 	}
-	ix[v][sub] = struct{}{}
 }
 
 func (ix subIndex) remove(v string, sub *regSub) {
-	delete(ix[v], sub)
-	if len(ix[v]) == 0 {
+	ss, ok := ix[v]
+	switch {
+	case !ok:
+	case ss.many != nil:
+		delete(ss.many, sub)
+		if len(ss.many) == 1 {
+			for s := range ss.many {
+				ix[v] = subSet{one: s}
+			}
+		}
+	case ss.one == sub:
 		delete(ix, v)
 	}
+}
+
+// collect adds the subscriptions under v to into (allocated when nil)
+// and returns it.
+func (ix subIndex) collect(into map[*regSub]struct{}, v string) map[*regSub]struct{} {
+	ss, ok := ix[v]
+	if !ok {
+		return into
+	}
+	if into == nil {
+		into = map[*regSub]struct{}{}
+	}
+	if ss.many == nil {
+		into[ss.one] = struct{}{}
+	}
+	for s := range ss.many {
+		into[s] = struct{}{}
+	}
+	return into
 }
 
 // putSubLocked stores sub (replacing one with its key) and indexes it;

@@ -66,7 +66,8 @@ func TestRegisterChargingHeaders(t *testing.T) {
 		t.Fatalf("PPA %d", code)
 	}
 	reg, _ = s2.Lookup(u.IMPU)
-	if got := reg.Charging.String(); got != `ccf="aaa://ccf9.`+scscftest.Domain+`"` || len(reg.UserData) == 0 {
-		t.Errorf("after PPR: charging %q, user data %d bytes", got, len(reg.UserData))
+	prof, _ := s2.Profile(u.IMPU)
+	if got := reg.Charging.String(); got != `ccf="aaa://ccf9.`+scscftest.Domain+`"` || prof == nil {
+		t.Errorf("after PPR: charging %q, profile %v", got, prof)
 	}
 }

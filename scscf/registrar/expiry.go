@@ -68,5 +68,5 @@ func (s *Registrar) expire(r *record, impi string, now time.Time) {
 			s.log.Warn("SAR TIMEOUT_DEREGISTRATION failed", zap.String("aor", r.aor), zap.Error(err))
 		}
 	}
-	s.emit(binding.Event{Kind: binding.EventExpired, After: snap, Changed: gone})
+	s.emit(binding.Event{Kind: binding.EventExpired, After: snap, Changed: gone, Profile: r.profile})
 }

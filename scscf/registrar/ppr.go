@@ -50,13 +50,14 @@ func (s *Registrar) HandlePPR(ctx context.Context, c *diameter.Conn, req *diam.M
 		s.reg.mu.Lock()
 		before := r.snapshot()
 		if profile != nil {
-			r.userData, r.profile = ud, profile
+			r.profile = profile
 			r.impus, r.barred = binding.IRS(profile, r.aor)
 		}
 		if charging != nil {
 			r.charging = charging.Header()
 		}
 		snap := r.snapshot()
+		snap.UserData = ud
 		s.reg.mu.Unlock()
 		s.reg.put(r)
 		if err := s.persist(ctx, snap); err != nil {

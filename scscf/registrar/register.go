@@ -271,13 +271,13 @@ func (s *Registrar) deregister(ctx context.Context, r *regRequest) {
 	}
 	s.metrics.deregistrations.WithLabelValues("user").Add(float64(len(removed)))
 	res := s.answer(r.t, snap, rec.profile, nil)
-	s.report(binding.Event{Kind: binding.EventDeregistered, After: snap, Changed: removed}, r.req, res)
+	s.report(binding.Event{Kind: binding.EventDeregistered, After: snap, Changed: removed, Profile: rec.profile}, r.req, res)
 }
 
 // assignment is what the assign stage learnt from the HSS: the user
 // profile and the implicit registration set it gives.
 type assignment struct {
-	userData []byte
+	userData []byte // User-Data of the SAA, nil when the cached profile stands
 	profile  *userdata.IMSSubscription
 	charging imsheader.PChargingFunctionAddresses
 	impus    []string        // the set, the registered IMPU first
@@ -298,7 +298,7 @@ func (s *Registrar) assign(ctx context.Context, r *regRequest) (assignment, bool
 	if rec != nil {
 		sat = diameter.SATReRegistration
 	}
-	sa, err := s.sar(ctx, r.impi, r.impu, sat, rec != nil && rec.userData != nil)
+	sa, err := s.sar(ctx, r.impi, r.impu, sat, rec != nil && rec.profile != nil)
 	if err != nil {
 		s.respondHSSError(t, err, "", r.impi)
 		return assignment{}, false
@@ -319,7 +319,7 @@ func (s *Registrar) assign(ctx context.Context, r *regRequest) (assignment, bool
 			return assignment{}, false
 		}
 	case rec != nil && rec.profile != nil:
-		profile, ud = rec.profile, rec.userData
+		profile = rec.profile
 	default:
 		_ = t.Respond(500, "Server Internal Error", s.warning("HSS sent no User-Data"))
 		s.undoFirstSAR(rec == nil, r.impi, r.impu)
@@ -375,8 +375,9 @@ func (s *Registrar) bind(ctx context.Context, r *regRequest, a assignment, now t
 	if first {
 		rec = &record{aor: r.impu, impi: r.impi}
 	}
-	newRec := &record{aor: rec.aor, impi: r.impi, impus: a.impus, barred: a.barred, userData: a.userData, profile: a.profile, charging: a.charging, contacts: next}
+	newRec := &record{aor: rec.aor, impi: r.impi, impus: a.impus, barred: a.barred, profile: a.profile, charging: a.charging, contacts: next}
 	snap := newRec.snapshot()
+	snap.UserData = a.userData
 	if err := s.persist(ctx, snap); err != nil {
 		s.log.Error("storing binding", zap.String("impu", r.impu), zap.Error(err))
 		_ = r.t.Respond(500, "Server Internal Error", s.warning("registration store failed"))
@@ -389,7 +390,7 @@ func (s *Registrar) bind(ctx context.Context, r *regRequest, a assignment, now t
 		s.reg.put(newRec)
 	} else {
 		irsChanged := !sameStrings(rec.impus, a.impus) || rec.impi != r.impi
-		rec.impi, rec.impus, rec.barred, rec.userData, rec.profile, rec.contacts = r.impi, a.impus, a.barred, a.userData, a.profile, next
+		rec.impi, rec.impus, rec.barred, rec.profile, rec.contacts = r.impi, a.impus, a.barred, a.profile, next
 		s.reg.mu.Unlock()
 		if irsChanged {
 			s.reg.put(rec)

@@ -476,6 +476,7 @@ func TestRestartKeepsBindings(t *testing.T) {
 	dsn := s1.Config().DatabaseURL
 	n, o := scscftest.NewUE(t, "nina"), scscftest.NewUE(t, "omar")
 	n.RegisterAKA(t, s1, 600)
+	n.RegisterAKA(t, s1, 600) // re-registration: the SAA has no User-Data, the stored one stands
 	o.RegisterAKA(t, s1, 1)
 	_ = s1.Close()
 	time.Sleep(1200 * time.Millisecond) // omar's binding expires while down
@@ -484,6 +485,9 @@ func TestRestartKeepsBindings(t *testing.T) {
 	reg, ok := s2.Lookup(n.IMPU)
 	if !ok || len(reg.Contacts) != 1 || reg.Contacts[0].Instance != "<urn:gsma:imei:35-000000-000000-0>" {
 		t.Fatalf("after restart: %+v %v", reg, ok)
+	}
+	if prof, _ := s2.Profile(n.IMPU); prof == nil || len(prof.PublicIdentities()) == 0 {
+		t.Fatalf("after restart: no user profile reloaded (%v)", prof)
 	}
 	sar := h.WaitSAR(t, diameter.SATTimeoutDeregistration, 3*time.Second)
 	if sar.IMPU != o.IMPU {

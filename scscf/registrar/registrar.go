@@ -261,7 +261,7 @@ func (s *Registrar) Load(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("scscf: loading registrations: %w", err)
 	}
 	for _, r := range regs {
-		rec := &record{aor: r.AOR, impi: r.IMPI, impus: r.IMPUs, barred: map[string]bool{}, userData: r.UserData, charging: r.Charging}
+		rec := &record{aor: r.AOR, impi: r.IMPI, impus: r.IMPUs, barred: map[string]bool{}, charging: r.Charging}
 		for _, b := range r.Barred {
 			rec.barred[binding.CanonURI(b)] = true
 		}
@@ -270,7 +270,6 @@ func (s *Registrar) Load(ctx context.Context, pool *pgxpool.Pool) error {
 				rec.profile = p
 			} else {
 				s.log.Warn("stored User-Data does not parse; next SAR fetches it again", zap.String("aor", r.AOR), zap.Error(err))
-				rec.userData = nil
 			}
 		}
 		for i := range r.Contacts {

@@ -78,7 +78,7 @@ func (s *Registrar) terminate(ctx context.Context, r *record, reason string, rer
 	s.reg.mu.RUnlock()
 	snap := s.setContacts(ctx, r, nil)
 	s.metrics.deregistrations.WithLabelValues("administrative").Add(float64(len(gone)))
-	s.emit(binding.Event{Kind: binding.EventTerminated, After: snap, Changed: gone, Reason: reason, Reregister: reregister})
+	s.emit(binding.Event{Kind: binding.EventTerminated, After: snap, Changed: gone, Reason: reason, Reregister: reregister, Profile: r.profile})
 }
 
 // NetworkDeregister ends the registration of the set holding impu as the

@@ -14,7 +14,8 @@ import (
 
 // store writes registrations through to PostgreSQL: one row of table
 // scscf_registration per registered set, the bindings as JSON (the schema
-// is scscf/migrations; the S-CSCF opens the pool).
+// is scscf/migrations; the S-CSCF opens the pool). The User-Data column
+// is written only when a Registration carries one (a new profile).
 type store struct {
 	pool *pgxpool.Pool
 }
@@ -31,7 +32,7 @@ func (st *store) save(ctx context.Context, r binding.Registration) error {
 	_, err = pgretry.Exec(ctx, st.pool, `INSERT INTO scscf_registration (aor, impi, impus, barred, user_data, contacts, charging, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, now())
 		ON CONFLICT (aor) DO UPDATE SET impi = EXCLUDED.impi, impus = EXCLUDED.impus, barred = EXCLUDED.barred,
-			user_data = EXCLUDED.user_data, contacts = EXCLUDED.contacts, charging = EXCLUDED.charging, updated_at = now()`,
+			user_data = COALESCE(EXCLUDED.user_data, scscf_registration.user_data), contacts = EXCLUDED.contacts, charging = EXCLUDED.charging, updated_at = now()`,
 		r.AOR, r.IMPI, r.IMPUs, barred, r.UserData, contacts, r.Charging.String())
 	return err
 }

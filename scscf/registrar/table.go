@@ -14,9 +14,8 @@ type record struct {
 	aor      string
 	impi     string
 	impus    []string
-	barred   map[string]bool // canonical IMPU -> barred
-	userData []byte
-	profile  *userdata.IMSSubscription
+	barred   map[string]bool           // canonical IMPU -> barred
+	profile  *userdata.IMSSubscription // parsed User-Data (the XML is only in the store)
 	charging imsheader.PChargingFunctionAddresses
 	contacts []*binding.Contact
 
@@ -25,7 +24,7 @@ type record struct {
 }
 
 func (r *record) snapshot() binding.Registration {
-	out := binding.Registration{AOR: r.aor, IMPI: r.impi, IMPUs: append([]string(nil), r.impus...), UserData: r.userData, Charging: r.charging}
+	out := binding.Registration{AOR: r.aor, IMPI: r.impi, IMPUs: append([]string(nil), r.impus...), Charging: r.charging}
 	for _, u := range r.impus {
 		if r.barred[binding.CanonURI(u)] {
 			out.Barred = append(out.Barred, u)

@@ -295,7 +295,9 @@ func (h *HSS) sar(ctx context.Context, c *diameter.Conn, req *diam.Message) (*di
 	a.AddAVP(diameter.NewAVP(diameter.AVPUserName, datatype.UTF8String(s.IMPI)))
 	switch r.SAT {
 	case diameter.SATRegistration, diameter.SATReRegistration, diameter.SATUnregisteredUser:
-		if !h.noSAR {
+		// TS 29.228 §6.1.2.1: like the HSS (hss/cx/sar.go), no User-Data
+		// for an S-CSCF that says it has it.
+		if !h.noSAR && r.UDA != diameter.UserDataAlreadyAvailable {
 			a.AddAVP(diameter.NewAVP(diameter.AVPUserData, datatype.OctetString(UserData(h.t, s))))
 			if ci := s.Charging.AVP(); ci != nil {
 				a.AddAVP(ci)
