@@ -134,6 +134,7 @@ func startKamailioChain(t *testing.T, k kamailioTools, l *lab, icscfHost, scscfH
 	ic.SIPPort, ic.DiameterPort, ic.DiameterIdentity = icscfPort, freePort(t), icscfHost
 	ic.SCSCFNameDB, ic.SCSCFURIDB = "scscf", esc.Replace(scscfURI)
 	pc.SIPPort = pcscfPort
+	pc.SCSCFURI = scscfURI // pua's outbound proxy for the reg-event SUBSCRIBE
 	scscf := startKamailio(t, k, "scscf", sc)
 	icscf := startKamailio(t, k, "icscf", ic)
 	pcscf := startKamailio(t, k, "pcscf", pc)

@@ -125,7 +125,7 @@ type kamailioConf struct {
 	CtlSocket        string // binrpc socket for kamcmd
 	CDPConfig        string
 	DBDir            string // I-CSCF, P-CSCF: db_text directory
-	SCSCFURI         string // S-CSCF: its own name (ims_auth, registrar)
+	SCSCFURI         string // S-CSCF: its own name (ims_auth, registrar); P-CSCF: where SUBSCRIBEs go
 	SCSCFNameDB      string // I-CSCF db_text row (':' escaped)
 	SCSCFURIDB       string
 	ICSCFPort        int // S-CSCF, P-CSCF: where originating requests and REGISTERs go
