@@ -143,7 +143,25 @@ type regSub struct {
 	queue []notifyJob
 	busy  bool // a goroutine drains queue
 	final bool // the terminating NOTIFY is queued; nothing is added after it
+
+	// ceilCSeq and ceilVersion are what the store holds for the
+	// subscription (see stateReserve): no NOTIFY goes out with a CSeq or
+	// a next version above them before the store has higher ones.
+	ceilCSeq    uint32
+	ceilVersion int
+	// reloaded: read from the store at start; its version may have
+	// jumped (to the reserved ceiling), so its next NOTIFY carries the
+	// full state (RFC 3680 §5.2: a subscriber takes a full document of
+	// any higher version, a partial one only in sequence).
+	reloaded bool
 }
+
+// stateReserve is how many CSeq numbers and reginfo versions the store
+// reserves for a subscription at a time: the row holds a ceiling, raised
+// by one write every stateReserve NOTIFYs instead of one write per
+// NOTIFY, and a restarted S-CSCF continues above it (RFC 6665 §4.1.2:
+// CSeq grows within the dialog; RFC 3680 §4.1: the version grows).
+const stateReserve = 64
 
 // notifyJob is one NOTIFY to send. A full job builds the whole state
 // of the set when it is sent; a partial one carries the registrations
@@ -364,6 +382,7 @@ func (n *Notifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn) {
 		_ = t.Respond(500, "Server Internal Error", n.cfg.Warning("subscription store failed"))
 		return
 	}
+	sub.ceilCSeq, sub.ceilVersion = sub.CSeq+stateReserve, sub.Version+stateReserve
 	n.mu.Lock()
 	sub.busy = true // held until the 200 is sent: the full NOTIFY goes first
 	sub.queue = []notifyJob{{full: true}}
@@ -920,20 +939,32 @@ func (n *Notifier) drain(sub *regSub) {
 		sub.CSeq++
 		version := sub.Version
 		sub.Version++
+		if sub.reloaded && !job.terminated {
+			job.full = true
+		}
+		sub.reloaded = false
+		raise := !job.terminated && (sub.CSeq > sub.ceilCSeq || sub.Version > sub.ceilVersion)
 		snap := sub.Subscription
 		snap.RouteSet = append([]string(nil), sub.RouteSet...)
 		n.mu.Unlock()
 
-		drop := n.send(snap, version, job)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		switch {
-		case job.terminated || drop:
+		if raise {
+			// The new ceiling is stored before the NOTIFY leaves, so
+			// that a restart never reuses what was sent.
+			c, v := snap.CSeq+stateReserve, snap.Version+stateReserve
+			if err := n.saveState(ctx, &snap, c, v); err != nil {
+				n.log.Warn("storing reg-event subscription state", zap.String("impu", snap.IMPU), zap.Error(err))
+			} else {
+				n.mu.Lock()
+				sub.ceilCSeq, sub.ceilVersion = c, v
+				n.mu.Unlock()
+			}
+		}
+		drop := n.send(snap, version, job)
+		if job.terminated || drop {
 			if err := n.delete(ctx, &snap); err != nil {
 				n.log.Warn("deleting reg-event subscription", zap.String("impu", snap.IMPU), zap.Error(err))
-			}
-		default:
-			if err := n.saveState(ctx, &snap); err != nil {
-				n.log.Warn("storing reg-event subscription state", zap.String("impu", snap.IMPU), zap.Error(err))
 			}
 		}
 		cancel()

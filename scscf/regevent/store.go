@@ -18,7 +18,8 @@ import (
 // terminated NOTIFY, reason timeout). Call it after the S-CSCF's Start
 // (which opens the database), with or without a database
 // (without, subscriptions live in memory only). The NOTIFYs of reloaded
-// subscriptions continue their CSeq and version.
+// subscriptions continue above the stored CSeq and version ceilings
+// (stateReserve); the first carries the full state.
 func (n *Notifier) LoadSubscriptions(ctx context.Context) error {
 	n.swept.Do(func() {
 		if n.ctx.Err() == nil {
@@ -48,7 +49,7 @@ func (n *Notifier) LoadSubscriptions(ctx context.Context) error {
 			return fmt.Errorf("scscf: loading reg-event subscriptions: %w", err)
 		}
 		r.CSeq = uint32(cseq)
-		loaded = append(loaded, &regSub{Subscription: r})
+		loaded = append(loaded, &regSub{Subscription: r, ceilCSeq: r.CSeq, ceilVersion: r.Version, reloaded: true})
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("scscf: loading reg-event subscriptions: %w", err)
@@ -68,7 +69,8 @@ func (n *Notifier) db() *pgxpool.Pool {
 	return n.pool
 }
 
-// save inserts or replaces a subscription row.
+// save inserts a subscription row, reserving stateReserve CSeq numbers
+// and versions above r's, or updates its target, route set and expiry.
 func (n *Notifier) save(ctx context.Context, r *Subscription) error {
 	p := n.db()
 	if p == nil {
@@ -84,18 +86,19 @@ func (n *Notifier) save(ctx context.Context, r *Subscription) error {
 		ON CONFLICT (call_id, local_tag) DO UPDATE SET target = EXCLUDED.target, route_set = EXCLUDED.route_set,
 			expires = EXCLUDED.expires, updated_at = now()`,
 		r.CallID, r.LocalTag, r.RemoteTag, r.IMPU, r.AOR, r.LocalURI, r.RemoteURI, r.Subscriber, r.Kind, r.Target, routes,
-		int64(r.CSeq), r.Version, r.Expires.UTC().Truncate(time.Microsecond))
+		int64(r.CSeq)+stateReserve, r.Version+stateReserve, r.Expires.UTC().Truncate(time.Microsecond))
 	return err
 }
 
-// saveState records the CSeq and version after a NOTIFY.
-func (n *Notifier) saveState(ctx context.Context, r *Subscription) error {
+// saveState raises the stored CSeq and version ceilings of r to cseq and
+// version.
+func (n *Notifier) saveState(ctx context.Context, r *Subscription, cseq uint32, version int) error {
 	p := n.db()
 	if p == nil {
 		return nil
 	}
 	_, err := pgretry.Exec(ctx, p, `UPDATE scscf_reg_subscription SET local_cseq = GREATEST(local_cseq, $3), version = GREATEST(version, $4),
-		updated_at = now() WHERE call_id = $1 AND local_tag = $2`, r.CallID, r.LocalTag, int64(r.CSeq), r.Version)
+		updated_at = now() WHERE call_id = $1 AND local_tag = $2`, r.CallID, r.LocalTag, int64(cseq), version)
 	return err
 }
 
