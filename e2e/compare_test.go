@@ -44,6 +44,8 @@ func TestCompare(t *testing.T) {
 	chains := []*loadChain{ours, kam}
 
 	var results []stepResult
+	var restarts []string
+	last := map[string]loadStep{}
 	for round := 0; round < rounds; round++ {
 		for _, st := range steps {
 			order := chains
@@ -51,6 +53,12 @@ func TestCompare(t *testing.T) {
 				order = []*loadChain{kam, ours}
 			}
 			for _, ch := range order {
+				if ch.revive != nil {
+					for _, n := range ch.revive(t) {
+						restarts = append(restarts, fmt.Sprintf("%s: %s during or after its step %s; restarted before %s", ch.name, n, last[ch.name], st))
+					}
+				}
+				last[ch.name] = st
 				r := runLoadStep(t, ch, st)
 				t.Logf("%s", r.row(procNames(ch)))
 				results = append(results, r)
@@ -59,6 +67,12 @@ func TestCompare(t *testing.T) {
 		}
 	}
 	fmt.Print(compareReport(results, chains))
+	if len(restarts) > 0 {
+		fmt.Println("\nProcesses that exited during the runs (restarted, same configuration and ports, before the next step):")
+		for _, n := range restarts {
+			fmt.Println("- " + n)
+		}
+	}
 }
 
 // procNames are the measured processes of ch plus PostgreSQL.
@@ -142,6 +156,25 @@ func startKamailioChain(t *testing.T, k kamailioTools, l *lab, icscfHost, scscfH
 	icscf.waitPeerOpen(t, 15*time.Second)
 	pcscf.waitUp(t, 15*time.Second)
 	ch := &loadChain{name: "kamailio", l: l, entry: pcscfPort, scscf: scscfURI}
+	ch.revive = func(t *testing.T) []string {
+		var notes []string
+		for _, p := range []*kamailioProc{scscf, icscf, pcscf} {
+			if gone, err := p.exited(); gone {
+				notes = append(notes, fmt.Sprintf("%s exited (%v)", p.name, err))
+				p.restart(t)
+				if p.name == "pcscf" {
+					p.waitUp(t, 15*time.Second)
+				} else {
+					p.waitPeerOpen(t, 15*time.Second)
+				}
+			}
+		}
+		if len(notes) > 0 {
+			// Its registrations went with it (memory only).
+			ch.shared, ch.pair = [2][]loadUE{}, [2]loadUE{}
+		}
+		return notes
+	}
 	for _, p := range []struct {
 		name string
 		k    *kamailioProc

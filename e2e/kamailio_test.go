@@ -146,6 +146,9 @@ type kamailioProc struct {
 	err  error
 	ctl  string
 	k    kamailioTools
+	// argv and dir are how it was started (restart).
+	argv []string
+	dir  string
 }
 
 // renderKamailio fills testdata/kamailio/src into dst.
@@ -221,16 +224,9 @@ func startKamailio(t *testing.T, k kamailioTools, name string, c kamailioConf) *
 	if out, err := exec.Command(k.kamailio, "-c", "-f", cfg, "-L", k.modules).CombinedOutput(); err != nil {
 		t.Fatalf("kamailio -c %s: %v\n%s", name, err, tail(string(out), 4000))
 	}
-	p := &kamailioProc{name: name, logs: &syncBuffer{}, done: make(chan struct{}), ctl: c.CtlSocket, k: k}
-	p.cmd = exec.Command(k.kamailio, "-f", cfg, "-L", k.modules, "-DD", "-E", "-Y", run, "-m", fmt.Sprint(c.ShmMB), "-M", "8")
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	// Its own process group: the workers it forks are stopped with it.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	p := &kamailioProc{name: name, logs: &syncBuffer{}, ctl: c.CtlSocket, k: k, dir: dir,
+		argv: []string{"-f", cfg, "-L", k.modules, "-DD", "-E", "-Y", run, "-m", fmt.Sprint(c.ShmMB), "-M", "8"}}
+	p.run(t)
 	t.Cleanup(func() {
 		p.stop()
 		if d := os.Getenv("IMSCORE_KAMAILIO_LOGDIR"); d != "" { // whole logs, for troubleshooting
@@ -241,6 +237,42 @@ func startKamailio(t *testing.T, k kamailioTools, name string, c kamailioConf) *
 		}
 	})
 	return p
+}
+
+// run starts Kamailio in the foreground with p.argv, logging to p.logs.
+func (p *kamailioProc) run(t *testing.T) {
+	t.Helper()
+	p.done = make(chan struct{})
+	p.cmd = exec.Command(p.k.kamailio, p.argv...)
+	p.cmd.Dir = p.dir
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	// Its own process group: the workers it forks are stopped with it.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func(cmd *exec.Cmd, done chan struct{}) { p.err = cmd.Wait(); close(done) }(p.cmd, p.done)
+}
+
+// exited reports whether Kamailio's main process has ended, and how.
+func (p *kamailioProc) exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// restart runs a Kamailio that has exited again, with the same
+// configuration and ports (what is left of its process group is killed
+// first).
+func (p *kamailioProc) restart(t *testing.T) {
+	t.Helper()
+	p.stop()
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	fmt.Fprintf(p.logs, "\n---- restarted by the test ----\n")
+	p.run(t)
 }
 
 // stop ends Kamailio with SIGTERM (its main process stops its workers and

@@ -87,6 +87,9 @@ type loadChain struct {
 	pair      [2]loadUE
 	pairPorts [2]int
 	seq       int // numbers the steps' subscribers
+	// revive, when set, restarts the chain's processes that have exited
+	// (a crash) and says which; run before each step.
+	revive func(t *testing.T) []string
 }
 
 // loadProc is a measured process: its name and how to find its pids (a
