@@ -176,7 +176,11 @@ func runLoadStep(t *testing.T, ch *loadChain, st loadStep) stepResult {
 		return ch.callStep(t, st, ch.shared[0], ch.shared[1], ch.ports)
 	default:
 		if ch.pair[0].user == "" {
-			ch.registerPair(t)
+			if err := ch.registerPair(t); err != nil {
+				// Nothing to measure: every call of the step counts as failed.
+				n := st.rate * loadStepSeconds()
+				return stepResult{step: st, chain: ch.name, offered: n, refused: map[string]int{"set-up failed: " + err.Error(): n}}
+			}
 		}
 		return ch.callStep(t, st, ch.pair[:1], ch.pair[1:], ch.pairPorts)
 	}
@@ -364,22 +368,44 @@ func registeredUsers(dir string) map[string]bool {
 }
 
 // registerPair registers a caller and a callee, each on its own socket,
-// for the call steps (not measured).
-func (c *loadChain) registerPair(t *testing.T) {
+// for the call steps (not measured). A registration that fails is tried
+// again twice, 5 s apart (a chain still working off the previous step's
+// backlog); then the error says what the last attempt got.
+func (c *loadChain) registerPair(t *testing.T) error {
 	t.Helper()
 	users := c.newUsers(t, 2)
 	for i, u := range users {
 		c.pair[i] = loadUE{u, "127.0.0.1"}
 		c.pairPorts[i] = freePort(t)
 		inf := writeInf(t, []string{u + ";127.0.0.1;" + akaKeyword(u)})
-		s := startSipp(t, "load_register_aka.xml", c.uacArgs(inf, 1, 1, "u1", c.pairPorts[i])...)
-		s.err = s.cmd.Wait()
-		var r stepResult
-		r.add(t, []*sippRun{s}, "reg")
-		if r.ok != 1 {
-			t.Fatalf("%s: registration of %s for the calls failed: %+v\n%s", c.name, u, r, tail(s.out.String(), 3000))
+		for attempt := 1; ; attempt++ {
+			s := startSipp(t, "load_register_aka.xml", c.uacArgs(inf, 1, 1, "u1", c.pairPorts[i])...)
+			s.err = s.cmd.Wait()
+			var r stepResult
+			r.add(t, []*sippRun{s}, "reg")
+			if r.ok == 1 {
+				break
+			}
+			t.Logf("%s: registration of %s for the calls failed (attempt %d): %+v\n%s", c.name, u, attempt, r, tail(s.out.String(), 1500))
+			if attempt == 3 {
+				c.pair = [2]loadUE{}
+				return fmt.Errorf("call pair not registered (%s)", strings.Join(sortedKeys(nonZero(r.refused)), ", "))
+			}
+			time.Sleep(5 * time.Second)
 		}
 	}
+	return nil
+}
+
+// nonZero is m without its zero counts.
+func nonZero(m map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // callStep: callers[i % len] call callees[i % len] through the P-CSCF;
