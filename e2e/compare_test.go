@@ -159,8 +159,25 @@ func startKamailioChain(t *testing.T, k kamailioTools, l *lab, icscfHost, scscfH
 	ch.revive = func(t *testing.T) []string {
 		var notes []string
 		for _, p := range []*kamailioProc{scscf, icscf, pcscf} {
-			if gone, err := p.exited(); gone {
-				notes = append(notes, fmt.Sprintf("%s exited (%v)", p.name, err))
+			gone, err := p.exited()
+			why := fmt.Sprintf("%s exited (%v)", p.name, err)
+			if !gone && p.name != "pcscf" {
+				// Alive but with its Diameter connection to the HSS
+				// down (the HSS closes a peer that stops answering
+				// watchdogs) for 10 s: every REGISTER would time out.
+				open := false
+				for deadline := time.Now().Add(10 * time.Second); !open && time.Now().Before(deadline); {
+					out, _ := p.rpc("cdp.list_peers")
+					if open = strings.Contains(out, "I_Open") || strings.Contains(out, "R_Open"); !open {
+						time.Sleep(500 * time.Millisecond)
+					}
+				}
+				if !open {
+					gone, why = true, p.name+" hung (no open Diameter connection to the HSS for 10 s)"
+				}
+			}
+			if gone {
+				notes = append(notes, why)
 				p.restart(t)
 				if p.name == "pcscf" {
 					p.waitUp(t, 15*time.Second)
