@@ -142,7 +142,7 @@ func New(p Persister) *Store {
 func (s *Store) set(key string, c *Contact) {
 	s.unset(key)
 	s.byKey[key] = c
-	s.indexContact(key, c, index.add)
+	s.indexContact(key, c, index.Add)
 }
 
 // unset removes key (s.mu held) and returns what it held.
@@ -150,12 +150,12 @@ func (s *Store) unset(key string) *Contact {
 	old := s.byKey[key]
 	if old != nil {
 		delete(s.byKey, key)
-		s.indexContact(key, old, index.remove)
+		s.indexContact(key, old, index.Remove)
 	}
 	return old
 }
 
-// indexContact adds (op index.add) or removes (index.remove) the index
+// indexContact adds (op index.Add) or removes (index.Remove) the index
 // entries of c under key; s.mu held.
 func (s *Store) indexContact(key string, c *Contact, op func(index, string, string)) {
 	for _, impu := range c.IMPUs {
@@ -280,9 +280,9 @@ func (s *Store) Update(ctx context.Context, key string, fn func(c *Contact)) (bo
 		s.mu.Unlock()
 		return false, nil
 	}
-	s.indexContact(key, c, index.remove)
+	s.indexContact(key, c, index.Remove)
 	fn(c)
-	s.indexContact(key, c, index.add)
+	s.indexContact(key, c, index.Add)
 	cp := c.Clone()
 	s.mu.Unlock()
 	if s.persist != nil {
@@ -330,7 +330,7 @@ func (s *Store) BySource(transport, host string, port int) *Contact {
 	for _, src := range sourcesOf(transport, host, port) {
 		var best *Contact
 		ambiguous := false
-		s.bySource.each(src, func(key string) bool {
+		s.bySource.Each(src, func(key string) bool {
 			c := s.byKey[key]
 			if !c.Expires.After(now) {
 				return true
@@ -406,7 +406,7 @@ func (s *Store) BySender(snd Sender) (*Contact, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if !s.bySource.has(srcs[0]) && !s.bySource.has(srcs[1]) {
+	if !s.bySource.Has(srcs[0]) && !s.bySource.Has(srcs[1]) {
 		return nil, nil
 	}
 	var cands []*Contact
@@ -421,7 +421,7 @@ func (s *Store) BySender(snd Sender) (*Contact, error) {
 	}
 	if snd.Contact != "" {
 		cu = strings.ToLower(snd.Contact)
-		s.byAOR.each(cu, func(key string) bool {
+		s.byAOR.Each(cu, func(key string) bool {
 			if c := s.byKey[key]; slices.ContainsFunc(c.sourceKeys(), func(k string) bool { return k == srcs[0] || k == srcs[1] }) {
 				add(key)
 			}
@@ -431,7 +431,7 @@ func (s *Store) BySender(snd Sender) (*Contact, error) {
 	lookup := func(ix index, values ...string) {
 		for _, v := range values {
 			for _, src := range srcs {
-				ix.each(src+"|"+v, add)
+				ix.Each(src+"|"+v, add)
 			}
 		}
 	}
@@ -511,14 +511,14 @@ func (s *Store) ByURI(user, host string, port int, full string) *Contact {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var cands []*Contact
-	s.byAOR.each(strings.ToLower(full), func(key string) bool {
+	s.byAOR.Each(strings.ToLower(full), func(key string) bool {
 		if c := s.byKey[key]; c.Expires.After(now) {
 			cands = append(cands, c)
 		}
 		return true
 	})
 	if len(cands) == 0 {
-		s.byContactAddr.each(hostPort(host, port), func(key string) bool {
+		s.byContactAddr.Each(hostPort(host, port), func(key string) bool {
 			c := s.byKey[key]
 			if u, h, p := splitURI(c.AOR); c.Expires.After(now) && strings.EqualFold(u, user) && sameIP(h, host) && p == port {
 				cands = append(cands, c)
@@ -528,7 +528,7 @@ func (s *Store) ByURI(user, host string, port int, full string) *Contact {
 	}
 	if len(cands) == 0 {
 		ambiguous := false
-		s.byFlowAddr.each(hostPort(host, port), func(key string) bool {
+		s.byFlowAddr.Each(hostPort(host, port), func(key string) bool {
 			c := s.byKey[key]
 			if !c.Expires.After(now) || !sameIP(c.Flow.Host, host) || (c.Flow.Port != port && (c.SA == nil || int(c.SA.UE.PortS) != port)) {
 				return true
@@ -556,7 +556,7 @@ func (s *Store) BySession(sid string) []*Contact {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []*Contact
-	s.bySession.each(sid, func(key string) bool {
+	s.bySession.Each(sid, func(key string) bool {
 		out = append(out, s.byKey[key].Clone())
 		return true
 	})
@@ -568,7 +568,7 @@ func (s *Store) BySession(sid string) []*Contact {
 func (s *Store) UsesSA(sa ipsec.SecAssoc) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.bySA.has(saKey(&sa))
+	return s.bySA.Has(saKey(&sa))
 }
 
 // ByIMPU lists unexpired contacts registered with impu (compared
@@ -578,7 +578,7 @@ func (s *Store) ByIMPU(impu string) []*Contact {
 	var out []*Contact
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	s.byIMPU.each(strings.ToLower(impu), func(key string) bool {
+	s.byIMPU.Each(strings.ToLower(impu), func(key string) bool {
 		if c := s.byKey[key]; c.Expires.After(now) {
 			out = append(out, c.Clone())
 		}
@@ -593,7 +593,7 @@ func (s *Store) ByAOR(aor string) []*Contact {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []*Contact
-	s.byAOR.each(strings.ToLower(aor), func(key string) bool {
+	s.byAOR.Each(strings.ToLower(aor), func(key string) bool {
 		if c := s.byKey[key]; c.AOR == aor {
 			out = append(out, c.Clone())
 		}

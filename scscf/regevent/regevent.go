@@ -29,6 +29,7 @@ import (
 
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/reginfo"
+	"github.com/imscore/imscore/pkg/setindex"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf/binding"
@@ -640,9 +641,9 @@ func (n *Notifier) OnRegistrationChange(ev binding.Event) {
 			reason = "deactivated" // RFC 6665 §4.1.3: the UE may subscribe again at once
 		}
 	}
-	subs := n.byAOR.collect(nil, aor)
+	subs := collect(nil, n.byAOR, aor)
 	for m := range members {
-		subs = n.byIMPU.collect(subs, m)
+		subs = collect(subs, n.byIMPU, m)
 	}
 	for sub := range subs {
 		if !sub.final {
@@ -693,10 +694,10 @@ func (n *Notifier) profileUpdated(ev binding.Event) {
 	aor := binding.CanonURI(ev.After.AOR)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	subs := n.byAOR.collect(nil, aor)
+	subs := collect(nil, n.byAOR, aor)
 	for _, list := range [][]string{ev.Before.IMPUs, ev.After.IMPUs} {
 		for _, u := range list {
-			subs = n.byIMPU.collect(subs, binding.CanonURI(u))
+			subs = collect(subs, n.byIMPU, binding.CanonURI(u))
 		}
 	}
 	for sub := range subs {
@@ -721,62 +722,21 @@ func (n *Notifier) rtrEvent(ev binding.Event) reginfo.Event {
 	return reginfo.EventRejected
 }
 
-// subIndex maps an IMPU or AOR to the subscriptions for it. Nearly every
-// value has one subscriber (the UE's P-CSCF), so a set of one is kept
-// inline: a map per value would cost several hundred bytes per
-// registered IMPU.
-type subIndex map[string]subSet
+// subIndex maps an IMPU or AOR to the subscriptions for it; nearly every
+// value has one subscriber (the UE's P-CSCF), kept without a map of its
+// own (pkg/setindex).
+type subIndex = setindex.Index[string, *regSub]
 
-// subSet is one subscription inline, or two and more in many.
-type subSet struct {
-	one  *regSub
-	many map[*regSub]struct{}
-}
-
-func (ix subIndex) add(v string, sub *regSub) {
-	ss, ok := ix[v]
-	switch {
-	case !ok:
-		ix[v] = subSet{one: sub}
-	case ss.many != nil:
-		ss.many[sub] = struct{}{}
-	case ss.one != sub:
-		ix[v] = subSet{many: map[*regSub]struct{}{ss.one: {}, sub: {}}}
-	}
-}
-
-func (ix subIndex) remove(v string, sub *regSub) {
-	ss, ok := ix[v]
-	switch {
-	case !ok:
-	case ss.many != nil:
-		delete(ss.many, sub)
-		if len(ss.many) == 1 {
-			for s := range ss.many {
-				ix[v] = subSet{one: s}
-			}
+// collect adds the subscriptions under v in ix to into (allocated when
+// nil) and returns it.
+func collect(into map[*regSub]struct{}, ix subIndex, v string) map[*regSub]struct{} {
+	ix.Each(v, func(s *regSub) bool {
+		if into == nil {
+			into = map[*regSub]struct{}{}
 		}
-	case ss.one == sub:
-		delete(ix, v)
-	}
-}
-
-// collect adds the subscriptions under v to into (allocated when nil)
-// and returns it.
-func (ix subIndex) collect(into map[*regSub]struct{}, v string) map[*regSub]struct{} {
-	ss, ok := ix[v]
-	if !ok {
-		return into
-	}
-	if into == nil {
-		into = map[*regSub]struct{}{}
-	}
-	if ss.many == nil {
-		into[ss.one] = struct{}{}
-	}
-	for s := range ss.many {
 		into[s] = struct{}{}
-	}
+		return true
+	})
 	return into
 }
 
@@ -787,8 +747,8 @@ func (n *Notifier) putSubLocked(sub *regSub) {
 		n.dropSubLocked(old)
 	}
 	n.subs[sub.key()] = sub
-	n.byIMPU.add(sub.IMPU, sub)
-	n.byAOR.add(sub.AOR, sub)
+	n.byIMPU.Add(sub.IMPU, sub)
+	n.byAOR.Add(sub.AOR, sub)
 }
 
 // dropSubLocked removes sub from the table and the indexes; n.mu held.
@@ -796,8 +756,8 @@ func (n *Notifier) dropSubLocked(sub *regSub) {
 	if n.subs[sub.key()] == sub {
 		delete(n.subs, sub.key())
 	}
-	n.byIMPU.remove(sub.IMPU, sub)
-	n.byAOR.remove(sub.AOR, sub)
+	n.byIMPU.Remove(sub.IMPU, sub)
+	n.byAOR.Remove(sub.AOR, sub)
 }
 
 // visibleIMPUs are the IMPUs of a registration reported in reginfo: the
