@@ -903,17 +903,20 @@ func (n *Notifier) drain(sub *regSub) {
 			job.full = true
 		}
 		sub.reloaded = false
-		raise := !job.terminated && (sub.CSeq > sub.ceilCSeq || sub.Version > sub.ceilVersion)
+		raise := sub.CSeq > sub.ceilCSeq || sub.Version > sub.ceilVersion
 		snap := sub.Subscription
 		snap.RouteSet = append([]string(nil), sub.RouteSet...)
 		n.mu.Unlock()
 
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if raise {
 			// The new ceiling is stored before the NOTIFY leaves, so
-			// that a restart never reuses what was sent.
+			// that a restart never reuses what was sent (a failed write
+			// is tried again before the next NOTIFY).
 			c, v := snap.CSeq+stateReserve, snap.Version+stateReserve
-			if err := n.saveState(ctx, &snap, c, v); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := n.saveState(ctx, &snap, c, v)
+			cancel()
+			if err != nil {
 				n.log.Warn("storing reg-event subscription state", zap.String("impu", snap.IMPU), zap.Error(err))
 			} else {
 				n.mu.Lock()
@@ -923,11 +926,14 @@ func (n *Notifier) drain(sub *regSub) {
 		}
 		drop := n.send(snap, version, job)
 		if job.terminated || drop {
+			// A context of its own: the send may have taken the NOTIFY
+			// timeout.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := n.delete(ctx, &snap); err != nil {
 				n.log.Warn("deleting reg-event subscription", zap.String("impu", snap.IMPU), zap.Error(err))
 			}
+			cancel()
 		}
-		cancel()
 		if drop && !job.terminated {
 			n.mu.Lock()
 			sub.final = true
