@@ -655,3 +655,71 @@ func TestKamailioCSCFsOnOurHSS(t *testing.T) {
 	}
 	t.Logf("Kamailio interop took %v", time.Since(start).Round(100*time.Millisecond))
 }
+
+// TestKamailioPCSCFOnOurSCSCF: Kamailio's P-CSCF (the bench-compare
+// configuration: subscribe_to_reginfo, reginfo_handle_notify) in front of
+// our I-CSCF and S-CSCF judges our reg event (RFC 3680, TS 24.229
+// §5.4.2.1): two UEs register through it with AKA, its pua subscribes to
+// each UE's reg event at our S-CSCF, and every NOTIFY our S-CSCF sends
+// (full state, reginfo+xml) is answered 200 by Kamailio's
+// reginfo_handle_notify, none refused; after our S-CSCF restarts, the
+// NOTIFY of a re-registration (CSeq and version above the stored
+// ceiling, full state) is taken too. Kamailio 5.6 checks neither the
+// NOTIFY's CSeq order nor the reginfo version (a reused CSeq passes
+// here too), so that order is checked by
+// TestRegEventSubscriptionsReloadedAfterRestart (scscf/regevent).
+func TestKamailioPCSCFOnOurSCSCF(t *testing.T) {
+	k := needKamailio(t)
+	needSipp(t)
+	l := newLab(t)
+	c := kamailioConf{Domain: domain, SIPPort: freePort(t), ICSCFPort: l.icscf, SCSCFURI: fmt.Sprintf("sip:127.0.0.1:%d", l.scscf)}
+	p := startKamailio(t, k, "pcscf", c)
+	p.waitUp(t, 15*time.Second)
+	ch := &loadChain{name: "kamailio-pcscf", l: l, entry: c.SIPPort, scscf: l.scscfServerName()}
+	if err := ch.registerPair(t); err != nil {
+		t.Fatal(err)
+	}
+	ok := `scscf_regevent_notifies_total{result="ok"}`
+	deadline := time.Now().Add(10 * time.Second)
+	for l.metric("scscf", ok) < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	subs, sent := l.metric("scscf", "scscf_regevent_subscriptions"), l.metric("scscf", ok)
+	refused := l.metric("scscf", `scscf_regevent_notifies_total{result="error_response"}`) + l.metric("scscf", `scscf_regevent_notifies_total{result="no_answer"}`)
+	if subs != 2 || sent < 2 || refused != 0 {
+		t.Errorf("reg event with Kamailio's P-CSCF: %v subscriptions, %v NOTIFYs answered 200, %v refused or unanswered (want 2, ≥ 2, 0)\n%s",
+			subs, sent, refused, tail(p.logs.String(), 4000))
+	}
+
+	// Our S-CSCF restarts: its subscriptions come back from PostgreSQL,
+	// and the NOTIFY of the next change continues above the stored CSeq
+	// and version ceiling with the full state, which Kamailio must take.
+	l.procs["scscf"].stop()
+	l.startSCSCF()
+	l.waitReady("scscf", 15*time.Second)
+	if n := l.metric("scscf", "scscf_regevent_subscriptions"); n != 2 {
+		t.Fatalf("after the S-CSCF restart: %v subscriptions, want 2", n)
+	}
+	u := ch.pair[0]
+	s := startSipp(t, "load_register_aka.xml", ch.uacArgs(writeInf(t, []string{u.user + ";127.0.0.1;" + akaKeyword(u.user)}), 1, 1, "u1", ch.pairPorts[0])...)
+	s.err = s.cmd.Wait()
+	var r stepResult
+	r.add(t, []*sippRun{s}, "reg")
+	if r.ok != 1 {
+		t.Fatalf("re-registration after the S-CSCF restart: %+v\n%s", r, tail(s.out.String(), 2000))
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for l.metric("scscf", ok) < 1 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	sent = l.metric("scscf", ok)
+	refused = l.metric("scscf", `scscf_regevent_notifies_total{result="error_response"}`) + l.metric("scscf", `scscf_regevent_notifies_total{result="no_answer"}`)
+	if sent < 1 || refused != 0 {
+		t.Errorf("after the S-CSCF restart: %v NOTIFYs answered 200, %v refused or unanswered (want ≥ 1, 0)\n%s", sent, refused, tail(p.logs.String(), 4000))
+	}
+	for _, line := range strings.Split(p.logs.String(), "\n") {
+		if strings.Contains(line, "ERROR") && (strings.Contains(line, "reginfo") || strings.Contains(line, "notify") || strings.Contains(line, "pua")) {
+			t.Errorf("Kamailio's P-CSCF: %s", line)
+		}
+	}
+}
