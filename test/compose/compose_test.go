@@ -211,7 +211,7 @@ func TestCompose(t *testing.T) {
 		}
 	})
 
-	ue1 := &sippUE{h: l.remote, user: akaU, port: 6000, auth: akaAuth(akaK, akaOP, "8000")}
+	ue1 := &sippUE{h: l.remote, user: akaU, port: 6000, auth: akaAuth(akaK, akaOP, "8000"), k: akaK, op: akaOP}
 	var alice, bob *baresipUA
 	secrets := []string{akaK, akaOP, "alice-secret-7", "bob-secret-7", "dave-secret-7", "erin-secret-7", "carol-secret-7"}
 	for _, u := range []string{"alice", "bob", "dave", "erin", "carol"} {
