@@ -3,31 +3,19 @@ package pcscf
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/siptest"
 )
 
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	p := c.LocalAddr().(*net.UDPAddr).Port
-	// The TCP port of the same number must be free too (port-s).
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-	if err != nil {
-		return freeUDPPort(t)
-	}
-	l.Close()
-	return p
-}
+// freeUDPPort is a port free for UDP and TCP below the ephemeral range
+// (a port drawn from 127.0.0.1:0 can be taken by an outgoing connection
+// before the test binds it).
+func freeUDPPort(t *testing.T) int { return siptest.FreePort(t) }
 
 // TestSecAgreeWithSipp runs sipp as a sec-agree UE. SAs go to an in-memory
 // backend: this kernel cannot install ESP states, so the REGISTER to the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imscore/imscore/pkg/siptest"
 )
 
 // headerLines returns the header lines of a raw SIP message (start line and
@@ -550,12 +553,7 @@ func TestLaddrSelectsSocket(t *testing.T) {
 	}
 
 	// TCP: dial from a chosen local port.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	free := l.Addr().String()
-	l.Close()
+	free := net.JoinHostPort("127.0.0.1", strconv.Itoa(siptest.FreePort(t)))
 	laddr.Store(free)
 	if res := doReq(t, c, proxyReq(sip.OPTIONS, p, "udp", "tcp")); res.StatusCode != 200 {
 		t.Fatalf("got %d", res.StatusCode)

@@ -534,12 +534,7 @@ func (u *UE) RegisterAKA(t *testing.T, s Registrar, expires int) *sip.Response {
 
 // FreeAddr is a free 127.0.0.1 TCP address.
 func FreeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(siptest.FreePort(t)))
 }
 
 // AKASub is the IMS AKA subscriber user@Domain with the IMPUs sip:user@Domain and more.
