@@ -131,6 +131,7 @@ type Proxy struct {
 	proxyRequire map[string]bool
 	bad          *badMessages
 	completed    completedCache // retain.go
+	workers      *workerPool    // workers.go
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -227,7 +228,8 @@ func New(cfg Config) (*Proxy, error) {
 	p.ua = ua
 	p.tp = ua.TransportLayer()
 	p.txl = ua.TransactionLayer()
-	p.txl.OnRequest(p.handleRequest)
+	p.workers = newWorkerPool()
+	p.txl.OnRequest(p.dispatch)
 	p.baseCtx, p.cancel = context.WithCancel(context.Background())
 	p.completed.lifetime = completedLifetime
 	go p.completed.expireLoop(p.baseCtx)
