@@ -152,7 +152,7 @@ func (s *PCSCF) sendRegSubscribe(sub *regSub) {
 		if refresh {
 			what = "reg event subscription refreshed"
 		}
-		s.log.Info(what, zap.String("impu", sub.target), zap.Int("status", res.StatusCode), zap.Int("expires", exp))
+		s.log.Debug(what, zap.String("impu", sub.target), zap.Int("status", res.StatusCode), zap.Int("expires", exp))
 	}
 }
 

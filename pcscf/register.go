@@ -341,7 +341,7 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 		for _, o := range oldSets {
 			s.dropSet(o)
 		}
-		s.log.Info("contact registered", zap.String("aor", aor), zap.Stringer("flow", src), zap.Strings("impus", impus), zap.Int("expires", exp), zap.Bool("ipsec", c.SA != nil))
+		s.log.Debug("contact registered", zap.String("aor", aor), zap.Stringer("flow", src), zap.Strings("impus", impus), zap.Int("expires", exp), zap.Bool("ipsec", c.SA != nil))
 		if sub != nil {
 			s.startRegSub(sub)
 		}

@@ -389,7 +389,7 @@ func (n *Notifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn) {
 	sub.queue = []notifyJob{{full: true}}
 	n.putSubLocked(sub)
 	n.mu.Unlock()
-	n.log.Info("reg-event subscription", zap.String("impu", impu), zap.String("subscriber", who), zap.String("kind", kind),
+	n.log.Debug("reg-event subscription", zap.String("impu", impu), zap.String("subscriber", who), zap.String("kind", kind),
 		zap.Duration("expires", expires), zap.String("call-id", sub.CallID))
 	_ = t.Relay(res)
 	n.startDrain(sub)
