@@ -296,102 +296,147 @@ func isQValue(s string) bool {
 
 // Marshal validates r (see Validate) and encodes it: the XML declaration,
 // then reginfo with xmlns="urn:ietf:params:xml:ns:reginfo" (and
-// xmlns:gr for RFC 5628 when a contact has a GRUU). Optional attributes and
-// elements are left out when empty or nil.
+// xmlns:gr for RFC 5628 when a contact has a GRUU), indented by two
+// spaces. Optional attributes and elements are left out when empty or nil.
+// Text and attribute values are escaped as encoding/xml does (EscapeText);
+// the document is written directly, not through encoding/xml's reflection,
+// as the S-CSCF writes one per NOTIFY (ADR 0004).
 func Marshal(r *Reginfo) ([]byte, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	out := outReginfo{Xmlns: Namespace, Version: r.Version, State: string(r.State)}
+	gruu := false
 	for _, g := range r.Registrations {
-		og := outRegistration{AOR: g.AOR, ID: g.ID, State: string(g.State)}
 		for _, c := range g.Contacts {
-			oc := outContact{
-				ID: c.ID, State: string(c.State), Event: string(c.Event),
-				DurationRegistered: c.DurationRegistered, Expires: c.Expires, RetryAfter: c.RetryAfter,
-				Q: c.Q, CallID: c.CallID, CSeq: c.CSeq, URI: c.URI,
+			if c.PubGRUU != "" || c.TempGRUU != nil {
+				gruu = true
 			}
+		}
+	}
+	var w xmlWriter
+	w.Grow(512 + 384*len(r.Registrations))
+	w.WriteString(xml.Header)
+	w.WriteString(`<reginfo xmlns="` + Namespace + `"`)
+	if gruu {
+		w.WriteString(` xmlns:gr="` + GRUUNamespace + `"`)
+	}
+	w.attrInt("version", int64(r.Version))
+	w.attr("state", string(r.State))
+	w.WriteByte('>')
+	for _, g := range r.Registrations {
+		w.WriteString("\n  <registration")
+		w.attr("aor", g.AOR)
+		w.attr("id", g.ID)
+		w.attr("state", string(g.State))
+		w.WriteByte('>')
+		for _, c := range g.Contacts {
+			w.WriteString("\n    <contact")
+			w.attr("id", c.ID)
+			w.attr("state", string(c.State))
+			w.attr("event", string(c.Event))
+			if c.DurationRegistered != nil {
+				w.attrInt("duration-registered", int64(*c.DurationRegistered))
+			}
+			if c.Expires != nil {
+				w.attrInt("expires", int64(*c.Expires))
+			}
+			if c.RetryAfter != nil {
+				w.attrInt("retry-after", int64(*c.RetryAfter))
+			}
+			if c.Q != "" {
+				w.attr("q", c.Q)
+			}
+			if c.CallID != "" {
+				w.attr("callid", c.CallID)
+			}
+			if c.CSeq != nil {
+				w.attrInt("cseq", int64(*c.CSeq))
+			}
+			w.WriteString(">\n      <uri>")
+			w.text(c.URI)
+			w.WriteString("</uri>")
 			if c.DisplayName != "" || c.DisplayNameLang != "" {
-				oc.DisplayName = &outDisplayName{Lang: c.DisplayNameLang, Text: c.DisplayName}
+				w.WriteString("\n      <display-name")
+				if c.DisplayNameLang != "" {
+					w.attr("xml:lang", c.DisplayNameLang)
+				}
+				w.WriteByte('>')
+				w.text(c.DisplayName)
+				w.WriteString("</display-name>")
 			}
 			for _, u := range c.UnknownParams {
-				oc.UnknownParams = append(oc.UnknownParams, outUnknownParam(u))
+				w.WriteString("\n      <unknown-param")
+				w.attr("name", u.Name)
+				w.WriteByte('>')
+				w.text(u.Value)
+				w.WriteString("</unknown-param>")
 			}
 			if c.PubGRUU != "" {
-				oc.PubGRUU = &outPubGRUU{URI: c.PubGRUU}
-				out.XmlnsGR = GRUUNamespace
+				w.WriteString("\n      <gr:pub-gruu")
+				w.attr("uri", c.PubGRUU)
+				w.WriteString("></gr:pub-gruu>")
 			}
-			if c.TempGRUU != nil {
-				oc.TempGRUU = &outTempGRUU{URI: c.TempGRUU.URI, FirstCSeq: c.TempGRUU.FirstCSeq}
-				out.XmlnsGR = GRUUNamespace
+			if t := c.TempGRUU; t != nil {
+				w.WriteString("\n      <gr:temp-gruu")
+				w.attr("uri", t.URI)
+				w.attrInt("first-cseq", int64(t.FirstCSeq))
+				w.WriteString("></gr:temp-gruu>")
 			}
-			og.Contacts = append(og.Contacts, oc)
+			w.WriteString("\n    </contact>")
 		}
-		out.Registrations = append(out.Registrations, og)
+		if len(g.Contacts) > 0 {
+			w.WriteString("\n  ")
+		}
+		w.WriteString("</registration>")
 	}
-	var buf bytes.Buffer
-	buf.WriteString(xml.Header)
-	enc := xml.NewEncoder(&buf)
-	enc.Indent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return nil, fmt.Errorf("reginfo: encode: %w", err)
+	if len(r.Registrations) > 0 {
+		w.WriteByte('\n')
 	}
-	buf.WriteByte('\n')
-	return buf.Bytes(), nil
+	w.WriteString("</reginfo>\n")
+	return w.Bytes(), nil
 }
 
-// The out* types write the document with literal prefixes, as
-// encoding/xml would otherwise repeat namespace declarations.
-type outReginfo struct {
-	XMLName       xml.Name          `xml:"reginfo"`
-	Xmlns         string            `xml:"xmlns,attr"`
-	XmlnsGR       string            `xml:"xmlns:gr,attr,omitempty"`
-	Version       int               `xml:"version,attr"`
-	State         string            `xml:"state,attr"`
-	Registrations []outRegistration `xml:"registration"`
+// xmlWriter writes elements and attributes with encoding/xml's escaping.
+type xmlWriter struct{ bytes.Buffer }
+
+// attr writes ` name="value"`, value escaped.
+func (w *xmlWriter) attr(name, value string) {
+	w.WriteByte(' ')
+	w.WriteString(name)
+	w.WriteString(`="`)
+	w.text(value)
+	w.WriteByte('"')
 }
 
-type outRegistration struct {
-	AOR      string       `xml:"aor,attr"`
-	ID       string       `xml:"id,attr"`
-	State    string       `xml:"state,attr"`
-	Contacts []outContact `xml:"contact"`
+func (w *xmlWriter) attrInt(name string, v int64) {
+	w.WriteByte(' ')
+	w.WriteString(name)
+	w.WriteString(`="`)
+	w.WriteString(strconv.FormatInt(v, 10))
+	w.WriteByte('"')
 }
 
-type outContact struct {
-	ID                 string            `xml:"id,attr"`
-	State              string            `xml:"state,attr"`
-	Event              string            `xml:"event,attr"`
-	DurationRegistered *int              `xml:"duration-registered,attr,omitempty"`
-	Expires            *int              `xml:"expires,attr,omitempty"`
-	RetryAfter         *int              `xml:"retry-after,attr,omitempty"`
-	Q                  string            `xml:"q,attr,omitempty"`
-	CallID             string            `xml:"callid,attr,omitempty"`
-	CSeq               *uint32           `xml:"cseq,attr,omitempty"`
-	URI                string            `xml:"uri"`
-	DisplayName        *outDisplayName   `xml:"display-name,omitempty"`
-	UnknownParams      []outUnknownParam `xml:"unknown-param"`
-	PubGRUU            *outPubGRUU       `xml:"gr:pub-gruu,omitempty"`
-	TempGRUU           *outTempGRUU      `xml:"gr:temp-gruu,omitempty"`
+// text writes s escaped (xml.EscapeText); most values need no escaping.
+func (w *xmlWriter) text(s string) {
+	if !needsEscape(s) {
+		w.WriteString(s)
+		return
+	}
+	_ = xml.EscapeText(&w.Buffer, []byte(s))
 }
 
-type outDisplayName struct {
-	Lang string `xml:"xml:lang,attr,omitempty"`
-	Text string `xml:",chardata"`
-}
-
-type outUnknownParam struct {
-	Name  string `xml:"name,attr"`
-	Value string `xml:",chardata"`
-}
-
-type outPubGRUU struct {
-	URI string `xml:"uri,attr"`
-}
-
-type outTempGRUU struct {
-	URI       string `xml:"uri,attr"`
-	FirstCSeq uint32 `xml:"first-cseq,attr"`
+// needsEscape tells whether xml.EscapeText would change s: a character it
+// escapes, or one outside printable ASCII (which it may replace).
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f:
+			return true
+		case c == '"' || c == '\'' || c == '&' || c == '<' || c == '>':
+			return true
+		}
+	}
+	return false
 }
 
 // The in* types read a document by namespace.

@@ -297,6 +297,9 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Parse accepted what Marshal rejects: %v", err)
 		}
+		if ref, err := marshalXML(r); err != nil || !bytes.Equal(out, ref) {
+			t.Fatalf("Marshal differs from encoding/xml (%v):\n%s\n%s", err, out, ref)
+		}
 		r2, err := Parse(out)
 		if err != nil {
 			t.Fatalf("re-parse: %v\n%s", err, out)
@@ -316,6 +319,46 @@ func BenchmarkMarshalParse(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := Parse(out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestMarshalAsEncodingXML: Marshal writes the bytes encoding/xml wrote
+// before it, escaping included (quotes, markup, control characters,
+// non-ASCII, invalid UTF-8).
+func TestMarshalAsEncodingXML(t *testing.T) {
+	odd := []string{"plain", `a"b'c`, "<&>", "tab\there", "line\nbreak\r", "é ü 日本", "bad \xff utf8", "\x01ctl", "", " x "}
+	docs := []*Reginfo{sample(), Partial(0), Full(3, Registration{AOR: "sip:a@b", ID: "1", State: RegTerminated})}
+	for _, v := range odd {
+		c := Contact{ID: "c" + v, State: ContactActive, Event: EventRegistered, URI: "sip:" + v + "@h",
+			CallID: v, DisplayName: v, UnknownParams: []UnknownParam{{Name: "p" + v, Value: v}}}
+		if v != "" {
+			c.PubGRUU = "sip:" + v
+			c.DisplayNameLang = v
+		}
+		docs = append(docs, Partial(1, Registration{AOR: "sip:" + v, ID: "r" + v, State: RegActive, Contacts: []Contact{c}}))
+	}
+	for i, r := range docs {
+		got, err := Marshal(r)
+		if err != nil {
+			t.Fatalf("doc %d: %v", i, err)
+		}
+		want, err := marshalXML(r)
+		if err != nil {
+			t.Fatalf("doc %d: reference: %v", i, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("doc %d differs:\n got %q\nwant %q", i, got, want)
+		}
+	}
+}
+
+func BenchmarkMarshal(b *testing.B) {
+	r := sample()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Marshal(r); err != nil {
 			b.Fatal(err)
 		}
 	}
