@@ -439,7 +439,9 @@ func needsEscape(s string) bool {
 	return false
 }
 
-// The in* types read a document by namespace.
+// The in* types hold a document as read (Parse, decode), by namespace;
+// their tags are what xml.Decoder.DecodeElement would read them by (the
+// tests decode with it to check decode).
 type inReginfo struct {
 	XMLName       xml.Name         `xml:"urn:ietf:params:xml:ns:reginfo reginfo"`
 	Version       *string          `xml:"version,attr"`
@@ -455,31 +457,39 @@ type inRegistration struct {
 }
 
 type inContact struct {
-	ID                 string   `xml:"id,attr"`
-	State              string   `xml:"state,attr"`
-	Event              string   `xml:"event,attr"`
-	DurationRegistered *string  `xml:"duration-registered,attr"`
-	Expires            *string  `xml:"expires,attr"`
-	RetryAfter         *string  `xml:"retry-after,attr"`
-	Q                  string   `xml:"q,attr"`
-	CallID             string   `xml:"callid,attr"`
-	CSeq               *string  `xml:"cseq,attr"`
-	URI                []string `xml:"urn:ietf:params:xml:ns:reginfo uri"`
-	DisplayName        *struct {
-		Lang string `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
-		Text string `xml:",chardata"`
-	} `xml:"urn:ietf:params:xml:ns:reginfo display-name"`
-	UnknownParams []struct {
-		Name  string `xml:"name,attr"`
-		Value string `xml:",chardata"`
-	} `xml:"urn:ietf:params:xml:ns:reginfo unknown-param"`
-	PubGRUU *struct {
-		URI string `xml:"uri,attr"`
-	} `xml:"urn:ietf:params:xml:ns:gruuinfo pub-gruu"`
-	TempGRUU *struct {
-		URI       string  `xml:"uri,attr"`
-		FirstCSeq *string `xml:"first-cseq,attr"`
-	} `xml:"urn:ietf:params:xml:ns:gruuinfo temp-gruu"`
+	ID                 string           `xml:"id,attr"`
+	State              string           `xml:"state,attr"`
+	Event              string           `xml:"event,attr"`
+	DurationRegistered *string          `xml:"duration-registered,attr"`
+	Expires            *string          `xml:"expires,attr"`
+	RetryAfter         *string          `xml:"retry-after,attr"`
+	Q                  string           `xml:"q,attr"`
+	CallID             string           `xml:"callid,attr"`
+	CSeq               *string          `xml:"cseq,attr"`
+	URI                []string         `xml:"urn:ietf:params:xml:ns:reginfo uri"`
+	DisplayName        *inDisplayName   `xml:"urn:ietf:params:xml:ns:reginfo display-name"`
+	UnknownParams      []inUnknownParam `xml:"urn:ietf:params:xml:ns:reginfo unknown-param"`
+	PubGRUU            *inPubGRUU       `xml:"urn:ietf:params:xml:ns:gruuinfo pub-gruu"`
+	TempGRUU           *inTempGRUU      `xml:"urn:ietf:params:xml:ns:gruuinfo temp-gruu"`
+}
+
+type inDisplayName struct {
+	Lang string `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
+	Text string `xml:",chardata"`
+}
+
+type inUnknownParam struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:",chardata"`
+}
+
+type inPubGRUU struct {
+	URI string `xml:"uri,attr"`
+}
+
+type inTempGRUU struct {
+	URI       string  `xml:"uri,attr"`
+	FirstCSeq *string `xml:"first-cseq,attr"`
 }
 
 // MaxSize bounds the documents Parse accepts (1 MiB).
@@ -517,7 +527,7 @@ func Parse(data []byte) (*Reginfo, error) {
 		return nil, invalid("reginfo", "root element is {%s}%s, want {%s}reginfo", root.Name.Space, root.Name.Local, Namespace)
 	}
 	var in inReginfo
-	if err := dec.DecodeElement(&in, &root); err != nil {
+	if err := in.decode(dec, root); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSyntax, err)
 	}
 	for {
@@ -545,6 +555,188 @@ func Parse(data []byte) (*Reginfo, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// decode reads the reginfo element whose start tag is start from its
+// tokens, as xml.Decoder.DecodeElement would fill the in* types (an
+// attribute matched by its local name, the last one winning; elements of
+// other names or namespaces skipped; text of nested elements left out),
+// without DecodeElement's reflection: the P-CSCF parses one document per
+// NOTIFY (ADR 0004).
+func (in *inReginfo) decode(dec *xml.Decoder, start xml.StartElement) error {
+	for _, a := range start.Attr {
+		switch a.Name.Local {
+		case "version":
+			v := a.Value
+			in.Version = &v
+		case "state":
+			in.State = a.Value
+		}
+	}
+	return children(dec, func(t xml.StartElement) (bool, error) {
+		if t.Name.Space != Namespace || t.Name.Local != "registration" {
+			return false, nil
+		}
+		var g inRegistration
+		err := g.decode(dec, t)
+		in.Registrations = append(in.Registrations, g)
+		return true, err
+	})
+}
+
+func (g *inRegistration) decode(dec *xml.Decoder, start xml.StartElement) error {
+	for _, a := range start.Attr {
+		switch a.Name.Local {
+		case "aor":
+			g.AOR = a.Value
+		case "id":
+			g.ID = a.Value
+		case "state":
+			g.State = a.Value
+		}
+	}
+	return children(dec, func(t xml.StartElement) (bool, error) {
+		if t.Name.Space != Namespace || t.Name.Local != "contact" {
+			return false, nil
+		}
+		var c inContact
+		err := c.decode(dec, t)
+		g.Contacts = append(g.Contacts, c)
+		return true, err
+	})
+}
+
+func (c *inContact) decode(dec *xml.Decoder, start xml.StartElement) error {
+	for _, a := range start.Attr {
+		v := a.Value
+		switch a.Name.Local {
+		case "id":
+			c.ID = v
+		case "state":
+			c.State = v
+		case "event":
+			c.Event = v
+		case "duration-registered":
+			c.DurationRegistered = &v
+		case "expires":
+			c.Expires = &v
+		case "retry-after":
+			c.RetryAfter = &v
+		case "q":
+			c.Q = v
+		case "callid":
+			c.CallID = v
+		case "cseq":
+			c.CSeq = &v
+		}
+	}
+	return children(dec, func(t xml.StartElement) (bool, error) {
+		switch {
+		case t.Name.Space == Namespace && t.Name.Local == "uri":
+			text, err := elementText(dec)
+			c.URI = append(c.URI, text)
+			return true, err
+		case t.Name.Space == Namespace && t.Name.Local == "display-name":
+			if c.DisplayName == nil { // a second one is decoded into the first
+				c.DisplayName = &inDisplayName{}
+			}
+			for _, a := range t.Attr {
+				if a.Name.Space == xmlNamespace && a.Name.Local == "lang" {
+					c.DisplayName.Lang = a.Value
+				}
+			}
+			text, err := elementText(dec)
+			c.DisplayName.Text = text
+			return true, err
+		case t.Name.Space == Namespace && t.Name.Local == "unknown-param":
+			var u inUnknownParam
+			for _, a := range t.Attr {
+				if a.Name.Local == "name" {
+					u.Name = a.Value
+				}
+			}
+			text, err := elementText(dec)
+			u.Value = text
+			c.UnknownParams = append(c.UnknownParams, u)
+			return true, err
+		case t.Name.Space == GRUUNamespace && t.Name.Local == "pub-gruu":
+			if c.PubGRUU == nil {
+				c.PubGRUU = &inPubGRUU{}
+			}
+			for _, a := range t.Attr {
+				if a.Name.Local == "uri" {
+					c.PubGRUU.URI = a.Value
+				}
+			}
+			return true, dec.Skip()
+		case t.Name.Space == GRUUNamespace && t.Name.Local == "temp-gruu":
+			if c.TempGRUU == nil {
+				c.TempGRUU = &inTempGRUU{}
+			}
+			for _, a := range t.Attr {
+				switch a.Name.Local {
+				case "uri":
+					c.TempGRUU.URI = a.Value
+				case "first-cseq":
+					v := a.Value
+					c.TempGRUU.FirstCSeq = &v
+				}
+			}
+			return true, dec.Skip()
+		}
+		return false, nil
+	})
+}
+
+// xmlNamespace is the namespace of the xml: prefix (xml:lang).
+const xmlNamespace = "http://www.w3.org/XML/1998/namespace"
+
+// children reads the content of the current element up to its end tag,
+// passing each child element's start to child; a child it does not take
+// (false) is skipped. Text and other tokens are ignored.
+func children(dec *xml.Decoder, child func(xml.StartElement) (bool, error)) error {
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			took, err := child(t)
+			if err != nil {
+				return err
+			}
+			if !took {
+				if err := dec.Skip(); err != nil {
+					return err
+				}
+			}
+		case xml.EndElement:
+			return nil
+		}
+	}
+}
+
+// elementText reads the current element up to its end tag and returns its
+// own text (nested elements skipped with their text).
+func elementText(dec *xml.Decoder) (string, error) {
+	var b []byte
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", err
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			b = append(b, t...)
+		case xml.StartElement:
+			if err := dec.Skip(); err != nil {
+				return "", err
+			}
+		case xml.EndElement:
+			return string(b), nil
+		}
+	}
 }
 
 func charsetReader(charset string, input io.Reader) (io.Reader, error) {

@@ -285,8 +285,17 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(b)
 	f.Add([]byte(doc(`version="0" state="full"`, contact(`id="c" state="active" event="registered" q="0.5"`, `<uri>sip:a@c</uri>`))))
+	f.Add([]byte(doc(`version="1" state="full" xmlns:gr="urn:ietf:params:xml:ns:gruuinfo" e:version="2" xmlns:e="urn:e"`,
+		`<registration aor="a" id="r" state="active"><!-- c --><x/><contact id="c" state="active" event="registered" id="d">`+
+			`<uri>sip:<b>x</b>a@b<![CDATA[;c]]></uri><display-name xml:lang="en">A</display-name><display-name>B<i>i</i></display-name>`+
+			`<unknown-param name="p">v</unknown-param><gr:pub-gruu uri="sip:p"><y/></gr:pub-gruu><gr:pub-gruu/>`+
+			`<gr:temp-gruu uri="sip:t" first-cseq="1"/><gr:temp-gruu first-cseq="2"/></contact></registration>`)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := Parse(data)
+		ref, refErr := parseXML(data)
+		if (err == nil) != (refErr == nil) || errors.Is(err, ErrSyntax) != errors.Is(refErr, ErrSyntax) || (err == nil && !reflect.DeepEqual(r, ref)) {
+			t.Fatalf("Parse differs from DecodeElement:\n%+v %v\n%+v %v", r, err, ref, refErr)
+		}
 		if err != nil {
 			if r != nil {
 				t.Fatal("document with error")
@@ -350,6 +359,53 @@ func TestMarshalAsEncodingXML(t *testing.T) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Errorf("doc %d differs:\n got %q\nwant %q", i, got, want)
+		}
+	}
+}
+
+// TestParseAsDecodeElement: Parse reads what xml.Decoder.DecodeElement
+// read, on the test documents and odd ones (repeated attributes and
+// elements, foreign attributes and elements, nested markup, CDATA).
+func TestParseAsDecodeElement(t *testing.T) {
+	inputs := []string{
+		doc(`version="1" state="full" xmlns:gr="urn:ietf:params:xml:ns:gruuinfo" e:version="2" xmlns:e="urn:e"`,
+			`<registration aor="a" id="r" state="active"><!-- c --><x/><contact id="c" state="active" event="registered" id="d">`+
+				`<uri>sip:<b>x</b>a@b<![CDATA[;c]]></uri><display-name xml:lang="en">A</display-name><display-name>B<i>i</i></display-name>`+
+				`<unknown-param name="p">v</unknown-param><gr:pub-gruu uri="sip:p"><y/></gr:pub-gruu><gr:pub-gruu/>`+
+				`<gr:temp-gruu uri="sip:t" first-cseq="1"/><gr:temp-gruu first-cseq="2"/></contact></registration>`),
+		doc(`version="0" state="full"`, `<registration aor="a" id="r" state="active"><contact id="c" state="active" event="registered"><uri>sip:a</uri><e:uri xmlns:e="urn:e">sip:b</e:uri></contact></registration>`),
+		doc(`version="0" state="full"`, `<registration aor="a" id="r" state="active"><contact id="c" state="active" event="registered"><uri>sip:a</uri></contact>`),
+	}
+	for _, name := range []string{"testdata/full.xml", "testdata/partial.xml"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, string(b))
+	}
+	b, err := Marshal(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs = append(inputs, string(b))
+	for i, in := range inputs {
+		got, err := Parse([]byte(in))
+		want, wantErr := parseXML([]byte(in))
+		if (err == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("input %d: got %+v %v, want %+v %v", i, got, err, want, wantErr)
+		}
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	data, err := Marshal(sample())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
