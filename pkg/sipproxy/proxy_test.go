@@ -724,3 +724,58 @@ func TestOverload503(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseDoesNotWaitForCancelAnswer: a proxy closed while an INVITE
+// rings cancels the branch and returns at once, though the target never
+// answers the CANCEL (before, Close waited for the CANCEL's Timer F, 32 s).
+func TestCloseDoesNotWaitForCancelAnswer(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() { // answers INVITE with 180, ignores everything else
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			m, err := sip.ParseMessage(buf[:n])
+			if req, ok := m.(*sip.Request); err == nil && ok && req.IsInvite() {
+				_, _ = pc.WriteTo([]byte(sip.NewResponseFromRequest(req, 180, "Ringing", nil).String()), from)
+			}
+		}
+	}()
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	p, err := New(Config{ListenAddr: "127.0.0.1:0", NonInviteTimeout: 5 * time.Second, TimerC: 60 * time.Second,
+		Handler: func(ctx context.Context, tx *Txn) {
+			u := sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: port}
+			_, _ = tx.Forward(ctx, ForwardOptions{}, Target{RequestURI: &u})
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t)
+	tx, err := c.TransactionRequest(context.Background(), proxyReq(sip.INVITE, p, "udp", "bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Terminate()
+	select {
+	case r := <-tx.Responses():
+		if r.StatusCode != 180 {
+			t.Fatalf("got %d, want 180", r.StatusCode)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no 180")
+	}
+	start := time.Now()
+	_ = p.Close()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+}

@@ -531,6 +531,8 @@ func (b *branch) sendCancel() {
 				}
 			case <-tx.Done():
 				return
+			case <-p.baseCtx.Done(): // closing: Close waits for this goroutine
+				return
 			}
 		}
 	}()
