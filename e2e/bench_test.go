@@ -326,6 +326,11 @@ func (l *lab) profileDuring(t *testing.T) (wait func()) {
 	if dir == "" {
 		return func() {}
 	}
+	return l.profileInto(t, dir)
+}
+
+// profileInto is profileDuring writing into dir.
+func (l *lab) profileInto(t *testing.T, dir string) (wait func()) {
 	secs, _ := strconv.Atoi(os.Getenv("BENCH_PROFILE_SECONDS"))
 	if secs <= 0 {
 		secs = 5

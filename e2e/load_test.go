@@ -676,7 +676,18 @@ func TestLoad(t *testing.T) {
 	var rows []string
 	names := []string{"pcscf", "icscf", "scscf", "hss", "postgres"}
 	for _, st := range steps {
+		// BENCH_PROFILE_DIR: CPU profiles of every process during each
+		// step, in DIR/<kind>-<rate>/NAME.pprof.
+		profiled := func() {}
+		if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+			sd := filepath.Join(dir, st.kind+"-"+strconv.Itoa(st.rate))
+			if err := os.MkdirAll(sd, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			profiled = ch.l.profileInto(t, sd)
+		}
 		r := runLoadStep(t, ch, st)
+		profiled()
 		rows = append(rows, r.row(names))
 		t.Logf("%s", r.row(names))
 		if r.unanswered > 0 {
