@@ -226,31 +226,42 @@ var digitTable = func() (t [256]bool) {
 
 // params consumes *( SEMI generic-param ) up to a top-level "," or the end
 // and returns them as ";name=value..." without white space. check, when
-// set, vets each parameter (value "" when it has none).
+// set, vets each parameter (value "" when it has none). When there is no
+// white space among them (the usual case), the result is the text as read,
+// not a copy.
 func (sc *scanner) params(check func(name, value string) error) (string, error) {
-	var b strings.Builder
+	start := sc.i
+	clean := true         // no white space so far: the result is sc.s[start:prevEnd]
+	var b strings.Builder // the result once white space has been met
 	for {
-		sc.ws()
+		prevEnd := sc.i
+		spaced := sc.ws()
 		if sc.eof() || sc.peek() == ',' {
+			if clean {
+				return sc.s[start:prevEnd], nil
+			}
 			return b.String(), nil
 		}
 		if sc.peek() != ';' {
 			return "", bad("unexpected %q after a value", sc.peek())
 		}
 		sc.i++
-		sc.ws()
+		if sc.ws() {
+			spaced = true
+		}
 		name := sc.run(&tokenTable)
 		if name == "" {
 			return "", bad("empty parameter")
 		}
-		b.WriteByte(';')
-		b.WriteString(name)
 		value := ""
 		save := sc.i
-		sc.ws()
+		ws := sc.ws()
 		if sc.peek() == '=' {
+			spaced = spaced || ws
 			sc.i++
-			sc.ws()
+			if sc.ws() {
+				spaced = true
+			}
 			switch {
 			case sc.peek() == '"':
 				q, err := sc.quoted()
@@ -270,10 +281,20 @@ func (sc *scanner) params(check func(name, value string) error) (string, error) 
 			if value == "" {
 				return "", bad("parameter %s without a value after =", name)
 			}
-			b.WriteByte('=')
-			b.WriteString(value)
 		} else {
 			sc.i = save
+		}
+		if clean && spaced {
+			clean = false
+			b.WriteString(sc.s[start:prevEnd])
+		}
+		if !clean {
+			b.WriteByte(';')
+			b.WriteString(name)
+			if value != "" {
+				b.WriteByte('=')
+				b.WriteString(value)
+			}
 		}
 		if check != nil {
 			if err := check(name, value); err != nil {
@@ -639,10 +660,11 @@ func (h *viaHop) String() string {
 // §20.42) and returns its entries.
 func parseVia(v string) ([]viaHop, error) {
 	sc := &scanner{s: v}
-	var hops []viaHop
+	hops := make([]viaHop, 0, 2)
 	for {
 		sc.ws()
 		var parts [3]string
+		protoStart := sc.i
 		parts[0] = sc.run(&tokenTable)
 		for k := 1; k < 3; k++ {
 			sc.ws()
@@ -656,9 +678,14 @@ func parseVia(v string) ([]viaHop, error) {
 		if parts[0] == "" || parts[1] == "" || parts[2] == "" {
 			return nil, bad("bad Via sent-protocol")
 		}
+		proto := sc.s[protoStart:sc.i]
+		if len(proto) != len(parts[0])+len(parts[1])+len(parts[2])+2 { // white space inside
+			proto = parts[0] + "/" + parts[1] + "/" + parts[2]
+		}
 		if !sc.ws() {
 			return nil, bad("no white space before the Via sent-by")
 		}
+		hostStart := sc.i
 		host, err := sc.host()
 		if err != nil {
 			return nil, err
@@ -667,10 +694,14 @@ func parseVia(v string) ([]viaHop, error) {
 		if err != nil {
 			return nil, err
 		}
-		hop := viaHop{proto: parts[0] + "/" + parts[1] + "/" + parts[2], transport: parts[2], host: host, sentBy: host}
+		hop := viaHop{proto: proto, transport: parts[2], host: host, sentBy: host, params: make([]viaParam, 0, 4)}
 		if port != "" {
 			hop.port, _ = strconv.Atoi(port)
-			hop.sentBy += ":" + port
+			if sentBy := sc.s[hostStart:sc.i]; len(sentBy) == len(host)+1+len(port) {
+				hop.sentBy = sentBy
+			} else {
+				hop.sentBy += ":" + port
+			}
 		}
 		_, err = sc.params(func(name, value string) error {
 			hop.params = append(hop.params, viaParam{name, value})
@@ -712,12 +743,42 @@ func parseVia(v string) ([]viaHop, error) {
 	}
 }
 
-func joinVia(hops []viaHop) string {
+// joinVia is the canonical text of hops: v itself when v (the text they
+// were parsed from) is already written that way, else a new string.
+func joinVia(v string, hops []viaHop) string {
+	if viaCanonical(v, hops) {
+		return v
+	}
 	s := make([]string, len(hops))
 	for i := range hops {
 		s[i] = hops[i].String()
 	}
 	return strings.Join(s, ", ")
+}
+
+// viaCanonical tells whether v reads exactly as hops' canonical text
+// ("proto sent-by;name=value, ..."), without building it.
+func viaCanonical(v string, hops []viaHop) bool {
+	pos := 0
+	take := func(s string) bool {
+		if !strings.HasPrefix(v[pos:], s) {
+			return false
+		}
+		pos += len(s)
+		return true
+	}
+	for i := range hops {
+		h := &hops[i]
+		if i > 0 && !take(", ") || !take(h.proto) || !take(" ") || !take(h.sentBy) {
+			return false
+		}
+		for _, p := range h.params {
+			if !take(";") || !take(p.name) || p.value != "" && (!take("=") || !take(p.value)) {
+				return false
+			}
+		}
+	}
+	return pos == len(v)
 }
 
 // canonCSeq checks CSeq: 1*DIGIT LWS Method, the number below 2**31 (RFC

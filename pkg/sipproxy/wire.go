@@ -296,10 +296,12 @@ func (p *Proxy) lex(data []byte, stream bool) wireMsg {
 				continue
 			}
 			f := &m.fields[len(m.fields)-1]
-			if f.value == "" {
-				f.value = trimWS(ln)
-			} else {
-				f.value += " " + trimWS(ln)
+			// A fold is one space (RFC 3261 §7.3.1); a line of white
+			// space only adds nothing.
+			if cont := trimWS(ln); f.value == "" {
+				f.value = cont
+			} else if cont != "" {
+				f.value += " " + cont
 			}
 			continue
 		}
@@ -345,7 +347,7 @@ func (p *Proxy) lex(data []byte, stream bool) wireMsg {
 			var hops []viaHop
 			hops, err = parseVia(f.value)
 			if err == nil {
-				f.canon = joinVia(hops)
+				f.canon = joinVia(f.value, hops)
 				if m.vias == nil {
 					m.vias, m.viaOK = hops, true
 				}
@@ -543,7 +545,7 @@ func (m *wireMsg) synthesizeBranch() {
 	top.params = append(params, viaParam{"branch", sip.RFC3261BranchMagicCookie + "-2543-" + strconv.FormatUint(h.Sum64(), 36)})
 	for i := range m.fields {
 		if m.fields[i].key == "via" {
-			m.fields[i].canon = joinVia(m.vias)
+			m.fields[i].canon = joinVia("", m.vias)
 			m.verbatim = false
 			return
 		}
@@ -617,7 +619,7 @@ func (m *wireMsg) rejection(code int, reason string, src net.Addr) (resp []byte,
 			if rport || top.host != srcHost {
 				top.params = append(top.params[:len(top.params):len(top.params)], viaParam{"received", srcHost})
 			}
-			rest := joinVia(m.vias[1:])
+			rest := joinVia("", m.vias[1:])
 			v = top.String()
 			if rest != "" {
 				v += ", " + rest

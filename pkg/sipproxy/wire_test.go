@@ -70,3 +70,31 @@ func TestWireRFC4475(t *testing.T) {
 		})
 	}
 }
+
+// TestViaCanonicalText: the canonical text of a Via (what the validating
+// layer forwards) is the value itself when it is already canonical, and
+// the built form when it has white space, in the sent-protocol, around
+// the sent-by's colon, between parameters or around "=".
+func TestViaCanonicalText(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport", "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport"},
+		{"SIP/2.0/UDP h;branch=z9hG4bK1, SIP/2.0/TCP [2001:db8::1]:5061;received=10.0.0.2", "SIP/2.0/UDP h;branch=z9hG4bK1, SIP/2.0/TCP [2001:db8::1]:5061;received=10.0.0.2"},
+		{"SIP / 2.0 / UDP 10.0.0.1:5060;branch=z9hG4bK1", "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1"},
+		{"SIP/2.0/UDP 10.0.0.1 : 5060;branch=z9hG4bK1", "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1"},
+		{"SIP/2.0/UDP 10.0.0.1:5060 ;branch=z9hG4bK1; rport ;received = 10.0.0.9", "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport;received=10.0.0.9"},
+		{"SIP/2.0/UDP a;branch=z9hG4bK1,SIP/2.0/UDP b;branch=z9hG4bK2", "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2"},
+		{"SIP/2.0/UDP a;x=\"q v\";branch=z9hG4bK1", "SIP/2.0/UDP a;x=\"q v\";branch=z9hG4bK1"},
+		{"SIP/2.0/UDP a;branch=z9hG4bK1 ", "SIP/2.0/UDP a;branch=z9hG4bK1"},
+	} {
+		hops, err := parseVia(c.in)
+		if err != nil {
+			t.Fatalf("%q: %v", c.in, err)
+		}
+		if got := joinVia(c.in, hops); got != c.want {
+			t.Errorf("%q: canonical %q, want %q", c.in, got, c.want)
+		}
+		if got := joinVia("", hops); got != c.want {
+			t.Errorf("%q: built %q, want %q", c.in, got, c.want)
+		}
+	}
+}
