@@ -4,60 +4,14 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
-	"io"
 )
 
 // parseXML is Parse as it was before decode: the in* types filled by
 // xml.Decoder.DecodeElement. The tests check that Parse gives the same.
 func parseXML(data []byte) (*Reginfo, error) {
-	if len(data) > MaxSize {
-		return nil, fmt.Errorf("%w: too large", ErrSyntax)
-	}
-	dec := xml.NewDecoder(bytes.NewReader(data))
-	dec.CharsetReader = charsetReader
-	var root xml.StartElement
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSyntax, err)
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			root = se
-			break
-		}
-	}
-	if root.Name.Local != "reginfo" || root.Name.Space != Namespace {
-		return nil, invalid("reginfo", "root element")
-	}
-	var in inReginfo
-	if err := dec.DecodeElement(&in, &root); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSyntax, err)
-	}
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSyntax, err)
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			if len(bytes.TrimSpace(t)) > 0 {
-				return nil, fmt.Errorf("%w: text after the root element", ErrSyntax)
-			}
-		case xml.StartElement:
-			return nil, fmt.Errorf("%w: second root element", ErrSyntax)
-		}
-	}
-	r, err := in.convert()
-	if err != nil {
-		return nil, err
-	}
-	if err := r.Validate(); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return parse(data, func(dec *xml.Decoder, root xml.StartElement, in *inReginfo) error {
+		return dec.DecodeElement(in, &root)
+	})
 }
 
 // marshalXML is the encoder Marshal replaced (encoding/xml with

@@ -507,6 +507,11 @@ const MaxSize = 1 << 20
 // out of its type; a *ValidationError for a wrong root element or a failed
 // Validate. Parse never panics.
 func Parse(data []byte) (*Reginfo, error) {
+	return parse(data, func(dec *xml.Decoder, root xml.StartElement, in *inReginfo) error { return in.decode(dec, root) })
+}
+
+// parse is Parse with the root element read by decodeRoot.
+func parse(data []byte, decodeRoot func(*xml.Decoder, xml.StartElement, *inReginfo) error) (*Reginfo, error) {
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("%w: document of %d bytes exceeds %d", ErrSyntax, len(data), MaxSize)
 	}
@@ -527,7 +532,7 @@ func Parse(data []byte) (*Reginfo, error) {
 		return nil, invalid("reginfo", "root element is {%s}%s, want {%s}reginfo", root.Name.Space, root.Name.Local, Namespace)
 	}
 	var in inReginfo
-	if err := in.decode(dec, root); err != nil {
+	if err := decodeRoot(dec, root, &in); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSyntax, err)
 	}
 	for {
