@@ -295,8 +295,11 @@ func benchLab(t *testing.T, scscfArgs []string) (l *lab, entry int, names []stri
 // authentication per UE address (pcscf/throttle.go) would take the
 // failures of thousands of UEs (sipp 3.6.1's zero-byte RES bug fails
 // about 3 % of AKA registrations) for one guessing address and lock the
-// whole load out with 503s.
-func benchPCSCFArgs() []string { return []string{"--source-auth-failure-burst", "-1"} }
+// whole load out with 503s. BENCH_PCSCF_ARGS (space-separated flags, e.g.
+// "--persist=false") adds to them.
+func benchPCSCFArgs() []string {
+	return append([]string{"--source-auth-failure-burst", "-1"}, strings.Fields(os.Getenv("BENCH_PCSCF_ARGS"))...)
+}
 
 // viaPCSCF tells whether BENCH_VIA_PCSCF asks for a P-CSCF in front.
 func viaPCSCF() bool {
