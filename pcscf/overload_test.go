@@ -28,6 +28,12 @@ func TestOverload503(t *testing.T) {
 		t.Fatalf("REGISTER: %d", r.StatusCode)
 	}
 	core.respond(waitRequest(t, core, sip.SUBSCRIBE), 489, "Bad Event")
+	// The REGISTER holds its slot until its handler returns, just after
+	// relaying the 200: on a busy host the UE's next request can come
+	// first (CI failed once so). Wait for the slot.
+	for deadline := time.Now().Add(5 * time.Second); p.limiter.Pending() != 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 
 	invite(ue, pc, "ovl-1", "")
 	first := waitRequest(t, core, sip.INVITE) // held by the network: the slot is taken
