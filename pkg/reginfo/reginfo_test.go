@@ -272,7 +272,7 @@ func TestQValue(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"testdata/full.xml", "testdata/partial.xml"} {
+	for _, name := range []string{"testdata/full.xml", "testdata/partial.xml", "testdata/kamailio-5.6.3-scscf.xml"} {
 		b, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)
@@ -376,7 +376,7 @@ func TestParseAsDecodeElement(t *testing.T) {
 		doc(`version="0" state="full"`, `<registration aor="a" id="r" state="active"><contact id="c" state="active" event="registered"><uri>sip:a</uri><e:uri xmlns:e="urn:e">sip:b</e:uri></contact></registration>`),
 		doc(`version="0" state="full"`, `<registration aor="a" id="r" state="active"><contact id="c" state="active" event="registered"><uri>sip:a</uri></contact>`),
 	}
-	for _, name := range []string{"testdata/full.xml", "testdata/partial.xml"} {
+	for _, name := range []string{"testdata/full.xml", "testdata/partial.xml", "testdata/kamailio-5.6.3-scscf.xml"} {
 		b, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
@@ -417,5 +417,32 @@ func BenchmarkMarshal(b *testing.B) {
 		if _, err := Marshal(r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestParseKamailioNotify: a reginfo document as Kamailio 5.6.3's S-CSCF
+// (ims_registrar_scscf) sent it in a NOTIFY to its P-CSCF, captured with
+// tshark during `make bench-compare` (testdata/kamailio-5.6.3-scscf.xml:
+// tabs, q="0.000", pointer-valued ids): Parse reads it, as the
+// DecodeElement reference does.
+func TestParseKamailioNotify(t *testing.T) {
+	data, err := os.ReadFile("testdata/kamailio-5.6.3-scscf.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Reginfo{Version: 2, State: StateFull, Registrations: []Registration{{
+		AOR: "sip:load01k000000@ims.mnc001.mcc001.3gppnetwork.org", ID: "0x7f2440a8e648", State: RegActive,
+		Contacts: []Contact{{ID: "0x7f2440a8ead8", State: ContactActive, Event: EventRegistered, Expires: ptr(3600), Q: "0.000",
+			URI: "sip:load01k000000@127.0.0.1:41861"}},
+	}}}
+	if !reflect.DeepEqual(r, want) {
+		t.Fatalf("got  %+v\nwant %+v", r, want)
+	}
+	if ref, err := parseXML(data); err != nil || !reflect.DeepEqual(ref, r) {
+		t.Fatalf("DecodeElement reference: %+v %v", ref, err)
 	}
 }
