@@ -470,6 +470,7 @@ func checkTelURI(rest string) error {
 // only when addrSpecOK) and returns it as [display-name SP] "<" URI ">".
 func (sc *scanner) nameAddr(addrSpecOK bool) (string, error) {
 	sc.ws()
+	start := sc.i
 	display := ""
 	switch {
 	case sc.peek() == '"':
@@ -509,6 +510,9 @@ func (sc *scanner) nameAddr(addrSpecOK bool) (string, error) {
 		}
 		return "<" + uri + ">", nil
 	}
+	if display == "" {
+		start = sc.i // the "<"
+	}
 	if sc.peek() != '<' {
 		return "", bad("display name not followed by <")
 	}
@@ -526,17 +530,54 @@ func (sc *scanner) nameAddr(addrSpecOK bool) (string, error) {
 	if err := checkURI(uri, uriInBrackets); err != nil {
 		return "", err
 	}
+	w := canonWriter{src: sc.s, start: start}
 	if display != "" {
-		return display + " <" + uri + ">", nil
+		w.write(display)
+		w.write(" ")
 	}
-	return "<" + uri + ">", nil
+	w.write("<")
+	w.write(uri)
+	w.write(">")
+	return w.String(), nil
+}
+
+// canonWriter builds a canonical value from pieces and, while the pieces
+// are exactly the text of src from start on (a value already written
+// canonically, the usual case), returns that substring of src instead of
+// a new string.
+type canonWriter struct {
+	src   string
+	start int
+	n     int // bytes of src[start:] matched so far
+	b     strings.Builder
+	dirty bool // a piece differed from src: b holds the result
+}
+
+func (w *canonWriter) write(piece string) {
+	if !w.dirty {
+		if strings.HasPrefix(w.src[w.start+w.n:], piece) {
+			w.n += len(piece)
+			return
+		}
+		w.dirty = true
+		w.b.WriteString(w.src[w.start : w.start+w.n])
+	}
+	w.b.WriteString(piece)
+}
+
+func (w *canonWriter) String() string {
+	if !w.dirty {
+		return w.src[w.start : w.start+w.n]
+	}
+	return w.b.String()
 }
 
 // canonNameAddrList checks a list of name-addr or addr-spec with header
 // parameters (Contact, Route, Record-Route) and returns it canonical.
 func canonNameAddrList(v string, addrSpecOK bool, check func(name, value string) error) (string, error) {
 	sc := &scanner{s: v}
-	var b strings.Builder
+	sc.ws()
+	b := canonWriter{src: v, start: sc.i}
 	for {
 		na, err := sc.nameAddr(addrSpecOK)
 		if err != nil {
@@ -546,8 +587,8 @@ func canonNameAddrList(v string, addrSpecOK bool, check func(name, value string)
 		if err != nil {
 			return "", err
 		}
-		b.WriteString(na)
-		b.WriteString(ps)
+		b.write(na)
+		b.write(ps)
 		more, err := sc.comma()
 		if err != nil {
 			return "", err
@@ -555,7 +596,7 @@ func canonNameAddrList(v string, addrSpecOK bool, check func(name, value string)
 		if !more {
 			return b.String(), nil
 		}
-		b.WriteString(", ")
+		b.write(", ")
 	}
 }
 
@@ -563,6 +604,8 @@ func canonNameAddrList(v string, addrSpecOK bool, check func(name, value string)
 // parameters; a tag, when present, is a token.
 func canonFromTo(v string) (string, error) {
 	sc := &scanner{s: v}
+	sc.ws()
+	start := sc.i
 	na, err := sc.nameAddr(true)
 	if err != nil {
 		return "", err
@@ -579,7 +622,10 @@ func canonFromTo(v string) (string, error) {
 	if !sc.eof() {
 		return "", bad("more than one address")
 	}
-	return na + ps, nil
+	w := canonWriter{src: v, start: start}
+	w.write(na)
+	w.write(ps)
+	return w.String(), nil
 }
 
 // canonContact checks Contact: "*" or a list of contact-param, with the
@@ -658,9 +704,17 @@ func (h *viaHop) String() string {
 
 // parseVia checks a Via header value (one or more via-parm, RFC 3261
 // §20.42) and returns its entries.
-func parseVia(v string) ([]viaHop, error) {
+func parseVia(v string) ([]viaHop, error) { return parseViaIn(v, nil) }
+
+// parseViaIn is parseVia with the entries and their parameters appended
+// to a's arenas (a nil a: new slices). The result and its entries'
+// parameters are capacity-limited subslices, so appending to them copies.
+func parseViaIn(v string, a *lexScratch) ([]viaHop, error) {
+	if a == nil {
+		a = &lexScratch{}
+	}
 	sc := &scanner{s: v}
-	hops := make([]viaHop, 0, 2)
+	first := len(a.hops)
 	for {
 		sc.ws()
 		var parts [3]string
@@ -694,7 +748,8 @@ func parseVia(v string) ([]viaHop, error) {
 		if err != nil {
 			return nil, err
 		}
-		hop := viaHop{proto: proto, transport: parts[2], host: host, sentBy: host, params: make([]viaParam, 0, 4)}
+		hop := viaHop{proto: proto, transport: parts[2], host: host, sentBy: host}
+		firstParam := len(a.params)
 		if port != "" {
 			hop.port, _ = strconv.Atoi(port)
 			if sentBy := sc.s[hostStart:sc.i]; len(sentBy) == len(host)+1+len(port) {
@@ -704,7 +759,7 @@ func parseVia(v string) ([]viaHop, error) {
 			}
 		}
 		_, err = sc.params(func(name, value string) error {
-			hop.params = append(hop.params, viaParam{name, value})
+			a.params = append(a.params, viaParam{name, value})
 			switch strings.ToLower(name) {
 			case "branch":
 				if !isToken(value) {
@@ -732,13 +787,14 @@ func parseVia(v string) ([]viaHop, error) {
 		if err != nil {
 			return nil, err
 		}
-		hops = append(hops, hop)
+		hop.params = a.params[firstParam:len(a.params):len(a.params)]
+		a.hops = append(a.hops, hop)
 		more, err := sc.comma()
 		if err != nil {
 			return nil, err
 		}
 		if !more {
-			return hops, nil
+			return a.hops[first:len(a.hops):len(a.hops)], nil
 		}
 	}
 }
@@ -784,6 +840,13 @@ func viaCanonical(v string, hops []viaHop) bool {
 // canonCSeq checks CSeq: 1*DIGIT LWS Method, the number below 2**31 (RFC
 // 3261 §8.1.1.5).
 func canonCSeq(v string) (string, string, error) {
+	// Already canonical (1*DIGIT SP Method, the usual case): v itself.
+	if sp := strings.IndexByte(v, ' '); sp > 0 && isDigits(v[:sp]) && isToken(v[sp+1:]) {
+		if _, ok := number(v[:sp], 1<<31-1); !ok {
+			return "", "", bad("CSeq number out of range")
+		}
+		return v, v[sp+1:], nil
+	}
 	f := strings.Fields(v)
 	if len(f) != 2 || !isToken(f[1]) {
 		return "", "", bad("bad CSeq")

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -214,7 +215,9 @@ func isKeepAlive(data []byte) bool { return len(bytes.Trim(data, "\r\n")) == 0 }
 // inspect lexes and checks one message (a UDP datagram, or one message
 // framed from a TCP stream when stream is set) received from src.
 func (p *Proxy) inspect(data []byte, stream bool, src net.Addr) verdict {
-	m := p.lex(data, stream)
+	a := lexScratchPool.Get().(*lexScratch)
+	defer a.release()
+	m := p.lexIn(data, stream, a)
 	v := verdict{request: m.request, start: printable(m.start, 80)}
 	if len(data) > p.limits.MaxMessageBytes {
 		m.fault, m.reason = 0, ""
@@ -256,9 +259,42 @@ func (p *Proxy) refuse(m *wireMsg, code int, reason string, src net.Addr) verdic
 	return v
 }
 
+// lexScratch holds the slices lex fills for one message — its header
+// fields, Via entries and their parameters — kept between messages so
+// that a message costs no allocation for them. A wireMsg lexed into it is
+// valid until release; nothing of it outlives inspect (the verdict holds
+// strings and new or original bytes only).
+type lexScratch struct {
+	fields []field
+	hops   []viaHop
+	params []viaParam
+}
+
+// lexScratchPool: one lexScratch per message being inspected.
+var lexScratchPool = sync.Pool{New: func() any { return new(lexScratch) }}
+
+// release clears a (so that it holds no message's text) and returns it to
+// the pool, unless an unusual message grew it past the usual sizes.
+func (a *lexScratch) release() {
+	if cap(a.fields) > DefaultMaxHeaders || cap(a.params) > 4*DefaultMaxHeaders {
+		return
+	}
+	clear(a.fields[:cap(a.fields)])
+	clear(a.hops[:cap(a.hops)])
+	clear(a.params[:cap(a.params)])
+	a.fields, a.hops, a.params = a.fields[:0], a.hops[:0], a.params[:0]
+	lexScratchPool.Put(a)
+}
+
 // lex splits data into start line, header fields and body and runs every
 // check that does not need the proxy's state.
-func (p *Proxy) lex(data []byte, stream bool) wireMsg {
+func (p *Proxy) lex(data []byte, stream bool) wireMsg { return p.lexIn(data, stream, nil) }
+
+// lexIn is lex with the message's slices taken from a (nil: new ones).
+func (p *Proxy) lexIn(data []byte, stream bool, a *lexScratch) wireMsg {
+	if a == nil {
+		a = &lexScratch{}
+	}
 	var m wireMsg
 	lead := 0
 	for len(data) >= lead+2 && data[lead] == '\r' && data[lead+1] == '\n' {
@@ -284,7 +320,10 @@ func (p *Proxy) lex(data []byte, stream bool) wireMsg {
 	// passed (see inspect); cleared by anything render rewrites.
 	m.verbatim = lead == 0 && complete
 	if rest != "" {
-		m.fields = make([]field, 0, strings.Count(rest, "\r\n")+1)
+		if n := strings.Count(rest, "\r\n") + 1; cap(a.fields) < n {
+			a.fields = make([]field, 0, n)
+		}
+		m.fields = a.fields[:0]
 	}
 	for rest != "" {
 		var ln string
@@ -345,7 +384,7 @@ func (p *Proxy) lex(data []byte, stream bool) wireMsg {
 		switch {
 		case f.key == "via":
 			var hops []viaHop
-			hops, err = parseVia(f.value)
+			hops, err = parseViaIn(f.value, a)
 			if err == nil {
 				f.canon = joinVia(f.value, hops)
 				if m.vias == nil {
@@ -405,16 +444,19 @@ func (p *Proxy) lex(data []byte, stream bool) wireMsg {
 	if m.verbatim {
 		m.raw = data
 	}
+	if cap(m.fields) > cap(a.fields) {
+		a.fields = m.fields[:0] // grown by append: keep the larger one
+	}
 	return m
 }
 
 func (m *wireMsg) checkRequestLine(schemes []string) {
-	parts := strings.Split(m.start, " ")
-	if len(parts) != 3 {
+	method, rest, ok1 := strings.Cut(m.start, " ")
+	ruri, version, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 || strings.IndexByte(version, ' ') >= 0 {
 		m.fail(400, "bad Request-Line")
 		return
 	}
-	method, ruri, version := parts[0], parts[1], parts[2]
 	if !isToken(method) {
 		m.fail(400, "bad method")
 		return
@@ -461,16 +503,17 @@ func isSIPVersion(v string) bool {
 }
 
 func (m *wireMsg) checkStatusLine() {
-	parts := strings.SplitN(m.start, " ", 3)
-	if len(parts) < 2 || parts[0] != "SIP/2.0" {
+	version, rest, ok := strings.Cut(m.start, " ")
+	if !ok || version != "SIP/2.0" {
 		m.fail(400, "bad Status-Line")
 		return
 	}
-	if code, ok := number(parts[1], 699); !ok || len(parts[1]) != 3 || code < 100 {
+	status, phrase, hasPhrase := strings.Cut(rest, " ")
+	if code, ok := number(status, 699); !ok || len(status) != 3 || code < 100 {
 		m.fail(400, "bad status code")
 		return
 	}
-	if len(parts) == 3 && ctlOutsideQuotedPair(parts[2]) >= 0 {
+	if hasPhrase && ctlOutsideQuotedPair(phrase) >= 0 {
 		m.fail(400, "control character in the reason phrase")
 	}
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package sipproxy
+
+const raceEnabled = false
