@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
@@ -117,31 +118,67 @@ func cgroupLimit() int64 {
 // ReturnFreed hand it to the operating system.
 const ReturnThreshold = 16 << 20
 
+// ReturnCPUShare bounds the CPU ReturnFreed's forced collections take:
+// at most this share of one core over time.
+const ReturnCPUShare = 0.01
+
+// Hooks for the tests.
+var (
+	freeOSMemory = debug.FreeOSMemory
+	heapFree     = func() (uint64, bool) {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+		metrics.Read(s)
+		if s[0].Value.Kind() != metrics.KindUint64 {
+			return 0, false
+		}
+		return s[0].Value.Uint64(), true
+	}
+)
+
 // ReturnFreed checks every interval until ctx ends how much heap memory is
 // free but still held by the process, and returns it to the operating
 // system (runtime/debug.FreeOSMemory: a garbage collection, then the free
 // pages released) when that is ReturnThreshold or more: the resident size
 // follows what is in use, during a burst and after it, where the runtime's
-// own scavenger gives memory back over minutes. The cost is at most one
-// forced collection per interval while that much is free (a collection of
-// a 50 MB heap is a few milliseconds of CPU).
+// own scavenger gives memory back over minutes.
+//
+// A forced collection costs CPU in proportion to the live heap (a few
+// milliseconds at 50 MB, hundreds at the 300 MB of an S-CSCF holding
+// 100,000 registrations), and under steady load there is always that much
+// free memory again a second later; so after each one ReturnFreed waits
+// until it has spent at most ReturnCPUShare of one core on them (its
+// duration, times GOMAXPROCS for the collector's parallel workers, over
+// ReturnCPUShare) before it forces the next.
 func ReturnFreed(ctx context.Context, interval time.Duration, log *zap.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	var notBefore time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
+		if time.Now().Before(notBefore) {
+			continue
+		}
+		free, ok := heapFree()
+		if !ok {
 			return
 		}
-		if free := sample[0].Value.Uint64(); free >= ReturnThreshold {
-			debug.FreeOSMemory()
-			log.Debug("returned freed memory to the OS", zap.Uint64("bytes", free))
+		if free < ReturnThreshold {
+			continue
 		}
+		start := time.Now()
+		freeOSMemory()
+		took := time.Since(start)
+		notBefore = start.Add(returnSpacing(took, runtime.GOMAXPROCS(0)))
+		log.Debug("returned freed memory to the OS", zap.Uint64("bytes", free), zap.Duration("took", took))
 	}
+}
+
+// returnSpacing is the least time from the start of a forced collection
+// that took took, on procs Ps, to the next: ReturnCPUShare of one core.
+func returnSpacing(took time.Duration, procs int) time.Duration {
+	return time.Duration(float64(took) * float64(max(procs, 1)) / ReturnCPUShare)
 }
