@@ -150,16 +150,22 @@ func (a *authState) checkNC(c *challenge, nc string) bool {
 func (a *authState) sweep(now time.Time, timeout, lifetime, vectorLife time.Duration) (due []*challenge) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// Runs every second over every open challenge and cached vector: the
+	// key and the kept list are built only for what changes.
 	for n, c := range a.challenges {
 		age := now.Sub(c.created)
+		timesOut, ends := age >= timeout && !c.timedOut, age >= lifetime && age >= timeout
+		if !timesOut && !ends {
+			continue
+		}
 		k := c.impi + "\x00" + binding.CanonURI(c.impu)
-		if age >= timeout && !c.timedOut {
+		if timesOut {
 			c.timedOut = true
 			if a.latest[k] == c {
 				due = append(due, c)
 			}
 		}
-		if age >= lifetime && age >= timeout {
+		if ends {
 			delete(a.challenges, n)
 			if a.latest[k] == c {
 				delete(a.latest, k)
@@ -167,15 +173,23 @@ func (a *authState) sweep(now time.Time, timeout, lifetime, vectorLife time.Dura
 		}
 	}
 	for impi, list := range a.vectors {
-		var keep []*vector
+		stale := 0
 		for _, v := range list {
-			if now.Sub(v.fetched) <= vectorLife {
-				keep = append(keep, v)
+			if now.Sub(v.fetched) > vectorLife {
+				stale++
 			}
 		}
-		if len(keep) == 0 {
+		switch {
+		case stale == 0:
+		case stale == len(list):
 			delete(a.vectors, impi)
-		} else {
+		default:
+			keep := make([]*vector, 0, len(list)-stale)
+			for _, v := range list {
+				if now.Sub(v.fetched) <= vectorLife {
+					keep = append(keep, v)
+				}
+			}
 			a.vectors[impi] = keep
 		}
 	}

@@ -23,20 +23,8 @@ func (s *Registrar) Sweep(now time.Time) {
 		s.log.Info("challenge unanswered", zap.String("impi", c.impi), zap.String("impu", c.impu))
 		s.sarAsync(c.impi, c.impu, diameter.SATAuthenticationTimeout)
 	}
-	for _, r := range s.reg.all() {
-		s.reg.mu.RLock()
-		expired := false
-		for _, c := range r.contacts {
-			if !c.Expires.After(now) {
-				expired = true
-				break
-			}
-		}
-		impi := r.impi
-		s.reg.mu.RUnlock()
-		if expired {
-			s.expire(r, impi, now)
-		}
+	for _, d := range s.reg.due(now) {
+		s.expire(d.r, d.impi, now)
 	}
 }
 

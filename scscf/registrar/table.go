@@ -3,6 +3,7 @@ package registrar
 import (
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/userdata"
@@ -117,6 +118,7 @@ func (g *table) unindexLocked(r *record) {
 	}
 }
 
+// all returns every record, by AOR.
 func (g *table) all() []*record {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
@@ -125,5 +127,30 @@ func (g *table) all() []*record {
 		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].aor < out[j].aor })
+	return out
+}
+
+// dueRecord is a record with a contact whose expiry has passed, and its
+// IMPI then.
+type dueRecord struct {
+	r    *record
+	impi string
+}
+
+// due returns the records with a contact expired at now, in one pass
+// under the read lock: the registrar's Sweep runs it every second over
+// every registration, so it neither copies nor sorts the table.
+func (g *table) due(now time.Time) []dueRecord {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	var out []dueRecord
+	for _, r := range g.byAOR {
+		for _, c := range r.contacts {
+			if !c.Expires.After(now) {
+				out = append(out, dueRecord{r, r.impi})
+				break
+			}
+		}
+	}
 	return out
 }
