@@ -109,7 +109,7 @@ func (f Function) App() *cli.App {
 		String(f.Prefix, "log-level", "info", "log level: debug, info, warn, error"),
 		String(f.Prefix, "admin-listen", f.AdminAddr, "admin HTTP address for /metrics, /healthz, /readyz and status"),
 		Bool(f.Prefix, "admin-pprof", false, "also serve Go profiles under /debug/pprof/ on the admin address (for performance work)"),
-		String(f.Prefix, "memory-limit", "auto", "soft memory limit of the Go runtime (GOMEMLIMIT syntax: 512MiB, 2GiB; off: none; auto: GOMEMLIMIT if set, else 80% of the cgroup memory limit, else 1GiB); freed memory is returned to the OS"),
+		String(f.Prefix, "memory-limit", "auto", "soft memory limit of the Go runtime (GOMEMLIMIT syntax: 512MiB, 2GiB; off: none; auto: GOMEMLIMIT if set, else 80% of the cgroup memory limit, else 1GiB); freed memory is returned to the OS (forced collections kept under 1% of a core)"),
 		&cli.BoolFlag{Name: "check", Usage: "validate the configuration, print it and exit"},
 	}, f.Flags...)
 	return &cli.App{
