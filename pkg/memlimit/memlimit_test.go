@@ -97,6 +97,6 @@ func TestReturnFreedCPUBudget(t *testing.T) {
 		t.Errorf("%d forced collections in 600 ms, want 1 (then none for %v)", n, returnSpacing(20*time.Millisecond, runtime.GOMAXPROCS(0)))
 	}
 	if got, want := returnSpacing(5*time.Millisecond, 2), time.Second; got != want {
-		t.Errorf("returnSpacing(5 ms, 2 Ps) = %v, want %v: a 50 MB heap is still returned every second", got, want)
+		t.Errorf("returnSpacing(5 ms, 2 Ps) = %v, want %v (5 ms x 2 Ps / 1 %%)", got, want)
 	}
 }

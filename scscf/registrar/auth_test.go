@@ -3,6 +3,7 @@ package registrar
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -35,4 +36,32 @@ func credentials(ch *digest.Header, impi, password string) string {
 	resp := digest.Response(digest.HA1(impi, ch.Realm(), password), "REGISTER", uri, ch.Nonce(), "", "", "")
 	return fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=%s`,
 		impi, ch.Realm(), ch.Nonce(), uri, resp, ch.Algorithm())
+}
+
+// TestSweepDropsStaleVectors: the once-a-second sweep drops cached
+// vectors older than the vector lifetime and keeps the others in order;
+// an IMPI left with none is forgotten.
+func TestSweepDropsStaleVectors(t *testing.T) {
+	a := newAuthState()
+	now := time.Unix(1_000_000, 0)
+	life := time.Minute
+	old1, old2 := &vector{alg: "old1", fetched: now.Add(-2 * life)}, &vector{alg: "old2", fetched: now.Add(-life - time.Second)}
+	new1, new2 := &vector{alg: "new1", fetched: now.Add(-life)}, &vector{alg: "new2", fetched: now}
+	a.vectors["mixed"] = []*vector{old1, new1, old2, new2}
+	a.vectors["fresh"] = []*vector{new1, new2}
+	a.vectors["stale"] = []*vector{old1, old2}
+	a.sweep(now, time.Hour, time.Hour, life)
+	var got []string
+	for _, v := range a.vectors["mixed"] {
+		got = append(got, v.alg)
+	}
+	if fmt.Sprint(got) != "[new1 new2]" {
+		t.Errorf("mixed: kept %v, want [new1 new2]", got)
+	}
+	if len(a.vectors["fresh"]) != 2 {
+		t.Errorf("fresh: kept %d of 2", len(a.vectors["fresh"]))
+	}
+	if l, ok := a.vectors["stale"]; ok {
+		t.Errorf("stale: %d vectors left, want the IMPI forgotten", len(l))
+	}
 }
