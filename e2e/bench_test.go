@@ -138,6 +138,11 @@ func TestBenchRegister(t *testing.T) {
 	if batches := l.metric("hss", "hss_group_commit_batches_total"); batches > 0 {
 		fmt.Fprintf(&b, "  HSS group commit: %.0f batches, %.2f Cx requests per batch\n", batches, l.metric("hss", "hss_group_commit_jobs_total")/batches)
 	}
+	for _, name := range []string{"pcscf", "scscf"} {
+		if batches := l.metric(name, name+"_db_write_batches_total"); batches > 0 {
+			fmt.Fprintf(&b, "  %s state writes (pkg/pgbatch): %.0f batches, %.2f writes per batch\n", name, batches, l.metric(name, name+"_db_write_statements_total")/batches)
+		}
+	}
 	for _, name := range names {
 		bs, as := before[name], after[name]
 		cpu := (as.cpuTicks - bs.cpuTicks) / clkTck / elapsed.Seconds() * 100

@@ -18,6 +18,7 @@ import (
 	"github.com/imscore/imscore/pkg/authguard"
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/ipsec"
+	"github.com/imscore/imscore/pkg/pgbatch"
 	"github.com/imscore/imscore/pkg/sipproxy"
 )
 
@@ -120,6 +121,12 @@ func (s *PCSCF) Start(ctx context.Context) error {
 		pg, err := contacts.OpenPG(ctx, s.cfg.DatabaseURL)
 		if err != nil {
 			return err
+		}
+		if s.cfg.Registerer != nil {
+			if err := pgbatch.Register(s.cfg.Registerer, "pcscf", pg.Writer()); err != nil {
+				pg.Close()
+				return err
+			}
 		}
 		s.pg, p = pg, pg
 	}

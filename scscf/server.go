@@ -17,6 +17,7 @@ import (
 
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/pgbatch"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf/binding"
@@ -36,6 +37,7 @@ type Server struct {
 	hss      *diameter.Peer
 	proxy    *sipproxy.Proxy
 	pool     *pgxpool.Pool // nil without a database
+	writer   *pgbatch.Batcher
 	reg      *registrar.Registrar
 	hostport string
 	sess     *isc.Router
@@ -106,8 +108,13 @@ func (s *Server) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.pool = pool
-		if err := s.reg.Load(ctx, pool); err != nil {
+		w := pgbatch.New(pool)
+		if err := pgbatch.Register(s.cfg.Registry, "scscf", w); err != nil {
+			pool.Close()
+			return err
+		}
+		s.pool, s.writer = pool, w
+		if err := s.reg.Load(ctx, pool, w); err != nil {
 			pool.Close()
 			return err
 		}
@@ -185,6 +192,11 @@ func (s *Server) SetRegEventHandler(h isc.RegEventHandler) { s.sess.SetRegEventH
 // database or before Start: the reg-event notifier keeps its
 // subscriptions there.
 func (s *Server) DB() *pgxpool.Pool { return s.pool }
+
+// DBWriter returns the group-commit writer on DB() (pgbatch): the
+// registrar's and the reg-event notifier's writes share its batches. Nil
+// before Start or without a database.
+func (s *Server) DBWriter() *pgbatch.Batcher { return s.writer }
 
 // SIPProxy is the S-CSCF's SIP element, nil until Start has finished: the
 // reg-event notifier and the third-party registrar send from its socket.

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 
-	"github.com/imscore/imscore/pkg/pgretry"
+	"github.com/imscore/imscore/pkg/pgbatch"
 	"github.com/imscore/imscore/pkg/pgsession"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -38,8 +38,13 @@ func Migrate(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // PG is a Persister on PostgreSQL (table pcscf_contacts; each contact is a
-// row with its JSON encoding).
-type PG struct{ pool *pgxpool.Pool }
+// row with its JSON encoding). Writes go through a pgbatch.Batcher: each
+// returns once its row is written; writes that arrive while one is in
+// flight share the next round trip and commit.
+type PG struct {
+	pool  *pgxpool.Pool
+	batch *pgbatch.Batcher
+}
 
 // OpenPG connects to dsn, runs the migrations and returns the persister.
 func OpenPG(ctx context.Context, dsn string) (*PG, error) {
@@ -68,8 +73,12 @@ func OpenPG(ctx context.Context, dsn string) (*PG, error) {
 	if err != nil {
 		return nil, fmt.Errorf("contacts: pool: %w", err)
 	}
-	return &PG{pool: pool}, nil
+	return &PG{pool: pool, batch: pgbatch.New(pool)}, nil
 }
+
+// Writer is the group-commit writer of the contact rows (for its
+// metrics, pgbatch.Register).
+func (p *PG) Writer() *pgbatch.Batcher { return p.batch }
 
 // Close closes the pool.
 func (p *PG) Close() { p.pool.Close() }
@@ -80,18 +89,16 @@ func (p *PG) Save(ctx context.Context, c *Contact) error {
 	if err != nil {
 		return err
 	}
-	_, err = pgretry.Exec(ctx, p.pool, `INSERT INTO pcscf_contacts (key, aor, transport, host, port, expires, data)
+	return p.batch.Exec(ctx, `INSERT INTO pcscf_contacts (key, aor, transport, host, port, expires, data)
 VALUES ($1,$2,$3,$4,$5,$6,$7)
 ON CONFLICT (key) DO UPDATE SET aor=EXCLUDED.aor, transport=EXCLUDED.transport, host=EXCLUDED.host,
  port=EXCLUDED.port, expires=EXCLUDED.expires, data=EXCLUDED.data, updated_at=now()`,
 		c.Key(), c.AOR, c.Flow.Transport, c.Flow.Host, c.Flow.Port, c.Expires, b)
-	return err
 }
 
 // Delete removes the row of key.
 func (p *PG) Delete(ctx context.Context, key string) error {
-	_, err := pgretry.Exec(ctx, p.pool, `DELETE FROM pcscf_contacts WHERE key=$1`, key)
-	return err
+	return p.batch.Exec(ctx, `DELETE FROM pcscf_contacts WHERE key=$1`, key)
 }
 
 // LoadAll returns every stored contact.

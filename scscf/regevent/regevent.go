@@ -28,6 +28,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/pgbatch"
 	"github.com/imscore/imscore/pkg/reginfo"
 	"github.com/imscore/imscore/pkg/setindex"
 	"github.com/imscore/imscore/pkg/sipproxy"
@@ -59,6 +60,8 @@ type Host interface {
 	// DB is the S-CSCF's database (table scscf_reg_subscription), nil
 	// without one; LoadSubscriptions reads it.
 	DB() *pgxpool.Pool
+	// DBWriter runs the writes on DB() (nil when DB is nil).
+	DBWriter() *pgbatch.Batcher
 }
 
 // Config tunes the reg event notifier. Zero values take the defaults
@@ -192,6 +195,7 @@ type Notifier struct {
 	byIMPU, byAOR subIndex
 	known         map[string][]string // canonical AOR -> keys of the active bindings seen
 	pool          *pgxpool.Pool
+	batch         *pgbatch.Batcher // writes on pool (group commit)
 
 	ctx    context.Context
 	cancel context.CancelFunc

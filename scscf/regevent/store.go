@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
-	"github.com/imscore/imscore/pkg/pgretry"
+	"github.com/imscore/imscore/pkg/pgbatch"
 )
 
 // LoadSubscriptions starts the subscription expiry timer, attaches the
@@ -33,6 +32,7 @@ func (n *Notifier) LoadSubscriptions(ctx context.Context) error {
 	}
 	n.mu.Lock()
 	n.pool = pool
+	n.batch = n.host.DBWriter()
 	n.mu.Unlock()
 	rows, err := pool.Query(ctx, `SELECT call_id, local_tag, remote_tag, impu, aor, local_uri, remote_uri, subscriber, kind,
 		target, route_set, local_cseq, version, expires FROM scscf_reg_subscription`)
@@ -63,10 +63,10 @@ func (n *Notifier) LoadSubscriptions(ctx context.Context) error {
 	return nil
 }
 
-func (n *Notifier) db() *pgxpool.Pool {
+func (n *Notifier) db() *pgbatch.Batcher {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.pool
+	return n.batch
 }
 
 // save inserts a subscription row, reserving stateReserve CSeq numbers
@@ -80,14 +80,13 @@ func (n *Notifier) save(ctx context.Context, r *Subscription) error {
 	if routes == nil {
 		routes = []string{}
 	}
-	_, err := pgretry.Exec(ctx, p, `INSERT INTO scscf_reg_subscription (call_id, local_tag, remote_tag, impu, aor, local_uri, remote_uri,
+	return p.Exec(ctx, `INSERT INTO scscf_reg_subscription (call_id, local_tag, remote_tag, impu, aor, local_uri, remote_uri,
 			subscriber, kind, target, route_set, local_cseq, version, expires, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now())
 		ON CONFLICT (call_id, local_tag) DO UPDATE SET target = EXCLUDED.target, route_set = EXCLUDED.route_set,
 			expires = EXCLUDED.expires, updated_at = now()`,
 		r.CallID, r.LocalTag, r.RemoteTag, r.IMPU, r.AOR, r.LocalURI, r.RemoteURI, r.Subscriber, r.Kind, r.Target, routes,
 		int64(r.CSeq)+stateReserve, r.Version+stateReserve, r.Expires.UTC().Truncate(time.Microsecond))
-	return err
 }
 
 // saveState raises the stored CSeq and version ceilings of r to cseq and
@@ -97,9 +96,8 @@ func (n *Notifier) saveState(ctx context.Context, r *Subscription, cseq uint32, 
 	if p == nil {
 		return nil
 	}
-	_, err := pgretry.Exec(ctx, p, `UPDATE scscf_reg_subscription SET local_cseq = GREATEST(local_cseq, $3), version = GREATEST(version, $4),
+	return p.Exec(ctx, `UPDATE scscf_reg_subscription SET local_cseq = GREATEST(local_cseq, $3), version = GREATEST(version, $4),
 		updated_at = now() WHERE call_id = $1 AND local_tag = $2`, r.CallID, r.LocalTag, int64(cseq), version)
-	return err
 }
 
 func (n *Notifier) delete(ctx context.Context, r *Subscription) error {
@@ -107,6 +105,5 @@ func (n *Notifier) delete(ctx context.Context, r *Subscription) error {
 	if p == nil {
 		return nil
 	}
-	_, err := pgretry.Exec(ctx, p, `DELETE FROM scscf_reg_subscription WHERE call_id = $1 AND local_tag = $2`, r.CallID, r.LocalTag)
-	return err
+	return p.Exec(ctx, `DELETE FROM scscf_reg_subscription WHERE call_id = $1 AND local_tag = $2`, r.CallID, r.LocalTag)
 }

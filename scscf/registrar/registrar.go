@@ -29,6 +29,7 @@ import (
 	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/keylock"
+	"github.com/imscore/imscore/pkg/pgbatch"
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf/binding"
 )
@@ -251,11 +252,12 @@ func (s *Registrar) Registrations() []binding.Registration {
 func (s *Registrar) AuthCounts() (vectors, challenges int) { return s.auth.counts() }
 
 // Load attaches the registrar to the S-CSCF's database (table
-// scscf_registration) and reloads the stored registrations (start-up).
+// scscf_registration; writes through w, which runs on pool) and reloads
+// the stored registrations (start-up).
 // Bindings that expired while the S-CSCF was down are removed by the
 // first Sweep, which sends SAR TIMEOUT_DEREGISTRATION.
-func (s *Registrar) Load(ctx context.Context, pool *pgxpool.Pool) error {
-	s.store = &store{pool: pool}
+func (s *Registrar) Load(ctx context.Context, pool *pgxpool.Pool, w *pgbatch.Batcher) error {
+	s.store = &store{pool: pool, batch: w}
 	regs, err := s.store.loadAll(ctx)
 	if err != nil {
 		return fmt.Errorf("scscf: loading registrations: %w", err)

@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/imscore/imscore/pkg/imsheader"
-	"github.com/imscore/imscore/pkg/pgretry"
+	"github.com/imscore/imscore/pkg/pgbatch"
 	"github.com/imscore/imscore/scscf/binding"
 )
 
@@ -16,8 +16,13 @@ import (
 // scscf_registration per registered set, the bindings as JSON (the schema
 // is scscf/migrations; the S-CSCF opens the pool). The User-Data column
 // is written only when a Registration carries one (a new profile).
+//
+// Writes go through a pgbatch.Batcher: a save still returns only once its
+// row is written, but saves that arrive while one is in flight share the
+// next round trip and commit.
 type store struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	batch *pgbatch.Batcher
 }
 
 func (st *store) save(ctx context.Context, r binding.Registration) error {
@@ -29,17 +34,15 @@ func (st *store) save(ctx context.Context, r binding.Registration) error {
 	if barred == nil {
 		barred = []string{}
 	}
-	_, err = pgretry.Exec(ctx, st.pool, `INSERT INTO scscf_registration (aor, impi, impus, barred, user_data, contacts, charging, updated_at)
+	return st.batch.Exec(ctx, `INSERT INTO scscf_registration (aor, impi, impus, barred, user_data, contacts, charging, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, now())
 		ON CONFLICT (aor) DO UPDATE SET impi = EXCLUDED.impi, impus = EXCLUDED.impus, barred = EXCLUDED.barred,
 			user_data = COALESCE(EXCLUDED.user_data, scscf_registration.user_data), contacts = EXCLUDED.contacts, charging = EXCLUDED.charging, updated_at = now()`,
 		r.AOR, r.IMPI, r.IMPUs, barred, r.UserData, contacts, r.Charging.String())
-	return err
 }
 
 func (st *store) delete(ctx context.Context, aor string) error {
-	_, err := pgretry.Exec(ctx, st.pool, `DELETE FROM scscf_registration WHERE aor = $1`, aor)
-	return err
+	return st.batch.Exec(ctx, `DELETE FROM scscf_registration WHERE aor = $1`, aor)
 }
 
 func (st *store) loadAll(ctx context.Context) ([]binding.Registration, error) {
