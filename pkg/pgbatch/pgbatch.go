@@ -32,8 +32,8 @@ import (
 // the next one.
 const MaxBatch = 128
 
-// batchTimeout bounds one batch: the batch runs for every caller in it,
-// so no single caller's context may cancel it.
+// batchTimeout bounds one batch. A batch of queued statements runs for
+// every caller in it, so no single caller's context may cancel it.
 const batchTimeout = 10 * time.Second
 
 // Batcher runs statements on a pool, one batch in flight at a time. The
@@ -74,7 +74,7 @@ func (b *Batcher) Exec(ctx context.Context, sql string, args ...any) error {
 	if !b.running {
 		b.running = true
 		b.mu.Unlock()
-		b.run([]*item{it})
+		b.run(ctx, []*item{it})
 		b.next()
 		return it.err
 	}
@@ -108,7 +108,7 @@ func (b *Batcher) next() {
 	b.mu.Unlock()
 	go func() {
 		for batch != nil {
-			b.run(batch)
+			b.run(context.Background(), batch)
 			b.mu.Lock()
 			if len(b.queue) == 0 {
 				b.running = false
@@ -132,9 +132,12 @@ func (b *Batcher) take() []*item {
 	return batch
 }
 
-// run executes batch and sets every item's error.
-func (b *Batcher) run(batch []*item) {
-	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+// run executes batch within batchTimeout and ctx (the caller's own for
+// a statement that runs alone on its caller's goroutine, so that it ends
+// with that caller's context as a plain Exec would) and sets every
+// item's error.
+func (b *Batcher) run(ctx context.Context, batch []*item) {
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
 	b.batches.Add(1)
 	b.statements.Add(int64(len(batch)))

@@ -159,3 +159,23 @@ func TestCallerContextEnds(t *testing.T) {
 		t.Fatalf("%d rows after the next statement", got)
 	}
 }
+
+// TestRunsAloneWithItsContext: a statement that finds no batch in flight
+// runs at once on its caller's goroutine, under its caller's context.
+func TestRunsAloneWithItsContext(t *testing.T) {
+	b, pool := newBatcher(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.Exec(ctx, `INSERT INTO kv (k, v) VALUES ('cancelled', 1)`); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Exec with an ended context: %v", err)
+	}
+	if err := b.Exec(context.Background(), `INSERT INTO kv (k, v) VALUES ('alone', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, pool); got != 1 {
+		t.Fatalf("%d rows, want 1", got)
+	}
+	if batches, statements := b.Stats(); batches != 2 || statements != 2 {
+		t.Fatalf("%d statements in %d batches, want 2 in 2", statements, batches)
+	}
+}
