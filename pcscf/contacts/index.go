@@ -6,3 +6,5 @@ import "github.com/imscore/imscore/pkg/setindex"
 // the keys of the contacts holding it; a value held by one contact costs
 // no map of its own (pkg/setindex).
 type index = setindex.Index[string, string]
+
+func newIndex() index { return setindex.New[string, string]() }

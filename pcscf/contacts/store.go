@@ -134,8 +134,8 @@ type Store struct {
 
 // New returns an empty store; p may be nil (memory only).
 func New(p Persister) *Store {
-	return &Store{byKey: map[string]*Contact{}, byIMPU: index{}, byAOR: index{}, byContactAddr: index{}, byFlowAddr: index{},
-		bySource: index{}, bySourceUE: index{}, bySourceHost: index{}, bySession: index{}, bySA: index{}, persist: p, now: time.Now}
+	return &Store{byKey: map[string]*Contact{}, byIMPU: newIndex(), byAOR: newIndex(), byContactAddr: newIndex(), byFlowAddr: newIndex(),
+		bySource: newIndex(), bySourceUE: newIndex(), bySourceHost: newIndex(), bySession: newIndex(), bySA: newIndex(), persist: p, now: time.Now}
 }
 
 // set stores c under key (s.mu held), keeping the indexes.
@@ -235,7 +235,7 @@ func userOf(c *Contact) string {
 func (s *Store) Counts() (contacts, impus int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.byKey), len(s.byIMPU)
+	return len(s.byKey), s.byIMPU.Len()
 }
 
 // Load reads every stored contact from the persister (expired ones are

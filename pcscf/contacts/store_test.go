@@ -213,7 +213,7 @@ func TestIndexesFollowChanges(t *testing.T) {
 	}
 	for name, ix := range map[string]index{"IMPU": s.byIMPU, "AOR": s.byAOR, "contact address": s.byContactAddr, "flow address": s.byFlowAddr,
 		"source": s.bySource, "source and UE address": s.bySourceUE, "source and UE host": s.bySourceHost, "session": s.bySession, "SA": s.bySA} {
-		if len(ix) != 0 {
+		if ix.Len() != 0 {
 			t.Errorf("%s index not empty with no contacts: %v", name, ix)
 		}
 	}

@@ -13,7 +13,7 @@ func entries(ix Index[string, int], k string) []int {
 }
 
 func TestIndex(t *testing.T) {
-	ix := make(Index[string, int])
+	ix := New[string, int]()
 	ix.Add("a", 0) // the zero value is an entry like any other
 	ix.Add("a", 0)
 	if got := entries(ix, "a"); !slices.Equal(got, []int{0}) || !ix.Has("a") {
@@ -31,11 +31,11 @@ func TestIndex(t *testing.T) {
 		t.Fatalf("two: %v", got)
 	}
 	ix.Remove("a", 0)
-	if got := entries(ix, "a"); !slices.Equal(got, []int{3}) || ix["a"].many != nil {
-		t.Fatalf("back to one inline: %v %+v", got, ix["a"])
+	if got := entries(ix, "a"); !slices.Equal(got, []int{3}) || len(ix.many) != 0 || ix.one["a"] != 3 {
+		t.Fatalf("back to one in a plain slot: %v %+v", got, ix)
 	}
 	ix.Remove("a", 3)
-	if ix.Has("a") || len(ix) != 0 {
+	if ix.Has("a") || ix.Len() != 0 {
 		t.Fatalf("empty: %+v", ix)
 	}
 	// Each stops when fn says so.

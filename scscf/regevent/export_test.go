@@ -17,5 +17,5 @@ func ExpireSubscriptions(n *Notifier, when time.Time) {
 func SubscriptionEntries(n *Notifier) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return len(n.subs) + len(n.byIMPU) + len(n.byAOR)
+	return len(n.subs) + n.byIMPU.Len() + n.byAOR.Len()
 }

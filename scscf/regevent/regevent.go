@@ -219,7 +219,7 @@ func New(reg Bindings, host Host, cfg Config) (*Notifier, error) {
 		return nil, fmt.Errorf("scscf: reg event: RTREvent %q is neither rejected nor deactivated", cfg.RTREvent)
 	}
 	n := &Notifier{reg: reg, host: host, cfg: cfg, log: cfg.Logger.Named("regevent"), subs: map[string]*regSub{},
-		byIMPU: subIndex{}, byAOR: subIndex{}, known: map[string][]string{}}
+		byIMPU: setindex.New[string, *regSub](), byAOR: setindex.New[string, *regSub](), known: map[string][]string{}}
 	n.notifies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scscf_regevent_notifies_total",
 		Help: "reg-event NOTIFYs sent, by result (ok, error_response, no_answer, not_sent)."}, []string{"result"})
 	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "scscf_regevent_subscriptions",

@@ -1,0 +1,5 @@
+//go:build !race
+
+package setindex
+
+const raceEnabled = false
