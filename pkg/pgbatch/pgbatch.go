@@ -13,6 +13,12 @@
 // light load every statement runs alone and at once, as before; the
 // batches grow with the load and with PostgreSQL's latency, never by
 // waiting on a timer.
+//
+// The HSS's Cx hot path has its own group commit (hss/store,
+// groupcommit.go): jobs of several statements whose results are read
+// back, lanes keyed by IMPI so that row locks do not queue batches. A
+// Batcher is the single-statement, result-less case; folding the HSS's
+// onto this package is left for when one of them changes.
 package pgbatch
 
 import (
@@ -50,6 +56,7 @@ type Batcher struct {
 }
 
 type item struct {
+	ctx  context.Context // the caller's: a statement whose caller gave up before its batch is not sent
 	sql  string
 	args []any
 	err  error
@@ -66,10 +73,11 @@ func New(pool *pgxpool.Pool) *Batcher { return &Batcher{pool: pool} }
 // next one. A statement that fails alone gets its own error: when a batch
 // fails on a statement, every statement of it is run again on its own
 // (a failed batch has committed nothing). A lost connection is retried
-// once (pgretry). When ctx ends first Exec returns ctx's error; the
-// statement may still run.
+// once (pgretry). When ctx ends first Exec returns ctx's error, and the
+// statement is not sent unless its batch had already started (a caller
+// that answered 500 must not find its row written later).
 func (b *Batcher) Exec(ctx context.Context, sql string, args ...any) error {
-	it := &item{sql: sql, args: args}
+	it := &item{ctx: ctx, sql: sql, args: args}
 	b.mu.Lock()
 	if !b.running {
 		b.running = true
@@ -139,6 +147,19 @@ func (b *Batcher) take() []*item {
 func (b *Batcher) run(ctx context.Context, batch []*item) {
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
+	live := batch[:0:0]
+	for _, it := range batch {
+		if err := it.ctx.Err(); err != nil {
+			it.err = err
+			finish(it)
+			continue
+		}
+		live = append(live, it)
+	}
+	batch = live
+	if len(batch) == 0 {
+		return
+	}
 	b.batches.Add(1)
 	b.statements.Add(int64(len(batch)))
 	if len(batch) == 1 {

@@ -136,11 +136,14 @@ func TestFailedStatementFailsAlone(t *testing.T) {
 	if got := count(t, pool); got != 9 {
 		t.Fatalf("%d rows, want 9", got)
 	}
+	if batches, _ := b.Stats(); batches != 2 {
+		t.Fatalf("%d batches, want 2: the ten statements went as one batch before being run alone", batches)
+	}
 }
 
 // TestCallerContextEnds: a caller whose context ends while it waits gets
-// the context's error at once; the batch in flight is not cancelled for
-// the others.
+// the context's error at once and its statement is not sent; the batch
+// in flight is not cancelled for the others.
 func TestCallerContextEnds(t *testing.T) {
 	b, pool := newBatcher(t)
 	blocked := blockFor(t, b, 300*time.Millisecond)
@@ -155,8 +158,15 @@ func TestCallerContextEnds(t *testing.T) {
 	if err := b.Exec(context.Background(), `INSERT INTO kv (k, v) VALUES ('next', 1)`); err != nil {
 		t.Fatal(err)
 	}
-	if got := count(t, pool); got < 1 {
-		t.Fatalf("%d rows after the next statement", got)
+	var late int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM kv WHERE k = 'late'`).Scan(&late); err != nil {
+		t.Fatal(err)
+	}
+	if late != 0 {
+		t.Fatal("the statement of a caller that gave up was written")
+	}
+	if got := count(t, pool); got != 1 {
+		t.Fatalf("%d rows, want 1", got)
 	}
 }
 
@@ -175,7 +185,7 @@ func TestRunsAloneWithItsContext(t *testing.T) {
 	if got := count(t, pool); got != 1 {
 		t.Fatalf("%d rows, want 1", got)
 	}
-	if batches, statements := b.Stats(); batches != 2 || statements != 2 {
-		t.Fatalf("%d statements in %d batches, want 2 in 2", statements, batches)
+	if batches, statements := b.Stats(); batches != 1 || statements != 1 {
+		t.Fatalf("%d statements in %d batches, want 1 in 1 (the cancelled one is not sent)", statements, batches)
 	}
 }

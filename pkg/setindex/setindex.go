@@ -81,8 +81,8 @@ func (ix Index[K, V]) Each(k K, fn func(v V) bool) {
 
 // Has reports whether any entry is filed under k.
 func (ix Index[K, V]) Has(k K) bool {
-	if _, ok := ix.one[k]; ok {
-		return true
+	if _, ok := ix.one[k]; ok || len(ix.many) == 0 {
+		return ok
 	}
 	_, ok := ix.many[k]
 	return ok
