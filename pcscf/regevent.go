@@ -13,9 +13,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/pcscf/contacts"
+	"github.com/imscore/imscore/pkg/intern"
 	"github.com/imscore/imscore/pkg/reginfo"
 	"github.com/imscore/imscore/pkg/sipproxy"
 )
+
+// shared holds one copy of what the contacts and reg-event subscriptions
+// of the users of one S-CSCF have alike (its Service-Route entry, its
+// Contact as notifier).
+var shared = intern.New(4096, 512)
 
 // subscribeRegEvent subscribes to the reg event package (RFC 3680) of the
 // contact's default IMPU at the S-CSCF (first Service-Route hop), TS
@@ -142,7 +148,7 @@ func (s *PCSCF) sendRegSubscribe(sub *regSub) {
 			}
 		}
 		if ct := res.Contact(); ct != nil {
-			sub.remote = ct.Address.String()
+			sub.remote = shared.String(ct.Address.String())
 		}
 		// Refreshed once two thirds of the granted time have passed.
 		sub.refreshAt = time.Now().Add(time.Duration(exp) * time.Second * 2 / 3)

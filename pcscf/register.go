@@ -221,7 +221,7 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 	var sr []string
 	if rs, err := imsheader.GetServiceRoute(res); err == nil {
 		for _, r := range rs {
-			sr = append(sr, r.URI)
+			sr = append(sr, shared.String(r.URI))
 		}
 	}
 	defExp := -1
@@ -329,7 +329,7 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 				c.RegSubscription = sub.callID
 			}
 		}
-		if err := s.store.Put(ctx, c); err != nil {
+		if err := s.store.PutKeyed(ctx, key, c); err != nil {
 			s.log.Error("store contact", zap.Error(err))
 		}
 		if carried != "" {

@@ -258,13 +258,25 @@ func (s *Store) Load(ctx context.Context) ([]*Contact, error) {
 
 // Put inserts or replaces c (a copy is stored) and writes it through.
 func (s *Store) Put(ctx context.Context, c *Contact) error {
-	defer s.keyLocks.Lock(c.Key())()
+	return s.PutKeyed(ctx, c.Key(), c)
+}
+
+// PutKeyed is Put for a caller that has built c's key (Key(c.AOR,
+// c.Flow)) already and keeps it: the table files c under that string, so
+// one copy of the key serves both (a key is about 80 bytes per
+// registered contact). A key that is not c's is an error, and nothing is
+// stored.
+func (s *Store) PutKeyed(ctx context.Context, key string, c *Contact) error {
+	if key != c.Key() {
+		return fmt.Errorf("contacts: key %q is not the contact's (%q)", key, c.Key())
+	}
+	defer s.keyLocks.Lock(key)()
 	s.mu.Lock()
-	s.set(c.Key(), c.Clone())
+	s.set(key, c.Clone())
 	s.mu.Unlock()
 	if s.persist != nil {
 		if err := s.persist.Save(ctx, c); err != nil {
-			return fmt.Errorf("contacts: persist %s: %w", c.Key(), err)
+			return fmt.Errorf("contacts: persist %s: %w", key, err)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/imscore/imscore/pkg/ipsec"
 	"github.com/imscore/imscore/pkg/pgtest"
@@ -480,5 +481,29 @@ func BenchmarkBySenderSharedFlow100k(b *testing.B) {
 		if err != nil || c == nil || c.IMPUs[0] != "sip:u"+itoa(j)+"@ims.test" {
 			b.Fatalf("u%d: %v %v", j, c, err)
 		}
+	}
+}
+
+// TestPutKeyedSharesTheKey: the table files a contact under the caller's
+// key string itself (one copy per contact, not one per holder), and a key
+// that is not the contact's stores nothing.
+func TestPutKeyedSharesTheKey(t *testing.T) {
+	s := New(nil)
+	c := sample(5070, time.Hour)
+	key := Key(c.AOR, c.Flow)
+	if err := s.PutKeyed(context.Background(), key, c); err != nil {
+		t.Fatal(err)
+	}
+	for k := range s.byKey {
+		if unsafe.StringData(k) != unsafe.StringData(key) {
+			t.Error("the table holds its own copy of the key")
+		}
+	}
+	other := sample(5071, time.Hour)
+	if err := s.PutKeyed(context.Background(), key, other); err == nil {
+		t.Error("a key that is not the contact's was accepted")
+	}
+	if len(s.byKey) != 1 || s.Get(other.Key()) != nil {
+		t.Errorf("stored under a wrong key: %d contacts", len(s.byKey))
 	}
 }

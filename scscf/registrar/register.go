@@ -61,14 +61,17 @@ func (s *Registrar) parseContacts(req *sip.Request) (list []reqContact, wildcard
 		params.Remove("expires")
 		val := (&sip.ContactHeader{DisplayName: ch.DisplayName, Address: ch.Address, Params: params}).Value()
 		rc := reqContact{c: binding.Contact{URI: ch.Address.String(), Value: val}, expires: exp}
+		// The parameters are slices of the Contact header's text (a few
+		// hundred bytes with the feature tags VoLTE UEs send): copied, so
+		// the binding kept for the registration does not hold all of it.
 		if v, ok := params.Get("+sip.instance"); ok {
-			rc.c.Instance = imsheader.Unquote(v)
+			rc.c.Instance = strings.Clone(imsheader.Unquote(v))
 		}
 		if v, ok := params.Get("reg-id"); ok {
-			rc.c.RegID = v
+			rc.c.RegID = strings.Clone(v)
 		}
 		if v, ok := params.Get("q"); ok {
-			rc.c.Q = v
+			rc.c.Q = strings.Clone(v)
 		}
 		if exp > 0 && exp < s.cfg.MinExpires {
 			minTooBrief = true
@@ -84,6 +87,18 @@ func (s *Registrar) parseContacts(req *sip.Request) (list []reqContact, wildcard
 		}
 	}
 	return list, wildcard, minTooBrief, nil
+}
+
+// impiOf is the IMPI of a REGISTER: the username of its Authorization
+// (cred, nil without one), else derived from the IMPU (impiFromIMPU).
+// The username is a slice of the Authorization header's text (some 350
+// bytes with an AKA response); the registration keeps the IMPI, so it
+// gets a copy of its own.
+func impiOf(cred *digest.Header, impu string) string {
+	if cred != nil && cred.Username() != "" {
+		return strings.Clone(cred.Username())
+	}
+	return impiFromIMPU(impu)
 }
 
 // impiFromIMPU derives the IMPI for a REGISTER without credentials
@@ -164,10 +179,7 @@ func (s *Registrar) readRegister(t *sipproxy.Txn) (*regRequest, bool) {
 		_ = t.Respond(400, "Bad Request - malformed Authorization")
 		return nil, false
 	}
-	r.impi = impiFromIMPU(r.impu)
-	if r.cred != nil && r.cred.Username() != "" {
-		r.impi = r.cred.Username()
-	}
+	r.impi = impiOf(r.cred, r.impu)
 	r.dereg = r.wildcard || (len(r.contacts) > 0 && allZero(r.contacts))
 	return r, true
 }
@@ -434,12 +446,12 @@ func (r *regRequest) mergeContacts(now time.Time) (next []*binding.Contact, chan
 		byKey[b.Key()] = len(next)
 		next = append(next, b)
 	}
-	path = imsheader.Values(req, imsheader.HeaderPath)
-	pvni := strings.Join(imsheader.Values(req, imsheader.HeaderPVisitedNetworkID), ", ")
+	path = shared.Strings(imsheader.Values(req, imsheader.HeaderPath))
+	pvni := shared.String(strings.Join(imsheader.Values(req, imsheader.HeaderPVisitedNetworkID), ", "))
 	pcv := strings.Join(imsheader.Values(req, imsheader.HeaderPChargingVector), ", ")
 	ua := ""
 	if h := req.GetHeader("User-Agent"); h != nil {
-		ua = h.Value()
+		ua = shared.String(h.Value())
 	}
 	for _, rc := range r.contacts {
 		c := rc.c

@@ -28,6 +28,7 @@ import (
 	"github.com/imscore/imscore/pkg/authguard"
 	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
+	"github.com/imscore/imscore/pkg/intern"
 	"github.com/imscore/imscore/pkg/keylock"
 	"github.com/imscore/imscore/pkg/pgbatch"
 	"github.com/imscore/imscore/pkg/userdata"
@@ -96,6 +97,10 @@ type Config struct {
 	Logger   *zap.Logger
 	Registry prometheus.Registerer
 }
+
+// shared holds one copy of the binding fields that most registrations
+// have alike (the P-CSCF's Path, P-Visited-Network-ID, User-Agent).
+var shared = intern.New(4096, 512)
 
 // Registrar holds the registrations of the S-CSCF and serves REGISTER,
 // RTR and PPR.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/setindex"
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf/binding"
 )
@@ -43,13 +44,17 @@ func (r *record) snapshot() binding.Registration {
 // table holds the registrations, indexed by AOR, IMPU and IMPI.
 type table struct {
 	mu     sync.RWMutex
-	byAOR  map[string]*record            // canonical AOR
-	byIMPU map[string]*record            // canonical IMPU of every IRS member
-	byIMPI map[string]map[string]*record // impi -> aor -> record
+	byAOR  map[string]*record // canonical AOR
+	byIMPU map[string]*record // canonical IMPU of every IRS member
+	// byIMPI files each record under its IMPI (the records of one IMPI
+	// are one per registered AOR); most IMPIs have one record, which
+	// pkg/setindex keeps in a plain map slot instead of a map of its own
+	// (about 300 bytes per registration less).
+	byIMPI setindex.Index[string, *record]
 }
 
 func newTable() *table {
-	return &table{byAOR: map[string]*record{}, byIMPU: map[string]*record{}, byIMPI: map[string]map[string]*record{}}
+	return &table{byAOR: map[string]*record{}, byIMPU: map[string]*record{}, byIMPI: setindex.New[string, *record]()}
 }
 
 func (g *table) lookup(impu string) *record {
@@ -61,10 +66,11 @@ func (g *table) lookup(impu string) *record {
 func (g *table) ofIMPI(impi string) []*record {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	out := make([]*record, 0, len(g.byIMPI[impi]))
-	for _, r := range g.byIMPI[impi] {
+	var out []*record
+	g.byIMPI.Each(impi, func(r *record) bool {
 		out = append(out, r)
-	}
+		return true
+	})
 	return out
 }
 
@@ -85,12 +91,7 @@ func (g *table) put(r *record) {
 		r.keys = append(r.keys, k)
 	}
 	r.indexedIMPI = r.impi
-	m := g.byIMPI[r.impi]
-	if m == nil {
-		m = map[string]*record{}
-		g.byIMPI[r.impi] = m
-	}
-	m[key] = r
+	g.byIMPI.Add(r.impi, r)
 }
 
 func (g *table) remove(r *record) {
@@ -110,12 +111,7 @@ func (g *table) unindexLocked(r *record) {
 		}
 	}
 	r.keys = nil
-	if m := g.byIMPI[r.indexedIMPI]; m != nil && m[key] == r {
-		delete(m, key)
-		if len(m) == 0 {
-			delete(g.byIMPI, r.indexedIMPI)
-		}
-	}
+	g.byIMPI.Remove(r.indexedIMPI, r)
 }
 
 // all returns every record, by AOR.
