@@ -18,9 +18,9 @@ import (
 	"github.com/imscore/imscore/pkg/sipproxy"
 )
 
-// shared holds one copy of what the contacts and reg-event subscriptions
-// of the users of one S-CSCF have alike (its Service-Route entry, its
-// Contact as notifier).
+// shared holds one copy of what the reg-event subscriptions of the users
+// of one S-CSCF have alike (its Contact as notifier); the contact table
+// shares their Service-Route entries (pcscf/contacts).
 var shared = intern.New(4096, 512)
 
 // subscribeRegEvent subscribes to the reg event package (RFC 3680) of the

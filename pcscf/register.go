@@ -221,7 +221,7 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 	var sr []string
 	if rs, err := imsheader.GetServiceRoute(res); err == nil {
 		for _, r := range rs {
-			sr = append(sr, shared.String(r.URI))
+			sr = append(sr, r.URI)
 		}
 	}
 	defExp := -1

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imscore/imscore/pkg/intern"
 	"github.com/imscore/imscore/pkg/ipsec"
 	"github.com/imscore/imscore/pkg/keylock"
 )
@@ -100,6 +101,10 @@ type Persister interface {
 	LoadAll(ctx context.Context) ([]*Contact, error)
 }
 
+// shared holds one copy of the Service-Route entries, which all the
+// contacts registered through one S-CSCF have alike.
+var shared = intern.New(4096, 512)
+
 // Store is the in-memory contact table, safe for concurrent use. Besides
 // the key, contacts are indexed by IMPU, by Contact URI, by host and port
 // (of the Contact URI, and of the flow and the UE's protected ports), by
@@ -140,6 +145,7 @@ func New(p Persister) *Store {
 
 // set stores c under key (s.mu held), keeping the indexes.
 func (s *Store) set(key string, c *Contact) {
+	shared.Strings(c.ServiceRoute) // c is the store's own copy
 	s.unset(key)
 	s.byKey[key] = c
 	s.indexContact(key, c, index.Add)

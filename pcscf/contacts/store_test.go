@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -505,5 +506,26 @@ func TestPutKeyedSharesTheKey(t *testing.T) {
 	}
 	if len(s.byKey) != 1 || s.Get(other.Key()) != nil {
 		t.Errorf("stored under a wrong key: %d contacts", len(s.byKey))
+	}
+}
+
+// TestServiceRouteHeldOnce: contacts registered through one S-CSCF hold
+// one copy of its Service-Route entry between them.
+func TestServiceRouteHeldOnce(t *testing.T) {
+	s := New(nil)
+	a, b := sample(5080, time.Hour), sample(5081, time.Hour)
+	a.ServiceRoute = []string{strings.Clone("sip:orig@scscf.ims.example.org:6060;lr")}
+	b.ServiceRoute = []string{strings.Clone("sip:orig@scscf.ims.example.org:6060;lr")}
+	for _, c := range []*Contact{a, b} {
+		if err := s.Put(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ga, gb := s.byKey[a.Key()], s.byKey[b.Key()]
+	if unsafe.StringData(ga.ServiceRoute[0]) != unsafe.StringData(gb.ServiceRoute[0]) {
+		t.Error("each contact holds its own copy of the Service-Route")
+	}
+	if unsafe.StringData(a.ServiceRoute[0]) == unsafe.StringData(b.ServiceRoute[0]) {
+		t.Fatal("test set-up: the two inputs share storage")
 	}
 }

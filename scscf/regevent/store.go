@@ -49,6 +49,10 @@ func (n *Notifier) LoadSubscriptions(ctx context.Context) error {
 			return fmt.Errorf("scscf: loading reg-event subscriptions: %w", err)
 		}
 		r.CSeq = uint32(cseq)
+		if r.Kind != SubscriberUE { // as HandleSubscribe keeps them
+			r.RemoteURI, r.Subscriber, r.Target = shared.String(r.RemoteURI), shared.String(r.Subscriber), shared.String(r.Target)
+			shared.Strings(r.RouteSet)
+		}
 		loaded = append(loaded, &regSub{Subscription: r, ceilCSeq: r.CSeq, ceilVersion: r.Version, reloaded: true})
 	}
 	if err := rows.Err(); err != nil {

@@ -281,6 +281,8 @@ func (s *Registrar) Load(ctx context.Context, pool *pgxpool.Pool, w *pgbatch.Bat
 		}
 		for i := range r.Contacts {
 			c := r.Contacts[i]
+			shared.Strings(c.Path)
+			c.VisitedNetwork, c.UserAgent = shared.String(c.VisitedNetwork), shared.String(c.UserAgent)
 			rec.contacts = append(rec.contacts, &c)
 		}
 		s.reg.put(rec)
