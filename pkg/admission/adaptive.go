@@ -36,9 +36,10 @@ const (
 // adaptiveLimit estimates the admission limit from the latency of
 // completed transactions. Safe for concurrent use.
 type adaptiveLimit struct {
-	mu    sync.Mutex
-	limit float64
-	long  float64 // ms: exponential average of the windows' mean latencies
+	mu      sync.Mutex
+	limit   float64
+	initial float64 // the configured limit, where a shrunk limit returns
+	long    float64 // ms: exponential average of the windows' mean latencies
 	// the current window
 	start       time.Time
 	sum         float64 // ms
@@ -47,7 +48,8 @@ type adaptiveLimit struct {
 }
 
 func newAdaptiveLimit(initial int) *adaptiveLimit {
-	return &adaptiveLimit{limit: math.Max(adaptiveMin, math.Min(adaptiveMax, float64(initial)))}
+	l := math.Max(adaptiveMin, math.Min(adaptiveMax, float64(initial)))
+	return &adaptiveLimit{limit: l, initial: l}
 }
 
 // current is the limit now.
@@ -89,12 +91,21 @@ func (a *adaptiveLimit) observe(now time.Time, rtt time.Duration, inflight int64
 			a.long = (a.long + short) / 2
 		}
 	}
+	gradient := math.Max(0.5, math.Min(1, adaptiveTolerance*a.long/short))
 	if !busy {
-		// The limit was not the constraint: nothing says it is too low or
-		// too high.
+		// The limit was not the constraint: nothing says it is too high,
+		// nor that the chain could take more than the configured limit.
+		// But a limit that a burst pushed below the configured one comes
+		// back up while the latency is normal again: the load rarely
+		// fills half of a lowered limit, so waiting for busy windows kept
+		// it low for good, and the next short burst (a collection, a
+		// PostgreSQL checkpoint) was refused with the chain idle.
+		if gradient >= 1 && a.limit < a.initial {
+			a.limit = math.Min(a.initial, a.limit+math.Max(math.Sqrt(a.limit), a.limit/10))
+			return int64(a.limit), true
+		}
 		return int64(a.limit), false
 	}
-	gradient := math.Max(0.5, math.Min(1, adaptiveTolerance*a.long/short))
 	if gradient >= 1 {
 		// Not queueing and the limit is in use: grow by a tenth (at least
 		// √limit) a window, from 128 to about 1,000 in two seconds.

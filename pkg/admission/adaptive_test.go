@@ -47,3 +47,46 @@ func TestAdaptiveLimit(t *testing.T) {
 		t.Errorf("limit %d above the ceiling %d", high, adaptiveMax)
 	}
 }
+
+// TestAdaptiveLimitRecovers: a limit that a burst of latency pushed
+// below the configured one returns to it once the latency is normal
+// again, even while the load stays far below the limit (it rarely fills
+// half of a lowered limit); it does not grow beyond the configured limit
+// that way. On the code before, it stayed low for good, and in a
+// 100,000-subscriber run at 100/s a limit stuck at 40 refused short
+// bursts with 503 while the host was 27 % idle (docs/performance.md,
+// "Ninth session").
+func TestAdaptiveLimitRecovers(t *testing.T) {
+	a := newAdaptiveLimit(128)
+	now := time.Unix(0, 0)
+	feed := func(windows int, rtt time.Duration, inflight func(limit int64) int64) int64 {
+		for range windows {
+			for range adaptiveMinSamples * 2 {
+				now = now.Add(adaptiveWindow / (adaptiveMinSamples * 2))
+				a.observe(now, rtt, inflight(a.current()))
+			}
+			now = now.Add(time.Millisecond)
+			a.observe(now, rtt, inflight(a.current()))
+		}
+		return a.current()
+	}
+	feed(50, 10*time.Millisecond, func(int64) int64 { return 3 }) // steady, light load
+	// A burst: latency five times the usual with the limit full.
+	low := feed(10, 50*time.Millisecond, func(l int64) int64 { return l })
+	if low >= 100 {
+		t.Fatalf("latency five times the usual with the limit full: limit %d, want it lowered", low)
+	}
+	// Normal latency again, light load: back to the configured limit.
+	if back := feed(30, 10*time.Millisecond, func(int64) int64 { return 3 }); back != 128 {
+		t.Errorf("30 windows of normal latency after the burst: limit %d, want back at 128", back)
+	}
+	// Light load never takes it beyond the configured limit.
+	if still := feed(100, 10*time.Millisecond, func(int64) int64 { return 3 }); still != 128 {
+		t.Errorf("light load moved the limit to %d", still)
+	}
+	// While the latency stays high it does not come back.
+	feed(10, 50*time.Millisecond, func(l int64) int64 { return l })
+	if held := feed(5, 50*time.Millisecond, func(int64) int64 { return 3 }); held >= 128 {
+		t.Errorf("latency still high: limit back at %d", held)
+	}
+}
