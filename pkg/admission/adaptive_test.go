@@ -5,17 +5,12 @@ import (
 	"time"
 )
 
-// TestAdaptiveLimit: the admission limit grows while the
-// transactions it admits keep their latency and the limit is what bounds
-// them; it shrinks when their latency rises (they queue behind the
-// I-CSCF); it stays where it is while the load uses less than half of it;
-// it never leaves [adaptiveMin, adaptiveMax].
-func TestAdaptiveLimit(t *testing.T) {
-	a := newAdaptiveLimit(128)
+// feeder returns a func that runs windows of 20 REGISTERs on a, each
+// taking rtt with inflight(limit) of them in progress, and returns the
+// limit after them.
+func feeder(a *adaptiveLimit) func(windows int, rtt time.Duration, inflight func(limit int64) int64) int64 {
 	now := time.Unix(0, 0)
-	// feed runs windows of 20 REGISTERs taking rtt, with inflight of them
-	// in progress, and returns the limit after them.
-	feed := func(windows int, rtt time.Duration, inflight func(limit int64) int64) int64 {
+	return func(windows int, rtt time.Duration, inflight func(limit int64) int64) int64 {
 		for range windows {
 			for range adaptiveMinSamples * 2 {
 				now = now.Add(adaptiveWindow / (adaptiveMinSamples * 2))
@@ -26,6 +21,15 @@ func TestAdaptiveLimit(t *testing.T) {
 		}
 		return a.current()
 	}
+}
+
+// TestAdaptiveLimit: the admission limit grows while the
+// transactions it admits keep their latency and the limit is what bounds
+// them; it shrinks when their latency rises (they queue behind the
+// I-CSCF); it stays where it is while the load uses less than half of it;
+// it never leaves [adaptiveMin, adaptiveMax].
+func TestAdaptiveLimit(t *testing.T) {
+	feed := feeder(newAdaptiveLimit(128))
 	atLimit := func(limit int64) int64 { return limit }
 	grown := feed(100, 20*time.Millisecond, atLimit)
 	if grown <= 1000 {
@@ -57,19 +61,7 @@ func TestAdaptiveLimit(t *testing.T) {
 // bursts with 503 while the host was 27 % idle (docs/performance.md,
 // "Ninth session").
 func TestAdaptiveLimitRecovers(t *testing.T) {
-	a := newAdaptiveLimit(128)
-	now := time.Unix(0, 0)
-	feed := func(windows int, rtt time.Duration, inflight func(limit int64) int64) int64 {
-		for range windows {
-			for range adaptiveMinSamples * 2 {
-				now = now.Add(adaptiveWindow / (adaptiveMinSamples * 2))
-				a.observe(now, rtt, inflight(a.current()))
-			}
-			now = now.Add(time.Millisecond)
-			a.observe(now, rtt, inflight(a.current()))
-		}
-		return a.current()
-	}
+	feed := feeder(newAdaptiveLimit(128))
 	feed(50, 10*time.Millisecond, func(int64) int64 { return 3 }) // steady, light load
 	// A burst: latency five times the usual with the limit full.
 	low := feed(10, 50*time.Millisecond, func(l int64) int64 { return l })
