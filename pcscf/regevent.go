@@ -18,11 +18,6 @@ import (
 	"github.com/imscore/imscore/pkg/sipproxy"
 )
 
-// shared holds one copy of what the reg-event subscriptions of the users
-// of one S-CSCF have alike (its Contact as notifier); the contact table
-// shares their Service-Route entries (pcscf/contacts).
-var shared = intern.New(4096, 512)
-
 // subscribeRegEvent subscribes to the reg event package (RFC 3680) of the
 // contact's default IMPU at the S-CSCF (first Service-Route hop), TS
 // 24.229 §5.2.3, and keeps the subscription refreshed (refreshRegSubs).
@@ -148,7 +143,7 @@ func (s *PCSCF) sendRegSubscribe(sub *regSub) {
 			}
 		}
 		if ct := res.Contact(); ct != nil {
-			sub.remote = shared.String(ct.Address.String())
+			sub.remote = intern.String(ct.Address.String())
 		}
 		// Refreshed once two thirds of the granted time have passed.
 		sub.refreshAt = time.Now().Add(time.Duration(exp) * time.Second * 2 / 3)

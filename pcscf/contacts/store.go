@@ -101,10 +101,6 @@ type Persister interface {
 	LoadAll(ctx context.Context) ([]*Contact, error)
 }
 
-// shared holds one copy of the Service-Route entries, which all the
-// contacts registered through one S-CSCF have alike.
-var shared = intern.New(4096, 512)
-
 // Store is the in-memory contact table, safe for concurrent use. Besides
 // the key, contacts are indexed by IMPU, by Contact URI, by host and port
 // (of the Contact URI, and of the flow and the UE's protected ports), by
@@ -145,7 +141,7 @@ func New(p Persister) *Store {
 
 // set stores c under key (s.mu held), keeping the indexes.
 func (s *Store) set(key string, c *Contact) {
-	shared.Strings(c.ServiceRoute) // c is the store's own copy
+	intern.Strings(c.ServiceRoute) // c is the store's own copy
 	s.unset(key)
 	s.byKey[key] = c
 	s.indexContact(key, c, index.Add)
@@ -264,7 +260,7 @@ func (s *Store) Load(ctx context.Context) ([]*Contact, error) {
 
 // Put inserts or replaces c (a copy is stored) and writes it through.
 func (s *Store) Put(ctx context.Context, c *Contact) error {
-	return s.PutKeyed(ctx, c.Key(), c)
+	return s.put(ctx, c.Key(), c)
 }
 
 // PutKeyed is Put for a caller that has built c's key (Key(c.AOR,
@@ -273,9 +269,14 @@ func (s *Store) Put(ctx context.Context, c *Contact) error {
 // registered contact). A key that is not c's is an error, and nothing is
 // stored.
 func (s *Store) PutKeyed(ctx context.Context, key string, c *Contact) error {
-	if key != c.Key() {
-		return fmt.Errorf("contacts: key %q is not the contact's (%q)", key, c.Key())
+	if want := c.Key(); key != want {
+		return fmt.Errorf("contacts: key %q is not the contact's (%q)", key, want)
 	}
+	return s.put(ctx, key, c)
+}
+
+// put stores c under key, c's key.
+func (s *Store) put(ctx context.Context, key string, c *Contact) error {
 	defer s.keyLocks.Lock(key)()
 	s.mu.Lock()
 	s.set(key, c.Clone())

@@ -69,3 +69,12 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessPool: String and Strings share through the one process pool.
+func TestProcessPool(t *testing.T) {
+	a := String(strings.Clone("sip:orig@scscf.example.org;lr"))
+	ss := Strings([]string{strings.Clone("sip:orig@scscf.example.org;lr")})
+	if unsafe.StringData(a) != unsafe.StringData(ss[0]) {
+		t.Fatal("String and Strings kept two copies")
+	}
+}

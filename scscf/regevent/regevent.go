@@ -119,10 +119,6 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// shared holds one copy of the subscription fields that the
-// subscriptions of one P-CSCF or AS have alike.
-var shared = intern.New(4096, 512)
-
 // Subscription is one reg-event subscription (a SUBSCRIBE dialog,
 // RFC 6665 §4.1) as stored in scscf_reg_subscription.
 type Subscription struct {
@@ -376,15 +372,15 @@ func (n *Notifier) HandleSubscribe(ctx context.Context, t *sipproxy.Txn) {
 	sub := &regSub{Subscription: Subscription{
 		CallID: req.CallID().Value(), LocalTag: sip.GenerateTagN(16), RemoteTag: strings.Clone(fromTag(req)),
 		IMPU: impu, AOR: binding.CanonURI(reg.AOR), LocalURI: req.To().Address.String(), RemoteURI: req.From().Address.String(),
-		Subscriber: who, Kind: kind, Target: target, RouteSet: recordRoutes(req), Event: shared.String(req.GetHeader("Event").Value()),
+		Subscriber: who, Kind: kind, Target: target, RouteSet: recordRoutes(req), Event: intern.String(req.GetHeader("Event").Value()),
 		Expires: time.Now().Add(expires),
 	}}
 	if kind != SubscriberUE {
 		// A P-CSCF (or an AS) subscribes to the reg event of every user
 		// it serves, always from the same URIs and through the same hops:
 		// one copy of them for all its subscriptions.
-		sub.RemoteURI, sub.Subscriber, sub.Target = shared.String(sub.RemoteURI), shared.String(who), shared.String(target)
-		shared.Strings(sub.RouteSet)
+		sub.RemoteURI, sub.Subscriber, sub.Target = intern.String(sub.RemoteURI), intern.String(who), intern.String(target)
+		intern.Strings(sub.RouteSet)
 	}
 	res := n.okResponse(t, req, sub.LocalTag, expires)
 	if expires == 0 { // fetch: one NOTIFY, no state kept (RFC 6665 §4.4.3)

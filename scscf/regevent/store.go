@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/intern"
 	"github.com/imscore/imscore/pkg/pgbatch"
 )
 
@@ -50,8 +51,8 @@ func (n *Notifier) LoadSubscriptions(ctx context.Context) error {
 		}
 		r.CSeq = uint32(cseq)
 		if r.Kind != SubscriberUE { // as HandleSubscribe keeps them
-			r.RemoteURI, r.Subscriber, r.Target = shared.String(r.RemoteURI), shared.String(r.Subscriber), shared.String(r.Target)
-			shared.Strings(r.RouteSet)
+			r.RemoteURI, r.Subscriber, r.Target = intern.String(r.RemoteURI), intern.String(r.Subscriber), intern.String(r.Target)
+			intern.Strings(r.RouteSet)
 		}
 		loaded = append(loaded, &regSub{Subscription: r, ceilCSeq: r.CSeq, ceilVersion: r.Version, reloaded: true})
 	}

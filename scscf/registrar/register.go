@@ -14,6 +14,7 @@ import (
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/intern"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf/binding"
@@ -446,12 +447,12 @@ func (r *regRequest) mergeContacts(now time.Time) (next []*binding.Contact, chan
 		byKey[b.Key()] = len(next)
 		next = append(next, b)
 	}
-	path = shared.Strings(imsheader.Values(req, imsheader.HeaderPath))
-	pvni := shared.String(strings.Join(imsheader.Values(req, imsheader.HeaderPVisitedNetworkID), ", "))
+	path = intern.Strings(imsheader.Values(req, imsheader.HeaderPath))
+	pvni := intern.String(strings.Join(imsheader.Values(req, imsheader.HeaderPVisitedNetworkID), ", "))
 	pcv := strings.Join(imsheader.Values(req, imsheader.HeaderPChargingVector), ", ")
 	ua := ""
 	if h := req.GetHeader("User-Agent"); h != nil {
-		ua = shared.String(h.Value())
+		ua = intern.String(h.Value())
 	}
 	for _, rc := range r.contacts {
 		c := rc.c

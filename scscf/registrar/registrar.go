@@ -98,10 +98,6 @@ type Config struct {
 	Registry prometheus.Registerer
 }
 
-// shared holds one copy of the binding fields that most registrations
-// have alike (the P-CSCF's Path, P-Visited-Network-ID, User-Agent).
-var shared = intern.New(4096, 512)
-
 // Registrar holds the registrations of the S-CSCF and serves REGISTER,
 // RTR and PPR.
 type Registrar struct {
@@ -281,8 +277,8 @@ func (s *Registrar) Load(ctx context.Context, pool *pgxpool.Pool, w *pgbatch.Bat
 		}
 		for i := range r.Contacts {
 			c := r.Contacts[i]
-			shared.Strings(c.Path)
-			c.VisitedNetwork, c.UserAgent = shared.String(c.VisitedNetwork), shared.String(c.UserAgent)
+			intern.Strings(c.Path)
+			c.VisitedNetwork, c.UserAgent = intern.String(c.VisitedNetwork), intern.String(c.UserAgent)
 			rec.contacts = append(rec.contacts, &c)
 		}
 		s.reg.put(rec)
