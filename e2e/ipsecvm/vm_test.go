@@ -42,18 +42,20 @@ type vmTools struct {
 }
 
 // findTools locates qemu, a kernel with ESP modules, busybox-static and
-// iproute2's ip; it skips the test, naming the Debian package, where one
-// is missing (CI installs them all).
+// iproute2's ip. Where one is missing it skips the test naming the Debian
+// package, or fails it when IPSECVM_REQUIRE=1 (set by make test-ipsec and
+// by CI, which installs them all), so that a machine without them never
+// reports the scenarios as passed.
 func findTools(t *testing.T) vmTools {
 	t.Helper()
 	var v vmTools
 	var err error
 	if v.qemu, err = exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("ipsecvm: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86): the IPsec scenarios need a kernel with ESP")
+		missingTool(t, "ipsecvm: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86): the IPsec scenarios need a kernel with ESP")
 	}
 	v.kernel, v.kver = findKernel()
 	if v.kernel == "" {
-		t.Skip("ipsecvm: no kernel image with ESP modules in /boot and /lib/modules (apt-get install linux-image-cloud-amd64), or set IPSECVM_KERNEL")
+		missingTool(t, "ipsecvm: no kernel image with ESP modules in /boot and /lib/modules (apt-get install linux-image-cloud-amd64), or set IPSECVM_KERNEL")
 	}
 	v.modDir = filepath.Join("/lib/modules", v.kver)
 	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
@@ -63,7 +65,7 @@ func findTools(t *testing.T) vmTools {
 		}
 	}
 	if v.busybox == "" {
-		t.Skip("ipsecvm: no statically linked busybox (apt-get install busybox-static)")
+		missingTool(t, "ipsecvm: no statically linked busybox (apt-get install busybox-static)")
 	}
 	for _, p := range []string{"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"} {
 		if _, err := os.Stat(p); err == nil {
@@ -72,9 +74,18 @@ func findTools(t *testing.T) vmTools {
 		}
 	}
 	if v.ip == "" {
-		t.Skip("ipsecvm: iproute2's ip is not installed (apt-get install iproute2)")
+		missingTool(t, "ipsecvm: iproute2's ip is not installed (apt-get install iproute2)")
 	}
 	return v
+}
+
+// missingTool skips the test with msg, or fails it when IPSECVM_REQUIRE=1.
+func missingTool(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("IPSECVM_REQUIRE") == "1" {
+		t.Fatal(msg + " (IPSECVM_REQUIRE=1: a missing tool fails the scenarios instead of skipping them)")
+	}
+	t.Skip(msg)
 }
 
 // findKernel returns the newest /boot/vmlinuz-* whose modules include
@@ -430,7 +441,7 @@ func copyModule(t *testing.T, src, dst string) {
 	}
 	out, err := exec.Command("xz", "-dc", src).Output()
 	if err != nil {
-		t.Skipf("ipsecvm: module %s is xz-compressed and xz failed: %v", src, err)
+		missingTool(t, fmt.Sprintf("ipsecvm: module %s is xz-compressed and xz failed (apt-get install xz-utils): %v", src, err))
 	}
 	writeFile(t, dst, out, 0o644)
 }
