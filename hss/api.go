@@ -19,6 +19,7 @@ import (
 	"github.com/imscore/imscore/hss/cx"
 	"github.com/imscore/imscore/hss/provision"
 	"github.com/imscore/imscore/hss/store"
+	"github.com/imscore/imscore/pkg/admin"
 	"github.com/imscore/imscore/pkg/config"
 )
 
@@ -90,6 +91,10 @@ func startAPI(ctx context.Context, c *cli.Context, s *Server, rt *config.Runtime
 	pc.MaxConns = int32(max(1, c.Int("api-db-conns")))
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
+		return err
+	}
+	if err := admin.RegisterPool(rt.Admin.Registry, "hss_api", pool); err != nil {
+		pool.Close()
 		return err
 	}
 	cert, key := c.String("api-tls-cert"), c.String("api-tls-key")

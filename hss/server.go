@@ -19,6 +19,7 @@ import (
 	"github.com/imscore/imscore/hss/cx"
 	"github.com/imscore/imscore/hss/sh"
 	"github.com/imscore/imscore/hss/store"
+	"github.com/imscore/imscore/pkg/admin"
 	"github.com/imscore/imscore/pkg/diameter"
 )
 
@@ -166,6 +167,9 @@ func New(cfg Config) (*Server, error) {
 			if err := cfg.Registry.Register(c); err != nil {
 				return nil, err
 			}
+		}
+		if err := admin.RegisterPool(cfg.Registry, "hss", st.Pool()); err != nil {
+			return nil, err
 		}
 	}
 	mux := &handlerMux{s: s}

@@ -1,6 +1,10 @@
 package pcscf
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
 	contacts prometheus.Gauge
@@ -9,6 +13,7 @@ type metrics struct {
 	expired  prometheus.Counter
 	rejected *prometheus.CounterVec
 	rx       *prometheus.CounterVec
+	rxTime   *prometheus.HistogramVec
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -19,8 +24,11 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		expired:  prometheus.NewCounter(prometheus.CounterOpts{Name: "pcscf_expired_contacts_total", Help: "Contacts removed by the expiry timer."}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pcscf_rejected_requests_total", Help: "Requests refused by the P-CSCF, by reason."}, []string{"reason"}),
 		rx:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pcscf_rx_requests_total", Help: "Rx requests sent and their results."}, []string{"command", "result"}),
+		rxTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pcscf_rx_request_duration_seconds",
+			Help:    "Time from sending an AAR or STR to the PCRF to its answer or failure.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"command"}),
 	}
-	for _, c := range []prometheus.Collector{m.contacts, m.impus, m.sas, m.expired, m.rejected, m.rx} {
+	for _, c := range []prometheus.Collector{m.contacts, m.impus, m.sas, m.expired, m.rejected, m.rx, m.rxTime} {
 		_ = r.Register(c)
 	}
 	return m
@@ -29,3 +37,8 @@ func newMetrics(r prometheus.Registerer) *metrics {
 // rxResult counts one Rx exchange (command AAR/STR/ASR, result "2001",
 // "error"...).
 func (m *metrics) rxResult(command, result string) { m.rx.WithLabelValues(command, result).Inc() }
+
+// rxLatency observes one AAR's or STR's time to its answer.
+func (m *metrics) rxLatency(command string, d time.Duration) {
+	m.rxTime.WithLabelValues(command).Observe(d.Seconds())
+}

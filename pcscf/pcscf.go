@@ -157,6 +157,9 @@ func (s *PCSCF) Start(ctx context.Context) error {
 		if rc.Logger == nil {
 			rc.Logger = s.log.Named("rx")
 		}
+		if rc.Latency == nil {
+			rc.Latency = s.m.rxLatency
+		}
 		c, err := rx.New(rc, s.onAbort, s.m.rxResult)
 		if err != nil {
 			_ = s.proxy.Close()

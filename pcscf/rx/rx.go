@@ -31,6 +31,9 @@ type Config struct {
 	PCRFRealm   string // Destination-Realm
 	Timeout     time.Duration
 	Logger      *zap.Logger
+	// Latency, when set, is told each AAR's and STR's time from sending to
+	// its answer or failure (command "AAR" or "STR").
+	Latency func(command string, d time.Duration)
 }
 
 // Client sends AAR/STR and serves ASR.
@@ -349,7 +352,7 @@ func (c *Client) sendAAR(ctx context.Context, sid string, avps []*diam.AVP) (str
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	ans, err := c.node.Send(ctx, req)
+	ans, err := c.send(ctx, "AAR", req)
 	if err != nil {
 		c.count("AAR", "error")
 		return "", fmt.Errorf("rx: AAR: %w", err)
@@ -365,6 +368,17 @@ func (c *Client) sendAAR(ctx context.Context, sid string, avps []*diam.AVP) (str
 	return sid, nil
 }
 
+// send sends req and tells cfg.Latency how long its answer took.
+func (c *Client) send(ctx context.Context, cmd string, req *diam.Message) (*diam.Message, error) {
+	if c.cfg.Latency == nil {
+		return c.node.Send(ctx, req)
+	}
+	t0 := time.Now()
+	ans, err := c.node.Send(ctx, req)
+	c.cfg.Latency(cmd, time.Since(t0))
+	return ans, err
+}
+
 // STR ends the Rx session sid (Termination-Cause DIAMETER_LOGOUT, TS
 // 29.214 §4.4.4). An STA other than 2xxx is an error.
 func (c *Client) STR(ctx context.Context, sid string) error {
@@ -376,7 +390,7 @@ func (c *Client) STR(ctx context.Context, sid string) error {
 	req.AddAVP(diameter.NewAVP(diameter.AVPTerminationCause, datatype.Enumerated(diameter.TerminationDiameterLogout)))
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	ans, err := c.node.Send(ctx, req)
+	ans, err := c.send(ctx, "STR", req)
 	if err != nil {
 		c.count("STR", "error")
 		return fmt.Errorf("rx: STR: %w", err)

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/IBM/pgxpoolprometheus"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -178,4 +180,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	return s.srv.Shutdown(ctx)
+}
+
+// RegisterPool adds the PostgreSQL connection pool's statistics to reg as
+// the pgxpool_* metrics of github.com/IBM/pgxpoolprometheus (connections
+// total, idle, acquired and being made, the pool's maximum, acquire count
+// and cumulative wait in nanoseconds, acquires that had to wait for a
+// connection, cancelled acquires), labelled pool=name. It errors when reg
+// already holds a pool of that name.
+func RegisterPool(reg prometheus.Registerer, name string, pool *pgxpool.Pool) error {
+	return reg.Register(pgxpoolprometheus.NewCollector(pool, map[string]string{"pool": name}))
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/imscore/imscore/pkg/admin"
 	"github.com/imscore/imscore/pkg/pgretry"
 )
 
@@ -208,7 +209,8 @@ func finish(it *item) {
 
 // Register adds two counters of b to reg: <prefix>_db_write_batches_total
 // and <prefix>_db_write_statements_total (statements / batches is the
-// mean batch size).
+// mean batch size), and the statistics of b's connection pool as the
+// pgxpool_* metrics labelled pool=<prefix> (admin.RegisterPool).
 func Register(reg prometheus.Registerer, prefix string, b *Batcher) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: prefix + "_db_write_batches_total",
@@ -222,5 +224,5 @@ func Register(reg prometheus.Registerer, prefix string, b *Batcher) error {
 			return err
 		}
 	}
-	return nil
+	return admin.RegisterPool(reg, prefix, b.pool)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imscore/imscore/pkg/pgtest"
 )
@@ -187,5 +188,41 @@ func TestRunsAloneWithItsContext(t *testing.T) {
 	}
 	if batches, statements := b.Stats(); batches != 1 || statements != 1 {
 		t.Fatalf("%d statements in %d batches, want 1 in 1 (the cancelled one is not sent)", statements, batches)
+	}
+}
+
+// TestRegisterExportsPool: Register adds the group-commit counters and the
+// pool's statistics labelled with the prefix.
+func TestRegisterExportsPool(t *testing.T) {
+	b, pool := newBatcher(t)
+	reg := prometheus.NewRegistry()
+	if err := Register(reg, "scscf", b); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Exec(context.Background(), `INSERT INTO kv VALUES ('a', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "pool" && l.GetValue() == "scscf" {
+					got[f.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if want := float64(pool.Config().MaxConns); got["pgxpool_max_conns"] != want {
+		t.Errorf("pgxpool_max_conns{pool=\"scscf\"} = %v, want %v (all: %v)", got["pgxpool_max_conns"], want, got)
+	}
+	if got["pgxpool_acquire_count"] < 1 || got["pgxpool_total_conns"] < 1 {
+		t.Errorf("pool statistics after one statement: %v", got)
+	}
+	if err := Register(prometheus.NewRegistry(), "pcscf", b); err != nil {
+		t.Errorf("a second registry: %v", err)
 	}
 }

@@ -46,21 +46,31 @@ const maxBadSources = 4096
 
 func newBadMessages(log *zap.Logger, interval time.Duration, reg prometheus.Registerer) *badMessages {
 	b := &badMessages{log: log, interval: interval, sources: map[string]*badSource{},
-		counter: prometheus.NewCounterVec(prometheus.CounterOpts{
+		counter: counterVec(reg, log, prometheus.CounterOpts{
 			Name: "sip_bad_messages_total",
 			Help: "SIP messages refused by the validating layer of the listening sockets, by transport and answer (the status code sent, or none when dropped).",
-		}, []string{"transport", "answer"})}
-	if reg != nil {
-		if err := reg.Register(b.counter); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				b.counter = are.ExistingCollector.(*prometheus.CounterVec)
-			} else {
-				log.Warn("cannot register sip_bad_messages_total", zap.Error(err))
+		}, "transport", "answer")}
+	return b
+}
+
+// counterVec makes a counter vector and registers it with reg (nil: not
+// registered); where reg already holds one of that name (several proxies
+// in one process), that one is returned and shared.
+func counterVec(reg prometheus.Registerer, log *zap.Logger, opts prometheus.CounterOpts, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(opts, labels)
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return existing
 			}
 		}
+		log.Warn("cannot register a metric", zap.String("metric", opts.Name), zap.Error(err))
 	}
-	return b
+	return c
 }
 
 // report counts one bad message and logs it unless its source was logged

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -85,6 +87,49 @@ func TestBadMessageMetric(t *testing.T) {
 		t.Errorf("udp dropped: %v", got)
 	}
 	if n, err := testutil.GatherAndCount(reg, "sip_bad_messages_total"); err != nil || n != 2 {
+		t.Errorf("registered series: %d %v", n, err)
+	}
+}
+
+// TestResponseMetric: each final response sent upstream is counted once in
+// sip_responses_total by method and code, a relayed one like a local one;
+// two proxies on one registry share the counter.
+func TestResponseMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	uas := newUAS(t, func(s *sipgo.Server) {
+		s.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		})
+	})
+	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
+		if tx.Request().Method == sip.REGISTER {
+			_, _ = tx.Forward(ctx, ForwardOptions{}, uas.target("udp"))
+			return
+		}
+		_ = tx.Respond(404, "Not Found")
+	}, func(c *Config) { c.Registerer = reg })
+	p2 := newTestProxy(t, func(ctx context.Context, tx *Txn) { _ = tx.Respond(486, "Busy Here") }, func(c *Config) { c.Registerer = reg })
+	c := newClient(t)
+	for i := 0; i < 2; i++ {
+		if res := doReq(t, c, proxyReq(sip.REGISTER, p, "udp", "")); res.StatusCode != 200 {
+			t.Fatalf("REGISTER: %d", res.StatusCode)
+		}
+	}
+	if res := doReq(t, c, proxyReq(sip.OPTIONS, p, "udp", "bob")); res.StatusCode != 404 {
+		t.Fatalf("OPTIONS: %d", res.StatusCode)
+	}
+	if res := doReq(t, c, proxyReq(sip.OPTIONS, p2, "udp", "bob")); res.StatusCode != 486 {
+		t.Fatalf("OPTIONS to the second proxy: %d", res.StatusCode)
+	}
+	for _, w := range []struct {
+		method, code string
+		n            float64
+	}{{"REGISTER", "200", 2}, {"OPTIONS", "404", 1}, {"OPTIONS", "486", 1}} {
+		if got := testutil.ToFloat64(p.answers.WithLabelValues(w.method, w.code)); got != w.n {
+			t.Errorf("sip_responses_total{method=%q,code=%q} = %v, want %v", w.method, w.code, got, w.n)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "sip_responses_total"); err != nil || n != 3 {
 		t.Errorf("registered series: %d %v", n, err)
 	}
 }

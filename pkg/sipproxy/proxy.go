@@ -105,7 +105,8 @@ type Config struct {
 	// Proxy-Require; a request with another gets 420 (RFC 3261 §16.3 step
 	// 5). Default DefaultProxyRequire.
 	ProxyRequire []string
-	// Registerer receives sip_bad_messages_total; nil registers nothing.
+	// Registerer receives sip_bad_messages_total and sip_responses_total;
+	// nil registers nothing.
 	Registerer prometheus.Registerer
 	// BadLogInterval is how often at most a source's bad messages are
 	// logged (each is counted). Default DefaultBadLogInterval.
@@ -130,8 +131,9 @@ type Proxy struct {
 	uriSchemes   []string
 	proxyRequire map[string]bool
 	bad          *badMessages
-	completed    completedCache // retain.go
-	workers      *workerPool    // workers.go
+	completed    completedCache         // retain.go
+	answers      *prometheus.CounterVec // sip_responses_total{method,code}
+	workers      *workerPool            // workers.go
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -196,6 +198,10 @@ func New(cfg Config) (*Proxy, error) {
 		p.proxyRequire[strings.ToLower(t)] = true
 	}
 	p.bad = newBadMessages(cfg.Logger, cfg.BadLogInterval, cfg.Registerer)
+	p.answers = counterVec(cfg.Registerer, cfg.Logger, prometheus.CounterOpts{
+		Name: "sip_responses_total",
+		Help: "Final SIP responses this function sent upstream for requests it received (its own and relayed ones), by request method and status code.",
+	}, "method", "code")
 	p.selfHosts[strings.ToLower(cfg.Host)] = true
 	for _, a := range cfg.Aliases {
 		p.selfHosts[strings.ToLower(a)] = true

@@ -223,6 +223,7 @@ func (t *Txn) relayLocked(res *sip.Response) error {
 		t.finalSent = true
 		t.relayed = res
 		t.last = nil
+		t.p.countAnswer(t.origin.Method, res.StatusCode)
 	}
 	return err
 }
@@ -694,6 +695,7 @@ func (p *Proxy) handleRequest(req *sip.Request, stx *sip.ServerTx) {
 		p.mu.Unlock()
 		if !req.IsAck() {
 			_ = stx.Respond(sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, "Shutting Down", nil))
+			p.countAnswer(req.Method, sip.StatusServiceUnavailable)
 		}
 		stx.Terminate()
 		return
@@ -772,6 +774,24 @@ func (p *Proxy) handleRequest(req *sip.Request, stx *sip.ServerTx) {
 	if err := t.relayLocked(res); err != nil {
 		p.log.Info("sending final response failed", zap.Error(err))
 	}
+}
+
+// codeText holds the status codes' decimal text, so that counting an
+// answer allocates nothing.
+var codeText = func() (t [700]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return
+}()
+
+// countAnswer counts one final response sent upstream in sip_responses_total.
+func (p *Proxy) countAnswer(m sip.RequestMethod, code int) {
+	c := "other"
+	if code >= 0 && code < len(codeText) {
+		c = codeText[code]
+	}
+	p.answers.WithLabelValues(string(m), c).Inc()
 }
 
 // preprocessRoute implements RFC 3261 §16.4: a Request-URI that is our own

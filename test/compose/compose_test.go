@@ -532,7 +532,7 @@ func testMonitoring(t *testing.T, l *composeLab) {
 		t.Fatalf("dashboard JSON: %v", err)
 	}
 	// Metric names: the functions' prefixes (label names have none).
-	metricRef := regexp.MustCompile(`\b(?:hss|icscf|scscf|pcscf|db)_[a-z0-9_]+`)
+	metricRef := regexp.MustCompile(`\b(?:hss|icscf|scscf|pcscf|db|sip|pgxpool)_[a-z0-9_]+`)
 	queries := 0
 	for _, p := range dash.Panels {
 		for _, tg := range p.Targets {
