@@ -74,6 +74,11 @@ func validateAPI(c *cli.Context) error {
 	return nil
 }
 
+// LabAdminToken is the admin token docker-compose.yml and .env.example
+// give the provisioning API by default (docs/provisioning.md); the HSS
+// prints it at start when it is in use.
+const LabAdminToken = "imscore-lab-admin-token"
+
 // startAPI serves the API and console on --api-listen until ctx ends.
 func startAPI(ctx context.Context, c *cli.Context, s *Server, rt *config.Runtime) error {
 	addr := c.String("api-listen")
@@ -115,6 +120,13 @@ func startAPI(ctx context.Context, c *cli.Context, s *Server, rt *config.Runtime
 	}
 	rt.Log.Info("serving the provisioning API and console", zap.String("url", fmt.Sprintf("%s://%s/", scheme, ln.Addr())),
 		zap.Int("tokens", tokens.Len()))
+	if c.String("api-admin-token") == LabAdminToken {
+		// The published default of docker-compose.yml and .env.example:
+		// printed so that a lab user finds it, and flagged, since anyone
+		// who read the README knows it.
+		rt.Log.Warn("the provisioning API accepts the lab's published admin token; set HSS_API_ADMIN_TOKEN (or --api-admin-token, --api-tokens-file) outside a lab",
+			zap.String("lab_token", LabAdminToken), zap.String("console", fmt.Sprintf("%s://%s/console/", scheme, ln.Addr())))
+	}
 	go func() {
 		defer pool.Close()
 		if err := srv.Serve(ctx, ln, cert, key); err != nil {

@@ -194,6 +194,27 @@ func httpGet(t *testing.T, url string) string {
 	return string(b)
 }
 
+// apiPost sends body (JSON) to the HSS's provisioning API on the published
+// port with token (none when empty) and returns the status and the answer.
+func apiPost(t *testing.T, token, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://127.0.0.1:9869"+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
 // TestCompose runs the lab the README describes, step by step; a step
 // that fails stops the rest.
 func TestCompose(t *testing.T) {
@@ -213,8 +234,8 @@ func TestCompose(t *testing.T) {
 
 	ue1 := &sippUE{h: l.remote, user: akaU, port: 6000, auth: akaAuth(akaK, akaOP, "8000"), k: akaK, op: akaOP}
 	var alice, bob *baresipUA
-	secrets := []string{akaK, akaOP, "alice-secret-7", "bob-secret-7", "dave-secret-7", "erin-secret-7", "carol-secret-7"}
-	for _, u := range []string{"alice", "bob", "dave", "erin", "carol"} {
+	secrets := []string{akaK, akaOP, "alice-secret-7", "bob-secret-7", "dave-secret-7", "erin-secret-7", "carol-secret-7", "frank-secret-7"}
+	for _, u := range []string{"alice", "bob", "dave", "erin", "carol", "frank"} {
 		sum := md5.Sum([]byte(u + "@" + domain + ":" + domain + ":" + u + "-secret-7"))
 		secrets = append(secrets, hex.EncodeToString(sum[:])) // HA1
 	}
@@ -254,6 +275,27 @@ func TestCompose(t *testing.T) {
 			if err := uas.wait(20 * time.Second); err != nil {
 				t.Fatalf("sipp dave (callee): %v", err)
 			}
+		}},
+		// The HSS's provisioning API on the published port 9869 with the
+		// lab token it printed at start (README): a subscriber added with
+		// curl's request registers through the lab.
+		{"provision through the api", func(t *testing.T) {
+			logs := l.mustCompose(t, time.Minute, "logs", "--no-color", "--no-log-prefix", "hss")
+			if !strings.Contains(logs, `"lab_token":"imscore-lab-admin-token"`) {
+				t.Errorf("the HSS did not print the lab's API token at start:\n%s", logs)
+			}
+			body := `{"impi":"frank@` + domain + `","password":"frank-secret-7","impus":[{"identity":"sip:frank@` + domain + `"}]}`
+			if code, out := apiPost(t, "", "/api/v1/subscribers", body); code != http.StatusUnauthorized {
+				t.Fatalf("POST without a token: %d %s, want 401", code, out)
+			}
+			if code, out := apiPost(t, "imscore-lab-admin-token", "/api/v1/subscribers", body); code != http.StatusCreated {
+				t.Fatalf("POST /api/v1/subscribers: %d %s, want 201", code, out)
+			} else if strings.Contains(out, "frank-secret-7") {
+				t.Errorf("the API returned the password: %s", out)
+			}
+			frank := &sippUE{h: l.local, user: "frank", port: 6004, auth: md5Auth("frank", "frank-secret-7"), rport: true}
+			sippUEs = append(sippUEs, frank)
+			frank.run(t, frank.scenario(t, "register.xml"))
 		}},
 		// .env edited for UEs on other machines: the Docker host's LAN
 		// address; up recreates the P-CSCF.
