@@ -93,4 +93,36 @@ func TestCallsOverSA(t *testing.T) {
 		}
 		checkESP(t, ues[s.n], s.n)
 	}
+	// Calls without padding between the two UDP UEs: the caller's INVITE
+	// (under 1,300 bytes) goes over UDP through its SA, and the callee's
+	// arrives over the transport its size calls for (RFC 3261 §18.1.1),
+	// through the callee's SA either way.
+	for _, p := range [][2]int{{11, 12}, {12, 11}} {
+		call, err := ues[p[0]].Call(ctxT(t, 60*time.Second), impu(p[1]), imsue.CallOptions{})
+		if err != nil {
+			t.Fatalf("small call %d → %d: %v", p[0], p[1], err)
+		}
+		if call.InviteSize > 1300 || call.InviteTransport != "udp" {
+			t.Errorf("small call %d → %d: the caller sent %d bytes over %s, want ≤ 1300 over udp", p[0], p[1], call.InviteSize, call.InviteTransport)
+		}
+		select {
+		case in := <-ues[p[1]].Incoming():
+			want := "udp"
+			if in.InviteSize > 1300 {
+				want = "tcp"
+			}
+			if in.InviteTransport != want {
+				t.Errorf("small call %d → %d: the callee got %d bytes over %s, want %s", p[0], p[1], in.InviteSize, in.InviteTransport, want)
+			}
+			t.Logf("small call %d → %d: INVITE %d bytes over %s from the caller, %d bytes over %s to the callee", p[0], p[1], call.InviteSize, call.InviteTransport, in.InviteSize, in.InviteTransport)
+		case <-time.After(5 * time.Second):
+			t.Errorf("small call %d → %d: the callee reports no incoming call", p[0], p[1])
+		}
+		if err := call.Hangup(ctxT(t, 20*time.Second)); err != nil {
+			t.Errorf("hang up the small call %d → %d: %v", p[0], p[1], err)
+		}
+	}
+	for _, n := range []int{11, 12} {
+		checkESP(t, ues[n], n)
+	}
 }

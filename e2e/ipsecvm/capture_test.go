@@ -3,10 +3,12 @@
 package ipsecvm
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -101,6 +103,7 @@ type packet struct {
 	src, dst     net.IP
 	proto        byte
 	sport, dport int
+	payload      []byte // UDP or TCP payload
 }
 
 func parseFrame(fr []byte) (packet, bool) {
@@ -113,8 +116,37 @@ func parseFrame(fr []byte) (packet, bool) {
 	if (p.proto == syscall.IPPROTO_UDP || p.proto == syscall.IPPROTO_TCP) && len(ip) >= ihl+4 {
 		p.sport = int(binary.BigEndian.Uint16(ip[ihl:]))
 		p.dport = int(binary.BigEndian.Uint16(ip[ihl+2:]))
+		total := int(binary.BigEndian.Uint16(ip[2:4]))
+		if total > len(ip) {
+			total = len(ip)
+		}
+		switch {
+		case p.proto == syscall.IPPROTO_UDP && total >= ihl+8:
+			p.payload = ip[ihl+8 : total]
+		case p.proto == syscall.IPPROTO_TCP && len(ip) >= ihl+13:
+			if off := ihl + int(ip[ihl+12]>>4)*4; off <= total {
+				p.payload = ip[off:total]
+			}
+		}
 	}
 	return p, true
+}
+
+// initialRegistration reports whether payload (of a packet between a
+// protected port and the P-CSCF's SIP port) is allowed in plaintext: no
+// data (a TCP handshake or acknowledgement), the initial REGISTER (a
+// Security-Client, no Security-Verify) or its 100 / 401 answer.
+func initialRegistration(payload []byte) bool {
+	s := string(payload)
+	switch {
+	case len(bytes.TrimSpace(payload)) == 0:
+		return true
+	case strings.HasPrefix(s, "REGISTER "):
+		return !strings.Contains(strings.ToLower(s), "\nsecurity-verify:")
+	case strings.HasPrefix(s, "SIP/2.0 401 "), strings.HasPrefix(s, "SIP/2.0 100 "):
+		return strings.Contains(s, " REGISTER\r\n")
+	}
+	return false
 }
 
 // TestCaptureOnlyESP: a capture on the UEs' link during registrations, a
@@ -176,9 +208,17 @@ func TestCaptureOnlyESP(t *testing.T) {
 		for _, pr := range protected {
 			if (p.src.String() == pr.ip && pr.ports[p.sport]) || (p.dst.String() == pr.ip && pr.ports[p.dport]) {
 				// Port-c of the UE also sends the unprotected initial
-				// REGISTER to the P-CSCF's SIP port: only flows that
-				// involve a protected port on both sides count.
+				// REGISTER to the P-CSCF's SIP port and gets its 401
+				// there (TS 33.203 §7.1): that, and TCP segments without
+				// data, is all the plaintext allowed on the SIP port. A
+				// request or another response between the SIP port and a
+				// protected port is a leak (e.g. a NOTIFY sent
+				// unprotected after the SA exists).
 				if p.sport == PCSCFPort || p.dport == PCSCFPort {
+					if !initialRegistration(p.payload) {
+						plain++
+						t.Errorf("plaintext other than the initial REGISTER/401 %s:%d → %s:%d: %.60q", p.src, p.sport, p.dst, p.dport, p.payload)
+					}
 					continue
 				}
 				plain++
