@@ -733,17 +733,15 @@ func (s *Router) isHome(u sip.Uri) bool {
 
 // routeToTarget sends an originating request (after its iFCs) on: home
 // targets to the I-CSCF, others to the breakout route, else 404
-// (TS 24.229 §5.4.3.2 step 10). The user's privacy is applied (or
-// critical privacy refused) on the way out (exitPrivacy).
+// (TS 24.229 §5.4.3.2 step 10).
 func (s *Router) routeToTarget(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
 	var next sip.Uri
-	leaving := false // towards --breakout: out of the trust domain
 	switch {
 	case s.isHome(req.Recipient):
 		next = s.icscf
 	case s.breakout != nil:
-		next, leaving = *s.breakout, true
+		next = *s.breakout
 		// Leaving the home network: its charging functions stay inside
 		// (TS 24.229 §5.4.3.2, RFC 7315 §5.5).
 		imsheader.RemoveHeaders(req, imsheader.HeaderPChargingFunctionAddresses)
@@ -751,7 +749,7 @@ func (s *Router) routeToTarget(ctx context.Context, t *sipproxy.Txn) {
 		_ = t.Respond(404, "Not Found - no route to "+req.Recipient.Host)
 		return
 	}
-	if !s.exitPrivacy(t, leaving) {
+	if !s.exitPrivacy(t, !s.isHome(req.Recipient)) { // not home: --breakout
 		return
 	}
 	_, _ = t.Forward(ctx, sipproxy.ForwardOptions{RecordRoute: dialogForming(req.Method)},
