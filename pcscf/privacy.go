@@ -24,3 +24,17 @@ func terminatingPrivacy(req *sip.Request) bool {
 	}
 	return imsheader.RemoveHeaders(req, imsheader.HeaderPAssertedIdentity) > 0
 }
+
+// responsePrivacy prepares a response the P-CSCF relays to the UE that
+// sent the request: when the response's Privacy header asks for "id"
+// (and not "none"), P-Asserted-Identity (the callee's asserted identity,
+// RFC 3325 §9.1 in responses) is removed, because the UE is outside the
+// trust domain (RFC 3325 §5 and §7 apply to every message leaving it;
+// TS 24.229 §4.4, §5.2.6.3). A response without Privacy: id keeps it. It
+// reports whether the identity was removed.
+func responsePrivacy(res *sip.Response) bool {
+	if !imsheader.WantsPrivacy(res, "id") {
+		return false
+	}
+	return imsheader.RemoveHeaders(res, imsheader.HeaderPAssertedIdentity) > 0
+}

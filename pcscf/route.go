@@ -216,6 +216,7 @@ func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contac
 				onRes(tg, res)
 			}
 			chargingTowardsUE(res)
+			responsePrivacy(res) // RFC 3325 §7: no PAI to the UE with Privacy: id
 		}
 	}
 	res, err := t.Forward(fctx, opts, tg)

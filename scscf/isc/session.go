@@ -212,6 +212,7 @@ type Router struct {
 	odi      odiTable
 	requests *prometheus.CounterVec
 	isc      *prometheus.CounterVec
+	privacy  *prometheus.CounterVec // scscf_privacy_total (privacy.go)
 
 	// regEvent, when set with SetRegEventHandler, is asked first about
 	// every request (RFC 3680 SUBSCRIBEs).
@@ -250,7 +251,8 @@ func New(cfg Config, reg Registrar, sender Sender) (*Router, error) {
 		Help: "Requests sent to application servers by iFC, by outcome (answered, returned, continued, terminated)."}, []string{"outcome"})
 	odi := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "scscf_odi_tokens",
 		Help: "ODI tokens waiting for a request back from an AS."}, func() float64 { return float64(ss.odi.len()) })
-	for _, c := range []prometheus.Collector{ss.requests, ss.isc, odi} {
+	ss.privacy = newPrivacyCounter()
+	for _, c := range []prometheus.Collector{ss.requests, ss.isc, ss.privacy, odi} {
 		if err := cfg.Registry.Register(c); err != nil {
 			return nil, err
 		}
@@ -432,13 +434,6 @@ func (s *Router) profileIFCs(sp *userdata.ServiceProfile, impu string) []userdat
 // ORIGINATING_UNREGISTERED iFCs (TS 24.229 §5.4.3.2, TS 29.228 §6.1.2).
 func (s *Router) originating(ctx context.Context, t *sipproxy.Txn, viaOrig bool) {
 	req := t.Request()
-	if missing := unavailablePrivacy(req); len(missing) > 0 {
-		// RFC 3323 §4.2 / §5.1: "critical" privacy that cannot be given
-		// → 500 with the reason phrase Privacy Unavailable.
-		_ = t.Respond(500, "Privacy Unavailable", sip.NewHeader("Warning",
-			"399 "+s.cfg.SIPHost+` "requested privacy not provided: `+strings.Join(missing, ", ")+`"`))
-		return
-	}
 	ids, ok := s.originatingIdentities(t, viaOrig)
 	if !ok {
 		return
@@ -750,9 +745,11 @@ func (s *Router) routeToTarget(ctx context.Context, t *sipproxy.Txn) {
 		// Leaving the home network: its charging functions stay inside
 		// (TS 24.229 §5.4.3.2, RFC 7315 §5.5).
 		imsheader.RemoveHeaders(req, imsheader.HeaderPChargingFunctionAddresses)
-		leavingTrustDomain(req)
 	default:
 		_ = t.Respond(404, "Not Found - no route to "+req.Recipient.Host)
+		return
+	}
+	if !s.exitPrivacy(t, !s.isHome(req.Recipient)) { // not home: --breakout
 		return
 	}
 	_, _ = t.Forward(ctx, sipproxy.ForwardOptions{RecordRoute: dialogForming(req.Method)},
