@@ -110,6 +110,11 @@ func newTCPUE(t *testing.T, pc string) *tcpUE {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tcpUEOn(t, c)
+}
+
+// tcpUEOn is a tcpUE on the connection c (closed at the test's end).
+func tcpUEOn(t *testing.T, c net.Conn) *tcpUE {
 	u := &tcpUE{conn: c, ch: make(chan sip.Message, 16)}
 	t.Cleanup(func() { _ = c.Close() })
 	go func() {

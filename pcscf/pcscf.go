@@ -57,12 +57,11 @@ type PCSCF struct {
 	// the last ResetExpired (the resettable statistic of ulpcscf).
 	expired atomic.Int64
 
-	mu      sync.Mutex
-	ports   *portPool         // protected port pairs (secagree.go)
-	sets    map[int]*saSet    // SA sets by their P-CSCF port-s
-	pending map[string]*saSet // pending SA sets by UE ip + UE port-c
-	retired *contacts.Store   // contacts ended, kept Config.RetireGrace for in-flight NOTIFYs
-	calls   map[string]*call  // by callKey (Rx)
+	mu sync.Mutex
+	// secAgree: the SA sets and protected ports (secagree.go), under mu.
+	secAgree
+	retired *contacts.Store  // contacts ended, kept Config.RetireGrace for in-flight NOTIFYs
+	calls   map[string]*call // by callKey (Rx)
 	// callBySID indexes the calls of s.calls by their Rx Session-Id (ASR, RAR).
 	callBySID map[string]*call
 	callsOf   map[string]map[string]struct{} // contact key → callKeys of its calls
@@ -77,8 +76,7 @@ func New(cfg Config) (*PCSCF, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &PCSCF{cfg: cfg, log: cfg.Logger, pending: map[string]*saSet{}, sets: map[int]*saSet{}, retired: contacts.New(nil),
-		ports: &portPool{baseC: cfg.PortC, baseS: cfg.PortS, n: cfg.IPsecPorts, used: map[int]bool{}, opened: map[int]bool{}, bad: map[int]bool{}},
+	s := &PCSCF{cfg: cfg, log: cfg.Logger, secAgree: newSecAgree(cfg), retired: contacts.New(nil),
 		calls: map[string]*call{}, callBySID: map[string]*call{}, callsOf: map[string]map[string]struct{}{}, subs: map[string]*regSub{}}
 	_ = sip.ParseUri(cfg.ICSCF, &s.icscf)
 	var err error
@@ -134,18 +132,9 @@ func (s *PCSCF) Start(ctx context.Context) error {
 	if err := s.proxy.Start(ctx); err != nil {
 		return err
 	}
-	if s.ipsecOK {
-		// The first pair opens now, so that a port taken by another
-		// program shows at start; the others on first use.
-		portC, portS, err := s.allocPair()
-		if err != nil {
-			_ = s.proxy.Close()
-			return fmt.Errorf("pcscf: protected ports: %w", err)
-		}
-		s.mu.Lock()
-		s.freePairLocked(portC, portS)
-		s.ports.next = 0
-		s.mu.Unlock()
+	if err := s.openFirstPair(); err != nil {
+		_ = s.proxy.Close()
+		return err
 	}
 	restored, err := s.reload(ctx)
 	if err != nil {
@@ -244,31 +233,6 @@ func (s *PCSCF) Close() error {
 	return err
 }
 
-func (s *PCSCF) setupIPsec() error {
-	if s.cfg.IPsec == IPsecOff {
-		s.log.Info("ipsec off: Security-Client is ignored, UEs register with plain digest")
-		return nil
-	}
-	if s.cfg.IPsecBackend != nil {
-		s.backend, s.ipsecOK = s.cfg.IPsecBackend, true
-		return nil
-	}
-	k, err := ipsec.NewKernel(nil)
-	if err == nil {
-		err = k.Probe()
-	}
-	if err != nil {
-		if s.cfg.IPsec == IPsecOn {
-			return fmt.Errorf("pcscf: --ipsec on but IPsec is unusable: %w", err)
-		}
-		s.log.Warn("ipsec auto: IPsec disabled, UEs offering ipsec-3gpp are served without SAs", zap.Error(err))
-		return nil
-	}
-	s.log.Info("ipsec: kernel installs ESP transport SAs")
-	s.backend, s.ipsecOK = k, true
-	return nil
-}
-
 // reload fills the store from PostgreSQL and re-installs SAs/policies of
 // the contacts still registered; expired ones are dropped.
 func (s *PCSCF) reload(ctx context.Context) (restoredRx, error) {
@@ -365,16 +329,7 @@ func (s *PCSCF) dropContactState(ctx context.Context, c *contacts.Contact, linge
 		}
 		s.mu.Unlock()
 	}
-	if set := s.setOf(c.SA); set != nil {
-		if linger {
-			s.retire(set)
-			r := c.Clone()
-			r.Expires = time.Now().Add(s.cfg.RetireGrace)
-			_ = s.retired.Put(ctx, r)
-		} else {
-			s.dropSet(set)
-		}
-	}
+	s.endSetOf(ctx, c, linger)
 	if s.rx != nil {
 		for _, sid := range c.RxSessions {
 			_ = s.rx.STR(ctx, sid)
@@ -521,21 +476,6 @@ func senderOf(req *sip.Request, src contacts.Flow) contacts.Sender {
 		}
 	}
 	return snd
-}
-
-// protectedSender is the registered contact of the SA set a request
-// came through (nil when the set is not, or no longer, a contact's).
-func (s *PCSCF) protectedSender(over *saSet) *contacts.Contact {
-	s.mu.Lock()
-	key, active := over.contact, over.state == setActive
-	s.mu.Unlock()
-	if !active {
-		return nil
-	}
-	if c := s.store.Get(key); c != nil && c.Expires.After(time.Now()) {
-		return c
-	}
-	return nil
 }
 
 // isTermRoute reports whether u, the own Route entry sipproxy removed, is

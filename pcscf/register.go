@@ -23,53 +23,14 @@ func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn, over *saSet
 	if s.sourceThrottled(t, src.Host) {
 		return
 	}
-	offers, err := imsheader.GetSecurityClient(req)
-	if err != nil {
-		_ = t.Respond(sip.StatusBadRequest, "Bad Security-Client")
-		return
-	}
-	verify, err := imsheader.GetSecurityVerify(req)
-	if err != nil {
-		_ = t.Respond(sip.StatusBadRequest, "Bad Security-Verify")
-		return
-	}
-	ueOffersIPsec := false
-	for _, o := range offers {
-		if strings.EqualFold(o.Name, imsheader.MechanismIPsec3GPP) {
-			ueOffersIPsec = true
-		}
-	}
-
-	// Is this REGISTER protected: did it come through an SA set we set
-	// up (pending from a 401, or the set of a registered contact)? Where
-	// it came from alone does not tell (see secagree.go).
-	integrity := digest.IntegrityNo
-	switch {
-	case over != nil:
-		offered, _ := imsheader.ParseSecurity(imsheader.HeaderSecurityServer, over.server)
-		if !imsheader.EquivalentSecurityLists(verify, offered) {
-			s.m.rejected.WithLabelValues("security_verify").Inc()
-			s.log.Info("Security-Verify differs from the Security-Server offered", zap.Stringer("flow", src), zap.String("sa", describeSet(over)))
-			_ = t.Respond(494, "Security Agreement Required", sip.NewHeader("Security-Server", over.server), sip.NewHeader("Require", "sec-agree"))
-			return
-		}
-		integrity = digest.IntegrityIPsec3GPP
-	case len(verify) > 0 && s.ipsecOK:
-		// Security-Verify outside any SA: not sent over the agreed SA.
-		s.m.rejected.WithLabelValues("unprotected_verify").Inc()
-		_ = t.Respond(sip.StatusForbidden, "Forbidden - Security-Verify outside the security association")
-		return
-	case s.cfg.IPsec == IPsecOn && !ueOffersIPsec:
-		_ = t.Respond(421, "Extension Required", sip.NewHeader("Require", "sec-agree"))
+	offers, integrity, ok := s.checkSecAgree(t, over)
+	if !ok {
 		return
 	}
 
 	// Request edits (TS 24.229 §5.2.2.1).
 	s.markAuthorization(req, integrity)
-	imsheader.RemoveHeaders(req, imsheader.HeaderSecurityClient)
-	imsheader.RemoveHeaders(req, imsheader.HeaderSecurityVerify)
-	removeOptionTag(req, "Require", "sec-agree")
-	removeOptionTag(req, "Proxy-Require", "sec-agree")
+	stripSecAgree(req)
 	addOptionTag(req, "Require", "path")
 	addOptionTag(req, "Supported", "path")
 	pathURI := s.pathURI(src, nil)
@@ -91,7 +52,7 @@ func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn, over *saSet
 	}
 	switch {
 	case res.StatusCode == sip.StatusUnauthorized:
-		s.on401(t, res, offers, src)
+		s.challengeSecAgree(res, offers, src)
 	case res.StatusCode >= 200 && res.StatusCode < 300:
 		s.on200(ctx, req, res, src, over)
 	}
@@ -148,63 +109,6 @@ func (s *PCSCF) markAuthorization(req *sip.Request, integrity string) {
 		h.Set("integrity-protected", integrity)
 	}
 	digest.Set(req, digest.HeaderAuthorization, hs...)
-}
-
-// on401 takes ik/ck out of the challenge and, when the UE offered
-// ipsec-3gpp and IPsec is usable, installs the SAs and adds
-// Security-Server (TS 33.203 §7.2, TS 24.229 §5.2.2.1).
-func (s *PCSCF) on401(t *sipproxy.Txn, res *sip.Response, offers []imsheader.SecurityMechanism, src contacts.Flow) {
-	ch, err := digest.GetWWWAuthenticate(res)
-	if err != nil || ch == nil {
-		return
-	}
-	ik, ck, kerr := ch.Keys()
-	hs, _ := digest.GetAll(res, digest.HeaderWWWAuthenticate)
-	for _, h := range hs {
-		h.Del("ik")
-		h.Del("ck")
-	}
-	digest.Set(res, digest.HeaderWWWAuthenticate, hs...)
-	if !s.ipsecOK || len(offers) == 0 {
-		return
-	}
-	m, alg, ealg, ok := ipsec.ChooseAlgs(offers, s.cfg.Algs, s.cfg.EAlgs)
-	if !ok {
-		s.log.Info("no common ipsec-3gpp algorithm with the UE", zap.Stringer("flow", src))
-		return
-	}
-	if kerr != nil {
-		s.log.Warn("401 without usable ik/ck: no SAs", zap.Error(kerr))
-		return
-	}
-	uePortC, _ := m.PortC()
-	uePortS, _ := m.PortS()
-	ueSPIC, _ := m.SPIC()
-	ueSPIS, _ := m.SPIS()
-	ue := ipsec.Endpoint{IP: parseIP(src.Host), PortC: uePortC, PortS: uePortS, SPIC: ueSPIC, SPIS: ueSPIS}
-	if v4 := ue.IP.To4(); v4 != nil {
-		ue.IP = v4
-	}
-	key := pendingKey(src.Host, int(uePortC))
-	set, err := s.newSet(ue, alg, ealg, ik, ck, key)
-	if err != nil {
-		s.log.Error("install SAs", zap.Error(err))
-		res.StatusCode, res.Reason = sip.StatusInternalServerError, "Server Internal Error - IPsec SA setup failed"
-		return
-	}
-	server := serverOf(set.sa)
-	set.server = imsheader.FormatSecurity(server)
-	imsheader.SetSecurityServer(res, server...)
-	// A newer challenge replaces the set pending for the same UE port-c
-	// (a retried REGISTER, a resynchronisation).
-	s.mu.Lock()
-	old := s.pending[key]
-	s.pending[key] = set
-	s.mu.Unlock()
-	if old != nil && old != set {
-		s.dropSet(old)
-	}
-	s.log.Info("SAs installed for sec-agree", zap.String("ue", src.Host), zap.String("sa", describeSet(set)), zap.String("alg", alg), zap.String("ealg", ealg))
 }
 
 // on200 stores (or removes, on de-registration) the contact.
@@ -274,21 +178,12 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 			s.deregister(ctx, key)
 			continue
 		}
+		// The contact this registration renews: the same key, or the
+		// contact of the SA set it came over (a transport switch).
 		prev := s.store.Get(key)
-		// The contact this registration renews: the same key, or, over
-		// an SA, the contact of that SA set even when the UE switched
-		// between UDP and TCP (its flow, so its key, changed; its SA, its
-		// Security-Server and its Rx sessions did not).
 		carried := ""
-		if prev == nil && over != nil {
-			s.mu.Lock()
-			k := over.contact
-			s.mu.Unlock()
-			if k != "" && k != key {
-				if prev = s.store.Get(k); prev != nil {
-					carried = k
-				}
-			}
+		if prev == nil {
+			prev, carried = s.contactOfSet(over, key)
 		}
 		c := &contacts.Contact{
 			AOR: aor, Flow: src, IMPUs: impus, ServiceRoute: sr,
@@ -297,14 +192,7 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 		if prev != nil {
 			c.Registered, c.RxSessions, c.RxSignalling, c.RegSubscription, c.SA, c.SecurityServer = prev.Registered, prev.RxSessions, prev.RxSignalling, prev.RegSubscription, prev.SA, prev.SecurityServer
 		}
-		var oldSets []*saSet
-		if over != nil {
-			if o := s.setOf(c.SA); o != nil && o != over {
-				oldSets = append(oldSets, o) // replaced only now that the new registration succeeded
-			}
-			sa := over.sa
-			c.SA, c.SecurityServer = &sa, over.server
-		}
+		replaced := s.takeSet(c, over)
 		if carried != "" {
 			_, _ = s.store.Delete(ctx, carried)
 		}
@@ -314,9 +202,7 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 		for _, o := range s.store.ByAOR(aor) {
 			if o.Key() != key && sameHost(o.Flow.Host, src.Host) {
 				if d, _ := s.store.Delete(ctx, o.Key()); d != nil {
-					if over != nil && s.setOf(d.SA) == over {
-						d.SA = nil // the set goes on with the new contact
-					}
+					s.keepSetOf(d, over)
 					s.dropContactState(ctx, d, false)
 				}
 			}
@@ -335,12 +221,7 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 		if carried != "" {
 			s.moveCalls(carried, c)
 		}
-		if over != nil {
-			s.activate(over, key)
-		}
-		for _, o := range oldSets {
-			s.dropSet(o)
-		}
+		s.commitSet(over, key, replaced)
 		s.log.Debug("contact registered", zap.String("aor", aor), zap.Stringer("flow", src), zap.Strings("impus", impus), zap.Int("expires", exp), zap.Bool("ipsec", c.SA != nil))
 		if sub != nil {
 			s.startRegSub(sub)
@@ -378,16 +259,6 @@ func (s *PCSCF) deregister(ctx context.Context, key string) {
 
 func uriKey(u sip.Uri) string {
 	return strings.ToLower(u.User + "@" + u.Host + ":" + strconv.Itoa(portOr(u.Port)))
-}
-
-// pendingKey is the key of a pending SA set in PCSCF.pending: the UE's
-// address (normalised as sameHost compares it) and its protected client
-// port, from which the REGISTER answering the 401 comes.
-func pendingKey(host string, portC int) string {
-	if ip := parseIP(host); ip != nil {
-		host = ip.String()
-	}
-	return strings.ToLower(host) + "|" + strconv.Itoa(portC)
 }
 
 func sameHost(a, b string) bool {

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/pcscf/contacts"
+	"github.com/imscore/imscore/pkg/digest"
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/ipsec"
 	"github.com/imscore/imscore/pkg/sipproxy"
@@ -33,6 +36,111 @@ import (
 // policy for that selector lets in only ESP of that set. Where it came
 // from alone proves nothing: plaintext from the UE's address to the
 // unprotected port is unprotected.
+
+// The REGISTER flow (register.go) calls, in this order:
+//   - checkSecAgree: Security-Client and Security-Verify of a REGISTER,
+//     and the 400/494/403/421 answers;
+//   - stripSecAgree: the sec-agree headers and option tags go no further;
+//   - challengeSecAgree: on the 401, the pending SA set and the
+//     Security-Server;
+//   - contactOfSet, takeSet, keepSetOf and commitSet: on the 200, the set
+//     passes to the contact and replaces the contact's previous set.
+// The other requests ask arrivedOver and protectedSender; contacts that
+// end give their set to endSetOf.
+
+// secAgree is the P-CSCF's sec-agree state, embedded in PCSCF and
+// guarded by PCSCF.mu.
+type secAgree struct {
+	ports   *portPool         // protected port pairs
+	sets    map[int]*saSet    // SA sets by their P-CSCF port-s
+	pending map[string]*saSet // pending SA sets by pendingKey (UE ip + UE port-c)
+}
+
+// newSecAgree is the empty state for cfg's port pool (Config.PortC,
+// Config.PortS, Config.IPsecPorts pairs).
+func newSecAgree(cfg Config) secAgree {
+	return secAgree{
+		ports:   &portPool{baseC: cfg.PortC, baseS: cfg.PortS, n: cfg.IPsecPorts, used: map[int]bool{}, opened: map[int]bool{}, bad: map[int]bool{}},
+		sets:    map[int]*saSet{},
+		pending: map[string]*saSet{},
+	}
+}
+
+// checkSecAgree reads the Security-Client and Security-Verify of a
+// REGISTER that came over the SA set over (nil: unprotected) and answers
+// what sec-agree refuses; ok false means it answered and the REGISTER
+// goes no further:
+//   - 400 for a Security-Client or Security-Verify that does not parse
+//     (RFC 3329 §2.2 syntax);
+//   - 494 Security Agreement Required, with the set's Security-Server and
+//     Require: sec-agree, when over an SA set the Security-Verify is not
+//     the Security-Server that offered it (RFC 3329 §2.3.1, TS 33.203
+//     §7.2: a downgrade or a set the UE did not agree to);
+//   - 403 when a Security-Verify comes outside any SA set while IPsec is
+//     usable (TS 24.229 §5.2.2.1: it belongs over the agreed SA);
+//   - 421 Extension Required with Require: sec-agree when --ipsec on and
+//     the UE does not offer ipsec-3gpp (RFC 3329 §2.3.1, TS 24.229
+//     §5.2.2.1).
+//
+// It returns the UE's offers (for challengeSecAgree) and the
+// integrity-protected value of the Authorization (TS 24.229 §5.2.2.1:
+// "ipsec-3gpp" over an SA set, else "no").
+func (s *PCSCF) checkSecAgree(t *sipproxy.Txn, over *saSet) (offers []imsheader.SecurityMechanism, integrity string, ok bool) {
+	req := t.Request()
+	src := flowOf(req)
+	offers, err := imsheader.GetSecurityClient(req)
+	if err != nil {
+		_ = t.Respond(sip.StatusBadRequest, "Bad Security-Client")
+		return nil, "", false
+	}
+	verify, err := imsheader.GetSecurityVerify(req)
+	if err != nil {
+		_ = t.Respond(sip.StatusBadRequest, "Bad Security-Verify")
+		return nil, "", false
+	}
+	ueOffersIPsec := false
+	for _, o := range offers {
+		if strings.EqualFold(o.Name, imsheader.MechanismIPsec3GPP) {
+			ueOffersIPsec = true
+		}
+	}
+
+	// Is this REGISTER protected: did it come through an SA set we set
+	// up (pending from a 401, or the set of a registered contact)? Where
+	// it came from alone does not tell (arrivedOver).
+	integrity = digest.IntegrityNo
+	switch {
+	case over != nil:
+		offered, _ := imsheader.ParseSecurity(imsheader.HeaderSecurityServer, over.server)
+		if !imsheader.EquivalentSecurityLists(verify, offered) {
+			s.m.rejected.WithLabelValues("security_verify").Inc()
+			s.log.Info("Security-Verify differs from the Security-Server offered", zap.Stringer("flow", src), zap.String("sa", describeSet(over)))
+			_ = t.Respond(494, "Security Agreement Required", sip.NewHeader("Security-Server", over.server), sip.NewHeader("Require", "sec-agree"))
+			return nil, "", false
+		}
+		integrity = digest.IntegrityIPsec3GPP
+	case len(verify) > 0 && s.ipsecOK:
+		// Security-Verify outside any SA: not sent over the agreed SA.
+		s.m.rejected.WithLabelValues("unprotected_verify").Inc()
+		_ = t.Respond(sip.StatusForbidden, "Forbidden - Security-Verify outside the security association")
+		return nil, "", false
+	case s.cfg.IPsec == IPsecOn && !ueOffersIPsec:
+		_ = t.Respond(421, "Extension Required", sip.NewHeader("Require", "sec-agree"))
+		return nil, "", false
+	}
+	return offers, integrity, true
+}
+
+// stripSecAgree removes what sec-agree is between the UE and the P-CSCF
+// from a REGISTER before it goes on: Security-Client, Security-Verify and
+// the sec-agree option tag of Require and Proxy-Require (RFC 3329 §2.3.1:
+// the first hop consumes them; TS 24.229 §5.2.2.1).
+func stripSecAgree(req *sip.Request) {
+	imsheader.RemoveHeaders(req, imsheader.HeaderSecurityClient)
+	imsheader.RemoveHeaders(req, imsheader.HeaderSecurityVerify)
+	removeOptionTag(req, "Require", "sec-agree")
+	removeOptionTag(req, "Proxy-Require", "sec-agree")
+}
 
 // setState is where an SA set is in its life.
 type setState int
@@ -411,4 +519,228 @@ func (s *PCSCF) sweepSets() {
 func describeSet(set *saSet) string {
 	sa := set.sa
 	return fmt.Sprintf("%s:%d/%d↔%d/%d spi %d/%d", sa.UE.IP, sa.UE.PortC, sa.UE.PortS, sa.PCSCF.PortC, sa.PCSCF.PortS, sa.PCSCF.SPIC, sa.PCSCF.SPIS)
+}
+
+// challengeSecAgree handles the S-CSCF's 401 to a REGISTER (TS 33.203
+// §7.2, TS 24.229 §5.2.2.1): it takes ik and ck out of the
+// WWW-Authenticate (they never reach the UE) and, when IPsec is usable and
+// the UE offered ipsec-3gpp with an algorithm both sides have
+// (ipsec.ChooseAlgs), installs a pending SA set on a fresh port pair with
+// them (newSet) and adds its Security-Server to the 401. The set waits in
+// PCSCF.pending under pendingKey (UE address and port-c) for the REGISTER
+// that answers the challenge; a newer challenge for the same UE port-c (a
+// retried REGISTER, a resynchronisation) replaces it. An SA set that
+// cannot be installed turns the 401 into a 500 ("IPsec SA setup failed");
+// no common algorithm or no usable ik/ck leaves the 401 without
+// Security-Server (logged).
+func (s *PCSCF) challengeSecAgree(res *sip.Response, offers []imsheader.SecurityMechanism, src contacts.Flow) {
+	ch, err := digest.GetWWWAuthenticate(res)
+	if err != nil || ch == nil {
+		return
+	}
+	ik, ck, kerr := ch.Keys()
+	hs, _ := digest.GetAll(res, digest.HeaderWWWAuthenticate)
+	for _, h := range hs {
+		h.Del("ik")
+		h.Del("ck")
+	}
+	digest.Set(res, digest.HeaderWWWAuthenticate, hs...)
+	if !s.ipsecOK || len(offers) == 0 {
+		return
+	}
+	m, alg, ealg, ok := ipsec.ChooseAlgs(offers, s.cfg.Algs, s.cfg.EAlgs)
+	if !ok {
+		s.log.Info("no common ipsec-3gpp algorithm with the UE", zap.Stringer("flow", src))
+		return
+	}
+	if kerr != nil {
+		s.log.Warn("401 without usable ik/ck: no SAs", zap.Error(kerr))
+		return
+	}
+	uePortC, _ := m.PortC()
+	uePortS, _ := m.PortS()
+	ueSPIC, _ := m.SPIC()
+	ueSPIS, _ := m.SPIS()
+	ue := ipsec.Endpoint{IP: parseIP(src.Host), PortC: uePortC, PortS: uePortS, SPIC: ueSPIC, SPIS: ueSPIS}
+	if v4 := ue.IP.To4(); v4 != nil {
+		ue.IP = v4
+	}
+	key := pendingKey(src.Host, int(uePortC))
+	set, err := s.newSet(ue, alg, ealg, ik, ck, key)
+	if err != nil {
+		s.log.Error("install SAs", zap.Error(err))
+		res.StatusCode, res.Reason = sip.StatusInternalServerError, "Server Internal Error - IPsec SA setup failed"
+		return
+	}
+	server := serverOf(set.sa)
+	set.server = imsheader.FormatSecurity(server)
+	imsheader.SetSecurityServer(res, server...)
+	// A newer challenge replaces the set pending for the same UE port-c
+	// (a retried REGISTER, a resynchronisation).
+	s.mu.Lock()
+	old := s.pending[key]
+	s.pending[key] = set
+	s.mu.Unlock()
+	if old != nil && old != set {
+		s.dropSet(old)
+	}
+	s.log.Info("SAs installed for sec-agree", zap.String("ue", src.Host), zap.String("sa", describeSet(set)), zap.String("alg", alg), zap.String("ealg", ealg))
+}
+
+// pendingKey is the key of a pending SA set in PCSCF.pending: the UE's
+// address (normalised as sameHost compares it) and its protected client
+// port, from which the REGISTER answering the 401 comes.
+func pendingKey(host string, portC int) string {
+	if ip := parseIP(host); ip != nil {
+		host = ip.String()
+	}
+	return strings.ToLower(host) + "|" + strconv.Itoa(portC)
+}
+
+// contactOfSet is, for a REGISTER that came over the SA set over and has
+// no contact under its own key, the registered contact of that set and
+// its key (nil, "" when over is nil, pending, or its contact is key). It
+// is the same UE that switched between UDP and TCP (TS 33.203 §7.1: one
+// SA set carries both): its flow, so its contact key, changed; its SA, its
+// Security-Server, its Rx sessions and its calls did not, and the 200
+// handling carries them over (and moveCalls the calls).
+func (s *PCSCF) contactOfSet(over *saSet, key string) (*contacts.Contact, string) {
+	if over == nil {
+		return nil, ""
+	}
+	s.mu.Lock()
+	k := over.contact
+	s.mu.Unlock()
+	if k == "" || k == key {
+		return nil, ""
+	}
+	if prev := s.store.Get(k); prev != nil {
+		return prev, k
+	}
+	return nil, ""
+}
+
+// takeSet gives c, the contact a REGISTER over the SA set over renews or
+// creates, that set's SA and Security-Server (kept for the Security-Verify
+// of the next re-REGISTER, TS 33.203 §7.4). It returns the set c had
+// before when it was another one (re-authentication, TS 33.203 §7.4): that
+// set is replaced only once the new registration is stored (commitSet).
+// Without over, c keeps what it had.
+func (s *PCSCF) takeSet(c *contacts.Contact, over *saSet) (replaced *saSet) {
+	if over == nil {
+		return nil
+	}
+	if o := s.setOf(c.SA); o != nil && o != over {
+		replaced = o
+	}
+	sa := over.sa
+	c.SA, c.SecurityServer = &sa, over.server
+	return replaced
+}
+
+// keepSetOf detaches the SA set over from d, another contact of the same
+// UE that the registration over over replaces, so that ending d
+// (dropContactState) does not end the set, which goes on with the new
+// contact.
+func (s *PCSCF) keepSetOf(d *contacts.Contact, over *saSet) {
+	if over != nil && s.setOf(d.SA) == over {
+		d.SA = nil
+	}
+}
+
+// commitSet, once the contact under key is stored, makes over (when
+// not nil) its active SA set and drops the set it replaced (takeSet):
+// the old SAs go only now that the UE has used the new ones (TS 33.203
+// §7.4).
+func (s *PCSCF) commitSet(over *saSet, key string, replaced *saSet) {
+	if over != nil {
+		s.activate(over, key)
+	}
+	if replaced != nil {
+		s.dropSet(replaced)
+	}
+}
+
+// endSetOf ends the SA set of c, a contact that was removed. With linger
+// (a de-registration, not an expiry) the set stays Config.RetireGrace and
+// the contact stays reachable among the retired meanwhile: the 200 to
+// the de-REGISTER and the S-CSCF's reg event NOTIFY to the UE still go
+// through the SA (TS 24.229 §5.2.2.3, §5.2.3). Otherwise the set goes now.
+func (s *PCSCF) endSetOf(ctx context.Context, c *contacts.Contact, linger bool) {
+	set := s.setOf(c.SA)
+	if set == nil {
+		return
+	}
+	if !linger {
+		s.dropSet(set)
+		return
+	}
+	s.retire(set)
+	r := c.Clone()
+	r.Expires = time.Now().Add(s.cfg.RetireGrace)
+	_ = s.retired.Put(ctx, r)
+}
+
+// openFirstPair opens the first protected port pair at start when IPsec
+// is usable, so that a port taken by another program shows then (an
+// error naming the ports); the others open on first use.
+func (s *PCSCF) openFirstPair() error {
+	if !s.ipsecOK {
+		return nil
+	}
+	portC, portS, err := s.allocPair()
+	if err != nil {
+		return fmt.Errorf("pcscf: protected ports: %w", err)
+	}
+	s.mu.Lock()
+	s.freePairLocked(portC, portS)
+	s.ports.next = 0
+	s.mu.Unlock()
+	return nil
+}
+
+// protectedSender is the registered contact of the SA set a request
+// came through (arrivedOver), nil when the set is not, or no longer, the
+// active set of a live contact: only such a request is the UE's own
+// (TS 24.229 §5.2.6.3, TS 33.203 §7.1).
+func (s *PCSCF) protectedSender(over *saSet) *contacts.Contact {
+	s.mu.Lock()
+	key, active := over.contact, over.state == setActive
+	s.mu.Unlock()
+	if !active {
+		return nil
+	}
+	if c := s.store.Get(key); c != nil && c.Expires.After(time.Now()) {
+		return c
+	}
+	return nil
+}
+
+// setupIPsec decides whether SA sets can be installed (PCSCF.ipsecOK):
+// --ipsec off never, Config.IPsecBackend when given, else the kernel's
+// XFRM if its probe passes. With --ipsec on an unusable kernel is an
+// error; with auto it is logged and UEs register without SAs.
+func (s *PCSCF) setupIPsec() error {
+	if s.cfg.IPsec == IPsecOff {
+		s.log.Info("ipsec off: Security-Client is ignored, UEs register with plain digest")
+		return nil
+	}
+	if s.cfg.IPsecBackend != nil {
+		s.backend, s.ipsecOK = s.cfg.IPsecBackend, true
+		return nil
+	}
+	k, err := ipsec.NewKernel(nil)
+	if err == nil {
+		err = k.Probe()
+	}
+	if err != nil {
+		if s.cfg.IPsec == IPsecOn {
+			return fmt.Errorf("pcscf: --ipsec on but IPsec is unusable: %w", err)
+		}
+		s.log.Warn("ipsec auto: IPsec disabled, UEs offering ipsec-3gpp are served without SAs", zap.Error(err))
+		return nil
+	}
+	s.log.Info("ipsec: kernel installs ESP transport SAs")
+	s.backend, s.ipsecOK = k, true
+	return nil
 }

@@ -17,7 +17,11 @@
 //
 // The UE must not share a network namespace with the P-CSCF when IPsec
 // is used: both ends install the same four ESP states, which a kernel
-// holds once (TS 33.203 §7.1).
+// holds once (TS 33.203 §7.1). New checks it before it installs kernel
+// SAs (ErrSameNetns: the P-CSCF's address is local here, or the P-CSCF's
+// side of an SA set for it is): with IPsecOn that is an error, with
+// IPsecAuto the UE registers without SAs and says why in an "ipsec_off"
+// event. Run it in a namespace of its own (cmd/imsue --netns).
 package imsue
 
 import (
@@ -143,6 +147,8 @@ type UE struct {
 	usim   *aka.UE
 	tr     string
 	be     ipsec.Backend
+	// noIPsec: why --ipsec auto fell back to no SAs (an ipsec_off event).
+	noIPsec string
 
 	ua     *sipgo.UserAgent
 	client *sipgo.Client
@@ -195,6 +201,9 @@ func New(cfg Config) (*UE, error) {
 	u := &UE{cfg: cfg, calls: map[string]*Call{}, messages: make(chan Message, 64), incoming: make(chan *Call, 16)}
 	if err := u.init(); err != nil {
 		return nil, err
+	}
+	if u.noIPsec != "" {
+		u.emit(Event{Step: "ipsec_off", Reason: u.noIPsec})
 	}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	if err := u.open(); err != nil {
@@ -286,7 +295,16 @@ func (u *UE) init() error {
 	if c.IPsec != IPsecOff {
 		u.be = c.Backend
 		if u.be == nil {
-			if u.be, err = sharedKernel(); err != nil {
+			// The UE's SAs need a network namespace of their own (see
+			// ErrSameNetns); docs/softphones.md shows --netns.
+			if err := checkOwnNetns(u.pcscf.IP); err != nil {
+				if c.IPsec == IPsecOn {
+					return fmt.Errorf("%w: %w; run the UE in a network namespace of its own (--netns NAME, docs/softphones.md) or with --ipsec off", ErrSecAgree, err)
+				}
+				c.IPsec = IPsecOff
+				u.noIPsec = err.Error() + "; registering without SAs (--netns NAME for IPsec)"
+				c.Log.Warn("imsue: IPsec off", "reason", u.noIPsec)
+			} else if u.be, err = sharedKernel(); err != nil {
 				if c.IPsec == IPsecOn {
 					return fmt.Errorf("%w: %v", ErrSecAgree, err)
 				}
