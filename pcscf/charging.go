@@ -81,8 +81,20 @@ func chargingFromUE(req *sip.Request, c *contacts.Contact, initial bool) {
 // returns the edit of the UE's responses to it (a sipproxy OnResponse
 // hook): whatever charging headers the UE put in are removed and, for an
 // initial request, P-Charging-Function-Addresses is set to those of the
-// request, else to the addresses stored with the contact.
+// request, else to the addresses stored with the contact, and, when the
+// request had a P-Charging-Vector, the response gets one with its icid,
+// its orig-ioi (the S-CSCF's type 1 orig-ioi) and a type 1 term-ioi naming
+// this P-CSCF's network (TS 24.229 §5.2.6.4, §5.2.7.3).
 func (s *PCSCF) chargingFromCore(req *sip.Request, c *contacts.Contact, initial bool) func(sipproxy.Target, *sip.Response) {
+	var answer *imsheader.PChargingVector
+	if pcv, err := imsheader.GetPChargingVector(req); err == nil && pcv != nil {
+		v := imsheader.NewPChargingVector(pcv.ICID(), pcv.ICIDGeneratedAt())
+		if o := pcv.OrigIOI(); o != "" {
+			v.SetOrigIOI(o)
+		}
+		v.SetTermIOI(s.cfg.Domain)
+		answer = &v
+	}
 	pcfa, err := chargingAddresses(req)
 	if err != nil {
 		s.log.Info("request from the core with an unusable P-Charging-Function-Addresses: the stored one answers", zap.Error(err))
@@ -98,6 +110,9 @@ func (s *PCSCF) chargingFromCore(req *sip.Request, c *contacts.Contact, initial 
 		}
 		if pcfa != "" {
 			imsheader.SetHeader(res, imsheader.HeaderPChargingFunctionAddresses, pcfa)
+		}
+		if answer != nil {
+			imsheader.SetPChargingVector(res, *answer)
 		}
 	}
 }

@@ -155,3 +155,47 @@ Content-Length: 0
 	p2 := startPCSCF(t, core, func(c *Config) { c.DatabaseURL = dsn })
 	sendMessage(p2.addr(), "pcfa-3", second)
 }
+
+// TestPCSCFTermIOI: the terminating P-CSCF answers a request from the
+// S-CSCF with a P-Charging-Vector holding the request's icid, the
+// S-CSCF's (type 1) orig-ioi and its own type 1 term-ioi (TS 24.229
+// §5.2.6.4, §5.2.7.3); a vector the UE put in its response does not go
+// on. Before, the UE's vector went to the core as it was.
+func TestPCSCFTermIOI(t *testing.T) {
+	core := newPeer(t, "")
+	p := startPCSCF(t, core, nil)
+	ue := newPeer(t, "")
+	pc := p.addr()
+	register(ue, pc, "reg-ioi", 1, 600, "")
+	coreAnswerRegister(t, core, false)
+	if res := ue.nextResponse(5 * time.Second); res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %d", res.StatusCode)
+	}
+	core.send(pc, fmt.Sprintf(`
+MESSAGE sip:alice@127.0.0.1:%[1]d SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:%[2]d;branch=z9hG4bKtermioi
+Max-Forwards: 70
+Route: <sip:term@%[3]s;lr>
+From: <sip:bob@ims.test>;tag=b1
+To: <sip:alice@ims.test>
+Call-ID: termioi
+CSeq: 1 MESSAGE
+P-Asserted-Identity: <sip:bob@ims.test>
+P-Charging-Vector: icid-value=ab12;icid-generated-at=pcscf.other.test;orig-ioi=home.test
+Content-Length: 0
+
+`, ue.port(), core.port(), pc))
+	tm := ue.nextRequest(5 * time.Second)
+	ue.respond(tm, 200, "OK", sip.NewHeader("P-Charging-Vector", "icid-value=forged;orig-ioi=ue.example;term-ioi=ue.example"))
+	r := core.nextResponse(5 * time.Second)
+	if r.StatusCode != 200 {
+		t.Fatalf("core got %d", r.StatusCode)
+	}
+	pcv, err := imsheader.GetPChargingVector(r)
+	if err != nil || pcv == nil {
+		t.Fatalf("response P-Charging-Vector %q: %v", hdr(r, "P-Charging-Vector"), err)
+	}
+	if pcv.ICID() != "ab12" || pcv.ICIDGeneratedAt() != "pcscf.other.test" || pcv.OrigIOI() != "home.test" || pcv.TermIOI() != testDomain {
+		t.Errorf("response P-Charging-Vector %q, want icid-value=ab12, icid-generated-at=pcscf.other.test, orig-ioi=home.test, term-ioi=%s", pcv.String(), testDomain)
+	}
+}
