@@ -149,6 +149,7 @@ func New(p Persister) *Store {
 // set stores c under key (s.mu held), keeping the indexes.
 func (s *Store) set(key string, c *Contact) {
 	intern.Strings(c.ServiceRoute) // c is the store's own copy
+	c.ChargingAddresses = intern.String(c.ChargingAddresses)
 	s.unset(key)
 	s.byKey[key] = c
 	s.indexContact(key, c, index.Add)
