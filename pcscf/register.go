@@ -192,6 +192,7 @@ func (s *PCSCF) on200(ctx context.Context, req *sip.Request, res *sip.Response, 
 		if prev != nil {
 			c.Registered, c.RxSessions, c.RxSignalling, c.RegSubscription, c.SA, c.SecurityServer = prev.Registered, prev.RxSessions, prev.RxSignalling, prev.RegSubscription, prev.SA, prev.SecurityServer
 		}
+		c.ChargingAddresses = s.storedChargingAddresses(res, prev)
 		replaced := s.takeSet(c, over)
 		if carried != "" {
 			_, _ = s.store.Delete(ctx, carried)

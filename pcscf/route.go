@@ -42,6 +42,7 @@ func (s *PCSCF) ueFacingURI(c *contacts.Contact, transport string) *sip.Uri {
 func (s *PCSCF) originating(ctx context.Context, t *sipproxy.Txn, c *contacts.Contact) {
 	req := t.Request()
 	initial := req.To() == nil || !req.To().Params.Has("tag")
+	chargingFromUE(req, c, initial)
 	if initial && !req.IsAck() {
 		// Asserted identity from the preferred one when it belongs to
 		// the registration set, else the default IMPU.
@@ -105,12 +106,12 @@ func (s *PCSCF) terminating(ctx context.Context, t *sipproxy.Txn, c *contacts.Co
 		_ = t.Respond(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", sip.NewHeader("Warning", `399 `+hostRef(s.cfg.SIPHost)+` "Rx: signalling bearer of the UE lost"`))
 		return
 	}
-	chargingTowardsUE(req)
+	chargingRes := s.chargingFromCore(req, c, initial)
 	if terminatingPrivacy(req) {
 		s.log.Debug("P-Asserted-Identity withheld from the UE (Privacy: id)", zap.String("call-id", req.CallID().Value()))
 	}
 	tg := s.ueTarget(c, req)
-	opts := sipproxy.ForwardOptions{}
+	opts := sipproxy.ForwardOptions{OnResponse: chargingRes}
 	if host, port, ok := s.advertisedTo(c); ok {
 		opts.SentBy = joinHostPort(host, port) // the UE answers there
 	}
@@ -162,6 +163,9 @@ func (s *PCSCF) ueTarget(c *contacts.Contact, req *sip.Request) sipproxy.Target 
 func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contact, opts sipproxy.ForwardOptions, tg sipproxy.Target, orig bool) {
 	req := t.Request()
 	initialInvite := req.IsInvite() && (req.To() == nil || !req.To().Params.Has("tag"))
+	// The caller's edit of every response (charging) runs after the Rx hooks.
+	edit := opts.OnResponse
+	opts.OnResponse = nil
 	fctx := ctx
 	var key string
 	var upd *mediaUpdate
@@ -207,16 +211,19 @@ func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contac
 		}
 	}
 	releaseOnAnswer(ctx, &opts)
-	if orig {
-		// Responses go to the UE: provisional ones are relayed by
-		// t.Forward after OnResponse, the final one below.
-		onRes := opts.OnResponse
-		opts.OnResponse = func(tg sipproxy.Target, res *sip.Response) {
-			if onRes != nil {
-				onRes(tg, res)
-			}
-			chargingTowardsUE(res)
-			responsePrivacy(res) // RFC 3325 §7: no PAI to the UE with Privacy: id
+	// Provisional responses are relayed by t.Forward after OnResponse, the
+	// final one below.
+	onRes := opts.OnResponse
+	opts.OnResponse = func(tg sipproxy.Target, res *sip.Response) {
+		if onRes != nil {
+			onRes(tg, res)
+		}
+		if edit != nil {
+			edit(tg, res)
+		}
+		if orig {
+			chargingTowardsUE(res) // responses to the UE
+			responsePrivacy(res)   // RFC 3325 §7: no PAI to the UE with Privacy: id
 		}
 	}
 	res, err := t.Forward(fctx, opts, tg)

@@ -3,8 +3,8 @@
 // by the Contact URI plus the address, port and transport the REGISTER
 // was received from. An entry holds the IMPUs of the implicit
 // registration set (P-Associated-URI), the Service-Route, the expiry,
-// the IPsec SA set when sec-agree was used, and the Rx sessions of the
-// contact's calls. Entries can be written through to PostgreSQL (own
+// the IPsec SA set when sec-agree was used, the charging function
+// addresses, and the Rx sessions of the contact's calls. Entries can be written through to PostgreSQL (own
 // tables pcscf_*) and reloaded at start-up.
 package contacts
 
@@ -71,6 +71,13 @@ type Contact struct {
 	// contact's signalling flows; the next successful REGISTER of the
 	// contact clears it.
 	SignallingLost string `json:"signalling_lost,omitempty"`
+	// ChargingAddresses is the P-Charging-Function-Addresses value of the
+	// latest 200 to the contact's REGISTER ("ccf=...;ecf=...", RFC 7315
+	// §5.5), which the P-CSCF puts in the UE's initial requests and its
+	// responses towards the core (TS 24.229 §5.2.2, §5.2.6.3, §5.2.6.4);
+	// "" when the S-CSCF sent none. It is in the row's JSON, so it
+	// survives a restart like ServiceRoute.
+	ChargingAddresses string `json:"charging_addresses,omitempty"`
 }
 
 // Key is the store key: AOR + flow.
@@ -142,6 +149,7 @@ func New(p Persister) *Store {
 // set stores c under key (s.mu held), keeping the indexes.
 func (s *Store) set(key string, c *Contact) {
 	intern.Strings(c.ServiceRoute) // c is the store's own copy
+	c.ChargingAddresses = intern.String(c.ChargingAddresses)
 	s.unset(key)
 	s.byKey[key] = c
 	s.indexContact(key, c, index.Add)

@@ -2,6 +2,7 @@ package contacts
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -527,5 +528,38 @@ func TestServiceRouteHeldOnce(t *testing.T) {
 	}
 	if unsafe.StringData(a.ServiceRoute[0]) == unsafe.StringData(b.ServiceRoute[0]) {
 		t.Fatal("test set-up: the two inputs share storage")
+	}
+}
+
+// TestChargingAddressesHeldOnce: contacts whose S-CSCF gave the same
+// charging function addresses hold one copy of them between them, and
+// the addresses come back from Get and from the JSON a row holds.
+func TestChargingAddressesHeldOnce(t *testing.T) {
+	s := New(nil)
+	const pcfa = `ccf="aaa://ccf.ims.example.org";ecf="aaa://ecf.ims.example.org"`
+	a, b := sample(5090, time.Hour), sample(5091, time.Hour)
+	a.ChargingAddresses, b.ChargingAddresses = strings.Clone(pcfa), strings.Clone(pcfa)
+	for _, c := range []*Contact{a, b} {
+		if err := s.Put(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ga, gb := s.byKey[a.Key()], s.byKey[b.Key()]
+	if unsafe.StringData(ga.ChargingAddresses) != unsafe.StringData(gb.ChargingAddresses) {
+		t.Error("each contact holds its own copy of the charging addresses")
+	}
+	if unsafe.StringData(a.ChargingAddresses) == unsafe.StringData(b.ChargingAddresses) {
+		t.Fatal("test set-up: the two inputs share storage")
+	}
+	if g := s.Get(a.Key()); g == nil || g.ChargingAddresses != pcfa {
+		t.Fatalf("Get: %+v", g)
+	}
+	raw, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Contact
+	if err := json.Unmarshal(raw, &back); err != nil || back.ChargingAddresses != pcfa {
+		t.Errorf("JSON round trip: %q (%v) from %s", back.ChargingAddresses, err, raw)
 	}
 }

@@ -1,13 +1,18 @@
 package isc_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/imscore/imscore/pkg/cxclient"
+	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
+	"github.com/imscore/imscore/scscf"
 	"github.com/imscore/imscore/scscf/internal/scscftest"
 )
 
@@ -57,5 +62,99 @@ func TestSessionChargingHeaders(t *testing.T) {
 	}
 	if bye := l.ackAndBye(t, inv, res); bye.StatusCode != 200 {
 		t.Errorf("BYE: %d", bye.StatusCode)
+	}
+}
+
+// pcvOf parses the P-Charging-Vector of m (nil when absent).
+func pcvOf(t *testing.T, m sip.Message) *imsheader.PChargingVector {
+	t.Helper()
+	p, err := imsheader.GetPChargingVector(m)
+	if err != nil {
+		t.Fatalf("P-Charging-Vector: %v", err)
+	}
+	return p
+}
+
+// TestSessionIOIs: the IOIs of the legs the S-CSCF starts and answers
+// (TS 24.229 §5.4.3.2, §5.4.3.3):
+//   - an originating request leaves for the terminating network (breakout
+//     here) with the icid kept, a type 2 orig-ioi naming the home network
+//     and no term-ioi;
+//   - a terminating request goes to the P-CSCF with a type 1 orig-ioi
+//     naming the home network and no term-ioi; the response returns
+//     towards the originating network with the orig-ioi the request
+//     arrived with and a type 2 term-ioi naming the home network, not the
+//     P-CSCF's type 1 term-ioi;
+//   - the same when a terminating AS is in the chain.
+//
+// Before, the P-CSCF's orig-ioi and the upstream term-ioi went on
+// unchanged and the response kept the P-CSCF's term-ioi.
+func TestSessionIOIs(t *testing.T) {
+	const home = scscftest.Domain
+	bgcf := newUAS(t, "bgcf", 0)
+	l := newSessionLab(t, func(c *scscf.Config) { c.Breakout = "sip:" + bgcf.addr() })
+	l.addUser(t, "alice", newUAS(t, "alice", 0))
+
+	// Originating, towards the breakout.
+	res, _ := l.send(t, sip.MESSAGE, "sip:x@example.net", alice(),
+		sip.NewHeader("P-Charging-Vector", "icid-value=ioi1;orig-ioi=pcscf.visited.test;term-ioi=stale.test"))
+	if res.StatusCode != 200 {
+		t.Fatalf("MESSAGE out: %d %s", res.StatusCode, res.Reason)
+	}
+	got := bgcf.requests(sip.MESSAGE)
+	if len(got) != 1 {
+		t.Fatalf("breakout got %d MESSAGEs", len(got))
+	}
+	if p := pcvOf(t, got[0]); p == nil || p.ICID() != "ioi1" || p.OrigIOI() != home || p.TermIOI() != "" {
+		t.Errorf("towards the breakout: P-Charging-Vector %q, want icid-value=ioi1;orig-ioi=%s and no term-ioi", hdr2(got[0], "P-Charging-Vector"), home)
+	}
+
+	// Terminating: the P-CSCF stand-in answers with its own type 1
+	// term-ioi.
+	pcscfB := newElement(t, "pcscf-bob", func(e *sipElement, ctx context.Context, tx *sipproxy.Txn) {
+		req := tx.Request()
+		if req.IsAck() {
+			return
+		}
+		res := tx.NewResponse(200, "OK", sip.NewHeader("P-Charging-Vector", "icid-value=ioi2;orig-ioi="+home+";term-ioi=pcscf.bob.test"))
+		if to := res.To(); to != nil && !to.Params.Has("tag") {
+			to.Params.Add("tag", "pb")
+		}
+		_ = tx.Relay(res)
+	})
+	as := newTestAS(t, "term-as")
+	for i, withAS := range []bool{false, true} {
+		user := fmt.Sprintf("bob%d", i)
+		var ifcs []userdata.InitialFilterCriteria
+		if withAS {
+			m := "MESSAGE"
+			sc := userdata.SessionCaseTerminatingRegistered
+			ifcs = append(ifcs, userdata.InitialFilterCriteria{Priority: 1,
+				TriggerPoint: &userdata.TriggerPoint{ConditionTypeCNF: true, SPTs: []userdata.SPT{
+					{Groups: []uint32{0}, Method: &m}, {Groups: []uint32{1}, SessionCase: &sc}}},
+				ApplicationServer: userdata.ApplicationServer{ServerName: "sip:" + as.addr()}})
+		}
+		l.addUser(t, user, pcscfB, ifcs...)
+		before := len(pcscfB.requests(sip.MESSAGE))
+		term := "sip:" + strings.TrimPrefix(l.s.ServiceRoute(), "sip:"+scscf.ServiceRouteUser+"@")
+		res, _ := l.sendRoute(t, sip.MESSAGE, "sip:"+user+"@"+home, term, alice(),
+			sip.NewHeader("P-Charging-Vector", "icid-value=ioi2;orig-ioi=orig.network.test;term-ioi=stale.test"))
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: MESSAGE in: %d %s", user, res.StatusCode, res.Reason)
+		}
+		in := pcscfB.requests(sip.MESSAGE)
+		if len(in) != before+1 {
+			t.Fatalf("%s: P-CSCF got %d MESSAGEs, want %d", user, len(in), before+1)
+		}
+		if p := pcvOf(t, in[before]); p == nil || p.ICID() != "ioi2" || p.OrigIOI() != home || p.TermIOI() != "" {
+			t.Errorf("%s: towards the P-CSCF: P-Charging-Vector %q, want icid-value=ioi2;orig-ioi=%s and no term-ioi", user, hdr2(in[before], "P-Charging-Vector"), home)
+		}
+		if p := pcvOf(t, res); p == nil || p.ICID() != "ioi2" || p.OrigIOI() != "orig.network.test" || p.TermIOI() != home {
+			t.Errorf("%s: response towards the originating network: P-Charging-Vector %q, want icid-value=ioi2;orig-ioi=orig.network.test;term-ioi=%s",
+				user, strings.Join(imsheader.Values(res, "P-Charging-Vector"), ", "), home)
+		}
+		if withAS && len(as.requests(sip.MESSAGE)) != 1 {
+			t.Errorf("%s: the AS got %d MESSAGEs", user, len(as.requests(sip.MESSAGE)))
+		}
 	}
 }

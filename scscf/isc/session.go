@@ -67,6 +67,10 @@ type iscState struct {
 	// charging is the served user's P-Charging-Function-Addresses
 	// (from the HSS's Charging-Information), empty when unknown.
 	charging imsheader.PChargingFunctionAddresses
+	// origIOI is, in a terminating chain, the orig-ioi the request
+	// arrived with (type 2, the originating network's), returned in the
+	// responses (TS 24.229 §5.4.3.3; see charging.go).
+	origIOI string
 }
 
 // orig reports an originating session case (ORIGINATING,
@@ -541,6 +545,7 @@ func (s *Router) terminating(ctx context.Context, t *sipproxy.Txn) {
 		}
 		st := &iscState{served: u.IMPU, sescase: userdata.SessionCaseTerminatingRegistered, registered: true,
 			ifcs: s.ifcsFor(u.Profile, u.IMPU), after: math.MinInt, charging: u.Charging}
+		st.origIOI = receivedOrigIOI(req)
 		s.runISC(ctx, t, st)
 		return
 	}
@@ -561,6 +566,7 @@ func (s *Router) terminating(ctx context.Context, t *sipproxy.Txn) {
 	}
 	st := &iscState{served: impu, sescase: userdata.SessionCaseTerminatingUnregistered, registered: false,
 		ifcs: s.ifcsFor(un.Profile, impu), after: math.MinInt, charging: un.Charging}
+	st.origIOI = receivedOrigIOI(req)
 	s.runISC(ctx, t, st)
 }
 
@@ -609,7 +615,7 @@ func (s *Router) runISC(ctx context.Context, t *sipproxy.Txn, st *iscState) {
 	case st.orig():
 		s.routeToTarget(ctx, t)
 	case st.registered:
-		s.deliver(ctx, t, st.served)
+		s.deliver(ctx, t, st.served, st.origIOI)
 	default:
 		_ = t.Respond(480, "Temporarily Unavailable")
 	}
@@ -667,7 +673,7 @@ func (s *Router) sendToAS(ctx context.Context, t *sipproxy.Txn, st *iscState, f 
 		}
 	})
 	res, ferr := t.Forward(asCtx, sipproxy.ForwardOptions{RecordRoute: dialogForming(req.Method),
-		OnResponse: func(sipproxy.Target, *sip.Response) { answered.Store(true) }},
+		OnResponse: func(_ sipproxy.Target, res *sip.Response) { answered.Store(true); s.chargingFromAS(st, req, res) }},
 		sipproxy.Target{Route: []sip.Uri{asURI, odi}})
 	timer.Stop()
 	if t.Canceled() || ctx.Err() != nil {
@@ -752,6 +758,7 @@ func (s *Router) routeToTarget(ctx context.Context, t *sipproxy.Txn) {
 	if !s.exitPrivacy(t, !s.isHome(req.Recipient)) { // not home: --breakout
 		return
 	}
+	s.chargingTowardsTerminatingNetwork(req)
 	_, _ = t.Forward(ctx, sipproxy.ForwardOptions{RecordRoute: dialogForming(req.Method)},
 		sipproxy.Target{Route: []sip.Uri{*next.Clone()}})
 }
@@ -759,9 +766,10 @@ func (s *Router) routeToTarget(ctx context.Context, t *sipproxy.Txn) {
 // deliver forks the request to the contacts of impu that the caller's
 // preferences select (Accept-Contact, RFC 3841; every contact without
 // them) (TS 24.229 §5.4.3.3 steps 9-10): Request-URI = contact, Route = the contact's Path,
-// P-Called-Party-ID = the original Request-URI. sipproxy CANCELs the other
-// INVITE branches on a 2xx.
-func (s *Router) deliver(ctx context.Context, t *sipproxy.Txn, impu string) {
+// P-Called-Party-ID = the original Request-URI; origIOI is the orig-ioi the
+// request arrived with (charging.go). sipproxy CANCELs the other INVITE
+// branches on a 2xx.
+func (s *Router) deliver(ctx context.Context, t *sipproxy.Txn, impu, origIOI string) {
 	req := t.Request()
 	u, ok := s.reg.Served(impu)
 	if !ok || !u.Registered {
@@ -805,6 +813,6 @@ func (s *Router) deliver(ctx context.Context, t *sipproxy.Txn, impu string) {
 	if len(imsheader.Values(req, "P-Called-Party-ID")) == 0 {
 		imsheader.SetHeader(req, "P-Called-Party-ID", "<"+req.Recipient.String()+">")
 	}
-	setChargingAddresses(req, u.Charging)
-	_, _ = t.Forward(ctx, sipproxy.ForwardOptions{RecordRoute: dialogForming(req.Method)}, targets...)
+	onRes := s.chargingTowardsPCSCF(req, u.Charging, origIOI)
+	_, _ = t.Forward(ctx, sipproxy.ForwardOptions{RecordRoute: dialogForming(req.Method), OnResponse: onRes}, targets...)
 }
