@@ -104,8 +104,12 @@ func TestPCSCFKeepsChargingAddresses(t *testing.T) {
 	const first, second = `ccf="aaa://ccf1.ims.test";ecf="aaa://ecf1.ims.test"`, `ccf="aaa://ccf2.ims.test"`
 	regWith := func(cseq int, pcfa string) {
 		t.Helper()
-		register(ue, pc, "reg-pcfa", cseq, 600, "")
-		coreAnswerRegister(t, core, false, sip.NewHeader("P-Charging-Function-Addresses", pcfa))
+		// The UE's own addresses never reach the home network.
+		register(ue, pc, "reg-pcfa", cseq, 600, "P-Charging-Function-Addresses: ccf=ue-forged.example\n")
+		req := coreAnswerRegister(t, core, false, sip.NewHeader("P-Charging-Function-Addresses", pcfa))
+		if got := imsheader.Values(req, "P-Charging-Function-Addresses"); len(got) != 0 {
+			t.Errorf("REGISTER %d: the core got the UE's P-Charging-Function-Addresses %q", cseq, got)
+		}
 		if res := ue.nextResponse(5 * time.Second); res.StatusCode != 200 {
 			t.Fatalf("REGISTER: %d", res.StatusCode)
 		}

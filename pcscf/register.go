@@ -39,6 +39,9 @@ func (s *PCSCF) handleRegister(ctx context.Context, t *sipproxy.Txn, over *saSet
 	pcv := imsheader.NewPChargingVector(imsheader.NewICID(), hostRef(s.cfg.SIPHost))
 	pcv.SetOrigIOI(s.cfg.Domain)
 	imsheader.SetPChargingVector(req, pcv)
+	// The charging function addresses come from the home network's 200,
+	// never from the UE (TS 24.229 §5.2.2.1).
+	imsheader.RemoveHeaders(req, imsheader.HeaderPChargingFunctionAddresses)
 
 	nh := s.icscf
 	// The I-CSCF is the only way on: its overload 503 with Retry-After
