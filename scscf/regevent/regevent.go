@@ -642,7 +642,7 @@ func (n *Notifier) OnRegistrationChange(ev binding.Event) {
 	}
 	var regs []reginfo.Registration
 	for _, u := range visibleIMPUs(ev.After) {
-		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: regState, Contacts: changed})
+		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: regState, Contacts: withGRUUs(u, changed)})
 	}
 	reason := "noresource"
 	if ev.Kind == binding.EventTerminated {
@@ -695,7 +695,7 @@ func (n *Notifier) profileUpdated(ev binding.Event) {
 			for _, c := range ev.After.Contacts {
 				cs = append(cs, reginfoContact(c, st, e, now))
 			}
-			regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: rs, Contacts: cs})
+			regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: rs, Contacts: withGRUUs(u, cs)})
 		}
 	}
 	changed(after, had, reginfo.RegActive, reginfo.ContactActive, reginfo.EventCreated)
@@ -862,7 +862,7 @@ func (n *Notifier) fullRegistrations(impu string) ([]reginfo.Registration, bool)
 	}
 	var regs []reginfo.Registration
 	for _, u := range visibleIMPUs(reg) {
-		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: reginfo.RegActive, Contacts: cs})
+		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: reginfo.RegActive, Contacts: withGRUUs(u, cs)})
 	}
 	return regs, true
 }
