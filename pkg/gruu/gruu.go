@@ -9,8 +9,9 @@
 //     any I-CSCF holding the secret resolves one, the I-CSCF to the IMPU
 //     it runs the LIR on (TS 29.228 §6.1.5);
 //   - every temporary GRUU of one registration stays valid while the
-//     binding of its instance keeps the Call-ID it was issued for (RFC
-//     5627 §3.2, §5.3: a new Call-ID invalidates the older ones).
+//     binding of its instance exists and keeps the Call-ID it was issued
+//     for (RFC 5627 §3.2, §5.3: a new Call-ID, or the end of the
+//     registration, invalidates the older ones).
 //
 // A temporary GRUU is "sip:" TempPrefix "<token>@<domain of the
 // IMPU>;gr", token the base64url (no padding) of nonce || ciphertext.
@@ -27,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -71,12 +73,18 @@ type Temp struct {
 	// CSeq is the CSeq of that REGISTER (the temp GRUUs of one Call-ID
 	// differ by it, RFC 5627 §5.3).
 	CSeq uint32
+	// Registered is when the binding was created, in Unix seconds: a
+	// binding removed and registered again is a new registration.
+	Registered int64
 }
 
-// SameCallID reports whether callID is the Call-ID t was issued for.
-func (t Temp) SameCallID(callID string) bool {
+// Of reports whether t was issued for the binding registered at
+// registered whose REGISTERs carry callID (RFC 5627 §3.2: a temporary
+// GRUU is valid until the instance's registration ends or its Call-ID
+// changes).
+func (t Temp) Of(callID string, registered time.Time) bool {
 	h := callIDHash(callID)
-	return hmac.Equal(h[:], t.CallIDHash[:])
+	return hmac.Equal(h[:], t.CallIDHash[:]) && registered.Unix() == t.Registered
 }
 
 func callIDHash(callID string) [8]byte {
@@ -117,11 +125,12 @@ func NewCodec(secret []byte) (*Codec, error) {
 }
 
 // TempURI returns the temporary GRUU of instance for impu issued in the
-// REGISTER with callID and cseq. The same arguments give the same URI
+// REGISTER with callID and cseq to the binding created at registered.
+// The same arguments give the same URI
 // (the nonce is an HMAC of the plaintext, so a reg-event NOTIFY repeats
 // the GRUU of the 200); any other CSeq or Call-ID gives another one.
 // The host is impu's, so that the GRUU routes to the home network.
-func (c *Codec) TempURI(impu, instance, callID string, cseq uint32) string {
+func (c *Codec) TempURI(impu, instance, callID string, cseq uint32, registered time.Time) string {
 	instance = strings.Trim(instance, "<>")
 	var pt []byte
 	pt = append(pt, tokenVersion)
@@ -132,6 +141,7 @@ func (c *Codec) TempURI(impu, instance, callID string, cseq uint32) string {
 	h := callIDHash(callID)
 	pt = append(pt, h[:]...)
 	pt = binary.BigEndian.AppendUint32(pt, cseq)
+	pt = binary.BigEndian.AppendUint64(pt, uint64(registered.Unix()))
 	m := hmac.New(sha256.New, c.macKey)
 	m.Write(pt)
 	nonce := m.Sum(nil)[:c.aead.NonceSize()]
@@ -191,12 +201,15 @@ func (c *Codec) Parse(u sip.Uri) (Temp, error) {
 	var ok1, ok2 bool
 	t.IMPU, ok1 = str()
 	t.Instance, ok2 = str()
-	if !ok1 || !ok2 || r.Len() != 12 {
+	if !ok1 || !ok2 || r.Len() != 20 {
 		return Temp{}, ErrInvalid
 	}
 	_, _ = r.Read(t.CallIDHash[:])
 	var cs [4]byte
 	_, _ = r.Read(cs[:])
 	t.CSeq = binary.BigEndian.Uint32(cs[:])
+	var reg [8]byte
+	_, _ = r.Read(reg[:])
+	t.Registered = int64(binary.BigEndian.Uint64(reg[:]))
 	return t, nil
 }
