@@ -162,3 +162,43 @@ func TestTemporaryGRUUSurvivesRestart(t *testing.T) {
 	}
 	scscftest.WaitFor(t, "the MESSAGE at the phone", func() bool { return len(phone.requests(sip.MESSAGE)) == 1 })
 }
+
+// TestGRUUOfBarredIMPURoutes: a USIM-only UE registers its barred
+// temporary IMPU (TS 23.003 §13.4B); the GRUUs of the 200 are built on
+// its default non-barred IMPU, so requests to them reach the phone.
+// Before, the pub-gruu named the barred IMPU and got 404 "public identity
+// barred".
+func TestGRUUOfBarredIMPURoutes(t *testing.T) {
+	l := newSessionLab(t, func(c *scscf.Config) { c.GRUUSecret = testGRUUSecret })
+	l.addUser(t, "alice", newUAS(t, "alice", 0))
+	d := scscftest.Domain
+	l.hss.Add(&scscftest.Sub{IMPI: "wanda@" + d, IMPUs: []string{"sip:wanda.temp@" + d, "sip:wanda@" + d}, Scheme: "aka"})
+	l.hss.Bar("wanda@"+d, "sip:wanda.temp@"+d)
+	phone := newUAS(t, "wanda", 0)
+	ue := scscftest.NewUE(t, "wanda")
+	ue.Contact = "<sip:wanda@" + phone.addr() + `>;+sip.instance="<urn:uuid:00000000-0000-0000-0000-0000000000c1>"`
+	to := sip.NewHeader("X-Test-To", "wanda.temp")
+	res := ue.Send(t, l.s, 600, ue.InitialAuthz(), to)
+	res = ue.Send(t, l.s, 600, ue.Answer(t, res, true), to, sip.NewHeader("Supported", "gruu"))
+	if res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %d %s", res.StatusCode, res.Reason)
+	}
+	c := scscftest.Hdr(res, "Contact")
+	var gruus []string
+	for _, p := range []string{`pub-gruu="`, `temp-gruu="`} {
+		i := strings.Index(c, p)
+		if i < 0 {
+			t.Fatalf("no %s in %q", p, c)
+		}
+		rest := c[i+len(p):]
+		gruus = append(gruus, rest[:strings.IndexByte(rest, '"')])
+	}
+	for _, g := range gruus {
+		if res, _ := l.send(t, sip.MESSAGE, g, alice()); res.StatusCode != 200 {
+			t.Errorf("MESSAGE to %s: %d %s", g, res.StatusCode, res.Reason)
+		}
+	}
+	if n := len(phone.requests(sip.MESSAGE)); n != len(gruus) {
+		t.Errorf("phone got %d MESSAGEs, want %d", n, len(gruus))
+	}
+}

@@ -13,14 +13,24 @@ import (
 
 	"github.com/imscore/imscore/pkg/gruu"
 	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf/binding"
 )
 
-// gruuAOROf returns the AOR (the To IMPU) for the GRUUs of the 200 to
-// REGISTER req, "" when req does not list "gruu" in Supported (RFC 5627
-// §5.2: no GRUU is given to a UE that did not ask) or To is not a SIP
-// URI (GRUUs are SIP URIs, RFC 5627 §3.1).
-func gruuAOROf(req *sip.Request) string {
+// gruuAOROf returns the AOR for the GRUUs of the 200 to REGISTER req
+// that registered snap (profile: its user profile, nil if unknown): the
+// To IMPU; "" when req does not list "gruu" in Supported (RFC 5627 §5.2:
+// no GRUU is given to a UE that did not ask) or To is not a SIP URI
+// (GRUUs are SIP URIs, RFC 5627 §3.1).
+//
+// A barred To IMPU (a USIM-only UE registering with its temporary IMPU,
+// TS 23.003 §13.4B) is not reachable (TS 24.229 §5.4.3.3: a request to it
+// gets 404), nor reported in the reg event (§5.4.2.1.2), so a GRUU built
+// on it would be useless: the GRUUs are built on the default public user
+// identity instead, the first non-barred SIP IMPU of the set in the
+// HSS's order (the first entry of P-Associated-URI, which the UE then
+// uses, TS 24.229 §5.1.1.2.1); "" when the set has none.
+func gruuAOROf(req *sip.Request, snap binding.Registration, profile *userdata.IMSSubscription) string {
 	supported := false
 	for _, v := range imsheader.Values(req, "Supported") {
 		for _, tag := range strings.Split(v, ",") {
@@ -36,7 +46,21 @@ func gruuAOROf(req *sip.Request) string {
 	if u.Scheme != "sip" && u.Scheme != "sips" {
 		return ""
 	}
-	return (&sip.Uri{Scheme: u.Scheme, User: u.User, Host: u.Host}).String()
+	aor := (&sip.Uri{Scheme: u.Scheme, User: u.User, Host: u.Host}).String()
+	barred := map[string]bool{}
+	for _, b := range snap.Barred {
+		barred[binding.CanonURI(b)] = true
+	}
+	if !barred[binding.CanonURI(aor)] {
+		return aor
+	}
+	for _, impu := range binding.HSSOrder(profile, snap.IMPUs) {
+		k := binding.CanonURI(impu)
+		if !barred[k] && (strings.HasPrefix(k, "sip:") || strings.HasPrefix(k, "sips:")) {
+			return k
+		}
+	}
+	return ""
 }
 
 // PublicGRUU is the public GRUU of instance (a +sip.instance value, with

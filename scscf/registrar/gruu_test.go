@@ -104,3 +104,61 @@ func TestRegisterTemporaryGRUU(t *testing.T) {
 		t.Errorf("refresh: temp-gruu %q, want a new one (was %q)", tg2, tg)
 	}
 }
+
+// TestRegisterBarredIMPUGRUU: a USIM-only UE registers its barred
+// temporary IMPU (TS 23.003 §13.4B). A GRUU on that IMPU would get 404
+// (barred), so the 200's pub-gruu and temp-gruu are built on the default
+// public user identity (first non-barred IMPU, first in
+// P-Associated-URI). Before, pub-gruu was "<barred IMPU>;gr=...".
+func TestRegisterBarredIMPUGRUU(t *testing.T) {
+	const secret = "0123456789abcdef-barred-gruu"
+	h := scscftest.NewHSS(t)
+	d := scscftest.Domain
+	h.Add(scscftest.AKASub("tova", "sip:tova.temp@"+d, "tel:+15550123"))
+	h.Bar("tova@"+d, "sip:tova.temp@"+d)
+	h.Bar("tova@"+d, "sip:tova@"+d)
+	s := scscftest.NewServer(t, h, "", func(c *scscf.Config) { c.GRUUSecret = secret })
+	codec, err := gruu.NewCodec([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const inst = "urn:gsma:imei:35-000000-000000-0"
+
+	// vera's set has a non-barred IMPU after the barred ones.
+	h.Add(scscftest.AKASub("vera", "sip:vera.temp@"+d, "sip:vera.work@"+d))
+	h.Bar("vera@"+d, "sip:vera.temp@"+d)
+	h.Bar("vera@"+d, "sip:vera@"+d)
+	u := scscftest.NewUE(t, "vera")
+	to := sip.NewHeader("X-Test-To", "vera.temp")
+	res := u.Send(t, s, 600, u.InitialAuthz(), to)
+	res = u.Send(t, s, 600, u.Answer(t, res, true), to, sip.NewHeader("Supported", "gruu"))
+	if res.StatusCode != 200 {
+		t.Fatalf("REGISTER of the barred IMPU: %d %s", res.StatusCode, res.Reason)
+	}
+	c := scscftest.Hdr(res, "Contact")
+	if want := `pub-gruu="sip:vera.work@` + d + ";gr=" + inst + `"`; !strings.Contains(c, want) {
+		t.Errorf("Contact %q lacks %s", c, want)
+	}
+	if strings.Contains(c, "vera.temp@") {
+		t.Errorf("GRUU on the barred IMPU: %q", c)
+	}
+	var ru sip.Uri
+	if err := sip.ParseUri(tempGRUUOf(res, inst), &ru); err != nil {
+		t.Fatalf("temp-gruu: %v in %q", err, c)
+	}
+	if tg, err := codec.Parse(ru); err != nil || tg.IMPU != "sip:vera.work@"+d {
+		t.Errorf("temp-gruu opens to %+v, %v; want sip:vera.work@%s", tg, err, d)
+	}
+
+	// tova's only non-barred IMPU is a tel URI: no GRUU at all.
+	v := scscftest.NewUE(t, "tova")
+	to = sip.NewHeader("X-Test-To", "tova.temp")
+	res = v.Send(t, s, 600, v.InitialAuthz(), to)
+	res = v.Send(t, s, 600, v.Answer(t, res, true), to, sip.NewHeader("Supported", "gruu"))
+	if res.StatusCode != 200 {
+		t.Fatalf("REGISTER of tova's barred IMPU: %d %s", res.StatusCode, res.Reason)
+	}
+	if c := scscftest.Hdr(res, "Contact"); strings.Contains(c, "gruu") {
+		t.Errorf("GRUU for a set without a non-barred SIP IMPU: %q", c)
+	}
+}

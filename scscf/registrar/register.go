@@ -528,7 +528,7 @@ func sameStrings(a, b []string) bool {
 func (s *Registrar) answer(t *sipproxy.Txn, snap binding.Registration, profile *userdata.IMSSubscription, path []string) *sip.Response {
 	now := time.Now()
 	var hdrs []sip.Header
-	gruuAOR := gruuAOROf(t.Request())
+	gruuAOR := gruuAOROf(t.Request(), snap, profile)
 	for _, c := range snap.Contacts {
 		left := int(c.Expires.Sub(now).Round(time.Second) / time.Second)
 		if left < 0 {
