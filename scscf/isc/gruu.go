@@ -14,8 +14,10 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/pkg/gruu"
+	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf/binding"
@@ -107,6 +109,54 @@ func (s *Router) terminatingTempGRUU(ctx context.Context, t *sipproxy.Txn) {
 	st := &iscState{served: u.IMPU, sescase: userdata.SessionCaseTerminatingRegistered, registered: true,
 		ifcs: s.ifcsFor(u.Profile, u.IMPU), after: math.MinInt, charging: u.Charging}
 	s.runISC(ctx, t, st)
+}
+
+// retargetGRUU translates the Request-URI of an in-dialog request
+// routed through this S-CSCF when it is a GRUU issued here (the remote
+// target of a UE that put its GRUU in Contact, RFC 5627 §4.2/§5.4): it
+// becomes the contact URI of a binding the GRUU reaches and, when no
+// Route is left, the binding's Path becomes the Route. Any other
+// Request-URI, or a GRUU that reaches no binding now, is left as it is.
+func (s *Router) retargetGRUU(req *sip.Request) {
+	ru := req.Recipient
+	var cs []binding.Contact
+	if tg, ok := s.openTempGRUU(ru); ok {
+		if u, ok := s.reg.Served(tg.IMPU); ok {
+			cs = tempGRUUContacts(u.Contacts, tg)
+		}
+	} else if instance, ok := gruuInstance(ru); ok && s.isHome(ru) {
+		if u, ok := s.reg.Served(ru.String()); ok {
+			cs = instanceContacts(u.Contacts, instance)
+		}
+	}
+	if len(cs) == 0 {
+		return
+	}
+	c := cs[0]
+	for _, o := range cs[1:] { // the binding refreshed last
+		if o.Expires.After(c.Expires) {
+			c = o
+		}
+	}
+	var target sip.Uri
+	if err := sip.ParseUri(strings.Trim(c.URI, "<>"), &target); err != nil {
+		s.log.Warn("stored contact does not parse", zap.String("contact", c.URI), zap.Error(err))
+		return
+	}
+	if req.Route() == nil {
+		for _, p := range c.Path {
+			entries, err := imsheader.ParsePath(p)
+			if err != nil {
+				continue
+			}
+			for _, n := range entries {
+				if pu, err := n.SIPURI(); err == nil {
+					req.AppendHeader(&sip.RouteHeader{Address: pu})
+				}
+			}
+		}
+	}
+	req.Recipient = target
 }
 
 // gruuContacts returns the bindings of cs the Request-URI of t may reach

@@ -3,6 +3,7 @@ package isc_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -200,5 +201,58 @@ func TestGRUUOfBarredIMPURoutes(t *testing.T) {
 	}
 	if n := len(phone.requests(sip.MESSAGE)); n != len(gruus) {
 		t.Errorf("phone got %d MESSAGEs, want %d", n, len(gruus))
+	}
+}
+
+// TestInDialogToGRUUContact: bob's phone answers with its temporary GRUU
+// as Contact (TS 23.228 §5.20.1.2, for privacy); the caller's BYE then has
+// the temp GRUU as Request-URI and reaches the S-CSCF by its
+// Record-Route, which translates it to the phone's contact (RFC 5627
+// §5.4). The same for the public GRUU. Before, the BYE was forwarded to
+// the GRUU's host (the home domain) and never reached the phone.
+func TestInDialogToGRUUContact(t *testing.T) {
+	l := newSessionLab(t, func(c *scscf.Config) { c.GRUUSecret = testGRUUSecret })
+	l.addUser(t, "alice", newUAS(t, "alice", 0))
+	l.addUser(t, "bob", nil)
+	var mu sync.Mutex
+	contact := ""
+	phone := newElement(t, "bob", func(e *sipElement, ctx context.Context, tx *sipproxy.Txn) {
+		req := tx.Request()
+		if req.IsAck() {
+			return
+		}
+		res := tx.NewResponse(200, "OK")
+		if req.IsInvite() {
+			to := res.To()
+			nt := &sip.ToHeader{DisplayName: to.DisplayName, Address: to.Address, Params: to.Params.Clone()}
+			nt.Params.Add("tag", "bob-phone")
+			res.ReplaceHeader(nt)
+			mu.Lock()
+			res.AppendHeader(sip.NewHeader("Contact", "<"+contact+">"))
+			mu.Unlock()
+		}
+		_ = tx.Relay(res)
+	})
+	ue := scscftest.NewUE(t, "bob")
+	ue.Contact = "<sip:bob@" + phone.addr() + `>;+sip.instance="<urn:uuid:00000000-0000-0000-0000-0000000000d1>"`
+	tg := registerGRUU(t, l.s, ue, 600)
+	pub := bob() + ";gr=urn:uuid:00000000-0000-0000-0000-0000000000d1"
+	for i, g := range []string{tg, pub} {
+		mu.Lock()
+		contact = g
+		mu.Unlock()
+		res, inv := l.send(t, sip.INVITE, bob(), alice())
+		if res.StatusCode != 200 {
+			t.Fatalf("INVITE: %d %s", res.StatusCode, res.Reason)
+		}
+		if c := res.Contact(); c == nil || c.Address.String() != g {
+			t.Fatalf("2xx Contact %v, want %s", c, g)
+		}
+		if bye := l.ackAndBye(t, inv, res); bye.StatusCode != 200 {
+			t.Errorf("BYE to %s: %d %s", g, bye.StatusCode, bye.Reason)
+		}
+		if n := len(phone.requests(sip.BYE)); n != i+1 {
+			t.Errorf("BYE to %s: the phone got %d BYEs, want %d", g, n, i+1)
+		}
 	}
 }

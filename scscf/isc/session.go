@@ -393,6 +393,7 @@ func (s *Router) inDialog(ctx context.Context, t *sipproxy.Txn, popped *sip.Uri)
 		}
 		return
 	}
+	s.retargetGRUU(req)
 	if _, err := t.Forward(ctx, sipproxy.ForwardOptions{}); err != nil && req.IsAck() {
 		s.log.Debug("ACK not forwarded", zap.Error(err))
 	}
