@@ -42,6 +42,7 @@ func Function() config.Function {
 			config.Duration(prefix, "auth-failure-every", 30e9, "how often one failure of a locked-out unknown IMPI is forgiven"),
 			config.Int(prefix, "max-pending-register", DefaultMaxPendingRegister, "REGISTER transactions in progress from which a new initial REGISTER is answered 503 at once; challenge answers and de-registrations are admitted up to twice as many (0: no limit); with --register-admission adaptive, where the limit starts"),
 			config.String(prefix, "register-admission", AdmissionAdaptive, "adaptive: the REGISTER admission limit follows the latency of the REGISTER transactions (grows while they do not slow down, shrinks when they queue); fixed: --max-pending-register"),
+			config.String(prefix, "gruu-secret", "", "the S-CSCFs' --gruu-secret: requests to their temporary GRUUs (RFC 5627) get the LIR of the IMPU sealed in them; empty: such requests get 404"),
 			config.Int(prefix, "overload-retry-after", DefaultOverloadRetryAfter, "Retry-After in seconds of the 503 sent to REGISTERs refused by --max-pending-register (at least 1)"),
 		}, config.SIPLimitFlags(prefix)...),
 		Validate: func(c *cli.Context) error {
@@ -90,6 +91,7 @@ func configFromCLI(c *cli.Context) (Config, error) {
 		HideWarnings:       c.Bool("hide-warnings"),
 		AuthFailureBurst:   c.Int("auth-failure-burst"),
 		AuthFailureEvery:   c.Duration("auth-failure-every"),
+		GRUUSecret:         c.String("gruu-secret"),
 	}
 	cfg.SIPLimits.MaxMessageBytes, cfg.SIPLimits.MaxHeaders = config.SIPLimits(c)
 	scscfs, resolve := c.StringSlice("scscf"), c.StringSlice("resolve")

@@ -118,6 +118,10 @@ type Config struct {
 	// and 30s; negative burst disables.
 	AuthFailureBurst int
 	AuthFailureEvery time.Duration
+	// GRUUSecret is the S-CSCFs' secret of temporary GRUUs (pkg/gruu,
+	// at least 16 bytes): a request to a temporary GRUU gets its LIR on
+	// the IMPU sealed in it (gruu.go). "" answers such requests 404.
+	GRUUSecret string
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger
 	// Registerer receives the Prometheus collectors; nil registers nothing.

@@ -19,6 +19,7 @@ import (
 	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
 	"github.com/imscore/imscore/pkg/digest"
+	"github.com/imscore/imscore/pkg/gruu"
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/sipproxy"
 )
@@ -37,7 +38,8 @@ type Server struct {
 	warnAgent string
 	started   sync.Map // *sipproxy.Txn → time.Time the request arrived
 	admission overload
-	decoy     *concealer // answers for identities the HSS does not know
+	decoy     *concealer  // answers for identities the HSS does not know
+	gruu      *gruu.Codec // temporary GRUUs; nil without Config.GRUUSecret
 
 	mu     sync.Mutex
 	peer   *diameter.Peer
@@ -52,6 +54,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
+	if cfg.GRUUSecret != "" {
+		c, err := gruu.NewCodec([]byte(cfg.GRUUSecret))
+		if err != nil {
+			return nil, fmt.Errorf("icscf: gruu-secret: %w", err)
+		}
+		s.gruu = c
+	}
 	s.decoy = newConcealer(authguard.New(authguard.Config{Burst: max(cfg.AuthFailureBurst, 0), Every: cfg.AuthFailureEvery,
 		OnLockout: func(impi string, d time.Duration) {
 			s.log.Warn("authentication throttled: unknown IMPI locked out after repeated failures", zap.String("impi", impi), zap.Duration("for", d))
@@ -384,7 +393,15 @@ func (s *Server) register(ctx context.Context, t *sipproxy.Txn) int {
 // §5.3.2.1; TS 29.228 §6.1.4): LIR for the Request-URI, then a Route to
 // the S-CSCF, Request-URI unchanged, no Record-Route.
 func (s *Server) terminating(ctx context.Context, t *sipproxy.Txn) int {
-	return s.locate(ctx, t, publicIdentity(t.Request().Recipient), false)
+	ru := t.Request().Recipient
+	if gruu.IsTemp(ru) {
+		impu, e := s.tempGRUUIdentity(ru)
+		if e != nil {
+			return s.reply(t, e)
+		}
+		return s.locate(ctx, t, impu, false)
+	}
+	return s.locate(ctx, t, publicIdentity(ru), false)
 }
 
 // locate sends the LIR for impu (originating: with Originating-Request) and

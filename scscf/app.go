@@ -65,6 +65,7 @@ func Function() config.Function {
 			config.Bool(p, "orig-identity-from-header", false, "serve originating requests without P-Asserted-Identity as their From identity (labs without a P-CSCF)"),
 			config.Duration(p, "as-timeout", 2e9, "silence of an AS after which its iFC's default handling applies"),
 			config.Duration(p, "odi-lifetime", 200e9, "how long an ODI token routes a request from an AS back into the iFC chain"),
+			config.String(p, "gruu-secret", "", "secret (16 bytes or more) sealing the temporary GRUUs (RFC 5627); the same on every S-CSCF and I-CSCF, kept across restarts; empty: public GRUUs only"),
 			config.String(p, "reauth-protected", ReauthRegistered, `integrity-protected re-REGISTER policy: "registered" (no new challenge when the IMPI and its contacts are registered) or "always"`),
 		}, config.SIPLimitFlags(p)...),
 		Validate: func(c *cli.Context) error {
@@ -117,6 +118,7 @@ func configFrom(c *cli.Context) Config {
 		ICSCF:        c.String("icscf"), Breakout: c.String("breakout"), TelURIs: c.String("tel-uris"),
 		SharedIFCSetsFile: c.String("shared-ifc-sets"), OrigIdentityFromHeader: c.Bool("orig-identity-from-header"),
 		ASTimeout: c.Duration("as-timeout"), ODILifetime: c.Duration("odi-lifetime"),
+		GRUUSecret: c.String("gruu-secret"),
 	}
 	cfg.SIPLimits.MaxMessageBytes, cfg.SIPLimits.MaxHeaders = config.SIPLimits(c)
 	return cfg

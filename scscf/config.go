@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/gruu"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/scscf/binding"
 	"github.com/imscore/imscore/scscf/isc"
@@ -114,6 +115,11 @@ type Config struct {
 	// ODILifetime is how long an ODI token routes a request back into the
 	// iFC chain. Default 200s (Timer C + margin).
 	ODILifetime time.Duration
+	// GRUUSecret seals the temporary GRUUs (pkg/gruu, RFC 5627 §3.2, TS
+	// 24.229 §5.4.7A): at least 16 bytes, the same on every S-CSCF and
+	// I-CSCF of the network and kept across restarts, or the GRUUs
+	// issued before stop routing. "" issues public GRUUs only.
+	GRUUSecret string
 
 	// OnRegistrationChange, if set, is called after every change of a
 	// registration (see binding.Event); it runs on the goroutine that
@@ -251,6 +257,9 @@ func (c Config) Validate() error {
 	}
 	if c.TelURIs != TelHome && c.TelURIs != TelBreakout {
 		errs = append(errs, fmt.Errorf("tel-uris %q: want %q or %q", c.TelURIs, TelHome, TelBreakout))
+	}
+	if c.GRUUSecret != "" && len(c.GRUUSecret) < gruu.MinSecretLen {
+		errs = append(errs, fmt.Errorf("gruu-secret: %d bytes, need at least %d", len(c.GRUUSecret), gruu.MinSecretLen))
 	}
 	if c.ASTimeout <= 0 || c.ODILifetime <= 0 {
 		errs = append(errs, errors.New("as-timeout and odi-lifetime must be positive"))

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/imscore/imscore/pkg/diameter"
+	"github.com/imscore/imscore/pkg/gruu"
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/pgbatch"
 	"github.com/imscore/imscore/pkg/sipproxy"
@@ -41,6 +42,7 @@ type Server struct {
 	reg      *registrar.Registrar
 	hostport string
 	sess     *isc.Router
+	gruu     *gruu.Codec // nil without Config.GRUUSecret
 	// listeners and answered: see AddRegistrationListener,
 	// AddRegisterAnsweredHook.
 	listeners []func(binding.Event)
@@ -61,6 +63,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
+	if cfg.GRUUSecret != "" {
+		c, err := gruu.NewCodec([]byte(cfg.GRUUSecret))
+		if err != nil {
+			return nil, err
+		}
+		s.gruu = c
+	}
 	peers := []string{cfg.HSSHost}
 	if cfg.HSSStandbyHost != "" {
 		peers = append(peers, cfg.HSSStandbyHost)
@@ -80,7 +89,7 @@ func New(cfg Config) (*Server, error) {
 		VectorsPerMAR: cfg.VectorsPerMAR, NonceLifetime: cfg.NonceLifetime, ChallengeTimeout: cfg.ChallengeTimeout,
 		VectorLifetime: cfg.VectorLifetime, ReauthProtected: cfg.ReauthProtected,
 		AuthFailureBurst: max(cfg.AuthFailureBurst, 0), AuthFailureEvery: cfg.AuthFailureEvery,
-		ServiceRoute: s.ServiceRoute, Warning: s.warning, OnChange: s.emit, OnAnswered: s.afterRegister,
+		ServiceRoute: s.ServiceRoute, Warning: s.warning, OnChange: s.emit, OnAnswered: s.afterRegister, GRUU: s.gruu,
 		Logger: cfg.Logger, Registry: cfg.Registry,
 	}); err != nil {
 		return nil, err
@@ -88,7 +97,7 @@ func New(cfg Config) (*Server, error) {
 	if s.sess, err = isc.New(isc.Config{
 		Domain: cfg.Domain, SIPHost: cfg.SIPHost, ServerName: cfg.ServerName,
 		ICSCF: cfg.ICSCF, Breakout: cfg.Breakout, TelURIs: cfg.TelURIs, SharedIFCSetsFile: cfg.SharedIFCSetsFile,
-		OrigIdentityFromHeader: cfg.OrigIdentityFromHeader, ASTimeout: cfg.ASTimeout, ODILifetime: cfg.ODILifetime,
+		OrigIdentityFromHeader: cfg.OrigIdentityFromHeader, ASTimeout: cfg.ASTimeout, ODILifetime: cfg.ODILifetime, GRUU: s.gruu,
 		Warning: s.warning, Logger: cfg.Logger, Registry: cfg.Registry,
 	}, s.reg, s); err != nil {
 		return nil, err

@@ -51,6 +51,9 @@ func (sv *services) close() {
 // LoadSubscriptions attaches it to s's database.
 func NewRegEventNotifier(s *Server, cfg regevent.Config) (*regevent.Notifier, error) {
 	cfg.SIPHost, cfg.Warning, cfg.Logger, cfg.Registry = s.cfg.SIPHost, s.warning, s.log, s.cfg.Registry
+	if cfg.GRUU == nil {
+		cfg.GRUU = s.gruu
+	}
 	return regevent.New(s.reg, s, cfg)
 }
 

@@ -40,6 +40,11 @@ type Contact struct {
 	// (RFC 3261 §10.3 step 7 ordering).
 	CallID string `json:"call_id"`
 	CSeq   uint32 `json:"cseq"`
+	// FirstCSeq is the CSeq of the first REGISTER with CallID for this
+	// binding: its temporary GRUUs are the ones issued from FirstCSeq to
+	// CSeq (RFC 5628 §4 first-cseq, RFC 5627 §5.3); 0 in rows written
+	// before it existed (read as CSeq).
+	FirstCSeq uint32 `json:"first_cseq,omitempty"`
 	// Path is the Path header entries (RFC 3327) of that REGISTER.
 	Path []string `json:"path,omitempty"`
 	// VisitedNetwork is P-Visited-Network-ID, ChargingVector the P-CSCF's

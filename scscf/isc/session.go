@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/gruu"
 	"github.com/imscore/imscore/pkg/ifc"
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/sipproxy"
@@ -161,6 +162,9 @@ type Config struct {
 	// ASTimeout is how long an AS may stay silent; ODILifetime how long
 	// an ODI token routes a request back into the iFC chain.
 	ASTimeout, ODILifetime time.Duration
+	// GRUU opens the temporary GRUUs of Request-URIs (gruu.go); nil:
+	// they get 404.
+	GRUU *gruu.Codec
 	// Warning builds the Warning header of an error answer.
 	Warning func(text string) sip.Header
 
@@ -395,6 +399,7 @@ func (s *Router) inDialog(ctx context.Context, t *sipproxy.Txn, popped *sip.Uri)
 		}
 		return
 	}
+	s.retargetGRUU(req)
 	if _, err := t.Forward(ctx, sipproxy.ForwardOptions{}); err != nil && req.IsAck() {
 		s.log.Debug("ACK not forwarded", zap.Error(err))
 	}
@@ -536,6 +541,10 @@ func (s *Router) originatingUnregistered(ctx context.Context, t *sipproxy.Txn, s
 // iFCs, then 480; unknown → 404.
 func (s *Router) terminating(ctx context.Context, t *sipproxy.Txn) {
 	req := t.Request()
+	if gruu.IsTemp(req.Recipient) {
+		s.terminatingTempGRUU(ctx, t)
+		return
+	}
 	target := req.Recipient.String()
 	u, ok := s.reg.Served(target)
 	if ok && u.Registered {
@@ -623,6 +632,9 @@ func (s *Router) runISC(ctx context.Context, t *sipproxy.Txn, st *iscState) {
 
 func (s *Router) isServedTarget(ru sip.Uri, served string) bool {
 	k := binding.CanonURI(ru.String())
+	if t, ok := s.openTempGRUU(ru); ok {
+		k = binding.CanonURI(t.IMPU)
+	}
 	if k == served {
 		return true
 	}
@@ -776,13 +788,9 @@ func (s *Router) deliver(ctx context.Context, t *sipproxy.Txn, impu, origIOI str
 		_ = t.Respond(480, "Temporarily Unavailable")
 		return
 	}
-	contacts := u.Contacts
-	if instance, ok := gruuInstance(req.Recipient); ok {
-		// A public GRUU reaches its instance only (RFC 5627 §5.4).
-		if contacts = instanceContacts(contacts, instance); len(contacts) == 0 {
-			_ = t.Respond(480, "Temporarily Unavailable - GRUU instance not registered")
-			return
-		}
+	contacts, ok := s.gruuContacts(t, u.Contacts)
+	if !ok {
+		return
 	}
 	var targets []sipproxy.Target
 	for _, c := range preferredContacts(req, contacts) {

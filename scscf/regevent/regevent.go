@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/imscore/imscore/pkg/gruu"
 	"github.com/imscore/imscore/pkg/imsheader"
 	"github.com/imscore/imscore/pkg/intern"
 	"github.com/imscore/imscore/pkg/pgbatch"
@@ -86,6 +87,9 @@ type Config struct {
 	// RTR: reginfo.EventRejected (default: the UE is not expected to
 	// register again, TS 24.229 §5.4.2.1.2) or reginfo.EventDeactivated.
 	RTREvent reginfo.Event
+	// GRUU seals the temporary GRUUs of the NOTIFYs (gruu.go); nil:
+	// public GRUUs only. scscf.NewRegEventNotifier sets the S-CSCF's.
+	GRUU *gruu.Codec
 
 	// The S-CSCF's (scscf.NewRegEventNotifier sets them): SIPHost, its
 	// host in the Contact of the 200 and of NOTIFYs; Warning, the Warning
@@ -642,7 +646,7 @@ func (n *Notifier) OnRegistrationChange(ev binding.Event) {
 	}
 	var regs []reginfo.Registration
 	for _, u := range visibleIMPUs(ev.After) {
-		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: regState, Contacts: changed})
+		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: regState, Contacts: n.withGRUUs(u, changed, ev.After.Contacts)})
 	}
 	reason := "noresource"
 	if ev.Kind == binding.EventTerminated {
@@ -695,7 +699,7 @@ func (n *Notifier) profileUpdated(ev binding.Event) {
 			for _, c := range ev.After.Contacts {
 				cs = append(cs, reginfoContact(c, st, e, now))
 			}
-			regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: rs, Contacts: cs})
+			regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: rs, Contacts: n.withGRUUs(u, cs, ev.After.Contacts)})
 		}
 	}
 	changed(after, had, reginfo.RegActive, reginfo.ContactActive, reginfo.EventCreated)
@@ -862,7 +866,7 @@ func (n *Notifier) fullRegistrations(impu string) ([]reginfo.Registration, bool)
 	}
 	var regs []reginfo.Registration
 	for _, u := range visibleIMPUs(reg) {
-		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: reginfo.RegActive, Contacts: cs})
+		regs = append(regs, reginfo.Registration{AOR: u, ID: regID(u), State: reginfo.RegActive, Contacts: n.withGRUUs(u, cs, reg.Contacts)})
 	}
 	return regs, true
 }

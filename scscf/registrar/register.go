@@ -461,8 +461,12 @@ func (r *regRequest) mergeContacts(now time.Time) (next []*binding.Contact, chan
 		c.Expires = now.Add(rc.expires)
 		c.Registered = now
 		i, exists := byKey[c.Key()]
+		c.FirstCSeq = cseq
 		if exists {
 			c.Registered = next[i].Registered
+			if o := next[i]; o.CallID == callID && o.FirstCSeq != 0 {
+				c.FirstCSeq = o.FirstCSeq // same Call-ID: its temp GRUUs stay valid
+			}
 		}
 		for j, b := range next {
 			if b != nil && (!exists || j != i) && binding.Supersedes(&c, b) {
@@ -524,13 +528,13 @@ func sameStrings(a, b []string) bool {
 func (s *Registrar) answer(t *sipproxy.Txn, snap binding.Registration, profile *userdata.IMSSubscription, path []string) *sip.Response {
 	now := time.Now()
 	var hdrs []sip.Header
-	gruuAOR := gruuAOROf(t.Request())
+	gruuAOR := gruuAOROf(t.Request(), snap, profile)
 	for _, c := range snap.Contacts {
 		left := int(c.Expires.Sub(now).Round(time.Second) / time.Second)
 		if left < 0 {
 			left = 0
 		}
-		hdrs = append(hdrs, sip.NewHeader("Contact", c.Value+pubGRUUParam(gruuAOR, c, left)+";expires="+strconv.Itoa(left)))
+		hdrs = append(hdrs, sip.NewHeader("Contact", c.Value+s.gruuParams(gruuAOR, c, left)+";expires="+strconv.Itoa(left)))
 	}
 	if len(snap.Contacts) > 0 {
 		hdrs = append(hdrs, sip.NewHeader(imsheader.HeaderServiceRoute, "<"+s.cfg.ServiceRoute()+">"))

@@ -28,6 +28,7 @@ import (
 	"github.com/imscore/imscore/pkg/authguard"
 	"github.com/imscore/imscore/pkg/cxclient"
 	"github.com/imscore/imscore/pkg/diameter"
+	"github.com/imscore/imscore/pkg/gruu"
 	"github.com/imscore/imscore/pkg/intern"
 	"github.com/imscore/imscore/pkg/keylock"
 	"github.com/imscore/imscore/pkg/pgbatch"
@@ -93,6 +94,9 @@ type Config struct {
 	// registered, refreshed or de-registered: the event, the REGISTER as
 	// received and the 200 sent.
 	OnAnswered func(ev binding.Event, req *sip.Request, res *sip.Response)
+	// GRUU seals the temporary GRUUs of the 200 (gruu.go); nil: public
+	// GRUUs only.
+	GRUU *gruu.Codec
 
 	Logger   *zap.Logger
 	Registry prometheus.Registerer
