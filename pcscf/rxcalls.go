@@ -417,10 +417,17 @@ func (s *PCSCF) rxRegister(key string) {
 	local := s.proxy.Addr("udp").IP.String()
 	var flows []rx.SignallingFlow
 	if c.SA != nil {
+		// Over an SA set the UE and the P-CSCF use UDP and TCP alike: a
+		// request above 1,300 bytes goes over TCP (RFC 3261 §18.1.1,
+		// TS 24.229 §4.2A), and a re-REGISTER may switch transport
+		// through the same SA set, keeping this session. So the four
+		// port pairs are named for both protocols.
 		ue := c.SA.UE.IP.String()
-		flows = append(flows,
-			rx.SignallingFlow{UEIP: ue, UEPort: int(c.SA.UE.PortC), PCSCFIP: local, PCSCFPort: int(c.SA.PCSCF.PortS), Transport: c.Flow.Transport},
-			rx.SignallingFlow{UEIP: ue, UEPort: int(c.SA.UE.PortS), PCSCFIP: local, PCSCFPort: int(c.SA.PCSCF.PortC), Transport: c.Flow.Transport})
+		for _, tr := range []string{"udp", "tcp"} {
+			flows = append(flows,
+				rx.SignallingFlow{UEIP: ue, UEPort: int(c.SA.UE.PortC), PCSCFIP: local, PCSCFPort: int(c.SA.PCSCF.PortS), Transport: tr},
+				rx.SignallingFlow{UEIP: ue, UEPort: int(c.SA.UE.PortS), PCSCFIP: local, PCSCFPort: int(c.SA.PCSCF.PortC), Transport: tr})
+		}
 	} else {
 		port := s.proxy.Addr("udp").Port
 		flows = append(flows, rx.SignallingFlow{UEIP: strings.Trim(c.Flow.Host, "[]"), UEPort: c.Flow.Port, PCSCFIP: local, PCSCFPort: port, Transport: c.Flow.Transport})

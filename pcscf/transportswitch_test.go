@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,9 +87,25 @@ func TestTransportSwitchKeepsRx(t *testing.T) {
 	sc := fmt.Sprintf("ipsec-3gpp;alg=hmac-sha-1-96;ealg=null;spi-c=1111;spi-s=2222;port-c=%d;port-s=%d", ue.port(), uePortS)
 	server, protected := secAgreeRegister(t, p, ue, core, "sw-reg", sc)
 	core.respond(waitRequest(t, core, sip.SUBSCRIBE), 200, "OK", sip.NewHeader("Expires", "600000"))
-	sig := diameter.String(pcrf.next(t, diameter.CmdAA), diameter.AVPSessionID)
+	sigAAR := pcrf.next(t, diameter.CmdAA)
+	sig := diameter.String(sigAAR, diameter.AVPSessionID)
 	waitRxSessions(t, p, sig)
 	udpKey := p.store.All()[0].Key()
+	// The signalling flows name the SA's ports for UDP and for TCP: the
+	// session is kept across the switch below, and INVITEs above 1,300
+	// bytes go over TCP through the SA.
+	sa := p.store.All()[0].SA
+	fds := flowDescriptions(sigAAR.AVP)
+	for _, proto := range []int{17, 6} {
+		for _, w := range []string{
+			fmt.Sprintf("permit in %d from 127.0.0.1 %d to 127.0.0.1 %d", proto, ue.port(), sa.PCSCF.PortS),
+			fmt.Sprintf("permit out %d from 127.0.0.1 %d to 127.0.0.1 %d", proto, sa.PCSCF.PortC, uePortS),
+		} {
+			if !slices.Contains(fds, w) {
+				t.Errorf("signalling AAR lacks %q: %q", w, fds)
+			}
+		}
+	}
 
 	// A call over the SA (UDP): its Rx session.
 	invite(ue, protected, "sw-call", ueOffer)

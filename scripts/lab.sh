@@ -58,9 +58,21 @@ api_token() {
   cat "$LAB/api-token"
 }
 
+# The secret sealing temporary GRUUs (RFC 5627), shared by the S-CSCF and
+# the I-CSCF, made once and kept in .lab/gruu-secret (GRUU_SECRET
+# overrides it): temporary GRUUs stay valid across lab restarts.
+gruu_secret() {
+  if [ -n "${GRUU_SECRET:-}" ]; then printf '%s' "$GRUU_SECRET"; return; fi
+  if [ ! -s "$LAB/gruu-secret" ]; then
+    (umask 077; head -c 24 /dev/urandom | base64 | tr '+/' '-_' >"$LAB/gruu-secret")
+  fi
+  cat "$LAB/gruu-secret"
+}
+
 up() {
   mkdir -p "$LAB"
   TOKEN=$(api_token)
+  GRUU=$(gruu_secret)
   make -s build
   ensure_db
   bin/imsctl db migrate
@@ -69,6 +81,9 @@ up() {
     if [ "$fn" = hss ]; then
       # The token goes through the environment, not the command line (ps).
       HSS_API_LISTEN="$API_LISTEN" HSS_API_ADMIN_TOKEN="$TOKEN" \
+        nohup "bin/$fn" --domain "$IMS_DOMAIN" >"$LAB/$fn.log" 2>&1 &
+    elif [ "$fn" = scscf ] || [ "$fn" = icscf ]; then
+      SCSCF_GRUU_SECRET="$GRUU" ICSCF_GRUU_SECRET="$GRUU" \
         nohup "bin/$fn" --domain "$IMS_DOMAIN" >"$LAB/$fn.log" 2>&1 &
     else
       nohup "bin/$fn" --domain "$IMS_DOMAIN" >"$LAB/$fn.log" 2>&1 &
