@@ -61,6 +61,7 @@ on the network `ims` (172.22.0.0/24). Its settings are variables read from
 | `IMSCORE_VERSION` | `dev` | version the image is built with: its `org.opencontainers.image.version` label and every binary's `--version` (`make image` sets it from `git describe`) |
 | `GRAFANA_ADMIN_PASSWORD` | `admin` | Grafana's `admin` password (monitoring profile) |
 | `HSS_API_ADMIN_TOKEN` | `imscore-lab-admin-token` | bearer token (role admin) of the HSS provisioning API and console on port 9869 |
+| `GRUU_SECRET` | `imscore-lab-gruu-secret` | the S-CSCFs' and the I-CSCF's `--gruu-secret`, sealing temporary GRUUs (RFC 5627); keep it across restarts, change it outside a lab (`make lab` makes a random one in `.lab/gruu-secret`) |
 
 Why `PCSCF_ADVERTISE`: a UE outside the compose network reaches the P-CSCF
 only through the published port, at the Docker host's address. The P-CSCF
