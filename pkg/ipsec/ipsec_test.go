@@ -2,19 +2,15 @@ package ipsec
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net"
-	"os"
-	"os/exec"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/imscore/imscore/pkg/imsheader"
+	"github.com/imscore/imscore/pkg/netnstest"
 )
 
 func TestKeys(t *testing.T) {
@@ -98,31 +94,7 @@ func TestChooseAlgs(t *testing.T) {
 // handle inside it. It skips when not root.
 func testNS(t *testing.T) *netlink.Handle {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace (ip netns add)")
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := "imstest-" + hex.EncodeToString(b[:])
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	ns, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ns.Close() })
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_XFRM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	return h
+	return netnstest.Handle(t, "imstest", unix.NETLINK_XFRM)
 }
 
 func testSA(t *testing.T, a *SPIAllocator) SecAssoc {
