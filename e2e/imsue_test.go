@@ -48,7 +48,7 @@ func TestIMSUEThroughLab(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	bob := exec.CommandContext(ctx, imsue, args("bob", "answer", "--for", "20s")...)
+	bob := exec.CommandContext(ctx, imsue, args("bob", "answer", "--for", "12s")...)
 	bobOut, err := bob.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -106,8 +106,22 @@ func TestIMSUEThroughLab(t *testing.T) {
 	waitStep("message-received")
 	waitStep("incoming-call")
 	waitStep("call-ended")
-	_ = bob.Process.Kill()
-	_ = bob.Wait()
+	// bob's own de-registration at the end of --for: its reg event NOTIFY
+	// is that, not a network-initiated de-registration.
+	waitStep("deregister-auth")
+	for m := range steps {
+		b, _ := json.Marshal(m)
+		bobLog = append(bobLog, string(b))
+	}
+	for _, l := range bobLog {
+		if strings.Contains(l, `"step":"network-deregistered"`) {
+			t.Errorf("bob's own de-registration reported as network-initiated:\n%s", strings.Join(bobLog, "\n"))
+			break
+		}
+	}
+	if err := bob.Wait(); err != nil {
+		t.Errorf("bob's imsue: %v\n%s", err, bobErr.String())
+	}
 }
 
 // TestIMSUELoad: `imsue load` registers many UEs at a rate (each with its

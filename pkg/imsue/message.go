@@ -150,7 +150,14 @@ func (u *UE) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 		d["version"], d["state"] = n.Doc.Version, string(n.Doc.State)
 	}
 	u.emit(Event{Step: "reg-notify", Detail: d})
-	if n.Deregistered {
+	u.mu.Lock()
+	own := u.deregging
+	u.mu.Unlock()
+	if n.Deregistered && own {
+		// The NOTIFY of the UE's own de-registration, which may come
+		// before the 200: Deregister drops the registration and SAs.
+		u.emit(Event{Step: "deregistered-notify"})
+	} else if n.Deregistered {
 		u.mu.Lock()
 		u.regState.registered = false
 		old := u.sa

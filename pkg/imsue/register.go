@@ -144,6 +144,14 @@ func (u *UE) Deregister(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	u.mu.Lock()
+	u.deregging = true
+	u.mu.Unlock()
+	defer func() {
+		u.mu.Lock()
+		u.deregging = false
+		u.mu.Unlock()
+	}()
 	res, err := u.register(ctx, "deregister", regRequest{expires: 0, authz: u.lastAuthz(), offers: offers, verify: u.verify(), sa: sa})
 	if err != nil {
 		return err

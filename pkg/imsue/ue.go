@@ -175,6 +175,7 @@ type UE struct {
 	lastNonce string
 	lastResp  string
 	regState  regState
+	deregging bool // a de-REGISTER of the UE's own is out
 	calls     map[string]*Call
 	sub       *regSubscription
 	messages  chan Message
