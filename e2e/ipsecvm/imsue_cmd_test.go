@@ -3,6 +3,8 @@
 package ipsecvm
 
 import (
+	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -36,5 +38,44 @@ func TestIMSUECommand(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("the MESSAGE did not arrive")
+	}
+}
+
+// TestIMSUELoadOverIPsec: `imsue load` as a load generator through IPsec:
+// six UEs from one address, each with its own protected ports and SA set,
+// register at 5/s, UE 2k calls UE 2k+1 through the SAs, and all
+// de-register; the summary line counts every registration and call, and
+// none failed.
+func TestIMSUELoadOverIPsec(t *testing.T) {
+	const start, count = 35, 6
+	cmd := exec.Command("/bin/imsue", "--impi", "ue%d@"+Domain, "--impu", "sip:ue%d@"+Domain, "--k", K, "--op", OP,
+		"--pcscf", PCSCFIP+":5060", "--local-ip", ueIP(start), "--ipsec", "on", "--timeout", "30s",
+		"load", "--start", fmt.Sprint(start), "--count", fmt.Sprint(count), "--rate", "5", "--calls", "--call-hold", "500ms", "--quiet")
+	out, err := cmd.Output()
+	t.Logf("imsue load:\n%s", out)
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("imsue load: %v\n%s", err, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var sum struct {
+		Step   string `json:"step"`
+		Result struct {
+			UEs         int `json:"ues"`
+			Registered  int `json:"registered"`
+			Failed      int `json:"failed"`
+			Calls       int `json:"calls"`
+			CallsFailed int `json:"calls_failed"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil || sum.Step != "load-summary" {
+		t.Fatalf("last line is not the load summary (%v): %s", err, lines[len(lines)-1])
+	}
+	r := sum.Result
+	if r.UEs != count || r.Registered != count || r.Failed != 0 || r.Calls != count/2 || r.CallsFailed != 0 {
+		t.Errorf("summary %+v, want %d UEs registered, %d calls, none failed", r, count, count/2)
 	}
 }
