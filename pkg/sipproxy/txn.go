@@ -211,6 +211,10 @@ func (t *Txn) relayLocked(res *sip.Response) error {
 	}
 	res.SetDestination(t.dest)
 	res.SetTransport(t.origin.Transport())
+	if !res.IsProvisional() {
+		// Counted before it leaves, so that whoever got it sees it counted.
+		t.p.countAnswer(t.origin.Method, res.StatusCode)
+	}
 	var err error
 	if t.canceled && invite2xx {
 		// The server transaction is completed with 487; a 2xx from a
@@ -223,7 +227,6 @@ func (t *Txn) relayLocked(res *sip.Response) error {
 		t.finalSent = true
 		t.relayed = res
 		t.last = nil
-		t.p.countAnswer(t.origin.Method, res.StatusCode)
 	}
 	return err
 }
@@ -694,8 +697,8 @@ func (p *Proxy) handleRequest(req *sip.Request, stx *sip.ServerTx) {
 	if p.closed {
 		p.mu.Unlock()
 		if !req.IsAck() {
-			_ = stx.Respond(sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, "Shutting Down", nil))
 			p.countAnswer(req.Method, sip.StatusServiceUnavailable)
+			_ = stx.Respond(sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, "Shutting Down", nil))
 		}
 		stx.Terminate()
 		return
