@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -777,5 +778,49 @@ func TestCloseDoesNotWaitForCancelAnswer(t *testing.T) {
 	_ = p.Close()
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Close took %v", d)
+	}
+}
+
+// TestResponseDestinationGetsTrying: an INVITE whose responses the handler
+// directs elsewhere than its Via (a P-CSCF answering over an SA to the
+// UE's port-c, TS 33.203 §7.1) gets its 100 Trying there at once; nothing
+// reaches the Via's port, not even the 100 that sipgo sends on its own
+// when no provisional response has left 200 ms after the INVITE.
+func TestResponseDestinationGetsTrying(t *testing.T) {
+	portS, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer portS.Close()
+	var dest atomic.Value
+	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
+		tx.SetResponseDestination(dest.Load().(string))
+		time.Sleep(500 * time.Millisecond) // past sipgo's Timer 1xx
+		_ = tx.Respond(486, "Busy Here")
+	})
+	portC, proxyAddr := udpClient(t, p)
+	dest.Store(portC.LocalAddr().String())
+	inv := fmt.Sprintf("INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKrdt1\r\n"+
+		"From: <sip:a@b>;tag=1\r\nTo: <sip:bob@b>\r\nCall-ID: rdt1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"+
+		"Contact: <sip:a@127.0.0.1:%d>\r\nContent-Length: 0\r\n\r\n", portS.LocalAddr().(*net.UDPAddr).Port, portS.LocalAddr().(*net.UDPAddr).Port)
+	if _, err := portC.WriteToUDP([]byte(inv), proxyAddr); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	buf := make([]byte, 4096)
+	_ = portC.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for len(got) < 2 {
+		n, _, err := portC.ReadFromUDP(buf)
+		if err != nil {
+			break
+		}
+		got = append(got, strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
+	}
+	if len(got) != 2 || got[0] != "SIP/2.0 100 Trying" || got[1] != "SIP/2.0 486 Busy Here" {
+		t.Errorf("port-c got %q, want the 100 Trying then the 486", got)
+	}
+	_ = portS.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, _, err := portS.ReadFromUDP(buf); err == nil {
+		t.Errorf("the Via's port got %q", strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
 	}
 }

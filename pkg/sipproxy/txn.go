@@ -124,10 +124,18 @@ func localAddrOf(req *sip.Request, stx *sip.ServerTx) string {
 // from the socket the request came in on. A P-CSCF answers a request that
 // came over an IPsec SA to the UE's protected client port (TS 33.203
 // §7.1), whatever the Via says.
+//
+// For an INVITE it sends the 100 Trying there at once (RFC 3261 §16.2):
+// sipgo's own 100, sent when no provisional response has left 200 ms
+// after the INVITE (Timer 1xx, §17.2.1), is addressed by the Via alone
+// and would reach the UE's protected server port instead.
 func (t *Txn) SetResponseDestination(hostport string) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.dest = hostport
-	t.mu.Unlock()
+	if t.origin.IsInvite() && !t.finalSent && !t.canceled {
+		_ = t.relayLocked(t.NewResponse(sip.StatusTrying, "Trying"))
+	}
 }
 
 // Request returns the request after pre-processing (own Route popped). The
