@@ -1,7 +1,6 @@
 package cmd_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,55 +9,16 @@ import (
 	"testing"
 )
 
-// serviceKeys returns, per docker-compose.yml service, its four-space
-// indented lines (keys and inline values), e.g. `cap_add: [NET_ADMIN]`.
-func serviceKeys(t *testing.T) map[string][]string {
-	t.Helper()
-	f, err := os.Open(filepath.Join("..", "docker-compose.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string][]string{}
-	cur, in := "", false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "services:":
-			in = true
-			continue
-		case line != "" && !strings.HasPrefix(line, " "):
-			in = false
-		}
-		if !in {
-			continue
-		}
-		if m := serviceLine.FindStringSubmatch(line); m != nil {
-			cur = m[1]
-			out[cur] = nil
-			continue
-		}
-		if cur != "" && strings.HasPrefix(line, "    ") && !strings.HasPrefix(line, "     ") {
-			out[cur] = append(out[cur], strings.TrimSpace(line))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // TestComposePrivileges: the P-CSCF is the only service given a capability
 // (NET_ADMIN, for its IPsec SAs over XFRM, TS 33.203) and the only one run
 // as root; no service is privileged or shares the host's namespaces.
 func TestComposePrivileges(t *testing.T) {
-	svcs := serviceKeys(t)
+	svcs := readCompose(t)
 	if len(svcs) < 6 {
 		t.Fatalf("read %d services from docker-compose.yml", len(svcs))
 	}
-	for name, keys := range svcs {
-		for _, k := range keys {
+	for name, svc := range svcs {
+		for _, k := range svc.keys {
 			switch {
 			case strings.HasPrefix(k, "privileged:"), strings.HasPrefix(k, "network_mode: host"),
 				strings.HasPrefix(k, "pid:"), strings.HasPrefix(k, "ipc:"), strings.HasPrefix(k, "security_opt:"):
@@ -75,7 +35,7 @@ func TestComposePrivileges(t *testing.T) {
 		}
 	}
 	found := false
-	for _, k := range svcs["pcscf"] {
+	for _, k := range svcs["pcscf"].keys {
 		found = found || k == "cap_add: [NET_ADMIN]"
 	}
 	if !found {

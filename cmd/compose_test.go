@@ -14,6 +14,7 @@ import (
 type composeService struct {
 	binary string            // function binary named in "command:"
 	env    map[string]string // environment, ${VAR:-default} expanded to default
+	keys   []string          // its own lines (four-space indent), trimmed, e.g. "cap_add: [NET_ADMIN]"
 }
 
 var (
@@ -62,6 +63,7 @@ func readCompose(t *testing.T) map[string]*composeService {
 			cur.binary = m[1]
 		}
 		if strings.HasPrefix(line, "    ") && !strings.HasPrefix(line, "     ") {
+			cur.keys = append(cur.keys, strings.TrimSpace(line))
 			inEnv = strings.TrimSpace(line) == "environment:"
 			continue
 		}

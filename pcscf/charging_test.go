@@ -1,7 +1,6 @@
 package pcscf
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -51,22 +50,7 @@ func TestChargingHeadersNotToUE(t *testing.T) {
 	}
 	check("200 to MESSAGE", res)
 
-	core.send(pc, fmt.Sprintf(`
-MESSAGE sip:alice@127.0.0.1:%[1]d SIP/2.0
-Via: SIP/2.0/UDP 127.0.0.1:%[2]d;branch=z9hG4bKtermch
-Max-Forwards: 70
-Route: <sip:term@%[3]s;lr>
-From: <sip:bob@ims.test>;tag=b1
-To: <sip:alice@ims.test>
-Call-ID: termch
-CSeq: 1 MESSAGE
-P-Asserted-Identity: <sip:bob@ims.test>
-P-Charging-Vector: icid-value=def;orig-ioi=ims.test
-P-Charging-Function-Addresses: ccf="aaa://ccf.ims.test"
-Content-Length: 0
-
-`, ue.port(), core.port(), pc))
-	tm := ue.nextRequest(5 * time.Second)
+	tm := coreMessageToUE(core, ue, pc, "termch", "P-Charging-Vector: icid-value=def;orig-ioi=ims.test\nP-Charging-Function-Addresses: ccf=\"aaa://ccf.ims.test\"\n")
 	check("terminating MESSAGE", tm)
 	ue.respond(tm, 200, "OK")
 	if r := core.nextResponse(5 * time.Second); r.StatusCode != 200 {
@@ -131,21 +115,7 @@ func TestPCSCFKeepsChargingAddresses(t *testing.T) {
 
 	// The UE's answer to a request from the core that carries no
 	// addresses gets the stored ones.
-	core.send(pc, fmt.Sprintf(`
-MESSAGE sip:alice@127.0.0.1:%[1]d SIP/2.0
-Via: SIP/2.0/UDP 127.0.0.1:%[2]d;branch=z9hG4bKtermpcfa
-Max-Forwards: 70
-Route: <sip:term@%[3]s;lr>
-From: <sip:bob@ims.test>;tag=b1
-To: <sip:alice@ims.test>
-Call-ID: termpcfa
-CSeq: 1 MESSAGE
-P-Asserted-Identity: <sip:bob@ims.test>
-P-Charging-Vector: icid-value=def;orig-ioi=ims.test
-Content-Length: 0
-
-`, ue.port(), core.port(), pc))
-	tm := ue.nextRequest(5 * time.Second)
+	tm := coreMessageToUE(core, ue, pc, "termpcfa", "P-Charging-Vector: icid-value=def;orig-ioi=ims.test\n")
 	ue.respond(tm, 200, "OK", sip.NewHeader("P-Charging-Function-Addresses", "ccf=from-ue.example"))
 	r := core.nextResponse(5 * time.Second)
 	if got := imsheader.Values(r, "P-Charging-Function-Addresses"); len(got) != 1 || got[0] != first {
@@ -170,26 +140,8 @@ func TestPCSCFTermIOI(t *testing.T) {
 	p := startPCSCF(t, core, nil)
 	ue := newPeer(t, "")
 	pc := p.addr()
-	register(ue, pc, "reg-ioi", 1, 600, "")
-	coreAnswerRegister(t, core, false)
-	if res := ue.nextResponse(5 * time.Second); res.StatusCode != 200 {
-		t.Fatalf("REGISTER: %d", res.StatusCode)
-	}
-	core.send(pc, fmt.Sprintf(`
-MESSAGE sip:alice@127.0.0.1:%[1]d SIP/2.0
-Via: SIP/2.0/UDP 127.0.0.1:%[2]d;branch=z9hG4bKtermioi
-Max-Forwards: 70
-Route: <sip:term@%[3]s;lr>
-From: <sip:bob@ims.test>;tag=b1
-To: <sip:alice@ims.test>
-Call-ID: termioi
-CSeq: 1 MESSAGE
-P-Asserted-Identity: <sip:bob@ims.test>
-P-Charging-Vector: icid-value=ab12;icid-generated-at=pcscf.other.test;orig-ioi=home.test
-Content-Length: 0
-
-`, ue.port(), core.port(), pc))
-	tm := ue.nextRequest(5 * time.Second)
+	registerOK(t, ue, core, pc, "reg-ioi")
+	tm := coreMessageToUE(core, ue, pc, "termioi", "P-Charging-Vector: icid-value=ab12;icid-generated-at=pcscf.other.test;orig-ioi=home.test\n")
 	ue.respond(tm, 200, "OK", sip.NewHeader("P-Charging-Vector", "icid-value=forged;orig-ioi=ue.example;term-ioi=ue.example"))
 	r := core.nextResponse(5 * time.Second)
 	if r.StatusCode != 200 {

@@ -235,3 +235,42 @@ func coreAnswerRegister(t *testing.T, core *udpPeer, withAuth bool, extra ...sip
 		sip.NewHeader("P-Associated-URI", "<sip:alice@ims.test>, <tel:+15550001>")}, extra...)...)
 	return req
 }
+
+// registerOK registers ue (UDP, 600 s) through the P-CSCF at pc with the
+// core's 200 and fails t unless the UE gets the 200.
+func registerOK(t *testing.T, ue, core *udpPeer, pc, callID string) {
+	t.Helper()
+	register(ue, pc, callID, 1, 600, "")
+	coreAnswerRegister(t, core, false)
+	if res := ue.nextResponse(5 * time.Second); res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %d", res.StatusCode)
+	}
+}
+
+// coreMessageToUE sends, as the S-CSCF, a MESSAGE from bob to the UE
+// registered through the P-CSCF at pc (Route: the P-CSCF's Path entry),
+// with P-Asserted-Identity bob and the extra header lines (each ending in
+// a newline), and returns the request as the UE received it.
+func coreMessageToUE(core, ue *udpPeer, pc, callID, extra string) *sip.Request {
+	core.send(pc, fmt.Sprintf(`
+MESSAGE sip:alice@127.0.0.1:%[1]d SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:%[2]d;branch=z9hG4bK%[4]s
+Max-Forwards: 70
+Route: <sip:term@%[3]s;lr>
+From: <sip:bob@ims.test>;tag=b1
+To: <sip:alice@ims.test>
+Call-ID: %[4]s
+CSeq: 1 MESSAGE
+P-Asserted-Identity: <sip:bob@ims.test>
+%[5]sContent-Length: 0
+
+`, ue.port(), core.port(), pc, callID, extra))
+	return ue.nextRequest(5 * time.Second)
+}
+
+// callCount is how many calls the P-CSCF holds.
+func (s *PCSCF) callCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}

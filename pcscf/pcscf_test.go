@@ -146,20 +146,7 @@ Content-Length: 0
 	ue.nextResponse(5 * time.Second)
 
 	// Terminating: the core sends to the contact with our Path as Route.
-	core.send(pc, fmt.Sprintf(`
-MESSAGE sip:alice@127.0.0.1:%[1]d SIP/2.0
-Via: SIP/2.0/UDP 127.0.0.1:%[2]d;branch=z9hG4bKterm1
-Max-Forwards: 70
-Route: <sip:term@%[3]s;lr>
-From: <sip:bob@ims.test>;tag=b1
-To: <sip:alice@ims.test>
-Call-ID: term1
-CSeq: 1 MESSAGE
-P-Asserted-Identity: <sip:bob@ims.test>
-Content-Length: 0
-
-`, ue.port(), core.port(), pc))
-	tm := ue.nextRequest(5 * time.Second)
+	tm := coreMessageToUE(core, ue, pc, "term1", "")
 	if tm.CallID().Value() != "term1" || hdr(tm, "Route") != "" {
 		t.Fatalf("UE got %s route %q", tm.CallID().Value(), hdr(tm, "Route"))
 	}

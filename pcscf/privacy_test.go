@@ -19,11 +19,7 @@ func TestResponsePrivacyTowardsUE(t *testing.T) {
 	p := startPCSCF(t, core, nil)
 	ue := newPeer(t, "")
 	pc := p.addr()
-	register(ue, pc, "reg-priv", 1, 600, "")
-	coreAnswerRegister(t, core, false)
-	if res := ue.nextResponse(5 * time.Second); res.StatusCode != 200 {
-		t.Fatalf("REGISTER: %d", res.StatusCode)
-	}
+	registerOK(t, ue, core, pc, "reg-priv")
 	if sub := core.nextRequest(5 * time.Second); sub.Method == sip.SUBSCRIBE {
 		core.respond(sub, 489, "Bad Event")
 	}

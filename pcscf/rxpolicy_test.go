@@ -70,10 +70,7 @@ func TestRxRequiredNoPCRF(t *testing.T) {
 		}
 	case <-time.After(300 * time.Millisecond):
 	}
-	p.mu.Lock()
-	n := len(p.calls)
-	p.mu.Unlock()
-	if n != 0 {
+	if n := p.callCount(); n != 0 {
 		t.Errorf("%d calls left", n)
 	}
 }
@@ -131,10 +128,7 @@ func TestRxPolicyRejected(t *testing.T) {
 	checkRxWarning(t, r, "AAA 5003")
 	ackNon2xx(ue, p.addr(), r)
 	pcrf.none(t, 300*time.Millisecond)
-	p.mu.Lock()
-	n := len(p.calls)
-	p.mu.Unlock()
-	if n != 0 {
+	if n := p.callCount(); n != 0 {
 		t.Errorf("%d calls left after the 503", n)
 	}
 

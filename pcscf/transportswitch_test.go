@@ -186,10 +186,7 @@ Content-Length: 0
 	}
 	checkSTR(t, pcrf.next(t, diameter.CmdSessionTermination), sig)
 	pcrf.none(t, 300*time.Millisecond)
-	p.mu.Lock()
-	calls := len(p.calls)
-	p.mu.Unlock()
-	if calls != 0 {
+	if calls := p.callCount(); calls != 0 {
 		t.Errorf("%d calls kept after the de-registration", calls)
 	}
 }

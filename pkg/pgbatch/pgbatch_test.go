@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/imscore/imscore/pkg/metrictest"
 	"github.com/imscore/imscore/pkg/pgtest"
 )
 
@@ -202,19 +203,9 @@ func TestRegisterExportsPool(t *testing.T) {
 	if err := b.Exec(context.Background(), `INSERT INTO kv VALUES ('a', 1)`); err != nil {
 		t.Fatal(err)
 	}
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := map[string]float64{}
-	for _, f := range fams {
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "pool" && l.GetValue() == "scscf" {
-					got[f.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
-				}
-			}
-		}
+	for _, n := range []string{"pgxpool_max_conns", "pgxpool_acquire_count", "pgxpool_total_conns"} {
+		got[n], _ = metrictest.Value(t, reg, n, map[string]string{"pool": "scscf"})
 	}
 	if want := float64(pool.Config().MaxConns); got["pgxpool_max_conns"] != want {
 		t.Errorf("pgxpool_max_conns{pool=\"scscf\"} = %v, want %v (all: %v)", got["pgxpool_max_conns"], want, got)

@@ -114,8 +114,9 @@ func unavailablePrivacy(req *sip.Request, leaving bool) []string {
 // (RFC 3323 §5), and exitPrivacy reports false. Otherwise, when leaving,
 // "id" removes P-Asserted-Identity (RFC 3325 §7), "header" removes the
 // headers of headerPrivacyHeaders and "user" anonymises From (RFC 3323
-// §5.1, §5.3). Every requested type is logged and counted in
-// scscf_privacy_total by outcome; inside the network nothing is changed.
+// §5.1, §5.3). Every requested type is counted in
+// scscf_privacy_total by outcome and what was not given is logged (at
+// debug level inside the network, where nothing is changed).
 func (s *Router) exitPrivacy(t *sipproxy.Txn, leaving bool) bool {
 	req := t.Request()
 	if missing := unavailablePrivacy(req, leaving); len(missing) > 0 {
@@ -153,7 +154,13 @@ func (s *Router) exitPrivacy(t *sipproxy.Txn, leaving bool) bool {
 		s.privacy.WithLabelValues(v, outcome).Inc()
 	}
 	if len(notGiven) > 0 {
-		s.log.Info("requested privacy not (fully) provided: request goes on (RFC 3323 §4.2 best effort)",
+		// Inside the network this is every CLIR call of a phone that asks
+		// for header privacy: counted, logged at debug level only.
+		lvl := zap.DebugLevel
+		if leaving {
+			lvl = zap.InfoLevel
+		}
+		s.log.Log(lvl, "requested privacy not (fully) provided: request goes on (RFC 3323 §4.2 best effort)",
 			zap.Strings("privacy", notGiven), zap.Bool("breakout", leaving), zap.String("call-id", callID(req)))
 	}
 	return true

@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/imscore/imscore/pkg/metrictest"
 	"github.com/imscore/imscore/pkg/sipproxy"
 	"github.com/imscore/imscore/pkg/userdata"
 	"github.com/imscore/imscore/scscf"
@@ -16,25 +17,8 @@ import (
 // privacyCount reads scscf_privacy_total{type,outcome} from reg.
 func privacyCount(t *testing.T, reg *prometheus.Registry, typ, outcome string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "scscf_privacy_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				labels[lp.GetName()] = lp.GetValue()
-			}
-			if labels["type"] == typ && labels["outcome"] == outcome {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	v, _ := metrictest.Value(t, reg, "scscf_privacy_total", map[string]string{"type": typ, "outcome": outcome})
+	return v
 }
 
 // messageIFC is an originating iFC for MESSAGE to server
