@@ -26,6 +26,7 @@ import (
 	"github.com/imscore/imscore/pkg/admin"
 	"github.com/imscore/imscore/pkg/logging"
 	"github.com/imscore/imscore/pkg/memlimit"
+	"github.com/imscore/imscore/pkg/procs"
 	"github.com/imscore/imscore/pkg/version"
 )
 
@@ -110,6 +111,7 @@ func (f Function) App() *cli.App {
 		String(f.Prefix, "admin-listen", f.AdminAddr, "admin HTTP address for /metrics, /healthz, /readyz and status"),
 		Bool(f.Prefix, "admin-pprof", false, "also serve Go profiles under /debug/pprof/ on the admin address (for performance work)"),
 		String(f.Prefix, "memory-limit", "auto", "soft memory limit of the Go runtime (GOMEMLIMIT syntax: 512MiB, 2GiB; off: none; auto: GOMEMLIMIT if set, else 80% of the cgroup memory limit, else 1GiB); freed memory is returned to the OS (forced collections kept under 1% of a core)"),
+		String(f.Prefix, "procs", "auto", "OS threads running Go code at once (GOMAXPROCS): auto (one while the process uses under 70% of a core, the host's cores or the container's CPU limit when it needs more; GOMAXPROCS if set), max, or a number"),
 		&cli.BoolFlag{Name: "check", Usage: "validate the configuration, print it and exit"},
 	}, f.Flags...)
 	return &cli.App{
@@ -142,6 +144,10 @@ func (f Function) App() *cli.App {
 			if err != nil {
 				return cli.Exit(fmt.Sprintf("%s: invalid configuration: --memory-limit: %v", f.Name, err), 2)
 			}
+			procsMode, err := procs.Parse(c.String("procs"))
+			if err != nil {
+				return cli.Exit(fmt.Sprintf("%s: invalid configuration: --procs: %v", f.Name, err), 2)
+			}
 			if c.Bool("check") {
 				PrintConfig(c.App.Writer, c)
 				fmt.Fprintf(c.App.Writer, "%s %s: configuration OK\n", f.Name, version.Version)
@@ -150,6 +156,10 @@ func (f Function) App() *cli.App {
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			go memlimit.ReturnFreed(ctx, time.Second, log)
+			nprocs, maxProcs := procs.Apply(procsMode)
+			if procsMode.Auto {
+				go procs.Adapt(ctx, maxProcs, time.Second, log)
+			}
 			adm := admin.New(log)
 			if c.Bool("admin-pprof") {
 				adm.EnablePprof()
@@ -163,7 +173,8 @@ func (f Function) App() *cli.App {
 				_ = adm.Shutdown(sctx)
 			}()
 			log.Info("starting", zap.String("function", f.Name), zap.String("version", version.Version),
-				zap.String("memory_limit", memlimit.String(limit)), zap.String("memory_limit_from", limitFrom))
+				zap.String("memory_limit", memlimit.String(limit)), zap.String("memory_limit_from", limitFrom),
+				zap.Int("procs", nprocs), zap.Int("procs_max", maxProcs), zap.String("procs_from", procsMode.From))
 			err = f.Run(ctx, &Runtime{CLI: c, Log: log, Admin: adm})
 			if err != nil && ctx.Err() != nil {
 				// SIGTERM while starting (e.g. during migrations) cuts the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -133,5 +134,25 @@ func TestStopDuringStartIsClean(t *testing.T) {
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	if err := app.Run([]string{"testfn", "--log-level", "error"}); err == nil {
 		t.Fatal("a start-up error without a stop request was swallowed")
+	}
+}
+
+func TestProcsFlag(t *testing.T) {
+	var ran bool
+	app := testFunction(&ran).App()
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	if err := app.Run([]string{"testfn", "--procs", "none", "--check"}); err == nil || !strings.Contains(err.Error(), "--procs") {
+		t.Fatalf("--procs none: %v, want an error naming --procs", err)
+	}
+	t.Cleanup(func() { runtime.SetDefaultGOMAXPROCS() })
+	var inRun int
+	f := testFunction(&ran)
+	f.Run = func(ctx context.Context, rt *Runtime) error { inRun = runtime.GOMAXPROCS(0); return nil }
+	t.Setenv("TESTFN_PROCS", "3")
+	if err := f.App().Run([]string{"testfn", "--log-level", "error"}); err != nil {
+		t.Fatal(err)
+	}
+	if inRun != 3 {
+		t.Errorf("TESTFN_PROCS=3: the function ran with %d Ps", inRun)
 	}
 }
