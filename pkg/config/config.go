@@ -111,7 +111,7 @@ func (f Function) App() *cli.App {
 		String(f.Prefix, "admin-listen", f.AdminAddr, "admin HTTP address for /metrics, /healthz, /readyz and status"),
 		Bool(f.Prefix, "admin-pprof", false, "also serve Go profiles under /debug/pprof/ on the admin address (for performance work)"),
 		String(f.Prefix, "memory-limit", "auto", "soft memory limit of the Go runtime (GOMEMLIMIT syntax: 512MiB, 2GiB; off: none; auto: GOMEMLIMIT if set, else 80% of the cgroup memory limit, else 1GiB); freed memory is returned to the OS (forced collections kept under 1% of a core)"),
-		String(f.Prefix, "procs", "auto", "OS threads running Go code at once (GOMAXPROCS): auto (one while the process uses under 70% of a core, the host's cores or the container's CPU limit when it needs more; GOMAXPROCS if set), max, or a number"),
+		String(f.Prefix, "procs", "auto", "OS threads running Go code at once (GOMAXPROCS): auto (one while the process uses under 70% of a core, the host's cores or the container's CPU limit when it needs more and the host has a core half idle; GOMAXPROCS if set), max, or a number"),
 		&cli.BoolFlag{Name: "check", Usage: "validate the configuration, print it and exit"},
 	}, f.Flags...)
 	return &cli.App{

@@ -10,8 +10,13 @@
 // One P also caps a process at one core of Go code, which a CSCF alone on
 // a large host must not be. So "auto" adapts: one P while the process uses
 // less than RaiseAt of a core, the runtime's default (the host's cores or
-// the container's CPU limit) from the moment it needs more, and back to one
-// once it has used less than LowerAt of a core for LowerAfter.
+// the container's CPU limit) from the moment it needs more while the host
+// has RaiseIdle of a core idle, and back to one once it has used less than
+// LowerAt of a core for LowerAfter, or, on a host with less than LowerIdle
+// idle, less than one core for LowerBusyAfter. More Ps on a host whose
+// cores are all busy only add the wake-ups' cost: in the 2-core lab a
+// P-CSCF raised at 500 calls/s spent 1.58 ms per call against 1.16 at one P
+// and queued until its admission control refused calls.
 package procs
 
 import (
@@ -41,6 +46,14 @@ const (
 	LowerAt = 0.4
 	// LowerAfter is how long the use must stay below LowerAt.
 	LowerAfter = 10 * time.Second
+	// RaiseIdle: the Ps are raised only while the host has at least this
+	// many cores idle (from /proc/stat); more Ps cannot run on a busy host.
+	RaiseIdle = 0.5
+	// LowerIdle and LowerBusyAfter: at the default Ps, a process using less
+	// than one core on a host with less than LowerIdle cores idle for
+	// LowerBusyAfter goes back to one P, where the same work costs less.
+	LowerIdle      = 0.2
+	LowerBusyAfter = 3 * time.Second
 )
 
 // Mode is what the --procs flag asked for.
@@ -93,23 +106,34 @@ type controller struct {
 	max        int           // the runtime's default Ps
 	cur        int           // Ps in force
 	low        time.Duration // how long the use has been below LowerAt
+	busy       time.Duration // how long the host has been busy (LowerIdle) with the use under a core
 	every      time.Duration // sample interval
 	lowerAfter time.Duration // LowerAfter
+	busyAfter  time.Duration // LowerBusyAfter
 }
 
-// next takes one sample (the share of a core used over the last interval)
-// and returns the Ps to run with from now on.
-func (c *controller) next(share float64) int {
-	switch {
-	case c.cur < c.max && share >= RaiseAt:
-		c.cur, c.low = c.max, 0
-	case c.cur > 1 && share < LowerAt:
-		c.low += c.every
-		if c.low >= c.lowerAfter {
-			c.cur, c.low = 1, 0
+// next takes one sample, the share of a core the process used and the
+// cores of the host idle over the last interval, and returns the Ps to
+// run with from now on.
+func (c *controller) next(share, idle float64) int {
+	if c.cur < c.max {
+		if share >= RaiseAt && idle >= RaiseIdle {
+			c.cur, c.low, c.busy = c.max, 0, 0
 		}
-	default:
+		return c.cur
+	}
+	if share < LowerAt {
+		c.low += c.every
+	} else {
 		c.low = 0
+	}
+	if idle < LowerIdle && share < 1 {
+		c.busy += c.every
+	} else {
+		c.busy = 0
+	}
+	if c.low >= c.lowerAfter || c.busy >= c.busyAfter {
+		c.cur, c.low, c.busy = 1, 0, 0
 	}
 	return c.cur
 }
@@ -123,6 +147,56 @@ var cpuTime = func() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// hostCPU returns the host's idle and total CPU time so far in clock
+// ticks, summed over its CPUs, and how many CPUs it has (/proc/stat);
+// ok false where it cannot be read.
+var hostCPU = func() (idle, total uint64, cpus int, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	for _, ln := range strings.Split(string(b), "\n") {
+		f := strings.Fields(ln)
+		if len(f) == 0 {
+			continue
+		}
+		switch {
+		case f[0] == "cpu":
+			for i, v := range f[1:] {
+				n, err := strconv.ParseUint(v, 10, 64)
+				if err != nil {
+					return 0, 0, 0, false
+				}
+				total += n
+				if i == 3 || i == 4 { // idle, iowait
+					idle += n
+				}
+			}
+		case strings.HasPrefix(f[0], "cpu"):
+			cpus++
+		}
+	}
+	return idle, total, cpus, total > 0 && cpus > 0
+}
+
+// hostIdle turns two readings of hostCPU into the cores idle between
+// them; a host it cannot read counts as idle (the Ps then follow the
+// process's own use only).
+type hostIdle struct {
+	idle, total uint64
+	ok          bool
+}
+
+func (h *hostIdle) sample() float64 {
+	idle, total, cpus, ok := hostCPU()
+	prev := *h
+	*h = hostIdle{idle: idle, total: total, ok: ok}
+	if !ok || !prev.ok || total <= prev.total || idle < prev.idle {
+		return float64(max(cpus, 1))
+	}
+	return float64(idle-prev.idle) / float64(total-prev.total) * float64(cpus)
+}
+
 // setProcs applies a number of Ps; n 0 restores the runtime's default.
 var setProcs = func(n int) {
 	if n == 0 {
@@ -133,12 +207,13 @@ var setProcs = func(n int) {
 }
 
 // Adapt runs "auto" after Apply until ctx ends: every interval it reads
-// the process's CPU time and moves between one P and max, the runtime's
-// default that Apply returned (RaiseAt, LowerAt, LowerAfter), logging each
-// move at info level. With max one there is nothing to adapt and it
+// the process's CPU time and the host's idle CPU and moves between one P
+// and max, the runtime's default that Apply returned (RaiseAt, RaiseIdle,
+// LowerAt, LowerAfter, LowerIdle, LowerBusyAfter), logging each move at
+// info level. With max one there is nothing to adapt and it
 // returns at once.
 func Adapt(ctx context.Context, max int, interval time.Duration, log *zap.Logger) {
-	adapt(ctx, &controller{max: max, cur: 1, every: interval, lowerAfter: LowerAfter}, log)
+	adapt(ctx, &controller{max: max, cur: 1, every: interval, lowerAfter: LowerAfter, busyAfter: LowerBusyAfter}, log)
 }
 
 func adapt(ctx context.Context, c *controller, log *zap.Logger) {
@@ -148,6 +223,8 @@ func adapt(ctx context.Context, c *controller, log *zap.Logger) {
 	interval := c.every
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var host hostIdle
+	host.sample()
 	last, lastAt := cpuTime(), time.Now()
 	for {
 		select {
@@ -161,16 +238,17 @@ func adapt(ctx context.Context, c *controller, log *zap.Logger) {
 			continue
 		}
 		share := float64(now-last) / float64(wall)
+		idle := host.sample()
 		last, lastAt = now, at
 		was := c.cur
-		if n := c.next(share); n != was {
+		if n := c.next(share, idle); n != was {
 			if n == c.max {
 				setProcs(0)
 			} else {
 				setProcs(n)
 			}
 			log.Info("Go processors changed", zap.Int("from", was), zap.Int("to", n),
-				zap.Float64("cpu_share", share))
+				zap.Float64("cpu_share", share), zap.Float64("host_idle_cores", idle))
 		}
 	}
 }
