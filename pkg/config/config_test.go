@@ -155,4 +155,13 @@ func TestProcsFlag(t *testing.T) {
 	if inRun != 3 {
 		t.Errorf("TESTFN_PROCS=3: the function ran with %d Ps", inRun)
 	}
+	// The default, auto: an idle function runs on one P.
+	t.Setenv("TESTFN_PROCS", "")
+	t.Setenv("GOMAXPROCS", "")
+	if err := f.App().Run([]string{"testfn", "--log-level", "error"}); err != nil {
+		t.Fatal(err)
+	}
+	if inRun != 1 {
+		t.Errorf("--procs auto: the function started with %d Ps, want 1", inRun)
+	}
 }
