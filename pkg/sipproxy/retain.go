@@ -287,4 +287,8 @@ func trimRequest(r *sip.Request) {
 		for r.RemoveHeader(n) {
 		}
 	}
+	// sipgo removes a field by shifting the rest of its list down: the
+	// slots past the new end still point at the fields that were last.
+	h := r.Headers()
+	clear(h[len(h):cap(h)])
 }

@@ -160,3 +160,44 @@ func TestCompletedInvite(t *testing.T) {
 		t.Errorf("%d handler calls", calls.Load())
 	}
 }
+
+// TestTrimmedRequestPinsNothing: a request kept trimmed (a completed
+// transaction left in sipgo) must not keep its removed header fields
+// alive. sipgo removes a field by shifting the rest of its list down, so
+// the slots past the list's new end still pointed at the fields that were
+// last (Content-Type, User-Agent, Contact…) until trimRequest cleared them.
+func TestTrimmedRequestPinsNothing(t *testing.T) {
+	raw := "INVITE sip:bob@ims.example SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-trim\r\n" +
+		"Max-Forwards: 70\r\n" +
+		"Route: <sip:pcscf.ims.example;lr>\r\n" +
+		"From: <sip:alice@ims.example>;tag=a\r\n" +
+		"To: <sip:bob@ims.example>\r\n" +
+		"Call-ID: trim-1\r\n" +
+		"CSeq: 1 INVITE\r\n" +
+		"Contact: <sip:alice@10.0.0.1:5060>\r\n" +
+		"Supported: 100rel, timer\r\n" +
+		"User-Agent: test\r\n" +
+		"Content-Type: application/sdp\r\n" +
+		"Content-Length: 4\r\n\r\nv=0\n"
+	m, err := sip.ParseMessage([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.(*sip.Request)
+	trimRequest(r)
+	h := r.Headers()
+	for i, f := range h[len(h):cap(h)] {
+		if f != nil {
+			t.Errorf("slot %d past the %d kept fields still holds %s", len(h)+i, len(h), f.Name())
+		}
+	}
+	for _, f := range h {
+		if !retainedFields[strings.ToLower(f.Name())] {
+			t.Errorf("kept %s", f.Name())
+		}
+	}
+	if len(r.Body()) != 0 {
+		t.Errorf("kept the body %q", r.Body())
+	}
+}
