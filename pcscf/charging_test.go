@@ -136,11 +136,7 @@ func TestPCSCFKeepsChargingAddresses(t *testing.T) {
 // §5.2.6.4, §5.2.7.3); a vector the UE put in its response does not go
 // on. Before, the UE's vector went to the core as it was.
 func TestPCSCFTermIOI(t *testing.T) {
-	core := newPeer(t, "")
-	p := startPCSCF(t, core, nil)
-	ue := newPeer(t, "")
-	pc := p.addr()
-	registerOK(t, ue, core, pc, "reg-ioi")
+	core, ue, pc := registeredUE(t, "reg-ioi")
 	tm := coreMessageToUE(core, ue, pc, "termioi", "P-Charging-Vector: icid-value=ab12;icid-generated-at=pcscf.other.test;orig-ioi=home.test\n")
 	ue.respond(tm, 200, "OK", sip.NewHeader("P-Charging-Vector", "icid-value=forged;orig-ioi=ue.example;term-ioi=ue.example"))
 	r := core.nextResponse(5 * time.Second)

@@ -150,6 +150,25 @@ func tcpUEOn(t *testing.T, c net.Conn) *tcpUE {
 
 func (u *tcpUE) port() int { return u.conn.LocalAddr().(*net.TCPAddr).Port }
 
+// register sends, over u, alice's REGISTER with the Via port viaPort, the
+// Contact URI contact (its expires parameter expires) and the extra header
+// lines (each ending in a newline): the TCP twin of register.
+func (u *tcpUE) register(t *testing.T, viaPort int, callID string, cseq int, contact string, expires int, extra string) {
+	t.Helper()
+	u.send(t, fmt.Sprintf(`
+REGISTER sip:ims.test SIP/2.0
+Via: SIP/2.0/TCP 127.0.0.1:%[1]d;branch=z9hG4bK%[2]s%[3]d
+Max-Forwards: 70
+From: <sip:alice@ims.test>;tag=ue1
+To: <sip:alice@ims.test>
+Call-ID: %[2]s
+CSeq: %[3]d REGISTER
+Contact: <%[4]s>;expires=%[5]d
+%[6]sContent-Length: 0
+
+`, viaPort, callID, cseq, contact, expires, extra))
+}
+
 func (u *tcpUE) send(t *testing.T, msg string) {
 	t.Helper()
 	msg = strings.ReplaceAll(strings.TrimLeft(msg, "\n"), "\n", "\r\n")
@@ -188,18 +207,7 @@ func TestLargeTerminatingRequest(t *testing.T) {
 	// UE over TCP.
 	tu := newTCPUE(t, pc)
 	contact := fmt.Sprintf("sip:alice@127.0.0.1:%d;transport=tcp", tu.port())
-	tu.send(t, fmt.Sprintf(`
-REGISTER sip:ims.test SIP/2.0
-Via: SIP/2.0/TCP 127.0.0.1:%[1]d;branch=z9hG4bKtcpreg1
-Max-Forwards: 70
-From: <sip:alice@ims.test>;tag=t1
-To: <sip:alice@ims.test>
-Call-ID: tcp-reg
-CSeq: 1 REGISTER
-Contact: <%[2]s>;expires=600
-Content-Length: 0
-
-`, tu.port(), contact))
+	tu.register(t, tu.port(), "tcp-reg", 1, contact, 600, "")
 	coreAnswerRegister(t, core, false)
 	if r, ok := tu.next(t).(*sip.Response); !ok || r.StatusCode != 200 {
 		t.Fatalf("TCP REGISTER: %v", r)

@@ -247,6 +247,19 @@ func registerOK(t *testing.T, ue, core *udpPeer, pc, callID string) {
 	}
 }
 
+// registeredUE starts a core stand-in and a P-CSCF towards it, registers
+// a UE through it (registerOK) and refuses the reg-event SUBSCRIBE that
+// follows (489); it returns the core, the UE and the P-CSCF's address.
+func registeredUE(t *testing.T, callID string) (core, ue *udpPeer, pc string) {
+	t.Helper()
+	core = newPeer(t, "")
+	pc = startPCSCF(t, core, nil).addr()
+	ue = newPeer(t, "")
+	registerOK(t, ue, core, pc, callID)
+	core.respond(waitRequest(t, core, sip.SUBSCRIBE), 489, "Bad Event")
+	return core, ue, pc
+}
+
 // coreMessageToUE sends, as the S-CSCF, a MESSAGE from bob to the UE
 // registered through the P-CSCF at pc (Route: the P-CSCF's Path entry),
 // with P-Asserted-Identity bob and the extra header lines (each ending in

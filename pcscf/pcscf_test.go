@@ -160,21 +160,7 @@ Content-Length: 0
 	// Privacy: id (RFC 3325 §7): the asserted identity does not leave the
 	// trust domain towards the UE; "none" wins over "id".
 	for i, privacy := range []string{"id", "header;id", "id;none"} {
-		core.send(pc, fmt.Sprintf(`
-MESSAGE sip:alice@127.0.0.1:%[1]d SIP/2.0
-Via: SIP/2.0/UDP 127.0.0.1:%[2]d;branch=z9hG4bKtermpriv%[4]d
-Max-Forwards: 70
-Route: <sip:term@%[3]s;lr>
-From: <sip:anonymous@anonymous.invalid>;tag=b2
-To: <sip:alice@ims.test>
-Call-ID: termpriv%[4]d
-CSeq: 1 MESSAGE
-P-Asserted-Identity: <sip:bob@ims.test>
-Privacy: %[5]s
-Content-Length: 0
-
-`, ue.port(), core.port(), pc, i, privacy))
-		tm = ue.nextRequest(5 * time.Second)
+		tm = coreMessageToUE(core, ue, pc, fmt.Sprintf("termpriv%d", i), "Privacy: "+privacy+"\n")
 		got, want := hdr(tm, "P-Asserted-Identity"), ""
 		if privacy == "id;none" {
 			want = "<sip:bob@ims.test>"

@@ -15,14 +15,7 @@ import (
 // delivered. Provisional and final responses alike. Before, the P-CSCF
 // relayed the callee's P-Asserted-Identity in every case.
 func TestResponsePrivacyTowardsUE(t *testing.T) {
-	core := newPeer(t, "")
-	p := startPCSCF(t, core, nil)
-	ue := newPeer(t, "")
-	pc := p.addr()
-	registerOK(t, ue, core, pc, "reg-priv")
-	if sub := core.nextRequest(5 * time.Second); sub.Method == sip.SUBSCRIBE {
-		core.respond(sub, 489, "Bad Event")
-	}
+	core, ue, pc := registeredUE(t, "reg-priv")
 	const callee = "<sip:bob@ims.test>"
 	for i, tc := range []struct{ privacy, want string }{
 		{"", callee},

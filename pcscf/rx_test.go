@@ -266,6 +266,22 @@ Content-Length: %[3]d
 %[4]s`, ue.port(), callID, len(crlf(body)), body, ue.host()))
 }
 
+// answeredCall makes a call from the UE through the P-CSCF at pc (invite,
+// ueOffer), answers it 200 with coreAnswer at the core, and returns the
+// 200 the UE got and the Session-Id of the call's AAR at the PCRF; it
+// fails t unless the UE gets the 200.
+func answeredCall(t *testing.T, ue, core *udpPeer, pcrf *testPCRF, pc, callID string) (*sip.Response, string) {
+	t.Helper()
+	invite(ue, pc, callID, ueOffer)
+	respondSDP(core, waitRequest(t, core, sip.INVITE), 200, "OK", coreAnswer)
+	sid := diameter.String(pcrf.next(t, diameter.CmdAA), diameter.AVPSessionID)
+	ok := waitFinal(t, ue, callID)
+	if ok.StatusCode != 200 {
+		t.Fatalf("call %s: %d", callID, ok.StatusCode)
+	}
+	return ok, sid
+}
+
 // respondSDP answers req with code and an SDP body, Contact of the far end.
 func respondSDP(core *udpPeer, req *sip.Request, code int, reason, body string) {
 	res := sip.NewResponseFromRequest(req, code, reason, []byte(crlf(body)))

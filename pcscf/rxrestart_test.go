@@ -49,13 +49,7 @@ func TestRxSessionsAfterRestart(t *testing.T) {
 	core.respond(core.nextRequest(5*time.Second), 489, "Bad Event") // reg SUBSCRIBE
 	sig := diameter.String(pcrf.next(t, diameter.CmdAA), diameter.AVPSessionID)
 	waitRxSessions(t, p1, sig) // stored before the call's AAR is sent
-	invite(ue, pc, "rs-call", ueOffer)
-	respondSDP(core, waitRequest(t, core, sip.INVITE), 200, "OK", coreAnswer)
-	call := diameter.String(pcrf.next(t, diameter.CmdAA), diameter.AVPSessionID)
-	ok := waitFinal(t, ue, "rs-call")
-	if ok.StatusCode != 200 {
-		t.Fatalf("call: %d", ok.StatusCode)
-	}
+	ok, call := answeredCall(t, ue, core, pcrf, pc, "rs-call")
 	ue.send(pc, inDialog(ue, ok, sip.ACK, 1))
 	waitRequest(t, core, sip.ACK)
 	waitRxSessions(t, p1, sig, call)

@@ -150,12 +150,7 @@ func TestRxCallsEndWithTheContact(t *testing.T) {
 	p, ue, core := startRxPCSCF(t, pcrf)
 	sig := diameter.String(pcrf.sig, diameter.AVPSessionID)
 	waitRxSessions(t, p, sig)
-	invite(ue, p.addr(), "gone-call", ueOffer)
-	respondSDP(core, waitRequest(t, core, sip.INVITE), 200, "OK", coreAnswer)
-	call := diameter.String(pcrf.next(t, diameter.CmdAA), diameter.AVPSessionID)
-	if r := waitFinal(t, ue, "gone-call"); r.StatusCode != 200 {
-		t.Fatalf("call: %d", r.StatusCode)
-	}
+	_, call := answeredCall(t, ue, core, pcrf, p.addr(), "gone-call")
 	waitRxSessions(t, p, sig, call)
 
 	register(ue, p.addr(), "rx-reg", 2, 0, "")

@@ -108,13 +108,7 @@ func TestTransportSwitchKeepsRx(t *testing.T) {
 	}
 
 	// A call over the SA (UDP): its Rx session.
-	invite(ue, protected, "sw-call", ueOffer)
-	respondSDP(core, waitRequest(t, core, sip.INVITE), 200, "OK", coreAnswer)
-	callSID := diameter.String(pcrf.next(t, diameter.CmdAA), diameter.AVPSessionID)
-	ok := waitFinal(t, ue, "sw-call")
-	if ok.StatusCode != 200 {
-		t.Fatalf("call: %d", ok.StatusCode)
-	}
+	ok, callSID := answeredCall(t, ue, core, pcrf, protected, "sw-call")
 	waitRxSessions(t, p, sig, callSID)
 
 	// The re-REGISTER over TCP from the UE's port-c to the P-CSCF's
@@ -126,22 +120,8 @@ func TestTransportSwitchKeepsRx(t *testing.T) {
 	}
 	tu := tcpUEOn(t, conn)
 	tcpRegister := func(cseq, expires int) {
-		tu.send(t, fmt.Sprintf(`
-REGISTER sip:ims.test SIP/2.0
-Via: SIP/2.0/TCP 127.0.0.1:%[1]d;branch=z9hG4bKswtcp%[2]d
-Max-Forwards: 70
-From: <sip:alice@ims.test>;tag=ue1
-To: <sip:alice@ims.test>
-Call-ID: sw-reg
-CSeq: %[2]d REGISTER
-Contact: <sip:alice@127.0.0.1:%[1]d>;expires=%[3]d
-%[4]sSecurity-Client: %[5]s
-Security-Verify: %[6]s
-Require: sec-agree
-Proxy-Require: sec-agree
-Content-Length: 0
-
-`, ue.port(), cseq, expires, secAuth, sc, server))
+		tu.register(t, ue.port(), "sw-reg", cseq, fmt.Sprintf("sip:alice@127.0.0.1:%d", ue.port()), expires,
+			secAuth+"Security-Client: "+sc+"\nSecurity-Verify: "+server+"\nRequire: sec-agree\nProxy-Require: sec-agree\n")
 	}
 	tcpRegister(3, 600)
 	coreAnswerRegister(t, core, true)
@@ -204,18 +184,7 @@ func TestTransportSwitchWithoutSAEndsOldRx(t *testing.T) {
 	waitRxSessions(t, p, sig)
 
 	tu := newTCPUE(t, p.addr())
-	tu.send(t, fmt.Sprintf(`
-REGISTER sip:ims.test SIP/2.0
-Via: SIP/2.0/TCP 127.0.0.1:%[1]d;branch=z9hG4bKnosatcp
-Max-Forwards: 70
-From: <sip:alice@ims.test>;tag=ue1
-To: <sip:alice@ims.test>
-Call-ID: rx-reg
-CSeq: 2 REGISTER
-Contact: <sip:alice@127.0.0.1:%[2]d>;expires=600
-Content-Length: 0
-
-`, tu.port(), ue.port()))
+	tu.register(t, tu.port(), "rx-reg", 2, fmt.Sprintf("sip:alice@127.0.0.1:%d", ue.port()), 600, "")
 	coreAnswerRegister(t, core, false)
 	if r, isRes := tu.next(t).(*sip.Response); !isRes || r.StatusCode != 200 {
 		t.Fatalf("re-REGISTER over TCP: %v", r)

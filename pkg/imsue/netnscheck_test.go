@@ -22,6 +22,17 @@ func testNetns(t *testing.T) *netlink.Handle {
 	return netnstest.Handle(t, "imsuetest")
 }
 
+// policiesAs is an XFRM back-end on h installing the policies of side.
+func policiesAs(t *testing.T, h *netlink.Handle, side ipsec.Side) *ipsec.Kernel {
+	t.Helper()
+	k, err := ipsec.NewKernel(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Side = side
+	return k
+}
+
 // netnsSA is an SA set between ue and the P-CSCF at 10.45.0.1.
 func netnsSA(ue string, spi uint32) ipsec.SecAssoc {
 	return ipsec.SecAssoc{
@@ -42,27 +53,18 @@ func TestPCSCFEndHere(t *testing.T) {
 	if err := pcscfEndHere(h, pc); err != nil {
 		t.Fatalf("empty namespace: %v", err)
 	}
-	ueK, err := ipsec.NewKernel(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ueK.Side = ipsec.SideUE
-	if err := ueK.InstallPolicies(netnsSA("10.45.0.2", 0x1000)); err != nil {
+	if err := policiesAs(t, h, ipsec.SideUE).InstallPolicies(netnsSA("10.45.0.2", 0x1000)); err != nil {
 		t.Fatalf("UE policies: %v", err)
 	}
 	if err := pcscfEndHere(h, pc); err != nil {
 		t.Fatalf("another UE's policies only: %v", err)
 	}
-	pcK, err := ipsec.NewKernel(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcK.Side = ipsec.SidePCSCF
+	pcK := policiesAs(t, h, ipsec.SidePCSCF)
 	other := netnsSA("10.45.0.3", 0x2000)
 	if err := pcK.InstallPolicies(other); err != nil {
 		t.Fatalf("P-CSCF policies: %v", err)
 	}
-	err = pcscfEndHere(h, pc)
+	err := pcscfEndHere(h, pc)
 	if !errors.Is(err, ErrSameNetns) || !strings.Contains(err.Error(), "XFRM policy") {
 		t.Fatalf("with the P-CSCF's policies: %v, want ErrSameNetns naming the policy", err)
 	}
