@@ -35,7 +35,9 @@ CPU: every binary has `--procs`, how many OS threads run Go code at once
 uses less than 70 % of a core, and the runtime's default (the host's
 cores, or the container's CPU limit) when it needs more and the host has
 half a core idle; it goes back to one after 10 s under 40 %, or after 3 s
-on a host with under 0.2 cores idle while it needs less than a core. On
+on a host with under 0.2 cores idle while it needs less than a core
+(and then stays at one for a minute). The host's idle CPU is read from
+/proc/stat, the process's own from getrusage, once a second. On
 a small host shared by the four functions and PostgreSQL, one thread per
 process spends 13–22 % less CPU per registration and per call
 (docs/performance.md, "Eleventh session"); a busy CSCF alone on a large

@@ -13,7 +13,8 @@
 // the container's CPU limit) from the moment it needs more while the host
 // has RaiseIdle of a core idle, and back to one once it has used less than
 // LowerAt of a core for LowerAfter, or, on a host with less than LowerIdle
-// idle, less than one core for LowerBusyAfter. More Ps on a host whose
+// idle, less than one core for LowerBusyAfter (then it stays at one for
+// HoldAfterBusy). More Ps on a host whose
 // cores are all busy only add the wake-ups' cost: in the 2-core lab a
 // P-CSCF raised at 500 calls/s spent 1.58 ms per call against 1.16 at one P
 // and queued until its admission control refused calls.
@@ -29,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"go.uber.org/zap"
 )
 
@@ -54,6 +56,11 @@ const (
 	// LowerBusyAfter goes back to one P, where the same work costs less.
 	LowerIdle      = 0.2
 	LowerBusyAfter = 3 * time.Second
+	// HoldAfterBusy: after lowering on a busy host the Ps stay at one for
+	// this long, so that a process whose own extra threads fill the host
+	// does not switch back and forth (each switch stops the world and
+	// writes a log line).
+	HoldAfterBusy = 60 * time.Second
 )
 
 // Mode is what the --procs flag asked for.
@@ -110,6 +117,8 @@ type controller struct {
 	every      time.Duration // sample interval
 	lowerAfter time.Duration // LowerAfter
 	busyAfter  time.Duration // LowerBusyAfter
+	holdFor    time.Duration // HoldAfterBusy
+	hold       time.Duration // left of the hold after a lowering on a busy host
 }
 
 // next takes one sample, the share of a core the process used and the
@@ -117,6 +126,10 @@ type controller struct {
 // run with from now on.
 func (c *controller) next(share, idle float64) int {
 	if c.cur < c.max {
+		if c.hold > 0 {
+			c.hold -= c.every
+			return c.cur
+		}
 		if share >= RaiseAt && idle >= RaiseIdle {
 			c.cur, c.low, c.busy = c.max, 0, 0
 		}
@@ -131,6 +144,9 @@ func (c *controller) next(share, idle float64) int {
 		c.busy += c.every
 	} else {
 		c.busy = 0
+	}
+	if c.busy >= c.busyAfter {
+		c.hold = c.holdFor
 	}
 	if c.low >= c.lowerAfter || c.busy >= c.busyAfter {
 		c.cur, c.low, c.busy = 1, 0, 0
@@ -147,43 +163,30 @@ var cpuTime = func() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// hostCPU returns the host's idle and total CPU time so far in clock
-// ticks, summed over its CPUs, and how many CPUs it has (/proc/stat);
-// ok false where it cannot be read.
-var hostCPU = func() (idle, total uint64, cpus int, ok bool) {
-	b, err := os.ReadFile("/proc/stat")
+// hostCPU returns the host's idle (idle plus iowait) and total CPU time
+// so far in seconds, summed over its CPUs, and how many CPUs it has
+// (/proc/stat, read with prometheus/procfs); ok false where it cannot be
+// read.
+var hostCPU = func() (idle, total float64, cpus int, ok bool) {
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return 0, 0, 0, false
 	}
-	for _, ln := range strings.Split(string(b), "\n") {
-		f := strings.Fields(ln)
-		if len(f) == 0 {
-			continue
-		}
-		switch {
-		case f[0] == "cpu":
-			for i, v := range f[1:] {
-				n, err := strconv.ParseUint(v, 10, 64)
-				if err != nil {
-					return 0, 0, 0, false
-				}
-				total += n
-				if i == 3 || i == 4 { // idle, iowait
-					idle += n
-				}
-			}
-		case strings.HasPrefix(f[0], "cpu"):
-			cpus++
-		}
+	st, err := fs.Stat()
+	if err != nil {
+		return 0, 0, 0, false
 	}
-	return idle, total, cpus, total > 0 && cpus > 0
+	c := st.CPUTotal
+	idle = c.Idle + c.Iowait
+	total = c.User + c.Nice + c.System + c.Idle + c.Iowait + c.IRQ + c.SoftIRQ + c.Steal
+	return idle, total, len(st.CPU), total > 0 && len(st.CPU) > 0
 }
 
 // hostIdle turns two readings of hostCPU into the cores idle between
 // them; a host it cannot read counts as idle (the Ps then follow the
 // process's own use only).
 type hostIdle struct {
-	idle, total uint64
+	idle, total float64
 	ok          bool
 }
 
@@ -194,7 +197,7 @@ func (h *hostIdle) sample() float64 {
 	if !ok || !prev.ok || total <= prev.total || idle < prev.idle {
 		return float64(max(cpus, 1))
 	}
-	return float64(idle-prev.idle) / float64(total-prev.total) * float64(cpus)
+	return (idle - prev.idle) / (total - prev.total) * float64(cpus)
 }
 
 // setProcs applies a number of Ps; n 0 restores the runtime's default.
@@ -213,7 +216,7 @@ var setProcs = func(n int) {
 // info level. With max one there is nothing to adapt and it
 // returns at once.
 func Adapt(ctx context.Context, max int, interval time.Duration, log *zap.Logger) {
-	adapt(ctx, &controller{max: max, cur: 1, every: interval, lowerAfter: LowerAfter, busyAfter: LowerBusyAfter}, log)
+	adapt(ctx, &controller{max: max, cur: 1, every: interval, lowerAfter: LowerAfter, busyAfter: LowerBusyAfter, holdFor: HoldAfterBusy}, log)
 }
 
 func adapt(ctx context.Context, c *controller, log *zap.Logger) {

@@ -67,7 +67,7 @@ func TestControllerRaisesAtOnceLowersLate(t *testing.T) {
 }
 
 func TestControllerOnABusyHost(t *testing.T) {
-	c := &controller{max: 2, cur: 1, every: time.Second, lowerAfter: 10 * time.Second, busyAfter: 3 * time.Second}
+	c := &controller{max: 2, cur: 1, every: time.Second, lowerAfter: 10 * time.Second, busyAfter: 3 * time.Second, holdFor: 5 * time.Second}
 	step := func(share, idle float64, want int) {
 		t.Helper()
 		if got := c.next(share, idle); got != want {
@@ -83,6 +83,11 @@ func TestControllerOnABusyHost(t *testing.T) {
 	step(0.8, LowerIdle-0.01, 2)
 	step(0.8, 0.1, 2)
 	step(0.8, 0.1, 1)
+	// Lowered on a busy host: held at one P for holdFor even when the host
+	// frees up again (its own second thread may be what filled it).
+	for range 5 {
+		step(0.9, 1, 1)
+	}
 	// A process using more than a core keeps its Ps on a busy host
 	// (lowering would only move its queue into it).
 	step(0.9, 1, 2)
@@ -100,12 +105,12 @@ func TestHostIdle(t *testing.T) {
 	old := hostCPU
 	t.Cleanup(func() { hostCPU = old })
 	readings := []struct {
-		idle, total uint64
+		idle, total float64
 		cpus        int
 		ok          bool
 	}{{100, 1000, 2, true}, {250, 1200, 2, true}, {0, 0, 0, false}, {300, 1300, 2, true}}
 	i := 0
-	hostCPU = func() (uint64, uint64, int, bool) {
+	hostCPU = func() (float64, float64, int, bool) {
 		r := readings[i]
 		i++
 		return r.idle, r.total, r.cpus, r.ok
@@ -124,7 +129,7 @@ func TestHostIdle(t *testing.T) {
 	// The real /proc/stat of this host.
 	hostCPU = old
 	if _, total, cpus, ok := hostCPU(); ok && (total == 0 || cpus < 1) {
-		t.Errorf("/proc/stat: total %d, cpus %d", total, cpus)
+		t.Errorf("/proc/stat: total %v s, cpus %d", total, cpus)
 	}
 }
 
@@ -161,7 +166,7 @@ func TestAdaptFollowsTheProcessCPU(t *testing.T) {
 	procs.Store(1)
 	oldCPU, oldSet, oldHost := cpuTime, setProcs, hostCPU
 	cpuTime, setProcs = cpu.read, func(n int) { procs.Store(int64(n)) }
-	hostCPU = func() (uint64, uint64, int, bool) { return 0, 0, 0, false } // an idle host
+	hostCPU = func() (float64, float64, int, bool) { return 0, 0, 0, false } // an idle host
 	t.Cleanup(func() { cpuTime, setProcs, hostCPU = oldCPU, oldSet, oldHost })
 
 	ctx, cancel := context.WithCancel(context.Background())
