@@ -82,7 +82,10 @@ func TestTransportSwitchKeepsRx(t *testing.T) {
 		c.IPsec, c.IPsecBackend, c.PortC, c.PortS = IPsecAuto, be, freeUDPPort(t), freeUDPPort(t)
 	})
 	waitRx(t, p)
-	ue := newPeer(t, "") // its port is the UE's port-c
+	// The UE's port-c serves UDP now and TCP below: a port under the
+	// ephemeral range, free for both (an ephemeral UDP port may be some
+	// other TCP connection's source port at the time of the dial).
+	ue := newPeer(t, fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t)))
 	uePortS := freeUDPPort(t)
 	sc := fmt.Sprintf("ipsec-3gpp;alg=hmac-sha-1-96;ealg=null;spi-c=1111;spi-s=2222;port-c=%d;port-s=%d", ue.port(), uePortS)
 	server, protected := secAgreeRegister(t, p, ue, core, "sw-reg", sc)
