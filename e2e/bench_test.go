@@ -327,8 +327,10 @@ func sippTransport() string {
 // profileDuring, when BENCH_PROFILE_DIR is set, takes a CPU profile of
 // every process of the lab (their --admin-pprof endpoint) from 2 s into
 // the run for BENCH_PROFILE_SECONDS (default 5) and writes NAME.pprof
-// there; the returned func waits for them. Read with
-// `go tool pprof -top bin/NAME DIR/NAME.pprof`.
+// there, with the allocations of the same seconds in NAME.allocs.pprof;
+// the returned func waits for them. Read with
+// `go tool pprof -top bin/NAME DIR/NAME.pprof` (allocations:
+// `-sample_index=alloc_space`).
 func (l *lab) profileDuring(t *testing.T) (wait func()) {
 	dir := os.Getenv("BENCH_PROFILE_DIR")
 	if dir == "" {
@@ -345,21 +347,23 @@ func (l *lab) profileInto(t *testing.T, dir string) (wait func()) {
 	}
 	var wg sync.WaitGroup
 	for name, p := range l.procs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(2 * time.Second)
-			res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.admin, secs))
-			if err != nil {
-				t.Logf("profile %s: %v", name, err)
-				return
-			}
-			defer res.Body.Close()
-			body, _ := io.ReadAll(res.Body)
-			if err := os.WriteFile(filepath.Join(dir, name+".pprof"), body, 0o644); err != nil {
-				t.Logf("profile %s: %v", name, err)
-			}
-		}()
+		for endpoint, file := range map[string]string{"profile": name + ".pprof", "allocs": name + ".allocs.pprof"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				time.Sleep(2 * time.Second)
+				res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", p.admin, endpoint, secs))
+				if err != nil {
+					t.Logf("profile %s: %v", name, err)
+					return
+				}
+				defer res.Body.Close()
+				body, _ := io.ReadAll(res.Body)
+				if err := os.WriteFile(filepath.Join(dir, file), body, 0o644); err != nil {
+					t.Logf("profile %s: %v", name, err)
+				}
+			}()
+		}
 	}
 	return wg.Wait
 }

@@ -131,7 +131,7 @@ func (s *PCSCF) terminating(ctx context.Context, t *sipproxy.Txn, c *contacts.Co
 // (RFC 3261 §18.1.1): over the SA (the UE listens on TCP port-s, TS
 // 33.203 §7.1) or on a TCP flow of the same UE.
 func (s *PCSCF) ueTarget(c *contacts.Contact, req *sip.Request) sipproxy.Target {
-	big := len(req.String()) > UDPSizeLimit
+	big := imsheader.WireSize(req) > UDPSizeLimit
 	local := s.proxy.Addr("udp").IP.String()
 	if c.SA != nil {
 		tr := c.Flow.Transport
@@ -148,7 +148,7 @@ func (s *PCSCF) ueTarget(c *contacts.Contact, req *sip.Request) sipproxy.Target 
 		for _, o := range s.store.ByAOR(c.AOR) {
 			if o.Flow.Transport == "tcp" && sameHost(o.Flow.Host, flow.Host) {
 				flow = o.Flow
-				s.log.Debug("request larger than UDP limit: using the UE's TCP flow", zap.Int("size", len(req.String())))
+				s.log.Debug("request larger than UDP limit: using the UE's TCP flow", zap.Int("size", imsheader.WireSize(req)))
 				break
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -627,5 +628,57 @@ func TestMessageHelpers(t *testing.T) {
 	req.AppendHeader(sip.NewHeader(HeaderPath, "garbage"))
 	if _, err := GetPath(req); err == nil {
 		t.Error("garbage Path accepted")
+	}
+}
+
+// TestWireSize: WireSize is the length of the text sipgo sends, for a
+// request with a body, a response and a message built in code, and it
+// allocates less than building that text.
+func TestWireSize(t *testing.T) {
+	raw := []string{
+		"INVITE sip:bob@ims.test;transport=udp SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport\r\nVia: SIP/2.0/TCP 10.0.0.2;branch=z9hG4bK2\r\n" +
+			"Route: <sip:pcscf.ims.test;lr>, <sip:scscf.ims.test;lr>\r\nFrom: \"Alice\" <sip:alice@ims.test>;tag=a1\r\nTo: <sip:bob@ims.test>\r\nCall-ID: c1@10.0.0.1\r\n" +
+			"CSeq: 1 INVITE\r\nContact: <sip:alice@10.0.0.1:5060>;+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.mmtel\"\r\nMax-Forwards: 70\r\n" +
+			"P-Preferred-Identity: <sip:alice@ims.test>\r\nContent-Type: application/sdp\r\nContent-Length: 12\r\n\r\nv=0\r\no=x 1 1\r\n",
+		"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;received=10.0.0.9;rport=5062\r\nFrom: <sip:alice@ims.test>;tag=a1\r\nTo: <sip:bob@ims.test>;tag=b1\r\n" +
+			"Call-ID: c1@10.0.0.1\r\nCSeq: 1 INVITE\r\nRecord-Route: <sip:pcscf.ims.test;lr>\r\nContent-Length: 0\r\n\r\n",
+	}
+	for _, r := range raw {
+		m, err := sip.NewParser().ParseSIP([]byte(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want int
+		switch msg := m.(type) {
+		case *sip.Request:
+			got, want = WireSize(msg), len(msg.String())
+		case *sip.Response:
+			got, want = WireSize(msg), len(msg.String())
+		}
+		if got != want || got == 0 {
+			t.Errorf("WireSize %d, len(String()) %d for\n%s", got, want, r)
+		}
+	}
+	req := sip.NewRequest(sip.MESSAGE, sip.Uri{Scheme: "sip", User: "bob", Host: "ims.test"})
+	req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:alice@ims.test>"))
+	req.SetBody([]byte("hello"))
+	if got, want := WireSize(req), len(req.String()); got != want {
+		t.Errorf("WireSize %d, len(String()) %d for\n%s", got, want, req.String())
+	}
+	m, _ := sip.NewParser().ParseSIP([]byte(raw[0]))
+	msg := m.(*sip.Request)
+	allocated := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 100 {
+			f()
+		}
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	size := allocated(func() { _ = WireSize(msg) })
+	text := allocated(func() { _ = len(msg.String()) })
+	if 2*size > text {
+		t.Errorf("WireSize allocates %d bytes in 100 runs, String() %d: not under half", size, text)
 	}
 }

@@ -1,6 +1,7 @@
 package imsheader
 
 import (
+	"io"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -338,3 +339,22 @@ var (
 	_ Editable = (*sip.Request)(nil)
 	_ Editable = (*sip.Response)(nil)
 )
+
+// WireSize is the length in bytes of msg as sipgo writes it (the length
+// of msg.String(): start line, header fields, empty line, body), counted
+// without keeping the text (about a quarter of String's allocated bytes).
+// Used to choose the transport of a request by size (RFC 3261 §18.1.1:
+// over 1,300 bytes, TCP).
+func WireSize(msg interface{ StringWrite(io.StringWriter) }) int {
+	var n byteCounter
+	msg.StringWrite(&n)
+	return int(n)
+}
+
+// byteCounter is an io.StringWriter that counts what is written to it.
+type byteCounter int
+
+func (c *byteCounter) WriteString(s string) (int, error) {
+	*c += byteCounter(len(s))
+	return len(s), nil
+}

@@ -107,7 +107,7 @@ func (u *UE) transportFor(req *sip.Request, sa *ipsec.SecAssoc) string {
 	u.mu.Lock()
 	tr := u.tr
 	u.mu.Unlock()
-	if tr == "udp" && sa != nil && len(req.String()) > UDPSizeLimit {
+	if tr == "udp" && sa != nil && imsheader.WireSize(req) > UDPSizeLimit {
 		return "tcp"
 	}
 	return tr

@@ -23,6 +23,7 @@
 package sipproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -511,13 +512,16 @@ func tagLocalAddr(p sip.TransportReadProps, data []byte) ([]byte, error) {
 	if !strings.EqualFold(p.Transport, "udp") || p.LocalAddr == nil || len(data) < 8 || string(data[:8]) == "SIP/2.0 " {
 		return data, nil
 	}
-	i := strings.IndexByte(string(data[:min(len(data), 4096)]), '\n')
+	i := bytes.IndexByte(data[:min(len(data), 4096)], '\n')
 	if i < 0 {
 		return data, nil
 	}
-	out := make([]byte, 0, len(data)+len(localAddrHeader)+32)
+	laddr := p.LocalAddr.String()
+	out := make([]byte, 0, len(data)+len(localAddrHeader)+len(": \r\n")+len(laddr))
 	out = append(out, data[:i+1]...)
-	out = append(out, localAddrHeader+": "+p.LocalAddr.String()+"\r\n"...)
+	out = append(out, localAddrHeader+": "...)
+	out = append(out, laddr...)
+	out = append(out, "\r\n"...)
 	return append(out, data[i+1:]...), nil
 }
 

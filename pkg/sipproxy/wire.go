@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -215,6 +216,17 @@ func isKeepAlive(data []byte) bool { return len(bytes.Trim(data, "\r\n")) == 0 }
 // inspect lexes and checks one message (a UDP datagram, or one message
 // framed from a TCP stream when stream is set) received from src.
 func (p *Proxy) inspect(data []byte, stream bool, src net.Addr) verdict {
+	v := p.inspectIn(data, stream, src)
+	if v.act != actPass {
+		// The only string of the message kept in a verdict (for the
+		// log): its own copy, not data's bytes.
+		v.start = strings.Clone(v.start)
+	}
+	return v
+}
+
+// inspectIn is inspect with the verdict's start line on data's bytes.
+func (p *Proxy) inspectIn(data []byte, stream bool, src net.Addr) verdict {
 	a := lexScratchPool.Get().(*lexScratch)
 	defer a.release()
 	m := p.lexIn(data, stream, a)
@@ -287,7 +299,8 @@ func (a *lexScratch) release() {
 }
 
 // lex splits data into start line, header fields and body and runs every
-// check that does not need the proxy's state.
+// check that does not need the proxy's state. The message's strings are
+// data's bytes: valid while data is unchanged.
 func (p *Proxy) lex(data []byte, stream bool) wireMsg { return p.lexIn(data, stream, nil) }
 
 // lexIn is lex with the message's slices taken from a (nil: new ones).
@@ -302,9 +315,11 @@ func (p *Proxy) lexIn(data []byte, stream bool, a *lexScratch) wireMsg {
 	}
 	data = data[lead:]
 	headBytes, body, complete := bytes.Cut(data, []byte("\r\n\r\n"))
-	// One string for the whole header section: start line, names and
-	// values are substrings of it (one allocation, not one per field).
-	head := string(headBytes)
+	// One string for the whole header section, on data's own bytes (no
+	// copy): start line, names and values are substrings of it. data is
+	// not changed while m lives, and nothing of m outlives inspect but
+	// copies (render's and rejection's bytes, the verdict's start line).
+	head := unsafe.String(unsafe.SliceData(headBytes), len(headBytes))
 	startLine, rest, _ := strings.Cut(head, "\r\n")
 	m.start = startLine
 	m.request = !(len(m.start) >= 4 && strings.EqualFold(m.start[:4], "SIP/"))

@@ -98,3 +98,23 @@ func TestViaCanonicalText(t *testing.T) {
 		}
 	}
 }
+
+// TestVerdictOwnsItsStrings: the message is read in place (its strings
+// are the read buffer's bytes), so what a verdict keeps must be its own
+// copy: the buffer is the next datagram's once inspect returns.
+func TestVerdictOwnsItsStrings(t *testing.T) {
+	p := testProxyForWire(t)
+	data := []byte("INVITE sip:bob@ims.test SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:40000;branch=z9hG4bK1\r\nFrom: <sip:a@ims.test>;tag=1\r\n" +
+		"To: <sip:bob@ims.test>\r\nCall-ID: c1\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+	v := p.inspect(data, false, testSrc)
+	if v.act != actReject || v.code != 400 {
+		t.Fatalf("CSeq method differs from the Request-Line: %v %d %q, want a 400", v.act, v.code, v.reason)
+	}
+	start, reason, resp := v.start, v.reason, string(v.resp)
+	for i := range data {
+		data[i] = 'x'
+	}
+	if v.start != start || v.start != "INVITE sip:bob@ims.test SIP/2.0" || v.reason != reason || string(v.resp) != resp || strings.Contains(resp, "xxx") {
+		t.Fatalf("the verdict changed with the buffer: start %q, reason %q, answer\n%s", v.start, v.reason, v.resp)
+	}
+}
