@@ -90,6 +90,9 @@ type loadChain struct {
 	// revive, when set, restarts the chain's processes that have exited
 	// (a crash) and says which; run before each step.
 	revive func(t *testing.T) []string
+	// allocated, when set, gives the bytes each process has allocated on
+	// its Go heap since it started (go_memstats_alloc_bytes_total).
+	allocated func() map[string]float64
 }
 
 // loadProc is a measured process: its name and how to find its pids (a
@@ -140,8 +143,9 @@ type stepResult struct {
 	p50, p99 float64 // ms, flow start → 200
 	elapsed  float64 // s
 	cpu      map[string]float64
-	load     string // 1-minute load average before → after
-	drops    int64  // host-wide UDP RcvbufErrors during the step
+	alloc    map[string]float64 // Go heap bytes allocated per process over the step (ours)
+	load     string             // 1-minute load average before → after
+	drops    int64              // host-wide UDP RcvbufErrors during the step
 }
 
 // failed is every flow that did not complete.
@@ -269,6 +273,10 @@ func writeInf(t *testing.T, lines []string) string {
 // and drop figures of r.
 func (c *loadChain) measure(r *stepResult, fn func()) {
 	before := c.cpuTicks()
+	var alloc0 map[string]float64
+	if c.allocated != nil {
+		alloc0 = c.allocated()
+	}
 	load0, _ := os.ReadFile("/proc/loadavg")
 	drops0 := udpRcvbufErrors()
 	t0 := time.Now()
@@ -281,6 +289,12 @@ func (c *loadChain) measure(r *stepResult, fn func()) {
 		r.cpu[k] = v - before[k]
 	}
 	r.drops = udpRcvbufErrors() - drops0
+	if c.allocated != nil {
+		r.alloc = map[string]float64{}
+		for k, v := range c.allocated() {
+			r.alloc[k] = v - alloc0[k]
+		}
+	}
 	first := func(b []byte) string { f := strings.Fields(string(b)); return f[0] }
 	r.load = first(load0) + " → " + first(load1)
 }
@@ -632,6 +646,20 @@ func (r stepResult) row(procs []string) string {
 		fmt.Sprintf("%.1f s", r.elapsed))
 }
 
+// allocRow is the step's Go heap allocation per completed flow of each
+// of procs, in KB.
+func (r stepResult) allocRow(procs []string) string {
+	row := "| " + r.step.String() + " |"
+	for _, p := range procs {
+		if r.ok == 0 || r.alloc == nil {
+			row += " — |"
+			continue
+		}
+		row += fmt.Sprintf(" %.1f |", r.alloc[p]/1024/float64(r.ok))
+	}
+	return row
+}
+
 // stepTableHeader heads the rows of stepResult.row.
 const stepTableHeader = "| chain | step (kind:rate/s, 20 s) | completed | refused | 403 from sipp's RES bug (retried) | unanswered | p50 / p99 | CPU ms per completed flow | ≤ 0.1 % failed, p99 ≤ 1 s, none lost | load avg before → after | UDP drops | sipp run |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
 
@@ -656,6 +684,13 @@ func startOurChain(t *testing.T) *loadChain {
 	for _, n := range []string{"pcscf", "icscf", "scscf", "hss"} {
 		ch.procs = append(ch.procs, loadProc{n, func() []int { return []int{pl.procs[n].cmd.Process.Pid} }})
 	}
+	ch.allocated = func() map[string]float64 {
+		out := map[string]float64{}
+		for _, n := range []string{"pcscf", "icscf", "scscf", "hss"} {
+			out[n] = pl.metric(n, "go_memstats_alloc_bytes_total")
+		}
+		return out
+	}
 	return ch
 }
 
@@ -673,7 +708,7 @@ func TestLoad(t *testing.T) {
 	}
 	needSipp(t)
 	ch := startOurChain(t)
-	var rows []string
+	var rows, allocRows []string
 	names := []string{"pcscf", "icscf", "scscf", "hss", "postgres"}
 	for _, st := range steps {
 		// BENCH_PROFILE_DIR: CPU profiles of every process during each
@@ -690,6 +725,7 @@ func TestLoad(t *testing.T) {
 		profiled()
 		rows = append(rows, r.row(names))
 		t.Logf("%s", r.row(names))
+		allocRows = append(allocRows, r.allocRow(names[:4]))
 		if r.unanswered > 0 {
 			t.Errorf("%s: %d transactions got no final answer: %v\n%s", st, r.unanswered, r.lost, strings.Join(r.lostLog, "\n"))
 		}
@@ -697,6 +733,8 @@ func TestLoad(t *testing.T) {
 	}
 	fmt.Printf("bench-load (%d-s steps, %d cores, CPU ms per completed flow of each process; postgres: every PostgreSQL process of the host):\n%s\n%s\n",
 		loadStepSeconds(), runtime.NumCPU(), stepTableHeader, strings.Join(rows, "\n"))
+	fmt.Printf("Go heap allocated per completed flow (KB, go_memstats_alloc_bytes_total over the step; steady where CPU figures are noisy):\n| step | %s |\n|---|---|---|---|---|\n%s\n",
+		strings.Join(names[:4], " | "), strings.Join(allocRows, "\n"))
 }
 
 // unexpectedKinds counts the messages sipp aborted a call on, from the

@@ -824,3 +824,33 @@ func TestResponseDestinationGetsTrying(t *testing.T) {
 		t.Errorf("the Via's port got %q", strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
 	}
 }
+
+// TestNeedsWorkingCopy: the handler edits an INVITE's copy (sipgo builds
+// the 487 to a CANCEL from the original, concurrently) and a copy of any
+// request that may create a dialog (a local 2xx copies Record-Route from
+// the original); REGISTER, ACK and in-dialog requests but re-INVITEs are
+// edited in place.
+func TestNeedsWorkingCopy(t *testing.T) {
+	for _, c := range []struct {
+		raw  string
+		want bool
+	}{
+		{"INVITE sip:b@ims.test SIP/2.0\r\nTo: <sip:b@ims.test>\r\n", true},
+		{"INVITE sip:b@ims.test SIP/2.0\r\nTo: <sip:b@ims.test>;tag=x\r\n", true},
+		{"SUBSCRIBE sip:b@ims.test SIP/2.0\r\nTo: <sip:b@ims.test>\r\n", true},
+		{"MESSAGE sip:b@ims.test SIP/2.0\r\nTo: <sip:b@ims.test>;tag=\r\n", true},
+		{"REGISTER sip:ims.test SIP/2.0\r\nTo: <sip:a@ims.test>\r\n", false},
+		{"ACK sip:b@ims.test SIP/2.0\r\nTo: <sip:b@ims.test>;tag=x\r\n", false},
+		{"BYE sip:b@ims.test SIP/2.0\r\nTo: <sip:b@ims.test>;tag=x\r\n", false},
+		{"NOTIFY sip:a@ims.test SIP/2.0\r\nTo: <sip:a@ims.test>;tag=y\r\n", false},
+	} {
+		raw := c.raw + "Via: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK1\r\nFrom: <sip:a@ims.test>;tag=1\r\nCall-ID: c\r\nCSeq: 1 X\r\nContent-Length: 0\r\n\r\n"
+		m, err := sip.ParseMessage([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := needsWorkingCopy(m.(*sip.Request)); got != c.want {
+			t.Errorf("%s: working copy %v, want %v", c.raw[:strings.Index(c.raw, "\r\n")], got, c.want)
+		}
+	}
+}

@@ -751,9 +751,10 @@ func (p *Proxy) handleRequest(req *sip.Request, stx *sip.ServerTx) {
 		return
 	}
 	t.laddr = localAddrOf(req, stx)
-	// The original belongs to sipgo's server transaction (read by its
-	// timers): only the working copy loses the tag.
-	t.req = req.Clone()
+	t.req = req
+	if needsWorkingCopy(req) {
+		t.req = req.Clone()
+	}
 	for t.req.RemoveHeader(localAddrHeader) {
 	}
 	t.popped = p.preprocessRoute(t.req)
@@ -785,6 +786,31 @@ func (p *Proxy) handleRequest(req *sip.Request, stx *sip.ServerTx) {
 	if err := t.relayLocked(res); err != nil {
 		p.log.Info("sending final response failed", zap.Error(err))
 	}
+}
+
+// needsWorkingCopy tells whether the handler must edit a copy of req
+// rather than req itself. An INVITE's original must stay as received:
+// sipgo's server transaction builds the 487 to a CANCEL from it, on its
+// own goroutine, while the handler may still be editing (RFC 3261 §9.2).
+// So must that of any other request that may create a dialog: a 2xx built
+// here copies its Record-Route fields (§12.1.1), and the handler may have
+// added ours. REGISTER, ACK and in-dialog requests (a To tag) but
+// re-INVITEs are edited in place: sipgo reads only their method, and
+// their answers copy only Via, From, To, Call-ID and CSeq, which a proxy
+// does not change (§16.6). One clone fewer per such request.
+func needsWorkingCopy(req *sip.Request) bool {
+	switch {
+	case req.IsInvite():
+		return true
+	case req.Method == sip.REGISTER || req.IsAck():
+		return false
+	}
+	to := req.To()
+	if to == nil || to.Params == nil {
+		return true
+	}
+	tag, ok := to.Params.Get("tag")
+	return !ok || tag == ""
 }
 
 // codeText holds the status codes' decimal text, so that counting an
