@@ -135,8 +135,9 @@ bench-import:
 ## bench-load: sipp load steps through P-CSCF → I-CSCF → S-CSCF → HSS (real binaries, throw-away
 ## database at DATABASE_URL), counted from sipp's side; fails when a REGISTER or INVITE transaction
 ## got no final answer. LOAD_STEPS: KIND:RATE,... (reg, sharedreg, sharedcall, call; e2e/load_test.go);
-## LOAD_STEP_SECONDS each (default 20). BENCH_PROFILE_DIR=DIR writes CPU profiles of every process
-## per step (DIR/KIND-RATE/NAME.pprof); BENCH_PCSCF_ARGS, BENCH_ICSCF_ARGS, BENCH_HSS_ARGS add flags
+## LOAD_STEP_SECONDS each (default 20). Prints CPU ms and Go heap KB allocated per completed flow of
+## each process. BENCH_PROFILE_DIR=DIR writes CPU and allocation profiles of every process per step
+## (DIR/KIND-RATE/NAME.pprof, NAME.allocs.pprof); BENCH_PCSCF_ARGS, BENCH_ICSCF_ARGS, BENCH_HSS_ARGS add flags
 ## (e.g. BENCH_PCSCF_ARGS=--persist=false). Not part of make test.
 LOAD_STEPS ?= reg:300,reg:500,sharedreg:200,sharedcall:200,call:350
 .PHONY: bench-load

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,6 +95,9 @@ type loadChain struct {
 	// allocated, when set, gives the bytes each process has allocated on
 	// its Go heap since it started (go_memstats_alloc_bytes_total).
 	allocated func() map[string]float64
+	// liveHeap, when set, gives each process's live Go heap in bytes
+	// (go_memstats_heap_alloc_bytes right after a collection).
+	liveHeap func() map[string]float64
 }
 
 // loadProc is a measured process: its name and how to find its pids (a
@@ -144,6 +149,7 @@ type stepResult struct {
 	elapsed  float64 // s
 	cpu      map[string]float64
 	alloc    map[string]float64 // Go heap bytes allocated per process over the step (ours)
+	live     map[string]float64 // live Go heap bytes per process when the step ended (ours)
 	load     string             // 1-minute load average before → after
 	drops    int64              // host-wide UDP RcvbufErrors during the step
 }
@@ -294,6 +300,9 @@ func (c *loadChain) measure(r *stepResult, fn func()) {
 		for k, v := range c.allocated() {
 			r.alloc[k] = v - alloc0[k]
 		}
+	}
+	if c.liveHeap != nil {
+		r.live = c.liveHeap()
 	}
 	first := func(b []byte) string { f := strings.Fields(string(b)); return f[0] }
 	r.load = first(load0) + " → " + first(load1)
@@ -657,6 +666,13 @@ func (r stepResult) allocRow(procs []string) string {
 		}
 		row += fmt.Sprintf(" %.1f |", r.alloc[p]/1024/float64(r.ok))
 	}
+	for _, p := range procs {
+		if r.live == nil {
+			row += " — |"
+			continue
+		}
+		row += fmt.Sprintf(" %.1f |", r.live[p]/(1<<20))
+	}
 	return row
 }
 
@@ -688,6 +704,18 @@ func startOurChain(t *testing.T) *loadChain {
 		out := map[string]float64{}
 		for _, n := range []string{"pcscf", "icscf", "scscf", "hss"} {
 			out[n] = pl.metric(n, "go_memstats_alloc_bytes_total")
+		}
+		return out
+	}
+	ch.liveHeap = func() map[string]float64 {
+		out := map[string]float64{}
+		for _, n := range []string{"pcscf", "icscf", "scscf", "hss"} {
+			// The heap profile endpoint collects first (gc=1).
+			if res, err := http.Get("http://" + pl.procs[n].admin + "/debug/pprof/heap?gc=1"); err == nil {
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+			out[n] = pl.metric(n, "go_memstats_heap_alloc_bytes")
 		}
 		return out
 	}
@@ -733,8 +761,8 @@ func TestLoad(t *testing.T) {
 	}
 	fmt.Printf("bench-load (%d-s steps, %d cores, CPU ms per completed flow of each process; postgres: every PostgreSQL process of the host):\n%s\n%s\n",
 		loadStepSeconds(), runtime.NumCPU(), stepTableHeader, strings.Join(rows, "\n"))
-	fmt.Printf("Go heap allocated per completed flow (KB, go_memstats_alloc_bytes_total over the step; steady where CPU figures are noisy):\n| step | %s |\n|---|---|---|---|---|\n%s\n",
-		strings.Join(names[:4], " | "), strings.Join(allocRows, "\n"))
+	fmt.Printf("Go heap allocated per completed flow (KB, go_memstats_alloc_bytes_total over the step; steady where CPU figures are noisy), then the live heap when the step ended (MiB, after a collection):\n| step | %s | %s |\n|---|---|---|---|---|---|---|---|---|\n%s\n",
+		strings.Join(names[:4], " KB | ")+" KB", strings.Join(names[:4], " MiB | ")+" MiB", strings.Join(allocRows, "\n"))
 }
 
 // unexpectedKinds counts the messages sipp aborted a call on, from the

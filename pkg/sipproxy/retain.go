@@ -42,10 +42,11 @@ var completedLifetime = 64 * sip.T1
 var maxCompleted = 200000
 
 type completedResponse struct {
-	resp   []byte         // in the cache's arena
+	resp   []byte         // in the cache's arena; nil for an accepted INVITE (see accepted.go)
 	conn   net.PacketConn // the socket it left from
 	dest   netip.AddrPort // where the response went
 	invite *inviteResends // INVITE: the Timer G retransmissions until the ACK
+	relay  bool           // an accepted INVITE's branch: 2xx retransmissions go to dest from conn
 }
 
 // inviteResends retransmits an INVITE's final response until its ACK or
@@ -145,9 +146,11 @@ func (c *completedCache) put(key string, resp []byte, conn net.PacketConn, dest 
 		return completedResponse{}, false
 	}
 	var b []byte
-	if len(resp) > arenaChunk/4 {
+	switch {
+	case resp == nil: // an accepted INVITE: nothing to answer with
+	case len(resp) > arenaChunk/4:
 		b = bytes.Clone(resp)
-	} else {
+	default:
 		if len(c.arena)+len(resp) > cap(c.arena) {
 			c.arena = make([]byte, 0, arenaChunk)
 		}
@@ -158,6 +161,20 @@ func (c *completedCache) put(key string, resp []byte, conn net.PacketConn, dest 
 	r := completedResponse{resp: b, conn: conn, dest: dest, invite: invite}
 	c.cur[maphash.String(c.seed, key)] = r
 	return r, true
+}
+
+// putRelay stores, for key (an accepted branch, accepted.go), the socket
+// and address its 2xx retransmissions are relayed from and to; false when
+// the cache is full.
+func (c *completedCache) putRelay(key string, conn net.PacketConn, dest netip.AddrPort) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rotate(time.Now())
+	if len(c.cur)+len(c.prev) >= maxCompleted {
+		return false
+	}
+	c.cur[maphash.String(c.seed, key)] = completedResponse{conn: conn, dest: dest, relay: true}
+	return true
 }
 
 func (c *completedCache) get(key string) (completedResponse, bool) {
@@ -206,6 +223,11 @@ func (p *Proxy) answerRetransmission(req *sip.Request, stx *sip.ServerTx) bool {
 		// request the client sends as soon as it has the answer (the ACK)
 		// must not be absorbed by it but reach the cache.
 		stx.Terminate()
+		if r.resp == nil {
+			// An accepted INVITE absorbs its retransmissions (RFC 6026
+			// §7.1): the UAS retransmits the 2xx, not the proxy.
+			return true
+		}
 		// From the socket the response left from, as sipgo's completed
 		// transaction would (an IPsec protected port, say).
 		_, _ = r.conn.WriteTo(r.resp, net.UDPAddrFromAddrPort(r.dest))
@@ -240,6 +262,9 @@ func (t *Txn) release() {
 		return
 	}
 	invite := t.origin.IsInvite()
+	if invite && t.relayed != nil && t.relayed.IsSuccess() && t.leaveAccepted() {
+		return
+	}
 	if strings.EqualFold(t.origin.Transport(), "udp") && t.relayed != nil && !(invite && t.relayed.IsSuccess()) {
 		dest, err := netip.ParseAddrPort(t.dest)
 		if uc, ok := t.stx.Connection().(*sip.UDPConnection); ok && err == nil {

@@ -356,6 +356,7 @@ type branch struct {
 	cancelWant  bool
 	cancelSent  bool
 	finished    bool
+	accepted    bool // an INVITE branch that got a 2xx (its client transaction in Accepted, RFC 6026)
 }
 
 func (t *Txn) startBranch(tg Target, opts *ForwardOptions, timeout time.Duration, results chan<- branchResult) (*branch, error) {
@@ -437,6 +438,9 @@ func (b *branch) run(opts *ForwardOptions, timeout time.Duration) {
 				opts.OnResponse(b.target, res)
 			}
 			if b.invite && res.IsSuccess() {
+				b.mu.Lock()
+				b.accepted = true
+				b.mu.Unlock()
 				if err := b.t.Relay(res); err != nil {
 					b.t.p.log.Warn("relaying 2xx failed", zap.Error(err))
 				}
@@ -900,6 +904,9 @@ func removeLastRoute(r *sip.Request) {
 // transaction (e.g. a 2xx retransmission after the transaction ended) when
 // its top Via is ours (RFC 3261 §16.7 / §16.11).
 func (p *Proxy) handleStrayResponse(res *sip.Response) {
+	if p.relayAccepted2xx(res) {
+		return
+	}
 	if !popOwnVia(p, res) {
 		return
 	}
