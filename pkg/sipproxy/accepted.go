@@ -76,14 +76,14 @@ func (t *Txn) leaveAccepted() bool {
 	return true
 }
 
-// relayAccepted2xx relays res, a response matching no client transaction,
-// when it retransmits the 2xx of an accepted branch: from the socket and
-// to the address the first 2xx went upstream on, our Via removed. It
-// reports whether res was such a retransmission.
+// relayAccepted2xx handles res, a response matching no client
+// transaction, when it belongs to an accepted branch, and reports whether
+// it did: a retransmission of the 2xx is relayed from the socket and to
+// the address the first 2xx went upstream on, our Via removed; anything
+// else (a provisional the UAS sent before its 2xx and that came in after
+// it) is absorbed, as the Accepted client transaction would (RFC 6026
+// §7.2): relayed, it would reach the caller after the 2xx.
 func (p *Proxy) relayAccepted2xx(res *sip.Response) bool {
-	if !res.IsSuccess() {
-		return false
-	}
 	if cs := res.CSeq(); cs == nil || cs.MethodName != sip.INVITE {
 		return false
 	}
@@ -95,7 +95,7 @@ func (p *Proxy) relayAccepted2xx(res *sip.Response) bool {
 	if !ok || !r.relay {
 		return false
 	}
-	if !popOwnVia(p, res) {
+	if !res.IsSuccess() || !popOwnVia(p, res) {
 		return true
 	}
 	if p.cfg.HideWarnings {

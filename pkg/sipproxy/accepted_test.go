@@ -71,9 +71,10 @@ func (u *rawUAS) answer(req *sip.Request, to net.Addr, code int, reason string) 
 
 // TestAcceptedInvite (RFC 6026): once an INVITE's 2xx is relayed over UDP,
 // its transactions leave sipgo for the completed cache, which still does
-// what the Accepted states do: a retransmission of the 2xx by the UAS
-// reaches the caller (Timer M's duty), with the proxy's Via removed, from
-// the socket the first went from; a retransmitted INVITE is absorbed, not
+// what the Accepted states do: a provisional coming in after the 2xx is
+// absorbed; a retransmission of the 2xx by the UAS reaches the caller
+// (Timer M's duty), with the proxy's Via removed, from the socket the
+// first went from; a retransmitted INVITE is absorbed, not
 // forwarded again (Timer L's); a CANCEL is answered 200 (RFC 3261 §9.2).
 func TestAcceptedInvite(t *testing.T) {
 	uas := newRawUAS(t)
@@ -119,6 +120,12 @@ func TestAcceptedInvite(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 
+	// A 180 the UAS sent before its 2xx, come in after it: absorbed (it
+	// would reach the caller after the 2xx).
+	uas.answer(fwd, from, 180, "Ringing")
+	if late := readAnswer(c, 500*time.Millisecond); late != "" {
+		t.Fatalf("a 180 after the 2xx was relayed: %q", late)
+	}
 	// The UAS retransmits its 2xx (no ACK yet): relayed to the caller.
 	if _, err := uas.conn.WriteTo([]byte(ok), from); err != nil {
 		t.Fatal(err)
