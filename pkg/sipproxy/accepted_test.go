@@ -81,14 +81,8 @@ func TestAcceptedInvite(t *testing.T) {
 	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
 		_, _ = tx.Forward(ctx, ForwardOptions{}, uas.target())
 	})
-	c, to := udpClient(t, p)
+	c, send := udpSender(t, p)
 	invite := strings.ReplaceAll(optionsWith("", ""), "OPTIONS", "INVITE")
-	send := func(m string) {
-		t.Helper()
-		if _, err := c.WriteTo([]byte(m), to); err != nil {
-			t.Fatal(err)
-		}
-	}
 	send(invite)
 	fwd, from := uas.next(3 * time.Second)
 	if fwd == nil || !fwd.IsInvite() {

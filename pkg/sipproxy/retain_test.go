@@ -2,6 +2,7 @@ package sipproxy
 
 import (
 	"context"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -31,6 +32,17 @@ func retransmit(t *testing.T, p *Proxy, msg string) (first, again string) {
 		}
 	}
 	return first, again
+}
+
+// udpSender is udpClient with a function sending a message to p from it.
+func udpSender(t *testing.T, p *Proxy) (*net.UDPConn, func(msg string)) {
+	c, to := udpClient(t, p)
+	return c, func(msg string) {
+		t.Helper()
+		if _, err := c.WriteTo([]byte(msg), to); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func completedEntries(p *Proxy) int {
@@ -118,14 +130,8 @@ func TestCompletedInvite(t *testing.T) {
 		calls.Add(1)
 		_ = tx.Respond(486, "Busy Here")
 	})
-	c, to := udpClient(t, p)
+	c, send := udpSender(t, p)
 	invite := strings.ReplaceAll(optionsWith("", ""), "OPTIONS", "INVITE")
-	send := func(m string) {
-		t.Helper()
-		if _, err := c.WriteTo([]byte(m), to); err != nil {
-			t.Fatal(err)
-		}
-	}
 	read := func(within time.Duration) string { return readAnswer(c, within) }
 	send(invite)
 	first := read(3 * time.Second)
