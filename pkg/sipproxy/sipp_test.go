@@ -36,28 +36,51 @@ func TestSippRegisterThroughProxy(t *testing.T) {
 		_, _ = tx.Forward(ctx, ForwardOptions{}, Target{NextHop: &sip.Uri{Host: "127.0.0.1", Port: uasPort}})
 	})
 	dir := t.TempDir()
+	runSippPair(t, sipp, dir,
+		[]string{"-sf", testdataPath(t, "sipp_register_uas.xml"), "-i", "127.0.0.1", "-p", portStr(uasPort), "-m", "1", "-trace_err",
+			"-error_file", filepath.Join(dir, "uas_err.log"), "-trace_logs", "-log_file", filepath.Join(dir, "uas_log.log"), "-nostdin"},
+		[]string{"127.0.0.1:" + portStr(p.Addr("udp").Port), "-sf", testdataPath(t, "sipp_register_uac.xml"),
+			"-i", "127.0.0.1", "-m", "1", "-trace_err", "-error_file", filepath.Join(dir, "uac_err.log"), "-nostdin"})
+	if t.Failed() {
+		e, _ := os.ReadFile(filepath.Join(dir, "uas_err.log"))
+		t.Logf("UAS errors:\n%s", e)
+	}
+}
+
+// runSippPair runs sipp with uasArgs (started first), then sipp with
+// uacArgs to its end, both in dir, and fails the test unless both exit 0
+// within 20 s.
+func runSippPair(t *testing.T, sipp, dir string, uasArgs, uacArgs []string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	uas := exec.CommandContext(ctx, sipp, "-sf", filepath.Join("testdata", "sipp_register_uas.xml"),
-		"-i", "127.0.0.1", "-p", portStr(uasPort), "-m", "1", "-trace_err", "-error_file", filepath.Join(dir, "uas_err.log"), "-trace_logs", "-log_file", filepath.Join(dir, "uas_log.log"), "-nostdin")
+	uas := exec.CommandContext(ctx, sipp, uasArgs...)
+	uas.Dir = dir
 	uasOut, _ := os.Create(filepath.Join(dir, "uas.out"))
 	uas.Stdout, uas.Stderr = uasOut, uasOut
 	if err := uas.Start(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	uac := exec.CommandContext(ctx, sipp, "127.0.0.1:"+portStr(p.Addr("udp").Port),
-		"-sf", filepath.Join("testdata", "sipp_register_uac.xml"),
-		"-i", "127.0.0.1", "-m", "1", "-trace_err", "-error_file", filepath.Join(dir, "uac_err.log"), "-nostdin")
-	out, err := uac.CombinedOutput()
-	if err != nil {
+	uac := exec.CommandContext(ctx, sipp, uacArgs...)
+	uac.Dir = dir
+	if out, err := uac.CombinedOutput(); err != nil {
 		t.Errorf("sipp UAC failed: %v\n%s", err, tail(out))
 	}
 	if err := uas.Wait(); err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "uas.out"))
-		e, _ := os.ReadFile(filepath.Join(dir, "uas_err.log"))
-		t.Errorf("sipp UAS failed: %v\n%s\n%s", err, tail(b), e)
+		t.Errorf("sipp UAS failed: %v\n%s", err, tail(b))
 	}
+}
+
+// testdataPath is the absolute path of testdata/name.
+func testdataPath(t *testing.T, name string) string {
+	t.Helper()
+	a, err := filepath.Abs(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 func tail(b []byte) []byte {
@@ -83,35 +106,10 @@ func TestSippAcceptedInvite(t *testing.T) {
 		_, _ = tx.Forward(ctx, ForwardOptions{}, Target{NextHop: &sip.Uri{Host: "127.0.0.1", Port: uasPort}})
 	})
 	dir := t.TempDir()
-	abs := func(name string) string {
-		a, err := filepath.Abs(filepath.Join("testdata", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	uas := exec.CommandContext(ctx, sipp, "-sf", abs("sipp_call_uas_2xx_retrans.xml"),
-		"-i", "127.0.0.1", "-p", portStr(uasPort), "-m", "1", "-trace_err", "-nostdin")
-	uas.Dir = dir
-	uasOut, _ := os.Create(filepath.Join(dir, "uas.out"))
-	uas.Stdout, uas.Stderr = uasOut, uasOut
-	if err := uas.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond)
-	uac := exec.CommandContext(ctx, sipp, "127.0.0.1:"+portStr(p.Addr("udp").Port),
-		"-sf", abs("sipp_call_uac_late_ack.xml"), "-i", "127.0.0.1", "-m", "1", "-trace_err", "-trace_counts", "-nostdin")
-	uac.Dir = dir
-	out, err := uac.CombinedOutput()
-	if err != nil {
-		t.Errorf("sipp UAC failed: %v\n%s", err, tail(out))
-	}
-	if err := uas.Wait(); err != nil {
-		b, _ := os.ReadFile(filepath.Join(dir, "uas.out"))
-		t.Errorf("sipp UAS failed: %v\n%s", err, tail(b))
-	}
+	runSippPair(t, sipp, dir,
+		[]string{"-sf", testdataPath(t, "sipp_call_uas_2xx_retrans.xml"), "-i", "127.0.0.1", "-p", portStr(uasPort), "-m", "1", "-trace_err", "-nostdin"},
+		[]string{"127.0.0.1:" + portStr(p.Addr("udp").Port), "-sf", testdataPath(t, "sipp_call_uac_late_ack.xml"),
+			"-i", "127.0.0.1", "-m", "1", "-trace_err", "-trace_counts", "-nostdin"})
 	counts, _ := filepath.Glob(filepath.Join(dir, "sipp_call_uac_late_ack_*_counts.csv"))
 	if len(counts) != 1 {
 		t.Fatalf("sipp counts file: %v", counts)
