@@ -85,7 +85,7 @@ func (u *UE) Call(ctx context.Context, target string, o CallOptions) (*Call, err
 	body := sdpOffer(u.ip.String())
 	req.SetBody(body)
 	if o.MinSize > 0 {
-		for n := 0; len(req.String()) < o.MinSize; n++ {
+		for n := 0; imsheader.WireSize(req) < o.MinSize; n++ {
 			body = append(body, []byte(fmt.Sprintf("a=imsue-pad:%03d %s\r\n", n, strings.Repeat("x", 60)))...)
 			req.SetBody(body)
 		}
@@ -101,7 +101,7 @@ func (u *UE) Call(ctx context.Context, target string, o CallOptions) (*Call, err
 	res, err := u.do(ctx, req, sa, func(p *sip.Response) {
 		u.step("call-progress", start, p, nil, map[string]any{"call_id": c.ID})
 	})
-	c.InviteSize, c.InviteTransport = len(req.String()), strings.ToLower(req.Transport())
+	c.InviteSize, c.InviteTransport = imsheader.WireSize(req), strings.ToLower(req.Transport())
 	detail := map[string]any{"call_id": c.ID, "to": target, "invite_bytes": c.InviteSize, "transport": c.InviteTransport}
 	u.step("call", start, res, err, detail)
 	if err != nil {
@@ -222,7 +222,7 @@ func (u *UE) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	pol := u.answer
 	u.mu.Unlock()
 	c := &Call{u: u, ID: req.CallID().Value(), Incoming: true, acked: make(chan struct{}), done: make(chan struct{}),
-		InviteSize: len(req.String()), InviteTransport: strings.ToLower(req.Transport())}
+		InviteSize: imsheader.WireSize(req), InviteTransport: strings.ToLower(req.Transport())}
 	if f := req.From(); f != nil {
 		c.Peer = f.Address.String()
 		c.remote = sip.ToHeader{Address: f.Address, Params: f.Params.Clone()}

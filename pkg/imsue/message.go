@@ -56,7 +56,7 @@ func (u *UE) SendMessage(ctx context.Context, target, text string, opts ...SendO
 
 func (u *UE) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
-	m := Message{Text: string(req.Body()), Size: len(req.String()), Received: time.Now()}
+	m := Message{Text: string(req.Body()), Size: imsheader.WireSize(req), Received: time.Now()}
 	if f := req.From(); f != nil {
 		m.From = f.Address.String()
 	}

@@ -31,7 +31,10 @@ import (
 // retained by sipgo after their final response in the first place.
 
 // acceptedHandOff is how long sipgo's own Accepted states last (its
-// Timer L and Timer M, 64*T1 by default) in a process that runs a proxy.
+// Timer L and Timer M, 64*T1 by default) in every process that links this
+// package: the CSCFs, and the imsue UE tool, whose INVITE client
+// transactions then pass a 2xx retransmission to the dialog for 5 s
+// (the ACK must be lost for longer than that for it to matter).
 // Terminating an accepted transaction does not stop that timer (sipgo
 // v1.7's delete stops the others), and the timer keeps the transaction,
 // its request and its responses reachable until it fires: leaveAccepted

@@ -3,6 +3,7 @@ package sipproxy
 import (
 	"context"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,40 @@ func TestAcceptedInvite(t *testing.T) {
 	}
 	if r, _ := uas.next(300 * time.Millisecond); r != nil {
 		t.Fatalf("the UAS got %s", r.StartLine())
+	}
+}
+
+// TestAcceptedInviteIsFreed: the INVITE of an accepted transaction is
+// garbage once the completed cache has taken over and sipgo's own
+// Accepted states (acceptedHandOff) are over, not after 64*T1: sipgo
+// does not stop Timer L when a transaction is terminated, and the armed
+// timer kept the whole transaction reachable for 32 s.
+func TestAcceptedInviteIsFreed(t *testing.T) {
+	uas := newRawUAS(t)
+	freed := make(chan struct{})
+	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
+		runtime.AddCleanup(tx.origin, func(ch chan struct{}) { close(ch) }, freed)
+		_, _ = tx.Forward(ctx, ForwardOptions{}, uas.target())
+	})
+	c, send := udpSender(t, p)
+	send(strings.ReplaceAll(optionsWith("", ""), "OPTIONS", "INVITE"))
+	fwd, from := uas.next(3 * time.Second)
+	if fwd == nil {
+		t.Fatal("the UAS got nothing")
+	}
+	uas.answer(fwd, from, 200, "OK")
+	if got := readAnswer(c, 3*time.Second); !strings.HasPrefix(got, "SIP/2.0 200 ") {
+		t.Fatalf("the caller got %q", got)
+	}
+	deadline := time.After(acceptedHandOff + 5*time.Second)
+	for {
+		runtime.GC()
+		select {
+		case <-freed:
+			return
+		case <-deadline:
+			t.Fatalf("the accepted INVITE is still reachable %v after its 2xx", acceptedHandOff+5*time.Second)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }

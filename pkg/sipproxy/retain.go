@@ -291,8 +291,13 @@ func (t *Txn) release() {
 	if len(t.branches) > 0 {
 		return
 	}
+	// A request edited in place (needsWorkingCopy) is the handler's too,
+	// which may have handed it on (the S-CSCF's third-party REGISTER puts
+	// it in a body, on its own goroutine): it stays whole.
+	if t.req != t.origin {
+		trimRequest(t.origin)
+	}
 	t.req, t.last = nil, nil
-	trimRequest(t.origin)
 }
 
 // trimRequest removes from r every header field but retainedFields, and

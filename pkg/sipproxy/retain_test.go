@@ -207,3 +207,29 @@ func TestTrimmedRequestPinsNothing(t *testing.T) {
 		t.Errorf("kept the body %q", r.Body())
 	}
 }
+
+// TestRequestEditedInPlaceStaysWhole: a REGISTER is edited in place (no
+// working copy), so the request a handler holds is the one sipgo's
+// transaction holds; with the completed cache full the transaction stays
+// in sipgo, and its request must not be trimmed under the handler, which
+// may have handed it on (the S-CSCF's third-party REGISTER copies it into
+// a body on another goroutine).
+func TestRequestEditedInPlaceStaysWhole(t *testing.T) {
+	n := maxCompleted
+	t.Cleanup(func() { maxCompleted = n }) // after the proxy's Close
+	maxCompleted = 0
+	kept := make(chan *sip.Request, 1)
+	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
+		_ = tx.Respond(200, "OK")
+		kept <- tx.Request()
+	})
+	msg := strings.ReplaceAll(optionsWith("Subject: a subject\r\n", ""), "OPTIONS", "REGISTER")
+	if first := udpExchange(t, p, msg); !strings.HasPrefix(first, "SIP/2.0 200") {
+		t.Fatalf("answer %q", first)
+	}
+	req := <-kept
+	time.Sleep(200 * time.Millisecond) // the handler has returned, release has run
+	if req.GetHeader("Subject") == nil || req.GetHeader("Max-Forwards") == nil {
+		t.Fatalf("the handler's REGISTER was trimmed after it returned:\n%s", req)
+	}
+}

@@ -88,7 +88,7 @@ type verdict struct {
 	resp    []byte // actReject: the response
 	dest    string // actReject over UDP: "ip:port" (RFC 3261 §18.2.2), "" for the source
 	request bool
-	start   string // the start line, for the log (truncated)
+	start   string // actReject, actDrop: the start line, for the log (truncated, a copy)
 }
 
 // field is one header field of a message.
@@ -216,21 +216,10 @@ func isKeepAlive(data []byte) bool { return len(bytes.Trim(data, "\r\n")) == 0 }
 // inspect lexes and checks one message (a UDP datagram, or one message
 // framed from a TCP stream when stream is set) received from src.
 func (p *Proxy) inspect(data []byte, stream bool, src net.Addr) verdict {
-	v := p.inspectIn(data, stream, src)
-	if v.act != actPass {
-		// The only string of the message kept in a verdict (for the
-		// log): its own copy, not data's bytes.
-		v.start = strings.Clone(v.start)
-	}
-	return v
-}
-
-// inspectIn is inspect with the verdict's start line on data's bytes.
-func (p *Proxy) inspectIn(data []byte, stream bool, src net.Addr) verdict {
 	a := lexScratchPool.Get().(*lexScratch)
 	defer a.release()
 	m := p.lexIn(data, stream, a)
-	v := verdict{request: m.request, start: printable(m.start, 80)}
+	v := verdict{request: m.request}
 	if len(data) > p.limits.MaxMessageBytes {
 		m.fault, m.reason = 0, ""
 		m.fail(513, "message of %d bytes, more than %d", len(data), p.limits.MaxMessageBytes)
@@ -240,7 +229,7 @@ func (p *Proxy) inspectIn(data []byte, stream bool, src net.Addr) verdict {
 			p.checkResponseVia(&m)
 		}
 		if m.fault != 0 {
-			v.act, v.reason = actDrop, m.reason
+			v.act, v.reason, v.start = actDrop, m.reason, m.logStart()
 			return v
 		}
 		v.act, v.out = actPass, m.render()
@@ -258,10 +247,15 @@ func (p *Proxy) inspectIn(data []byte, stream bool, src net.Addr) verdict {
 	return p.refuse(&m, m.fault, m.reason, src)
 }
 
+// logStart is m's start line for the log of a refused or dropped
+// message: printable, truncated, and a copy (m's strings are the read
+// buffer's bytes, the next message's once inspect returns).
+func (m *wireMsg) logStart() string { return strings.Clone(printable(m.start, 80)) }
+
 // refuse is the verdict on a request refused with code and reason: answered
 // when it has a Via to answer to, else dropped; a response is dropped.
 func (p *Proxy) refuse(m *wireMsg, code int, reason string, src net.Addr) verdict {
-	v := verdict{act: actDrop, request: m.request, start: printable(m.start, 80), code: code, reason: reason}
+	v := verdict{act: actDrop, request: m.request, start: m.logStart(), code: code, reason: reason}
 	if !m.request || m.first("via") == nil {
 		v.code = 0
 		return v

@@ -117,4 +117,15 @@ func TestVerdictOwnsItsStrings(t *testing.T) {
 	if v.start != start || v.start != "INVITE sip:bob@ims.test SIP/2.0" || v.reason != reason || string(v.resp) != resp || strings.Contains(resp, "xxx") {
 		t.Fatalf("the verdict changed with the buffer: start %q, reason %q, answer\n%s", v.start, v.reason, v.resp)
 	}
+	// The same for a TCP stream condemned outside inspect (guardedConn
+	// refuses a message whose framing is broken).
+	data = []byte("MESSAGE sip:bob@ims.test SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.7:40000;branch=z9hG4bK2\r\nContent-Length: x\r\n\r\n")
+	m := p.lex(data, true)
+	v = p.refuse(&m, 400, "bad Content-Length", testSrc)
+	for i := range data {
+		data[i] = 'x'
+	}
+	if v.start != "MESSAGE sip:bob@ims.test SIP/2.0" {
+		t.Fatalf("the refused stream message's start line changed with the buffer: %q", v.start)
+	}
 }
