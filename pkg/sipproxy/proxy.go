@@ -316,7 +316,12 @@ func (p *Proxy) Listen(network, addr string) (*net.TCPAddr, error) {
 		}
 		la := c.LocalAddr().(*net.UDPAddr)
 		l = &listener{network: "udp", addr: &net.TCPAddr{IP: la.IP, Port: la.Port, Zone: la.Zone}, closer: c}
-		rc := &guardedPacketConn{PacketConn: c, p: p, ready: make(chan struct{})}
+		raw, err := newRawPacketConn(c)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("sipproxy: udp %s: %w", addr, err)
+		}
+		rc := &guardedPacketConn{PacketConn: raw, p: p, ready: make(chan struct{})}
 		p.serve(l, func() error { return p.tp.ServeUDP(rc) })
 		// sipgo registers the socket in its pool just before the first
 		// read; only then can Target.Laddr select it.
