@@ -37,6 +37,7 @@ func openStore(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	// statistics lag behind a registration storm.
 	pgsession.AsyncCommit(cfg.ConnConfig)
 	pgsession.PreferIndexScans(cfg.ConnConfig)
+	pgsession.RawSockets(cfg.ConnConfig)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("scscf: database: %w", err)

@@ -77,6 +77,7 @@ func PoolConfig(dsn string, maxConns int) (*pgxpool.Config, error) {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
 	pgsession.PreferIndexScans(cfg.ConnConfig)
+	pgsession.RawSockets(cfg.ConnConfig)
 	pgsession.Default(cfg.ConnConfig, "lock_timeout", DefaultLockTimeout)
 	return cfg, nil
 }

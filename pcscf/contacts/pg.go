@@ -69,6 +69,7 @@ func OpenPG(ctx context.Context, dsn string) (*PG, error) {
 	// table whose statistics lag behind a registration storm.
 	pgsession.AsyncCommit(cfg.ConnConfig)
 	pgsession.PreferIndexScans(cfg.ConnConfig)
+	pgsession.RawSockets(cfg.ConnConfig)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("contacts: pool: %w", err)

@@ -18,6 +18,8 @@ import (
 	"github.com/fiorix/go-diameter/v4/diam"
 	"github.com/fiorix/go-diameter/v4/diam/datatype"
 	"go.uber.org/zap"
+
+	"github.com/imscore/imscore/pkg/rawsock"
 )
 
 // WatchdogState is the RFC 3539 §3.4.1 state of a connection, as seen by
@@ -102,6 +104,7 @@ type Conn struct {
 }
 
 func (n *Node) newConn(nc net.Conn, inbound bool) *Conn {
+	nc = rawsock.Stream(nc) // raw read(2)/write(2): pkg/rawsock
 	ctx, cancel := context.WithCancel(n.ctx)
 	c := &Conn{
 		node: n, nc: nc, br: bufio.NewReaderSize(nc, 16<<10), inbound: inbound,

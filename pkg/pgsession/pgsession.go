@@ -4,7 +4,11 @@
 // `postgres://…/ims?enable_seqscan=on&synchronous_commit=on`.
 package pgsession
 
-import "github.com/jackc/pgx/v5"
+import (
+	"github.com/jackc/pgx/v5"
+
+	"github.com/imscore/imscore/pkg/rawsock"
+)
 
 // Default sets run-time parameter name to value on every connection made
 // with cfg, unless the DSN already chose a value for it.
@@ -40,3 +44,8 @@ func PreferIndexScans(cfg *pgx.ConnConfig) { Default(cfg, "enable_seqscan", "off
 // default). For state the UEs re-create by registering again (S-CSCF
 // bindings, P-CSCF contacts), never for the HSS's SQNs and assignments.
 func AsyncCommit(cfg *pgx.ConnConfig) { Default(cfg, "synchronous_commit", "off") }
+
+// RawSockets makes cfg's connections read and write with raw system calls
+// (pkg/rawsock: no wake-up of the runtime's monitor thread per round trip
+// of a process that was idle), keeping cfg's dialler and its settings.
+func RawSockets(cfg *pgx.ConnConfig) { cfg.DialFunc = rawsock.WrapDial(cfg.DialFunc) }

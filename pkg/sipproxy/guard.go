@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/imscore/imscore/pkg/rawsock"
 )
 
 // guard.go puts the validating layer (wire.go) between the listening
@@ -177,7 +179,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardedConn{Conn: c, p: l.p}, nil
+	return &guardedConn{Conn: rawsock.Stream(c), p: l.p}, nil
 }
 
 // guardedConn frames the SIP messages of a TCP stream (RFC 3261 §18.3:

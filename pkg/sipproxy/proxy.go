@@ -40,6 +40,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/imscore/imscore/pkg/rawsock"
 )
 
 // Defaults for Config.
@@ -316,7 +318,7 @@ func (p *Proxy) Listen(network, addr string) (*net.TCPAddr, error) {
 		}
 		la := c.LocalAddr().(*net.UDPAddr)
 		l = &listener{network: "udp", addr: &net.TCPAddr{IP: la.IP, Port: la.Port, Zone: la.Zone}, closer: c}
-		raw, err := newRawPacketConn(c)
+		raw, err := rawsock.UDP(c)
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("sipproxy: udp %s: %w", addr, err)

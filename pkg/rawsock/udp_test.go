@@ -1,4 +1,4 @@
-package sipproxy
+package rawsock
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-func listenRaw(t testing.TB, network, addr string) *rawPacketConn {
+func listenRaw(t testing.TB, network, addr string) *PacketConn {
 	t.Helper()
 	ua, err := net.ResolveUDPAddr(network, addr)
 	if err != nil {
@@ -20,7 +20,7 @@ func listenRaw(t testing.TB, network, addr string) *rawPacketConn {
 	if err != nil {
 		t.Skipf("cannot listen on %s %s: %v", network, addr, err)
 	}
-	r, err := newRawPacketConn(c)
+	r, err := UDP(c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package sipproxy
+package rawsock
 
 import (
 	"net"
@@ -9,25 +9,9 @@ import (
 	"unsafe"
 )
 
-// rawudp.go reads and writes a listening UDP socket with raw system calls
-// (recvfrom(2), sendto(2) through syscall.RawSyscall6) instead of the net
-// package's, which enter the Go scheduler's system-call state around each.
-//
-// Why: the socket is non-blocking (the runtime's poller waits for it), so
-// neither call blocks; but entering the system-call state wakes the
-// runtime's monitor thread (sysmon) whenever the process had been idle,
-// and that thread then polls every 20 µs before it sleeps again. At the
-// rates a CSCF runs, every datagram found the process idle: the monitor
-// thread used 13–19 % of the P-CSCF's CPU in registration and call runs
-// (/proc/PID/task/TID/stat, docs/performance.md "Thirteenth session"),
-// CPU no profile shows (the thread has no P). A raw call keeps the P for
-// its few microseconds and wakes nobody; when the socket has nothing to
-// read (EAGAIN) or no room to write, syscall.RawConn waits on the poller
-// as net does.
-
-// rawPacketConn is a *net.UDPConn whose ReadFrom and WriteTo use raw
+// PacketConn is a *net.UDPConn whose ReadFrom and WriteTo use raw
 // system calls. Every other method is the UDPConn's.
-type rawPacketConn struct {
+type PacketConn struct {
 	*net.UDPConn
 	rc  syscall.RawConn
 	six bool // an AF_INET6 socket: IPv4 peers are written v4-mapped
@@ -67,9 +51,9 @@ func (r *rawRead) call(fd uintptr) bool {
 	}
 }
 
-// newRawPacketConn wraps c. It fails only when the socket's descriptor
+// UDP wraps c. It fails only when the socket's descriptor
 // or family cannot be read.
-func newRawPacketConn(c *net.UDPConn) (*rawPacketConn, error) {
+func UDP(c *net.UDPConn) (*PacketConn, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -91,7 +75,7 @@ func newRawPacketConn(c *net.UDPConn) (*rawPacketConn, error) {
 	if serr != nil {
 		return nil, os.NewSyscallError("getsockname", serr)
 	}
-	p := &rawPacketConn{UDPConn: c, rc: rc, six: family == syscall.AF_INET6}
+	p := &PacketConn{UDPConn: c, rc: rc, six: family == syscall.AF_INET6}
 	p.rd.fn = p.rd.call
 	return p, nil
 }
@@ -99,7 +83,7 @@ func newRawPacketConn(c *net.UDPConn) (*rawPacketConn, error) {
 // ReadFrom reads one datagram into b (truncated to len(b), as recvfrom
 // does) and returns its length and source, a *net.UDPAddr. Errors are
 // *net.OpError; a closed socket gives one that is net.ErrClosed.
-func (c *rawPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	if len(b) == 0 {
 		return c.UDPConn.ReadFrom(b)
 	}
@@ -123,7 +107,7 @@ func (c *rawPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 
 // WriteTo sends b as one datagram to addr, a *net.UDPAddr (another kind
 // of address goes through the UDPConn's own WriteTo).
-func (c *rawPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+func (c *PacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok || ua == nil {
 		return c.UDPConn.WriteTo(b, addr)
@@ -161,7 +145,7 @@ func (c *rawPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return int(n), nil
 }
 
-func (c *rawPacketConn) opError(op string, addr net.Addr, err error) error {
+func (c *PacketConn) opError(op string, addr net.Addr, err error) error {
 	return &net.OpError{Op: op, Net: "udp", Source: c.UDPConn.LocalAddr(), Addr: addr, Err: err}
 }
 

@@ -1,0 +1,148 @@
+package rawsock
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// tcpPair returns a wrapped client connection and the server's end (net's).
+func tcpPair(t *testing.T, network, addr string) (net.Conn, net.Conn) {
+	t.Helper()
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			acc <- nil
+			return
+		}
+		acc <- c
+	}()
+	c, err := net.Dial(network, l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-acc
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	w := Stream(c)
+	if _, ok := w.(*Conn); !ok {
+		t.Fatalf("Stream(%T) was not wrapped", c)
+	}
+	t.Cleanup(func() { w.Close(); s.Close() })
+	return w, s
+}
+
+// Bytes cross both ways unchanged, a write larger than the socket buffers
+// completes while the reader is slow (write(2) in parts, waits on the
+// poller), and the peer's close reads as io.EOF, for TCP and Unix sockets.
+func TestStreamCarriesBytes(t *testing.T) {
+	for _, tc := range []struct{ name, network, addr string }{
+		{"tcp", "tcp", "127.0.0.1:0"},
+		{"unix", "unix", filepath.Join(t.TempDir(), "s")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, s := tcpPair(t, tc.network, tc.addr)
+			big := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB
+			werr := make(chan error, 1)
+			go func() {
+				n, err := c.Write(big)
+				if err == nil && n != len(big) {
+					err = io.ErrShortWrite
+				}
+				werr <- err
+			}()
+			time.Sleep(50 * time.Millisecond) // let the buffers fill
+			got := make([]byte, len(big))
+			if _, err := io.ReadFull(s, got); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-werr; err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, big) {
+				t.Fatal("bytes changed on the way")
+			}
+
+			if _, err := s.Write([]byte("answer")); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 64)
+			n, err := c.Read(buf)
+			if err != nil || string(buf[:n]) != "answer" {
+				t.Fatalf("read %q, %v", buf[:n], err)
+			}
+			s.Close()
+			if n, err := c.Read(buf); n != 0 || err != io.EOF {
+				t.Fatalf("after the peer closed: %d, %v; want 0, io.EOF", n, err)
+			}
+		})
+	}
+}
+
+// Deadlines time reads out as net's do, Close ends a blocked read with
+// net.ErrClosed, and a write to a reset connection fails.
+func TestStreamDeadlineCloseAndReset(t *testing.T) {
+	c, s := tcpPair(t, "tcp", "127.0.0.1:0")
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, err := c.Read(make([]byte, 8))
+	var ne net.Error
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read past its deadline: %v", err)
+	}
+	c.SetReadDeadline(time.Time{})
+
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 8))
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("read on a closed connection: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("read did not end on Close")
+	}
+
+	c2, s2 := tcpPair(t, "tcp", "127.0.0.1:0")
+	s2.(*net.TCPConn).SetLinger(0)
+	s2.Close() // RST
+	s.Close()
+	var werr error
+	for i := 0; i < 50 && werr == nil; i++ {
+		_, werr = c2.Write([]byte("x"))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if werr == nil {
+		t.Fatal("writes to a reset connection kept succeeding")
+	}
+}
+
+// Only connections whose descriptors net owns are wrapped.
+func TestStreamLeavesOthersAlone(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if Stream(a) != a {
+		t.Fatal("a pipe was wrapped")
+	}
+	c, _ := tcpPair(t, "tcp", "127.0.0.1:0")
+	if Stream(c) != c {
+		t.Fatal("a wrapped connection was wrapped again")
+	}
+}
