@@ -19,5 +19,8 @@
 // os.ErrDeadlineExceeded.
 //
 // Only non-blocking descriptors owned by the net package may be wrapped:
-// a raw call that blocked would hold its P.
+// a raw call that blocked would hold its P. Race-detector builds read and
+// write streams through syscall.Read and syscall.Write instead, so that
+// the detector orders goroutines through a connection as it does through
+// net's (race.go).
 package rawsock

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // Conn is a stream connection (*net.TCPConn, *net.UnixConn) whose Read
@@ -52,15 +51,14 @@ func (c *Conn) Read(b []byte) (int, error) {
 	var errno syscall.Errno
 	err := c.rc.Read(func(fd uintptr) bool {
 		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd,
-				uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+			r, e := sysRead(fd, b)
 			switch e {
 			case syscall.EINTR:
 				continue
 			case syscall.EAGAIN:
 				return false // the poller waits until there is something to read
 			case 0:
-				n = int(r)
+				n = r
 			}
 			errno = e
 			return true
@@ -85,12 +83,10 @@ func (c *Conn) Write(b []byte) (int, error) {
 	var errno syscall.Errno
 	err := c.rc.Write(func(fd uintptr) bool {
 		for done < len(b) {
-			rest := b[done:]
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd,
-				uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)))
+			r, e := sysWrite(fd, b[done:])
 			switch e {
 			case 0:
-				done += int(r)
+				done += r
 			case syscall.EINTR:
 			case syscall.EAGAIN:
 				return false // the poller waits until there is room

@@ -146,3 +146,36 @@ func TestStreamLeavesOthersAlone(t *testing.T) {
 		t.Fatal("a wrapped connection was wrapped again")
 	}
 }
+
+// Under the race detector, data handed from one goroutine to another
+// through a connection is ordered as net's connections order it, in both
+// directions between a wrapped end and net's: this test reports races
+// (and fails under -race) when the raw calls skip syscall.Read/Write's
+// annotations.
+func TestStreamOrdersGoroutinesForTheRaceDetector(t *testing.T) {
+	c, srv := tcpPair(t, "tcp", "127.0.0.1:0")
+	var shared [2]int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 8)
+		if _, err := c.Read(buf); err != nil { // wrapped reads what net wrote
+			t.Error(err)
+			return
+		}
+		_ = shared[0]
+		shared[1] = 1
+		if _, err := c.Write([]byte("z")); err != nil { // net reads what wrapped wrote
+			t.Error(err)
+		}
+	}()
+	shared[0] = 1
+	if _, err := srv.Write([]byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Read(make([]byte, 8)); err != nil {
+		t.Fatal(err)
+	}
+	_ = shared[1]
+	<-done
+}
