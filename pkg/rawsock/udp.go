@@ -112,37 +112,58 @@ func (c *PacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if !ok || ua == nil {
 		return c.UDPConn.WriteTo(b, addr)
 	}
-	var sa syscall.RawSockaddrAny
-	salen, err := udpToSockaddr(ua, c.six, &sa)
+	w := sendtos.Get().(*rawSendto)
+	defer sendtos.Put(w)
+	salen, err := udpToSockaddr(ua, c.six, &w.sa)
 	if err != nil {
 		return 0, c.opError("write", addr, err)
 	}
-	var n uintptr
-	var errno syscall.Errno
-	werr := c.rc.Write(func(fd uintptr) bool {
-		for {
-			var p uintptr
-			if len(b) > 0 {
-				p = uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-			}
-			n, _, errno = syscall.RawSyscall6(syscall.SYS_SENDTO, fd, p, uintptr(len(b)), 0,
-				uintptr(unsafe.Pointer(&sa)), uintptr(salen))
-			switch errno {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // the poller waits until the socket is writable
-			}
-			return true
-		}
-	})
-	if werr == nil && errno != 0 {
-		werr = os.NewSyscallError("sendto", errno)
+	w.b, w.salen = b, salen
+	werr := c.rc.Write(w.fn)
+	w.b = nil
+	if werr == nil && w.errno != 0 {
+		werr = os.NewSyscallError("sendto", w.errno)
 	}
 	if werr != nil {
 		return 0, c.opError("write", addr, werr)
 	}
-	return int(n), nil
+	return w.n, nil
+}
+
+// rawSendto is the state of one sendto; writers take one from sendtos,
+// so that a write allocates nothing.
+type rawSendto struct {
+	b     []byte
+	sa    syscall.RawSockaddrAny
+	salen int
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool
+}
+
+var sendtos = sync.Pool{New: func() any {
+	w := &rawSendto{}
+	w.fn = w.call
+	return w
+}}
+
+func (w *rawSendto) call(fd uintptr) bool {
+	var p uintptr
+	if len(w.b) > 0 {
+		p = uintptr(unsafe.Pointer(unsafe.SliceData(w.b)))
+	}
+	for {
+		n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, p, uintptr(len(w.b)), 0,
+			uintptr(unsafe.Pointer(&w.sa)), uintptr(w.salen))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // the poller waits until the socket is writable
+		}
+		w.n, w.errno = int(n), e
+		return true
+	}
 }
 
 func (c *PacketConn) opError(op string, addr net.Addr, err error) error {
@@ -170,6 +191,7 @@ func sockaddrToUDP(sa *syscall.RawSockaddrAny) (*net.UDPAddr, bool) {
 // udpToSockaddr fills sa with ua for a socket of the given family and
 // returns its length.
 func udpToSockaddr(ua *net.UDPAddr, six bool, sa *syscall.RawSockaddrAny) (int, error) {
+	*sa = syscall.RawSockaddrAny{}
 	if ua.Port < 0 || ua.Port > 0xffff {
 		return 0, syscall.EINVAL
 	}

@@ -161,3 +161,28 @@ func TestRawUDPEdges(t *testing.T) {
 		t.Fatal("a TCP address was accepted")
 	}
 }
+
+// A write allocates nothing; a read, only the source address it returns.
+func TestRawUDPAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not asserted under the race detector")
+	}
+	r := listenRaw(t, "udp4", "127.0.0.1:0")
+	s := listenRaw(t, "udp4", "127.0.0.1:0")
+	to := r.LocalAddr()
+	msg, buf := []byte("x"), make([]byte, 64)
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := s.WriteTo(msg, to); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("WriteTo: %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, _, err := r.ReadFrom(buf); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 2 {
+		t.Errorf("ReadFrom: %v allocations, want at most 2 (the address and its IP)", n)
+	}
+}
