@@ -103,21 +103,10 @@ func TestStreamDeadlineCloseAndReset(t *testing.T) {
 	}
 	c.SetReadDeadline(time.Time{})
 
-	errc := make(chan error, 1)
-	go func() {
+	readEndsOnClose(t, func() error {
 		_, err := c.Read(make([]byte, 8))
-		errc <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	c.Close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("read on a closed connection: %v", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("read did not end on Close")
-	}
+		return err
+	}, c.Close)
 
 	c2, s2 := tcpPair(t, "tcp", "127.0.0.1:0")
 	s2.(*net.TCPConn).SetLinger(0)
@@ -178,4 +167,22 @@ func TestStreamOrdersGoroutinesForTheRaceDetector(t *testing.T) {
 	}
 	_ = shared[1]
 	<-done
+}
+
+// readEndsOnClose runs read, blocked for lack of data, then closes the
+// socket: the read must end with net.ErrClosed.
+func readEndsOnClose(t *testing.T, read func() error, closeIt func() error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- read() }()
+	time.Sleep(20 * time.Millisecond)
+	closeIt()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("read on a closed socket: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("read did not end when the socket closed")
+	}
 }

@@ -121,21 +121,10 @@ func TestRawUDPWaitsDeadlinesAndClose(t *testing.T) {
 	}
 	r.SetReadDeadline(time.Time{})
 
-	errc := make(chan error, 1)
-	go func() {
+	readEndsOnClose(t, func() error {
 		_, _, err := r.ReadFrom(make([]byte, 64))
-		errc <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	r.Close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("read on a closed socket: %v, want net.ErrClosed", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("read did not end when the socket closed")
-	}
+		return err
+	}, r.Close)
 }
 
 // A datagram longer than the buffer is cut to it, as net does; an IPv6
