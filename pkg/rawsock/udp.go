@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -237,21 +238,41 @@ func htons(port int) uint16 {
 }
 
 // zoneName and zoneIndex map an IPv6 scope to the interface name net
-// uses as the zone, the number when no interface has it.
+// uses as the zone, the number when no interface has it. Names are kept
+// for a minute, as net's own zone cache does, so that datagrams from a
+// link-local peer do not list the interfaces each.
 func zoneName(id uint32) string {
 	if id == 0 {
 		return ""
 	}
-	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
-		return ifi.Name
+	zones.mu.Lock()
+	defer zones.mu.Unlock()
+	if time.Since(zones.at) > time.Minute {
+		zones.names, zones.at = map[uint32]string{}, time.Now()
 	}
-	return strconv.FormatUint(uint64(id), 10)
+	if name, ok := zones.names[id]; ok {
+		return name
+	}
+	name := strconv.FormatUint(uint64(id), 10)
+	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
+		name = ifi.Name
+	}
+	zones.names[id] = name
+	return name
+}
+
+var zones struct {
+	mu    sync.Mutex
+	at    time.Time
+	names map[uint32]string
 }
 
 func zoneIndex(zone string) uint32 {
+	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+		return uint32(n)
+	}
 	if ifi, err := net.InterfaceByName(zone); err == nil {
 		return uint32(ifi.Index)
 	}
-	n, _ := strconv.ParseUint(zone, 10, 32)
-	return uint32(n)
+	return 0
 }

@@ -175,3 +175,25 @@ func TestRawUDPAllocations(t *testing.T) {
 		t.Errorf("ReadFrom: %v allocations, want at most 2 (the address and its IP)", n)
 	}
 }
+
+// A link-local peer's zone is the interface name net gives, both ways.
+func TestRawUDPZones(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip("no lo interface")
+	}
+	for i := 0; i < 2; i++ { // the second from the cache
+		if got := zoneName(uint32(lo.Index)); got != "lo" {
+			t.Fatalf("zoneName(%d) = %q, want lo", lo.Index, got)
+		}
+	}
+	if got := zoneIndex("lo"); got != uint32(lo.Index) {
+		t.Fatalf("zoneIndex(lo) = %d, want %d", got, lo.Index)
+	}
+	if got := zoneIndex("7"); got != 7 {
+		t.Fatalf("zoneIndex(7) = %d", got)
+	}
+	if got := zoneName(1 << 30); got != "1073741824" {
+		t.Fatalf("an unknown index: %q", got)
+	}
+}
