@@ -5,6 +5,9 @@
 package pgsession
 
 import (
+	"net"
+	"time"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/imscore/imscore/pkg/rawsock"
@@ -48,4 +51,11 @@ func AsyncCommit(cfg *pgx.ConnConfig) { Default(cfg, "synchronous_commit", "off"
 // RawSockets makes cfg's connections read and write with raw system calls
 // (pkg/rawsock: no wake-up of the runtime's monitor thread per round trip
 // of a process that was idle), keeping cfg's dialler and its settings.
-func RawSockets(cfg *pgx.ConnConfig) { cfg.DialFunc = rawsock.WrapDial(cfg.DialFunc) }
+// A configuration without a dialler gets net's, with pgx's keep-alive.
+func RawSockets(cfg *pgx.ConnConfig) {
+	dial := cfg.DialFunc
+	if dial == nil {
+		dial = (&net.Dialer{KeepAlive: 5 * time.Minute}).DialContext
+	}
+	cfg.DialFunc = rawsock.WrapDial(dial)
+}
