@@ -150,12 +150,16 @@ func (u *UE) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 		d["version"], d["state"] = n.Doc.Version, string(n.Doc.State)
 	}
 	u.emit(Event{Step: "reg-notify", Detail: d})
+	// The UE's own de-registration: its de-REGISTER is out (the NOTIFY
+	// may come before the 200) or has had its 200 (Deregister has
+	// cleared the registration; the NOTIFY may be handled after that, a
+	// fraction of a millisecond later). Only a NOTIFY ending a
+	// registration the UE still holds is the network's.
 	u.mu.Lock()
-	own := u.deregging
+	own := u.deregging || !u.regState.registered
 	u.mu.Unlock()
 	if n.Deregistered && own {
-		// The NOTIFY of the UE's own de-registration, which may come
-		// before the 200: Deregister drops the registration and SAs.
+		// Deregister drops the registration and SAs.
 		u.emit(Event{Step: "deregistered-notify"})
 	} else if n.Deregistered {
 		u.mu.Lock()
