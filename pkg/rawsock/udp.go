@@ -90,20 +90,23 @@ func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	c.rd.b = b
-	err := c.rc.Read(c.rd.fn)
-	c.rd.b = nil
-	if err == nil && c.rd.errno != 0 {
-		err = os.NewSyscallError("recvfrom", c.rd.errno)
+	for {
+		c.rd.b = b
+		err := c.rc.Read(c.rd.fn)
+		c.rd.b = nil
+		if err == nil && c.rd.errno != 0 {
+			err = os.NewSyscallError("recvfrom", c.rd.errno)
+		}
+		if err != nil {
+			return 0, nil, c.opError("read", nil, err)
+		}
+		if addr, ok := sockaddrToUDP(&c.rd.sa); ok {
+			return c.rd.n, addr, nil
+		}
+		// A source of another family, which an IPv4 or IPv6 UDP socket
+		// never reports: the datagram is dropped, not returned as an
+		// error, which would end the caller's read loop (sipgo's does).
 	}
-	if err != nil {
-		return 0, nil, c.opError("read", nil, err)
-	}
-	addr, ok := sockaddrToUDP(&c.rd.sa)
-	if !ok {
-		return c.rd.n, nil, c.opError("read", nil, syscall.EAFNOSUPPORT)
-	}
-	return c.rd.n, addr, nil
 }
 
 // WriteTo sends b as one datagram to addr, a *net.UDPAddr (another kind
