@@ -5,6 +5,8 @@
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+# our sipgo fork (go.mod replaces github.com/emiago/sipgo with it)
+COPY third_party/sipgo/ third_party/sipgo/
 RUN go mod download
 COPY . .
 ARG VERSION=dev

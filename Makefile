@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/imscore/imscore/pkg/version.Version=$(VERSION)
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ims?sslmode=disable
 FUZZTIME  ?= 20s
 
-.PHONY: all build test test-short test-ipsec vet fmt fuzz bench clean
+.PHONY: all build test test-short test-sipgo-fork test-ipsec vet fmt fuzz bench clean
 all: build
 
 build: $(addprefix bin/,$(BINARIES))
@@ -22,6 +22,14 @@ test: vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "not gofmt-ed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) --no-print-directory test-sipgo-fork
+
+## test-sipgo-fork: upstream's own tests of our sipgo fork (third_party/sipgo/FORK.md),
+## plain and with -race (two upstream tests with races of their own skipped there).
+test-sipgo-fork:
+	cd third_party/sipgo/testdata && [ -f certs/client.crt ] || bash generate_certs.sh >/dev/null 2>&1
+	cd third_party/sipgo && $(GO) test -count=1 ./... && \
+	  $(GO) test -race -count=1 -skip 'TestTransportLayerClientConnection(No)?Reuse' ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...

@@ -145,6 +145,10 @@ type stepResult struct {
 	// and excerpts of sipp's error log about them.
 	lost     map[string]int
 	lostLog  []string
+	// ringing: 180s the calling sipp received. The called sipp sends one
+	// 180 right before each 200, so a completed call without one is a
+	// provisional response lost on the way (noRinging).
+	ringing  int
 	p50, p99 float64 // ms, flow start → 200
 	elapsed  float64 // s
 	cpu      map[string]float64
@@ -152,6 +156,15 @@ type stepResult struct {
 	live     map[string]float64 // live Go heap bytes per process when the step ended (ours)
 	load     string             // 1-minute load average before → after
 	drops    int64              // host-wide UDP RcvbufErrors during the step
+}
+
+// noRinging is the completed calls whose caller got no 180 (0 for
+// registration steps).
+func (r stepResult) noRinging() int {
+	if r.step.kind == "reg" || r.step.kind == "sharedreg" || r.ok <= r.ringing {
+		return 0
+	}
+	return r.ok - r.ringing
 }
 
 // failed is every flow that did not complete.
@@ -606,6 +619,7 @@ func (r *stepResult) add(t *testing.T, runs []*sippRun, flow string) {
 			}
 		} else {
 			r.ok += sc.nth("200", "Recv", 0)
+			r.ringing += sc.sum("180", "Recv")
 			for _, code := range []string{"403", "404", "408", "480", "481", "500", "503", "504"} {
 				if n := sc.sum(code, "Recv"); n > 0 {
 					r.refused[code] += n
@@ -650,8 +664,8 @@ func (r stepResult) row(procs []string) string {
 	if r.passes() {
 		ok = "yes"
 	}
-	return fmt.Sprintf("| %s | %s | %d of %d | %s | %d | %d | %.0f / %.0f ms | %s | %s | %s | %d | %s |",
-		r.chain, r.step, r.ok, r.offered, ref, r.resBug, r.unanswered, r.p50, r.p99, strings.Join(cpu, ", "), ok, r.load, r.drops,
+	return fmt.Sprintf("| %s | %s | %d of %d | %s | %d | %d | %d | %.0f / %.0f ms | %s | %s | %s | %d | %s |",
+		r.chain, r.step, r.ok, r.offered, ref, r.resBug, r.unanswered, r.noRinging(), r.p50, r.p99, strings.Join(cpu, ", "), ok, r.load, r.drops,
 		fmt.Sprintf("%.1f s", r.elapsed))
 }
 
@@ -677,7 +691,7 @@ func (r stepResult) allocRow(procs []string) string {
 }
 
 // stepTableHeader heads the rows of stepResult.row.
-const stepTableHeader = "| chain | step (kind:rate/s, 20 s) | completed | refused | 403 from sipp's RES bug (retried) | unanswered | p50 / p99 | CPU ms per completed flow | ≤ 0.1 % failed, p99 ≤ 1 s, none lost | load avg before → after | UDP drops | sipp run |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+const stepTableHeader = "| chain | step (kind:rate/s, 20 s) | completed | refused | 403 from sipp's RES bug (retried) | unanswered | completed calls without their 180 | p50 / p99 | CPU ms per completed flow | ≤ 0.1 % failed, p99 ≤ 1 s, none lost | load avg before → after | UDP drops | sipp run |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 func sortedKeys(m map[string]int) []string {
 	var ks []string

@@ -224,6 +224,9 @@ func New(cfg Config) (*Proxy, error) {
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(slogger),
 			sip.WithTransactionLayerUnhandledResponseHandler(p.handleStrayResponse),
+			// dispatch never blocks (workers.go): requests are matched
+			// and handed over on the read goroutine, no goroutine each.
+			sip.WithTransactionLayerRequestsOnReadLoop(),
 		),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(slogger),

@@ -16,8 +16,12 @@ import (
 // session). The requests are now handed to goroutines that stay after
 // their request and so keep their grown stacks: an idle one takes the next
 // request; when none is idle a new one is started, up to maxWorkers, and
-// above that the request runs on sipgo's goroutine as before. A goroutine
-// idle for workerIdle ends, so the pool shrinks after a peak.
+// above that the request gets a goroutine of its own that ends with it. A
+// goroutine idle for workerIdle ends, so the pool shrinks after a peak.
+//
+// dispatch runs on the socket's read goroutine (our sipgo fork's
+// WithTransactionLayerRequestsOnReadLoop, third_party/sipgo/FORK.md), so it
+// never blocks and never serves a request itself.
 const (
 	maxWorkers = 512
 	workerIdle = 20 * time.Second
@@ -35,8 +39,9 @@ type workerPool struct {
 
 func newWorkerPool() *workerPool { return &workerPool{jobs: make(chan request)} }
 
-// dispatch is sipgo's transaction-layer callback: it passes the request to
-// an idle worker, or a new one, or serves it itself when maxWorkers run.
+// dispatch is sipgo's transaction-layer callback, called on the read
+// goroutine: it passes the request to an idle worker, or a new one, or,
+// when maxWorkers run, to a goroutine of its own.
 func (p *Proxy) dispatch(req *sip.Request, stx *sip.ServerTx) {
 	w := p.workers
 	select {
@@ -49,7 +54,7 @@ func (p *Proxy) dispatch(req *sip.Request, stx *sip.ServerTx) {
 		return
 	}
 	w.running.Add(-1)
-	p.handleRequest(req, stx)
+	go p.handleRequest(req, stx)
 }
 
 // work serves first, then every request passed to it until it has been

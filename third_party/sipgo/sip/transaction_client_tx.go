@@ -3,6 +3,7 @@ package sip
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -17,6 +18,12 @@ type ClientTx struct {
 	timer_m      *time.Timer
 
 	onRetransmission FnTxResponse
+
+	// imscore fork: responses waiting to be received in read order
+	// (receiveInOrder).
+	inMu    sync.Mutex
+	inBusy  bool
+	inQueue []*Response
 }
 
 func NewClientTx(key string, origin *Request, conn Connection, logger *slog.Logger) *ClientTx {
@@ -152,6 +159,42 @@ func (tx *ClientTx) Receive(res *Response) {
 	// }
 
 	tx.spinFsmWithResponse(input, res)
+}
+
+// receiveInOrder passes res to Receive after every response queued before
+// it for this transaction, without blocking the caller: the first response
+// of a burst starts a goroutine that receives it and then each one queued
+// meanwhile, and ends when none is left. Receive itself may block until the
+// transaction's user takes the response (Responses), as upstream.
+//
+// imscore fork.
+func (tx *ClientTx) receiveInOrder(res *Response) {
+	tx.inMu.Lock()
+	if tx.inBusy {
+		tx.inQueue = append(tx.inQueue, res)
+		tx.inMu.Unlock()
+		return
+	}
+	tx.inBusy = true
+	tx.inMu.Unlock()
+	go tx.drainInOrder(res)
+}
+
+func (tx *ClientTx) drainInOrder(res *Response) {
+	for {
+		tx.Receive(res)
+		tx.inMu.Lock()
+		if len(tx.inQueue) == 0 {
+			tx.inBusy = false
+			tx.inQueue = nil
+			tx.inMu.Unlock()
+			return
+		}
+		res = tx.inQueue[0]
+		tx.inQueue[0] = nil
+		tx.inQueue = tx.inQueue[1:]
+		tx.inMu.Unlock()
+	}
 }
 
 func (tx *ClientTx) Connection() Connection {

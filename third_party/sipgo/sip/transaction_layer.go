@@ -29,6 +29,10 @@ type TransactionLayer struct {
 
 	terminateOnConnClose bool
 
+	// requestsOnReadLoop: handle received requests on the goroutine that
+	// read them (imscore fork; see WithTransactionLayerRequestsOnReadLoop).
+	requestsOnReadLoop bool
+
 	log *slog.Logger
 }
 
@@ -45,6 +49,20 @@ func WithTransactionLayerLogger(l *slog.Logger) TransactionLayerOption {
 func WithTransactionLayerUnhandledResponseHandler(f func(r *Response)) TransactionLayerOption {
 	return func(txl *TransactionLayer) {
 		txl.unRespHandler = f
+	}
+}
+
+// WithTransactionLayerRequestsOnReadLoop makes the transaction layer handle
+// each received request on the transport's read goroutine instead of a new
+// goroutine per request: transaction matching, retransmission absorption,
+// CANCEL and ACK handling, and the call of the OnRequest handler. The
+// handler must then return without blocking (hand the request to a
+// goroutine of its own); a blocking handler stops reading on the socket.
+//
+// imscore fork: upstream starts a goroutine per request.
+func WithTransactionLayerRequestsOnReadLoop() TransactionLayerOption {
+	return func(txl *TransactionLayer) {
+		txl.requestsOnReadLoop = true
 	}
 }
 
@@ -137,9 +155,18 @@ func (txl *TransactionLayer) handleMessage(msg Message) {
 
 	switch msg := msg.(type) {
 	case *Request:
+		if txl.requestsOnReadLoop {
+			txl.handleRequestBackground(msg)
+			return
+		}
 		go txl.handleRequestBackground(msg)
 	case *Response:
-		go txl.handleResponseBackground(msg)
+		// imscore fork: responses reach their client transaction in the
+		// order they were read (upstream started a goroutine per
+		// response, and Go's scheduler runs the newest first, so a 180
+		// read just before a 200 could reach the transaction after it
+		// and be dropped as late).
+		txl.handleResponseInOrder(msg)
 	default:
 		txl.log.Error("unsupported message, skip it")
 	}
@@ -307,6 +334,28 @@ func (txl *TransactionLayer) handleResponseBackground(res *Response) {
 	if err := txl.handleResponse(res); err != nil {
 		txl.log.Error("Client tx failed to handle response", "error", err)
 	}
+}
+
+// handleResponseInOrder matches res to its client transaction on the
+// calling (read) goroutine and queues it there: the transaction's responses
+// are received one at a time, in the order read, on a goroutine started for
+// the queue (it ends when the queue is empty), so the read loop never waits
+// for a transaction user. An unmatched response goes to the unhandled
+// response handler on a goroutine of its own, as upstream.
+//
+// imscore fork.
+func (txl *TransactionLayer) handleResponseInOrder(res *Response) {
+	key, err := ClientTxKeyMake(res)
+	if err != nil {
+		txl.log.Error("Client tx failed to handle response", "error", fmt.Errorf("make key failed: %w", err))
+		return
+	}
+	tx, exists := txl.getClientTx(key)
+	if !exists {
+		go txl.unRespHandler(res)
+		return
+	}
+	tx.receiveInOrder(res)
 }
 
 func (txl *TransactionLayer) handleResponse(res *Response) error {
