@@ -143,8 +143,8 @@ type stepResult struct {
 	unanswered int
 	// lost: the unanswered transactions by scenario element ("5 BYE"),
 	// and excerpts of sipp's error log about them.
-	lost     map[string]int
-	lostLog  []string
+	lost    map[string]int
+	lostLog []string
 	// ringing: 180s the calling sipp received. The called sipp sends one
 	// 180 right before each 200, so a completed call without one is a
 	// provisional response lost on the way (noRinging).
