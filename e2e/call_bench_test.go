@@ -111,7 +111,7 @@ func TestBenchCall(t *testing.T) {
 	fmt.Fprintf(&b, "bench-call: %d calls offered at %d/s in %.2f s (INVITE/180/200/ACK/BYE, S-CSCF orig → I-CSCF → S-CSCF term, no AS; %s)\n", n, rate, elapsed.Seconds(), chain)
 	fmt.Fprintf(&b, "  answered calls: %d; %.0f calls/s between the first and the last measured response (%.2f s), %.0f calls/s over the whole sipp run\n",
 		len(answered), float64(len(rtd["2"]))/window, window, float64(len(answered))/elapsed.Seconds())
-	fmt.Fprintf(&b, "  calls whose 180 was not seen (reordered after the 200, see call_uac.xml): %d\n", len(answered)-len(ringing))
+	fmt.Fprintf(&b, "  calls whose 180 was not seen (dropped behind the 200 on the way, see call_uac.xml): %d\n", len(answered)-len(ringing))
 	fmt.Fprintf(&b, "  INVITE → 180: p50 %.0f ms, p99 %.0f ms; INVITE → 200: p50 %.0f ms, p99 %.0f ms (sipp rtd, 1 ms resolution)\n",
 		percentile(ringing, .5), percentile(ringing, .99), percentile(answered, .5), percentile(answered, .99))
 	for _, name := range names {
