@@ -30,30 +30,15 @@ import (
 // accepted client transaction would have. TCP transactions are not
 // retained by sipgo after their final response in the first place.
 
-// acceptedHandOff is how long sipgo's own Accepted states last (its
-// Timer L and Timer M, 64*T1 by default) in every process that links this
-// package: the CSCFs, and the imsue UE tool, whose INVITE client
-// transactions then pass a 2xx retransmission to the dialog for 5 s
-// (the ACK must be lost for longer than that for it to matter).
-// Terminating an accepted transaction does not stop that timer (sipgo
-// v1.7's delete stops the others), and the timer keeps the transaction,
-// its request and its responses reachable until it fires: leaveAccepted
-// alone freed 18 % of the live heap a call leaves at a P-CSCF, not the
-// 32 s of whole transactions. The completed cache does the Accepted
-// duties for 64*T1 or more once the handler has returned (within
-// milliseconds of the 2xx, seconds at worst under load), so sipgo's
-// states only need to last until then. Where the cache does not take
-// over (a branch still pending when the handler returns, a full cache)
-// the Accepted state lasts this long instead of 32 s; a retransmitted
-// INVITE comes later than that only when every provisional and the 2xx
-// were lost.
-var acceptedHandOff = 10 * sip.T1
-
-func init() {
-	// Once, before any transaction exists: sipgo reads them when it arms
-	// the timers.
-	sip.Timer_L, sip.Timer_M = acceptedHandOff, acceptedHandOff
-}
+// sipgo's own Accepted states (its Timer L and Timer M) keep their RFC
+// 6026 length, 64*T1: our fork stops them when a transaction is
+// terminated (third_party/sipgo/FORK.md), so a transaction leaveAccepted
+// hands to the completed cache is garbage at once. (Before the fork both
+// timers were shortened to 10*T1 for every process linking this package,
+// because an armed timer kept a terminated transaction, its request and
+// its responses reachable for the full 32 s.) Where the cache does not
+// take over (a branch still pending when the handler returns, a full
+// cache) sipgo's Accepted state does the work for its full 64*T1.
 
 // acceptedBranchKey is the completed cache's key of an accepted branch
 // whose client transaction key is key (apart from the server

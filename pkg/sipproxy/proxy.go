@@ -231,7 +231,10 @@ func New(cfg Config) (*Proxy, error) {
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(slogger),
 			sip.WithTransportLayerReadFilter(tagLocalAddr),
-			sip.WithTransportLayerTransports(sip.TransportsConfig{TCP: &sip.TransportTCP{DialerCreate: reuseAddrDialer}}),
+			sip.WithTransportLayerTransports(sip.TransportsConfig{
+				TCP: &sip.TransportTCP{DialerCreate: reuseAddrDialer},
+				UDP: &sip.TransportUDP{SourceIdle: udpSourceIdle},
+			}),
 		),
 	)
 	if err != nil {
@@ -247,6 +250,17 @@ func New(cfg Config) (*Proxy, error) {
 	go p.completed.expireLoop(p.baseCtx)
 	return p, nil
 }
+
+// udpSourceIdle is how long a UDP listener remembers a source address it
+// has stopped hearing from (between this and twice this; our sipgo fork's
+// TransportUDP.SourceIdle). sipgo keeps, per address, which listener to
+// send a response from; upstream kept every address until the listener
+// closed, growing without bound under NAT and mobile address churn (ADR
+// 0004, ninth session). Nothing here needs an address that long: server
+// transactions keep their socket, requests leave from a chosen listener
+// (buildOutgoing), and a statelessly relayed response goes to a hop that
+// sent its request within Timer C.
+const udpSourceIdle = 30 * time.Minute
 
 // Start opens UDP and TCP on Config.ListenAddr (same port) and serves until
 // Close or until ctx is done. It returns once the sockets are bound.

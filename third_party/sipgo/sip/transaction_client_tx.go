@@ -286,6 +286,13 @@ func (tx *ClientTx) delete(err error) bool {
 		tx.timer_d.Stop()
 		tx.timer_d = nil
 	}
+	// imscore fork: Timer M too; upstream left it armed, and its closure
+	// kept the terminated transaction (request, responses) reachable for
+	// 64*T1.
+	if tx.timer_m != nil {
+		tx.timer_m.Stop()
+		tx.timer_m = nil
+	}
 	tx.mu.Unlock()
 	// Maybe there is better way
 	if onterm != nil {

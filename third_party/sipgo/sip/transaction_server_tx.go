@@ -257,6 +257,13 @@ func (tx *ServerTx) delete(err error) bool {
 		tx.timer_1xx.Stop()
 		tx.timer_1xx = nil
 	}
+	// imscore fork: Timer L too; upstream left it armed, and its closure
+	// kept the terminated transaction (request, responses) reachable for
+	// 64*T1.
+	if tx.timer_l != nil {
+		tx.timer_l.Stop()
+		tx.timer_l = nil
+	}
 
 	key := tx.key
 	onterm := tx.onTerminate

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 )
 
 var (
@@ -24,6 +25,17 @@ type TransportUDP struct {
 	log             *slog.Logger
 	connectionReuse bool
 	readFilter      TransportReadFilter
+
+	// SourceIdle, when above 0, makes a listener forget a source address
+	// (its entry in the connection pool, by which responses find the
+	// socket a request came in on) once nothing has come from it for
+	// between SourceIdle and twice that. 0 keeps upstream's behaviour:
+	// every source address a listener has received from is kept until the
+	// listener closes, so under address churn (NATs, mobile UEs) the pool
+	// grows without bound.
+	//
+	// imscore fork.
+	SourceIdle time.Duration
 }
 
 func (t *TransportUDP) init(par *Parser) {
@@ -134,9 +146,22 @@ func (t *TransportUDP) readListenerConnection(conn *UDPConnection, laddr string,
 	// NOTE: consider to refactor, but for cleanup
 	// We are reusing UDP listener as dial connection
 	acceptedAddr := make(map[string]struct{})
+	// imscore fork: with SourceIdle, acceptedAddr holds the addresses seen
+	// in the current period and previousAddr those of the period before;
+	// at the end of a period the addresses of previousAddr not seen again
+	// leave the pool.
+	var previousAddr map[string]struct{}
+	var periodEnd time.Time
+	var sinceCheck int
+	if t.SourceIdle > 0 {
+		periodEnd = time.Now().Add(t.SourceIdle)
+	}
 	defer func() {
-		addrs := make([]string, 0, len(acceptedAddr))
+		addrs := make([]string, 0, len(acceptedAddr)+len(previousAddr))
 		for addr := range acceptedAddr {
+			addrs = append(addrs, addr)
+		}
+		for addr := range previousAddr {
 			addrs = append(addrs, addr)
 		}
 		t.pool.deleteExactN(addrs, conn)
@@ -178,6 +203,26 @@ func (t *TransportUDP) readListenerConnection(conn *UDPConnection, laddr string,
 			data = filtered
 		}
 
+		if t.SourceIdle > 0 {
+			// Checked when the source changes (the only time the pool
+			// grows) and every 256 datagrams from one source.
+			sinceCheck++
+			if (lastRaddr != rastr || sinceCheck >= 256) && !periodEnd.IsZero() {
+				sinceCheck = 0
+				if now := time.Now(); now.After(periodEnd) {
+					var stale []string
+					for addr := range previousAddr {
+						if _, again := acceptedAddr[addr]; !again {
+							stale = append(stale, addr)
+						}
+					}
+					t.pool.deleteExactN(stale, conn)
+					previousAddr, acceptedAddr = acceptedAddr, make(map[string]struct{}, len(acceptedAddr))
+					periodEnd = now.Add(t.SourceIdle)
+					lastRaddr = "" // the current source is recorded anew below
+				}
+			}
+		}
 		if lastRaddr != rastr {
 			// In most cases we are in single connection mode so no need to keep adding in pool
 			// In case of server and multiple UDP listeners, this makes sure right one is used

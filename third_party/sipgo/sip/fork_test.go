@@ -1,0 +1,120 @@
+package sip
+
+// Tests of the imscore fork's changes (FORK.md).
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+	"weak"
+
+	"github.com/emiago/sipgo/fakes"
+	"github.com/stretchr/testify/require"
+)
+
+// collected reports whether p's object is garbage collected within a few
+// GC cycles.
+func collected[T any](p weak.Pointer[T]) bool {
+	for i := 0; i < 10; i++ {
+		runtime.GC()
+		if p.Value() == nil {
+			return true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
+}
+
+func forkTestConn(peer string) *UDPConnection {
+	return &UDPConnection{PacketConn: &fakes.UDPConn{
+		Reader:  bytes.NewBuffer(nil),
+		Writers: map[string]io.Writer{peer: io.Discard},
+	}}
+}
+
+// TestAcceptedTerminatedIsReleased: an INVITE transaction terminated in
+// its Accepted state (RFC 6026) stops Timer M (client) or Timer L
+// (server), so nothing keeps it, its request and its responses for 64*T1.
+// Upstream left the timer armed; its closure held the transaction.
+func TestAcceptedTerminatedIsReleased(t *testing.T) {
+	oldL, oldM := Timer_L, Timer_M
+	Timer_L, Timer_M = 32*time.Second, 32*time.Second
+	t.Cleanup(func() { Timer_L, Timer_M = oldL, oldM })
+
+	t.Run("client", func(t *testing.T) {
+		wp := func() weak.Pointer[ClientTx] {
+			req, _, _ := testCreateInvite(t, "sip:127.0.0.99:5060", "udp", "127.0.0.2:5060")
+			req.raddr = Addr{IP: net.ParseIP("127.0.0.99"), Port: 5060}
+			tx := NewClientTx("accepted-client", req, forkTestConn("127.0.0.99:5060"), slog.Default())
+			require.NoError(t, tx.Init())
+			go func() { <-tx.Responses() }()
+			tx.Receive(NewResponseFromRequest(req, StatusOK, "OK", nil))
+			require.NoError(t, compareFunctions(tx.currentFsmState(), tx.inviteStateAccepted))
+			tx.Terminate()
+			return weak.Make(tx)
+		}()
+		require.True(t, collected(wp), "terminated accepted client transaction still reachable (Timer M armed)")
+	})
+	t.Run("server", func(t *testing.T) {
+		wp := func() weak.Pointer[ServerTx] {
+			req, _, _ := testCreateInvite(t, "sip:127.0.0.99:5060", "udp", "127.0.0.2:5060")
+			tx := NewServerTx("accepted-server", req, forkTestConn("127.0.0.2:5060"), slog.Default())
+			require.NoError(t, tx.Init())
+			require.NoError(t, tx.Respond(NewResponseFromRequest(req, StatusOK, "OK", nil)))
+			require.NoError(t, compareFunctions(tx.currentFsmState(), tx.inviteStateAccepted))
+			tx.Terminate()
+			return weak.Make(tx)
+		}()
+		require.True(t, collected(wp), "terminated accepted server transaction still reachable (Timer L armed)")
+	})
+}
+
+// TestUDPSourceIdleForgetsSilentSources: with SourceIdle a UDP listener's
+// connection pool forgets source addresses silent for two periods; without
+// it (upstream) every address stays until the listener closes.
+func TestUDPSourceIdleForgetsSilentSources(t *testing.T) {
+	for _, tc := range []struct {
+		idle      time.Duration
+		wantAfter func(n int) bool
+	}{
+		{0, func(n int) bool { return n >= 1+50+2 }},                   // upstream: all kept
+		{100 * time.Millisecond, func(n int) bool { return n <= 1+2 }}, // the listener and the two recent
+	} {
+		t.Run(tc.idle.String(), func(t *testing.T) {
+			tr := &TransportUDP{SourceIdle: tc.idle}
+			tr.init(NewParser())
+			ln, err := net.ListenPacket("udp", "127.0.0.1:0")
+			require.NoError(t, err)
+			var got atomic.Int32
+			done := make(chan struct{})
+			go func() { _ = tr.Serve(ln, func(Message) { got.Add(1) }); close(done) }()
+			t.Cleanup(func() { ln.Close(); <-done })
+
+			send := func() {
+				c, err := net.Dial("udp", ln.LocalAddr().String())
+				require.NoError(t, err)
+				defer c.Close()
+				msg := "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP " + c.LocalAddr().String() +
+					";branch=z9hG4bK-1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@b>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+				want := got.Load() + 1
+				_, err = c.Write([]byte(msg))
+				require.NoError(t, err)
+				require.Eventually(t, func() bool { return got.Load() >= want }, 2*time.Second, time.Millisecond)
+			}
+			for i := 0; i < 50; i++ {
+				send()
+			}
+			require.GreaterOrEqual(t, tr.pool.Size(), 1+50)
+			time.Sleep(250 * time.Millisecond)
+			send() // ends the period of the 50
+			time.Sleep(150 * time.Millisecond)
+			send() // ends the next: the 50 were not seen in it
+			require.True(t, tc.wantAfter(tr.pool.Size()), "pool holds %d addresses", tr.pool.Size())
+		})
+	}
+}
