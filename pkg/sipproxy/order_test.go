@@ -128,3 +128,128 @@ func firstFew(s []string) string {
 	}
 	return strings.Join(s, "; ")
 }
+
+// TestUDPSourceAddressesForgotten: the proxy's UDP listener forgets
+// source addresses that went silent (udpSourceIdle, our sipgo fork's
+// TransportUDP.SourceIdle); upstream sipgo kept one pool entry per
+// address ever heard from until the listener closed.
+func TestUDPSourceAddressesForgotten(t *testing.T) {
+	old := udpSourceIdle
+	udpSourceIdle = 100 * time.Millisecond
+	t.Cleanup(func() { udpSourceIdle = old })
+	p := newTestProxy(t, func(ctx context.Context, tx *Txn) { _ = tx.Respond(200, "OK") })
+	udpSourceIdle = old
+	proxyAddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p.Addr("udp").Port}
+	ask := func(i int) {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		msg := fmt.Sprintf("OPTIONS sip:127.0.0.1:%d SIP/2.0\r\n"+
+			"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-src-%d;rport\r\n"+
+			"Max-Forwards: 70\r\nFrom: <sip:a@ims.example.org>;tag=s%d\r\nTo: <sip:b@ims.example.org>\r\n"+
+			"Call-ID: src-%d@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", proxyAddr.Port, port, i, i, i)
+		if _, err := c.WriteTo([]byte(msg), proxyAddr); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 4096)
+		if _, _, err := c.ReadFrom(buf); err != nil {
+			t.Fatalf("no answer to OPTIONS %d: %v", i, err)
+		}
+	}
+	pool := p.tp.Pool("udp")
+	before := pool.Size()
+	for i := 0; i < 30; i++ {
+		ask(i)
+	}
+	if n := pool.Size(); n < before+30 {
+		t.Fatalf("pool holds %d addresses after 30 sources (%d before)", n, before)
+	}
+	time.Sleep(250 * time.Millisecond)
+	ask(100) // ends the period of the 30
+	time.Sleep(150 * time.Millisecond)
+	ask(101) // ends the next: the 30 were silent in it
+	if n := pool.Size(); n > before+2 {
+		t.Fatalf("pool holds %d addresses, want at most %d: silent sources kept", n, before+2)
+	}
+}
+
+// TestCancelRightAfterInviteMatches: a CANCEL read right after its INVITE
+// (a UE hanging up at once, both datagrams in one burst) finds the
+// INVITE's server transaction: 200 to the CANCEL, 487 to the INVITE
+// (RFC 3261 §9.2, §16.10). Requests are matched on the read goroutine in
+// the order read (our sipgo fork's WithTransactionLayerRequestsOnReadLoop);
+// with a goroutine per request, as upstream, the CANCEL's could run first,
+// find no INVITE, and reach the handler as a request of its own.
+func TestCancelRightAfterInviteMatches(t *testing.T) {
+	uas, err := net.ListenPacket("udp", "127.0.0.1:0") // never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uas.Close() })
+	uasPort := uas.LocalAddr().(*net.UDPAddr).Port
+	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
+		if tx.Request().IsCancel() {
+			_ = tx.Respond(481, "Call/Transaction Does Not Exist")
+			return
+		}
+		u := sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: uasPort}
+		_, _ = tx.Forward(ctx, ForwardOptions{}, Target{RequestURI: &u})
+	})
+	uac, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uac.Close() })
+	uacPort := uac.LocalAddr().(*net.UDPAddr).Port
+	proxyAddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p.Addr("udp").Port}
+
+	const calls = 100
+	unmatched := 0
+	buf := make([]byte, 65535)
+	for i := 0; i < calls; i++ {
+		common := fmt.Sprintf("Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-cancel-%d;rport\r\n"+
+			"Max-Forwards: 70\r\nFrom: <sip:alice@ims.example.org>;tag=c%d\r\nTo: <sip:bob@ims.example.org>\r\n"+
+			"Call-ID: cancel-%d@127.0.0.1\r\n", uacPort, i, i, i)
+		invite := fmt.Sprintf("INVITE sip:bob@127.0.0.1:%d SIP/2.0\r\n", proxyAddr.Port) + common +
+			fmt.Sprintf("CSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:%d>\r\nContent-Length: 0\r\n\r\n", uacPort)
+		cancel := fmt.Sprintf("CANCEL sip:bob@127.0.0.1:%d SIP/2.0\r\n", proxyAddr.Port) + common +
+			"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+		for _, m := range []string{invite, cancel} {
+			if _, err := uac.WriteTo([]byte(m), proxyAddr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var cancelCode, inviteCode int
+		for cancelCode == 0 || inviteCode == 0 {
+			_ = uac.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, _, err := uac.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("call %d: CANCEL answered %d, INVITE %d, then nothing: %v", i, cancelCode, inviteCode, err)
+			}
+			m, err := sip.ParseMessage(buf[:n])
+			res, ok := m.(*sip.Response)
+			if err != nil || !ok || res.StatusCode < 200 || res.CallID().Value() != fmt.Sprintf("cancel-%d@127.0.0.1", i) {
+				continue
+			}
+			if res.CSeq().MethodName == sip.CANCEL {
+				cancelCode = res.StatusCode
+			} else {
+				inviteCode = res.StatusCode
+			}
+			if cancelCode == 481 {
+				unmatched++
+				break // the INVITE goes on ringing; the next call has its own Call-ID
+			}
+		}
+		if cancelCode == 200 && inviteCode != 487 {
+			t.Fatalf("call %d: CANCEL 200 but INVITE %d, want 487", i, inviteCode)
+		}
+	}
+	if unmatched > 0 {
+		t.Fatalf("%d of %d CANCELs sent right after their INVITE found no transaction (481)", unmatched, calls)
+	}
+}

@@ -260,7 +260,7 @@ func New(cfg Config) (*Proxy, error) {
 // transactions keep their socket, requests leave from a chosen listener
 // (buildOutgoing), and a statelessly relayed response goes to a hop that
 // sent its request within Timer C.
-const udpSourceIdle = 30 * time.Minute
+var udpSourceIdle = 30 * time.Minute // a var for tests; read by New
 
 // Start opens UDP and TCP on Config.ListenAddr (same port) and serves until
 // Close or until ctx is done. It returns once the sockets are bound.
