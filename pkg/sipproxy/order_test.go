@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,15 +22,11 @@ import (
 // five hops at 100 calls/s). The UAC here is a raw socket, so the order
 // seen is the proxy's own.
 func TestResponsesRelayedInReadOrder(t *testing.T) {
-	uas, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { uas.Close() })
+	uas := newRawUAS(t)
 	go func() { // answers each INVITE with 180 and 200 in one burst
 		buf := make([]byte, 65535)
 		for {
-			n, from, err := uas.ReadFrom(buf)
+			n, from, err := uas.conn.ReadFrom(buf)
 			if err != nil {
 				return
 			}
@@ -42,24 +39,16 @@ func TestResponsesRelayedInReadOrder(t *testing.T) {
 			ringing.To().Params.Add("tag", "uas")
 			ok200 := sip.NewResponseFromRequest(req, 200, "OK", nil)
 			ok200.To().Params.Add("tag", "uas")
-			ok200.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: uas.LocalAddr().(*net.UDPAddr).Port}})
-			_, _ = uas.WriteTo([]byte(ringing.String()), from)
-			_, _ = uas.WriteTo([]byte(ok200.String()), from)
+			ok200.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: uas.conn.LocalAddr().(*net.UDPAddr).Port}})
+			_, _ = uas.conn.WriteTo([]byte(ringing.String()), from)
+			_, _ = uas.conn.WriteTo([]byte(ok200.String()), from)
 		}
 	}()
-	uasPort := uas.LocalAddr().(*net.UDPAddr).Port
 	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
-		u := sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: uasPort}
-		_, _ = tx.Forward(ctx, ForwardOptions{}, Target{RequestURI: &u})
+		_, _ = tx.Forward(ctx, ForwardOptions{}, uas.target())
 	})
-
-	uac, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { uac.Close() })
+	uac, proxyAddr := udpClient(t, p)
 	uacPort := uac.LocalAddr().(*net.UDPAddr).Port
-	proxyAddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p.Addr("udp").Port}
 
 	const calls = 300
 	seen := make(map[string][]int, calls) // Call-ID → status codes as received
@@ -139,25 +128,10 @@ func TestUDPSourceAddressesForgotten(t *testing.T) {
 	t.Cleanup(func() { udpSourceIdle = old })
 	p := newTestProxy(t, func(ctx context.Context, tx *Txn) { _ = tx.Respond(200, "OK") })
 	udpSourceIdle = old
-	proxyAddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p.Addr("udp").Port}
-	ask := func(i int) {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		port := c.LocalAddr().(*net.UDPAddr).Port
-		msg := fmt.Sprintf("OPTIONS sip:127.0.0.1:%d SIP/2.0\r\n"+
-			"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-src-%d;rport\r\n"+
-			"Max-Forwards: 70\r\nFrom: <sip:a@ims.example.org>;tag=s%d\r\nTo: <sip:b@ims.example.org>\r\n"+
-			"Call-ID: src-%d@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", proxyAddr.Port, port, i, i, i)
-		if _, err := c.WriteTo([]byte(msg), proxyAddr); err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-		buf := make([]byte, 4096)
-		if _, _, err := c.ReadFrom(buf); err != nil {
-			t.Fatalf("no answer to OPTIONS %d: %v", i, err)
+	ask := func(i int) { // from a socket of its own, a transaction of its own
+		msg := strings.ReplaceAll(optionsWith("", ""), "z9hG4bKlim1", "z9hG4bK-src-"+strconv.Itoa(i))
+		if line := udpExchange(t, p, msg); !strings.HasPrefix(line, "SIP/2.0 200 ") {
+			t.Fatalf("OPTIONS %d: %s", i, line)
 		}
 	}
 	pool := p.tp.Pool("udp")
@@ -185,27 +159,16 @@ func TestUDPSourceAddressesForgotten(t *testing.T) {
 // with a goroutine per request, as upstream, the CANCEL's could run first,
 // find no INVITE, and reach the handler as a request of its own.
 func TestCancelRightAfterInviteMatches(t *testing.T) {
-	uas, err := net.ListenPacket("udp", "127.0.0.1:0") // never answers
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { uas.Close() })
-	uasPort := uas.LocalAddr().(*net.UDPAddr).Port
+	uas := newRawUAS(t) // never answers
 	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
 		if tx.Request().IsCancel() {
 			_ = tx.Respond(481, "Call/Transaction Does Not Exist")
 			return
 		}
-		u := sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: uasPort}
-		_, _ = tx.Forward(ctx, ForwardOptions{}, Target{RequestURI: &u})
+		_, _ = tx.Forward(ctx, ForwardOptions{}, uas.target())
 	})
-	uac, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { uac.Close() })
+	uac, proxyAddr := udpClient(t, p)
 	uacPort := uac.LocalAddr().(*net.UDPAddr).Port
-	proxyAddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p.Addr("udp").Port}
 
 	const calls = 100
 	unmatched := 0
