@@ -93,7 +93,7 @@ func configFromCLI(c *cli.Context) (Config, error) {
 		AuthFailureEvery:   c.Duration("auth-failure-every"),
 		GRUUSecret:         c.String("gruu-secret"),
 	}
-	cfg.SIPLimits.MaxMessageBytes, cfg.SIPLimits.MaxHeaders = config.SIPLimits(c)
+	cfg.SIPLimits.MaxMessageBytes, cfg.SIPLimits.MaxHeaders, cfg.SIPLimits.Backlog = config.SIPLimits(c)
 	scscfs, resolve := c.StringSlice("scscf"), c.StringSlice("resolve")
 	if len(scscfs) == 0 {
 		// The lab's S-CSCF, named in the configured home domain so that one

@@ -115,7 +115,7 @@ func configFromCLI(c *cli.Context) (Config, error) {
 	if cfg.MaxPending, err = config.PendingLimit(c, "max-pending"); err != nil {
 		return cfg, fmt.Errorf("pcscf: %w", err)
 	}
-	cfg.SIPLimits.MaxMessageBytes, cfg.SIPLimits.MaxHeaders = config.SIPLimits(c)
+	cfg.SIPLimits.MaxMessageBytes, cfg.SIPLimits.MaxHeaders, cfg.SIPLimits.Backlog = config.SIPLimits(c)
 	if c.Bool("persist") {
 		cfg.DatabaseURL = c.String("database-url")
 	}

@@ -120,6 +120,6 @@ func configFrom(c *cli.Context) Config {
 		ASTimeout: c.Duration("as-timeout"), ODILifetime: c.Duration("odi-lifetime"),
 		GRUUSecret: c.String("gruu-secret"),
 	}
-	cfg.SIPLimits.MaxMessageBytes, cfg.SIPLimits.MaxHeaders = config.SIPLimits(c)
+	cfg.SIPLimits.MaxMessageBytes, cfg.SIPLimits.MaxHeaders, cfg.SIPLimits.Backlog = config.SIPLimits(c)
 	return cfg
 }

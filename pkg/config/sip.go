@@ -11,11 +11,13 @@ import (
 const (
 	DefaultSIPMaxMessageBytes = 65535
 	DefaultSIPMaxHeaders      = 256
+	// DefaultSIPBacklog is pkg/sipproxy's DefaultBacklog.
+	DefaultSIPBacklog = 0.125
 )
 
 // SIPLimitFlags declares the bounds every SIP listener of a CSCF puts on
-// what it reads (pkg/sipproxy Limits): --sip-max-message-bytes and
-// --sip-max-headers.
+// what it reads (pkg/sipproxy Limits): --sip-max-message-bytes,
+// --sip-max-headers and --sip-backlog.
 func SIPLimitFlags(prefix string) []cli.Flag {
 	atLeast := func(name string, min int) func(*cli.Context, int) error {
 		return func(_ *cli.Context, v int) error {
@@ -31,12 +33,25 @@ func SIPLimitFlags(prefix string) []cli.Flag {
 	headers := Int(prefix, "sip-max-headers", DefaultSIPMaxHeaders,
 		"largest number of header fields in a SIP message; a request with more is answered 400")
 	headers.Action = atLeast("sip-max-headers", 32)
-	return []cli.Flag{size, headers}
+	backlog := &cli.Float64Flag{Name: "sip-backlog", Value: DefaultSIPBacklog, EnvVars: []string{Env(prefix, "sip-backlog")},
+		Usage: "share (0-1) of a UDP socket's receive buffer that unread datagrams may fill before new requests read from it are answered 503 with Retry-After where they are read (overload; requests within dialogs always pass); 0: never"}
+	backlog.Action = func(_ *cli.Context, v float64) error {
+		if v < 0 || v > 1 {
+			return fmt.Errorf("--sip-backlog %g: want 0 (off) to 1", v)
+		}
+		return nil
+	}
+	return []cli.Flag{size, headers, backlog}
 }
 
-// SIPLimits returns the values of the flags of SIPLimitFlags.
-func SIPLimits(c *cli.Context) (maxMessageBytes, maxHeaders int) {
-	return c.Int("sip-max-message-bytes"), c.Int("sip-max-headers")
+// SIPLimits returns the values of the flags of SIPLimitFlags; backlog is
+// as pkg/sipproxy's Limits.Backlog takes it (-1: off).
+func SIPLimits(c *cli.Context) (maxMessageBytes, maxHeaders int, backlog float64) {
+	backlog = c.Float64("sip-backlog")
+	if backlog == 0 {
+		backlog = -1
+	}
+	return c.Int("sip-max-message-bytes"), c.Int("sip-max-headers"), backlog
 }
 
 // PendingLimit reads an admission flag whose 0 means "no limit" on the

@@ -130,6 +130,7 @@ func (b *badMessages) report(transport string, src net.Addr, size int, v *verdic
 // which sipgo does right after adding the socket to its connection pool.
 type guardedPacketConn struct {
 	net.PacketConn
+	queue backlogger // the socket's receive queue (nil: not checked)
 	p     *Proxy
 	once  sync.Once
 	ready chan struct{}
@@ -142,8 +143,10 @@ func (c *guardedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if err != nil || n == 0 || isKeepAlive(b[:n]) {
 			return n, addr, err
 		}
-		v := c.p.inspect(b[:n], false, addr)
+		v := c.p.inspectFrom(b[:n], false, addr, c.queue)
 		switch v.act {
+		case actAbsorb:
+			continue
 		case actPass:
 			if len(v.out) <= len(b) {
 				return copy(b, v.out), addr, nil
@@ -158,6 +161,9 @@ func (c *guardedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			}
 			if _, err := c.PacketConn.WriteTo(v.resp, dest); err != nil {
 				c.p.log.Debug("cannot answer a bad request", zap.Error(err))
+			}
+			if v.overload {
+				continue // counted and logged as overload, not as a fault
 			}
 		}
 		c.p.bad.report("udp", addr, n, &v)
@@ -278,6 +284,9 @@ func (c *guardedConn) frame() bool {
 
 // answer sends the answer to a refused message, if any, and reports it.
 func (c *guardedConn) answer(v *verdict, size int) {
+	if v.act == actAbsorb {
+		return
+	}
 	if v.act == actReject {
 		if _, err := c.Conn.Write(v.resp); err != nil {
 			c.p.log.Debug("cannot answer a bad request", zap.Error(err))

@@ -57,6 +57,9 @@ func TestLimits(t *testing.T) {
 // TestLimitDefaultsMatchFlags: the flags' defaults (pkg/config) are the
 // proxy's.
 func TestLimitDefaultsMatchFlags(t *testing.T) {
+	if config.DefaultSIPBacklog != DefaultBacklog {
+		t.Errorf("flag --sip-backlog %g, sipproxy %g", config.DefaultSIPBacklog, DefaultBacklog)
+	}
 	if config.DefaultSIPMaxMessageBytes != DefaultMaxMessageBytes || config.DefaultSIPMaxHeaders != DefaultMaxHeaders {
 		t.Errorf("flags %d/%d, sipproxy %d/%d", config.DefaultSIPMaxMessageBytes, config.DefaultSIPMaxHeaders, DefaultMaxMessageBytes, DefaultMaxHeaders)
 	}

@@ -134,6 +134,8 @@ type Proxy struct {
 	uriSchemes   []string
 	proxyRequire map[string]bool
 	bad          *badMessages
+	backlog      *backlogRefusals       // backlog.go
+	slTag        string                 // backlog.go: To tag prefix of stateless answers
 	completed    completedCache         // retain.go
 	answers      *prometheus.CounterVec // sip_responses_total{method,code}
 	workers      *workerPool            // workers.go
@@ -201,6 +203,8 @@ func New(cfg Config) (*Proxy, error) {
 		p.proxyRequire[strings.ToLower(t)] = true
 	}
 	p.bad = newBadMessages(cfg.Logger, cfg.BadLogInterval, cfg.Registerer)
+	p.backlog = newBacklogRefusals(cfg.Logger, cfg.BadLogInterval, cfg.Registerer)
+	p.slTag = statelessTagPrefix()
 	p.answers = counterVec(cfg.Registerer, cfg.Logger, prometheus.CounterOpts{
 		Name: "sip_responses_total",
 		Help: "Final SIP responses this function sent upstream for requests it received (its own and relayed ones), by request method and status code.",
@@ -340,7 +344,7 @@ func (p *Proxy) Listen(network, addr string) (*net.TCPAddr, error) {
 			c.Close()
 			return nil, fmt.Errorf("sipproxy: udp %s: %w", addr, err)
 		}
-		rc := &guardedPacketConn{PacketConn: raw, p: p, ready: make(chan struct{})}
+		rc := &guardedPacketConn{PacketConn: raw, queue: raw, p: p, ready: make(chan struct{})}
 		p.serve(l, func() error { return p.tp.ServeUDP(rc) })
 		// sipgo registers the socket in its pool just before the first
 		// read; only then can Target.Laddr select it.

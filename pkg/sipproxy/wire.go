@@ -48,12 +48,32 @@ type Limits struct {
 	// unfolding) in a message; beyond it a request is answered 400.
 	// Default DefaultMaxHeaders.
 	MaxHeaders int
+	// Backlog is the share of a UDP socket's receive buffer (the limit
+	// the kernel enforces: SO_RCVBUF as it doubled and capped it) that
+	// unread datagrams may fill before a new request read from that
+	// socket — no To tag, not ACK or CANCEL — is answered 503 with
+	// Retry-After where it is read, statelessly (backlog.go; ADR 0003).
+	// Requests within dialogs, ACK, CANCEL and responses always pass:
+	// they finish work already admitted. It keeps what a function admits
+	// within what it can read, so that the kernel does not drop
+	// datagrams (ACKs, BYEs) under overload. Default DefaultBacklog;
+	// negative: never refuse for the queue.
+	Backlog float64
+	// BacklogRetryAfter is the Retry-After (s) of those 503s. Default
+	// DefaultBacklogRetryAfter.
+	BacklogRetryAfter int
 }
 
 // Defaults for Limits.
 const (
 	DefaultMaxMessageBytes = 65535 // the largest UDP payload, roughly
 	DefaultMaxHeaders      = 256   // RFC 4475 longreq has 46
+	// DefaultBacklog: an eighth of the receive buffer, 1 MiB of the 8 MiB
+	// Linux enforces for DefaultUDPBufferBytes (about 450 datagrams of
+	// 1 KB as it counts them; docs/performance.md).
+	DefaultBacklog = 0.125
+	// DefaultBacklogRetryAfter is the Retry-After of the backlog's 503s (s).
+	DefaultBacklogRetryAfter = 5
 )
 
 func (l Limits) withDefaults() Limits {
@@ -62,6 +82,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxHeaders <= 0 {
 		l.MaxHeaders = DefaultMaxHeaders
+	}
+	if l.Backlog == 0 {
+		l.Backlog = DefaultBacklog
+	}
+	if l.BacklogRetryAfter <= 0 {
+		l.BacklogRetryAfter = DefaultBacklogRetryAfter
 	}
 	return l
 }
@@ -77,6 +103,7 @@ const (
 	actPass   action = iota // hand the canonical message to sipgo
 	actReject               // answer it here, hand nothing on
 	actDrop                 // neither
+	actAbsorb               // neither, and not a fault: the ACK of a stateless answer
 )
 
 // verdict is the layer's decision on one message.
@@ -89,6 +116,9 @@ type verdict struct {
 	dest    string // actReject over UDP: "ip:port" (RFC 3261 §18.2.2), "" for the source
 	request bool
 	start   string // actReject, actDrop: the start line, for the log (truncated, a copy)
+	// overload: actReject with 503 because the socket's receive queue is
+	// over Limits.Backlog (backlog.go); counted apart from faults.
+	overload bool
 }
 
 // field is one header field of a message.
@@ -111,6 +141,7 @@ type wireMsg struct {
 	verbatim bool
 	raw      []byte
 	vias     []viaHop // of the first Via field
+	viaHops  int      // Via entries in all Via fields
 	viaOK    bool
 	body     []byte
 	hasCL    bool
@@ -216,6 +247,13 @@ func isKeepAlive(data []byte) bool { return len(bytes.Trim(data, "\r\n")) == 0 }
 // inspect lexes and checks one message (a UDP datagram, or one message
 // framed from a TCP stream when stream is set) received from src.
 func (p *Proxy) inspect(data []byte, stream bool, src net.Addr) verdict {
+	return p.inspectFrom(data, stream, src, nil)
+}
+
+// inspectFrom is inspect for a message read from a socket whose receive
+// queue q reports (nil: none): a new request read while q is over
+// Limits.Backlog is answered 503 here (backlog.go).
+func (p *Proxy) inspectFrom(data []byte, stream bool, src net.Addr, q backlogger) verdict {
 	a := lexScratchPool.Get().(*lexScratch)
 	defer a.release()
 	m := p.lexIn(data, stream, a)
@@ -236,6 +274,18 @@ func (p *Proxy) inspect(data []byte, stream bool, src net.Addr) verdict {
 		return v
 	}
 	if m.fault == 0 {
+		if m.method == "ACK" && p.isStatelessTag(&m) {
+			// The ACK of a non-2xx this proxy sent statelessly: nothing
+			// waits for it (RFC 3261 §17.2.1 absorbs it in the server
+			// transaction; here there is none).
+			v.act = actAbsorb
+			return v
+		}
+		if q != nil && m.isNewRequest() {
+			if queued, limit, over := p.backlogOver(q, m.viaHops); over {
+				return p.refuseOverload(&m, src, queued, limit)
+			}
+		}
 		m.synthesizeBranch()
 		v.act, v.out = actPass, m.render()
 		if len(v.out) > p.limits.MaxMessageBytes+256 {
@@ -261,7 +311,7 @@ func (p *Proxy) refuse(m *wireMsg, code int, reason string, src net.Addr) verdic
 		return v
 	}
 	v.act = actReject
-	v.resp, v.dest = m.rejection(code, reason, src)
+	v.resp, v.dest = m.rejection(code, reason, p.slTag, src)
 	return v
 }
 
@@ -395,6 +445,7 @@ func (p *Proxy) lexIn(data []byte, stream bool, a *lexScratch) wireMsg {
 			var hops []viaHop
 			hops, err = parseViaIn(f.value, a)
 			if err == nil {
+				m.viaHops += len(hops)
 				f.canon = joinVia(f.value, hops)
 				if m.vias == nil {
 					m.vias, m.viaOK = hops, true
@@ -637,12 +688,20 @@ func (m *wireMsg) render() []byte {
 	return b.Bytes()
 }
 
-// rejection builds the stateless answer to a faulty request (RFC 3261
-// §8.2.6: Via, From, To with a tag, Call-ID, CSeq copied) and where it goes
-// over UDP (§18.2.2: the source address, the top Via's port or rport).
-func (m *wireMsg) rejection(code int, reason string, src net.Addr) (resp []byte, dest string) {
+// rejection builds the stateless answer to a refused request (RFC 3261
+// §8.2.6: Via, From, To with a tag, Call-ID, CSeq copied; extra header
+// lines, each ending in CRLF, added) and where it goes over UDP
+// (§18.2.2: the source address, the top Via's port or rport). A To tag
+// it adds starts with tagPrefix, by which the ACK of an INVITE's
+// rejection is recognised and absorbed. reason "" gives the bare reason
+// phrase.
+func (m *wireMsg) rejection(code int, reason, tagPrefix string, src net.Addr, extra ...string) (resp []byte, dest string) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "SIP/2.0 %d %s (%s)\r\n", code, statusText(code), printable(reason, 120))
+	if reason != "" {
+		fmt.Fprintf(&b, "SIP/2.0 %d %s (%s)\r\n", code, statusText(code), printable(reason, 120))
+	} else {
+		fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", code, statusText(code))
+	}
 	srcHost, srcPort := "", 0
 	if ua, ok := src.(*net.UDPAddr); ok {
 		srcHost, srcPort = ua.IP.String(), ua.Port
@@ -699,9 +758,12 @@ func (m *wireMsg) rejection(code int, reason string, src net.Addr) (resp []byte,
 		if k == "to" && !strings.Contains(strings.ToLower(v), ";tag=") {
 			var t [8]byte
 			_, _ = rand.Read(t[:])
-			v += ";tag=" + hex.EncodeToString(t[:])
+			v += ";tag=" + tagPrefix + hex.EncodeToString(t[:])
 		}
 		b.WriteString(canonicalName(k) + ": " + v + "\r\n")
+	}
+	for _, h := range extra {
+		b.WriteString(h)
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
 	return []byte(b.String()), dest
@@ -713,6 +775,8 @@ func statusText(code int) string {
 		return "Bad Request"
 	case 416:
 		return "Unsupported URI Scheme"
+	case 503:
+		return "Service Unavailable"
 	case 505:
 		return "Version Not Supported"
 	case 513:
