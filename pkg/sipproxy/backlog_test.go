@@ -142,3 +142,38 @@ func TestHeaderTag(t *testing.T) {
 		}
 	}
 }
+
+// fixedBacklog is a receive queue that always reports queued of limit.
+type fixedBacklog struct{ queued, limit int }
+
+func (f fixedBacklog) Backlog() (int, int, error) { return f.queued, f.limit, nil }
+
+// A request that passed more elements (Via entries) is refused only on a
+// longer queue: with the queue at 20 % of the buffer and the default
+// eighth, a UE's INVITE (one Via) is refused and one relayed by a
+// proxy (two) passes; at 40 % both are refused, one with four Vias
+// passes, and at 60 % all are (four is the cap).
+func TestBacklogLimitGrowsWithVias(t *testing.T) {
+	p := testProxyForWire(t)
+	invite := func(vias int) []byte {
+		msg := string(backlogMsg("INVITE", "h", "", 5070))
+		for i := 1; i < vias; i++ {
+			msg = strings.Replace(msg, "\r\nFrom:", fmt.Sprintf("\r\nVia: SIP/2.0/UDP 192.0.2.%d:5060;branch=z9hG4bKp%d\r\nFrom:", i, i), 1)
+		}
+		return []byte(msg)
+	}
+	for _, tc := range []struct {
+		percent, vias int
+		refused       bool
+	}{
+		{20, 1, true}, {20, 2, false},
+		{40, 1, true}, {40, 3, true}, {40, 4, false},
+		{60, 4, true}, {60, 6, true},
+		{10, 1, false},
+	} {
+		v := p.inspectFrom(invite(tc.vias), false, testSrc, fixedBacklog{tc.percent * 1000, 100 * 1000})
+		if got := v.act == actReject && v.code == 503; got != tc.refused {
+			t.Errorf("queue at %d %%, INVITE with %d Via entries: refused %v, want %v (%v %d %q)", tc.percent, tc.vias, got, tc.refused, v.act, v.code, v.reason)
+		}
+	}
+}

@@ -52,7 +52,9 @@ type Limits struct {
 	// the kernel enforces: SO_RCVBUF as it doubled and capped it) that
 	// unread datagrams may fill before a new request read from that
 	// socket — no To tag, not ACK or CANCEL — is answered 503 with
-	// Retry-After where it is read, statelessly (backlog.go; ADR 0003).
+	// Retry-After where it is read, statelessly (backlog.go; ADR 0003);
+	// the share is multiplied by the request's Via entries, up to 4, so
+	// that requests relayed by other elements are refused last.
 	// Requests within dialogs, ACK, CANCEL and responses always pass:
 	// they finish work already admitted. It keeps what a function admits
 	// within what it can read, so that the kernel does not drop
