@@ -90,15 +90,53 @@ func (m *wireMsg) isNewRequest() bool {
 	return f != nil && f.canon != "" && headerTag(f.canon) == ""
 }
 
+// spentWork weighs the work the network has already done for m, the
+// request the backlog would refuse: its Via entries (each an element it
+// passed), plus one for credentials answering a challenge (an
+// Authorization with a response: a MAR and an HSS look-up were spent on
+// the challenge).
+func (m *wireMsg) spentWork() int {
+	w := m.viaHops
+	if f := m.first("authorization"); f != nil && hasDigestResponse(f.value) {
+		w++
+	}
+	return w
+}
+
+// hasDigestResponse reports whether an Authorization value carries a
+// non-empty response parameter (an IMS UE's first REGISTER carries
+// response="", TS 24.229 §5.1.1.2.1).
+func hasDigestResponse(v string) bool {
+	lv := strings.ToLower(v)
+	for off := 0; ; {
+		i := strings.Index(lv[off:], "response")
+		if i < 0 {
+			return false
+		}
+		i += off
+		off = i + len("response")
+		if i > 0 && !strings.ContainsRune(", \t", rune(lv[i-1])) {
+			continue // part of another name
+		}
+		rest := strings.TrimLeft(lv[off:], " \t")
+		if !strings.HasPrefix(rest, "=") {
+			continue
+		}
+		val := strings.TrimLeft(rest[1:], " \t")
+		return val != "" && !strings.HasPrefix(val, `""`) && val[0] != ','
+	}
+}
+
 // backlogOver reads q's receive queue and reports whether it is over
-// Limits.Backlog times the request's Via entries (at most
+// Limits.Backlog times the request's spent work (spentWork, at most
 // maxBacklogHops): the more elements a request has passed, the more work
 // refusing it wastes, so a request straight from a UA (one Via) is
-// refused first, one from another proxy only on a longer queue — a
-// P-CSCF refuses its UEs' new calls before the calls the network brings
-// to them, an S-CSCF its originating INVITEs before the terminating ones.
-// An error reading the queue admits (the check is a safeguard, not a
-// gate).
+// refused first, one from another proxy or answering a challenge only on
+// a longer queue — a P-CSCF refuses its UEs' new calls before the calls
+// the network brings to them, an S-CSCF its originating INVITEs before
+// the terminating ones, an I-CSCF initial REGISTERs before challenge
+// answers. An error reading the queue admits (the check is a safeguard,
+// not a gate).
 func (p *Proxy) backlogOver(q backlogger, hops int) (queued, limit int, over bool) {
 	if p.limits.Backlog < 0 {
 		return 0, 0, false

@@ -176,4 +176,17 @@ func TestBacklogLimitGrowsWithVias(t *testing.T) {
 			t.Errorf("queue at %d %%, INVITE with %d Via entries: refused %v, want %v (%v %d %q)", tc.percent, tc.vias, got, tc.refused, v.act, v.code, v.reason)
 		}
 	}
+	// A REGISTER answering a challenge counts one more: at 20 % the
+	// UE's first REGISTER is refused, its answer to the challenge passes.
+	register := func(auth string) []byte {
+		msg := strings.ReplaceAll(string(backlogMsg("REGISTER", "r", "", 5070)), "sip:bob@ims.test SIP/2.0", "sip:ims.test SIP/2.0")
+		return []byte(strings.Replace(msg, "\r\nContent-Length:", "\r\n"+auth+"Content-Length:", 1))
+	}
+	queue := fixedBacklog{20 * 1000, 100 * 1000}
+	if v := p.inspectFrom(register(`Authorization: Digest username="u@ims.test", realm="ims.test", nonce="", uri="sip:ims.test", response=""`+"\r\n"), false, testSrc, queue); v.code != 503 {
+		t.Errorf("initial REGISTER (empty response) at 20 %%: %v %d, want 503", v.act, v.code)
+	}
+	if v := p.inspectFrom(register(`Authorization: Digest username="u@ims.test", realm="ims.test", nonce="bm9uY2U=", uri="sip:ims.test", response="6629fae49393a05397450978507c4ef1", algorithm=AKAv1-MD5`+"\r\n"), false, testSrc, queue); v.act != actPass {
+		t.Errorf("REGISTER answering a challenge at 20 %%: %v %d %q, want passed", v.act, v.code, v.reason)
+	}
 }

@@ -53,8 +53,9 @@ type Limits struct {
 	// unread datagrams may fill before a new request read from that
 	// socket — no To tag, not ACK or CANCEL — is answered 503 with
 	// Retry-After where it is read, statelessly (backlog.go; ADR 0003);
-	// the share is multiplied by the request's Via entries, up to 4, so
-	// that requests relayed by other elements are refused last.
+	// the share is multiplied by the request's Via entries (plus one for
+	// an answer to a challenge), up to 4, so that requests relayed by
+	// other elements or half done are refused last.
 	// Requests within dialogs, ACK, CANCEL and responses always pass:
 	// they finish work already admitted. It keeps what a function admits
 	// within what it can read, so that the kernel does not drop
@@ -284,7 +285,7 @@ func (p *Proxy) inspectFrom(data []byte, stream bool, src net.Addr, q backlogger
 			return v
 		}
 		if q != nil && m.isNewRequest() {
-			if queued, limit, over := p.backlogOver(q, m.viaHops); over {
+			if queued, limit, over := p.backlogOver(q, m.spentWork()); over {
 				return p.refuseOverload(&m, src, queued, limit)
 			}
 		}
