@@ -313,6 +313,29 @@ func (l *lab) metric(proc, sample string) float64 {
 	return 0
 }
 
+// metricSum is the sum of every sample of the metric name (all its
+// label sets) that proc's /metrics shows; 0 when there is none.
+func (l *lab) metricSum(proc, name string) float64 {
+	l.t.Helper()
+	res, err := http.Get("http://" + l.procs[proc].admin + "/metrics")
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	sum := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		if i := strings.LastIndexByte(line, ' '); i > 0 {
+			v, _ := strconv.ParseFloat(line[i+1:], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
 // waitMetric polls proc's sample until ok(value) holds or within has
 // passed, and returns the last value: a counter bumped by a response can
 // lag the effect the test waited for on another process.

@@ -3,12 +3,14 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -98,6 +100,11 @@ type loadChain struct {
 	// liveHeap, when set, gives each process's live Go heap in bytes
 	// (go_memstats_heap_alloc_bytes right after a collection).
 	liveHeap func() map[string]float64
+	// sheds, when set, counts the requests each of our functions has
+	// refused for overload since it started, by where ("pcscf socket":
+	// the receive queue, sip_overload_refused_total; "pcscf limit",
+	// "icscf limit": the latency-following admission limits).
+	sheds func() map[string]float64
 }
 
 // loadProc is a measured process: its name and how to find its pids (a
@@ -156,6 +163,7 @@ type stepResult struct {
 	live     map[string]float64 // live Go heap bytes per process when the step ended (ours)
 	load     string             // 1-minute load average before → after
 	drops    int64              // host-wide UDP RcvbufErrors during the step
+	sheds    map[string]float64 // overload refusals during the step, by function and mechanism (ours)
 }
 
 // noRinging is the completed calls whose caller got no 180 (0 for
@@ -298,6 +306,10 @@ func (c *loadChain) measure(r *stepResult, fn func()) {
 	}
 	load0, _ := os.ReadFile("/proc/loadavg")
 	drops0 := udpRcvbufErrors()
+	var sheds0 map[string]float64
+	if c.sheds != nil {
+		sheds0 = c.sheds()
+	}
 	t0 := time.Now()
 	fn()
 	r.elapsed = time.Since(t0).Seconds()
@@ -316,6 +328,14 @@ func (c *loadChain) measure(r *stepResult, fn func()) {
 	}
 	if c.liveHeap != nil {
 		r.live = c.liveHeap()
+	}
+	if c.sheds != nil {
+		r.sheds = map[string]float64{}
+		for k, v := range c.sheds() {
+			if d := v - sheds0[k]; d > 0 {
+				r.sheds[k] = d
+			}
+		}
 	}
 	first := func(b []byte) string { f := strings.Fields(string(b)); return f[0] }
 	r.load = first(load0) + " → " + first(load1)
@@ -656,6 +676,13 @@ func (r stepResult) row(procs []string) string {
 	if ref == "" {
 		ref = "—"
 	}
+	if len(r.sheds) > 0 {
+		var by []string
+		for _, k := range slices.Sorted(maps.Keys(r.sheds)) {
+			by = append(by, fmt.Sprintf("%s %.0f", k, r.sheds[k]))
+		}
+		ref += " (shed by " + strings.Join(by, ", ") + ")"
+	}
 	var cpu []string
 	for _, p := range procs {
 		cpu = append(cpu, fmt.Sprintf("%s %.2f", p, r.cpuPerOp(p)))
@@ -719,6 +746,15 @@ func startOurChain(t *testing.T) *loadChain {
 		for _, n := range []string{"pcscf", "icscf", "scscf", "hss"} {
 			out[n] = pl.metric(n, "go_memstats_alloc_bytes_total")
 		}
+		return out
+	}
+	ch.sheds = func() map[string]float64 {
+		out := map[string]float64{}
+		for _, n := range []string{"pcscf", "icscf", "scscf"} {
+			out[n+" socket"] = pl.metricSum(n, "sip_overload_refused_total")
+		}
+		out["pcscf limit"] = pl.metric("pcscf", `pcscf_rejected_requests_total{reason="overload"}`)
+		out["icscf limit"] = pl.metricSum("icscf", "icscf_overload_rejections_total")
 		return out
 	}
 	ch.liveHeap = func() map[string]float64 {
