@@ -146,12 +146,17 @@ func (p *Proxy) backlogOver(q backlogger, hops int) (queued, limit int, over boo
 		return 0, 0, false
 	}
 	share := p.limits.Backlog * float64(min(max(hops, 1), maxBacklogHops))
-	return queued, limit, float64(queued) > min(share, 1)*float64(limit)
+	return queued, limit, float64(queued) > min(share, max(p.limits.Backlog, maxBacklogShare))*float64(limit)
 }
 
-// maxBacklogHops caps the Via entries that raise a request's backlog
-// limit.
-const maxBacklogHops = 4
+// maxBacklogHops caps the weight that raises a request's backlog limit,
+// and maxBacklogShare the share it can raise it to (unless Limits.Backlog
+// itself is higher): past half the buffer, what was admitted before the
+// refusals began needs the rest.
+const (
+	maxBacklogHops  = 4
+	maxBacklogShare = 0.5
+)
 
 // refuseOverload is the verdict on a new request read while the receive
 // queue holds queued of limit bytes: 503 with Retry-After and, unless
