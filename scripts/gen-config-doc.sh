@@ -25,8 +25,11 @@ The home domain (Diameter realm, digest realm) is `--domain`; the lab and
 Bounds (issue 22): every binary has `--memory-limit` (the Go runtime's
 soft memory limit, `GOMEMLIMIT` syntax; `auto` takes `GOMEMLIMIT`, else 80%
 of the container's memory limit, else 1 GiB); the P-CSCF, I-CSCF and S-CSCF
-have `--sip-max-message-bytes` (a larger request is answered 513) and
-`--sip-max-headers` (a request with more header fields is answered 400).
+have `--sip-max-message-bytes` (a larger request is answered 513),
+`--sip-max-headers` (a request with more header fields is answered 400)
+and `--sip-backlog` (a new request read while the UDP receive queue is
+over that share of its buffer is answered 503 with Retry-After:
+overload, docs/troubleshooting.md).
 docs/troubleshooting.md, "Bad SIP messages, junk floods and memory", says
 how malformed messages are answered, counted and logged.
 
