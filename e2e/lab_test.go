@@ -298,13 +298,7 @@ func (st registrarStatus) find(impu string) (contacts int, ok bool) {
 // ("name{labels}"), 0 when absent.
 func (l *lab) metric(proc, sample string) float64 {
 	l.t.Helper()
-	res, err := http.Get("http://" + l.procs[proc].admin + "/metrics")
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(l.metricsText(proc), "\n") {
 		if strings.HasPrefix(line, sample+" ") {
 			v, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, sample)), 64)
 			return v
@@ -313,9 +307,8 @@ func (l *lab) metric(proc, sample string) float64 {
 	return 0
 }
 
-// metricSum is the sum of every sample of the metric name (all its
-// label sets) that proc's /metrics shows; 0 when there is none.
-func (l *lab) metricSum(proc, name string) float64 {
+// metricsText is proc's /metrics page.
+func (l *lab) metricsText(proc string) string {
 	l.t.Helper()
 	res, err := http.Get("http://" + l.procs[proc].admin + "/metrics")
 	if err != nil {
@@ -323,8 +316,15 @@ func (l *lab) metricSum(proc, name string) float64 {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+// metricSum is the sum of every sample of the metric name (all its
+// label sets) that proc's /metrics shows; 0 when there is none.
+func (l *lab) metricSum(proc, name string) float64 {
+	l.t.Helper()
 	sum := 0.0
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(l.metricsText(proc), "\n") {
 		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
 			continue
 		}
