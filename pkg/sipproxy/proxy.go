@@ -344,6 +344,15 @@ func (p *Proxy) Listen(network, addr string) (*net.TCPAddr, error) {
 			c.Close()
 			return nil, fmt.Errorf("sipproxy: udp %s: %w", addr, err)
 		}
+		if n := p.cfg.UDPBufferBytes; n > 0 {
+			if _, limit, err := raw.Backlog(); err == nil && limit < n {
+				// Linux grants twice what is asked unless net.core.rmem_max
+				// caps it; the overload refusals (Limits.Backlog) start at
+				// a share of what was granted.
+				p.log.Warn("UDP receive buffer smaller than asked: the kernel caps it at twice net.core.rmem_max; raise that sysctl, or new requests are refused 503 on short bursts (--sip-backlog is a share of this buffer)",
+					zap.String("addr", la.String()), zap.Int("asked_bytes", n), zap.Int("granted_bytes", limit))
+			}
+		}
 		rc := &guardedPacketConn{PacketConn: raw, queue: raw, p: p, ready: make(chan struct{})}
 		p.serve(l, func() error { return p.tp.ServeUDP(rc) })
 		// sipgo registers the socket in its pool just before the first

@@ -3,8 +3,14 @@ package sipproxy
 import (
 	"context"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // rcvbuf reads SO_RCVBUF of the proxy's primary UDP socket.
@@ -53,5 +59,33 @@ func TestUDPReceiveBuffer(t *testing.T) {
 	if b <= d && b < 2*DefaultUDPBufferBytes {
 		// Capped by net.core.rmem_max: at least not smaller than the default.
 		t.Errorf("default config: SO_RCVBUF %d, kernel default %d", b, d)
+	}
+}
+
+// TestUDPReceiveBufferCappedIsLogged: a buffer the kernel grants smaller
+// than asked (net.core.rmem_max) is named at start, with what was asked
+// and granted: the overload refusals start at a share of it.
+func TestUDPReceiveBufferCappedIsLogged(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Skip(err)
+	}
+	rmemMax, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	core, logs := observer.New(zap.WarnLevel)
+	ask := 4*rmemMax + 4096
+	newTestProxy(t, func(_ context.Context, t *Txn) {}, func(c *Config) { c.UDPBufferBytes = ask; c.Logger = zap.New(core) })
+	found := logs.FilterMessageSnippet("UDP receive buffer smaller than asked").All()
+	if len(found) == 0 {
+		t.Fatalf("%d bytes asked with rmem_max %d: no warning; logs %v", ask, rmemMax, logs.All())
+	}
+	f := found[0].ContextMap()
+	if f["asked_bytes"] != int64(ask) || f["granted_bytes"] != int64(2*rmemMax) {
+		t.Errorf("warning fields %v, want asked %d and granted %d", f, ask, 2*rmemMax)
+	}
+	// A buffer the kernel grants in full (64 KiB): no warning.
+	core2, logs2 := observer.New(zap.WarnLevel)
+	newTestProxy(t, func(_ context.Context, t *Txn) {}, func(c *Config) { c.UDPBufferBytes = 64 << 10; c.Logger = zap.New(core2) })
+	if n := logs2.FilterMessageSnippet("UDP receive buffer").Len(); n != 0 {
+		t.Errorf("64 KiB asked: %d warnings", n)
 	}
 }
