@@ -95,10 +95,19 @@ func TestUDPSourceIdleForgetsSilentSources(t *testing.T) {
 			go func() { _ = tr.Serve(ln, func(Message) { got.Add(1) }); close(done) }()
 			t.Cleanup(func() { ln.Close(); <-done })
 
+			// Each from its own source port: the 50 stay open until all
+			// have sent (a closed one's port could be the next one's, and
+			// the pool would count one address fewer).
+			var open []net.Conn
+			defer func() {
+				for _, c := range open {
+					c.Close()
+				}
+			}()
 			send := func() {
 				c, err := net.Dial("udp", ln.LocalAddr().String())
 				require.NoError(t, err)
-				defer c.Close()
+				open = append(open, c)
 				msg := "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP " + c.LocalAddr().String() +
 					";branch=z9hG4bK-1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@b>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
 				want := got.Load() + 1
