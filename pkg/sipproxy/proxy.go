@@ -23,7 +23,6 @@
 package sipproxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -234,7 +233,6 @@ func New(cfg Config) (*Proxy, error) {
 		),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(slogger),
-			sip.WithTransportLayerReadFilter(tagLocalAddr),
 			sip.WithTransportLayerTransports(sip.TransportsConfig{
 				TCP: &sip.TransportTCP{DialerCreate: reuseAddrDialer},
 				UDP: &sip.TransportUDP{SourceIdle: udpSourceIdle},
@@ -533,33 +531,6 @@ func init() {
 	if sip.UDPMTUSize < MaxUDPMessageSize+200 {
 		sip.UDPMTUSize = MaxUDPMessageSize + 200
 	}
-}
-
-// localAddrHeader carries, inside the proxy only, the local address a UDP
-// request was received on (see tagLocalAddr). It never leaves the proxy.
-const localAddrHeader = "X-Sipproxy-Local-Addr"
-
-// tagLocalAddr is sipgo's read filter: a UDP request gets, as its first
-// header, the address of the socket it arrived on, which sipgo does not
-// keep (its UDP connection pool answers "which socket last heard this
-// source", which another socket may change at any moment). A header of
-// that name the sender wrote comes later and is ignored and removed
-// (Txn.LocalAddr). TCP requests are not tagged: their connection knows.
-func tagLocalAddr(p sip.TransportReadProps, data []byte) ([]byte, error) {
-	if !strings.EqualFold(p.Transport, "udp") || p.LocalAddr == nil || len(data) < 8 || string(data[:8]) == "SIP/2.0 " {
-		return data, nil
-	}
-	i := bytes.IndexByte(data[:min(len(data), 4096)], '\n')
-	if i < 0 {
-		return data, nil
-	}
-	laddr := p.LocalAddr.String()
-	out := make([]byte, 0, len(data)+len(localAddrHeader)+len(": \r\n")+len(laddr))
-	out = append(out, data[:i+1]...)
-	out = append(out, localAddrHeader+": "...)
-	out = append(out, laddr...)
-	out = append(out, "\r\n"...)
-	return append(out, data[i+1:]...), nil
 }
 
 // reuseAddrDialer dials TCP with SO_REUSEADDR, so that a connection from a

@@ -101,14 +101,12 @@ type Txn struct {
 // server port of that UE's SA set) or not.
 func (t *Txn) LocalAddr() string { return t.laddr }
 
-// localAddrOf reads the tag of tagLocalAddr (the first header of that
-// name) for UDP, the connection for TCP.
+// localAddrOf is the socket req was read from: the one sipgo's UDP
+// transport recorded (ReceivedOn, third_party/sipgo FORK.md), the
+// connection's local end for TCP.
 func localAddrOf(req *sip.Request, stx *sip.ServerTx) string {
 	if strings.EqualFold(req.Transport(), "udp") {
-		if hs := req.GetHeaders(localAddrHeader); len(hs) > 0 {
-			return strings.TrimSpace(hs[0].Value())
-		}
-		return ""
+		return req.ReceivedOn()
 	}
 	if c := stx.Connection(); c != nil {
 		if la := c.LocalAddr(); la != nil {
@@ -758,8 +756,6 @@ func (p *Proxy) handleRequest(req *sip.Request, stx *sip.ServerTx) {
 	t.req = req
 	if needsWorkingCopy(req) {
 		t.req = req.Clone()
-	}
-	for t.req.RemoveHeader(localAddrHeader) {
 	}
 	t.popped = p.preprocessRoute(t.req)
 	if req.IsCancel() {

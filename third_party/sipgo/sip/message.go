@@ -121,6 +121,9 @@ type Message interface {
 	SetSource(src string)
 	Destination() string
 	SetDestination(dest string)
+	// imscore fork: the local address of the UDP socket read from.
+	ReceivedOn() string
+	SetReceivedOn(laddr string)
 
 	remoteAddress() Addr
 }
@@ -136,6 +139,9 @@ type MessageData struct {
 	// This is for internal routing
 	src  string
 	dest string
+	// imscore fork: the local "ip:port" of the UDP socket the message
+	// was read from ("" for messages built here or read over streams).
+	receivedOn string
 }
 
 func (msg *MessageData) Body() []byte {
@@ -184,6 +190,20 @@ func (msg *MessageData) Source() string {
 
 func (msg *MessageData) SetSource(src string) {
 	msg.src = src
+}
+
+// ReceivedOn is the local "ip:port" of the UDP socket the message was
+// read from, "" for a message built here or read from a stream (whose
+// connection knows its local address). imscore fork: upstream has no
+// such field; proxies with several sockets (IPsec protected ports) need
+// it per request.
+func (msg *MessageData) ReceivedOn() string {
+	return msg.receivedOn
+}
+
+// SetReceivedOn sets ReceivedOn (imscore fork).
+func (msg *MessageData) SetReceivedOn(laddr string) {
+	msg.receivedOn = laddr
 }
 
 func (msg *MessageData) Destination() string {

@@ -230,7 +230,7 @@ func (t *TransportUDP) readListenerConnection(conn *UDPConnection, laddr string,
 			acceptedAddr[rastr] = struct{}{}
 		}
 
-		t.parseAndHandle(data, rastr, handler)
+		t.parseAndHandle(data, rastr, laddr, handler)
 		lastRaddr = rastr
 	}
 }
@@ -263,7 +263,7 @@ func (t *TransportUDP) readListenerConnection(conn *UDPConnection, laddr string,
 	}
 } */
 
-func (t *TransportUDP) parseAndHandle(data []byte, src string, handler MessageHandler) {
+func (t *TransportUDP) parseAndHandle(data []byte, src string, laddr string, handler MessageHandler) {
 	// Check is keep alive
 	if len(data) <= 4 {
 		//One or 2 CRLF
@@ -282,6 +282,8 @@ func (t *TransportUDP) parseAndHandle(data []byte, src string, handler MessageHa
 	msg.SetTransport(t.Network())
 	// Current transaction are taking connection but for UDP they can forward on different src address
 	msg.SetSource(src) // By default we expect our source is behind NAT. https://datatracker.ietf.org/doc/html/rfc3581#section-6
+	// imscore fork: the socket the message was read from (ReceivedOn).
+	msg.SetReceivedOn(laddr)
 	handler(msg)
 }
 
