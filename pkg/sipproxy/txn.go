@@ -95,7 +95,7 @@ type Txn struct {
 }
 
 // LocalAddr returns the local "ip:port" the request arrived on: the
-// socket of a UDP request (as the read filter recorded it), the
+// socket of a UDP request (as sipgo recorded it on the message), the
 // connection's local end for TCP; "" when unknown. A P-CSCF tells by it
 // whether a request came through a UE's IPsec SA (to the protected
 // server port of that UE's SA set) or not.
