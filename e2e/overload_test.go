@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imscore/imscore/pkg/diameter/diamtest"
 )
 
 // TestOverloadBurstAnswered: sipp calls through the whole chain (P-CSCF →
@@ -26,6 +30,7 @@ func TestOverloadBurstAnswered(t *testing.T) {
 	if err := ch.registerPair(t); err != nil {
 		t.Fatal(err)
 	}
+	stopCapture := diamtest.CaptureFilter(t, "pcscf-sip", fmt.Sprintf("udp port %d", ch.entry))
 	pid := ch.procs[0].pids()[0]
 	if ch.procs[0].name != "pcscf" {
 		t.Fatalf("first process of the chain is %s, want the P-CSCF", ch.procs[0].name)
@@ -53,5 +58,19 @@ func TestOverloadBurstAnswered(t *testing.T) {
 	}
 	if r.ok == 0 {
 		t.Errorf("no call completed")
+	}
+	// Wireshark's SIP dissector judges what went over the P-CSCF's port,
+	// the stateless 503s among it: nothing malformed, no expert item of
+	// severity warning or above.
+	pcap := stopCapture()
+	sip503 := diamtest.Read(t, pcap, 0, "-Y", `sip.Status-Code == 503 && sip.Retry-After && sip.Warning`, "-T", "fields", "-e", "frame.number")
+	if n := len(strings.Fields(sip503)); n == 0 {
+		t.Errorf("no 503 with Retry-After and Warning in the capture of the P-CSCF's port")
+	} else {
+		t.Logf("tshark: %d 503s with Retry-After and Warning on the P-CSCF's port", n)
+	}
+	if bad := strings.TrimSpace(diamtest.Read(t, pcap, 0, "-Y", "_ws.malformed || (sip && _ws.expert.severity >= 0x600000)",
+		"-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message")); bad != "" {
+		t.Errorf("tshark reports SIP packets with warnings or errors (frame, expert messages):\n%s", bad)
 	}
 }

@@ -16,14 +16,8 @@ import (
 
 func parseIP(h string) net.IP { return net.ParseIP(strings.Trim(h, "[]")) }
 
-// hostRef is h as the host of a SIP header parameter or warn-agent (RFC
-// 3261 §25.1 host: an IPv6 literal goes in brackets).
-func hostRef(h string) string {
-	if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
-		return "[" + h + "]"
-	}
-	return h
-}
+// hostRef is imsheader.HostRef.
+var hostRef = imsheader.HostRef
 
 // ueFacingURI is the Record-Route entry the UE sees: the protected
 // server port when the contact uses IPsec, else the main address, or the

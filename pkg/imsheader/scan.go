@@ -91,6 +91,16 @@ func isValueChar(c byte) bool {
 	return strings.IndexByte(";,\"<>", c) < 0
 }
 
+// HostRef is h as the host of a SIP header parameter or a Warning's
+// warn-agent (RFC 3261 §25.1 host, §20.43): an IPv6 literal goes in
+// brackets.
+func HostRef(h string) string {
+	if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
+		return "[" + h + "]"
+	}
+	return h
+}
+
 // Quote returns s as an RFC 3261 quoted-string, escaping '"' and '\'.
 func Quote(s string) string {
 	var b strings.Builder

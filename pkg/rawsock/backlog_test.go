@@ -34,6 +34,7 @@ func TestBacklogCountsUnreadDatagrams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%d bytes queued per datagram of %d (the kernel's accounting, which the buffer's limit counts)", q/n, size)
 	if q < n*size {
 		t.Fatalf("%d datagrams of %d bytes unread: queued %d bytes, want at least %d", n, size, q, n*size)
 	}

@@ -24,6 +24,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/imscore/imscore/pkg/digest"
+	"github.com/imscore/imscore/pkg/imsheader"
 )
 
 // backlogger reports a socket's receive queue: the bytes held and the
@@ -92,39 +95,18 @@ func (m *wireMsg) isNewRequest() bool {
 
 // spentWork weighs the work the network has already done for m, the
 // request the backlog would refuse: its Via entries (each an element it
-// passed), plus one for credentials answering a challenge (an
-// Authorization with a response: a MAR and an HSS look-up were spent on
-// the challenge).
+// passed), plus one for credentials answering a challenge (a Digest
+// Authorization with a non-empty response, as pkg/digest parses it: a
+// MAR and an HSS look-up were spent on the challenge; an IMS UE's first
+// REGISTER carries response="", TS 24.229 §5.1.1.2.1).
 func (m *wireMsg) spentWork() int {
 	w := m.viaHops
-	if f := m.first("authorization"); f != nil && hasDigestResponse(f.value) {
-		w++
+	if f := m.first("authorization"); f != nil {
+		if h, err := digest.Parse(f.value); err == nil && h.Response() != "" {
+			w++
+		}
 	}
 	return w
-}
-
-// hasDigestResponse reports whether an Authorization value carries a
-// non-empty response parameter (an IMS UE's first REGISTER carries
-// response="", TS 24.229 §5.1.1.2.1).
-func hasDigestResponse(v string) bool {
-	lv := strings.ToLower(v)
-	for off := 0; ; {
-		i := strings.Index(lv[off:], "response")
-		if i < 0 {
-			return false
-		}
-		i += off
-		off = i + len("response")
-		if i > 0 && !strings.ContainsRune(", \t", rune(lv[i-1])) {
-			continue // part of another name
-		}
-		rest := strings.TrimLeft(lv[off:], " \t")
-		if !strings.HasPrefix(rest, "=") {
-			continue
-		}
-		val := strings.TrimLeft(rest[1:], " \t")
-		return val != "" && !strings.HasPrefix(val, `""`) && val[0] != ','
-	}
 }
 
 // backlogOver reads q's receive queue and reports whether it is over
@@ -137,15 +119,15 @@ func hasDigestResponse(v string) bool {
 // the terminating ones, an I-CSCF initial REGISTERs before challenge
 // answers. An error reading the queue admits (the check is a safeguard,
 // not a gate).
-func (p *Proxy) backlogOver(q backlogger, hops int) (queued, limit int, over bool) {
+func (p *Proxy) backlogOver(q backlogger, m *wireMsg) (queued, limit int, over bool) {
 	if p.limits.Backlog < 0 {
 		return 0, 0, false
 	}
 	queued, limit, err := q.Backlog()
-	if err != nil || limit <= 0 {
-		return 0, 0, false
+	if err != nil || limit <= 0 || float64(queued) <= p.limits.Backlog*float64(limit) {
+		return queued, limit, false // the usual case: the weight is not needed
 	}
-	share := p.limits.Backlog * float64(min(max(hops, 1), maxBacklogHops))
+	share := p.limits.Backlog * float64(min(max(m.spentWork(), 1), maxBacklogHops))
 	return queued, limit, float64(queued) > min(share, max(p.limits.Backlog, maxBacklogShare))*float64(limit)
 }
 
@@ -165,21 +147,12 @@ func (p *Proxy) refuseOverload(m *wireMsg, src net.Addr, queued, limit int) verd
 	v := verdict{act: actReject, request: true, code: 503, overload: true}
 	extra := []string{"Retry-After: " + strconv.Itoa(p.limits.BacklogRetryAfter) + "\r\n"}
 	if !p.cfg.HideWarnings {
-		extra = append(extra, `Warning: 399 `+warnAgent(p.cfg.Host)+` "overload: receive queue `+
-			strconv.Itoa(queued>>10)+` KiB of `+strconv.Itoa(limit>>10)+` KiB"`+"\r\n")
+		extra = append(extra, "Warning: 399 "+imsheader.HostRef(p.cfg.Host)+" "+
+			imsheader.Quote("overload: receive queue "+strconv.Itoa(queued>>10)+" KiB of "+strconv.Itoa(limit>>10)+" KiB")+"\r\n")
 	}
 	v.resp, v.dest = m.rejection(503, "", p.slTag, src, extra...)
 	p.backlog.note(m.method, queued, limit)
 	return v
-}
-
-// warnAgent is host as a Warning's warn-agent (RFC 3261 §20.43): an IPv6
-// address in brackets.
-func warnAgent(host string) string {
-	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
-		return "[" + host + "]"
-	}
-	return host
 }
 
 // backlogRefusals counts the requests refused for the receive queue

@@ -285,7 +285,7 @@ func (p *Proxy) inspectFrom(data []byte, stream bool, src net.Addr, q backlogger
 			return v
 		}
 		if q != nil && m.isNewRequest() {
-			if queued, limit, over := p.backlogOver(q, m.spentWork()); over {
+			if queued, limit, over := p.backlogOver(q, &m); over {
 				return p.refuseOverload(&m, src, queued, limit)
 			}
 		}

@@ -34,9 +34,16 @@ func tshark(t testing.TB) string {
 // skipped when tshark is missing or cannot capture (no permission).
 func Capture(t testing.TB, port int) (stop func() (pcapPath string)) {
 	t.Helper()
+	return CaptureFilter(t, fmt.Sprintf("diameter-%d", port), fmt.Sprintf("tcp port %d", port))
+}
+
+// CaptureFilter is Capture for any capture filter (BPF syntax, e.g. "udp
+// port 5060" for SIP), the pcap named name.pcap.
+func CaptureFilter(t testing.TB, name, filter string) (stop func() (pcapPath string)) {
+	t.Helper()
 	bin := tshark(t)
-	pcap := filepath.Join(t.TempDir(), fmt.Sprintf("diameter-%d.pcap", port))
-	cmd := exec.Command(bin, "-i", "lo", "-f", fmt.Sprintf("tcp port %d", port), "-w", pcap)
+	pcap := filepath.Join(t.TempDir(), name+".pcap")
+	cmd := exec.Command(bin, "-i", "lo", "-f", filter, "-w", pcap)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
