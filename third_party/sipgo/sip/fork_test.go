@@ -127,3 +127,31 @@ func TestUDPSourceIdleForgetsSilentSources(t *testing.T) {
 		})
 	}
 }
+
+// TestResponseDestination: Request.ResponseDestination is the destination
+// a response built by NewResponseFromRequest gets (RFC 3261 §18.2.2):
+// the source address with the Via port once the server transport has
+// resolved it (rport: the source port), else the source.
+func TestResponseDestination(t *testing.T) {
+	for _, tc := range []struct{ via, want string }{
+		{"SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bK1", "192.0.2.7:5062"},
+		{"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1", "192.0.2.7:5060"},
+		{"SIP/2.0/UDP 10.0.0.1:5062;rport;branch=z9hG4bK1", "192.0.2.7:40001"},
+	} {
+		raw := "OPTIONS sip:a@example.com SIP/2.0\r\nVia: " + tc.via + "\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+		m, err := ParseMessage([]byte(raw))
+		require.NoError(t, err)
+		req := m.(*Request)
+		req.SetSource("192.0.2.7:40001")
+		req.SetTransport("UDP")
+		require.Equal(t, "192.0.2.7:40001", req.ResponseDestination(), "before resolution: the source")
+		// The server transport resolves the Via (raddr) as it looks up
+		// the connection the request came on.
+		tl := NewTransportLayer(net.DefaultResolver, NewParser(), nil)
+		tl.udp.pool.Add("192.0.2.7:40001", &UDPConnection{})
+		_, err = tl.serverRequestConnection(t.Context(), req)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, req.ResponseDestination(), tc.via)
+		require.Equal(t, NewResponseFromRequest(req, 200, "OK", nil).Destination(), req.ResponseDestination(), tc.via)
+	}
+}

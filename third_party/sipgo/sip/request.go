@@ -332,6 +332,17 @@ func (r *Request) remoteAddress() Addr {
 	return r.raddr
 }
 
+// ResponseDestination is the destination NewResponseFromRequest gives a
+// response to r (RFC 3261 §18.2.2: the source address with the Via port,
+// or the source port under rport, as the server transport resolved it;
+// else the source), without building that response (imscore fork).
+func (r *Request) ResponseDestination() string {
+	if r.raddr.IP != nil {
+		return r.raddr.String()
+	}
+	return r.Source()
+}
+
 func cloneRequest(req *Request) *Request {
 	newReq := NewRequest(
 		req.Method,

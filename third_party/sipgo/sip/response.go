@@ -261,11 +261,7 @@ func NewResponseFromRequest(
 	res.SetTransport(req.Transport())
 
 	// If raddr is present this is resolved remote addr based on via header, otherwise use connection based source addr
-	if req.raddr.IP != nil {
-		res.SetDestination(req.raddr.String())
-	} else {
-		res.SetDestination(req.Source())
-	}
+	res.SetDestination(req.ResponseDestination())
 
 	return res
 }
