@@ -436,20 +436,21 @@ func TestSilentTargetTimeout(t *testing.T) {
 	defer silent.Close()
 	silentTarget := Target{NextHop: &sip.Uri{Host: "127.0.0.1", Port: silent.LocalAddr().(*net.UDPAddr).Port}}
 
-	t.Run("408", func(t *testing.T) {
+	// RFC 4320 §4.1: no 408 to a non-INVITE; 504 Server Time-out.
+	t.Run("non-invite-504", func(t *testing.T) {
 		p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
 			res, err := tx.Forward(ctx, ForwardOptions{Timeout: 300 * time.Millisecond}, silentTarget)
-			if !errors.Is(err, ErrTimeout) || res.StatusCode != 408 {
+			if !errors.Is(err, ErrTimeout) || res.StatusCode != 504 {
 				t.Errorf("Forward = %v, %v", res.StatusCode, err)
 			}
 		})
 		start := time.Now()
 		res := doReq(t, newClient(t), proxyReq(sip.REGISTER, p, "udp", ""))
-		if res.StatusCode != 408 {
-			t.Fatalf("got %d", res.StatusCode)
+		if res.StatusCode != 504 {
+			t.Fatalf("got %d %s, want 504", res.StatusCode, res.Reason)
 		}
 		if d := time.Since(start); d > 3*time.Second {
-			t.Errorf("408 took %v", d)
+			t.Errorf("504 took %v", d)
 		}
 	})
 	t.Run("invite-timerC", func(t *testing.T) {

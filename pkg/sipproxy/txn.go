@@ -18,7 +18,7 @@ import (
 
 // Errors returned by Forward together with a locally generated response.
 var (
-	ErrTimeout     = errors.New("sipproxy: no final response before timeout") // response 408
+	ErrTimeout     = errors.New("sipproxy: no final response before timeout") // response 408 (INVITE), 504 (other methods, RFC 4320 §4.1)
 	ErrTransport   = errors.New("sipproxy: transport failure towards target") // response 503 (500 when selected, RFC 3261 §16.7)
 	ErrTooManyHops = errors.New("sipproxy: Max-Forwards is 0")                // response 483
 	ErrCanceled    = errors.New("sipproxy: request canceled")                 // response 487
@@ -249,7 +249,9 @@ func (t *Txn) relayLocked(res *sip.Response) error {
 // come. On 2xx or 6xx the INVITE branches still pending are CANCELed.
 //
 // err is nil when the response came from downstream; otherwise the response
-// is local and err is ErrTimeout (408), ErrTransport (503/500),
+// is local and err is ErrTimeout (408 to an INVITE; 504 Server Time-out to
+// any other method, as RFC 4320 §4.1 forbids a 408 to a non-INVITE),
+// ErrTransport (503/500),
 // ErrTooManyHops (483) or ErrCanceled (487; ctx done or upstream CANCEL).
 // An ACK is forwarded statelessly and Forward returns (nil, send error).
 func (t *Txn) Forward(ctx context.Context, opts ForwardOptions, targets ...Target) (*sip.Response, error) {
@@ -451,7 +453,7 @@ func (b *branch) run(opts *ForwardOptions, timeout time.Duration) {
 		case <-b.tx.Done():
 			err := b.tx.Err()
 			if errors.Is(err, sip.ErrTransactionTimeout) {
-				finish(b.t.localQuiet(sip.StatusRequestTimeout, "Request Timeout"), ErrTimeout)
+				finish(b.t.timedOut(), ErrTimeout)
 			} else {
 				finish(b.t.localQuiet(sip.StatusServiceUnavailable, "Service Unavailable"), ErrTransport)
 			}
@@ -471,10 +473,25 @@ func (b *branch) run(opts *ForwardOptions, timeout time.Duration) {
 				continue
 			}
 			b.tx.Terminate()
-			finish(b.t.localQuiet(sip.StatusRequestTimeout, "Request Timeout"), ErrTimeout)
+			finish(b.t.timedOut(), ErrTimeout)
 			return
 		}
 	}
+}
+
+// timedOut is the local answer to a request whose branch got no final
+// response in time: 408 to an INVITE (RFC 3261 §16.8, Timer C); 504
+// Server Time-out to any other method: RFC 4320 §4.1 forbids a 408 to a
+// non-INVITE, and TS 24.229 answers 504 where a CSCF's next hop stays
+// silent. A
+// proxy's default non-INVITE timeout is the client's Timer F, so the 504
+// then comes as late as RFC 4320's silence; a shorter Forward timeout
+// makes it an answer the client still gets.
+func (t *Txn) timedOut() *sip.Response {
+	if t.origin.IsInvite() {
+		return t.localQuiet(sip.StatusRequestTimeout, "Request Timeout")
+	}
+	return t.localQuiet(sip.StatusGatewayTimeout, "Server Time-out")
 }
 
 func (t *Txn) localQuiet(code int, reason string) *sip.Response {

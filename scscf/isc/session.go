@@ -713,7 +713,7 @@ func (s *Router) sendToAS(ctx context.Context, t *sipproxy.Txn, st *iscState, f 
 // asFailed applies the DefaultHandling of f (TS 24.229 §5.4.3.2 step 4 c,
 // TS 29.228 Annex B.2.3) after its AS failed: SESSION_CONTINUED goes on
 // with the next iFC; SESSION_TERMINATED answers code with a Warning naming
-// the AS.
+// the AS (a timeout's 408 is 504 to any method but INVITE, RFC 4320 §4.1).
 func (s *Router) asFailed(t *sipproxy.Txn, f *userdata.InitialFilterCriteria, why string, code int) bool {
 	as := f.ApplicationServer.ServerName
 	if f.ApplicationServer.Handling() == userdata.SessionContinued {
@@ -724,8 +724,15 @@ func (s *Router) asFailed(t *sipproxy.Txn, f *userdata.InitialFilterCriteria, wh
 	s.isc.WithLabelValues("terminated").Inc()
 	s.log.Info("AS failed; SESSION_TERMINATED", zap.String("as", as), zap.String("why", why), zap.Int("priority", f.Priority))
 	reason := "Server Internal Error"
-	if code == 408 {
+	if code == 408 && t.Request().Method != sip.INVITE {
+		// No 408 to a non-INVITE (RFC 4320 §4.1).
+		code = 504
+	}
+	switch code {
+	case 408:
 		reason = "Request Timeout"
+	case 504:
+		reason = "Server Time-out"
 	}
 	_ = t.Respond(code, reason, s.warning("application server "+as+" "+why))
 	return true

@@ -140,7 +140,11 @@ func silentAS(t *testing.T) string {
 }
 
 func asIFC(prio int, server string, handling userdata.DefaultHandling, sc userdata.SessionCase) userdata.InitialFilterCriteria {
-	m := "INVITE"
+	return asIFCMethod(prio, server, handling, sc, "INVITE")
+}
+
+// asIFCMethod is asIFC for requests of method m.
+func asIFCMethod(prio int, server string, handling userdata.DefaultHandling, sc userdata.SessionCase, m string) userdata.InitialFilterCriteria {
 	scv := sc
 	return userdata.InitialFilterCriteria{Priority: prio,
 		TriggerPoint: &userdata.TriggerPoint{ConditionTypeCNF: true, SPTs: []userdata.SPT{
@@ -468,6 +472,25 @@ func TestSessionISC(t *testing.T) {
 				t.Error("bob did not get the INVITE")
 			}
 		})
+	}
+}
+
+// TestSessionISCSilentASNonInvite: a MESSAGE whose SESSION_TERMINATED AS
+// stays silent is answered 504 with a Warning naming the AS, never 408
+// (RFC 4320 §4.1: no 408 to a non-INVITE); an INVITE gets 408
+// (TestSessionISC).
+func TestSessionISCSilentASNonInvite(t *testing.T) {
+	silent := silentAS(t)
+	l := newSessionLab(t, nil)
+	l.addUser(t, "alice", newUAS(t, "alice", 0),
+		asIFCMethod(10, "sip:"+silent, userdata.SessionTerminated, userdata.SessionCaseOriginating, "MESSAGE"))
+	l.addUser(t, "bob", newUAS(t, "bob", 0))
+	res, _ := l.send(t, sip.MESSAGE, bob(), alice())
+	if res.StatusCode != 504 {
+		t.Fatalf("MESSAGE: %d %s, want 504", res.StatusCode, res.Reason)
+	}
+	if !strings.Contains(scscftest.Hdr(res, "Warning"), silent) {
+		t.Errorf("Warning does not name the AS: %q", scscftest.Hdr(res, "Warning"))
 	}
 }
 
