@@ -155,3 +155,66 @@ func TestResponseDestination(t *testing.T) {
 		require.Equal(t, NewResponseFromRequest(req, 200, "OK", nil).Destination(), req.ResponseDestination(), tc.via)
 	}
 }
+
+// TestGetHeaderNoAllocs: GetHeader and GetHeaders match names in any case
+// (RFC 3261 §7.3.1) without lowering each header's name, which allocated
+// for every name outside HeaderToLower's table.
+func TestGetHeaderNoAllocs(t *testing.T) {
+	raw := "INVITE sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bK1\r\n" +
+		"From: <sip:b@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n" +
+		"P-Charging-Vector: icid-value=1\r\nP-Access-Network-Info: 3GPP-E-UTRAN-FDD\r\nSecurity-Verify: ipsec-3gpp;q=0.1\r\n" +
+		"P-Asserted-Identity: <sip:b@example.com>\r\nP-ASSERTED-IDENTITY: <tel:+1>\r\nContent-Length: 0\r\n\r\n"
+	m, err := ParseMessage([]byte(raw))
+	require.NoError(t, err)
+	req := m.(*Request)
+	for _, name := range []string{"P-Asserted-Identity", "p-asserted-identity", "P-ASSERTED-IDENTITY"} {
+		require.Len(t, req.GetHeaders(name), 2, name)
+		require.Equal(t, "<sip:b@example.com>", req.GetHeader(name).Value(), name)
+	}
+	require.Nil(t, req.GetHeader("P-Asserted-Identit"))
+	require.Nil(t, req.GetHeader("Privacy"))
+	require.Equal(t, "c1", req.GetHeader("call-id").Value())
+	allocs := testing.AllocsPerRun(100, func() {
+		_ = req.GetHeader("P-Asserted-Identity")
+		_ = req.GetHeader("Privacy")
+		_ = req.GetHeader("security-verify")
+	})
+	require.Zero(t, allocs, "allocations per 3 GetHeader calls")
+}
+
+// imsInvite is an originating INVITE as a P-CSCF gets it from a UE, with
+// the P-headers and sec-agree fields sipgo keeps as generic headers.
+const imsInvite = "INVITE tel:+15551234 SIP/2.0\r\n" +
+	"Via: SIP/2.0/UDP 10.45.0.2:5062;branch=z9hG4bK.aaaa1111;rport\r\n" +
+	"Max-Forwards: 70\r\n" +
+	"Route: <sip:10.0.0.10:5062;lr>\r\n" +
+	"Route: <sip:orig@scscf.ims.mnc001.mcc001.3gppnetwork.org:6060;lr>\r\n" +
+	"From: <sip:001010000000001@ims.mnc001.mcc001.3gppnetwork.org>;tag=abcdef\r\n" +
+	"To: <tel:+15551234>\r\n" +
+	"Call-ID: 1-12345@10.45.0.2\r\n" +
+	"CSeq: 1 INVITE\r\n" +
+	"Contact: <sip:001010000000001@10.45.0.2:5062>;+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.mmtel\"\r\n" +
+	"P-Preferred-Identity: <sip:001010000000001@ims.mnc001.mcc001.3gppnetwork.org>\r\n" +
+	"P-Access-Network-Info: 3GPP-E-UTRAN-FDD;utran-cell-id-3gpp=0010100010019B01\r\n" +
+	"Security-Verify: ipsec-3gpp;alg=hmac-sha-1-96;spi-c=1111;spi-s=2222;port-c=5100;port-s=5101\r\n" +
+	"Require: sec-agree\r\n" +
+	"Proxy-Require: sec-agree\r\n" +
+	"Supported: 100rel,timer,precondition\r\n" +
+	"Allow: INVITE,ACK,OPTIONS,CANCEL,BYE,UPDATE,INFO,REFER,NOTIFY,MESSAGE,PRACK\r\n" +
+	"Accept-Contact: *;+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.mmtel\"\r\n" +
+	"User-Agent: IMS UE\r\n" +
+	"Content-Type: application/sdp\r\n" +
+	"Content-Length: 0\r\n\r\n"
+
+// BenchmarkParseIMSInvite: parsing imsInvite (allocations per message are
+// the steady figure).
+func BenchmarkParseIMSInvite(b *testing.B) {
+	p := NewParser()
+	data := []byte(imsInvite)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.ParseSIP(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -233,27 +233,49 @@ func (hs *headers) Headers() []Header {
 // Headers are pointers, always Clone them for change
 func (hs *headers) GetHeaders(name string) []Header {
 	var hds []Header
-	nameLower := HeaderToLower(name)
 	for _, h := range hs.headerOrder {
-		if HeaderToLower(h.Name()) == nameLower {
+		if headerNameEqual(h.Name(), name) {
 			hds = append(hds, h)
 		}
 	}
 	return hds
 }
 
+// headerNameEqual reports whether header names a and b are equal but for
+// the case of ASCII letters (RFC 3261 §7.3.1), as HeaderToLower(a) ==
+// HeaderToLower(b) without lowering either: HeaderToLower allocates for
+// every name outside its fixed table, such as P-Asserted-Identity, and
+// GetHeader lowered each header's name in turn (imscore fork).
+func headerNameEqual(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		ca, cb := a[i], b[i]
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
 // GetHeader returns Header if exists, otherwise nil is returned
 // Use lower case to avoid allocs
 // Headers are pointers, always Clone them for change
 func (hs *headers) GetHeader(name string) Header {
-	name = HeaderToLower(name)
 	return hs.getHeader(name)
 }
 
-// getHeader is direct access, name must be lowercase
+// getHeader is direct access (name in any case: headerNameEqual)
 func (hs *headers) getHeader(nameLower string) Header {
 	for _, h := range hs.headerOrder {
-		if HeaderToLower(h.Name()) == nameLower {
+		if headerNameEqual(h.Name(), nameLower) {
 			return h
 		}
 	}

@@ -75,19 +75,39 @@ func (headersParser HeadersParser) ParseHeader(out []Header, line []byte) ([]Hea
 	}
 
 	fieldName := bytes.TrimSpace(line[:colonIdx])
-	lowerFieldName := headerToLower(fieldName)
 	fieldValue := bytes.TrimSpace(line[colonIdx+1:])
 
-	headerParser, ok := headersParser[string(lowerFieldName)]
+	// The name lowered on the stack for the look-up (imscore fork):
+	// headerToLower allocates for every name outside its table, and most
+	// of those (P-Asserted-Identity, Security-Verify, Require, ...) have
+	// no parser, so the lowered copy was thrown away at once.
+	var lowerBuf [32]byte
+	lookup := lowerBuf[:0]
+	if len(fieldName) <= len(lowerBuf) {
+		for _, c := range fieldName {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			lookup = append(lookup, c)
+		}
+	} else {
+		lookup = headerToLower(fieldName)
+	}
+	headerParser, ok := headersParser[string(lookup)]
 	if !ok {
 		// We have no registered parser for this header type,
 		// so we encapsulate the header data in a GenericHeader struct.
 		// We do only forwarding on this with trimmed space. Validation and parsing is required by user
-		h := NewHeader(string(fieldName), string(fieldValue))
+		// One string for name and value (imscore fork): both are
+		// substrings of one copy of the line, one allocation fewer per
+		// header.
+		ls := string(line)
+		h := NewHeader(strings.TrimSpace(ls[:colonIdx]), strings.TrimSpace(ls[colonIdx+1:]))
 		out = append(out, h)
 		return out, nil
 	}
 
+	lowerFieldName := headerToLower(fieldName)
 	// NOTE: This line is a must and this conversion must here to stay
 	fieldText := string(fieldValue)
 	// Support comma separated values
