@@ -143,9 +143,10 @@ func TestCallAS(t *testing.T) {
 	for _, f := range []struct{ name, as string }{{"to-as1", "as1"}, {"to-as2", "as2"}, {"to-mute-c", "mute-continue"}, {"to-mute-t", "mute-terminate"}} {
 		l.imsctl("ifc", "add", f.name, "--as", f.as, "--method", "INVITE", "--session-case", "orig")
 	}
+	l.imsctl("ifc", "add", "to-mute-t-msg", "--as", "mute-terminate", "--method", "MESSAGE", "--session-case", "orig")
 	l.imsctl("profile", "add", "two-as", "--ifc", "to-as1:10", "--ifc", "to-as2:20")
 	l.imsctl("profile", "add", "mute-then-as2", "--ifc", "to-mute-c:10", "--ifc", "to-as2:20")
-	l.imsctl("profile", "add", "mute-terminates", "--ifc", "to-mute-t:10")
+	l.imsctl("profile", "add", "mute-terminates", "--ifc", "to-mute-t:10", "--ifc", "to-mute-t-msg:20")
 	l.addMD5("alice", "pw", "--profile", "two-as")
 	l.addMD5("erin", "pw", "--profile", "mute-then-as2")
 	l.addMD5("frank", "pw", "--profile", "mute-terminates")
@@ -205,6 +206,16 @@ func TestCallAS(t *testing.T) {
 		}
 		if !strings.Contains(out, "Warning: 399") || !strings.Contains(out, strings.TrimPrefix(silent, "sip:")) {
 			t.Errorf("408 without a Warning naming the AS:\n%s", tail(out, 3000))
+		}
+	})
+	// RFC 4320 §4.1: no 408 to a non-INVITE; sipp judges the answer.
+	t.Run("silent AS with SESSION_TERMINATED, MESSAGE: 504 with Warning", func(t *testing.T) {
+		ok, out := l.sippUAC(t, "call_uac_message.xml", "frank", "bob", ports["frank"], `<recv response="200"/>`, `<recv response="504"/>`)
+		if !ok {
+			t.Fatalf("%s", tail(out, 6000))
+		}
+		if !strings.Contains(out, "Warning: 399") || !strings.Contains(out, strings.TrimPrefix(silent, "sip:")) {
+			t.Errorf("504 without a Warning naming the AS:\n%s", tail(out, 3000))
 		}
 	})
 }
