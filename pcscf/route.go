@@ -220,6 +220,9 @@ func (s *PCSCF) forward(ctx context.Context, t *sipproxy.Txn, c *contacts.Contac
 			responsePrivacy(res)   // RFC 3325 §7: no PAI to the UE with Privacy: id
 		}
 	}
+	// The request's only forward: sent without a copy (its Rx state
+	// keeps a copy of its own, rxBefore).
+	opts.Consume = true
 	res, err := t.Forward(fctx, opts, tg)
 	if req.IsAck() {
 		return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -18,10 +19,11 @@ import (
 
 // Errors returned by Forward together with a locally generated response.
 var (
-	ErrTimeout     = errors.New("sipproxy: no final response before timeout") // response 408 (INVITE), 504 (other methods, RFC 4320 §4.1)
-	ErrTransport   = errors.New("sipproxy: transport failure towards target") // response 503 (500 when selected, RFC 3261 §16.7)
-	ErrTooManyHops = errors.New("sipproxy: Max-Forwards is 0")                // response 483
-	ErrCanceled    = errors.New("sipproxy: request canceled")                 // response 487
+	ErrTimeout     = errors.New("sipproxy: no final response before timeout")       // response 408 (INVITE), 504 (other methods, RFC 4320 §4.1)
+	ErrTransport   = errors.New("sipproxy: transport failure towards target")       // response 503 (500 when selected, RFC 3261 §16.7)
+	ErrTooManyHops = errors.New("sipproxy: Max-Forwards is 0")                      // response 483
+	ErrCanceled    = errors.New("sipproxy: request canceled")                       // response 487
+	ErrConsumed    = errors.New("sipproxy: request already forwarded with Consume") // response 500
 )
 
 // Target is one destination of Forward (RFC 3261 §16.5/§16.6).
@@ -70,6 +72,14 @@ type ForwardOptions struct {
 	// proxy through a NAT or a published port and answer to that port);
 	// "" writes Config.Host and the port the request leaves from.
 	SentBy string
+	// Consume sends the request itself rather than a copy when Forward has
+	// one target and the request is the handler's working copy (an INVITE
+	// or another dialog-forming request; see needsWorkingCopy): one copy
+	// of the message fewer. The handler promises to forward it no more: a
+	// later Forward answers 500 (ErrConsumed). After Forward the request's
+	// Via, Route, Record-Route, Max-Forwards and Request-URI are the
+	// outgoing ones; its body and other header fields are unchanged.
+	Consume bool
 }
 
 // Txn is one server transaction handed to the Handler: the received request
@@ -90,6 +100,7 @@ type Txn struct {
 	last      *sip.Response // last Forward result not yet relayed
 	relayed   *sip.Response
 	branches  []*branch
+	consumed  bool // req was sent itself (ForwardOptions.Consume)
 	dest      string
 	laddr     string // the local address the request arrived on
 }
@@ -268,8 +279,15 @@ func (t *Txn) Forward(ctx context.Context, opts ForwardOptions, targets ...Targe
 	if t.Canceled() {
 		return t.local(sip.StatusRequestTerminated, "Request Terminated"), ErrCanceled
 	}
+	if t.consumed {
+		return t.local(sip.StatusInternalServerError, "Server Internal Error"), ErrConsumed
+	}
 	if mf := t.req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		return t.local(sip.StatusTooManyHops, "Too Many Hops"), ErrTooManyHops
+	}
+	inPlace := opts.Consume && len(targets) == 1 && t.req != t.origin
+	if inPlace {
+		t.consumed = true
 	}
 	invite := t.origin.IsInvite()
 	timeout := opts.Timeout
@@ -282,7 +300,7 @@ func (t *Txn) Forward(ctx context.Context, opts ForwardOptions, targets ...Targe
 	results := make(chan branchResult, len(targets))
 	var mine []*branch
 	for _, tg := range targets {
-		br, err := t.startBranch(tg, &opts, timeout, results)
+		br, err := t.startBranch(tg, &opts, timeout, results, inPlace)
 		if err != nil {
 			t.p.log.Info("forward failed", zap.String("method", string(t.origin.Method)), zap.Error(err))
 			results <- branchResult{res: t.local(sip.StatusServiceUnavailable, "Service Unavailable"), err: ErrTransport}
@@ -362,15 +380,25 @@ type branch struct {
 	accepted    bool // an INVITE branch that got a 2xx (its client transaction in Accepted, RFC 6026)
 }
 
-func (t *Txn) startBranch(tg Target, opts *ForwardOptions, timeout time.Duration, results chan<- branchResult) (*branch, error) {
-	r, err := t.p.buildOutgoing(t.req, tg, opts, "")
+func (t *Txn) startBranch(tg Target, opts *ForwardOptions, timeout time.Duration, results chan<- branchResult, inPlace bool) (*branch, error) {
+	build := t.p.buildOutgoing
+	if inPlace {
+		build = t.p.buildOutgoingInPlace
+	}
+	r, err := build(t.req, tg, opts, "")
 	if err != nil {
 		return nil, err
 	}
 	b := &branch{t: t, target: tg, req: r, invite: r.IsInvite(), results: results}
-	cctx, cancel := context.WithTimeout(t.p.baseCtx, 10*time.Second)
+	// The context bounds a DNS look-up or a TCP dial; a UDP datagram to
+	// an IP address needs neither, nor a deadline's timer.
+	cctx := t.p.baseCtx
+	if _, err := netip.ParseAddrPort(r.Destination()); err != nil || !strings.EqualFold(r.Transport(), "udp") {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(t.p.baseCtx, 10*time.Second)
+		defer cancel()
+	}
 	tx, err := t.p.txl.Request(cctx, r)
-	cancel()
 	if err != nil {
 		return nil, err
 	}
@@ -591,7 +619,13 @@ func popOwnVia(p *Proxy, res *sip.Response) bool {
 // Record-Route, Max-Forwards and a new top Via; everything else untouched.
 // branchID "" generates a random branch.
 func (p *Proxy) buildOutgoing(req *sip.Request, tg Target, opts *ForwardOptions, branchID string) (*sip.Request, error) {
-	r := req.Clone()
+	return p.buildOutgoingInPlace(req.Clone(), tg, opts, branchID)
+}
+
+// buildOutgoingInPlace is buildOutgoing editing r itself (a copy of its
+// own: ForwardOptions.Consume).
+func (p *Proxy) buildOutgoingInPlace(r *sip.Request, tg Target, opts *ForwardOptions, branchID string) (*sip.Request, error) {
+	req := r
 	r.Method = wireMethod(r)
 	if v := r.Via(); v != nil {
 		// RFC 3581 §4 / RFC 3261 §18.2.1 on the upstream Via.

@@ -778,7 +778,7 @@ func (s *Router) routeToTarget(ctx context.Context, t *sipproxy.Txn) {
 		return
 	}
 	s.chargingTowardsTerminatingNetwork(req)
-	_, _ = t.Forward(ctx, sipproxy.ForwardOptions{RecordRoute: dialogForming(req.Method)},
+	_, _ = t.Forward(ctx, sipproxy.ForwardOptions{RecordRoute: dialogForming(req.Method), Consume: true},
 		sipproxy.Target{Route: []sip.Uri{*next.Clone()}})
 }
 
@@ -829,5 +829,6 @@ func (s *Router) deliver(ctx context.Context, t *sipproxy.Txn, impu, origIOI str
 		imsheader.SetHeader(req, "P-Called-Party-ID", "<"+req.Recipient.String()+">")
 	}
 	onRes := s.chargingTowardsPCSCF(req, u.Charging, origIOI)
-	_, _ = t.Forward(ctx, sipproxy.ForwardOptions{RecordRoute: dialogForming(req.Method), OnResponse: onRes}, targets...)
+	// Its last forward: sent without a copy when it has one target.
+	_, _ = t.Forward(ctx, sipproxy.ForwardOptions{RecordRoute: dialogForming(req.Method), OnResponse: onRes, Consume: true}, targets...)
 }

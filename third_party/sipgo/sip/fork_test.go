@@ -218,3 +218,19 @@ func BenchmarkParseIMSInvite(b *testing.B) {
 		}
 	}
 }
+
+// TestURIHostNoParse: writing a URI with an IPv4 or named host does not
+// parse it as an IP (no allocation beyond the string); an IPv6 host is
+// still bracketed.
+func TestURIHostNoParse(t *testing.T) {
+	for host, want := range map[string]string{
+		"10.0.0.1": "10.0.0.1", "pcscf.ims.example.org": "pcscf.ims.example.org",
+		"2001:db8::1": "[2001:db8::1]", "::ffff:10.0.0.1": "::ffff:10.0.0.1",
+	} {
+		require.Equal(t, want, uriIP(host), host)
+	}
+	require.Zero(t, testing.AllocsPerRun(100, func() {
+		_ = uriIP("10.0.0.1")
+		_ = uriIP("scscf.ims.mnc001.mcc001.3gppnetwork.org")
+	}))
+}

@@ -388,14 +388,12 @@ func compareFunctions(fsm1 any, fsm2 any) error {
 }
 
 func isIPV6(host string) bool {
-	// Quick reject (has dot)
-	for c := range host {
-		if c == '.' {
-			return false
-		}
-		if c == ':' {
-			break
-		}
+	// Quick reject: an IPv6 address has a colon; an IPv4 address or a
+	// host name has none (imscore fork: upstream's loop ranged over the
+	// indexes, not the bytes, so every host written in a URI was parsed,
+	// with an allocation).
+	if strings.IndexByte(host, ':') < 0 {
+		return false
 	}
 
 	ip := net.ParseIP(host)
