@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 )
 
 type TransactionRequestHandler func(req *Request, tx *ServerTx)
@@ -264,10 +263,10 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 	}
 	txl.serverTransactions.unlock()
 
-	// Connections are singleflight operations
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := txl.tpl.serverRequestConnection(ctx, req)
+	// Connections are singleflight operations. imscore fork: nil, the
+	// deadline made only where needed (serverRequestConnection).
+	conn, err := txl.tpl.serverRequestConnection(nil, req)
+
 	if err != nil {
 		return fmt.Errorf("server tx get connection failed: %w", err)
 	}
@@ -310,9 +309,7 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 func (txl *TransactionLayer) serverTxCreate(req *Request, key string) (*ServerTx, error) {
 	// Connection must exist by transport layer or it will be created
 	// What if connection setup can not be made fast enough?
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := txl.tpl.serverRequestConnection(ctx, req)
+	conn, err := txl.tpl.serverRequestConnection(nil, req) // imscore fork: see serverRequestConnection
 	if err != nil {
 		return nil, fmt.Errorf("server tx get connection failed: %w", err)
 	}

@@ -460,6 +460,9 @@ func (l *TransportLayer) ClientRequestConnection(ctx context.Context, req *Reque
 // Based on: https://datatracker.ietf.org/doc/html/rfc3261#section-18.2.2
 //
 // NOTE: this normally should be called one time for request transaction
+//
+// imscore fork: a nil ctx gets a 10 s deadline only if the connection is
+// not found by the request's source.
 func (l *TransportLayer) serverRequestConnection(ctx context.Context, req *Request) (c Connection, err error) {
 	network := NetworkToLower(req.Transport())
 	transport := l.getTransport(network)
@@ -539,6 +542,14 @@ func (l *TransportLayer) serverRequestConnection(ctx context.Context, req *Reque
 		// IP:       net.ParseIP(uriNetIP(viaHost)),
 	}
 
+	if ctx == nil {
+		// imscore fork: the deadline only from here, where a look-up or
+		// a dial may wait; the usual request found its connection above
+		// without one (a context and a timer per server transaction).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+	}
 	if err := l.resolveRemoteAddr(ctx, network, uriNetIP(viaHost), viaPort, req.Recipient.Scheme, &raddr); err != nil {
 		return nil, err
 	}
