@@ -210,16 +210,36 @@ func (c *Contact) sourceKeys() []string {
 	return []string{flowSource(c.Flow.Transport, c.Flow.Host, c.Flow.Port)}
 }
 
-func saSource(host string, port int) string { return "sa|" + hostPort(host, port) }
+func saSource(host string, port int) string { return keyOf("sa|", "", host, port) }
 
 func flowSource(transport, host string, port int) string {
-	return "t|" + strings.ToLower(transport) + "|" + hostPort(host, port)
+	return keyOf("t|", transport, host, port)
+}
+
+// keyOf is prefix, then transport in lower case and "|" when there is
+// one, then hostPort(host, port): one allocation.
+func keyOf(prefix, transport, host string, port int) string {
+	h := normHost(host)
+	b := make([]byte, 0, len(prefix)+len(transport)+len(h)+8)
+	b = append(b, prefix...)
+	if transport != "" {
+		for i := 0; i < len(transport); i++ {
+			c := transport[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b = append(b, c)
+		}
+		b = append(b, '|')
+	}
+	b = append(append(b, h...), '|')
+	return string(strconv.AppendInt(b, int64(port), 10))
 }
 
 // sourcesOf are the sourceKeys a request from transport/host/port may be
 // filed under.
-func sourcesOf(transport, host string, port int) []string {
-	return []string{saSource(host, port), flowSource(transport, host, port)}
+func sourcesOf(transport, host string, port int) [2]string {
+	return [2]string{saSource(host, port), flowSource(transport, host, port)}
 }
 
 // saKey identifies an SA set by the P-CSCF's SPIs.
@@ -227,8 +247,8 @@ func saKey(sa *ipsec.SecAssoc) string {
 	return strconv.FormatUint(uint64(sa.PCSCF.SPIC), 10) + "|" + strconv.FormatUint(uint64(sa.PCSCF.SPIS), 10)
 }
 
-// hostPort is the byAddr form of a host and port.
-func hostPort(host string, port int) string { return normHost(host) + "|" + strconv.Itoa(port) }
+// hostPort is the byAddr form of a host and port: one allocation.
+func hostPort(host string, port int) string { return keyOf("", "", host, port) }
 
 // userOf is what tells the users of contacts apart: the default IMPU of
 // the registration (the identity P-Asserted-Identity gets), else the
@@ -733,6 +753,11 @@ func (s *Store) Len() int {
 func normHost(h string) string {
 	h = strings.Trim(h, "[]")
 	if a, err := netip.ParseAddr(h); err == nil {
+		if a.Is4() {
+			// ParseAddr takes only the dotted-decimal form (no leading
+			// zeros): h is already what String would allocate.
+			return h
+		}
 		h = a.Unmap().String()
 	}
 	return strings.ToLower(h)
