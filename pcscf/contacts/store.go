@@ -150,12 +150,6 @@ func New(p Persister) *Store {
 func (s *Store) set(key string, c *Contact) {
 	intern.Strings(c.ServiceRoute) // c is the store's own copy
 	c.ChargingAddresses = intern.String(c.ChargingAddresses)
-	// The IMPUs and the Security-Server value are substrings of the 200's
-	// header fields; copies keep them from holding those whole lines.
-	for i, u := range c.IMPUs {
-		c.IMPUs[i] = strings.Clone(u)
-	}
-	c.SecurityServer = strings.Clone(c.SecurityServer)
 	s.unset(key)
 	s.byKey[key] = c
 	s.indexContact(key, c, index.Add)
