@@ -238,9 +238,10 @@ func TestURIHostNoParse(t *testing.T) {
 // TestServerRequestConnectionNilContext: a nil context (what the
 // transaction layer now passes) works on both paths: the connection found
 // by the request's source (no deadline made), and the fall-back that
-// resolves the Via and may dial (a 10 s deadline made there).
+// resolves the Via's host name (a context made there: the resolver
+// panics on a nil one).
 func TestServerRequestConnectionNilContext(t *testing.T) {
-	raw := "OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK1\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+	raw := "OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP localhost:5062;branch=z9hG4bK1\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
 	tl := NewTransportLayer(net.DefaultResolver, NewParser(), nil)
 	t.Cleanup(func() { _ = tl.Close() })
 	for _, known := range []bool{true, false} {
@@ -255,7 +256,6 @@ func TestServerRequestConnectionNilContext(t *testing.T) {
 		c, err := tl.serverRequestConnection(nil, req)
 		require.NoError(t, err, "known source %v", known)
 		require.NotNil(t, c, "known source %v", known)
-		require.Equal(t, "127.0.0.1:5062", req.ResponseDestination())
 		if !known {
 			_ = c.Close()
 		}

@@ -242,28 +242,10 @@ func (hs *headers) GetHeaders(name string) []Header {
 }
 
 // headerNameEqual reports whether header names a and b are equal but for
-// the case of ASCII letters (RFC 3261 §7.3.1), as HeaderToLower(a) ==
-// HeaderToLower(b) without lowering either: HeaderToLower allocates for
-// every name outside its fixed table, such as P-Asserted-Identity, and
-// GetHeader lowered each header's name in turn (imscore fork).
-func headerNameEqual(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		ca, cb := a[i], b[i]
-		if 'A' <= ca && ca <= 'Z' {
-			ca += 'a' - 'A'
-		}
-		if 'A' <= cb && cb <= 'Z' {
-			cb += 'a' - 'A'
-		}
-		if ca != cb {
-			return false
-		}
-	}
-	return true
-}
+// case (RFC 3261 §7.3.1; names are tokens, ASCII). Upstream compared
+// HeaderToLower of each, which allocates for every name outside its
+// fixed table, such as P-Asserted-Identity (imscore fork).
+func headerNameEqual(a, b string) bool { return strings.EqualFold(a, b) }
 
 // GetHeader returns Header if exists, otherwise nil is returned
 // Use lower case to avoid allocs
