@@ -112,7 +112,7 @@ func (s *PCSCF) sendRegSubscribe(sub *regSub) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	nh := sip.Uri{Scheme: "sip", Host: hop.Host, Port: hop.Port}
-	res, err := s.proxy.Do(ctx, req, sipproxy.Target{NextHop: &nh, Transport: tr})
+	res, err := s.proxy.DoConsume(ctx, req, sipproxy.Target{NextHop: &nh, Transport: tr})
 	switch {
 	case err != nil && (errors.Is(err, sipproxy.ErrClosed) || s.closing.Load()):
 		// Shutting down: the S-CSCF may have the subscription; keep

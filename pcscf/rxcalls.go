@@ -383,7 +383,7 @@ func (s *PCSCF) releaseCall(cl *call, why, text string, toUE bool) {
 		if toUE {
 			tg = s.ueTarget(cl.contact, r)
 		}
-		if res, err := s.proxy.Do(ctx, r, tg); err != nil {
+		if res, err := s.proxy.DoConsume(ctx, r, tg); err != nil {
 			s.log.Info("BYE after "+why+" failed", zap.Error(err))
 		} else {
 			s.log.Info("BYE after "+why+" answered", zap.Int("status", res.StatusCode), zap.String("to", r.Recipient.String()))

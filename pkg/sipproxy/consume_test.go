@@ -68,3 +68,52 @@ func TestForwardConsume(t *testing.T) {
 		t.Errorf("REGISTER: Max-Forwards %s after Forward, second Forward %d; want 70 (copied), 200", s.maxFwd, s.second)
 	}
 }
+
+// TestDoConsume: DoConsume sends the request it is given (afterwards that
+// request carries the outgoing Via, the branch the UAS received), where
+// Do sends a copy and leaves the caller's request without a Via; both get
+// the UAS's answer.
+func TestDoConsume(t *testing.T) {
+	branches := make(chan string, 2)
+	uas := newUAS(t, func(s *sipgo.Server) {
+		s.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+			b, _ := req.Via().Params.Get("branch")
+			branches <- b
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		})
+	})
+	p := newTestProxy(t, func(ctx context.Context, tx *Txn) { _ = tx.Respond(500, "Unused") })
+	notify := func() *sip.Request {
+		n := sip.NewRequest(sip.NOTIFY, sip.Uri{Scheme: "sip", User: "ue", Host: "127.0.0.1", Port: uas.udp.Port})
+		from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", Host: "scscf.ims.example.org"}, Params: sip.NewParams()}
+		from.Params.Add("tag", "x1")
+		n.AppendHeader(from)
+		n.AppendHeader(sip.NewHeader("Event", "reg"))
+		n.AppendHeader(sip.NewHeader("Subscription-State", "active;expires=600"))
+		return n
+	}
+	ctx := context.Background()
+	for _, consume := range []bool{false, true} {
+		req := notify()
+		do := p.Do
+		if consume {
+			do = p.DoConsume
+		}
+		res, err := do(ctx, req, uas.target("udp"))
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("consume %v: %v, %v", consume, res, err)
+		}
+		sent := <-branches
+		v := req.Via()
+		switch {
+		case !consume && v != nil:
+			t.Errorf("Do: the caller's request got a Via (%s); want it unchanged, a copy sent", v.Value())
+		case consume && v == nil:
+			t.Errorf("DoConsume: the caller's request has no Via; want the request itself sent")
+		case consume:
+			if b, _ := v.Params.Get("branch"); b != sent {
+				t.Errorf("DoConsume: request's branch %q, the UAS received %q", b, sent)
+			}
+		}
+	}
+}

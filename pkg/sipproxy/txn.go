@@ -390,14 +390,8 @@ func (t *Txn) startBranch(tg Target, opts *ForwardOptions, timeout time.Duration
 		return nil, err
 	}
 	b := &branch{t: t, target: tg, req: r, invite: r.IsInvite(), results: results}
-	// The context bounds a DNS look-up or a TCP dial; a UDP datagram to
-	// an IP address needs neither, nor a deadline's timer.
-	cctx := t.p.baseCtx
-	if _, err := netip.ParseAddrPort(r.Destination()); err != nil || !strings.EqualFold(r.Transport(), "udp") {
-		var cancel context.CancelFunc
-		cctx, cancel = context.WithTimeout(t.p.baseCtx, 10*time.Second)
-		defer cancel()
-	}
+	cctx, cancel := requestContext(t.p.baseCtx, r)
+	defer cancel()
 	tx, err := t.p.txl.Request(cctx, r)
 	if err != nil {
 		return nil, err
@@ -574,7 +568,7 @@ func (b *branch) sendCancel() {
 	c.SetDestination(r.Destination())
 	c.Laddr = r.Laddr
 	p := b.t.p
-	cctx, cancel := context.WithTimeout(p.baseCtx, 10*time.Second)
+	cctx, cancel := requestContext(p.baseCtx, c)
 	tx, err := p.txl.Request(cctx, c)
 	cancel()
 	if err != nil {
@@ -740,6 +734,17 @@ func (p *Proxy) buildOutgoingInPlace(r *sip.Request, tg Target, opts *ForwardOpt
 	r.SetDestination(net.JoinHostPort(strings.Trim(hop.Host, "[]"), strconv.Itoa(port)))
 	r.Laddr = laddr
 	return r, nil
+}
+
+// requestContext is the context for handing r to a client transaction:
+// it bounds a DNS look-up or a TCP dial, 10 s within parent. A UDP
+// datagram to an IP address needs neither, nor a deadline's timer: it
+// gets parent itself and a cancel that does nothing.
+func requestContext(parent context.Context, r *sip.Request) (context.Context, context.CancelFunc) {
+	if _, err := netip.ParseAddrPort(r.Destination()); err == nil && strings.EqualFold(r.Transport(), "udp") {
+		return parent, func() {}
+	}
+	return context.WithTimeout(parent, 10*time.Second)
 }
 
 // ackBranch derives the branch of a statelessly forwarded ACK from the

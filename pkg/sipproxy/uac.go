@@ -20,17 +20,37 @@ import (
 // Config.TimerC (INVITE) / Config.NonInviteTimeout; on timeout the error is
 // ErrTimeout. For an INVITE the caller sends the 2xx ACK with Send.
 func (p *Proxy) Do(ctx context.Context, req *sip.Request, tg Target) (*sip.Response, error) {
+	return p.do(ctx, req, tg, false)
+}
+
+// DoConsume is Do sending req itself rather than a copy of it, for a
+// request built for this one call (a reg-event SUBSCRIBE or NOTIFY, a
+// third-party REGISTER): one copy of the message fewer. req belongs to
+// the client transaction from the call on: the caller may read it (it
+// then carries the outgoing Via, Max-Forwards, Route and Request-URI) but
+// must neither edit it nor send it again. Errors and the wait as for Do.
+func (p *Proxy) DoConsume(ctx context.Context, req *sip.Request, tg Target) (*sip.Response, error) {
+	return p.do(ctx, req, tg, true)
+}
+
+func (p *Proxy) do(ctx context.Context, req *sip.Request, tg Target, consume bool) (*sip.Response, error) {
 	if req.IsAck() {
 		return nil, errors.New("sipproxy: use Send for ACK")
 	}
 	if err := p.completeRequest(req); err != nil {
 		return nil, err
 	}
-	r, err := p.buildOutgoing(req, tg, nil, "")
+	var r *sip.Request
+	var err error
+	if consume {
+		r, err = p.buildOutgoingInPlace(req, tg, nil, "")
+	} else {
+		r, err = p.buildOutgoing(req, tg, nil, "")
+	}
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := requestContext(ctx, r)
 	tx, err := p.txl.Request(cctx, r)
 	cancel()
 	if err != nil {

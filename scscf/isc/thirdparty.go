@@ -274,7 +274,7 @@ func (tp *ThirdPartyRegistrar) send(j tpSend) {
 	}
 	ctx, cancel := context.WithTimeout(tp.ctx, tp.cfg.Timeout)
 	defer cancel()
-	res, err := p.Do(ctx, req, sipproxy.Target{})
+	res, err := p.DoConsume(ctx, req, sipproxy.Target{})
 	failure := ""
 	switch {
 	case err != nil:

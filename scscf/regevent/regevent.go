@@ -1004,7 +1004,7 @@ func (n *Notifier) send(sub Subscription, version int, job notifyJob) (drop bool
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.NotifyTimeout)
 	defer cancel()
-	res, err := p.Do(ctx, req, tg)
+	res, err := p.DoConsume(ctx, req, tg)
 	if err != nil {
 		n.notifies.WithLabelValues("no_answer").Inc()
 		n.log.Info("reg-event NOTIFY not answered; subscription removed", zap.String("impu", sub.IMPU), zap.String("target", sub.Target), zap.Error(err))
