@@ -149,6 +149,16 @@ func (hs *headers) unref(header Header) {
 // AppendHeader adds header at end of header list
 func (hs *headers) AppendHeader(header Header) {
 	hs.headerOrder = append(hs.headerOrder, header)
+	hs.refFirst(header)
+}
+
+// cloneSpare is the room a cloned message's header slice keeps for fields
+// prepended to it (imscore fork).
+const cloneSpare = 4
+
+// refFirst records header as the quick reference of its kind the way
+// AppendHeader does: Via, Route and Record-Route only when none is yet.
+func (hs *headers) refFirst(header Header) {
 	// update only if no multiple headers. TODO find this better
 	switch m := header.(type) {
 	case *ViaHeader:
@@ -200,6 +210,17 @@ func (hs *headers) AppendHeaderAfter(header Header, name string) {
 // using as list reduces need of realloc underneath array
 func (hs *headers) PrependHeader(headers ...Header) {
 	offset := len(headers)
+	if n := len(hs.headerOrder); cap(hs.headerOrder) >= n+offset {
+		// imscore fork: in the slice's spare room (cloneRequest leaves
+		// some) rather than a new slice per call.
+		hs.headerOrder = hs.headerOrder[:n+offset]
+		copy(hs.headerOrder[offset:], hs.headerOrder[:n])
+		for i, h := range headers {
+			hs.headerOrder[i] = h
+			hs.setHeaderRef(h)
+		}
+		return
+	}
 	newOrder := make([]Header, len(hs.headerOrder)+offset)
 	for i, h := range headers {
 		newOrder[i] = h

@@ -344,14 +344,18 @@ func (r *Request) ResponseDestination() string {
 }
 
 func cloneRequest(req *Request) *Request {
-	newReq := NewRequest(
-		req.Method,
-		*req.Recipient.Clone(),
-	)
+	// imscore fork: the header fields cloned into one slice of their
+	// number plus cloneSpare, which a proxy's PrependHeader (Via, Route,
+	// Record-Route) fills without a new one; upstream grew two slices
+	// field by field (CloneHeaders, then AppendHeader on NewRequest's)
+	// and cloned the Request-URI's parameters twice.
+	newReq := &Request{Method: req.Method, Recipient: *req.Recipient.Clone()}
 	newReq.SipVersion = req.SipVersion
-
-	for _, h := range req.CloneHeaders() {
-		newReq.AppendHeader(h)
+	newReq.headers.headerOrder = make([]Header, len(req.headerOrder), len(req.headerOrder)+cloneSpare)
+	for i, h := range req.headerOrder {
+		c := h.headerClone()
+		newReq.headers.headerOrder[i] = c
+		newReq.headers.refFirst(c)
 	}
 	newReq.SetBody(slices.Clone(req.Body()))
 	newReq.SetTransport(req.Transport())
