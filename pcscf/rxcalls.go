@@ -326,13 +326,7 @@ func (s *PCSCF) releaseCall(cl *call, why, text string, toUE bool) {
 	inv, ok := cl.invite, cl.ok
 	callerContact := inv.Contact()
 	calleeContact := ok.Contact()
-	rr := ok.GetHeaders("Record-Route")
-	var rrURIs []sip.Uri
-	for _, h := range rr {
-		if r, ok := h.(*sip.RecordRouteHeader); ok {
-			rrURIs = append(rrURIs, r.Address)
-		}
-	}
+	rrURIs := recordRouteURIs(ok)
 	self := -1
 	for i, u := range rrURIs {
 		if s.proxy.IsSelf(u) || (s.ownsPortS(u.Port) && sameHost(u.Host, s.cfg.SIPHost)) {
@@ -696,4 +690,29 @@ func (s *PCSCF) rxUpdateSend(u *mediaUpdate, sess rx.Session, why string) {
 		u.failed = reason
 		s.mu.Unlock()
 	}
+}
+
+// recordRouteURIs returns the URIs of msg's Record-Route fields, top to
+// bottom: typed fields (built here) as they are, fields read from the
+// wire (generic, sipproxy.headerParsers) parsed from their values; an
+// entry that does not parse is left out.
+func recordRouteURIs(msg sip.Message) []sip.Uri {
+	var out []sip.Uri
+	for _, h := range msg.GetHeaders("Record-Route") {
+		if r, ok := h.(*sip.RecordRouteHeader); ok {
+			out = append(out, r.Address)
+			continue
+		}
+		list, err := imsheader.ParseNameAddrList(h.Value())
+		if err != nil {
+			continue
+		}
+		for _, e := range list {
+			var u sip.Uri
+			if sip.ParseUri(e.URI, &u) == nil {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
 }

@@ -855,3 +855,41 @@ func TestNeedsWorkingCopy(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordRouteLeftUnparsed: the proxies' parser keeps Record-Route
+// fields as generic header fields (values as received), RecordRoute()
+// still gives the first one parsed, and the other fields are parsed as
+// sipgo's default parser does.
+func TestRecordRouteLeftUnparsed(t *testing.T) {
+	msg := "SIP/2.0 200 OK\r\n" +
+		"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n" +
+		"Record-Route: <sip:scscf.ims.example.org:6060;lr>\r\n" +
+		"Record-Route: <sip:pcscf.ims.example.org:5060;lr>,<sip:as.example.org;lr>\r\n" +
+		"From: <sip:alice@ims.example.org>;tag=a\r\n" +
+		"To: <sip:bob@ims.example.org>;tag=b\r\n" +
+		"Contact: <sip:bob@10.0.0.2:5060>\r\n" +
+		"Call-ID: rr1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+	m, err := sip.NewParser(sip.WithHeadersParsers(headerParsers())).ParseSIP([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := m.(*sip.Response)
+	rr := res.GetHeaders("Record-Route")
+	if len(rr) != 2 {
+		t.Fatalf("%d Record-Route fields, want 2 (as received)", len(rr))
+	}
+	for _, h := range rr {
+		if _, typed := h.(*sip.RecordRouteHeader); typed {
+			t.Errorf("Record-Route %q parsed into a RecordRouteHeader; want it left generic", h.Value())
+		}
+	}
+	if v := rr[1].Value(); v != "<sip:pcscf.ims.example.org:5060;lr>,<sip:as.example.org;lr>" {
+		t.Errorf("second Record-Route value %q", v)
+	}
+	if first := res.RecordRoute(); first == nil || first.Address.Host != "scscf.ims.example.org" || first.Address.Port != 6060 {
+		t.Errorf("RecordRoute() = %v, want the first field parsed", first)
+	}
+	if _, ok := res.GetHeader("Contact").(*sip.ContactHeader); !ok || res.Via() == nil || res.CSeq() == nil {
+		t.Error("Contact, Via or CSeq not parsed")
+	}
+}
