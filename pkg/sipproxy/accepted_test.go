@@ -180,3 +180,35 @@ func TestAcceptedInviteIsFreed(t *testing.T) {
 		}
 	}
 }
+
+// TestNonInviteBranchEndsWithFinal: a forwarded non-INVITE's client
+// transaction ends with its final response instead of staying for Timer K
+// (5 s over UDP) with its request copy and response; a retransmission of
+// that response then matches no transaction and goes upstream statelessly
+// (RFC 3261 §16.7), where the caller's own transaction absorbs it.
+func TestNonInviteBranchEndsWithFinal(t *testing.T) {
+	uas := newRawUAS(t)
+	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
+		res, _ := tx.Forward(ctx, ForwardOptions{}, uas.target())
+		_ = tx.Relay(res)
+	})
+	c, send := udpSender(t, p)
+	send(optionsWith("", ""))
+	fwd, from := uas.next(3 * time.Second)
+	if fwd == nil {
+		t.Fatal("the UAS got nothing")
+	}
+	ok := uas.answer(fwd, from, 200, "OK")
+	got := readAnswer(c, 3*time.Second)
+	if !strings.HasPrefix(got, "SIP/2.0 200 ") {
+		t.Fatalf("the caller got %q", got)
+	}
+	time.Sleep(100 * time.Millisecond) // the branch ends after the relay
+	if _, err := uas.conn.WriteTo([]byte(ok), from); err != nil {
+		t.Fatal(err)
+	}
+	again := readAnswer(c, 2*time.Second)
+	if again != got {
+		t.Fatalf("the UAS's retransmitted 200 reached the caller as %q; want it relayed as the first (%q): the client transaction still holds it", again, got)
+	}
+}

@@ -470,6 +470,16 @@ func (b *branch) run(opts *ForwardOptions, timeout time.Duration) {
 					b.t.p.log.Warn("relaying 2xx failed", zap.Error(err))
 				}
 			}
+			if !b.invite {
+				// Not kept for Timer K (T4, 5 s over UDP: RFC 3261
+				// §17.1.2.2) with the request copy and the response:
+				// a retransmission of this final response, if one
+				// comes, matches no transaction and is relayed
+				// upstream statelessly (§16.7 step 2, handleStray-
+				// Response), where the previous hop's client
+				// transaction absorbs it.
+				b.tx.Terminate()
+			}
 			finish(res, nil)
 			return
 		case <-b.tx.Done():
