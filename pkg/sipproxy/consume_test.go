@@ -83,18 +83,9 @@ func TestDoConsume(t *testing.T) {
 		})
 	})
 	p := newTestProxy(t, func(ctx context.Context, tx *Txn) { _ = tx.Respond(500, "Unused") })
-	notify := func() *sip.Request {
-		n := sip.NewRequest(sip.NOTIFY, sip.Uri{Scheme: "sip", User: "ue", Host: "127.0.0.1", Port: uas.udp.Port})
-		from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", Host: "scscf.ims.example.org"}, Params: sip.NewParams()}
-		from.Params.Add("tag", "x1")
-		n.AppendHeader(from)
-		n.AppendHeader(sip.NewHeader("Event", "reg"))
-		n.AppendHeader(sip.NewHeader("Subscription-State", "active;expires=600"))
-		return n
-	}
 	ctx := context.Background()
 	for _, consume := range []bool{false, true} {
-		req := notify()
+		req := regNotify(uas.udp.Port)
 		do := p.Do
 		if consume {
 			do = p.DoConsume
@@ -116,4 +107,16 @@ func TestDoConsume(t *testing.T) {
 			}
 		}
 	}
+}
+
+// regNotify is a reg-event NOTIFY of a UAC (no Via, To, Call-ID or CSeq:
+// Do adds them) to the UE at 127.0.0.1:port.
+func regNotify(port int) *sip.Request {
+	n := sip.NewRequest(sip.NOTIFY, sip.Uri{Scheme: "sip", User: "ue", Host: "127.0.0.1", Port: port})
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", Host: "scscf.ims.example.org"}, Params: sip.NewParams()}
+	from.Params.Add("tag", "x1")
+	n.AppendHeader(from)
+	n.AppendHeader(sip.NewHeader("Event", "reg"))
+	n.AppendHeader(sip.NewHeader("Subscription-State", "active;expires=600"))
+	return n
 }

@@ -578,13 +578,7 @@ func TestUASAndUAC(t *testing.T) {
 	uacRes := make(chan *sip.Response, 1)
 	p := newTestProxy(t, func(ctx context.Context, tx *Txn) {
 		_ = tx.Respond(200, "OK", sip.NewHeader("Service-Route", "<sip:orig@127.0.0.1;lr>"))
-		n := sip.NewRequest(sip.NOTIFY, sip.Uri{Scheme: "sip", User: "ue", Host: "127.0.0.1", Port: ue.udp.Port})
-		from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", Host: "scscf.ims.example.org"}, Params: sip.NewParams()}
-		from.Params.Add("tag", "x1")
-		n.AppendHeader(from)
-		n.AppendHeader(sip.NewHeader("Event", "reg"))
-		n.AppendHeader(sip.NewHeader("Subscription-State", "active;expires=600"))
-		res, err := tx.Proxy().Do(ctx, n, Target{})
+		res, err := tx.Proxy().Do(ctx, regNotify(ue.udp.Port), Target{})
 		if err != nil {
 			t.Errorf("Do: %v", err)
 		}
