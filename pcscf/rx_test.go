@@ -627,17 +627,21 @@ func waitRequest(t *testing.T, p *udpPeer, method sip.RequestMethod) *sip.Reques
 
 // TestRecordRouteURIs: the route set of a 2xx for releasing a call reads
 // Record-Route fields as the proxy's parser leaves them (generic, several
-// entries per field) as well as typed ones, top to bottom.
+// entries per field) as well as typed ones, top to bottom; a field that
+// does not parse leaves no route set.
 func TestRecordRouteURIs(t *testing.T) {
 	res := sip.NewResponse(200, "OK")
 	res.AppendHeader(&sip.RecordRouteHeader{Address: sip.Uri{Scheme: "sip", Host: "pcscf.ims.test", Port: 5060}})
 	res.AppendHeader(sip.NewHeader("Record-Route", "<sip:scscf.ims.test:6060;lr>,<sip:as.ims.test;lr>"))
-	res.AppendHeader(sip.NewHeader("Record-Route", "<not a uri>"))
 	var got []string
 	for _, u := range recordRouteURIs(res) {
 		got = append(got, u.Host)
 	}
 	if strings.Join(got, " ") != "pcscf.ims.test scscf.ims.test as.ims.test" {
 		t.Errorf("route set hosts %q", got)
+	}
+	res.AppendHeader(sip.NewHeader("Record-Route", "<sip:as2.ims.test;lr"))
+	if rs := recordRouteURIs(res); rs != nil {
+		t.Errorf("with a malformed field: route set %v, want none", rs)
 	}
 }

@@ -693,26 +693,21 @@ func (s *PCSCF) rxUpdateSend(u *mediaUpdate, sess rx.Session, why string) {
 }
 
 // recordRouteURIs returns the URIs of msg's Record-Route fields, top to
-// bottom: typed fields (built here) as they are, fields read from the
-// wire (generic, sipproxy.headerParsers) parsed from their values; an
-// entry that does not parse is left out.
+// bottom, typed (built here) or generic (read from the wire: the proxies'
+// parser leaves them unparsed) alike; nil when one does not parse (no
+// route set to trust: the BYEs go to the Contact).
 func recordRouteURIs(msg sip.Message) []sip.Uri {
-	var out []sip.Uri
-	for _, h := range msg.GetHeaders("Record-Route") {
-		if r, ok := h.(*sip.RecordRouteHeader); ok {
-			out = append(out, r.Address)
-			continue
+	list, err := imsheader.GetNameAddrList(msg, "Record-Route")
+	if err != nil {
+		return nil
+	}
+	out := make([]sip.Uri, 0, len(list))
+	for _, e := range list {
+		var u sip.Uri
+		if sip.ParseUri(e.URI, &u) != nil {
+			return nil
 		}
-		list, err := imsheader.ParseNameAddrList(h.Value())
-		if err != nil {
-			continue
-		}
-		for _, e := range list {
-			var u sip.Uri
-			if sip.ParseUri(e.URI, &u) == nil {
-				out = append(out, u)
-			}
-		}
+		out = append(out, u)
 	}
 	return out
 }
