@@ -3,6 +3,7 @@ package sipproxy
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -90,5 +91,60 @@ func TestTwoOwnRoutesWithoutAdvertised(t *testing.T) {
 	}
 	if rt := req.Route(); rt == nil || rt.Address.User != "orig" {
 		t.Fatalf("Route left = %v, want the second own entry kept", rt)
+	}
+}
+
+// TestRoutesAsParsed: route processing on a request parsed as the proxy
+// parses (newParser: a Route after the first left unparsed). A strict
+// router's request takes its target from the last Route field; with the
+// proxy's two own entries on top, the second is read once the first is
+// removed.
+func TestRoutesAsParsed(t *testing.T) {
+	p, err := New(Config{ListenAddr: "127.0.0.1:5999", Handler: func(context.Context, *Txn) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.listeners = append(p.listeners, &listener{network: "udp", addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5999}})
+	p.advertised["192.0.2.10:5070"] = true
+	parse := func(ruri string, routes ...string) *sip.Request {
+		t.Helper()
+		msg := "BYE " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+		for _, r := range routes {
+			msg += "Route: " + r + "\r\n"
+		}
+		msg += "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: r1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+		m, err := newParser().ParseSIP([]byte(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := m.(*sip.Request)
+		if rs := req.GetHeaders("Route"); len(routes) > 1 {
+			if _, typed := rs[1].(*sip.RouteHeader); typed {
+				t.Fatal("second Route parsed; want it left generic by newParser")
+			}
+		}
+		return req
+	}
+
+	req := parse("sip:127.0.0.1:5999;lr", "<sip:10.0.0.9;lr>", "<sip:bob@192.0.2.20:5080>")
+	if u := p.preprocessRoute(req); u == nil || u.Port != 5999 {
+		t.Fatalf("removed %v, want the proxy's own Request-URI", u)
+	}
+	if req.Recipient.User != "bob" || req.Recipient.Port != 5080 {
+		t.Errorf("Request-URI %s, want the last Route's sip:bob@192.0.2.20:5080", req.Recipient.String())
+	}
+	if rs := req.GetHeaders("Route"); len(rs) != 1 || rs[0].Value() != "<sip:10.0.0.9;lr>" {
+		t.Errorf("Route left %v, want <sip:10.0.0.9;lr>", rs)
+	}
+
+	req = parse("sip:bob@192.0.2.20", "<sip:192.0.2.10:5070;lr>", "<sip:127.0.0.1:5999;lr>", "<sip:10.0.0.9;lr>")
+	if u := p.preprocessRoute(req); u == nil || u.Port != 5070 {
+		t.Fatalf("removed %v, want the advertised entry", u)
+	}
+	if rt := req.Route(); rt == nil || rt.Address.Host != "10.0.0.9" {
+		t.Errorf("top Route %v, want <sip:10.0.0.9;lr> (both own entries removed)", rt)
+	}
+	if !strings.Contains(req.String(), "\r\nRoute: <sip:10.0.0.9;lr>\r\n") || strings.Count(req.String(), "Route:") != 1 {
+		t.Errorf("request renders as\n%s", req.String())
 	}
 }

@@ -224,7 +224,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	slogger := slog.New(newZapSlogHandler(cfg.Logger.Named("sipgo")))
 	ua, err := sipgo.NewUA(
-		sipgo.WithUserAgentParser(sip.NewParser(sip.WithHeadersParsers(headerParsers()))),
+		sipgo.WithUserAgentParser(newParser()),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(slogger),
 			sip.WithTransactionLayerUnhandledResponseHandler(p.handleStrayResponse),
@@ -551,6 +551,17 @@ func ReuseAddr(_, _ string, c syscall.RawConn) error {
 		return err
 	}
 	return serr
+}
+
+// newParser is the proxies' parser: headerParsers, and of Via and Route
+// only the first field parsed (sipgo fork item 13, WithFirstOnly): a
+// proxy reads the top Via (the transaction's branch)
+// and the top Route, and relays the others; on a call's fifth hop a
+// response carries five Vias. The next one is parsed in place when the
+// top one is removed and it is read; code reading them all uses
+// TypedHeaders.
+func newParser() *sip.Parser {
+	return sip.NewParser(sip.WithHeadersParsers(headerParsers()), sip.WithFirstOnly("Via", "Route"))
 }
 
 // headerParsers are sipgo's header parsers but Record-Route's: a proxy

@@ -910,11 +910,14 @@ func (p *Proxy) countAnswer(m sip.RequestMethod, code int) {
 // Request-URI), or nil.
 func (p *Proxy) preprocessRoute(r *sip.Request) *sip.Uri {
 	var popped *sip.Uri
-	if routes := r.GetHeaders("Route"); len(routes) > 0 && p.IsSelf(r.Recipient) && r.Recipient.UriParams.Has("lr") {
-		if last, ok := routes[len(routes)-1].(*sip.RouteHeader); ok {
-			popped = r.Recipient.Clone()
-			r.Recipient = *last.Address.Clone()
-			removeLastRoute(r)
+	if p.IsSelf(r.Recipient) && r.Recipient.UriParams.Has("lr") {
+		routes := r.TypedHeaders("Route")
+		if len(routes) > 0 {
+			if last, ok := routes[len(routes)-1].(*sip.RouteHeader); ok {
+				popped = r.Recipient.Clone()
+				r.Recipient = *last.Address.Clone()
+				removeLastRoute(r)
+			}
 		}
 	}
 	if rt := r.Route(); rt != nil && p.IsSelf(rt.Address) {

@@ -316,3 +316,123 @@ func indexOf(m *Request, name string) int {
 	}
 	return -1
 }
+
+// imsRingingFifthHop is a 180 to an INVITE on its fifth hop (terminating
+// P-CSCF towards the originating S-CSCF): five Vias, two Record-Routes.
+const imsRingingFifthHop = "SIP/2.0 180 Ringing\r\n" +
+	"Via: SIP/2.0/UDP 10.0.0.10:5060;branch=z9hG4bK.p1;rport=5060\r\n" +
+	"Via: SIP/2.0/UDP 10.0.0.30:6060;branch=z9hG4bK.s2\r\n" +
+	"Via: SIP/2.0/UDP 10.0.0.20:5070;branch=z9hG4bK.i1, SIP/2.0/UDP 10.0.0.30:6060;branch=z9hG4bK.s1\r\n" +
+	"Via: SIP/2.0/UDP 10.45.0.2:5062;branch=z9hG4bK.aaaa1111;rport=5062;received=10.45.0.2\r\n" +
+	"Record-Route: <sip:10.0.0.10:5060;lr>\r\n" +
+	"Record-Route: <sip:mt@10.0.0.30:6060;lr>\r\n" +
+	"Route: <sip:10.0.0.30:6060;lr>\r\n" +
+	"Route: <sip:10.0.0.10:5060;lr>\r\n" +
+	"From: <sip:001010000000001@ims.mnc001.mcc001.3gppnetwork.org>;tag=abcdef\r\n" +
+	"To: <tel:+15551234>;tag=xyz\r\n" +
+	"Call-ID: 1-12345@10.45.0.2\r\n" +
+	"CSeq: 1 INVITE\r\n" +
+	"Contact: <sip:001010000000002@10.45.0.3:5062>\r\n" +
+	"Content-Length: 0\r\n\r\n"
+
+// firstOnlyParser is the parser a proxy uses: repeats of Via and Route
+// left unparsed.
+func firstOnlyParser() *Parser { return NewParser(WithFirstOnly("Via", "Route")) }
+
+// TestFirstOnly: with WithFirstOnly the first Via and Route are typed and
+// referenced, the repeats generic under the canonical name; the message
+// renders as read; removing the top Via makes the next one typed in place
+// when read (a comma-separated field into its two hops); TypedHeaders
+// parses them all; fewer allocations than parsing every field.
+func TestFirstOnly(t *testing.T) {
+	msg, err := firstOnlyParser().ParseSIP([]byte(imsRingingFifthHop))
+	require.NoError(t, err)
+	res := msg.(*Response)
+	require.Equal(t, imsRingingFifthHop, res.String())
+	vias := res.GetHeaders("Via")
+	require.Len(t, vias, 4)
+	require.IsType(t, &ViaHeader{}, vias[0])
+	require.Same(t, vias[0], res.Via())
+	for _, h := range vias[1:] {
+		require.Equal(t, "generic", kindOf(h))
+	}
+	routes := res.GetHeaders("Route")
+	require.IsType(t, &RouteHeader{}, routes[0])
+	require.Equal(t, "generic", kindOf(routes[1]))
+	require.IsType(t, &ContactHeader{}, res.Contact())
+
+	// A proxy relaying the response: its own Via off, the next typed.
+	require.True(t, res.RemoveHeader("Via"))
+	next := res.Via()
+	require.NotNil(t, next)
+	require.Equal(t, "10.0.0.30", next.Host)
+	require.Equal(t, "s2", next.Params.GetOr("branch", "")[len("z9hG4bK."):])
+	require.Same(t, next, res.GetHeaders("Via")[0])
+	require.True(t, res.RemoveHeader("Via"))
+	require.Equal(t, "10.0.0.20", res.Via().Host)
+	vias = res.GetHeaders("Via")
+	require.Len(t, vias, 3, "the comma-separated field becomes its two hops")
+	require.Equal(t, "10.0.0.30", vias[1].(*ViaHeader).Host)
+	require.Equal(t, "generic", kindOf(vias[2]))
+	require.Contains(t, res.String(), "Via: SIP/2.0/UDP 10.0.0.20:5070;branch=z9hG4bK.i1\r\nVia: SIP/2.0/UDP 10.0.0.30:6060;branch=z9hG4bK.s1\r\nVia: SIP/2.0/UDP 10.45.0.2:5062;")
+
+	all := res.TypedHeaders("route")
+	require.Len(t, all, 2)
+	require.Equal(t, 5060, all[1].(*RouteHeader).Address.Port)
+	require.IsType(t, &ViaHeader{}, res.TypedHeaders("Via")[2])
+
+	data := []byte(imsRingingFifthHop)
+	full, lazy := NewParser(), firstOnlyParser()
+	allocs := func(p *Parser) float64 {
+		return testing.AllocsPerRun(200, func() {
+			if _, err := p.ParseSIP(data); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	a, b := allocs(full), allocs(lazy)
+	t.Logf("allocations per parse: every field %.0f, first only %.0f", a, b)
+	require.Less(t, b, a-8)
+}
+
+// TestFirstOnlyStream: the stream parser leaves the repeats unparsed per
+// message, each message's first Via typed.
+func TestFirstOnlyStream(t *testing.T) {
+	ps := firstOnlyParser().NewSIPStream()
+	n := 0
+	require.NoError(t, ps.ParseSIPStream([]byte(imsRingingFifthHop+imsRingingFifthHop), func(msg Message) {
+		n++
+		res := msg.(*Response)
+		vias := res.GetHeaders("Via")
+		require.IsType(t, &ViaHeader{}, vias[0])
+		require.Equal(t, "generic", kindOf(vias[1]))
+		require.Equal(t, imsRingingFifthHop, res.String())
+	}))
+	require.Equal(t, 2, n)
+}
+
+func kindOf(h Header) string {
+	if _, ok := h.(*genericHeader); ok {
+		return "generic"
+	}
+	return "typed"
+}
+
+// BenchmarkParseRingingFifthHop: a response with five Vias, every field
+// parsed or (FirstOnly) the repeats of Via and Route left unparsed.
+func BenchmarkParseRingingFifthHop(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		p    *Parser
+	}{{"Full", NewParser()}, {"FirstOnly", firstOnlyParser()}} {
+		b.Run(c.name, func(b *testing.B) {
+			data := []byte(imsRingingFifthHop)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.p.ParseSIP(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

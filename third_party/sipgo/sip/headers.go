@@ -339,7 +339,7 @@ func (hs *headers) CallID() *CallIDHeader {
 
 // Via returns underlying Via parsed header or nil if not exists
 func (hs *headers) Via() *ViaHeader {
-	if hs.via == nil {
+	if hs.via == nil && !hs.typedFirst("Via") {
 		h := &ViaHeader{}
 		if parseHeaderLazy(hs, parseViaHeader, []string{"via", "v"}, h) {
 			hs.via = h
@@ -418,19 +418,18 @@ func (hs *headers) ContentType() *ContentTypeHeader {
 
 // Contact returns underlying Contact parsed header or nil if not exists
 func (hs *headers) Contact() *ContactHeader {
-	if hs.contact == nil {
+	if hs.contact == nil && !hs.typedFirst("Contact") {
 		h := &ContactHeader{}
 		if parseHeaderLazy(hs, parseContactHeader, []string{"contact", "m"}, h) {
 			hs.contact = h
 		}
 	}
-
 	return hs.contact
 }
 
 // Route returns underlying Route parsed header or nil if not exists
 func (hs *headers) Route() *RouteHeader {
-	if hs.route == nil {
+	if hs.route == nil && !hs.typedFirst("Route") {
 		h := &RouteHeader{}
 		if parseHeaderLazy(hs, parseRouteHeader, []string{"route"}, h) {
 			hs.route = h

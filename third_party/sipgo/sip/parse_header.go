@@ -69,6 +69,13 @@ func DefaultHeadersParser() map[string]HeaderParser {
 
 // ParseHeader parses a SIP header from the line and appends it to out.
 func (headersParser HeadersParser) ParseHeader(out []Header, line []byte) ([]Header, error) {
+	return headersParser.parseHeader(out, line, nil)
+}
+
+// parseHeader is ParseHeader with the state of a message's parse whose
+// parser leaves the repeats of some kinds unparsed (imscore fork,
+// WithFirstOnly); lz nil: every field parsed.
+func (headersParser HeadersParser) parseHeader(out []Header, line []byte, lz *firstOnlyState) ([]Header, error) {
 	colonIdx := bytes.IndexByte(line, ':')
 	if colonIdx == -1 {
 		return out, fmt.Errorf("field name with no value in header: %q", line)
@@ -107,6 +114,15 @@ func (headersParser HeadersParser) ParseHeader(out []Header, line []byte) ([]Hea
 		return out, nil
 	}
 
+	if lz != nil {
+		if canon, ok := lz.kinds[string(lookup)]; ok && lz.seen(canon) {
+			// A repeat of a kind already parsed (imscore fork): kept as
+			// its text under the kind's canonical name, parsed on demand
+			// (headers.typedFirst, TypedHeaders).
+			out = append(out, NewHeader(canon, string(fieldValue)))
+			return out, nil
+		}
+	}
 	lowerFieldName := headerToLower(fieldName)
 	// NOTE: This line is a must and this conversion must here to stay
 	fieldText := string(fieldValue)

@@ -44,6 +44,62 @@ type Parser struct {
 	headersParsers HeadersParser
 
 	MaxMessageLength int
+
+	// firstOnly: lowered field name (long and compact) → canonical name
+	// of the kinds whose repeats are left unparsed (WithFirstOnly).
+	firstOnly map[string]string
+}
+
+// WithFirstOnly makes the parser parse only the first field of each of
+// the named kinds (canonical names such as "Via", "Route"; the compact
+// form is included) into its typed header; later fields of the kind stay
+// generic header fields under the canonical name, with their text, until
+// read (imscore fork). The accessors (Via, Route, Contact, RecordRoute)
+// parse the next field in place once the first has been removed, and
+// TypedHeaders parses them all. For a proxy, which reads the top Via and
+// Route and relays the rest: a response on the fifth hop carries five
+// Vias, of which a proxy reads two.
+func WithFirstOnly(names ...string) ParserOption {
+	return func(p *Parser) {
+		p.firstOnly = map[string]string{}
+		for _, n := range names {
+			p.firstOnly[strings.ToLower(n)] = n
+			if c := compactHeaderName(n); c != n {
+				p.firstOnly[c] = n
+			}
+		}
+	}
+}
+
+// firstOnlyState is one message's parse under WithFirstOnly: the kinds
+// whose first field has been parsed.
+type firstOnlyState struct {
+	kinds map[string]string
+	done  [4]string
+	n     int
+}
+
+// active is s, or nil when its parser parses every field.
+func (s *firstOnlyState) active() *firstOnlyState {
+	if s.kinds == nil {
+		return nil
+	}
+	return s
+}
+
+// seen reports whether a field of kind canon came before, and records
+// this one.
+func (s *firstOnlyState) seen(canon string) bool {
+	for _, d := range s.done[:s.n] {
+		if d == canon {
+			return true
+		}
+	}
+	if s.n < len(s.done) {
+		s.done[s.n] = canon
+		s.n++
+	}
+	return false
 }
 
 // ParserOption are addition option for NewParser. Check WithParser...
@@ -132,7 +188,7 @@ func (p *Parser) parseStartLine(data []byte, stream bool) (Message, int, error) 
 
 var errParseNoMoreHeaders = errors.New("no more headers")
 
-func (p *Parser) parseNextHeader(out []Header, data []byte) ([]Header, int, error) {
+func (p *Parser) parseNextHeader(out []Header, data []byte, lz *firstOnlyState) ([]Header, int, error) {
 	line, n, err := nextLine(data)
 	if err != nil {
 		if err == io.EOF {
@@ -156,7 +212,7 @@ func (p *Parser) parseNextHeader(out []Header, data []byte) ([]Header, int, erro
 		}
 	}
 
-	out, err = p.headersParsers.ParseHeader(out, line)
+	out, err = p.headersParsers.parseHeader(out, line, lz)
 	if err != nil {
 		// We might not need to return n here?
 		return out, n, err
@@ -221,9 +277,12 @@ func (p *Parser) parseHeadersOnly(msg Message, data []byte) (*ContentLengthHeade
 		headerBuf     []Header
 		contentLength *ContentLengthHeader
 		err           error
+		st            firstOnlyState
 	)
+	st.kinds = p.firstOnly
+	lz := st.active()
 	for {
-		headerBuf, n, err = p.parseNextHeader(headerBuf[:0], data)
+		headerBuf, n, err = p.parseNextHeader(headerBuf[:0], data, lz)
 		data = data[n:]
 		total += n
 		for _, h := range headerBuf {

@@ -36,6 +36,7 @@ type ParserStream struct {
 	headerBuf     []Header
 	contentLength *ContentLengthHeader
 	contentOff    int
+	firstOnly     firstOnlyState // the message's (imscore fork, WithFirstOnly)
 }
 
 func (p *ParserStream) reset() {
@@ -183,10 +184,11 @@ func (p *ParserStream) parseSingle() error {
 		}
 		p.state = stateHeader
 		p.msg = msg
+		p.firstOnly = firstOnlyState{kinds: p.p.firstOnly}
 		fallthrough
 	case stateHeader:
 		for {
-			p.headerBuf, n, err = p.p.parseNextHeader(p.headerBuf[:0], p.buf.Bytes())
+			p.headerBuf, n, err = p.p.parseNextHeader(p.headerBuf[:0], p.buf.Bytes(), p.firstOnly.active())
 			p.advance(n)
 			for _, h := range p.headerBuf {
 				switch h := h.(type) {
