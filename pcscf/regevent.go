@@ -59,10 +59,12 @@ func (s *PCSCF) startRegSub(sub *regSub) {
 	s.subs[sub.callID] = sub
 	s.mu.Unlock()
 	s.wg.Add(1)
-	go func() {
+	// A pooled goroutine (sip.GoPooled): sending the SUBSCRIBE grows a
+	// new goroutine's stack.
+	sip.GoPooled(func() {
 		defer s.wg.Done()
 		s.sendRegSubscribe(sub)
-	}()
+	})
 }
 
 // sendRegSubscribe sends the SUBSCRIBE of sub: the initial one, or a

@@ -410,7 +410,9 @@ func (t *Txn) startBranch(tg Target, opts *ForwardOptions, timeout time.Duration
 	t.branches = append(t.branches, b)
 	t.mu.Unlock()
 	t.p.wg.Add(1)
-	go b.run(opts, timeout)
+	// On a pooled goroutine (sipgo fork item 14): relaying a response
+	// grows a new goroutine's stack by copying it, per branch.
+	sip.GoPooled(func() { b.run(opts, timeout) })
 	return b, nil
 }
 

@@ -890,15 +890,15 @@ func (n *Notifier) enqueueLocked(sub *regSub, job notifyJob) {
 	}
 	if !sub.busy {
 		sub.busy = true
-		n.wg.Add(1)
-		go n.drain(sub)
+		n.startDrain(sub)
 	}
 }
 
-// startDrain starts the drain goroutine of a sub created busy.
+// startDrain starts the drain goroutine of a sub created busy, a pooled
+// one (sip.GoPooled): sending a NOTIFY grows a new goroutine's stack.
 func (n *Notifier) startDrain(sub *regSub) {
 	n.wg.Add(1)
-	go n.drain(sub)
+	sip.GoPooled(func() { n.drain(sub) })
 }
 
 func (n *Notifier) drain(sub *regSub) {

@@ -18,14 +18,15 @@ import (
 )
 
 // collected reports whether p's object is garbage collected within a few
-// GC cycles.
+// GC cycles (a second of them: on a busy machine the goroutine that
+// releases it may not have run yet).
 func collected[T any](p weak.Pointer[T]) bool {
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 100; i++ {
 		runtime.GC()
 		if p.Value() == nil {
 			return true
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 	return false
 }
@@ -435,4 +436,36 @@ func BenchmarkParseRingingFifthHop(b *testing.B) {
 			}
 		})
 	}
+}
+
+// goroutineID is the current goroutine's number from its stack header.
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := bytes.Cut(bytes.TrimPrefix(buf, []byte("goroutine ")), []byte(" "))
+	return string(id)
+}
+
+// TestGoPooled: a function passed once the pool's goroutine is idle runs
+// on that goroutine (its stack grown already); one passed while it is
+// busy runs on another; idle goroutines end after the pool's idle time.
+func TestGoPooled(t *testing.T) {
+	p := &goPool{jobs: make(chan func()), idle: 200 * time.Millisecond}
+	ids := make(chan string, 3)
+	release := make(chan struct{})
+	p.Go(func() { ids <- goroutineID(); <-release })
+	first := <-ids
+	p.Go(func() { ids <- goroutineID() }) // the first is busy
+	second := <-ids
+	require.NotEqual(t, first, second)
+	close(release)
+	time.Sleep(20 * time.Millisecond) // both idle now
+	p.Go(func() { ids <- goroutineID() })
+	third := <-ids
+	require.Contains(t, []string{first, second}, third, "ran on a new goroutine, not a pooled one")
+
+	// Idle that long, both end: the next function gets a new one.
+	time.Sleep(400 * time.Millisecond)
+	p.Go(func() { ids <- goroutineID() })
+	require.NotContains(t, []string{first, second}, <-ids)
 }

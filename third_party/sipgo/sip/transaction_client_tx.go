@@ -163,8 +163,8 @@ func (tx *ClientTx) Receive(res *Response) {
 
 // receiveInOrder passes res to Receive after every response queued before
 // it for this transaction, without blocking the caller: the first response
-// of a burst starts a goroutine that receives it and then each one queued
-// meanwhile, and ends when none is left. Receive itself may block until the
+// of a burst starts a (pooled, GoPooled) goroutine that receives it and
+// then each one queued meanwhile, and ends when none is left. Receive itself may block until the
 // transaction's user takes the response (Responses), as upstream.
 //
 // imscore fork.
@@ -177,7 +177,7 @@ func (tx *ClientTx) receiveInOrder(res *Response) {
 	}
 	tx.inBusy = true
 	tx.inMu.Unlock()
-	go tx.drainInOrder(res)
+	GoPooled(func() { tx.drainInOrder(res) })
 }
 
 func (tx *ClientTx) drainInOrder(res *Response) {
