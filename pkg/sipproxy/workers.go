@@ -19,6 +19,12 @@ import (
 // above that the request gets a goroutine of its own that ends with it. A
 // goroutine idle for workerIdle ends, so the pool shrinks after a peak.
 //
+// The goroutines of a transaction's branches, and those sipgo starts per
+// response, run on the sipgo fork's own pool (sip.GoPooled, item 14) for
+// the same reason; that pool is the process's, not a proxy's: its idle
+// goroutines end 10 s after their last work, not when the proxy closes.
+// Requests stay here, where closing the proxy ends its workers.
+//
 // dispatch runs on the socket's read goroutine (our sipgo fork's
 // WithTransactionLayerRequestsOnReadLoop, third_party/sipgo/FORK.md), so it
 // never blocks and never serves a request itself.
