@@ -4,30 +4,11 @@ package sip
 // parsed in place when read.
 
 // lazyParsers are the kinds a generic field can be parsed into on
-// demand, by canonical name.
+// demand, by canonical name, with sipgo's parsers.
 var lazyParsers = map[string]HeaderParser{
-	"Via":     headerParserVia,
-	"Route":   headerParserRoute,
-	"Contact": headerParserContact,
-}
-
-// parseFieldValue parses the text of one field of kind canon into its
-// typed headers (a comma-separated field gives several), the way
-// HeadersParser.ParseHeader does.
-func parseFieldValue(hp HeaderParser, value string) ([]Header, error) {
-	var out []Header
-	for {
-		h, err := hp(nil, value)
-		if err == nil {
-			return append(out, h), nil
-		}
-		comma, ok := err.(errComaDetected)
-		if !ok {
-			return nil, err
-		}
-		out = append(out, h)
-		value = value[comma+1:]
-	}
+	"Via":     headersParsers["via"],
+	"Route":   headersParsers["route"],
+	"Contact": headersParsers["contact"],
 }
 
 // typeAt replaces the generic field at index i of hs.headerOrder by its
@@ -42,7 +23,7 @@ func (hs *headers) typeAt(i int) []Header {
 	if !ok {
 		return nil
 	}
-	typed, err := parseFieldValue(hp, g.Contents)
+	typed, err := parseValues(nil, hp, nil, g.Contents)
 	if err != nil || len(typed) == 0 {
 		DefaultLogger().Debug("Lazy header parsing failed", "header", g.HeaderName, "error", err)
 		return nil

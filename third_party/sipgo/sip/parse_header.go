@@ -123,24 +123,24 @@ func (headersParser HeadersParser) parseHeader(out []Header, line []byte, lz *fi
 			return out, nil
 		}
 	}
-	lowerFieldName := headerToLower(fieldName)
 	// NOTE: This line is a must and this conversion must here to stay
-	fieldText := string(fieldValue)
-	// Support comma separated values
+	return parseValues(out, headerParser, headerToLower(fieldName), string(fieldValue))
+}
+
+// parseValues appends the typed headers of one field's text to out: one,
+// or one per entry of a comma-separated value (the parser reports the
+// comma with errComaDetected). On an error the headers parsed before it
+// are appended.
+func parseValues(out []Header, headerParser HeaderParser, lowerFieldName []byte, fieldText string) ([]Header, error) {
 	for {
-		// We have a registered parser for this header type - use it.
-		// headerParser should detect comma (,) and return as error
 		h, err := headerParser(lowerFieldName, fieldText)
 		if err == nil {
-			out = append(out, h)
-			return out, nil
+			return append(out, h), nil
 		}
-
 		commaErr, ok := err.(errComaDetected)
 		if !ok {
 			return out, err
 		}
-		// Ok we detected we have comma in header value
 		out = append(out, h)
 		fieldText = fieldText[commaErr+1:]
 	}
