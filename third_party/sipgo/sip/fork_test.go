@@ -75,6 +75,70 @@ func TestAcceptedTerminatedIsReleased(t *testing.T) {
 	})
 }
 
+// TestTimersNotArmedAfterTerminate: a transaction the TU terminates while
+// the FSM is still passing a response up (client) or sending one (server)
+// arms no timer afterwards. Upstream armed Timer M, D, J or L after the
+// pass-up or the send whatever had happened meanwhile; the timer was never
+// stopped and its closure kept the transaction, its request and responses
+// reachable for 64*T1 (at 1,000 calls/s through the chain, half of every
+// proxy's transactions: 267-287 MiB live at the P-CSCF). The tests take
+// the order the race produced: Terminate first, then the response.
+func TestTimersNotArmedAfterTerminate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		invite bool
+		code   int
+	}{
+		{"client INVITE 2xx (Timer M)", true, StatusOK},
+		{"client INVITE failure (Timer D)", true, StatusBusyHere},
+		{"client non-INVITE final (Timer K)", false, StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wp := func() weak.Pointer[ClientTx] {
+				var req *Request
+				if tc.invite {
+					req, _, _ = testCreateInvite(t, "sip:127.0.0.99:5060", "udp", "127.0.0.2:5060")
+				} else {
+					req = testCreateRequest(t, "BYE", "sip:127.0.0.99:5060", "udp", "127.0.0.2:5060")
+				}
+				req.raddr = Addr{IP: net.ParseIP("127.0.0.99"), Port: 5060}
+				tx := NewClientTx("terminated-client", req, forkTestConn("127.0.0.99:5060"), slog.Default())
+				require.NoError(t, tx.Init())
+				tx.Terminate()
+				tx.Receive(NewResponseFromRequest(req, tc.code, "x", nil))
+				return weak.Make(tx)
+			}()
+			require.True(t, collected(wp), "client transaction terminated before its response passed up is still reachable (a timer armed after Terminate)")
+		})
+	}
+	for _, tc := range []struct {
+		name   string
+		invite bool
+		code   int
+	}{
+		{"server INVITE 2xx (Timer L)", true, StatusOK},
+		{"server INVITE failure (Timers G, H)", true, StatusBusyHere},
+		{"server non-INVITE final (Timer J)", false, StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wp := func() weak.Pointer[ServerTx] {
+				var req *Request
+				if tc.invite {
+					req, _, _ = testCreateInvite(t, "sip:127.0.0.99:5060", "udp", "127.0.0.2:5060")
+				} else {
+					req = testCreateRequest(t, "BYE", "sip:127.0.0.99:5060", "udp", "127.0.0.2:5060")
+				}
+				tx := NewServerTx("terminated-server", req, forkTestConn("127.0.0.2:5060"), slog.Default())
+				require.NoError(t, tx.Init())
+				tx.Terminate()
+				_ = tx.Respond(NewResponseFromRequest(req, tc.code, "x", nil))
+				return weak.Make(tx)
+			}()
+			require.True(t, collected(wp), "server transaction terminated before its final response was sent is still reachable (a timer armed after Terminate)")
+		})
+	}
+}
+
 // TestUDPSourceIdleForgetsSilentSources: with SourceIdle a UDP listener's
 // connection pool forgets source addresses silent for two periods; without
 // it (upstream) every address stays until the listener closes.

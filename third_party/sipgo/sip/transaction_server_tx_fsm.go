@@ -183,8 +183,8 @@ func (tx *ServerTx) actRespondComplete() fsmInput {
 
 	if !tx.reliable {
 		tx.mu.Lock()
-		if tx.timer_g == nil {
-
+		if tx.closed { // imscore fork: terminated meanwhile; see actFinal
+		} else if tx.timer_g == nil {
 			tx.timer_g = time.AfterFunc(tx.timer_g_time, func() {
 				tx.spinFsm(server_input_timer_g)
 			})
@@ -200,7 +200,7 @@ func (tx *ServerTx) actRespondComplete() fsmInput {
 	}
 
 	tx.mu.Lock()
-	if tx.timer_h == nil {
+	if tx.timer_h == nil && !tx.closed {
 		tx.timer_h = time.AfterFunc(Timer_H, func() {
 			tx.spinFsm(server_input_timer_h)
 		})
@@ -216,9 +216,11 @@ func (tx *ServerTx) actRespondAccept() fsmInput {
 	}
 
 	tx.mu.Lock()
-	tx.timer_l = time.AfterFunc(Timer_L, func() {
-		tx.spinFsm(server_input_timer_l)
-	})
+	if !tx.closed { // imscore fork: terminated meanwhile; see actFinal
+		tx.timer_l = time.AfterFunc(Timer_L, func() {
+			tx.spinFsm(server_input_timer_l)
+		})
+	}
 	tx.mu.Unlock()
 
 	return FsmInputNone
@@ -239,10 +241,17 @@ func (tx *ServerTx) actFinal() fsmInput {
 	//  When the server transaction enters the "Completed" state, it MUST set
 	//    Timer J to fire in 64*T1 seconds for unreliable transports, and zero
 	//    seconds for reliable transports.
+	//
+	// imscore fork: not on a transaction terminated while the response was
+	// being sent (Terminate from another goroutine than the one responding
+	// takes no FSM lock): the timer's closure would keep the transaction,
+	// its request and response reachable for 64*T1.
 	tx.mu.Lock()
-	tx.timer_j = time.AfterFunc(tx.timer_j_time, func() {
-		tx.spinFsm(server_input_timer_j)
-	})
+	if !tx.closed {
+		tx.timer_j = time.AfterFunc(tx.timer_j_time, func() {
+			tx.spinFsm(server_input_timer_j)
+		})
+	}
 	tx.mu.Unlock()
 
 	return FsmInputNone
@@ -283,9 +292,11 @@ func (tx *ServerTx) actConfirm() fsmInput {
 	}
 
 	// If transport is reliable this will be 0 and fire imediately
-	tx.timer_i = time.AfterFunc(tx.timer_i_time, func() {
-		tx.spinFsm(server_input_timer_i)
-	})
+	if !tx.closed { // imscore fork: see actFinal
+		tx.timer_i = time.AfterFunc(tx.timer_i_time, func() {
+			tx.spinFsm(server_input_timer_i)
+		})
+	}
 
 	tx.mu.Unlock()
 
