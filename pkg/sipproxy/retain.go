@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"hash/maphash"
+	"math"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -48,9 +50,53 @@ import (
 // transaction answers retransmissions.
 var completedLifetime = 64 * sip.T1
 
-// maxCompleted bounds the completed cache; beyond it completed
-// transactions stay in sipgo as before. A variable for tests.
-var maxCompleted = 200000
+// maxCompleted bounds the completed cache (entries); beyond it completed
+// transactions stay in sipgo as before, at several times an entry's
+// memory (a whole accepted INVITE transaction: its request and
+// responses parsed). -1, the default: completedCap of the memory limit in
+// force when the first entry is stored. A variable for tests (0: the
+// cache keeps nothing).
+var maxCompleted = -1
+
+// autoCompletedCap is completedCap of the process's memory limit, read
+// once: the binaries set the limit at start-up (pkg/memlimit), before a
+// proxy stores anything.
+var autoCompletedCap = sync.OnceValue(func() int { return completedCap(debug.SetMemoryLimit(-1)) })
+
+// completedMax is the cache's bound in entries.
+func completedMax() int {
+	if maxCompleted >= 0 {
+		return maxCompleted
+	}
+	return autoCompletedCap()
+}
+
+// Bounds of completedCap, in entries.
+const (
+	minCompletedCap = 200000
+	maxCompletedCap = 4000000
+)
+
+// completedCap sizes the completed cache from limit, the process's memory
+// limit in bytes (math.MaxInt64: none): limit / 2 KiB entries, between
+// minCompletedCap and maxCompletedCap (the latter without a limit). An
+// entry is about 100 bytes of map and, for a completed non-INVITE, the
+// bytes of its final response (some 500 for a 200 to a BYE); at a P-CSCF
+// carrying calls, two entries in six hold a response, so the bound is
+// about an eighth of the limit in memory. The cache holds each
+// transaction for 32 to 64 s (Timer J): at 1,200 calls/s a P-CSCF needs
+// about 460,000 entries (six a call: both legs' INVITE server
+// transactions and accepted branches, both BYEs), which the fixed
+// 200,000 of before could not hold; the transactions beyond it stayed in
+// sipgo whole, 240-250 MiB live at the P-CSCF after a 1,200/s step that
+// followed a 1,000/s one instead of 54 MiB (docs/performance.md,
+// nineteenth session). 1 GiB (the default limit): 524,288 entries.
+func completedCap(limit int64) int {
+	if limit <= 0 || limit == math.MaxInt64 {
+		return maxCompletedCap
+	}
+	return int(min(max(limit/2048, minCompletedCap), maxCompletedCap))
+}
 
 type completedResponse struct {
 	resp   []byte         // in the cache's arena; nil for an accepted INVITE (see accepted.go)
@@ -153,7 +199,7 @@ func (c *completedCache) put(key string, resp []byte, conn net.PacketConn, dest 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rotate(time.Now())
-	if len(c.cur)+len(c.prev) >= maxCompleted {
+	if len(c.cur)+len(c.prev) >= completedMax() {
 		return completedResponse{}, false
 	}
 	var b []byte
@@ -181,7 +227,7 @@ func (c *completedCache) putRelay(key string, conn net.PacketConn, dest netip.Ad
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rotate(time.Now())
-	if len(c.cur)+len(c.prev) >= maxCompleted {
+	if len(c.cur)+len(c.prev) >= completedMax() {
 		return false
 	}
 	c.cur[maphash.String(c.seed, key)] = completedResponse{conn: conn, dest: dest, relay: true}

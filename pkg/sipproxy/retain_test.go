@@ -2,6 +2,7 @@ package sipproxy
 
 import (
 	"context"
+	"math"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -18,7 +19,7 @@ func retransmit(t *testing.T, p *Proxy, msg string) (first, again string) {
 	t.Helper()
 	c, to := udpClient(t, p)
 	for i, out := range []*string{&first, &again} {
-		if i == 1 && maxCompleted > 0 {
+		if i == 1 && completedMax() > 0 {
 			deadline := time.Now().Add(2 * time.Second)
 			for completedEntries(p) == 0 && time.Now().Before(deadline) {
 				time.Sleep(5 * time.Millisecond)
@@ -231,5 +232,28 @@ func TestRequestEditedInPlaceStaysWhole(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the handler has returned, release has run
 	if req.GetHeader("Subject") == nil || req.GetHeader("Max-Forwards") == nil {
 		t.Fatalf("the handler's REGISTER was trimmed after it returned:\n%s", req)
+	}
+}
+
+// TestCompletedCapFollowsMemoryLimit: the completed cache's bound follows
+// the memory limit, and under the default 1 GiB holds what a P-CSCF
+// needs at 1,200 calls/s (six entries a call for up to 64 s: 460,800);
+// the fixed bound of before (200,000) did not, and the transactions
+// beyond it stayed in sipgo whole.
+func TestCompletedCapFollowsMemoryLimit(t *testing.T) {
+	const need = 6 * 1200 * 64
+	if got := completedCap(1 << 30); got < need {
+		t.Errorf("1 GiB limit: cap %d entries, want at least %d", got, need)
+	}
+	for limit, want := range map[int64]int{
+		64 << 20:      minCompletedCap,
+		2 << 30:       1 << 20,
+		64 << 30:      maxCompletedCap,
+		math.MaxInt64: maxCompletedCap,
+		0:             maxCompletedCap,
+	} {
+		if got := completedCap(limit); got != want {
+			t.Errorf("completedCap(%d) = %d, want %d", limit, got, want)
+		}
 	}
 }
