@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -254,6 +256,23 @@ func TestCompletedCapFollowsMemoryLimit(t *testing.T) {
 	} {
 		if got := completedCap(limit); got != want {
 			t.Errorf("completedCap(%d) = %d, want %d", limit, got, want)
+		}
+	}
+}
+
+// TestCompletedCacheHoldsAHighCallRate: with the default bound the cache
+// takes the entries of 1,200 calls/s at a P-CSCF for 64 s (460,800: both
+// legs' INVITE server transactions and accepted branches, both BYEs)
+// under the default 1 GiB limit. The fixed bound of before refused every
+// entry past 200,000, and those transactions stayed in sipgo whole.
+func TestCompletedCacheHoldsAHighCallRate(t *testing.T) {
+	if m := completedMax(); m < 6*1200*64 {
+		t.Skipf("bound %d (a memory limit under 900 MiB, or overridden)", m)
+	}
+	c := &completedCache{lifetime: time.Hour}
+	for i := range 6 * 1200 * 64 {
+		if _, ok := c.put("k"+strconv.Itoa(i), nil, nil, netip.AddrPort{}, nil); !ok {
+			t.Fatalf("entry %d refused: the cache is full before holding 64 s of 1,200 calls/s", i)
 		}
 	}
 }

@@ -195,6 +195,21 @@ func (tx *baseTx) Done() <-chan struct{} {
 	return tx.done
 }
 
+// afterFunc is time.AfterFunc, or nil when tx is closed. imscore fork
+// (FORK.md item 15): the state machine arms its next timer after passing a
+// response up or sending it, and the transaction's user may have
+// terminated the transaction in between (a proxy does so as soon as the
+// response is relayed); a timer armed then was never stopped, and its
+// closure kept the transaction, its request and responses reachable for
+// 64*T1. Every timer the state machine arms goes through here. Called
+// with tx.mu held (delete sets closed under it).
+func (tx *baseTx) afterFunc(d time.Duration, f func()) *time.Timer {
+	if tx.closed {
+		return nil
+	}
+	return time.AfterFunc(d, f)
+}
+
 // OnTerminate is experimental
 // Callback function can not call any fsm related functions as it will cause deadlock like.
 // Err must not be called,instead error is passed

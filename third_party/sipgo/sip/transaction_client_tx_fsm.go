@@ -287,14 +287,9 @@ func (tx *ClientTx) actInviteFinal() fsmInput {
 		tx.timer_b = nil
 	}
 
-	// imscore fork: not on a transaction terminated meanwhile (the TU may
-	// end it as soon as the response is passed up); an armed timer's
-	// closure would keep it, its request and responses reachable.
-	if !tx.closed {
-		tx.timer_d = time.AfterFunc(tx.timer_d_time, func() {
-			tx.spinFsm(client_input_timer_d)
-		})
-	}
+	tx.timer_d = tx.afterFunc(tx.timer_d_time, func() {
+		tx.spinFsm(client_input_timer_d)
+	})
 
 	tx.mu.Unlock()
 
@@ -319,11 +314,8 @@ func (tx *ClientTx) actFinal() fsmInput {
 	}
 
 	// tx.Log().Tracef("timer_d set to %v", tx.timer_d_time)
-	if tx.closed { // imscore fork: terminated by the TU meanwhile (see above)
-		return FsmInputNone
-	}
 	if tx.timer_d_time > 0 {
-		tx.timer_d = time.AfterFunc(tx.timer_d_time, func() {
+		tx.timer_d = tx.afterFunc(tx.timer_d_time, func() {
 			tx.spinFsm(client_input_timer_d)
 		})
 		return FsmInputNone
@@ -422,15 +414,9 @@ func (tx *ClientTx) actPassupAccept() fsmInput {
 		tx.timer_b = nil
 	}
 
-	// imscore fork: not when the TU, handed the 2xx above, has already
-	// terminated the transaction: Timer M armed on it was never stopped,
-	// and its closure kept the transaction, the request and the responses
-	// (and whatever the TU's hooks hold) reachable for 64*T1.
-	if !tx.closed {
-		tx.timer_m = time.AfterFunc(Timer_M, func() {
-			tx.spinFsm(client_input_timer_m)
-		})
-	}
+	tx.timer_m = tx.afterFunc(Timer_M, func() {
+		tx.spinFsm(client_input_timer_m)
+	})
 	tx.mu.Unlock()
 
 	return FsmInputNone

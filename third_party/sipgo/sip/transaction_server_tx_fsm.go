@@ -1,9 +1,5 @@
 package sip
 
-import (
-	"time"
-)
-
 // TODO v2
 // Originally forked from https://github.com/ghettovoice/gosip by @ghetovoice
 // Better design could by passing some context through fsm state
@@ -183,9 +179,9 @@ func (tx *ServerTx) actRespondComplete() fsmInput {
 
 	if !tx.reliable {
 		tx.mu.Lock()
-		if tx.closed { // imscore fork: terminated meanwhile; see actFinal
-		} else if tx.timer_g == nil {
-			tx.timer_g = time.AfterFunc(tx.timer_g_time, func() {
+		if tx.timer_g == nil {
+
+			tx.timer_g = tx.afterFunc(tx.timer_g_time, func() {
 				tx.spinFsm(server_input_timer_g)
 			})
 		} else {
@@ -200,8 +196,8 @@ func (tx *ServerTx) actRespondComplete() fsmInput {
 	}
 
 	tx.mu.Lock()
-	if tx.timer_h == nil && !tx.closed {
-		tx.timer_h = time.AfterFunc(Timer_H, func() {
+	if tx.timer_h == nil {
+		tx.timer_h = tx.afterFunc(Timer_H, func() {
 			tx.spinFsm(server_input_timer_h)
 		})
 	}
@@ -216,11 +212,9 @@ func (tx *ServerTx) actRespondAccept() fsmInput {
 	}
 
 	tx.mu.Lock()
-	if !tx.closed { // imscore fork: terminated meanwhile; see actFinal
-		tx.timer_l = time.AfterFunc(Timer_L, func() {
-			tx.spinFsm(server_input_timer_l)
-		})
-	}
+	tx.timer_l = tx.afterFunc(Timer_L, func() {
+		tx.spinFsm(server_input_timer_l)
+	})
 	tx.mu.Unlock()
 
 	return FsmInputNone
@@ -241,17 +235,10 @@ func (tx *ServerTx) actFinal() fsmInput {
 	//  When the server transaction enters the "Completed" state, it MUST set
 	//    Timer J to fire in 64*T1 seconds for unreliable transports, and zero
 	//    seconds for reliable transports.
-	//
-	// imscore fork: not on a transaction terminated while the response was
-	// being sent (Terminate from another goroutine than the one responding
-	// takes no FSM lock): the timer's closure would keep the transaction,
-	// its request and response reachable for 64*T1.
 	tx.mu.Lock()
-	if !tx.closed {
-		tx.timer_j = time.AfterFunc(tx.timer_j_time, func() {
-			tx.spinFsm(server_input_timer_j)
-		})
-	}
+	tx.timer_j = tx.afterFunc(tx.timer_j_time, func() {
+		tx.spinFsm(server_input_timer_j)
+	})
 	tx.mu.Unlock()
 
 	return FsmInputNone
@@ -292,11 +279,9 @@ func (tx *ServerTx) actConfirm() fsmInput {
 	}
 
 	// If transport is reliable this will be 0 and fire imediately
-	if !tx.closed { // imscore fork: see actFinal
-		tx.timer_i = time.AfterFunc(tx.timer_i_time, func() {
-			tx.spinFsm(server_input_timer_i)
-		})
-	}
+	tx.timer_i = tx.afterFunc(tx.timer_i_time, func() {
+		tx.spinFsm(server_input_timer_i)
+	})
 
 	tx.mu.Unlock()
 
