@@ -12,7 +12,8 @@ import (
 // window's mean latency stays within adaptiveTolerance of the long-run
 // latency (nothing is queueing) the limit grows by a tenth per window;
 // when the latency rises above it (work queues up somewhere: the next
-// hops, the HSS, PostgreSQL, the CPU) the limit shrinks in proportion. A
+// hops, the HSS, PostgreSQL, the CPU) and above adaptiveFloor (queueing
+// the UEs would notice) the limit shrinks in proportion. A
 // fixed limit is either too low for a fast chain (503s while it still
 // has CPU to spare) or too high for a slow one.
 const (
