@@ -118,22 +118,8 @@ func ExperimentalResult(code uint32) *diam.AVP {
 // AVPSIPAuthenticate) gives the SIP-Authenticate of every SIP-Auth-Data-Item.
 // An AVP with the right code and another vendor is not matched.
 func FindIn(avps []*diam.AVP, path ...AVPCode) []*diam.AVP {
-	if len(path) == 0 {
-		return nil
-	}
 	var out []*diam.AVP
-	for _, a := range avps {
-		if !path[0].Is(a) {
-			continue
-		}
-		if len(path) == 1 {
-			out = append(out, a)
-			continue
-		}
-		if g, ok := a.Data.(*diam.GroupedAVP); ok {
-			out = append(out, FindIn(g.AVP, path[1:]...)...)
-		}
-	}
+	walk(avps, path, func(a *diam.AVP) bool { out = append(out, a); return true })
 	return out
 }
 
@@ -144,28 +130,33 @@ func Find(m *diam.Message, path ...AVPCode) *diam.AVP {
 	if m == nil {
 		return nil
 	}
-	return firstIn(m.AVP, path)
+	var first *diam.AVP
+	walk(m.AVP, path, func(a *diam.AVP) bool { first = a; return false })
+	return first
 }
 
-// firstIn is the first AVP FindIn(avps, path...) would return, or nil.
-func firstIn(avps []*diam.AVP, path []AVPCode) *diam.AVP {
+// walk calls visit, in message order, for every AVP reached by following
+// path down grouped AVPs from avps (FindIn's matching), until visit
+// returns false; it reports whether the walk went to the end.
+func walk(avps []*diam.AVP, path []AVPCode, visit func(*diam.AVP) bool) bool {
 	if len(path) == 0 {
-		return nil
+		return true
 	}
 	for _, a := range avps {
 		if !path[0].Is(a) {
 			continue
 		}
 		if len(path) == 1 {
-			return a
-		}
-		if g, ok := a.Data.(*diam.GroupedAVP); ok {
-			if r := firstIn(g.AVP, path[1:]); r != nil {
-				return r
+			if !visit(a) {
+				return false
 			}
+			continue
+		}
+		if g, ok := a.Data.(*diam.GroupedAVP); ok && !walk(g.AVP, path[1:], visit) {
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 // FindAll returns every AVP at path in m (see FindIn).
